@@ -1,0 +1,241 @@
+"""The client API: how the CLI, the app and the tests talk to the supervisor.
+
+Safe to use from any thread: it only connects to a Unix socket and, when no
+supervisor runs yet, starts one with ``subprocess`` (which execs at once, so
+no Python runs in a forked child of a threaded caller).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import errors, paths
+from .spec import ContainerConfig
+
+
+def _error_from_reply(reply: dict) -> errors.EngineError:
+    cls = getattr(errors, reply.get("kind", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.EngineError)):
+        cls = errors.EngineError
+    err = cls.__new__(cls)
+    errors.EngineError.__init__(err, reply.get("error", "unknown error"))
+    err.exit_code = int(reply.get("exit_code", 125))
+    err.stage = reply.get("stage", "")
+    return err
+
+
+class _Conn:
+    """A line-oriented JSON connection that can carry file descriptors."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+        self.fds: list[int] = []
+
+    def send(self, message: dict, fds: list[int] = ()) -> None:
+        data = (json.dumps({**message, "nfds": len(fds)}) + "\n").encode()
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.sendall(data)
+
+    def receive(self) -> tuple[dict, list[int]]:
+        while b"\n" not in self.buf:
+            data, fds, _f, _a = socket.recv_fds(self.sock, 65536, 4)
+            self.fds.extend(fds)
+            if not data:
+                raise errors.SupervisorError("the supervisor closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        fds, self.fds = self.fds, []
+        return json.loads(line), fds
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.sock.close()
+
+
+class Attached:
+    """A container started with ``attach=True``: wait for its exit here."""
+
+    def __init__(self, conn: _Conn, reply: dict, pty: int | None):
+        self._conn = conn
+        self.id: str = reply["id"]
+        self.name: str = reply["name"]
+        self.pid: int = reply["pid"]
+        self.pty = pty          # the terminal's master fd (tty containers), owned by the caller
+
+    def fileno(self) -> int:
+        """The connection's fd: readable when the exit event has arrived."""
+        return self._conn.sock.fileno()
+
+    def wait(self) -> dict:
+        """Block until the container exits; returns exit_code, oom_killed, error."""
+        self._conn.sock.settimeout(None)
+        while True:
+            message, fds = self._conn.receive()
+            for fd in fds:
+                os.close(fd)
+            if message.get("event") == "exit":
+                return message
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Client:
+    """Requests to this user's supervisor, starting it on demand."""
+
+    def __init__(self, *, state_dir: Path | None = None, autostart: bool = True, timeout: float = 60.0):
+        self.state_dir = state_dir or paths.state_dir()
+        self.autostart = autostart
+        self.timeout = timeout
+
+    @property
+    def socket_path(self) -> Path:
+        return self.state_dir / "supervisor.sock"
+
+    def _try_connect(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(str(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            return None
+        except PermissionError:
+            sock.close()
+            raise errors.SupervisorError(
+                f"permission denied on {self.socket_path}: the supervisor belongs to another user")
+        sock.settimeout(self.timeout)
+        return sock
+
+    def _connect(self) -> _Conn:
+        sock = self._try_connect()
+        if sock is None and self.autostart:
+            self._start_supervisor()
+            sock = self._try_connect()
+        if sock is None:
+            raise errors.SupervisorError(f"no supervisor is listening on {self.socket_path}")
+        return _Conn(sock)
+
+    def _start_supervisor(self) -> None:
+        """Start ``python -m engine.supervisor --daemon``, serialised by a lock."""
+        import fcntl
+
+        paths.ensure_private_dir(self.state_dir)
+        with open(self.state_dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (sock := self._try_connect()) is not None:
+                sock.close()
+                return
+            log_path = self.state_dir / "supervisor.log"
+            with open(log_path, "ab") as log:
+                start = log.tell()
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    [str(Path(__file__).resolve().parent.parent)] +
+                    ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+                rc = subprocess.call([sys.executable, "-m", "engine.supervisor", "--daemon"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                     cwd="/", env=env, start_new_session=True)
+            if rc != 0:
+                with open(log_path, "rb") as f:
+                    f.seek(start)
+                    tail = f.read().decode(errors="replace").strip().splitlines()
+                raise errors.SupervisorError(tail[-1] if tail else "the supervisor failed to start")
+
+    def call(self, op: str, *, fds: list[int] = (), **fields) -> dict:
+        """One request, one reply; an error reply raises the matching EngineError."""
+        conn = self._connect()
+        try:
+            conn.send({"op": op, **fields}, fds)
+            reply, rfds = conn.receive()
+            for fd in rfds:
+                os.close(fd)
+        except (OSError, ValueError) as e:
+            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        finally:
+            conn.close()
+        if not reply.get("ok"):
+            raise _error_from_reply(reply)
+        return reply
+
+    # -- the verbs -----------------------------------------------------------
+    def ping(self) -> dict:
+        return self.call("ping")
+
+    def run(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True,
+            winsize: tuple[int, int] | None = None) -> Attached | dict:
+        """Create and start a container.
+
+        ``stdio``: fds the container's output (and, with ``interactive``, input)
+        go to directly -- ``[stdout, stderr]`` or ``[stdin, stdout, stderr]``;
+        without them the supervisor keeps the output in the container's log.
+        With ``attach`` returns an :class:`Attached` (with the terminal master
+        for a tty container), else the reply (id, name, pid).
+        """
+        config.validate()
+        conn = self._connect()
+        try:
+            conn.send({"op": "run", "config": config.to_dict(), "attach": attach,
+                       "winsize": list(winsize) if winsize else None}, list(stdio))
+            reply, fds = conn.receive()
+        except (OSError, ValueError) as e:
+            conn.close()
+            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        if not reply.get("ok"):
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            raise _error_from_reply(reply)
+        if not attach:
+            conn.close()
+            return reply
+        return Attached(conn, reply, fds[0] if fds else None)
+
+    def wait(self, ref: str) -> dict:
+        """Block until container ``ref`` has exited; returns its exit info."""
+        conn = self._connect()
+        try:
+            conn.send({"op": "wait", "id": ref})
+            reply, _ = conn.receive()
+            if not reply.get("ok"):
+                raise _error_from_reply(reply)
+            if reply.get("event") == "exit":
+                return reply
+            return Attached(conn, {"id": ref, "name": ref, "pid": 0}, None).wait()
+        finally:
+            conn.close()
+
+    def kill(self, ref: str, signal: int = 9) -> None:
+        self.call("kill", id=ref, signal=signal)
+
+    def remove(self, ref: str, *, force: bool = False) -> str:
+        return self.call("rm", id=ref, force=force)["id"]
+
+    def ps(self, *, all: bool = False) -> list[dict]:  # noqa: A002 - docker's flag name
+        return self.call("ps", all=all)["containers"]
+
+    def inspect(self, ref: str) -> dict:
+        return self.call("inspect", id=ref)["container"]
+
+    def shutdown(self) -> None:
+        """Ask a running supervisor to stop its containers and exit (no autostart)."""
+        sock = self._try_connect()
+        if sock is None:
+            return
+        conn = _Conn(sock)
+        try:
+            conn.send({"op": "shutdown"})
+            conn.receive()
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 10
+        while self.socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)

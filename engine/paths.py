@@ -1,0 +1,99 @@
+"""Where the engine keeps things.
+
+- state (sockets, pid files, locks): ``/run/container-lab`` as root, else
+  ``$XDG_RUNTIME_DIR/container-lab``; it vanishes at reboot, as it should.
+- data (images, container layers, logs): ``/var/lib/container-lab`` as root,
+  else ``$XDG_DATA_HOME/container-lab``; mode 0700, because image layers may
+  hold setuid-root binaries that another user of a shared classroom server
+  must never reach.
+- the learner's own settings and progress: the XDG state dir of the person at
+  the keyboard -- under ``sudo`` that is ``SUDO_USER``, not root.
+
+``CONTAINER_LAB_ROOT`` moves state and data under one directory (tests and
+instructors' sandboxes use it); ``CONTAINER_LAB_STATE_DIR`` and
+``CONTAINER_LAB_DATA_DIR`` move each on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+APP = "container-lab"
+
+
+def is_root() -> bool:
+    """True when running with an effective uid of 0 (the full, rootful lab)."""
+    return os.geteuid() == 0
+
+
+def _root_override(sub: str) -> Path | None:
+    root = os.environ.get("CONTAINER_LAB_ROOT")
+    return Path(root) / sub if root else None
+
+
+def state_dir() -> Path:
+    """Runtime state: the supervisor's socket, pid file and locks."""
+    if env := os.environ.get("CONTAINER_LAB_STATE_DIR"):
+        return Path(env)
+    if p := _root_override("run"):
+        return p
+    if is_root():
+        return Path("/run") / APP
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/{APP}-{os.getuid()}"
+    return Path(runtime) / APP
+
+
+def data_dir() -> Path:
+    """Images, container layers and logs."""
+    if env := os.environ.get("CONTAINER_LAB_DATA_DIR"):
+        return Path(env)
+    if p := _root_override("lib"):
+        return p
+    if is_root():
+        return Path("/var/lib") / APP
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / APP
+
+
+def ensure_private_dir(path: Path, mode: int = 0o700) -> Path:
+    """Create ``path`` (and parents) and make sure it has exactly ``mode``."""
+    path.mkdir(parents=True, exist_ok=True)
+    if (os.stat(path).st_mode & 0o7777) != mode:
+        os.chmod(path, mode)
+    return path
+
+
+def learner_home() -> Path:
+    """Home of the person at the keyboard: SUDO_USER's under sudo, else ours."""
+    sudo_user = os.environ.get("SUDO_USER")
+    if is_root() and sudo_user and sudo_user != "root":
+        try:
+            return Path(pwd.getpwnam(sudo_user).pw_dir)
+        except KeyError:
+            pass
+    return Path.home()
+
+
+def learner_state_dir() -> Path:
+    """The learner's settings and progress (XDG state dir of the invoking user)."""
+    if env := os.environ.get("CONTAINER_LAB_LEARNER_DIR"):
+        return Path(env)
+    sudo_user = os.environ.get("SUDO_USER")
+    under_sudo = is_root() and sudo_user and sudo_user != "root"
+    xdg = None if under_sudo else os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else learner_home() / ".local" / "state"
+    return base / APP
+
+
+def learner_owner() -> tuple[int, int] | None:
+    """(uid, gid) to chown the learner's files to under sudo, else None."""
+    sudo_user = os.environ.get("SUDO_USER")
+    if is_root() and sudo_user and sudo_user != "root":
+        try:
+            pw = pwd.getpwnam(sudo_user)
+        except KeyError:
+            return None
+        return pw.pw_uid, pw.pw_gid
+    return None

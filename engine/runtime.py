@@ -1,0 +1,587 @@
+"""How a container starts: the stages that turn a forked process into one.
+
+A container is an ordinary process that the kernel has been asked to isolate.
+The supervisor forks it (already inside a new PID namespace, so it is PID 1
+there) and the child then runs :func:`child_main`, which walks these stages
+in order -- the order matters:
+
+1. ``cgroup``      join the container's control group (before its cgroup
+                   namespace exists, so that group becomes the namespace root).
+2. ``namespaces``  unshare mount, UTS, IPC, network and cgroup namespaces.
+3. ``propagation`` make every mount private, BEFORE any mount: on a host whose
+                   ``/`` is shared (systemd), mounts would otherwise leak out.
+4. ``rootfs``      overlayfs: read-only image layers below, a writable layer on
+                   top; bind the volumes and /etc/hostname, hosts, resolv.conf.
+5. ``proc``        a fresh /proc for the new PID namespace, with the paths a
+                   container must not see masked or read-only (as Docker does).
+6. ``dev``         a small tmpfs /dev with only the safe devices, a private
+                   /dev/pts and /dev/shm.
+7. ``sys``         /sys read-only, and the container's own cgroup tree at
+                   /sys/fs/cgroup so its limits are readable inside.
+8. ``pivot_root``  make the new root the root, and detach the old one.
+9. ``hostname``    set the hostname in the new UTS namespace.
+10. ``capabilities`` keep only Docker's default 14 capabilities.
+11. ``exec``       switch user, change directory, execve the command.
+
+Every kernel operation is written to a transcript (with the equivalent shell
+command), which the child sends to the supervisor before it execs; the
+course's "What happened" view reads it.
+
+Mount targets inside the container's root are resolved with openat2(2) and
+RESOLVE_IN_ROOT, so a symlink in an image can never send a mount to the host.
+Everything mounted here lives only in the container's mount namespace: when
+the container's last process exits, the kernel takes all of it away.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shlex
+import signal
+import socket
+import stat
+import struct
+import termios
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from . import syscalls as sc
+
+# Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb.
+DEFAULT_CAPS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18,
+    "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31,
+}
+DEFAULT_CAP_MASK = sum(1 << bit for bit in DEFAULT_CAPS.values())
+
+# Docker's masked and read-only /proc and /sys paths (moby oci/defaults.go).
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+# The devices a container gets: bound from the host's own nodes into a /dev
+# mounted nodev, so a node a learner makes with mknod inside is inert -- on
+# cgroup v1 and v2 alike, with no device cgroup or BPF filter needed.
+DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
+DEV_SYMLINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+                "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Exit codes, as docker gives them.
+EXIT_ENGINE = 125
+EXIT_CANNOT_EXEC = 126
+EXIT_NOT_FOUND = 127
+
+
+@dataclass
+class ChildSpec:
+    """What the child needs, computed by the supervisor before the fork."""
+
+    id: str
+    rootfs: str                  # host path of the (empty) mount point
+    lowerdir: str                # overlay lowerdir option: image layers, top first
+    upperdir: str
+    workdir: str
+    hostname: str
+    argv: list[str]
+    env: list[str]
+    cwd: str = "/"
+    user: str | None = None
+    tty: bool = False
+    winsize: tuple[int, int] = (24, 80)
+    init: bool = False
+    procs_files: list[str] = field(default_factory=list)
+    cgroup_mounts: list[dict] = field(default_factory=list)   # {source,target,fstype,flags,data} or {symlink,target}
+    volumes: list[dict] = field(default_factory=list)         # {source,target,readonly}
+    etc_files: dict[str, str] = field(default_factory=dict)   # container path -> host file
+
+
+class StageError(Exception):
+    """A stage failed; carries the stage id and the exit code to use."""
+
+    def __init__(self, stage: str, message: str, code: int = EXIT_ENGINE):
+        super().__init__(message)
+        self.stage, self.message, self.code = stage, message, code
+
+
+class Transcript:
+    """Ordered stages, each with the kernel operations done and their shell twin."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict] = []
+
+    def stage(self, sid: str, title: str) -> None:
+        """Open a new stage."""
+        self.stages.append({"id": sid, "title": title, "ops": []})
+
+    def op(self, call: str, shell: str, **detail) -> None:
+        """Record one kernel operation in the current stage."""
+        self.stages[-1]["ops"].append({"call": call, "shell": shell, **detail})
+
+
+def _mount_flags_text(flags: int) -> str:
+    names = {sc.MS_RDONLY: "ro", sc.MS_NOSUID: "nosuid", sc.MS_NODEV: "nodev",
+             sc.MS_NOEXEC: "noexec", sc.MS_REMOUNT: "remount", sc.MS_BIND: "bind",
+             sc.MS_REC: "rec", sc.MS_PRIVATE: "private", sc.MS_STRICTATIME: "strictatime"}
+    return ",".join(n for bit, n in names.items() if flags & bit)
+
+
+class Builder:
+    """Runs the stages with a :class:`~engine.syscalls.Syscalls` and records them."""
+
+    def __init__(self, spec: ChildSpec, kernel, transcript: Transcript, chan: socket.socket | None):
+        self.spec = spec
+        self.k = kernel
+        self.t = transcript
+        self.chan = chan
+        self.stage_id = ""
+        self.root_fd = -1
+
+    # -- helpers ---------------------------------------------------------
+    def begin(self, sid: str, title: str) -> None:
+        self.stage_id = sid
+        self.t.stage(sid, title)
+
+    def fail(self, message: str, code: int = EXIT_ENGINE) -> NoReturn:
+        raise StageError(self.stage_id, message, code)
+
+    def mount(self, source, target, fstype, flags=0, data=None, *, shown_target=None) -> None:
+        shown = shown_target or target
+        opts = ",".join(x for x in (_mount_flags_text(flags), data or "") if x)
+        if flags & sc.MS_BIND and not flags & sc.MS_REMOUNT:
+            shell = f"mount --{'r' if flags & sc.MS_REC else ''}bind {source} {shown}"
+        elif flags & sc.MS_REMOUNT:
+            shell = f"mount -o {opts} {shown}"
+        elif fstype is None and flags & sc.MS_PRIVATE:
+            shell = f"mount --make-{'r' if flags & sc.MS_REC else ''}private {shown}"
+        else:
+            shell = f"mount -t {fstype} {'-o ' + opts + ' ' if opts else ''}{source} {shown}"
+        self.t.op("mount", shell, source=source, target=shown, fstype=fstype,
+                  flags=_mount_flags_text(flags), data=data)
+        try:
+            self.k.mount(source, target, fstype, flags, data)
+        except OSError as e:
+            self.fail(f"mount {fstype or 'bind'} on {shown}: {os.strerror(e.errno)}")
+
+    def in_root(self, path: str, kind: str = "dir", *, refuse_symlink: bool = False) -> int:
+        """O_PATH fd of ``path`` resolved inside the rootfs, created as ``kind`` if missing."""
+        parts = [p for p in path.split("/") if p and p != "."]
+        if ".." in parts:
+            self.fail(f"path {path!r} may not contain '..'")
+        fd = os.dup(self.root_fd)
+        try:
+            for i, name in enumerate(parts):
+                last = i == len(parts) - 1
+                if refuse_symlink and last:
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        if stat.S_ISLNK(st.st_mode):
+                            self.fail(f"the image's {path} is a symlink; refusing to mount over it")
+                    except FileNotFoundError:
+                        pass
+                try:
+                    nfd = sc.openat2(fd, name, os.O_PATH)
+                except FileNotFoundError:
+                    if last and kind == "file":
+                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                         0o644, dir_fd=fd))
+                    else:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                    nfd = sc.openat2(fd, name, os.O_PATH)
+                os.close(fd)
+                fd = nfd
+            return fd
+        except OSError as e:
+            os.close(fd)
+            self.fail(f"cannot make {path} inside the container: {os.strerror(e.errno)}")
+
+    def mount_in_root(self, source, path, fstype, flags=0, data=None, *, kind="dir",
+                      refuse_symlink=False) -> None:
+        fd = self.in_root(path, kind, refuse_symlink=refuse_symlink)
+        try:
+            self.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data, shown_target=path)
+        finally:
+            os.close(fd)
+
+    # -- stages ----------------------------------------------------------
+    def stage_cgroup(self) -> None:
+        self.begin("cgroup", "Join the container's control group")
+        for path in self.spec.procs_files:
+            self.t.op("write", f"echo $$ > {path}", path=path, value="0")
+            try:
+                with open(path, "w") as f:
+                    f.write("0")
+            except OSError as e:
+                self.fail(f"cannot join cgroup {path}: {os.strerror(e.errno)}")
+
+    def stage_namespaces(self) -> None:
+        self.begin("namespaces", "Create new mount, UTS, IPC, network and cgroup namespaces")
+        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET | sc.CLONE_NEWCGROUP
+        names = sc.flag_names(flags, {"CLONE_NEWNS": sc.CLONE_NEWNS, "CLONE_NEWUTS": sc.CLONE_NEWUTS,
+                                      "CLONE_NEWIPC": sc.CLONE_NEWIPC, "CLONE_NEWNET": sc.CLONE_NEWNET,
+                                      "CLONE_NEWCGROUP": sc.CLONE_NEWCGROUP})
+        self.t.op("unshare", "unshare --mount --uts --ipc --net --cgroup", flags=names)
+        try:
+            self.k.unshare(flags)
+        except OSError as e:
+            self.fail(f"unshare: {os.strerror(e.errno)}")
+        # A new network namespace has only a loopback device, and it is down.
+        self.t.op("ioctl", "ip link set lo up", request="SIOCSIFFLAGS", device="lo", flags="IFF_UP")
+        _link_up("lo")
+
+    def stage_propagation(self) -> None:
+        self.begin("propagation", "Make every mount private, so nothing leaks to the host")
+        self.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+
+    def stage_rootfs(self) -> None:
+        s = self.spec
+        self.begin("rootfs", "Mount the image layers and the writable layer (overlayfs)")
+        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}"
+        self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
+        self.root_fd = os.open(s.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        for path, host in s.etc_files.items():
+            self.mount_in_root(host, path, None, sc.MS_BIND, kind="file")
+        for vol in s.volumes:
+            kind = "dir" if os.path.isdir(vol["source"]) else "file"
+            self.mount_in_root(vol["source"], vol["target"], None, sc.MS_BIND | sc.MS_REC, kind=kind)
+            extra = sc.MS_NODEV | sc.MS_NOSUID
+            if vol["readonly"]:
+                extra |= sc.MS_RDONLY
+            self.mount_in_root(None, vol["target"], None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+
+    def stage_proc(self) -> None:
+        self.begin("proc", "Mount a fresh /proc for the new PID namespace; mask what a container must not see")
+        self.mount_in_root("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV,
+                           refuse_symlink=True)
+        self._mask_and_protect(prefix="/proc")
+
+    def _mask_and_protect(self, prefix: str) -> None:
+        for path in (p for p in MASKED_PATHS if p.startswith(prefix + "/")):
+            try:
+                st = os.stat(path.lstrip("/"), dir_fd=self.root_fd, follow_symlinks=False)
+            except OSError:
+                continue            # not on this kernel: nothing to hide
+            if stat.S_ISDIR(st.st_mode):
+                self.mount_in_root("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0")
+            else:
+                self.mount_in_root("/dev/null", path, None, sc.MS_BIND, kind="file")
+        for path in (p for p in READONLY_PATHS if p.startswith(prefix + "/")):
+            try:
+                os.stat(path.lstrip("/"), dir_fd=self.root_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            self.mount_in_root(path, path, None, sc.MS_BIND | sc.MS_REC)
+            self.mount_in_root(None, path, None,
+                               sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+    def stage_dev(self) -> None:
+        self.begin("dev", "Give the container a minimal /dev")
+        self.mount_in_root("tmpfs", "/dev", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_STRICTATIME,
+                           "mode=755,size=65536k", refuse_symlink=True)
+        for name in DEVICES:
+            self.mount_in_root(f"/dev/{name}", f"/dev/{name}", None, sc.MS_BIND, kind="file")
+        dev_fd = self.in_root("/dev")
+        try:
+            dev = f"/proc/self/fd/{dev_fd}"
+            for name, target in DEV_SYMLINKS.items():
+                self.t.op("symlink", f"ln -s {target} /dev/{name}", target=target, link=f"/dev/{name}")
+                os.symlink(target, f"{dev}/{name}")
+            if self.spec.tty:
+                os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        finally:
+            os.close(dev_fd)
+        self.mount_in_root("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                           "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        self.mount_in_root("shm", "/dev/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                           "mode=1777,size=65536k")
+        self.mount_in_root("mqueue", "/dev/mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+    def stage_sys(self) -> None:
+        self.begin("sys", "Mount /sys read-only, with the container's own cgroup tree")
+        ro = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+        self.mount_in_root("sysfs", "/sys", "sysfs", ro, refuse_symlink=True)
+        for m in self.spec.cgroup_mounts:
+            if "symlink" in m:
+                fd = self.in_root(os.path.dirname(m["target"]))
+                try:
+                    link = f"/proc/self/fd/{fd}/{os.path.basename(m['target'])}"
+                    self.t.op("symlink", f"ln -s {m['symlink']} /{m['target']}", target=m["symlink"])
+                    os.symlink(m["symlink"], link)
+                finally:
+                    os.close(fd)
+                continue
+            flags = m["flags"]
+            if m["fstype"] == "tmpfs":   # the v1 parent dir: made writable, then sealed below
+                flags &= ~sc.MS_RDONLY
+            self.mount_in_root(m["source"], "/" + m["target"], m["fstype"], flags, m.get("data") or None)
+        for m in self.spec.cgroup_mounts:
+            if m.get("fstype") == "tmpfs" and m["flags"] & sc.MS_RDONLY:
+                self.mount_in_root(None, "/" + m["target"], None, sc.MS_REMOUNT | m["flags"], m.get("data") or None)
+        self._mask_and_protect(prefix="/sys")
+
+    def stage_pivot_root(self) -> None:
+        self.begin("pivot_root", "Make the container's file system the root; detach the host's")
+        os.chdir(self.spec.rootfs)
+        self.t.op("pivot_root", f"cd {self.spec.rootfs} && pivot_root . .", new_root=self.spec.rootfs)
+        try:
+            self.k.pivot_root(".", ".")
+        except OSError as e:
+            self.fail(f"pivot_root: {os.strerror(e.errno)}")
+        # The old root now sits on top of the new one at "/": detach it.
+        self.t.op("umount2", "umount -l /", target="/ (the old root)", flags="MNT_DETACH")
+        self.k.umount(".", sc.MNT_DETACH)
+        os.chdir("/")
+        os.close(self.root_fd)
+        self.root_fd = -1
+
+    def stage_hostname(self) -> None:
+        self.begin("hostname", "Give the container its own hostname")
+        self.t.op("sethostname", f"hostname {self.spec.hostname}", name=self.spec.hostname)
+        self.k.sethostname(self.spec.hostname)
+
+    def stage_tty(self) -> None:
+        """Open the container's terminal in its own /dev/pts and send the master back."""
+        self.begin("tty", "Open a pseudo-terminal inside the container")
+        master, slave = os.openpty()
+        rows, cols = self.spec.winsize
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        name = os.ttyname(slave)
+        self.t.op("openpty", f"# open /dev/ptmx -> {name}", device=name)
+        self.mount(name, "/dev/console", None, sc.MS_BIND)
+        if self.chan is not None:
+            socket.send_fds(self.chan, [json.dumps({"pty": name}).encode()], [master])
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        if slave > 2:
+            os.close(slave)
+
+    def stage_capabilities(self) -> None:
+        self.begin("capabilities", "Keep only Docker's default capabilities")
+        last = _cap_last_cap()
+        dropped = [c for c in range(last + 1) if not DEFAULT_CAP_MASK & (1 << c)]
+        self.t.op("prctl", f"capsh --drop=<{len(dropped)} capabilities> (keep {', '.join(DEFAULT_CAPS)})",
+                  option="PR_CAPBSET_DROP", dropped=dropped, kept=sorted(DEFAULT_CAPS))
+        for cap in dropped:
+            self.k.prctl(sc.PR_CAPBSET_DROP, cap)
+        self.k.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+        mask = DEFAULT_CAP_MASK
+        self.k.capset(mask, mask, 0)
+
+    def stage_exec(self) -> NoReturn:
+        s = self.spec
+        self.begin("exec", "Become the user and run the command")
+        env = _env_dict(s.env)
+        uid, gid, groups, home = _resolve_user(s.user, self)
+        if "HOME" not in env:
+            env["HOME"] = home
+        cwd = s.cwd or "/"
+        try:
+            os.makedirs(cwd, exist_ok=True)
+            os.chdir(cwd)
+        except OSError as e:
+            self.fail(f"cannot change to working directory {cwd}: {os.strerror(e.errno)}", EXIT_CANNOT_EXEC)
+        if (uid, gid) != (0, 0) or s.user:
+            self.t.op("setuid", f"setpriv --reuid={uid} --regid={gid} --groups={','.join(map(str, groups)) or ''}",
+                      uid=uid, gid=gid, groups=groups)
+            try:
+                os.setgroups(groups)
+                os.setgid(gid)
+                os.setuid(uid)
+            except OSError as e:
+                self.fail(f"cannot switch to user {s.user}: {os.strerror(e.errno)}")
+        path = _find_executable(s.argv[0], env.get("PATH", DEFAULT_PATH), self)
+        self.t.op("execve", "exec " + " ".join(shlex.quote(a) for a in s.argv), path=path, argv=s.argv)
+        send(self.chan, {"transcript": self.t.stages})
+        try:
+            os.execve(path, s.argv, env)
+        except OSError as e:
+            code = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXEC
+            self.fail(f'exec: "{s.argv[0]}": {os.strerror(e.errno).lower()}', code)
+
+
+def _env_dict(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def _resolve_user(spec: str | None, b: Builder) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary groups and home for ``USER[:GROUP]``, read from
+    the container's own /etc/passwd and /etc/group (never the host's)."""
+    user, _, group = (spec or "0").partition(":")
+    passwd = _read_db("/etc/passwd")
+    groups_db = _read_db("/etc/group")
+    entry = next((e for e in passwd if len(e) >= 6 and (e[0] == user or e[2] == user)), None)
+    if entry:
+        uid, gid, home, name = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
+    elif user.isdigit():
+        uid, gid, home, name = int(user), int(user), "/", None
+    else:
+        b.fail(f"unable to find user {user}: no matching entries in passwd file")
+    if group:
+        g = next((e for e in groups_db if len(e) >= 3 and (e[0] == group or e[2] == group)), None)
+        if g:
+            gid = int(g[2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            b.fail(f"unable to find group {group}: no matching entries in group file")
+    supplementary = sorted({gid} | {int(e[2]) for e in groups_db
+                                    if len(e) >= 4 and name and name in e[3].split(",")})
+    return uid, gid, supplementary, home
+
+
+def _find_executable(cmd: str, path: str, b: Builder) -> str:
+    """Look ``cmd`` up as execvp would, with docker's messages and exit codes."""
+    if "/" in cmd:
+        if not os.path.exists(cmd):
+            b.fail(f'exec: "{cmd}": stat {cmd}: no such file or directory', EXIT_NOT_FOUND)
+        if os.path.isdir(cmd):
+            b.fail(f'exec: "{cmd}": is a directory: permission denied', EXIT_CANNOT_EXEC)
+        if not os.access(cmd, os.X_OK):
+            b.fail(f'exec: "{cmd}": permission denied', EXIT_CANNOT_EXEC)
+        return cmd
+    denied = None
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", cmd)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = candidate
+    if denied:
+        b.fail(f'exec: "{cmd}": permission denied', EXIT_CANNOT_EXEC)
+    b.fail(f'exec: "{cmd}": executable file not found in $PATH', EXIT_NOT_FOUND)
+
+
+def _cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return 40
+
+
+def _link_up(name: str) -> None:
+    """Bring a network device up with SIOCSIFFLAGS (``ip link set NAME up``)."""
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH", name.encode(), 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, ifr)[:18])[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", name.encode(), flags | IFF_UP))
+
+
+def send(chan: socket.socket | None, message: dict) -> None:
+    """Send one message to the supervisor over the start channel (if any)."""
+    if chan is not None:
+        try:
+            chan.send(json.dumps(message).encode())
+        except OSError:
+            pass
+
+
+def _reset_signals() -> None:
+    """A forked Python process ignores SIGPIPE and has handlers for others:
+    give the container the default dispositions and an empty mask."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _run_init(child: int) -> NoReturn:
+    """A tiny init (``--init``): forward signals to the command, reap orphans,
+    exit as the command exited."""
+    forward = [s for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                           signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)]
+    for sig in forward:
+        signal.signal(sig, lambda signum, _frame: _kill_quiet(child, signum))
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(EXIT_ENGINE)
+        if pid == child:
+            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
+                     else 128 + os.WTERMSIG(status))
+
+
+def _kill_quiet(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int], kernel=None) -> NoReturn:
+    """Entry point of the forked child: never returns into the supervisor."""
+    code = EXIT_ENGINE
+    transcript = Transcript()
+    try:
+        # Only 0-2 and the start channel may cross into the container.
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        os.dup2(chan.fileno(), 3, inheritable=False)
+        os.closerange(4, 1 << 20)
+        chan = socket.socket(fileno=3)
+        _reset_signals()
+        b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
+        b.stage_cgroup()
+        b.stage_namespaces()
+        b.stage_propagation()
+        b.stage_rootfs()
+        b.stage_proc()
+        b.stage_dev()
+        b.stage_sys()
+        b.stage_pivot_root()
+        b.stage_hostname()
+        if spec.tty:
+            b.stage_tty()
+        else:
+            os.setsid()
+        b.stage_capabilities()
+        if spec.init:
+            pid = os.fork()
+            if pid:
+                chan.close()
+                _run_init(pid)
+            if spec.tty:
+                # The command, not the init, is the terminal's foreground job,
+                # so Ctrl-C reaches it once (and the init forwards the rest).
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(0, os.getpid())
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        b.stage_exec()
+    except StageError as e:
+        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
+        code = e.code
+    except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
+        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
+                    "transcript": transcript.stages})
+    os._exit(code)

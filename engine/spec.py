@@ -1,0 +1,128 @@
+"""What a learner asks for: the configuration of one container.
+
+:class:`ContainerConfig` is plain data (JSON round-trips through ``to_dict``
+and ``from_dict``), built by the CLI from ``run`` flags or by the app and the
+lessons directly, validated here once, and sent to the supervisor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from .errors import InvalidArgument
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+LABEL_KEY_RE = re.compile(r"^[^=\0\s]+$")
+
+# Limits every container gets unless told otherwise. Docker sets none; a
+# classroom shares one machine, so a runaway memory hog or fork bomb in one
+# learner's container must not take the room down (see SECURITY.md).
+DEFAULT_MEMORY = 1 << 30          # 1 GiB
+DEFAULT_PIDS = 1024
+
+NETWORKS = ("none",)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A bind mount of a host path into the container (``-v HOST:CTR[:ro]``)."""
+
+    source: str
+    target: str
+    readonly: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Volume":
+        """Parse ``HOST:CTR[:ro|rw]``; host paths must be absolute and exist."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise InvalidArgument(f"invalid volume specification: '{text}' (expected HOST:CONTAINER[:ro])")
+        source, target = parts[0], parts[1]
+        mode = parts[2] if len(parts) == 3 else "rw"
+        if mode not in ("ro", "rw"):
+            raise InvalidArgument(f"invalid volume mode '{mode}' in '{text}' (expected ro or rw)")
+        if not source.startswith("/"):
+            raise InvalidArgument(f"invalid volume '{text}': named volumes are not supported; use an absolute host path")
+        if not target.startswith("/") or target == "/":
+            raise InvalidArgument(f"invalid volume '{text}': the container path must be absolute and not /")
+        return cls(source, target, mode == "ro")
+
+
+@dataclass
+class ContainerConfig:
+    """Everything ``run`` needs to create and start one container."""
+
+    image: str
+    cmd: list[str] = field(default_factory=list)
+    entrypoint: list[str] | None = None
+    name: str | None = None
+    hostname: str | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    volumes: list[Volume] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    init: bool = False
+    tty: bool = False
+    interactive: bool = False
+    detach: bool = False
+    remove: bool = False
+    network: str = "none"
+    memory: int | None = DEFAULT_MEMORY
+    memory_swap: int | None = None
+    pids_limit: int | None = DEFAULT_PIDS
+    cpus: float | None = None
+
+    def validate(self) -> "ContainerConfig":
+        """Raise InvalidArgument naming the first bad field; return self."""
+        if not self.image:
+            raise InvalidArgument("an image name is required")
+        if self.name is not None and not NAME_RE.match(self.name):
+            raise InvalidArgument(f"invalid container name '{self.name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if self.hostname is not None and (len(self.hostname) > 64 or not HOSTNAME_RE.match(self.hostname)):
+            raise InvalidArgument(f"invalid hostname '{self.hostname}'")
+        for item in self.env:
+            if "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]) or "\0" in item:
+                raise InvalidArgument(f"invalid environment variable '{item}' (expected KEY=VALUE)")
+        for key in self.labels:
+            if not LABEL_KEY_RE.match(key):
+                raise InvalidArgument(f"invalid label key '{key}'")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise InvalidArgument(f"the working directory '{self.workdir}' is invalid, it needs to be an absolute path")
+        if self.user is not None and not re.match(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$", self.user):
+            raise InvalidArgument(f"invalid user '{self.user}' (expected USER[:GROUP], names or numbers)")
+        if self.network not in NETWORKS:
+            raise InvalidArgument(f"network '{self.network}' is not supported yet (available: {', '.join(NETWORKS)})")
+        if self.memory is not None and self.memory < 6 * 1024 * 1024:
+            raise InvalidArgument("minimum memory limit allowed is 6MB")
+        if self.memory_swap is not None and self.memory_swap != -1:
+            if self.memory is None:
+                raise InvalidArgument("you should always set the memory limit when using the memory-swap limit")
+            if self.memory_swap < self.memory:
+                raise InvalidArgument("minimum memory-swap limit should be larger than the memory limit")
+        if self.pids_limit is not None and self.pids_limit < 1:
+            raise InvalidArgument("the pids limit must be a positive number (or -1 for no limit)")
+        if self.cpus is not None and not 0.01 <= self.cpus <= 1024:
+            raise InvalidArgument(f"invalid cpus value {self.cpus}: expected a number like 0.5")
+        targets = [v.target for v in self.volumes]
+        if len(set(targets)) != len(targets):
+            raise InvalidArgument("duplicate mount point in volumes")
+        return self
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContainerConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an InvalidArgument."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidArgument(f"unknown container option(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        data["volumes"] = [Volume(**v) if isinstance(v, dict) else v for v in data.get("volumes", [])]
+        return cls(**data)

@@ -1,0 +1,710 @@
+"""The supervisor: one process per user, the parent of every container.
+
+Why a separate process: the app is multi-threaded, and no Python code may run
+in a forked child of a threaded process. The supervisor is single-threaded,
+so it can fork a container child safely; it also reaps containers, records
+how they ended, holds their terminals and keeps working when its clients
+(the CLI, the app, the tests) come and go.
+
+It listens on a Unix socket (mode 0600) in the state dir. The protocol is one
+JSON object per line; file descriptors (a client's stdio, a container's
+terminal) travel beside a message with SCM_RIGHTS, and ``"nfds"`` says how
+many belong to it. Every request gets one reply ``{"ok": true, ...}`` or
+``{"ok": false, "error": "...", "kind": "...", "exit_code": N}``; a client
+that asked to stay attached later gets ``{"event": "exit", ...}``.
+
+Start it with ``python -m engine.supervisor``; clients do that on demand.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from . import paths, runtime
+from . import syscalls as sc
+from .errors import ContainerNotFound, EngineError, InvalidArgument, NameConflict, StartError
+from .spec import ContainerConfig
+
+PROTOCOL = 1
+LOG_CAP = 8 * 1024 * 1024          # bytes kept per log file before it rotates
+START_TIMEOUT = 30.0               # seconds a child may take to reach execve
+MAX_MESSAGE = 1 << 20
+
+_ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
+               "nimble", "quiet", "quirky", "sharp", "sleepy", "swift", "tender", "vivid", "wise")
+_NAMES = ("babbage", "curie", "dijkstra", "hopper", "kernighan", "knuth", "lamport", "liskov",
+          "lovelace", "noether", "ritchie", "shannon", "thompson", "torvalds", "turing", "wing")
+
+
+def now() -> str:
+    """The current time, RFC 3339 with nanoseconds-free microseconds, UTC."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to ``path`` so a reader sees the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Container:
+    """A container's record: its config, its state, and the supervisor's handles."""
+
+    def __init__(self, cid: str, name: str, config: ContainerConfig, cdir: Path):
+        self.id = cid
+        self.name = name
+        self.config = config
+        self.dir = cdir
+        self.status = "created"
+        self.pid = 0
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        self.error = ""
+        self.created = now()
+        self.started = ""
+        self.finished = ""
+        self.image: dict = {}
+        self.process: dict = {}
+        self.cgroup = None
+        self.pidfd = -1
+        self.pty = -1                   # the supervisor's copy of the terminal master
+        self.outputs: list[int] = []    # pipes drained to the log (detached, no tty)
+        self.attached: set = set()      # connections waiting for the exit event
+        self.drain_pty = False
+
+    def record(self) -> dict:
+        """The persisted record (schema version 1)."""
+        return {
+            "version": 1, "id": self.id, "name": self.name, "config": self.config.to_dict(),
+            "image": self.image, "process": self.process, "status": self.status, "pid": self.pid,
+            "exit_code": self.exit_code, "oom_killed": self.oom_killed, "error": self.error,
+            "created": self.created, "started": self.started, "finished": self.finished,
+            "cgroup": {k: str(v) for k, v in (self.cgroup.paths.items() if self.cgroup else [])},
+        }
+
+    def save(self) -> None:
+        write_json_atomic(self.dir / "container.json", self.record())
+
+    def summary(self) -> dict:
+        return {k: v for k, v in self.record().items() if k != "config"} | {
+            "command": self.process.get("argv", []), "labels": self.config.labels}
+
+
+class Connection:
+    """One client connection: a read buffer and the fds that came with it."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+        self.fds: list[int] = []
+
+    def send(self, message: dict, fds: list[int] = ()) -> bool:
+        data = (json.dumps(message) + "\n").encode()
+        try:
+            if fds:
+                socket.send_fds(self.sock, [data], list(fds))
+            else:
+                self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+
+class Supervisor:
+    """The event loop and the container table."""
+
+    def __init__(self, state: Path, data: Path, *, idle_timeout: float = 600.0):
+        from .cgroups import detect
+        from .images import ImageStore
+
+        self.state = paths.ensure_private_dir(state)
+        self.data = paths.ensure_private_dir(data)
+        self.containers_dir = paths.ensure_private_dir(self.data / "containers")
+        self.store = ImageStore(self.data / "images")
+        self.cgroups = detect()
+        self.kernel = sc.Syscalls()
+        self.idle_timeout = idle_timeout
+        self.sel = selectors.DefaultSelector()
+        self.containers: dict[str, Container] = {}
+        self.running = True
+        self.last_activity = time.monotonic()
+        # Our own PID namespace, to return to after each container's fork.
+        self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    # -- start-up ----------------------------------------------------------
+    def listen(self) -> None:
+        """Take the lock (one supervisor per state dir) and bind the socket."""
+        self.lock_fd = os.open(self.state / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit("container-lab supervisor: another supervisor is running for this state dir")
+        sock_path = self.state / "supervisor.sock"
+        try:
+            sock_path.unlink()
+        except FileNotFoundError:
+            pass
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            self.server.bind(str(sock_path))
+        finally:
+            os.umask(old)
+        self.server.listen(64)
+        self.server.setblocking(False)
+        self.sel.register(self.server, selectors.EVENT_READ, ("accept", None))
+        (self.state / "supervisor.pid").write_text(f"{os.getpid()}\n")
+        self.load_records()
+
+    def load_records(self) -> None:
+        """Read the containers' records; a container that was running when a
+        previous supervisor died cannot be waited for -- stop it and say so."""
+        for cdir in sorted(self.containers_dir.iterdir()):
+            try:
+                rec = json.loads((cdir / "container.json").read_text())
+                c = Container(rec["id"], rec["name"], ContainerConfig.from_dict(rec["config"]), cdir)
+            except (OSError, ValueError, KeyError, TypeError, EngineError) as e:
+                print(f"skipping unreadable container record {cdir.name}: {e}", file=sys.stderr)
+                continue
+            for key in ("status", "pid", "exit_code", "oom_killed", "error", "created", "started",
+                        "finished", "image", "process"):
+                setattr(c, key, rec.get(key, getattr(c, key)))
+            if c.status == "running":
+                cg = self.cgroups.open(c.id)
+                cg.destroy()
+                c.status, c.exit_code, c.pid = "exited", 137, 0
+                c.error = "the supervisor stopped while this container ran; it was killed"
+                c.finished = now()
+                c.save()
+            if c.config.remove and c.status == "exited":
+                self.remove_files(c)
+                continue
+            self.containers[c.id] = c
+
+    # -- the loop ------------------------------------------------------------
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        while self.running:
+            for key, _ in self.sel.select(timeout=5.0):
+                kind, obj = key.data
+                try:
+                    getattr(self, f"on_{kind}")(key.fileobj, obj)
+                except Exception:  # noqa: BLE001 - one bad event must not stop the supervisor
+                    traceback.print_exc()
+            if self.idle():
+                break
+        self.shutdown()
+
+    def idle(self) -> bool:
+        busy = any(c.status == "running" for c in self.containers.values()) or any(
+            key.data[0] == "client" for key in self.sel.get_map().values())
+        if busy:
+            self.last_activity = time.monotonic()
+            return False
+        return time.monotonic() - self.last_activity > self.idle_timeout
+
+    def shutdown(self) -> None:
+        """Stop every running container, then leave."""
+        for c in list(self.containers.values()):
+            if c.status == "running":
+                self.kill(c, signal.SIGKILL)
+                try:
+                    os.waitpid(c.pid, 0)
+                except ChildProcessError:
+                    pass
+                self.on_exit(None, c, status=9)
+        for name in ("supervisor.sock", "supervisor.pid"):
+            try:
+                (self.state / name).unlink()
+            except FileNotFoundError:
+                pass
+
+    def on_accept(self, server, _) -> None:
+        try:
+            sock, _addr = server.accept()
+        except BlockingIOError:
+            return
+        sock.settimeout(5.0)
+        conn = Connection(sock)
+        self.sel.register(sock, selectors.EVENT_READ, ("client", conn))
+
+    def on_client(self, sock, conn: Connection) -> None:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 16)
+        except OSError:
+            data, fds = b"", []
+        conn.fds.extend(fds)
+        if not data:
+            self.drop(conn)
+            return
+        conn.buf += data
+        if len(conn.buf) > MAX_MESSAGE:
+            conn.send({"ok": False, "error": "message too large", "kind": "InvalidArgument", "exit_code": 125})
+            self.drop(conn)
+            return
+        while b"\n" in conn.buf:
+            line, conn.buf = conn.buf.split(b"\n", 1)
+            self.handle(conn, line)
+
+    def drop(self, conn: Connection) -> None:
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        for fd in conn.fds:
+            os.close(fd)
+        conn.fds.clear()
+        for c in self.containers.values():
+            if conn in c.attached:
+                c.attached.discard(conn)
+                if c.pty >= 0 and not c.attached and not c.drain_pty:
+                    self.start_draining(c, c.pty)
+        conn.sock.close()
+
+    def handle(self, conn: Connection, line: bytes) -> None:
+        fds: list[int] = []
+        try:
+            msg = json.loads(line)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+            nfds = int(msg.get("nfds", 0))
+            fds, conn.fds = conn.fds[:nfds], conn.fds[nfds:]
+            op = msg.get("op", "")
+            method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
+            if method is None:
+                raise InvalidArgument(f"unknown request {op!r}")
+            reply, reply_fds = method(conn, msg, fds)
+            conn.send({"ok": True, **reply}, reply_fds)
+            for fd in reply_fds:
+                os.close(fd)
+        except EngineError as e:
+            conn.send({"ok": False, "error": e.message, "kind": type(e).__name__, "exit_code": e.exit_code})
+        except (ValueError, TypeError, KeyError) as e:
+            conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            conn.send({"ok": False, "error": f"internal error: {type(e).__name__}: {e}",
+                       "kind": "EngineError", "exit_code": 125})
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    # -- requests ------------------------------------------------------------
+    def op_ping(self, conn, msg, fds):
+        return {"protocol": PROTOCOL, "pid": os.getpid(), "cgroups": self.cgroups.name}, []
+
+    def op_shutdown(self, conn, msg, fds):
+        self.running = False
+        return {}, []
+
+    def op_ps(self, conn, msg, fds):
+        items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
+        if not msg.get("all"):
+            items = [c for c in items if c["status"] == "running"]
+        return {"containers": items}, []
+
+    def op_inspect(self, conn, msg, fds):
+        return {"container": self.find(msg["id"]).record()}, []
+
+    def op_wait(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        if c.status != "running":
+            return {"event": "exit", **self.exit_info(c)}, []
+        c.attached.add(conn)
+        return {"waiting": True}, []
+
+    def op_kill(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        sig = int(msg.get("signal", signal.SIGKILL))
+        if c.status != "running":
+            raise InvalidArgument(f"container {c.name} is not running")
+        self.kill(c, sig)
+        return {}, []
+
+    def op_rm(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        if c.status == "running":
+            if not msg.get("force"):
+                raise InvalidArgument(f"cannot remove container {c.name}: container is running: stop the container before removing or force remove")
+            c.config.remove = True        # removed when its exit is handled, just below
+            self.kill(c, signal.SIGKILL)
+            os.waitpid(c.pid, 0)
+            self.on_exit(None, c, status=signal.SIGKILL)
+        else:
+            self.remove(c)
+        return {"id": c.id}, []
+
+    def op_run(self, conn, msg, fds):
+        config = ContainerConfig.from_dict(msg["config"]).validate()
+        winsize = tuple(msg.get("winsize") or (24, 80))
+        c = self.create(config)
+        try:
+            pty = self.start(c, fds, winsize)
+        except EngineError:
+            if config.remove:
+                self.remove(c)
+            raise
+        reply = {"id": c.id, "name": c.name, "pid": c.pid}
+        if msg.get("attach"):
+            c.attached.add(conn)
+        reply_fds = []
+        if pty >= 0:
+            if msg.get("attach"):
+                reply_fds = [os.dup(pty)]
+            else:
+                self.start_draining(c, pty)
+        return reply, reply_fds
+
+    # -- containers ----------------------------------------------------------
+    def find(self, ref: str) -> Container:
+        """By full id, unique id prefix or name (docker's rules)."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("a container name or id is required")
+        for c in self.containers.values():
+            if c.name == ref or c.id == ref:
+                return c
+        matches = [c for c in self.containers.values() if c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple containers match id prefix {ref!r}")
+        raise ContainerNotFound(f"No such container: {ref}")
+
+    def unique_name(self) -> str:
+        taken = {c.name for c in self.containers.values()}
+        for _ in range(100):
+            name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+            if name not in taken:
+                return name
+        return f"lab_{secrets.token_hex(4)}"
+
+    def create(self, config: ContainerConfig) -> Container:
+        name = config.name or self.unique_name()
+        for other in self.containers.values():
+            if other.name == name:
+                raise NameConflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
+        image = self.store.resolve(config.image)
+        img = image.config or {}
+        entrypoint = config.entrypoint if config.entrypoint is not None else (img.get("Entrypoint") or [])
+        cmd = config.cmd or ([] if config.entrypoint is not None else (img.get("Cmd") or []))
+        argv = list(entrypoint) + list(cmd)
+        if not argv:
+            raise InvalidArgument("no command specified")
+        for vol in config.volumes:
+            if not os.path.exists(vol.source):
+                raise InvalidArgument(f"invalid volume: host path {vol.source} does not exist")
+        cid = secrets.token_hex(32)
+        cdir = self.containers_dir / cid
+        paths.ensure_private_dir(cdir)
+        for sub in ("upper", "work", "rootfs"):
+            (cdir / sub).mkdir(mode=0o755)
+        c = Container(cid, name, config, cdir)
+        hostname = config.hostname or cid[:12]
+        env = {}
+        for item in list(img.get("Env") or []) + [f"HOSTNAME={hostname}"] + (
+                ["TERM=xterm"] if config.tty else []) + config.env:
+            key, _, value = item.partition("=")
+            env[key] = value
+        env.setdefault("PATH", runtime.DEFAULT_PATH)
+        c.image = {"requested": config.image, "ref": image.ref, "id": image.id, "digest": image.digest,
+                   "layers": [str(p) for p in image.layers]}
+        c.process = {"argv": argv, "env": [f"{k}={v}" for k, v in env.items()],
+                     "cwd": config.workdir or img.get("WorkingDir") or "/",
+                     "user": config.user or img.get("User") or "", "hostname": hostname,
+                     "lowerdir": image.lowerdir()}
+        (cdir / "hostname").write_text(hostname + "\n")
+        (cdir / "hosts").write_text(
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+        (cdir / "resolv.conf").write_text(_resolv_conf())
+        c.save()
+        self.containers[cid] = c
+        return c
+
+    def start(self, c: Container, fds: list[int], winsize) -> int:
+        """Fork the container's PID 1 and wait until it has exec'd (or failed).
+        Returns the supervisor's terminal master fd for a tty container, else -1."""
+        from .cgroups import Limits
+
+        cfg = c.config
+        transcript = runtime.Transcript()
+        transcript.stage("create", "Create the container's control group and PID namespace")
+        limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
+        try:
+            c.cgroup = self.cgroups.create(c.id, limits)
+        except EngineError as e:
+            self.fail_start(c, str(e), "cgroup")
+        for hier, path in c.cgroup.paths.items():
+            transcript.op("mkdir", f"mkdir {path}", path=str(path), hierarchy=hier)
+        for key, value in asdict(limits).items():
+            if value is not None:
+                transcript.op("write", f"# limit {key} = {value}", limit=key, value=value)
+        stdio, outputs = self.stdio_for(c, fds)
+        spec = runtime.ChildSpec(
+            id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
+            upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
+            argv=c.process["argv"], env=c.process["env"], cwd=c.process["cwd"],
+            user=c.process["user"] or None, tty=cfg.tty, winsize=winsize, init=cfg.init,
+            procs_files=[str(p) for p in c.cgroup.procs_files()],
+            cgroup_mounts=[_mount_dict(m) for m in self.cgroups.container_mounts()],
+            volumes=[asdict(v) for v in cfg.volumes],
+            etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")})
+        parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
+        self.kernel.unshare(sc.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                parent_chan.close()
+                runtime.child_main(spec, child_chan, stdio, self.kernel)
+        finally:
+            if pid != 0:
+                self.kernel.setns(self.pidns_fd, sc.CLONE_NEWPID)
+        child_chan.close()
+        for fd in set(stdio) - {self.devnull}:
+            os.close(fd)
+        c.pid = pid
+        c.pidfd = os.pidfd_open(pid)
+        pty, error, child_stages = self.read_start_channel(parent_chan, pid)
+        parent_chan.close()
+        transcript.stages.extend(child_stages)
+        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": transcript.stages})
+        if error:
+            os.waitpid(pid, 0)
+            os.close(c.pidfd)
+            c.pidfd = -1
+            for fd in outputs + ([pty] if pty >= 0 else []):
+                os.close(fd)
+            self.fail_start(c, error["error"], error.get("stage", ""), error.get("exit_code", 125))
+        c.status, c.started = "running", now()
+        c.pty = pty
+        c.outputs = outputs
+        for fd in outputs:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
+        c.save()
+        return pty
+
+    def fail_start(self, c: Container, message: str, stage: str, code: int = 125):
+        if c.cgroup is not None:
+            c.cgroup.destroy()
+        c.status, c.exit_code, c.error, c.finished, c.pid = "exited", code, message, now(), 0
+        c.save()
+        raise StartError(message, stage=stage, exit_code=code)
+
+    def stdio_for(self, c: Container, fds: list[int]) -> tuple[tuple[int, int, int], list[int]]:
+        """The child's 0, 1, 2 and the pipe ends the supervisor drains."""
+        cfg = c.config
+        if cfg.tty:
+            return (self.devnull,) * 3, []
+        if cfg.detach or len(fds) < 2:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            return (self.devnull, out_w, err_w), [out_r, err_r]
+        stdin = os.dup(fds[0]) if cfg.interactive and len(fds) == 3 else self.devnull
+        return (stdin, os.dup(fds[-2]), os.dup(fds[-1])), []
+
+    def read_start_channel(self, chan: socket.socket, pid: int) -> tuple[int, dict | None, list]:
+        """Messages from the child until it execs (the channel closes on exec)."""
+        pty, error, stages = -1, None, []
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            chan.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data, fds, _f, _a = socket.recv_fds(chan, 1 << 20, 1)
+            except socket.timeout:
+                os.kill(pid, signal.SIGKILL)
+                return pty, {"error": "the container did not start in time", "stage": "", "exit_code": 125}, stages
+            if not data:
+                break
+            msg = json.loads(data)
+            if fds:
+                pty = fds[0]
+            if "transcript" in msg:
+                stages = msg["transcript"]
+            if "error" in msg:
+                error = msg
+        if error is None and not stages:
+            error = {"error": "the container's first process died before it could start", "stage": "", "exit_code": 125}
+        return pty, error, stages
+
+    def start_draining(self, c: Container, fd: int) -> None:
+        c.drain_pty = True
+        os.set_blocking(fd, False)
+        self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+
+    def on_output(self, fd, c: Container) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""           # EIO: the terminal's other side closed
+        if not data:
+            self.sel.unregister(fd)
+            if fd == c.pty:
+                c.pty = -1
+            else:
+                c.outputs.remove(fd)
+            os.close(fd)
+            return
+        self.append_log(c, data)
+
+    def append_log(self, c: Container, data: bytes) -> None:
+        log = c.dir / "container.log"
+        try:
+            if log.stat().st_size + len(data) > LOG_CAP:
+                os.replace(log, c.dir / "container.log.1")
+        except FileNotFoundError:
+            pass
+        with open(log, "ab") as f:
+            f.write(data)
+
+    def on_exit(self, _fileobj, c: Container, status: int | None = None) -> None:
+        """PID 1 of ``c`` has exited: reap it, record how, release what it held."""
+        if status is None:
+            try:
+                pid, status = os.waitpid(c.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = c.pid, 255 << 8
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+        else:
+            code = -status
+        if c.pidfd >= 0:
+            self.sel.unregister(c.pidfd)
+            os.close(c.pidfd)
+            c.pidfd = -1
+        for fd in list(c.outputs):
+            self.drain_rest(c, fd)
+            os.close(fd)
+        c.outputs = []
+        if c.pty >= 0:
+            if c.drain_pty:
+                self.drain_rest(c, c.pty)
+            os.close(c.pty)
+            c.pty = -1
+        c.exit_code = code if code >= 0 else 128 - code
+        if c.cgroup is not None:
+            c.oom_killed = c.cgroup.oom_killed()
+            c.cgroup.destroy()
+            c.cgroup = None
+        c.status, c.finished, c.pid = "exited", now(), 0
+        c.save()
+        for conn in list(c.attached):
+            conn.send({"event": "exit", **self.exit_info(c)})
+        c.attached.clear()
+        if c.config.remove:
+            self.remove(c)
+
+    def drain_rest(self, c: Container, fd: int) -> None:
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            self.append_log(c, data)
+
+    def exit_info(self, c: Container) -> dict:
+        return {"id": c.id, "exit_code": c.exit_code, "oom_killed": c.oom_killed, "error": c.error}
+
+    def kill(self, c: Container, sig: int) -> None:
+        try:
+            signal.pidfd_send_signal(c.pidfd, sig) if c.pidfd >= 0 else os.kill(c.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def remove(self, c: Container) -> None:
+        self.containers.pop(c.id, None)
+        self.remove_files(c)
+
+    def remove_files(self, c: Container) -> None:
+        import shutil
+
+        if c.cgroup is not None:
+            c.cgroup.destroy()
+        shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def _mount_dict(m) -> dict:
+    d = asdict(m)
+    if "link" in d:            # a Symlink(target, link): link -> target
+        return {"symlink": d["target"], "target": d["link"]}
+    return d
+
+
+def _resolv_conf() -> str:
+    """The host's resolv.conf without loopback servers (useless in a new netns)."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        lines = []
+    kept = [ln for ln in lines if not (ln.startswith("nameserver") and
+                                       (" 127." in ln or " ::1" in ln))]
+    return "\n".join(kept) + "\n"
+
+
+def main() -> None:
+    """``python -m engine.supervisor [--daemon]``.
+
+    With ``--daemon`` (how clients start it) the process forks; the parent
+    exits 0 once the child listens, or 1 with the child's error on stderr, so
+    the client neither polls nor leaves a zombie behind."""
+    idle = float(os.environ.get("CONTAINER_LAB_SUPERVISOR_IDLE", "600"))
+    ready_r = ready_w = -1
+    if "--daemon" in sys.argv[1:]:
+        ready_r, ready_w = os.pipe()
+        if os.fork():
+            os.close(ready_w)
+            ok = os.read(ready_r, 1)
+            os._exit(0 if ok else 1)
+        os.close(ready_r)
+        os.setsid()
+    try:
+        sup = Supervisor(paths.state_dir(), paths.data_dir(), idle_timeout=idle)
+        sup.listen()
+    except (OSError, EngineError) as e:
+        print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
+        raise SystemExit(1)
+    if ready_w >= 0:
+        os.write(ready_w, b"1")
+        os.close(ready_w)
+    sup.serve()
+
+
+if __name__ == "__main__":
+    main()

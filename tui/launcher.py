@@ -1,0 +1,22 @@
+"""The ``container-lab`` command: the course with no verb, the engine's CLI with one.
+
+This module must stay light: ``container-lab run ...`` goes straight to the
+engine's CLI without importing Textual, Rich or pyroute2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and not args[0].startswith("--lang") and args[0] not in ("--lesson", "--course"):
+        from engine.cli import main as engine_main
+        sys.exit(engine_main(args))
+    from tui.app import main as app_main
+    sys.exit(app_main(args))
+
+
+if __name__ == "__main__":
+    main()
