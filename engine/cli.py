@@ -153,6 +153,7 @@ def cmd_run(args, client) -> int:
     config = _config_from(args)
     if config.detach:
         reply = client.run(config, attach=False)
+        _warn(reply.get("warnings", []))
         print(reply["id"])
         return 0
     if config.tty:
@@ -160,6 +161,7 @@ def cmd_run(args, client) -> int:
         return run_with_terminal(client, config)
     stdio = [0, 1, 2] if config.interactive else [1, 2]
     run = client.run(config, stdio=stdio)
+    _warn(run.warnings)
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
     def forward(signum, _frame):
@@ -175,6 +177,12 @@ def cmd_run(args, client) -> int:
             signal.signal(s, h)
         run.close()
     return _report_exit(result)
+
+
+def _warn(warnings: list[str]) -> None:
+    """Limits that could not be applied are said out loud, never pretended."""
+    for line in warnings:
+        print(f"WARNING: {line}", file=sys.stderr)
 
 
 def _report_exit(result: dict) -> int:

@@ -71,6 +71,7 @@ class Attached:
         self.name: str = reply["name"]
         self.pid: int = reply["pid"]
         self.pty = pty          # the terminal's master fd (tty containers), owned by the caller
+        self.warnings: list[str] = reply.get("warnings", [])
 
     def fileno(self) -> int:
         """The connection's fd: readable when the exit event has arrived."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import paths, runtime
 from . import syscalls as sc
-from .errors import ContainerNotFound, EngineError, InvalidArgument, NameConflict, StartError
+from .errors import CgroupError, ContainerNotFound, EngineError, InvalidArgument, NameConflict, StartError
 from .spec import ContainerConfig
 
 PROTOCOL = 1
@@ -88,6 +88,7 @@ class Container:
         self.outputs: list[int] = []    # pipes drained to the log (detached, no tty)
         self.attached: set = set()      # connections waiting for the exit event
         self.drain_pty = False
+        self.warnings: list[str] = []   # limits asked for that this machine cannot apply
 
     def record(self) -> dict:
         """The persisted record (schema version 1)."""
@@ -139,6 +140,8 @@ class Supervisor:
         self.containers_dir = paths.ensure_private_dir(self.data / "containers")
         self.store = ImageStore(self.data / "images")
         self.cgroups = detect()
+        # Tests and instructors' sandboxes keep their cgroups apart with this.
+        self.cgroup_parent = os.environ.get("CONTAINER_LAB_CGROUP_PARENT", "container-lab")
         self.kernel = sc.Syscalls()
         self.idle_timeout = idle_timeout
         self.sel = selectors.DefaultSelector()
@@ -188,8 +191,10 @@ class Supervisor:
                         "finished", "image", "process"):
                 setattr(c, key, rec.get(key, getattr(c, key)))
             if c.status == "running":
-                cg = self.cgroups.open(c.id)
-                cg.destroy()
+                try:
+                    self.cgroups.open(c.id, parent=self.cgroup_parent).destroy()
+                except CgroupError:
+                    pass          # already gone (a reboot cleared it)
                 c.status, c.exit_code, c.pid = "exited", 137, 0
                 c.error = "the supervisor stopped while this container ran; it was killed"
                 c.finished = now()
@@ -233,6 +238,10 @@ class Supervisor:
                 except ChildProcessError:
                     pass
                 self.on_exit(None, c, status=9)
+        try:
+            self.cgroups.remove_parent_if_empty(self.cgroup_parent)
+        except EngineError:
+            pass
         for name in ("supervisor.sock", "supervisor.pid"):
             try:
                 (self.state / name).unlink()
@@ -367,7 +376,7 @@ class Supervisor:
             if config.remove:
                 self.remove(c)
             raise
-        reply = {"id": c.id, "name": c.name, "pid": c.pid}
+        reply = {"id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings}
         if msg.get("attach"):
             c.attached.add(conn)
         reply_fds = []
@@ -455,14 +464,14 @@ class Supervisor:
         transcript.stage("create", "Create the container's control group and PID namespace")
         limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
         try:
-            c.cgroup = self.cgroups.create(c.id, limits)
+            c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
         except EngineError as e:
             self.fail_start(c, str(e), "cgroup")
         for hier, path in c.cgroup.paths.items():
             transcript.op("mkdir", f"mkdir {path}", path=str(path), hierarchy=hier)
-        for key, value in asdict(limits).items():
-            if value is not None:
-                transcript.op("write", f"# limit {key} = {value}", limit=key, value=value)
+        for path, value in c.cgroup.writes:
+            transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
+        c.warnings = list(c.cgroup.warnings)
         stdio, outputs = self.stdio_for(c, fds)
         spec = runtime.ChildSpec(
             id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
@@ -470,7 +479,7 @@ class Supervisor:
             argv=c.process["argv"], env=c.process["env"], cwd=c.process["cwd"],
             user=c.process["user"] or None, tty=cfg.tty, winsize=winsize, init=cfg.init,
             procs_files=[str(p) for p in c.cgroup.procs_files()],
-            cgroup_mounts=[_mount_dict(m) for m in self.cgroups.container_mounts()],
+            cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[asdict(v) for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")})
         parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -658,13 +667,6 @@ class Supervisor:
         if c.cgroup is not None:
             c.cgroup.destroy()
         shutil.rmtree(c.dir, ignore_errors=True)
-
-
-def _mount_dict(m) -> dict:
-    d = asdict(m)
-    if "link" in d:            # a Symlink(target, link): link -> target
-        return {"symlink": d["target"], "target": d["link"]}
-    return d
 
 
 def _resolv_conf() -> str:

@@ -38,6 +38,8 @@ def run_with_terminal(client, config) -> int:
     interactive_tty = config.interactive and os.isatty(stdin)
     run = client.run(config, winsize=_winsize(stdout) or _winsize(stdin) or (24, 80))
     master = run.pty
+    for line in run.warnings:
+        print(f"WARNING: {line}", file=sys.stderr)
     saved = termios.tcgetattr(stdin) if interactive_tty else None
     old_winch = signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(stdout, master))
     try:

@@ -1,0 +1,86 @@
+"""Shared test set-up: a private engine root, the CLI as a subprocess, cleanup checks.
+
+Every test session gets its own state and data dirs (CONTAINER_LAB_ROOT) and
+its own cgroup parent, so tests never touch a learner's containers, and the
+session ends by shutting its supervisor down and checking that nothing of it
+is left: no supervisor, no cgroup, no container dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Short, so overlay mount options stay well inside a page.
+ROOT = Path(tempfile.mkdtemp(prefix="clt-", dir="/tmp"))
+CGROUP_PARENT = f"container-lab-test-{os.getpid()}"
+os.environ["CONTAINER_LAB_ROOT"] = str(ROOT)
+os.environ["CONTAINER_LAB_CGROUP_PARENT"] = CGROUP_PARENT
+os.environ["CONTAINER_LAB_SUPERVISOR_IDLE"] = "300"
+
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: real namespaces, overlayfs and cgroups")
+
+
+def cl(*args: str, input: str | None = None, timeout: float = 60, env: dict | None = None,
+       check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``container-lab ARGS`` (the engine's CLI) and capture its output."""
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", *args], input=input, text=True,
+                          capture_output=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"container-lab {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def cgroup_dirs() -> list[str]:
+    """Every cgroup directory of this test session (any hierarchy)."""
+    found = []
+    for base, dirs, _files in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            if d == CGROUP_PARENT:
+                found.extend(str(Path(base, d, x)) for x in os.listdir(Path(base, d))
+                             if Path(base, d, x).is_dir())
+        if base.count("/") > 4:
+            dirs[:] = []
+    return found
+
+
+def overlay_mounts() -> list[str]:
+    """Overlay mounts on the host that belong to this test session."""
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if str(ROOT) in line]
+
+
+@pytest.fixture(scope="session")
+def lab_image():
+    """Build (or find) the built-in image once per session."""
+    if not IS_ROOT:
+        pytest.skip("needs root")
+    proc = cl("images")
+    assert proc.returncode == 0, proc.stderr
+    assert "lab" in proc.stdout
+    return "lab"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from engine.client import Client
+
+    Client(autostart=False).shutdown()
+    # The supervisor removes each container's cgroup; drop the session's parent dirs.
+    for base, dirs, _files in os.walk("/sys/fs/cgroup"):
+        if CGROUP_PARENT in dirs:
+            try:
+                os.rmdir(Path(base, CGROUP_PARENT))
+            except OSError:
+                pass
+        if base.count("/") > 4:
+            dirs[:] = []
+    shutil.rmtree(ROOT, ignore_errors=True)
