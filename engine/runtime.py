@@ -170,7 +170,7 @@ class Builder:
         try:
             self.k.mount(source, target, fstype, flags, data)
         except OSError as e:
-            self.fail(f"mount {fstype or 'bind'} on {shown}: {os.strerror(e.errno)}")
+            self.fail(f"{shell}: {os.strerror(e.errno)}")
 
     def in_root(self, path: str, kind: str = "dir", *, refuse_symlink: bool = False) -> int:
         """O_PATH fd of ``path`` resolved inside the rootfs, created as ``kind`` if missing."""

@@ -368,6 +368,9 @@ class Supervisor:
 
     def op_run(self, conn, msg, fds):
         config = ContainerConfig.from_dict(msg["config"]).validate()
+        if not paths.is_root():
+            raise EngineError("running containers needs root for now (rootless mode is not built yet): "
+                              "try `sudo container-lab run ...`")
         winsize = tuple(msg.get("winsize") or (24, 80))
         c = self.create(config)
         try:

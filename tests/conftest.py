@@ -70,8 +70,26 @@ def lab_image():
     return "lab"
 
 
+def _empty_or_skipped(session) -> list[str]:
+    """Reasons this run must not pass: nothing passed, or (under CI) skips."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter else {}
+    problems = []
+    if not stats.get("passed"):
+        problems.append("no test passed")
+    if os.environ.get("CI") and stats.get("skipped"):
+        problems.append(f"{len(stats['skipped'])} test(s) skipped under CI, where every test must run")
+    return problems
+
+
 def pytest_sessionfinish(session, exitstatus):
+    """Shut the session's supervisor down, clean up, and never let an empty or
+    skipped-everything run pass as green (a skipped test is not a passed test)."""
     from engine.client import Client
+
+    if exitstatus == 0 and (problems := _empty_or_skipped(session)):
+        print("\ncontainer-lab: " + "; ".join(problems), file=sys.stderr)
+        session.exitstatus = 1
 
     Client(autostart=False).shutdown()
     # The supervisor removes each container's cgroup; drop the session's parent dirs.
@@ -84,3 +102,4 @@ def pytest_sessionfinish(session, exitstatus):
         if base.count("/") > 4:
             dirs[:] = []
     shutil.rmtree(ROOT, ignore_errors=True)
+

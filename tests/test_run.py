@@ -368,3 +368,96 @@ def test_duplicate_name_is_refused():
     assert 'The container name "/twin" is already in use' in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     cl("rm", "twin", check=True)
+
+
+# -- a real terminal ---------------------------------------------------------------
+
+def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: float = 30) -> tuple[int, str]:
+    """Run the CLI on a real pseudo-terminal, type ``keys`` (delay, bytes), collect the screen."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=REPO, start_new_session=True,
+                            preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    pending = list(keys)
+    next_at = time.monotonic() + (pending[0][0] if pending else 0)
+    while time.monotonic() < deadline:
+        if pending and time.monotonic() >= next_at:
+            os.write(master, pending.pop(0)[1])
+            next_at = time.monotonic() + (pending[0][0] if pending else 0)
+        r, _, _ = select.select([master], [], [], 0.05)
+        if r:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        elif proc.poll() is not None and not pending:
+            break
+    code = proc.wait(timeout=10)
+    os.close(master)
+    return code, out.decode(errors="replace")
+
+
+def test_interactive_shell_on_a_real_terminal():
+    code, screen = _pty_session(["run", "--rm", "-it", "lab", "bash"], [
+        (1.0, b"ps -ef\r"), (0.5, b"hostname; tty\r"), (0.5, b"sleep 100\r"), (0.5, b"\x03"),
+        (0.5, b"echo after ctrl-c $?\r"), (0.5, b"stty size\r"), (0.5, b"exit 7\r")])
+    assert code == 7, screen
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.replace("\r", ""))
+    lines = [ln.strip() for ln in plain.splitlines()]
+    ps_rows = [ln for ln in lines if ln.startswith("root ")]
+    assert ps_rows[0].split()[1] == "1" and ps_rows[0].endswith("bash"), screen
+    assert {row.split()[-1] for row in ps_rows} <= {"bash", "-ef"}, screen
+    assert "/dev/pts/0" in lines, screen
+    assert "after ctrl-c 130" in lines, screen
+    assert any(re.fullmatch(r"\d+ \d+", ln) for ln in lines), screen
+
+
+def test_threaded_caller_starts_200_containers_without_hanging():
+    """The app calls the engine from threads: a forked child of a threaded
+    process must never run Python, and nothing may deadlock."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.client import Client
+    from engine.spec import ContainerConfig
+
+    stop = threading.Event()
+
+    def busy():
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    spinners = [threading.Thread(target=busy, daemon=True) for _ in range(4)]
+    for t in spinners:
+        t.start()
+    client = Client()
+    r, w = os.pipe()
+
+    def one(i: int) -> int:
+        run = client.run(ContainerConfig(image="lab", cmd=["sh", "-c", f"exit {i % 7}"], remove=True),
+                         stdio=[w, w])
+        try:
+            return run.wait()["exit_code"]
+        finally:
+            run.close()
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            codes = list(pool.map(one, range(200), timeout=300))
+    finally:
+        stop.set()
+        os.close(r)
+        os.close(w)
+    assert codes == [i % 7 for i in range(200)]
+    assert containers_on_disk() == [] or all(not (ROOT / "lib" / "containers" / c).exists()
+                                              for c in containers_on_disk())
