@@ -629,12 +629,14 @@ class Supervisor:
             c.cgroup.destroy()
             c.cgroup = None
         c.status, c.finished, c.pid = "exited", now(), 0
-        c.save()
+        if c.config.remove:
+            self.remove(c)
+        else:
+            c.save()
+        # Last: a client that hears of the exit may look at once and must find it done.
         for conn in list(c.attached):
             conn.send({"event": "exit", **self.exit_info(c)})
         c.attached.clear()
-        if c.config.remove:
-            self.remove(c)
 
     def drain_rest(self, c: Container, fd: int) -> None:
         try:

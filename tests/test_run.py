@@ -16,12 +16,25 @@ import pytest
 
 from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts
 
-pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
+pytestmark = [needs_root, pytest.mark.usefixtures("lab_image", "no_leftovers")]
 
 
 def containers_on_disk() -> list[str]:
     d = ROOT / "lib" / "containers"
     return sorted(os.listdir(d)) if d.exists() else []
+
+
+@pytest.fixture
+def no_leftovers():
+    """Each test removes every container, cgroup and mount it made."""
+    before = containers_on_disk()
+    yield
+    left = sorted(set(containers_on_disk()) - set(before))
+    names = [json.loads((ROOT / "lib" / "containers" / c / "container.json").read_text())["name"]
+             for c in left if (ROOT / "lib" / "containers" / c / "container.json").exists()]
+    assert left == [], f"containers left behind: {names or left}"
+    assert cgroup_dirs() == []
+    assert overlay_mounts() == []
 
 
 # -- the course's first three commands ----------------------------------------
@@ -94,11 +107,14 @@ def test_ipc_objects_are_isolated():
     made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True).stdout
     qid = made.strip().split()[-1]
     try:
-        inside = cl("run", "--rm", "lab", "sh", "-c", "ipcs -q; ipcmk -Q >/dev/null; ipcs -q | grep -c 0x")
-        assert qid not in inside.stdout.split("\n------")[0] + inside.stdout
-        assert inside.stdout.strip().splitlines()[-1] == "1"      # only its own queue
-        host = subprocess.run(["ipcs", "-q"], capture_output=True, text=True).stdout
-        assert host.count("0x") == made.count("\n") and qid in host
+        host_before = subprocess.run(["ipcs", "-q"], capture_output=True, text=True).stdout
+        # Inside: none of the host's queues; then one of its own.
+        inside = cl("run", "--rm", "lab", "sh", "-c",
+                    "ipcs -q | grep -c 0x; ipcmk -Q >/dev/null; ipcs -q | grep -c 0x")
+        assert inside.stdout.split() == ["0", "1"], inside.stderr
+        # Outside: the container's queue never appeared (and went with its namespace).
+        host_after = subprocess.run(["ipcs", "-q"], capture_output=True, text=True).stdout
+        assert host_after == host_before and host_before.count("0x") >= 1
     finally:
         subprocess.run(["ipcrm", "-q", qid])
 
@@ -348,7 +364,7 @@ def test_one_hundred_run_rm_cycles_leave_nothing_behind():
     (["run", "-v", "/no/such/dir:/x", "lab", "true"], "does not exist"),
     (["run", "-e", "=x", "lab", "true"], "invalid environment variable"),
     (["run", "--network", "bridge", "lab", "true"], "not supported yet"),
-    (["run", "-u", "ghost", "lab", "true"], "unable to find user ghost"),
+    (["run", "--rm", "-u", "ghost", "lab", "true"], "unable to find user ghost"),
     (["run", "-m", "1k", "lab", "true"], "minimum memory limit"),
     (["inspect", "no-such-container"], "No such container"),
 ])
@@ -459,5 +475,3 @@ def test_threaded_caller_starts_200_containers_without_hanging():
         os.close(r)
         os.close(w)
     assert codes == [i % 7 for i in range(200)]
-    assert containers_on_disk() == [] or all(not (ROOT / "lib" / "containers" / c).exists()
-                                              for c in containers_on_disk())
