@@ -160,22 +160,31 @@ def cmd_run(args, client) -> int:
         from .terminal import run_with_terminal
         return run_with_terminal(client, config)
     stdio = [0, 1, 2] if config.interactive else [1, 2]
-    run = client.run(config, stdio=stdio)
-    _warn(run.warnings)
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+    started: list = []        # the running container, once known
+    pending: list[int] = []   # signals that came before it was
 
     def forward(signum, _frame):
+        if not started:
+            pending.append(signum)
+            return
         try:
-            client.kill(run.id, signum)
+            client.kill(started[0].id, signum)
         except errors.EngineError:
             pass
+    # Handlers first: a signal that arrives while the container starts is kept, not lost.
     previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
+        run = client.run(config, stdio=stdio)
+        started.append(run)
+        _warn(run.warnings)
+        for signum in pending:
+            forward(signum, None)
         result = run.wait()
+        run.close()
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        run.close()
     return _report_exit(result)
 
 

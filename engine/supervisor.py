@@ -181,6 +181,10 @@ class Supervisor:
         """Read the containers' records; a container that was running when a
         previous supervisor died cannot be waited for -- stop it and say so."""
         for cdir in sorted(self.containers_dir.iterdir()):
+            if not (cdir / "container.json").exists():
+                # Debris of a create that a crash cut short: nothing refers to it.
+                self.remove_debris(cdir)
+                continue
             try:
                 rec = json.loads((cdir / "container.json").read_text())
                 c = Container(rec["id"], rec["name"], ContainerConfig.from_dict(rec["config"]), cdir)
@@ -665,6 +669,15 @@ class Supervisor:
     def remove(self, c: Container) -> None:
         self.containers.pop(c.id, None)
         self.remove_files(c)
+
+    def remove_debris(self, cdir: Path) -> None:
+        import shutil
+
+        try:
+            self.cgroups.open(cdir.name, parent=self.cgroup_parent).destroy()
+        except CgroupError:
+            pass
+        shutil.rmtree(cdir, ignore_errors=True)
 
     def remove_files(self, c: Container) -> None:
         import shutil

@@ -1,0 +1,132 @@
+"""The supervisor: its socket, its protocol, signals, and what it does after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root
+
+pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
+
+
+def supervisor_pid() -> int:
+    from engine.client import Client
+    return Client().ping()["pid"]
+
+
+def test_socket_and_dirs_are_private():
+    supervisor_pid()
+    sock = ROOT / "run" / "supervisor.sock"
+    assert stat.S_ISSOCK(os.stat(sock).st_mode)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    for d in (ROOT / "run", ROOT / "lib", ROOT / "lib" / "containers", ROOT / "lib" / "images"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
+
+
+@pytest.mark.parametrize("payload", [
+    b"this is not json\n",
+    b"[1, 2, 3]\n",
+    b'{"op": "no_such_op"}\n',
+    b'{"op": "run", "config": {"image": "lab", "bogus": 1}}\n',
+    b'{"op": "run", "config": {"image": "lab", "cmd": "not a list", "memory": "lots"}}\n',
+    b'{"op": "kill", "id": "nobody-here"}\n',
+    b'{"op": "__init__"}\n',
+])
+def test_bad_requests_get_an_error_reply_and_the_supervisor_lives_on(payload):
+    pid = supervisor_pid()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(ROOT / "run" / "supervisor.sock"))
+        s.sendall(payload)
+        reply = json.loads(s.makefile().readline())
+    assert reply["ok"] is False and reply["error"] and reply["exit_code"] == 125
+    assert supervisor_pid() == pid
+
+
+def test_a_client_that_vanishes_mid_request_does_no_harm():
+    pid = supervisor_pid()
+    for _ in range(20):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(ROOT / "run" / "supervisor.sock"))
+            s.sendall(b'{"op": "ps", "al')
+    assert supervisor_pid() == pid
+    assert cl("ps").returncode == 0
+
+
+def test_signals_to_the_cli_reach_the_container():
+    """Without -t, `run` forwards SIGTERM to the container (docker's --sig-proxy)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", "--rm", "lab", "sh", "-c",
+         'trap "echo caught TERM; exit 5" TERM; echo ready; while :; do sleep 0.1; done'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 5, err
+    assert out == "caught TERM\n"
+
+
+def test_cpu_limit_is_written_and_readable_inside():
+    from engine.cgroups import detect
+
+    if detect().name == "v2":
+        files, expect = ["/sys/fs/cgroup/cpu.max"], ["50000", "100000"]
+    else:
+        files, expect = ["/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"], ["50000", "100000"]
+    proc = cl("run", "--rm", "--cpus", "0.5", "lab", "cat", *files)
+    assert proc.stdout.split() == expect, proc.stderr
+
+
+def test_transcript_is_recorded_for_every_container():
+    cl("run", "--name", "told", "lab", "true", check=True)
+    info = json.loads(cl("inspect", "told", check=True).stdout)[0]
+    transcript = json.loads((ROOT / "lib" / "containers" / info["id"] / "transcript.json").read_text())
+    ids = [s["id"] for s in transcript["stages"]]
+    assert ids[0] == "create" and ids[-1] == "exec" and "pivot_root" in ids
+    shells = [op["shell"] for s in transcript["stages"] for op in s["ops"]]
+    assert "unshare --pid --fork" in shells and "mount --make-rprivate /" in shells
+    assert any(sh.startswith("echo ") and "pids.max" in sh for sh in shells)
+    cl("rm", "told", check=True)
+
+
+def test_a_crashed_supervisor_is_replaced_and_its_running_container_cleaned_up():
+    cid = cl("run", "-d", "--name", "orphan", "lab", "sleep", "300", check=True).stdout.strip()
+    host_pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
+    os.kill(supervisor_pid(), signal.SIGKILL)
+    time.sleep(0.2)
+    # The next command starts a new supervisor, which finds the orphan's record.
+    info = json.loads(cl("inspect", "orphan", check=True).stdout)[0]
+    assert info["status"] == "exited" and info["exit_code"] == 137
+    assert "supervisor stopped" in info["error"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = open(f"/proc/{host_pid}/stat").read().split()[2]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the orphaned container process {host_pid} still runs")
+    assert cgroup_dirs() == []
+    cl("rm", "orphan", check=True)
+
+
+def test_debris_of_an_interrupted_create_is_swept_on_start():
+    from engine.client import Client
+
+    debris = ROOT / "lib" / "containers" / ("d" * 64)
+    (debris / "upper").mkdir(parents=True)
+    Client().shutdown()
+    assert cl("ps", "-a").returncode == 0          # a new supervisor starts and sweeps
+    assert not debris.exists()
