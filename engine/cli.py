@@ -72,6 +72,29 @@ def _kv(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _signal_arg(text: str) -> int:
+    import signal as _signal
+    name = text.upper()
+    if name.isdigit():
+        return int(name)
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(getattr(_signal, name))
+    except AttributeError:
+        raise argparse.ArgumentTypeError(f"invalid signal: {text}") from None
+
+
+def _filter_arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"bad format of filter (expected name=value): {text}")
+    return key.lower(), value
+
+
+def _containers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER", help="container name or id (a unique prefix will do)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
@@ -108,25 +131,95 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
     r.set_defaults(func=cmd_run)
 
+    ex = sub.add_parser("exec", help="run a command in a running container",
+                        description="Run COMMAND inside a running container: it joins the container's "
+                                    "namespaces, cgroup and root, like its first process.")
+    ex.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
+    ex.add_argument("-t", "--tty", action="store_true", help="give the command a pseudo-terminal")
+    ex.add_argument("-d", "--detach", action="store_true", help="run it in the background")
+    ex.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
+    ex.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    ex.add_argument("-u", "--user", metavar="USER[:GROUP]", help="run as this user (name or uid)")
+    ex.add_argument("container", metavar="CONTAINER")
+    ex.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    ex.set_defaults(func=cmd_exec)
+
     ps = sub.add_parser("ps", help="list containers", description="List running containers (-a: all).")
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+    ps.add_argument("-f", "--filter", action="append", default=[], type=_filter_arg, metavar="KEY=VALUE",
+                    help="name=NAME, label=KEY or label=KEY=VALUE, status=created|running|exited, id=PREFIX")
+    ps.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     ps.set_defaults(func=cmd_ps)
+
+    st = sub.add_parser("stop", help="stop running containers",
+                        description="Send SIGTERM to each container's first process, then SIGKILL after the timeout.")
+    st.add_argument("-t", "--time", type=float, default=10, metavar="SECS", help="seconds to wait before SIGKILL (default 10)")
+    _containers_arg(st)
+    st.set_defaults(func=cmd_stop)
+
+    sa = sub.add_parser("start", help="start stopped containers",
+                        description="Start a stopped container again; its writable layer is kept.")
+    sa.add_argument("-a", "--attach", action="store_true", help="attach to its output and wait for it")
+    sa.add_argument("-i", "--interactive", action="store_true", help="attach standard input too")
+    _containers_arg(sa)
+    sa.set_defaults(func=cmd_start)
+
+    k = sub.add_parser("kill", help="send a signal to running containers",
+                       description="Send a signal (default SIGKILL) to each container's first process.")
+    k.add_argument("-s", "--signal", type=_signal_arg, default=9, metavar="SIGNAL", help="KILL, TERM, HUP, 15 ...")
+    _containers_arg(k)
+    k.set_defaults(func=cmd_kill)
 
     rm = sub.add_parser("rm", help="remove containers", description="Remove one or more containers.")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first; no error if missing")
-    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers_arg(rm)
     rm.set_defaults(func=cmd_rm)
+
+    co = sub.add_parser("container", help="manage containers (prune)", description="Manage containers.")
+    cosub = co.add_subparsers(dest="container_verb", metavar="VERB", parser_class=_Parser, required=True)
+    pr = cosub.add_parser("prune", help="remove all stopped containers", description="Remove all stopped containers.")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    pr.set_defaults(func=cmd_prune)
+
+    lg = sub.add_parser("logs", help="show a container's output",
+                        description="Show the output of a container started with -d (or started again "
+                                    "without -a). Foreground runs write to your terminal directly.")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output until it stops")
+    lg.add_argument("-n", "--tail", default="all", metavar="N", help="only the last N lines")
+    lg.add_argument("-t", "--timestamps", action="store_true", help="show the time of each chunk")
+    lg.add_argument("container", metavar="CONTAINER")
+    lg.set_defaults(func=cmd_logs)
 
     wait = sub.add_parser("wait", help="wait for containers to stop; print their exit codes",
                           description="Block until each container stops, then print its exit code.")
-    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers_arg(wait)
     wait.set_defaults(func=cmd_wait)
 
     ins = sub.add_parser("inspect", help="show a container's record as JSON",
-                         description="Print the full record of one or more containers as JSON.")
-    ins.add_argument("containers", nargs="+", metavar="CONTAINER")
+                         description="Print the full record of one or more containers as JSON: config, "
+                                     "state, pid, exit code, namespaces, cgroup, layers, times.")
+    ins.add_argument("--transcript", action="store_true",
+                     help="show how the container was started: each stage, its kernel calls and shell twins")
+    ins.add_argument("--format", choices=["text", "json"], default=None,
+                     help="with --transcript: text (default) or json")
+    _containers_arg(ins)
     ins.set_defaults(func=cmd_inspect)
+
+    ev = sub.add_parser("events", help="show what happened to containers",
+                        description="Print the event log: created, started, exec, exited, oom, "
+                                    "pids-limit-hit, removed ... Each event has a sequence number (a cursor).")
+    ev.add_argument("--since", metavar="CURSOR|TIME", help="after this sequence number, or since a time (RFC 3339, Unix time, or 10m)")
+    ev.add_argument("--until", metavar="TIME", help="up to this time")
+    ev.add_argument("-f", "--filter", action="append", default=[], type=_filter_arg, metavar="KEY=VALUE",
+                    help="container=, name=, kind= (or event=), image=, label=")
+    ev.add_argument("--follow", action="store_true", help="keep printing new events")
+    ev.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    ev.set_defaults(func=cmd_events)
+
+    gc = sub.add_parser("gc", help="remove what crashed runs left behind",
+                        description="Remove container dirs with no record and cgroups of containers that are not running.")
+    gc.set_defaults(func=cmd_gc)
 
     im = sub.add_parser("images", help="list images", description="List the images in the local store.")
     im.add_argument("-q", "--quiet", action="store_true", help="only print image ids")
@@ -149,17 +242,10 @@ def _config_from(args):
     ).validate()
 
 
-def cmd_run(args, client) -> int:
-    config = _config_from(args)
-    if config.detach:
-        reply = client.run(config, attach=False)
-        _warn(reply.get("warnings", []))
-        print(reply["id"])
-        return 0
-    if config.tty:
-        from .terminal import run_with_terminal
-        return run_with_terminal(client, config)
-    stdio = [0, 1, 2] if config.interactive else [1, 2]
+def _foreground(client, start, *, interactive: bool) -> int:
+    """Run an attached, non-tty process with our own stdio, forwarding the
+    signals we get (docker's --sig-proxy), and return its exit code."""
+    stdio = [0, 1, 2] if interactive else [1, 2]
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
     started: list = []        # the running container, once known
     pending: list[int] = []   # signals that came before it was
@@ -175,7 +261,7 @@ def cmd_run(args, client) -> int:
     # Handlers first: a signal that arrives while the container starts is kept, not lost.
     previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
-        run = client.run(config, stdio=stdio)
+        run = start(stdio)
         started.append(run)
         _warn(run.warnings)
         for signum in pending:
@@ -186,6 +272,57 @@ def cmd_run(args, client) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     return _report_exit(result)
+
+
+def cmd_run(args, client) -> int:
+    config = _config_from(args)
+    if config.detach:
+        reply = client.run(config, attach=False)
+        _warn(reply.get("warnings", []))
+        print(reply["id"])
+        return 0
+    if config.tty:
+        from .terminal import run_with_terminal
+        return run_with_terminal(lambda size: client.run(config, winsize=size), interactive=config.interactive)
+    return _foreground(client, lambda stdio: client.run(config, stdio=stdio), interactive=config.interactive)
+
+
+def cmd_exec(args, client) -> int:
+    if not args.command:
+        raise errors.InvalidArgument("exec needs a command to run: container-lab exec CONTAINER COMMAND...")
+    opts = dict(env=args.env, workdir=args.workdir, user=args.user, interactive=args.interactive)
+    if args.detach:
+        client.exec(args.container, args.command, detach=True, tty=args.tty, **opts)
+        return 0
+    if args.tty:
+        from .terminal import run_with_terminal
+        return run_with_terminal(lambda size: client.exec(args.container, args.command, tty=True,
+                                                          winsize=size, **opts),
+                                 interactive=args.interactive)
+    return _foreground(client, lambda stdio: client.exec(args.container, args.command, stdio=stdio, **opts),
+                       interactive=args.interactive)
+
+
+def cmd_start(args, client) -> int:
+    if not args.attach and not args.interactive:
+        code = 0
+        for ref in args.containers:
+            try:
+                client.start(ref)
+                print(ref)
+            except errors.EngineError as e:
+                print(f"{PROG}: {e}", file=sys.stderr)
+                code = e.exit_code if isinstance(e, errors.StartError) else 1
+        return code
+    if len(args.containers) > 1:
+        raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+    ref = args.containers[0]
+    if client.inspect(ref)["config"]["tty"]:
+        from .terminal import run_with_terminal
+        return run_with_terminal(lambda size: client.start(ref, attach=True, winsize=size),
+                                 interactive=args.interactive)
+    return _foreground(client, lambda stdio: client.start(ref, attach=True, stdio=stdio),
+                       interactive=args.interactive)
 
 
 def _warn(warnings: list[str]) -> None:
@@ -200,11 +337,51 @@ def _report_exit(result: dict) -> int:
     return int(result["exit_code"])
 
 
+def _each(refs, action) -> int:
+    """Apply ``action`` to every container named; report errors one line each (docker's way)."""
+    code = 0
+    for ref in refs:
+        try:
+            action(ref)
+            print(ref)
+        except errors.EngineError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _ps_matches(c: dict, filters: list[tuple[str, str]]) -> bool:
+    by_key: dict[str, list[str]] = {}
+    for key, value in filters:
+        by_key.setdefault(key, []).append(value)
+    for key, values in by_key.items():
+        if key == "name":
+            ok = any(v in c["name"] for v in values)
+        elif key == "id":
+            ok = any(c["id"].startswith(v) for v in values)
+        elif key == "status":
+            ok = c["status"] in values
+        elif key == "label":
+            labels = c.get("labels") or {}
+            ok = any(labels.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in labels
+                     for v in values)
+        else:
+            raise errors.InvalidArgument(f"invalid filter '{key}' (use name, id, label or status)")
+        if not ok:
+            return False
+    return True
+
+
 def cmd_ps(args, client) -> int:
-    items = client.ps(all=args.all)
+    items = client.ps(all=args.all or any(k == "status" for k, _ in args.filter))
+    items = [c for c in items if _ps_matches(c, args.filter)]
     if args.quiet:
         for c in items:
             print(c["id"][:12])
+        return 0
+    if args.format == "json":
+        for c in items:
+            print(json.dumps(c))
         return 0
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for c in items:
@@ -216,6 +393,14 @@ def cmd_ps(args, client) -> int:
                      status, c["name"]))
     _table(rows)
     return 0
+
+
+def cmd_stop(args, client) -> int:
+    return _each(args.containers, lambda ref: client.stop(ref, timeout=args.time))
+
+
+def cmd_kill(args, client) -> int:
+    return _each(args.containers, lambda ref: client.kill(ref, args.signal))
 
 
 def cmd_rm(args, client) -> int:
@@ -234,6 +419,75 @@ def cmd_rm(args, client) -> int:
     return code
 
 
+def cmd_prune(args, client) -> int:
+    if not args.force and sys.stdin.isatty():
+        answer = input("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    removed = client.prune()
+    if removed:
+        print("Deleted Containers:")
+        for item in removed:
+            print(item["id"])
+        print()
+    print(f"Total reclaimed space: {_human(sum(i['size'] for i in removed))}")
+    return 0
+
+
+def cmd_logs(args, client) -> int:
+    import time as _time
+
+    from . import logs
+
+    if args.tail != "all" and not args.tail.isdigit():
+        raise errors.InvalidArgument(f"invalid --tail value '{args.tail}': a number or all")
+    info = client.inspect(args.container)
+    directory = client.container_dir(info["id"])
+    records = list(logs.read(directory))
+    if args.tail != "all":
+        records = _tail_lines(records, int(args.tail))
+
+    def emit(rec):
+        out = sys.stdout if rec.get("stream") != "stderr" else sys.stderr
+        text = rec["log"]
+        if args.timestamps:
+            text = "".join(f"{rec['time']} {line}" for line in text.splitlines(keepends=True))
+        out.write(text)
+        out.flush()
+    for rec in records:
+        emit(rec)
+    if not args.follow:
+        return 0
+    seen = sum(1 for _ in logs.read(directory))
+    while True:
+        running = client.inspect(info["id"])["status"] == "running"
+        current = list(logs.read(directory))
+        if len(current) < seen:          # rotated: start over on the new file
+            seen = 0
+        for rec in current[seen:]:
+            emit(rec)
+        seen = len(current)
+        if not running:
+            return 0
+        _time.sleep(0.2)
+
+
+def _tail_lines(records: list[dict], n: int) -> list[dict]:
+    """The records that hold the last ``n`` lines (the first one trimmed)."""
+    out, lines = [], 0
+    for rec in reversed(records):
+        count = rec["log"].count("\n") or 1
+        if lines + count > n:
+            keep = n - lines
+            if keep > 0:
+                parts = rec["log"].splitlines(keepends=True)[-keep:]
+                out.append(dict(rec, log="".join(parts)))
+            break
+        out.append(rec)
+        lines += count
+    return list(reversed(out))
+
+
 def cmd_wait(args, client) -> int:
     code = 0
     for ref in args.containers:
@@ -249,12 +503,89 @@ def cmd_inspect(args, client) -> int:
     out, code = [], 0
     for ref in args.containers:
         try:
-            out.append(client.inspect(ref))
+            out.append(client.inspect(ref, transcript=args.transcript))
         except errors.EngineError as e:
             print(f"{PROG}: {e}", file=sys.stderr)
             code = 1
+    if args.transcript and args.format != "json":
+        for rec in out:
+            _print_transcript(rec)
+        return code
+    if args.transcript:
+        print(json.dumps([r.get("transcript") for r in out], indent=2))
+        return code
     print(json.dumps(out, indent=2))
     return code
+
+
+def _print_transcript(rec: dict) -> None:
+    transcript = rec.get("transcript")
+    print(f"# {rec['name']} ({rec['id'][:12]}): how it was started")
+    if not transcript:
+        print("  (no transcript recorded)")
+        return
+    for i, stage in enumerate(transcript["stages"], 1):
+        print(f"\n{i}. [{stage['id']}] {stage['title']}")
+        for op in stage["ops"]:
+            print(f"     {op['shell']}")
+
+
+def cmd_events(args, client) -> int:
+    import time as _time
+
+    from .events import event_time, matches, parse_time
+
+    after, since_time = 0, None
+    if args.since:
+        if args.since.isdigit() and len(args.since) < 10:
+            after = int(args.since)
+        else:
+            since_time = parse_time(args.since)
+    until = parse_time(args.until) if args.until else None
+    filters: dict[str, list[str]] = {}
+    for key, value in args.filter:
+        if key not in ("container", "name", "kind", "event", "type", "image", "label"):
+            raise errors.InvalidArgument(f"invalid filter '{key}' (use container, name, kind, image or label)")
+        filters.setdefault(key, []).append(value)
+
+    def show(event) -> bool:
+        """Print one event; False once past --until."""
+        t = event_time(event)
+        if until is not None and t > until:
+            return False
+        if (since_time is None or t >= since_time) and matches(event, filters):
+            if args.format == "json":
+                print(json.dumps(event), flush=True)
+            else:
+                extra = "".join(f" {k}={event[k]}" for k in ("exit_code", "signal", "count", "exec_id")
+                                if k in event and event[k] is not None)
+                print(f"{event['time']} #{event['seq']} container {event['kind']} {event.get('id', '')[:12]} "
+                      f"(name={event.get('name', '')}, image={(event.get('image') or {}).get('requested', '')}"
+                      f"{extra})", flush=True)
+        return True
+
+    last = after
+    for event in client.events(after=after):
+        last = event["seq"]
+        if not show(event):
+            return 0
+    while args.follow:
+        if until is not None and _time.time() > until:
+            return 0
+        _time.sleep(0.2)
+        for event in client.events(after=last):
+            last = event["seq"]
+            if not show(event):
+                return 0
+    return 0
+
+
+def cmd_gc(args, client) -> int:
+    swept = client.gc()
+    for item in swept:
+        print(f"removed {item}")
+    print(f"{len(swept)} leftover(s) removed")
+    return 0
 
 
 def cmd_images(args, client) -> int:
@@ -276,10 +607,10 @@ def cmd_images(args, client) -> int:
     return 0
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
         n /= 1000
     return f"{n}"
 

@@ -171,6 +171,28 @@ class Client:
     def ping(self) -> dict:
         return self.call("ping")
 
+    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool) -> "Attached | dict":
+        """A request whose reply may come with a terminal fd and, when
+        attached, a later exit event on the same connection."""
+        conn = self._connect()
+        try:
+            conn.send({"op": op, **fields, "attach": attach}, list(fds))
+            reply, rfds = conn.receive()
+        except (OSError, ValueError) as e:
+            conn.close()
+            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        if not reply.get("ok"):
+            conn.close()
+            for fd in rfds:
+                os.close(fd)
+            raise _error_from_reply(reply)
+        if not attach:
+            conn.close()
+            for fd in rfds:
+                os.close(fd)
+            return reply
+        return Attached(conn, reply, rfds[0] if rfds else None)
+
     def run(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True,
             winsize: tuple[int, int] | None = None) -> Attached | dict:
         """Create and start a container.
@@ -182,35 +204,44 @@ class Client:
         for a tty container), else the reply (id, name, pid).
         """
         config.validate()
-        conn = self._connect()
-        try:
-            conn.send({"op": "run", "config": config.to_dict(), "attach": attach,
-                       "winsize": list(winsize) if winsize else None}, list(stdio))
-            reply, fds = conn.receive()
-        except (OSError, ValueError) as e:
-            conn.close()
-            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
-        if not reply.get("ok"):
-            conn.close()
-            for fd in fds:
-                os.close(fd)
-            raise _error_from_reply(reply)
-        if not attach:
-            conn.close()
-            return reply
-        return Attached(conn, reply, fds[0] if fds else None)
+        return self._attached_request("run", {"config": config.to_dict(),
+                                              "winsize": list(winsize) if winsize else None},
+                                      stdio, attach)
+
+    def start(self, ref: str, *, attach: bool = False, stdio: list[int] = (),
+              winsize: tuple[int, int] | None = None) -> Attached | dict:
+        """Start a stopped container again, its writable layer kept."""
+        return self._attached_request("start", {"id": ref, "winsize": list(winsize) if winsize else None},
+                                      stdio, attach)
+
+    def exec(self, ref: str, cmd: list[str], *, env: list[str] = (), workdir: str | None = None,
+             user: str | None = None, tty: bool = False, interactive: bool = False, detach: bool = False,
+             stdio: list[int] = (), winsize: tuple[int, int] | None = None) -> Attached | dict:
+        """Run ``cmd`` in running container ``ref`` (every namespace and its cgroup joined)."""
+        opts = {"cmd": list(cmd), "env": list(env), "workdir": workdir, "user": user, "tty": tty,
+                "interactive": interactive, "detach": detach}
+        return self._attached_request("exec", {"id": ref, "exec": opts,
+                                               "winsize": list(winsize) if winsize else None},
+                                      stdio, not detach)
 
     def wait(self, ref: str) -> dict:
         """Block until container ``ref`` has exited; returns its exit info."""
+        return self._wait_for("wait", {"id": ref})
+
+    def stop(self, ref: str, timeout: float = 10) -> dict:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once it has exited."""
+        return self._wait_for("stop", {"id": ref, "timeout": timeout})
+
+    def _wait_for(self, op: str, fields: dict) -> dict:
         conn = self._connect()
         try:
-            conn.send({"op": "wait", "id": ref})
+            conn.send({"op": op, **fields})
             reply, _ = conn.receive()
             if not reply.get("ok"):
                 raise _error_from_reply(reply)
             if reply.get("event") == "exit":
                 return reply
-            return Attached(conn, {"id": ref, "name": ref, "pid": 0}, None).wait()
+            return Attached(conn, {"id": fields["id"], "name": fields["id"], "pid": 0}, None).wait()
         finally:
             conn.close()
 
@@ -223,8 +254,25 @@ class Client:
     def ps(self, *, all: bool = False) -> list[dict]:  # noqa: A002 - docker's flag name
         return self.call("ps", all=all)["containers"]
 
-    def inspect(self, ref: str) -> dict:
-        return self.call("inspect", id=ref)["container"]
+    def inspect(self, ref: str, *, transcript: bool = False) -> dict:
+        return self.call("inspect", id=ref, transcript=transcript)["container"]
+
+    def prune(self) -> list[dict]:
+        """Remove every stopped container; returns [{id, size}]."""
+        return self.call("prune")["removed"]
+
+    def gc(self) -> list[str]:
+        """Remove what crashed runs left; returns what was swept."""
+        return self.call("gc")["swept"]
+
+    def events(self, *, after: int = 0):
+        """Events with a sequence number above ``after`` (see engine.events)."""
+        from .events import EventLog
+        return EventLog(paths.data_dir() / "events.jsonl").read(after=after)
+
+    def container_dir(self, ref: str) -> Path:
+        """Where a container's files (log, transcript, layers) are."""
+        return paths.data_dir() / "containers" / self.inspect(ref)["id"]
 
     def shutdown(self) -> None:
         """Ask a running supervisor to stop its containers and exit (no autostart)."""

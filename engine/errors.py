@@ -62,3 +62,9 @@ class CgroupError(EngineError):
 
 class SupervisorError(EngineError):
     """The supervisor could not be reached, started, or answered badly."""
+
+
+class NotRunning(ContainerError):
+    """The container exists but is not running (exec, kill); docker exits 1 here."""
+
+    exit_code = 1

@@ -348,7 +348,7 @@ class Builder:
         self.t.op("sethostname", f"hostname {self.spec.hostname}", name=self.spec.hostname)
         self.k.sethostname(self.spec.hostname)
 
-    def stage_tty(self) -> None:
+    def stage_tty(self, *, console: bool = True) -> None:
         """Open the container's terminal in its own /dev/pts and send the master back."""
         self.begin("tty", "Open a pseudo-terminal inside the container")
         master, slave = os.openpty()
@@ -356,7 +356,8 @@ class Builder:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         name = os.ttyname(slave)
         self.t.op("openpty", f"# open /dev/ptmx -> {name}", device=name)
-        self.mount(name, "/dev/console", None, sc.MS_BIND)
+        if console:
+            self.mount(name, "/dev/console", None, sc.MS_BIND)
         if self.chan is not None:
             socket.send_fds(self.chan, [json.dumps({"pty": name}).encode()], [master])
         os.close(master)
@@ -538,18 +539,68 @@ def _kill_quiet(pid: int, sig: int) -> None:
         pass
 
 
+def _enter_child(stdio: tuple[int, int, int], chan: socket.socket) -> socket.socket:
+    """First steps of every forked child: only 0-2 and the start channel may
+    cross into the container; default signal dispositions."""
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    os.dup2(chan.fileno(), 3, inheritable=False)
+    os.closerange(4, 1 << 20)
+    _reset_signals()
+    return socket.socket(fileno=3)
+
+
+def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tuple[int, int, int],
+              kernel=None) -> NoReturn:
+    """Entry point of a forked ``exec`` child, already in the container's PID
+    namespace: join its cgroup and every other namespace, then run the command
+    as the container's own first process was run."""
+    code = EXIT_ENGINE
+    transcript = Transcript()
+    try:
+        chan = _enter_child(stdio, chan)
+        k = kernel or sc.Syscalls()
+        b = Builder(spec, k, transcript, chan)
+        b.stage_cgroup()
+        b.begin("namespaces", "Join the container's namespaces")
+        # Not dumpable before setns: nothing inside may ptrace this process or
+        # read its /proc files while it still holds the host's resources.
+        b.t.op("prctl", "# prctl(PR_SET_DUMPABLE, 0)", option="PR_SET_DUMPABLE", value=0)
+        k.prctl(sc.PR_SET_DUMPABLE, 0)
+        # Open every namespace first: after joining the mount namespace, the
+        # host's /proc/PID is out of sight.
+        fds = {}
+        for kind in ("ipc", "uts", "net", "cgroup", "mnt"):
+            fds[kind] = os.open(f"/proc/{target_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        for kind, fd in fds.items():
+            b.t.op("setns", f"nsenter --{'mount' if kind == 'mnt' else kind}={target_pid}", namespace=kind)
+            try:
+                k.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            except OSError as e:
+                b.fail(f"cannot join the container's {kind} namespace: {os.strerror(e.errno)}")
+            os.close(fd)
+        os.chdir("/")
+        if spec.tty:
+            b.stage_tty(console=False)
+        else:
+            os.setsid()
+        b.stage_capabilities()
+        b.stage_exec()
+    except StageError as e:
+        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
+        code = e.code
+    except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
+        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
+                    "transcript": transcript.stages})
+    os._exit(code)
+
+
 def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int], kernel=None) -> NoReturn:
     """Entry point of the forked child: never returns into the supervisor."""
     code = EXIT_ENGINE
     transcript = Transcript()
     try:
-        # Only 0-2 and the start channel may cross into the container.
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        os.dup2(chan.fileno(), 3, inheritable=False)
-        os.closerange(4, 1 << 20)
-        chan = socket.socket(fileno=3)
-        _reset_signals()
+        chan = _enter_child(stdio, chan)
         b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
         b.stage_cgroup()
         b.stage_namespaces()

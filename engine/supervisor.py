@@ -18,11 +18,11 @@ Start it with ``python -m engine.supervisor``; clients do that on demand.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import secrets
+import select
 import selectors
 import signal
 import socket
@@ -34,13 +34,18 @@ from pathlib import Path
 
 from . import paths, runtime
 from . import syscalls as sc
-from .errors import CgroupError, ContainerNotFound, EngineError, InvalidArgument, NameConflict, StartError
+from .container import Container, process_start_time, write_json_atomic
+from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
+                     NameConflict, NotRunning, StartError)
+from .events import EventLog, now
+from .logs import LogWriter
 from .spec import ContainerConfig
 
 PROTOCOL = 1
-LOG_CAP = 8 * 1024 * 1024          # bytes kept per log file before it rotates
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
 MAX_MESSAGE = 1 << 20
+LIMIT_CHECK_INTERVAL = 1.0         # seconds between looks at OOM and pids-limit counters
+NAMESPACE_KINDS = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
                "nimble", "quiet", "quirky", "sharp", "sleepy", "swift", "tender", "vivid", "wise")
@@ -48,64 +53,18 @@ _NAMES = ("babbage", "curie", "dijkstra", "hopper", "kernighan", "knuth", "lampo
           "lovelace", "noether", "ritchie", "shannon", "thompson", "torvalds", "turing", "wing")
 
 
-def now() -> str:
-    """The current time, RFC 3339 with nanoseconds-free microseconds, UTC."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+class Exec:
+    """A process started in a running container by ``exec``."""
 
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to ``path`` so a reader sees the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class Container:
-    """A container's record: its config, its state, and the supervisor's handles."""
-
-    def __init__(self, cid: str, name: str, config: ContainerConfig, cdir: Path):
-        self.id = cid
-        self.name = name
-        self.config = config
-        self.dir = cdir
-        self.status = "created"
-        self.pid = 0
-        self.exit_code: int | None = None
-        self.oom_killed = False
-        self.error = ""
-        self.created = now()
-        self.started = ""
-        self.finished = ""
-        self.image: dict = {}
-        self.process: dict = {}
-        self.cgroup = None
-        self.pidfd = -1
-        self.pty = -1                   # the supervisor's copy of the terminal master
-        self.outputs: list[int] = []    # pipes drained to the log (detached, no tty)
-        self.attached: set = set()      # connections waiting for the exit event
-        self.drain_pty = False
-        self.warnings: list[str] = []   # limits asked for that this machine cannot apply
-
-    def record(self) -> dict:
-        """The persisted record (schema version 1)."""
-        return {
-            "version": 1, "id": self.id, "name": self.name, "config": self.config.to_dict(),
-            "image": self.image, "process": self.process, "status": self.status, "pid": self.pid,
-            "exit_code": self.exit_code, "oom_killed": self.oom_killed, "error": self.error,
-            "created": self.created, "started": self.started, "finished": self.finished,
-            "cgroup": {k: str(v) for k, v in (self.cgroup.paths.items() if self.cgroup else [])},
-        }
-
-    def save(self) -> None:
-        write_json_atomic(self.dir / "container.json", self.record())
-
-    def summary(self) -> dict:
-        return {k: v for k, v in self.record().items() if k != "config"} | {
-            "command": self.process.get("argv", []), "labels": self.config.labels}
+    def __init__(self, eid: str, container: Container, pid: int, argv: list[str], tty: bool):
+        self.id = eid
+        self.container = container
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.argv = argv
+        self.tty = tty
+        self.pty = -1
+        self.attached: set = set()
 
 
 class Connection:
@@ -139,6 +98,7 @@ class Supervisor:
         self.data = paths.ensure_private_dir(data)
         self.containers_dir = paths.ensure_private_dir(self.data / "containers")
         self.store = ImageStore(self.data / "images")
+        self.events = EventLog(self.data / "events.jsonl")
         self.cgroups = detect()
         # Tests and instructors' sandboxes keep their cgroups apart with this.
         self.cgroup_parent = os.environ.get("CONTAINER_LAB_CGROUP_PARENT", "container-lab")
@@ -146,8 +106,10 @@ class Supervisor:
         self.idle_timeout = idle_timeout
         self.sel = selectors.DefaultSelector()
         self.containers: dict[str, Container] = {}
+        self.execs: dict[str, Exec] = {}
         self.running = True
         self.last_activity = time.monotonic()
+        self.next_limit_check = 0.0
         # Our own PID namespace, to return to after each container's fork.
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -178,35 +140,52 @@ class Supervisor:
         self.load_records()
 
     def load_records(self) -> None:
-        """Read the containers' records; a container that was running when a
-        previous supervisor died cannot be waited for -- stop it and say so."""
+        """Read the containers' records and reconcile them with the kernel.
+
+        A container that was running when a previous supervisor stopped is
+        adopted if its PID 1 still runs -- the same pid AND the same start
+        time, so a reused pid is never mistaken for it; its exit code will be
+        unknown (255), since only a parent can read it. Otherwise it is
+        recorded as exited and its cgroup removed."""
         for cdir in sorted(self.containers_dir.iterdir()):
             if not (cdir / "container.json").exists():
                 # Debris of a create that a crash cut short: nothing refers to it.
                 self.remove_debris(cdir)
                 continue
             try:
-                rec = json.loads((cdir / "container.json").read_text())
-                c = Container(rec["id"], rec["name"], ContainerConfig.from_dict(rec["config"]), cdir)
+                c = Container.load(cdir)
             except (OSError, ValueError, KeyError, TypeError, EngineError) as e:
                 print(f"skipping unreadable container record {cdir.name}: {e}", file=sys.stderr)
                 continue
-            for key in ("status", "pid", "exit_code", "oom_killed", "error", "created", "started",
-                        "finished", "image", "process"):
-                setattr(c, key, rec.get(key, getattr(c, key)))
             if c.status == "running":
-                try:
-                    self.cgroups.open(c.id, parent=self.cgroup_parent).destroy()
-                except CgroupError:
-                    pass          # already gone (a reboot cleared it)
-                c.status, c.exit_code, c.pid = "exited", 137, 0
-                c.error = "the supervisor stopped while this container ran; it was killed"
-                c.finished = now()
-                c.save()
-            if c.config.remove and c.status == "exited":
+                self.reconcile(c)
+            if c.config.remove and c.status != "running":
                 self.remove_files(c)
                 continue
             self.containers[c.id] = c
+
+    def reconcile(self, c: Container) -> None:
+        try:
+            c.cgroup = self.cgroups.open(c.id, parent=self.cgroup_parent)
+        except CgroupError:
+            c.cgroup = None
+        alive = c.pid > 0 and process_start_time(c.pid) == c.pid_start
+        if alive:
+            try:
+                c.pidfd = os.pidfd_open(c.pid)
+            except OSError:
+                alive = False
+        if alive:
+            c.adopted = True
+            self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
+            return
+        if c.cgroup is not None:
+            c.cgroup.destroy()
+            c.cgroup = None
+        c.status, c.exit_code, c.pid, c.finished = "exited", 255, 0, now()
+        c.error = "the supervisor stopped while this container ran; its exit status is unknown"
+        c.save()
+        self.emit("exited", c, exit_code=255, oom_killed=False)
 
     # -- the loop ------------------------------------------------------------
     def serve(self) -> None:
@@ -214,18 +193,52 @@ class Supervisor:
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         while self.running:
-            for key, _ in self.sel.select(timeout=5.0):
+            timeout = max(0.0, min([5.0, self.next_limit_check - time.monotonic()] + [
+                c.stop_deadline - time.monotonic() for c in self.containers.values() if c.stop_deadline]))
+            for key, _ in self.sel.select(timeout=timeout):
                 kind, obj = key.data
                 try:
                     getattr(self, f"on_{kind}")(key.fileobj, obj)
                 except Exception:  # noqa: BLE001 - one bad event must not stop the supervisor
                     traceback.print_exc()
+            try:
+                self.on_tick()
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
             if self.idle():
                 break
         self.shutdown()
 
+    def on_tick(self) -> None:
+        """Timers: stop timeouts that ran out, and a look at the limit counters."""
+        t = time.monotonic()
+        for c in list(self.containers.values()):
+            if c.stop_deadline and t >= c.stop_deadline:
+                c.stop_deadline = None
+                if c.status == "running":
+                    self.signal(c, signal.SIGKILL)
+        if t >= self.next_limit_check:
+            self.next_limit_check = t + LIMIT_CHECK_INTERVAL
+            for c in self.containers.values():
+                if c.status == "running":
+                    self.check_limits(c)
+
+    def check_limits(self, c: Container) -> None:
+        """Record an ``oom`` or ``pids-limit-hit`` event when the kernel's counter grew."""
+        if c.cgroup is None:
+            return
+        try:
+            usage = c.cgroup.usage()
+        except (OSError, EngineError):
+            return
+        for counter, kind in (("oom_kills", "oom"), ("pids_max_hits", "pids-limit-hit")):
+            value = usage.get(counter) or 0
+            if value > c.seen[counter]:
+                self.emit(kind, c, count=value - c.seen[counter])
+                c.seen[counter] = value
+
     def idle(self) -> bool:
-        busy = any(c.status == "running" for c in self.containers.values()) or any(
+        busy = any(c.status == "running" for c in self.containers.values()) or self.execs or any(
             key.data[0] == "client" for key in self.sel.get_map().values())
         if busy:
             self.last_activity = time.monotonic()
@@ -236,12 +249,8 @@ class Supervisor:
         """Stop every running container, then leave."""
         for c in list(self.containers.values()):
             if c.status == "running":
-                self.kill(c, signal.SIGKILL)
-                try:
-                    os.waitpid(c.pid, 0)
-                except ChildProcessError:
-                    pass
-                self.on_exit(None, c, status=9)
+                self.signal(c, signal.SIGKILL)
+                self.finish(c, self.wait_exit(c))
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
         except EngineError:
@@ -252,6 +261,10 @@ class Supervisor:
             except FileNotFoundError:
                 pass
 
+    def emit(self, kind: str, c: Container, **extra) -> dict:
+        return self.events.append(kind, **c.event_fields(), **extra)
+
+    # -- connections ---------------------------------------------------------
     def on_accept(self, server, _) -> None:
         try:
             sock, _addr = server.accept()
@@ -292,6 +305,8 @@ class Supervisor:
                 c.attached.discard(conn)
                 if c.pty >= 0 and not c.attached and not c.drain_pty:
                     self.start_draining(c, c.pty)
+        for e in self.execs.values():
+            e.attached.discard(conn)
         conn.sock.close()
 
     def handle(self, conn: Connection, line: bytes) -> None:
@@ -311,8 +326,9 @@ class Supervisor:
             for fd in reply_fds:
                 os.close(fd)
         except EngineError as e:
-            conn.send({"ok": False, "error": e.message, "kind": type(e).__name__, "exit_code": e.exit_code})
-        except (ValueError, TypeError, KeyError) as e:
+            conn.send({"ok": False, "error": e.message, "kind": type(e).__name__, "exit_code": e.exit_code,
+                       "stage": getattr(e, "stage", "")})
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
             conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
@@ -327,7 +343,8 @@ class Supervisor:
 
     # -- requests ------------------------------------------------------------
     def op_ping(self, conn, msg, fds):
-        return {"protocol": PROTOCOL, "pid": os.getpid(), "cgroups": self.cgroups.name}, []
+        return {"protocol": PROTOCOL, "pid": os.getpid(), "cgroups": self.cgroups.name,
+                "events_seq": self.events.seq}, []
 
     def op_shutdown(self, conn, msg, fds):
         self.running = False
@@ -340,7 +357,33 @@ class Supervisor:
         return {"containers": items}, []
 
     def op_inspect(self, conn, msg, fds):
-        return {"container": self.find(msg["id"]).record()}, []
+        c = self.find(msg["id"])
+        rec = c.record()
+        rec["namespaces"] = self.namespaces(c)
+        rec["rootfs"] = {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper"),
+                         "work": str(c.dir / "work")}
+        rec["adopted"] = c.adopted
+        rec["warnings"] = c.warnings
+        if msg.get("transcript"):
+            try:
+                rec["transcript"] = json.loads((c.dir / "transcript.json").read_text())
+            except (OSError, ValueError):
+                rec["transcript"] = None
+        return {"container": rec}, []
+
+    def namespaces(self, c: Container) -> dict:
+        """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
+        if c.status != "running" or not c.pid:
+            return {}
+        out = {}
+        for kind in NAMESPACE_KINDS:
+            try:
+                mine = os.stat(f"/proc/{c.pid}/ns/{kind}").st_ino
+                host = os.stat(f"/proc/self/ns/{kind}").st_ino
+            except OSError:
+                continue
+            out[kind] = {"container": mine, "host": host, "shared": mine == host}
+        return out
 
     def op_wait(self, conn, msg, fds):
         c = self.find(msg["id"])
@@ -352,47 +395,171 @@ class Supervisor:
     def op_kill(self, conn, msg, fds):
         c = self.find(msg["id"])
         sig = int(msg.get("signal", signal.SIGKILL))
+        if not c.can_kill():
+            raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
+        self.signal(c, sig)
+        return {"id": c.id}, []
+
+    def op_stop(self, conn, msg, fds):
+        """SIGTERM, then SIGKILL after the timeout (docker stop); the reply waits for the exit."""
+        c = self.find(msg["id"])
         if c.status != "running":
-            raise InvalidArgument(f"container {c.name} is not running")
-        self.kill(c, sig)
-        return {}, []
+            return {"event": "exit", **self.exit_info(c)}, []
+        timeout = float(msg.get("timeout", 10))
+        self.signal(c, signal.SIGTERM)
+        c.stop_deadline = time.monotonic() + max(0.0, timeout)
+        c.attached.add(conn)
+        return {"waiting": True}, []
+
+    def op_start(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        if c.status == "running":
+            return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
+        return self.launch(c, conn, msg, fds)
 
     def op_rm(self, conn, msg, fds):
         c = self.find(msg["id"])
         if c.status == "running":
             if not msg.get("force"):
-                raise InvalidArgument(f"cannot remove container {c.name}: container is running: stop the container before removing or force remove")
+                raise ContainerError(f"cannot remove container {c.name}: container is running: "
+                                     "stop the container before removing or force remove")
             c.config.remove = True        # removed when its exit is handled, just below
-            self.kill(c, signal.SIGKILL)
-            os.waitpid(c.pid, 0)
-            self.on_exit(None, c, status=signal.SIGKILL)
+            self.signal(c, signal.SIGKILL)
+            self.finish(c, self.wait_exit(c))
         else:
             self.remove(c)
-        return {"id": c.id}, []
+        return {"id": c.id, "name": c.name}, []
+
+    def op_prune(self, conn, msg, fds):
+        """Remove every stopped container."""
+        removed = []
+        for c in list(self.containers.values()):
+            if c.status != "running":
+                size = _dir_size(c.dir / "upper")
+                self.remove(c)
+                removed.append({"id": c.id, "size": size})
+        return {"removed": removed}, []
+
+    def op_gc(self, conn, msg, fds):
+        """Remove what crashed runs left: container dirs with no record, cgroups
+        of containers that are not running, half-written files."""
+        swept = []
+        known = {c.id for c in self.containers.values()}
+        for cdir in sorted(self.containers_dir.iterdir()):
+            if cdir.name not in known and not (cdir / "container.json").exists():
+                self.remove_debris(cdir)
+                swept.append(f"container dir {cdir}")
+            for tmp in cdir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                swept.append(f"temp file {tmp}")
+        running = {c.id for c in self.containers.values() if c.status == "running"}
+        for cid in self.cgroups.list_ids(self.cgroup_parent):
+            if cid not in running:
+                try:
+                    self.cgroups.open(cid, parent=self.cgroup_parent).destroy()
+                    swept.append(f"cgroup {self.cgroup_parent}/{cid}")
+                except CgroupError:
+                    pass
+        return {"swept": swept}, []
 
     def op_run(self, conn, msg, fds):
         config = ContainerConfig.from_dict(msg["config"]).validate()
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
                               "try `sudo container-lab run ...`")
-        winsize = tuple(msg.get("winsize") or (24, 80))
         c = self.create(config)
+        return self.launch(c, conn, msg, fds)
+
+    def launch(self, c: Container, conn, msg, fds):
+        """Start ``c``; attach the client if asked; hand it the terminal."""
+        winsize = tuple(msg.get("winsize") or (24, 80))
+        attach = bool(msg.get("attach"))
         try:
-            pty = self.start(c, fds, winsize)
+            pty = self.start(c, fds, winsize, attach)
         except EngineError:
-            if config.remove:
+            if c.config.remove:
                 self.remove(c)
             raise
         reply = {"id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings}
-        if msg.get("attach"):
-            c.attached.add(conn)
         reply_fds = []
-        if pty >= 0:
-            if msg.get("attach"):
+        if attach:
+            c.attached.add(conn)
+            if pty >= 0:
                 reply_fds = [os.dup(pty)]
-            else:
-                self.start_draining(c, pty)
+        elif pty >= 0:
+            self.start_draining(c, pty)
         return reply, reply_fds
+
+    def op_exec(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        if not c.can_exec():
+            raise NotRunning(f"container {c.id} is not running")
+        opts = msg.get("exec") or {}
+        argv = opts.get("cmd") or []
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise InvalidArgument("exec needs a command")
+        probe = ContainerConfig(image="-", env=list(opts.get("env") or []), workdir=opts.get("workdir"),
+                                user=opts.get("user")).validate()
+        tty, detach = bool(opts.get("tty")), bool(opts.get("detach"))
+        env = dict(item.partition("=")[::2] for item in c.process["env"])
+        if tty:
+            env.setdefault("TERM", "xterm")
+        env.update(item.partition("=")[::2] for item in probe.env)
+        spec = runtime.ChildSpec(
+            id=c.id, rootfs="", lowerdir="", upperdir="", workdir="", hostname=c.process["hostname"],
+            argv=argv, env=[f"{k}={v}" for k, v in env.items()],
+            cwd=probe.workdir or c.process["cwd"], user=probe.user or c.process["user"] or None,
+            tty=tty, winsize=tuple(msg.get("winsize") or (24, 80)),
+            procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [])
+        if tty or detach or len(fds) < 2:
+            stdio = (self.devnull,) * 3
+        else:
+            stdin = fds[0] if opts.get("interactive") and len(fds) == 3 else self.devnull
+            stdio = (stdin, fds[-2], fds[-1])
+        pidns = os.open(f"/proc/{c.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            pid, chan = self.fork_into(pidns, lambda ch: runtime.exec_main(spec, c.pid, ch, stdio, self.kernel))
+        finally:
+            os.close(pidns)
+        eid = secrets.token_hex(32)
+        e = Exec(eid, c, pid, argv, tty)
+        pty, error, _stages = self.read_start_channel(chan, pid)
+        chan.close()
+        if error:
+            os.waitpid(pid, 0)
+            os.close(e.pidfd)
+            if pty >= 0:
+                os.close(pty)
+            raise StartError(error["error"], stage=error.get("stage", ""), exit_code=error.get("exit_code", 126))
+        self.execs[eid] = e
+        e.pty = pty
+        self.sel.register(e.pidfd, selectors.EVENT_READ, ("exec_exit", e))
+        self.events.append("exec", **c.event_fields() | {"argv": argv, "tty": tty}, exec_id=eid)
+        reply_fds = []
+        if not detach:
+            e.attached.add(conn)
+            if pty >= 0:
+                reply_fds = [os.dup(pty)]
+        return {"id": c.id, "name": c.name, "exec_id": eid, "pid": pid, "warnings": []}, reply_fds
+
+    def on_exec_exit(self, _fileobj, e: Exec) -> None:
+        try:
+            _pid, status = os.waitpid(e.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = -9
+        code = code if code >= 0 else 128 - code
+        self.sel.unregister(e.pidfd)
+        os.close(e.pidfd)
+        if e.pty >= 0:
+            os.close(e.pty)
+        self.execs.pop(e.id, None)
+        c = e.container
+        self.events.append("exec-exited", **c.event_fields() | {"argv": e.argv, "tty": e.tty},
+                           exec_id=e.id, exit_code=code)
+        for conn in e.attached:
+            conn.send({"event": "exit", "id": c.id, "exec_id": e.id, "exit_code": code, "oom_killed": False,
+                       "error": ""})
 
     # -- containers ----------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -459,14 +626,41 @@ class Supervisor:
         (cdir / "resolv.conf").write_text(_resolv_conf())
         c.save()
         self.containers[cid] = c
+        self.emit("created", c)
         return c
 
-    def start(self, c: Container, fds: list[int], winsize) -> int:
+    def fork_into(self, pidns_fd: int | None, child) -> tuple[int, socket.socket]:
+        """Fork a child into a PID namespace: a new one (``None``) or the one
+        ``pidns_fd`` refers to; ``child(channel)`` runs in it and never returns.
+
+        unshare(CLONE_NEWPID) and setns(pidns) change where the caller's next
+        child goes, not the caller: right after the fork the supervisor
+        returns to its own PID namespace."""
+        parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if pidns_fd is None:
+            self.kernel.unshare(sc.CLONE_NEWPID)
+        else:
+            self.kernel.setns(pidns_fd, sc.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                parent_chan.close()
+                child(child_chan)
+        finally:
+            if pid != 0:
+                self.kernel.setns(self.pidns_fd, sc.CLONE_NEWPID)
+        child_chan.close()
+        return pid, parent_chan
+
+    def start(self, c: Container, fds: list[int], winsize, attach: bool) -> int:
         """Fork the container's PID 1 and wait until it has exec'd (or failed).
         Returns the supervisor's terminal master fd for a tty container, else -1."""
         from .cgroups import Limits
 
         cfg = c.config
+        c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
+        c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         transcript = runtime.Transcript()
         transcript.stage("create", "Create the container's control group and PID namespace")
         limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
@@ -479,7 +673,7 @@ class Supervisor:
         for path, value in c.cgroup.writes:
             transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
         c.warnings = list(c.cgroup.warnings)
-        stdio, outputs = self.stdio_for(c, fds)
+        stdio, outputs = self.stdio_for(c, fds, attach)
         spec = runtime.ChildSpec(
             id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
             upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
@@ -489,35 +683,24 @@ class Supervisor:
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[asdict(v) for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")})
-        parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
-        self.kernel.unshare(sc.CLONE_NEWPID)
-        pid = -1
-        try:
-            pid = os.fork()
-            if pid == 0:
-                parent_chan.close()
-                runtime.child_main(spec, child_chan, stdio, self.kernel)
-        finally:
-            if pid != 0:
-                self.kernel.setns(self.pidns_fd, sc.CLONE_NEWPID)
-        child_chan.close()
+        pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
         for fd in set(stdio) - {self.devnull}:
             os.close(fd)
-        c.pid = pid
+        c.pid, c.pid_start = pid, process_start_time(pid) or 0
         c.pidfd = os.pidfd_open(pid)
-        pty, error, child_stages = self.read_start_channel(parent_chan, pid)
-        parent_chan.close()
+        pty, error, child_stages = self.read_start_channel(chan, pid)
+        chan.close()
         transcript.stages.extend(child_stages)
         write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": transcript.stages})
         if error:
             os.waitpid(pid, 0)
             os.close(c.pidfd)
             c.pidfd = -1
-            for fd in outputs + ([pty] if pty >= 0 else []):
+            for fd in list(outputs) + ([pty] if pty >= 0 else []):
                 os.close(fd)
             self.fail_start(c, error["error"], error.get("stage", ""), error.get("exit_code", 125))
-        c.status, c.started = "running", now()
+        c.status, c.started, c.adopted = "running", now(), False
         c.pty = pty
         c.outputs = outputs
         for fd in outputs:
@@ -525,26 +708,29 @@ class Supervisor:
             self.sel.register(fd, selectors.EVENT_READ, ("output", c))
         self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
         c.save()
+        self.emit("started", c, pid=pid)
         return pty
 
     def fail_start(self, c: Container, message: str, stage: str, code: int = 125):
         if c.cgroup is not None:
             c.cgroup.destroy()
+            c.cgroup = None
         c.status, c.exit_code, c.error, c.finished, c.pid = "exited", code, message, now(), 0
         c.save()
+        self.emit("exited", c, exit_code=code, oom_killed=False, error=message)
         raise StartError(message, stage=stage, exit_code=code)
 
-    def stdio_for(self, c: Container, fds: list[int]) -> tuple[tuple[int, int, int], list[int]]:
-        """The child's 0, 1, 2 and the pipe ends the supervisor drains."""
+    def stdio_for(self, c: Container, fds: list[int], attach: bool) -> tuple[tuple[int, int, int], dict[int, str]]:
+        """The child's 0, 1, 2 and the pipe ends the supervisor drains to the log."""
         cfg = c.config
         if cfg.tty:
-            return (self.devnull,) * 3, []
-        if cfg.detach or len(fds) < 2:
+            return (self.devnull,) * 3, {}
+        if not attach or len(fds) < 2:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            return (self.devnull, out_w, err_w), [out_r, err_r]
+            return (self.devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
         stdin = os.dup(fds[0]) if cfg.interactive and len(fds) == 3 else self.devnull
-        return (stdin, os.dup(fds[-2]), os.dup(fds[-1])), []
+        return (stdin, os.dup(fds[-2]), os.dup(fds[-1])), {}
 
     def read_start_channel(self, chan: socket.socket, pid: int) -> tuple[int, dict | None, list]:
         """Messages from the child until it execs (the channel closes on exec)."""
@@ -587,52 +773,62 @@ class Supervisor:
             if fd == c.pty:
                 c.pty = -1
             else:
-                c.outputs.remove(fd)
+                c.outputs.pop(fd, None)
             os.close(fd)
             return
-        self.append_log(c, data)
+        LogWriter(c.dir).write(c.outputs.get(fd, "stdout"), data)
 
-    def append_log(self, c: Container, data: bytes) -> None:
-        log = c.dir / "container.log"
+    def on_exit(self, _fileobj, c: Container) -> None:
+        """PID 1 of ``c`` has exited: reap it and record how."""
+        if c.adopted:
+            self.finish(c, 255, error="exit status unknown: the supervisor restarted while it ran")
+            return
         try:
-            if log.stat().st_size + len(data) > LOG_CAP:
-                os.replace(log, c.dir / "container.log.1")
-        except FileNotFoundError:
-            pass
-        with open(log, "ab") as f:
-            f.write(data)
+            pid, status = os.waitpid(c.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = c.pid, 255 << 8
+        if pid == 0:
+            return
+        self.finish(c, os.waitstatus_to_exitcode(status))
 
-    def on_exit(self, _fileobj, c: Container, status: int | None = None) -> None:
-        """PID 1 of ``c`` has exited: reap it, record how, release what it held."""
-        if status is None:
-            try:
-                pid, status = os.waitpid(c.pid, os.WNOHANG)
-            except ChildProcessError:
-                pid, status = c.pid, 255 << 8
-            if pid == 0:
-                return
-            code = os.waitstatus_to_exitcode(status)
-        else:
-            code = -status
+    def wait_exit(self, c: Container) -> int:
+        """Block until ``c`` (just sent SIGKILL) has exited; its exit code."""
+        if c.adopted:                     # not our child: its pidfd says when it is gone
+            select.select([c.pidfd], [], [], 10.0)
+            return 255
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(c.pid, 0)[1])
+        except ChildProcessError:
+            return 255
+
+    def finish(self, c: Container, code: int, error: str = "") -> None:
+        """Record the exit, release what the container held, tell who waits."""
         if c.pidfd >= 0:
-            self.sel.unregister(c.pidfd)
+            try:
+                self.sel.unregister(c.pidfd)
+            except (KeyError, ValueError):
+                pass
             os.close(c.pidfd)
             c.pidfd = -1
         for fd in list(c.outputs):
             self.drain_rest(c, fd)
             os.close(fd)
-        c.outputs = []
+        c.outputs = {}
         if c.pty >= 0:
             if c.drain_pty:
                 self.drain_rest(c, c.pty)
             os.close(c.pty)
-            c.pty = -1
+            c.pty, c.drain_pty = -1, False
         c.exit_code = code if code >= 0 else 128 - code
+        c.error = error or c.error
+        c.stop_deadline = None
         if c.cgroup is not None:
+            self.check_limits(c)          # recorded even when --rm removes it right after
             c.oom_killed = c.cgroup.oom_killed()
             c.cgroup.destroy()
             c.cgroup = None
-        c.status, c.finished, c.pid = "exited", now(), 0
+        c.status, c.finished, c.pid, c.pid_start, c.adopted = "exited", now(), 0, 0, False
+        self.emit("exited", c, exit_code=c.exit_code, oom_killed=c.oom_killed)
         if c.config.remove:
             self.remove(c)
         else:
@@ -648,6 +844,7 @@ class Supervisor:
         except (KeyError, ValueError):
             pass
         os.set_blocking(fd, False)
+        log = LogWriter(c.dir)
         while True:
             try:
                 data = os.read(fd, 65536)
@@ -655,20 +852,23 @@ class Supervisor:
                 break
             if not data:
                 break
-            self.append_log(c, data)
+            log.write(c.outputs.get(fd, "stdout"), data)
 
     def exit_info(self, c: Container) -> dict:
         return {"id": c.id, "exit_code": c.exit_code, "oom_killed": c.oom_killed, "error": c.error}
 
-    def kill(self, c: Container, sig: int) -> None:
+    def signal(self, c: Container, sig: int) -> None:
+        """Send ``sig`` to the container's PID 1 (via its pidfd: never a reused pid)."""
+        self.emit("kill", c, signal=sig)
         try:
-            signal.pidfd_send_signal(c.pidfd, sig) if c.pidfd >= 0 else os.kill(c.pid, sig)
+            signal.pidfd_send_signal(c.pidfd, sig)
         except ProcessLookupError:
             pass
 
     def remove(self, c: Container) -> None:
         self.containers.pop(c.id, None)
         self.remove_files(c)
+        self.emit("removed", c)
 
     def remove_debris(self, cdir: Path) -> None:
         import shutil
@@ -684,7 +884,19 @@ class Supervisor:
 
         if c.cgroup is not None:
             c.cgroup.destroy()
+            c.cgroup = None
         shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for base, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(base, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def _resolv_conf() -> str:

@@ -32,11 +32,13 @@ def _copy_window_size(src: int, master: int) -> None:
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
 
 
-def run_with_terminal(client, config) -> int:
-    """Run a tty container in the foreground; returns its exit code."""
+def run_with_terminal(start, *, interactive: bool) -> int:
+    """Attach this terminal to a container's: ``start(winsize)`` starts it (run,
+    start -a or exec -t) and returns an attached handle with the pty master.
+    Returns the exit code."""
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    interactive_tty = config.interactive and os.isatty(stdin)
-    run = client.run(config, winsize=_winsize(stdout) or _winsize(stdin) or (24, 80))
+    interactive_tty = interactive and os.isatty(stdin)
+    run = start(_winsize(stdout) or _winsize(stdin) or (24, 80))
     master = run.pty
     for line in run.warnings:
         print(f"WARNING: {line}", file=sys.stderr)
@@ -45,7 +47,7 @@ def run_with_terminal(client, config) -> int:
     try:
         if saved is not None:
             tty.setraw(stdin)
-        _pump(master, stdin if config.interactive else None, stdout)
+        _pump(master, stdin if interactive else None, stdout)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)

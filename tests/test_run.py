@@ -282,7 +282,9 @@ def test_detached_container_outlives_the_cli_and_its_exit_is_recorded():
     assert cl("wait", "bg").stdout.strip() == "3"
     info = json.loads(cl("inspect", "bg", check=True).stdout)[0]
     assert info["status"] == "exited" and info["exit_code"] == 3 and info["finished"]
-    assert (ROOT / "lib" / "containers" / cid / "container.log").read_text() == "done\n"
+    from engine import logs
+    assert logs.text(ROOT / "lib" / "containers" / cid) == "done\n"
+    assert cl("logs", "bg").stdout == "done\n"
     assert "bg" not in cl("ps").stdout and "Exited (3)" in cl("ps", "-a").stdout
     cl("rm", "bg", check=True)
 

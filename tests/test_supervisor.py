@@ -98,15 +98,18 @@ def test_transcript_is_recorded_for_every_container():
     cl("rm", "told", check=True)
 
 
-def test_a_crashed_supervisor_is_replaced_and_its_running_container_cleaned_up():
+def test_a_crashed_supervisor_is_replaced_and_its_running_container_adopted():
+    """After the supervisor dies, the next command starts a new one, which finds
+    the running container (same pid AND start time), so ps, exec, rm -f work."""
     cid = cl("run", "-d", "--name", "orphan", "lab", "sleep", "300", check=True).stdout.strip()
     host_pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
     os.kill(supervisor_pid(), signal.SIGKILL)
     time.sleep(0.2)
-    # The next command starts a new supervisor, which finds the orphan's record.
     info = json.loads(cl("inspect", "orphan", check=True).stdout)[0]
-    assert info["status"] == "exited" and info["exit_code"] == 137
-    assert "supervisor stopped" in info["error"]
+    assert info["status"] == "running" and info["pid"] == host_pid and info["adopted"] is True
+    assert cl("exec", "orphan", "hostname").stdout.strip() == cid[:12]
+    assert "orphan" in cl("ps").stdout
+    assert cl("rm", "-f", "orphan").returncode == 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
@@ -117,9 +120,29 @@ def test_a_crashed_supervisor_is_replaced_and_its_running_container_cleaned_up()
             break
         time.sleep(0.05)
     else:
-        pytest.fail(f"the orphaned container process {host_pid} still runs")
+        pytest.fail(f"the adopted container process {host_pid} still runs")
     assert cgroup_dirs() == []
-    cl("rm", "orphan", check=True)
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_container():
+    """A record whose pid now belongs to another process (other start time) is
+    recorded as exited, and that process is left alone."""
+    cid = cl("run", "-d", "--name", "ghost", "lab", "sleep", "300", check=True).stdout.strip()
+    from engine.client import Client
+    Client().shutdown()                     # stops (kills) the container and records it exited
+    record = ROOT / "lib" / "containers" / cid / "container.json"
+    rec = json.loads(record.read_text())
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        rec.update(status="running", pid=bystander.pid, pid_start=1)   # a start time that cannot match
+        record.write_text(json.dumps(rec))
+        info = json.loads(cl("inspect", "ghost", check=True).stdout)[0]
+        assert info["status"] == "exited" and info["exit_code"] == 255
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+    cl("rm", "ghost", check=True)
 
 
 def test_debris_of_an_interrupted_create_is_swept_on_start():

@@ -1,0 +1,139 @@
+"""The event log: what happened to which container, in order.
+
+Lesson checks read it to see what the learner really did ("a container ran
+from this image and exited 0", "an interactive shell was opened") and count
+only what happened after their step began, by remembering a cursor -- the
+sequence number of the last event seen.
+
+Schema (version 1): one JSON object per line of ``<data>/events.jsonl``::
+
+    {"v": 1, "seq": 42, "time": "2026-11-28T07:44:01.123456Z", "kind": "exited",
+     "id": "<64 hex>", "name": "brave_turing", "labels": {"k": "v"},
+     "image": {"requested": "ubuntu", "resolved": "lab:latest"},
+     "argv": ["echo", "hi"], "tty": false, "exit_code": 0, ...}
+
+``kind`` is one of :data:`KINDS`. ``seq`` grows by one per event, across
+rotations, and is never reused. Kinds may add fields: ``exec`` and
+``exec-exited`` carry ``exec_id``; ``kill`` carries ``signal``; ``oom`` and
+``pids-limit-hit`` carry ``count``. Readers ignore fields they do not know.
+
+Only the supervisor writes (it is single-threaded, so ``seq`` needs no
+lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into
+``events.jsonl.1``; readers look at both.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+VERSION = 1
+KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
+         "removed")
+ROTATE_AT = 4 * 1024 * 1024
+
+
+def now() -> str:
+    """The current time, RFC 3339 with microseconds, UTC."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch for an RFC 3339 time (ours), a Unix timestamp,
+    or a duration back from now like ``10m``, ``2h``, ``30s``."""
+    from .errors import InvalidArgument
+
+    text = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+            return time.time() - float(text[:-1]) * units[text[-1]]
+        if text.replace(".", "", 1).isdigit():
+            return float(text)
+        base, _, frac = text.rstrip("Z").partition(".")
+        stamp = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+        return stamp + (float("0." + frac) if frac else 0.0)
+    except (ValueError, IndexError, OverflowError):
+        raise InvalidArgument(f"invalid time '{text}': use 2026-11-28T07:44:01Z, a Unix time or 10m") from None
+
+
+def event_time(event: dict) -> float:
+    return parse_time(event["time"])
+
+
+class EventLog:
+    """Append (supervisor) and read (anyone) the event log."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seq = self._last_seq()
+
+    def _files(self) -> list[Path]:
+        return [p for p in (self.path.with_name(self.path.name + ".1"), self.path) if p.exists()]
+
+    def _last_seq(self) -> int:
+        last = 0
+        for event in self.read():
+            last = max(last, event.get("seq", 0))
+        return last
+
+    def append(self, kind: str, **fields) -> dict:
+        """Write one event; returns it."""
+        self.seq += 1
+        event = {"v": VERSION, "seq": self.seq, "time": now(), "kind": kind, **fields}
+        line = json.dumps(event, separators=(",", ":")) + "\n"
+        try:
+            if self.path.stat().st_size + len(line) > ROTATE_AT:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+        return event
+
+    def read(self, *, after: int = 0) -> Iterator[dict]:
+        """Events with ``seq > after``, oldest first; a torn or foreign line is skipped."""
+        for path in self._files():
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        try:
+                            event = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(event, dict) and event.get("seq", 0) > after:
+                            yield event
+            except FileNotFoundError:
+                continue
+
+
+def matches(event: dict, filters: dict[str, list[str]]) -> bool:
+    """docker-style filters: the same key ORs its values, different keys AND.
+
+    Keys: ``container`` (id prefix or name), ``name``, ``kind`` (alias
+    ``event``), ``image``, ``label`` (``K`` or ``K=V``)."""
+    for key, values in filters.items():
+        if key in ("container", "name"):
+            ok = any(event.get("name") == v or event.get("id", "").startswith(v) for v in values)
+        elif key in ("kind", "event", "type"):
+            ok = event.get("kind") in values
+        elif key == "image":
+            image = event.get("image") or {}
+            ok = any(v in (image.get("requested"), image.get("resolved")) for v in values)
+        elif key == "label":
+            labels = event.get("labels") or {}
+            ok = any((v.partition("=")[0] in labels) if "=" not in v
+                     else labels.get(v.partition("=")[0]) == v.partition("=")[2] for v in values)
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
