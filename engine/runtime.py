@@ -103,6 +103,7 @@ class ChildSpec:
     cgroup_mounts: list[dict] = field(default_factory=list)   # {source,target,fstype,flags,data} or {symlink,target}
     volumes: list[dict] = field(default_factory=list)         # {source,target,readonly}
     etc_files: dict[str, str] = field(default_factory=dict)   # container path -> host file
+    crash_at: str = ""           # crash tests only: the supervisor dies at this point
 
 
 class StageError(Exception):
@@ -539,6 +540,13 @@ def _kill_quiet(pid: int, sig: int) -> None:
         pass
 
 
+def _crash_point(spec: ChildSpec, chan: socket.socket, name: str) -> None:
+    """Crash tests only: have the supervisor die while this child is at ``name``
+    (the supervisor's pid is out of sight from the new PID namespace, so ask it)."""
+    if spec.crash_at == name:
+        send(chan, {"crash": name})
+
+
 def _enter_child(stdio: tuple[int, int, int], chan: socket.socket) -> socket.socket:
     """First steps of every forked child: only 0-2 and the start channel may
     cross into the container; default signal dispositions."""
@@ -609,6 +617,7 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
         b.stage_proc()
         b.stage_dev()
         b.stage_sys()
+        _crash_point(spec, chan, "after-mounts")
         b.stage_pivot_root()
         b.stage_hostname()
         if spec.tty:
@@ -616,6 +625,7 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
         else:
             os.setsid()
         b.stage_capabilities()
+        _crash_point(spec, chan, "before-exec")
         if spec.init:
             pid = os.fork()
             if pid:

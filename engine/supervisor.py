@@ -110,6 +110,8 @@ class Supervisor:
         self.running = True
         self.last_activity = time.monotonic()
         self.next_limit_check = 0.0
+        # Crash tests only: die (SIGKILL) at this point of a start; see crash_point.
+        self.crash_at = os.environ.get("CONTAINER_LAB_CRASH_AT", "")
         # Our own PID namespace, to return to after each container's fork.
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -159,10 +161,20 @@ class Supervisor:
                 continue
             if c.status == "running":
                 self.reconcile(c)
+            else:
+                self.release_stray_cgroup(c)
             if c.config.remove and c.status != "running":
                 self.remove_files(c)
                 continue
             self.containers[c.id] = c
+
+    def release_stray_cgroup(self, c: Container) -> None:
+        """A container that is not running has no cgroup -- unless a crash
+        came between its start and its record: then kill what is in it."""
+        try:
+            self.cgroups.open(c.id, parent=self.cgroup_parent).destroy()
+        except CgroupError:
+            pass
 
     def reconcile(self, c: Container) -> None:
         try:
@@ -673,6 +685,7 @@ class Supervisor:
         for path, value in c.cgroup.writes:
             transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
         c.warnings = list(c.cgroup.warnings)
+        self.crash_point("after-cgroup")
         stdio, outputs = self.stdio_for(c, fds, attach)
         spec = runtime.ChildSpec(
             id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
@@ -682,7 +695,8 @@ class Supervisor:
             procs_files=[str(p) for p in c.cgroup.procs_files()],
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[asdict(v) for v in cfg.volumes],
-            etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")})
+            etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
+            crash_at=self.crash_at)
         transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
         pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
         for fd in set(stdio) - {self.devnull}:
@@ -710,6 +724,11 @@ class Supervisor:
         c.save()
         self.emit("started", c, pid=pid)
         return pty
+
+    def crash_point(self, name: str) -> None:
+        """For the crash-safety tests: die here, as a bug or the OOM killer would."""
+        if self.crash_at == name:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def fail_start(self, c: Container, message: str, stage: str, code: int = 125):
         if c.cgroup is not None:
@@ -746,6 +765,8 @@ class Supervisor:
             if not data:
                 break
             msg = json.loads(data)
+            if "crash" in msg:
+                self.crash_point(msg["crash"])
             if fds:
                 pty = fds[0]
             if "transcript" in msg:
