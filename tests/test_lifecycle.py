@@ -163,17 +163,22 @@ def test_container_prune():
 
 # -- logs ---------------------------------------------------------------------------
 
-def test_logs_tail_timestamps_streams_and_follow():
-    cl("run", "-d", "--name", "talker", "lab", "sh", "-c",
-       "for i in 1 2 3 4 5; do echo out$i; done; echo err >&2; sleep 1; echo late", check=True)
+def test_logs_tail_timestamps_streams_and_follow(tmp_path):
+    tmp_path.chmod(0o755)
+    cl("run", "-d", "--name", "talker", "-v", f"{tmp_path}:/sig", "lab", "sh", "-c",
+       "for i in 1 2 3 4 5; do echo out$i; done; echo err >&2; "
+       "while [ ! -e /sig/go ]; do sleep 0.05; done; echo late", check=True)
     try:
-        time.sleep(0.4)
+        deadline = time.monotonic() + 20
+        while "err" not in cl("logs", "talker").stderr and time.monotonic() < deadline:
+            time.sleep(0.1)
         proc = cl("logs", "--tail", "2", "talker")      # the last 2 lines of both streams
         assert proc.stdout == "out5\n" and proc.stderr == "err\n"
         stamped = cl("logs", "-t", "--tail", "2", "talker").stdout
         assert stamped.endswith(" out5\n") and stamped.startswith("20")
+        (tmp_path / "go").touch()
         follow = cl("logs", "-f", "talker", timeout=20)        # returns when the container stops
-        assert follow.stdout.endswith("late\n")
+        assert follow.stdout.endswith("out5\nlate\n")
         bad = cl("logs", "--tail", "many", "talker")
         assert bad.returncode == 125 and "invalid --tail" in bad.stderr
     finally:
