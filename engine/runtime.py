@@ -115,7 +115,23 @@ class StageError(Exception):
 
 
 class Transcript:
-    """Ordered stages, each with the kernel operations done and their shell twin."""
+    """Ordered stages, each with the kernel operations done and their shell twin.
+
+    Saved as ``<container dir>/transcript.json`` for every start (schema version 1)::
+
+        {"version": 1, "stages": [
+            {"id": "rootfs", "title": "Mount the image layers ...",
+             "ops": [{"call": "mount", "shell": "mount -t overlay -o ... overlay /...",
+                      "source": "overlay", "target": "...", "fstype": "overlay",
+                      "flags": "nodev", "data": "lowerdir=...,upperdir=...,workdir=..."}]},
+            ...]}
+
+    Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
+    this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
+    ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
+    -t), ``capabilities``, ``exec``. Each op has ``call`` (the kernel call),
+    ``shell`` (the equivalent command) and call-specific detail.
+    """
 
     def __init__(self) -> None:
         self.stages: list[dict] = []

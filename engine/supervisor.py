@@ -674,7 +674,7 @@ class Supervisor:
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         transcript = runtime.Transcript()
-        transcript.stage("create", "Create the container's control group and PID namespace")
+        transcript.stage("limits", "Create the container's control group and write its limits")
         limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
         try:
             c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
@@ -697,6 +697,7 @@ class Supervisor:
             volumes=[asdict(v) for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
             crash_at=self.crash_at)
+        transcript.stage("fork", "Fork the first process into a new PID namespace")
         transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
         pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
         for fd in set(stdio) - {self.devnull}:
@@ -845,19 +846,28 @@ class Supervisor:
         c.stop_deadline = None
         if c.cgroup is not None:
             self.check_limits(c)          # recorded even when --rm removes it right after
-            c.oom_killed = c.cgroup.oom_killed()
-            c.cgroup.destroy()
+            c.oom_killed = self.try_step(c, "read OOM count", c.cgroup.oom_killed) or False
+            self.try_step(c, "remove cgroup", c.cgroup.destroy)
             c.cgroup = None
         c.status, c.finished, c.pid, c.pid_start, c.adopted = "exited", now(), 0, 0, False
         self.emit("exited", c, exit_code=c.exit_code, oom_killed=c.oom_killed)
         if c.config.remove:
-            self.remove(c)
+            self.try_step(c, "remove container", lambda: self.remove(c))
         else:
-            c.save()
+            self.try_step(c, "save record", c.save)
         # Last: a client that hears of the exit may look at once and must find it done.
         for conn in list(c.attached):
             conn.send({"event": "exit", **self.exit_info(c)})
         c.attached.clear()
+
+    def try_step(self, c: Container, what: str, step):
+        """Run one teardown step; a failure is logged and the next step still runs
+        (gc sweeps what is left)."""
+        try:
+            return step()
+        except (OSError, EngineError) as e:
+            print(f"container {c.id[:12]}: {what} failed: {e}", file=sys.stderr)
+            return None
 
     def drain_rest(self, c: Container, fd: int) -> None:
         try:

@@ -323,19 +323,26 @@ def test_env_workdir_user_and_volume(tmp_path):
 
 
 def test_volume_destination_through_a_symlink_stays_inside(tmp_path):
-    """An image symlink pointing at the host's / must not send a mount outside."""
+    """A symlink in the container pointing at / must not send a mount to the host's /."""
     host_dir = tmp_path / "src"
     host_dir.mkdir()
-    (host_dir / "marker").write_text("x")
-    name = "symlinker"
-    cl("run", "--name", name, "lab", "ln", "-s", "/", "/escape", check=True)
-    info = json.loads(cl("inspect", name, check=True).stdout)[0]
-    cl("rm", name, check=True)
-    # The symlink /escape -> / resolves inside the container's root, so a
-    # volume on /escape/etc lands on the container's own /etc.
+    target = "/escape/etc/clab-escape-test"
+    # First start: /escape is made as a plain directory in the writable layer.
+    cl("run", "--name", "symlinker", "-v", f"{host_dir}:{target}", "lab", "true", check=True)
+    info = json.loads(cl("inspect", "symlinker", check=True).stdout)[0]
+    upper = ROOT / "lib" / "containers" / info["id"] / "upper"
+    # A hostile layer: /escape becomes a symlink to the absolute path /.
+    import shutil
+    shutil.rmtree(upper / "escape")
+    os.symlink("/", upper / "escape")
+    # Second start: /escape -> / resolves inside the container's root, so the
+    # volume lands on the container's own /etc, never on the host's.
+    assert cl("start", "-a", "symlinker").returncode == 0
+    assert not os.path.exists("/etc/clab-escape-test")
+    assert (upper / "etc" / "clab-escape-test").is_dir()
+    cl("rm", "symlinker", check=True)
     proc = cl("run", "--rm", "-v", f"{host_dir}:/tmp/../etc/x", "lab", "true")
     assert proc.returncode == 125 and "'..'" in proc.stderr
-    assert info["id"]
 
 
 def test_one_hundred_run_rm_cycles_leave_nothing_behind():
