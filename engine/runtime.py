@@ -549,6 +549,28 @@ def _run_init(child: int) -> NoReturn:
                      else 128 + os.WTERMSIG(status))
 
 
+def _name_init(kernel, argv: list[str]) -> None:
+    """Show the init as ``init -- CMD`` in ps, not as the host's Python path.
+
+    The kernel reads a process's command line from the memory where execve
+    put it (``arg_start``..``arg_end`` in /proc/self/stat); Python copied its
+    argv long ago, so that memory is ours to overwrite, within its length."""
+    import ctypes
+
+    name = ctypes.create_string_buffer(b"init")
+    try:
+        kernel.prctl(15, ctypes.addressof(name))                     # PR_SET_NAME
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2:].split()
+        arg_start, arg_end = int(fields[45]), int(fields[46])        # fields 48 and 49
+    except (OSError, ValueError, IndexError):
+        return
+    size = arg_end - arg_start
+    raw = "\0".join(argv).encode()[:size - 1]
+    ctypes.memmove(arg_start, raw + b"\0" * (size - len(raw)), size)
+
+
 def _kill_quiet(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -640,12 +662,13 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
             b.stage_tty()
         else:
             os.setsid()
-        b.stage_capabilities()
         _crash_point(spec, chan, "before-exec")
         if spec.init:
             pid = os.fork()
             if pid:
                 chan.close()
+                _name_init(b.k, ["init", "--", *spec.argv])
+                b.stage_capabilities()
                 _run_init(pid)
             if spec.tty:
                 # The command, not the init, is the terminal's foreground job,
@@ -654,6 +677,7 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
                 signal.signal(signal.SIGTTOU, signal.SIG_IGN)
                 os.tcsetpgrp(0, os.getpid())
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        b.stage_capabilities()
         b.stage_exec()
     except StageError as e:
         send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})

@@ -298,9 +298,9 @@ def test_rm_cleans_up():
 
 
 def test_init_reaps_orphans_and_forwards_signals():
-    proc = cl("run", "--rm", "--init", "lab", "ps", "-eo", "pid,comm", "--no-headers")
-    rows = [line.split() for line in proc.stdout.strip().splitlines()]
-    assert rows[0][0] == "1" and rows[-1][1] == "ps" and len(rows) == 2, proc.stdout
+    proc = cl("run", "--rm", "--init", "lab", "ps", "-eo", "pid,args", "--no-headers")
+    rows = [line.split(None, 1) for line in proc.stdout.strip().splitlines()]
+    assert rows == [["1", "init -- ps -eo pid,args --no-headers"], ["2", "ps -eo pid,args --no-headers"]], proc.stdout
     from engine.client import Client
     cid = cl("run", "-d", "--init", "lab", "sleep", "60", check=True).stdout.strip()
     time.sleep(0.3)
