@@ -7,7 +7,6 @@ no Python runs in a forked child of a threaded caller).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import errors, paths
+from .protocol import Channel, ProtocolError
 from .spec import ContainerConfig
 
 
@@ -30,36 +30,14 @@ def _error_from_reply(reply: dict) -> errors.EngineError:
     return err
 
 
-class _Conn:
-    """A line-oriented JSON connection that can carry file descriptors."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.buf = b""
-        self.fds: list[int] = []
-
-    def send(self, message: dict, fds: list[int] = ()) -> None:
-        data = (json.dumps({**message, "nfds": len(fds)}) + "\n").encode()
-        if fds:
-            socket.send_fds(self.sock, [data], list(fds))
-        else:
-            self.sock.sendall(data)
+class _Conn(Channel):
+    """The client's end: a closed connection is a SupervisorError."""
 
     def receive(self) -> tuple[dict, list[int]]:
-        while b"\n" not in self.buf:
-            data, fds, _f, _a = socket.recv_fds(self.sock, 65536, 4)
-            self.fds.extend(fds)
-            if not data:
-                raise errors.SupervisorError("the supervisor closed the connection")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        fds, self.fds = self.fds, []
-        return json.loads(line), fds
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.sock.close()
+        try:
+            return super().receive()
+        except (EOFError, ProtocolError) as e:
+            raise errors.SupervisorError(f"the supervisor closed the connection ({e})") from None
 
 
 class Attached:

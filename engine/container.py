@@ -22,24 +22,14 @@ unrelated process that reused the pid.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .events import now
+from .records import write_json_atomic
 from .spec import ContainerConfig
 
 VERSION = 1
 STATES = ("created", "running", "exited")
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to ``path`` so a reader sees the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def process_start_time(pid: int) -> int | None:

@@ -25,11 +25,11 @@ lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into
 from __future__ import annotations
 
 import calendar
-import json
-import os
 import time
 from pathlib import Path
 from typing import Iterator
+
+from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
@@ -71,48 +71,18 @@ class EventLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self.seq = self._last_seq()
-
-    def _files(self) -> list[Path]:
-        return [p for p in (self.path.with_name(self.path.name + ".1"), self.path) if p.exists()]
-
-    def _last_seq(self) -> int:
-        last = 0
-        for event in self.read():
-            last = max(last, event.get("seq", 0))
-        return last
+        self.seq = max((e.get("seq", 0) for e in self.read()), default=0)
 
     def append(self, kind: str, **fields) -> dict:
         """Write one event; returns it."""
         self.seq += 1
         event = {"v": VERSION, "seq": self.seq, "time": now(), "kind": kind, **fields}
-        line = json.dumps(event, separators=(",", ":")) + "\n"
-        try:
-            if self.path.stat().st_size + len(line) > ROTATE_AT:
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        except FileNotFoundError:
-            pass
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        append_jsonl(self.path, event, rotate_at=ROTATE_AT)
         return event
 
     def read(self, *, after: int = 0) -> Iterator[dict]:
-        """Events with ``seq > after``, oldest first; a torn or foreign line is skipped."""
-        for path in self._files():
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    for line in f:
-                        try:
-                            event = json.loads(line)
-                        except ValueError:
-                            continue
-                        if isinstance(event, dict) and event.get("seq", 0) > after:
-                            yield event
-            except FileNotFoundError:
-                continue
+        """Events with ``seq > after``, oldest first."""
+        return (e for e in read_jsonl(self.path) if isinstance(e.get("seq"), int) and e["seq"] > after)
 
 
 def matches(event: dict, filters: dict[str, list[str]]) -> bool:

@@ -12,12 +12,11 @@ and nothing in memory. It lives in the data dir, not on a tmpfs.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Iterator
 
 from .events import now
+from .records import append_jsonl, read_jsonl
 
 ROTATE_AT = 8 * 1024 * 1024
 NAME = "container.log"
@@ -30,35 +29,13 @@ class LogWriter:
         self.path = directory / NAME
 
     def write(self, stream: str, data: bytes) -> None:
-        line = json.dumps({"stream": stream, "time": now(), "log": data.decode("utf-8", "replace")},
-                          separators=(",", ":")) + "\n"
-        raw = line.encode()
-        try:
-            if self.path.stat().st_size + len(raw) > ROTATE_AT:
-                os.replace(self.path, self.path.with_name(NAME + ".1"))
-        except FileNotFoundError:
-            pass
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, raw)
-        finally:
-            os.close(fd)
+        append_jsonl(self.path, {"stream": stream, "time": now(), "log": data.decode("utf-8", "replace")},
+                     rotate_at=ROTATE_AT)
 
 
 def read(directory: Path) -> Iterator[dict]:
     """Every record, oldest first (the rotated file, then the current one)."""
-    for path in (directory / (NAME + ".1"), directory / NAME):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue                 # a line torn by a crash
-                    if isinstance(rec, dict) and "log" in rec:
-                        yield rec
-        except FileNotFoundError:
-            continue
+    return (r for r in read_jsonl(directory / NAME) if isinstance(r.get("log"), str))
 
 
 def text(directory: Path, stream: str | None = None) -> str:

@@ -596,32 +596,43 @@ def _enter_child(stdio: tuple[int, int, int], chan: socket.socket) -> socket.soc
     return socket.socket(fileno=3)
 
 
+def _child(stdio: tuple[int, int, int], chan: socket.socket, spec: ChildSpec, kernel, stages) -> NoReturn:
+    """Run ``stages(builder)`` in a freshly forked child and never return into
+    the supervisor's code: a failure goes back over the channel, then _exit."""
+    code = EXIT_ENGINE
+    transcript = Transcript()
+    try:
+        chan = _enter_child(stdio, chan)
+        stages(Builder(spec, kernel or sc.Syscalls(), transcript, chan))
+    except StageError as e:
+        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
+        code = e.code
+    except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
+        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
+                    "transcript": transcript.stages})
+    os._exit(code)
+
+
 def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tuple[int, int, int],
               kernel=None) -> NoReturn:
     """Entry point of a forked ``exec`` child, already in the container's PID
     namespace: join its cgroup and every other namespace, then run the command
     as the container's own first process was run."""
-    code = EXIT_ENGINE
-    transcript = Transcript()
-    try:
-        chan = _enter_child(stdio, chan)
-        k = kernel or sc.Syscalls()
-        b = Builder(spec, k, transcript, chan)
+    def stages(b: Builder) -> None:
         b.stage_cgroup()
         b.begin("namespaces", "Join the container's namespaces")
         # Not dumpable before setns: nothing inside may ptrace this process or
         # read its /proc files while it still holds the host's resources.
         b.t.op("prctl", "# prctl(PR_SET_DUMPABLE, 0)", option="PR_SET_DUMPABLE", value=0)
-        k.prctl(sc.PR_SET_DUMPABLE, 0)
+        b.k.prctl(sc.PR_SET_DUMPABLE, 0)
         # Open every namespace first: after joining the mount namespace, the
         # host's /proc/PID is out of sight.
-        fds = {}
-        for kind in ("ipc", "uts", "net", "cgroup", "mnt"):
-            fds[kind] = os.open(f"/proc/{target_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        fds = {kind: os.open(f"/proc/{target_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+               for kind in ("ipc", "uts", "net", "cgroup", "mnt")}
         for kind, fd in fds.items():
             b.t.op("setns", f"nsenter --{'mount' if kind == 'mnt' else kind}={target_pid}", namespace=kind)
             try:
-                k.setns(fd, sc.NAMESPACE_FLAGS[kind])
+                b.k.setns(fd, sc.NAMESPACE_FLAGS[kind])
             except OSError as e:
                 b.fail(f"cannot join the container's {kind} namespace: {os.strerror(e.errno)}")
             os.close(fd)
@@ -632,22 +643,12 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
             os.setsid()
         b.stage_capabilities()
         b.stage_exec()
-    except StageError as e:
-        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
-        code = e.code
-    except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
-        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
-                    "transcript": transcript.stages})
-    os._exit(code)
+    _child(stdio, chan, spec, kernel, stages)
 
 
 def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int], kernel=None) -> NoReturn:
-    """Entry point of the forked child: never returns into the supervisor."""
-    code = EXIT_ENGINE
-    transcript = Transcript()
-    try:
-        chan = _enter_child(stdio, chan)
-        b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
+    """Entry point of the forked first process of a container."""
+    def stages(b: Builder) -> None:
         b.stage_cgroup()
         b.stage_namespaces()
         b.stage_propagation()
@@ -655,18 +656,18 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
         b.stage_proc()
         b.stage_dev()
         b.stage_sys()
-        _crash_point(spec, chan, "after-mounts")
+        _crash_point(spec, b.chan, "after-mounts")
         b.stage_pivot_root()
         b.stage_hostname()
         if spec.tty:
             b.stage_tty()
         else:
             os.setsid()
-        _crash_point(spec, chan, "before-exec")
+        _crash_point(spec, b.chan, "before-exec")
         if spec.init:
             pid = os.fork()
             if pid:
-                chan.close()
+                b.chan.close()
                 _name_init(b.k, ["init", "--", *spec.argv])
                 b.stage_capabilities()
                 _run_init(pid)
@@ -679,10 +680,4 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         b.stage_capabilities()
         b.stage_exec()
-    except StageError as e:
-        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
-        code = e.code
-    except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
-        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
-                    "transcript": transcript.stages})
-    os._exit(code)
+    _child(stdio, chan, spec, kernel, stages)

@@ -34,16 +34,17 @@ from pathlib import Path
 
 from . import paths, runtime
 from . import syscalls as sc
-from .container import Container, process_start_time, write_json_atomic
+from .container import Container, process_start_time
 from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
                      NameConflict, NotRunning, StartError)
 from .events import EventLog, now
 from .logs import LogWriter
+from .protocol import Channel, ProtocolError
+from .records import write_json_atomic
 from .spec import ContainerConfig
 
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
-MAX_MESSAGE = 1 << 20
 LIMIT_CHECK_INTERVAL = 1.0         # seconds between looks at OOM and pids-limit counters
 NAMESPACE_KINDS = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 
@@ -67,21 +68,13 @@ class Exec:
         self.attached: set = set()
 
 
-class Connection:
-    """One client connection: a read buffer and the fds that came with it."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.buf = b""
-        self.fds: list[int] = []
+class Connection(Channel):
+    """The supervisor's end of a client connection; a send to a vanished
+    client is not an error (it will be dropped when its socket reads EOF)."""
 
     def send(self, message: dict, fds: list[int] = ()) -> bool:
-        data = (json.dumps(message) + "\n").encode()
         try:
-            if fds:
-                socket.send_fds(self.sock, [data], list(fds))
-            else:
-                self.sock.sendall(data)
+            super().send(message, fds)
             return True
         except OSError:
             return False
@@ -288,30 +281,23 @@ class Supervisor:
 
     def on_client(self, sock, conn: Connection) -> None:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 16)
+            if not conn.feed():
+                self.drop(conn)
+                return
+            while (item := conn.take()) is not None:
+                self.handle(conn, *item)
         except OSError:
-            data, fds = b"", []
-        conn.fds.extend(fds)
-        if not data:
             self.drop(conn)
-            return
-        conn.buf += data
-        if len(conn.buf) > MAX_MESSAGE:
-            conn.send({"ok": False, "error": "message too large", "kind": "InvalidArgument", "exit_code": 125})
-            self.drop(conn)
-            return
-        while b"\n" in conn.buf:
-            line, conn.buf = conn.buf.split(b"\n", 1)
-            self.handle(conn, line)
+        except ProtocolError as e:
+            conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
+            if "too large" in str(e):
+                self.drop(conn)
 
     def drop(self, conn: Connection) -> None:
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
-        for fd in conn.fds:
-            os.close(fd)
-        conn.fds.clear()
         for c in self.containers.values():
             if conn in c.attached:
                 c.attached.discard(conn)
@@ -319,16 +305,10 @@ class Supervisor:
                     self.start_draining(c, c.pty)
         for e in self.execs.values():
             e.attached.discard(conn)
-        conn.sock.close()
+        conn.close()
 
-    def handle(self, conn: Connection, line: bytes) -> None:
-        fds: list[int] = []
+    def handle(self, conn: Connection, msg: dict, fds: list[int]) -> None:
         try:
-            msg = json.loads(line)
-            if not isinstance(msg, dict):
-                raise ValueError("not an object")
-            nfds = int(msg.get("nfds", 0))
-            fds, conn.fds = conn.fds[:nfds], conn.fds[nfds:]
             op = msg.get("op", "")
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
@@ -707,7 +687,7 @@ class Supervisor:
         pty, error, child_stages = self.read_start_channel(chan, pid)
         chan.close()
         transcript.stages.extend(child_stages)
-        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": transcript.stages})
+        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": transcript.stages}, durable=False)
         if error:
             os.waitpid(pid, 0)
             os.close(c.pidfd)

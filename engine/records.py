@@ -1,0 +1,63 @@
+"""Small, careful file writing shared by the engine's records.
+
+- :func:`write_json_atomic`: a whole JSON document, replaced atomically.
+- :func:`append_jsonl` / :func:`read_jsonl`: a JSON-lines file that rotates
+  into ``NAME.1`` past a size, so it can neither grow without bound nor be
+  read half-written (a torn last line is skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+
+def write_json_atomic(path: Path, data: dict, *, durable: bool = True) -> None:
+    """Write JSON to ``path`` so a reader sees the old or the new file, never half.
+    ``durable`` fsyncs first, so a power cut cannot leave an empty file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _rotated(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
+def append_jsonl(path: Path, record: dict, *, rotate_at: int) -> None:
+    """Append one record as a line; past ``rotate_at`` bytes the file becomes
+    ``NAME.1`` (replacing the older one) and a new file starts."""
+    raw = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    try:
+        if path.stat().st_size + len(raw) > rotate_at:
+            os.replace(path, _rotated(path))
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Every record, oldest first (``NAME.1``, then ``NAME``); lines that are
+    not a JSON object (torn by a crash, or foreign) are skipped."""
+    for p in (_rotated(path), path):
+        try:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict):
+                        yield rec
+        except FileNotFoundError:
+            continue
