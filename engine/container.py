@@ -97,7 +97,10 @@ class Container:
         }
 
     def save(self) -> None:
-        write_json_atomic(self.dir / "container.json", self.record())
+        # Atomic (rename) but not fsync'ed: on every start and exit an fsync
+        # would cost milliseconds; ext4 and xfs flush a file replaced by rename
+        # before the rename itself, and an unreadable record is skipped, never fatal.
+        write_json_atomic(self.dir / "container.json", self.record(), durable=False)
 
     @classmethod
     def load(cls, cdir: Path) -> "Container":

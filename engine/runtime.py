@@ -5,9 +5,9 @@ The supervisor forks it (already inside a new PID namespace, so it is PID 1
 there) and the child then runs :func:`child_main`, which walks these stages
 in order -- the order matters:
 
-1. ``cgroup``      join the container's control group (before its cgroup
-                   namespace exists, so that group becomes the namespace root).
-2. ``namespaces``  unshare mount, UTS, IPC, network and cgroup namespaces.
+1. ``cgroup``      join the container's control group (the supervisor does it
+                   while the next stages run; it must precede ``cgroupns``).
+2. ``namespaces``  unshare mount, UTS, IPC and network namespaces.
 3. ``propagation`` make every mount private, BEFORE any mount: on a host whose
                    ``/`` is shared (systemd), mounts would otherwise leak out.
 4. ``rootfs``      overlayfs: read-only image layers below, a writable layer on
@@ -16,6 +16,7 @@ in order -- the order matters:
                    container must not see masked or read-only (as Docker does).
 6. ``dev``         a small tmpfs /dev with only the safe devices, a private
                    /dev/pts and /dev/shm.
+   ``cgroupns``    a cgroup namespace, rooted at the cgroup joined in 1.
 7. ``sys``         /sys read-only, and the container's own cgroup tree at
                    /sys/fs/cgroup so its limits are readable inside.
 8. ``pivot_root``  make the new root the root, and detach the old one.
@@ -45,6 +46,7 @@ import socket
 import stat
 import struct
 import termios
+import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -104,6 +106,10 @@ class ChildSpec:
     volumes: list[dict] = field(default_factory=list)         # {source,target,readonly}
     etc_files: dict[str, str] = field(default_factory=dict)   # container path -> host file
     crash_at: str = ""           # crash tests only: the supervisor dies at this point
+    # The supervisor writes this child's pid into its cgroup while the child
+    # mounts (a cgroup attach can wait a whole RCU grace period, ~10 ms);
+    # otherwise the child joins by itself, first thing.
+    join_by_parent: bool = False
 
 
 class StageError(Exception):
@@ -135,10 +141,23 @@ class Transcript:
 
     def __init__(self) -> None:
         self.stages: list[dict] = []
+        self._t0: float | None = None
 
     def stage(self, sid: str, title: str) -> None:
-        """Open a new stage."""
-        self.stages.append({"id": sid, "title": title, "ops": []})
+        """Open a new stage (and close the previous one's clock)."""
+        self._close()
+        self.stages.append({"id": sid, "title": title, "ops": [], "ms": 0.0})
+        self._t0 = time.perf_counter()
+
+    def _close(self) -> None:
+        if self.stages and self._t0 is not None:
+            self.stages[-1]["ms"] = round((time.perf_counter() - self._t0) * 1000, 3)
+            self._t0 = None
+
+    def done(self) -> list[dict]:
+        """The stages, with the last one's time taken now."""
+        self._close()
+        return self.stages
 
     def op(self, call: str, shell: str, **detail) -> None:
         """Record one kernel operation in the current stage."""
@@ -162,8 +181,23 @@ class Builder:
         self.chan = chan
         self.stage_id = ""
         self.root_fd = -1
+        self.joined: dict | None = None
 
     # -- helpers ---------------------------------------------------------
+    def await_join(self) -> dict | None:
+        """The supervisor's word that this process is in its cgroup (once;
+        None when the child joins by itself). A failing child reads it too
+        before it leaves, so the supervisor's message never meets a closed door."""
+        if not self.spec.join_by_parent or self.chan is None or self.joined is not None:
+            return self.joined
+        self.chan.settimeout(30)
+        try:
+            self.joined = json.loads(self.chan.recv(65536) or b"{}")
+        except (OSError, ValueError):
+            self.joined = {}
+        self.chan.settimeout(None)
+        return self.joined
+
     def begin(self, sid: str, title: str) -> None:
         self.stage_id = sid
         self.t.stage(sid, title)
@@ -241,12 +275,11 @@ class Builder:
                 self.fail(f"cannot join cgroup {path}: {os.strerror(e.errno)}")
 
     def stage_namespaces(self) -> None:
-        self.begin("namespaces", "Create new mount, UTS, IPC, network and cgroup namespaces")
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET | sc.CLONE_NEWCGROUP
+        self.begin("namespaces", "Create new mount, UTS, IPC and network namespaces")
+        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
         names = sc.flag_names(flags, {"CLONE_NEWNS": sc.CLONE_NEWNS, "CLONE_NEWUTS": sc.CLONE_NEWUTS,
-                                      "CLONE_NEWIPC": sc.CLONE_NEWIPC, "CLONE_NEWNET": sc.CLONE_NEWNET,
-                                      "CLONE_NEWCGROUP": sc.CLONE_NEWCGROUP})
-        self.t.op("unshare", "unshare --mount --uts --ipc --net --cgroup", flags=names)
+                                      "CLONE_NEWIPC": sc.CLONE_NEWIPC, "CLONE_NEWNET": sc.CLONE_NEWNET})
+        self.t.op("unshare", "unshare --mount --uts --ipc --net", flags=names)
         try:
             self.k.unshare(flags)
         except OSError as e:
@@ -254,6 +287,20 @@ class Builder:
         # A new network namespace has only a loopback device, and it is down.
         self.t.op("ioctl", "ip link set lo up", request="SIOCSIFFLAGS", device="lo", flags="IFF_UP")
         _link_up("lo")
+
+    def stage_cgroupns(self) -> None:
+        """A cgroup namespace whose root is the container's own cgroup -- so the
+        process must be in that cgroup first (the supervisor puts it there while
+        this child mounts, and says so over the channel)."""
+        self.begin("cgroupns", "Create a cgroup namespace rooted at the container's cgroup")
+        reply = self.await_join()
+        if reply is not None and not reply.get("joined"):
+            self.fail(reply.get("error") or "the supervisor did not put the process in its cgroup")
+        self.t.op("unshare", "unshare --cgroup", flags=["CLONE_NEWCGROUP"])
+        try:
+            self.k.unshare(sc.CLONE_NEWCGROUP)
+        except OSError as e:
+            self.fail(f"unshare --cgroup: {os.strerror(e.errno)}")
 
     def stage_propagation(self) -> None:
         self.begin("propagation", "Make every mount private, so nothing leaks to the host")
@@ -421,7 +468,7 @@ class Builder:
                 self.fail(f"cannot switch to user {s.user}: {os.strerror(e.errno)}")
         path = _find_executable(s.argv[0], env.get("PATH", DEFAULT_PATH), self)
         self.t.op("execve", "exec " + " ".join(shlex.quote(a) for a in s.argv), path=path, argv=s.argv)
-        send(self.chan, {"transcript": self.t.stages})
+        send(self.chan, {"transcript": self.t.done()})
         try:
             os.execve(path, s.argv, env)
         except OSError as e:
@@ -601,16 +648,23 @@ def _child(stdio: tuple[int, int, int], chan: socket.socket, spec: ChildSpec, ke
     the supervisor's code: a failure goes back over the channel, then _exit."""
     code = EXIT_ENGINE
     transcript = Transcript()
+    b = None
     try:
         chan = _enter_child(stdio, chan)
-        stages(Builder(spec, kernel or sc.Syscalls(), transcript, chan))
+        b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
+        stages(b)
+        failure = {"error": "the command returned", "stage": "exec", "exit_code": EXIT_ENGINE}
     except StageError as e:
-        send(chan, {"error": e.message, "stage": e.stage, "exit_code": e.code, "transcript": transcript.stages})
+        failure = {"error": e.message, "stage": e.stage, "exit_code": e.code}
         code = e.code
     except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
-        send(chan, {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE,
-                    "transcript": transcript.stages})
-    os._exit(code)
+        failure = {"error": f"{type(e).__name__}: {e}", "stage": "", "exit_code": EXIT_ENGINE}
+    try:
+        if b is not None:
+            b.await_join()
+        send(chan, {**failure, "transcript": transcript.done()})
+    finally:
+        os._exit(code)
 
 
 def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tuple[int, int, int],
@@ -649,12 +703,14 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
 def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int], kernel=None) -> NoReturn:
     """Entry point of the forked first process of a container."""
     def stages(b: Builder) -> None:
-        b.stage_cgroup()
+        if not spec.join_by_parent:
+            b.stage_cgroup()
         b.stage_namespaces()
         b.stage_propagation()
         b.stage_rootfs()
         b.stage_proc()
         b.stage_dev()
+        b.stage_cgroupns()
         b.stage_sys()
         _crash_point(spec, b.chan, "after-mounts")
         b.stage_pivot_root()

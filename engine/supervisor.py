@@ -100,6 +100,7 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.containers: dict[str, Container] = {}
         self.execs: dict[str, Exec] = {}
+        self.image_cache: dict[str, tuple[int, object]] = {}
         self.running = True
         self.last_activity = time.monotonic()
         self.next_limit_check = 0.0
@@ -228,12 +229,13 @@ class Supervisor:
                 if c.status == "running":
                     self.check_limits(c)
 
-    def check_limits(self, c: Container) -> None:
+    def check_limits(self, c: Container, cgroup=None) -> None:
         """Record an ``oom`` or ``pids-limit-hit`` event when the kernel's counter grew."""
-        if c.cgroup is None:
+        cgroup = cgroup or c.cgroup
+        if cgroup is None:
             return
         try:
-            usage = c.cgroup.usage()
+            usage = cgroup.usage()
         except (OSError, EngineError):
             return
         for counter, kind in (("oom_kills", "oom"), ("pids_max_hits", "pids-limit-hit")):
@@ -583,7 +585,7 @@ class Supervisor:
                 raise NameConflict(
                     f'Conflict. The container name "/{name}" is already in use by container '
                     f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
-        image = self.store.resolve(config.image)
+        image = self.resolve_image(config.image)
         img = image.config or {}
         entrypoint = config.entrypoint if config.entrypoint is not None else (img.get("Entrypoint") or [])
         cmd = config.cmd or ([] if config.entrypoint is not None else (img.get("Cmd") or []))
@@ -620,6 +622,24 @@ class Supervisor:
         self.containers[cid] = c
         self.emit("created", c)
         return c
+
+    def resolve_image(self, ref: str):
+        """The store's answer, remembered until repositories.json changes (a
+        resolve reads and checks several files: too slow for every run)."""
+        try:
+            stamp = os.stat(self.store.repositories).st_mtime_ns
+        except FileNotFoundError:
+            stamp = 0
+        cached = self.image_cache.get(ref)
+        if cached and cached[0] == stamp and all(p.is_dir() for p in cached[1].layers):
+            return cached[1]
+        image = self.store.resolve(ref)
+        try:
+            stamp = os.stat(self.store.repositories).st_mtime_ns   # lab may just have been built
+        except FileNotFoundError:
+            stamp = 0
+        self.image_cache[ref] = (stamp, image)
+        return image
 
     def fork_into(self, pidns_fd: int | None, child) -> tuple[int, socket.socket]:
         """Fork a child into a PID namespace: a new one (``None``) or the one
@@ -676,18 +696,25 @@ class Supervisor:
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[asdict(v) for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
-            crash_at=self.crash_at)
+            crash_at=self.crash_at, join_by_parent=True)
         transcript.stage("fork", "Fork the first process into a new PID namespace")
         transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
         pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
         for fd in set(stdio) - {self.devnull}:
             os.close(fd)
+        transcript.stage("cgroup", "Put the first process in the container's control group")
+        joined = self.join_cgroup(c, pid, transcript)
+        try:
+            chan.send(json.dumps(joined).encode())
+        except OSError:
+            pass              # the child has already failed; its error is waiting in the channel
+        transcript.done()
         c.pid, c.pid_start = pid, process_start_time(pid) or 0
         c.pidfd = os.pidfd_open(pid)
         pty, error, child_stages = self.read_start_channel(chan, pid)
         chan.close()
-        transcript.stages.extend(child_stages)
-        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": transcript.stages}, durable=False)
+        stages = transcript.done() + child_stages
+        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": stages}, durable=False)
         if error:
             os.waitpid(pid, 0)
             os.close(c.pidfd)
@@ -705,6 +732,16 @@ class Supervisor:
         c.save()
         self.emit("started", c, pid=pid)
         return pty
+
+    def join_cgroup(self, c: Container, pid: int, transcript) -> dict:
+        """Write the child's pid into each cgroup.procs (the child mounts meanwhile)."""
+        for path in c.cgroup.procs_files():
+            transcript.op("write", f"echo {pid} > {path}", path=str(path), value=str(pid))
+        try:
+            c.cgroup.join(pid)
+        except (OSError, EngineError) as e:
+            return {"joined": False, "error": f"cannot put the container in its cgroup: {e}"}
+        return {"joined": True}
 
     def crash_point(self, name: str) -> None:
         """For the crash-safety tests: die here, as a bug or the OOM killer would."""
@@ -743,6 +780,8 @@ class Supervisor:
             except socket.timeout:
                 os.kill(pid, signal.SIGKILL)
                 return pty, {"error": "the container did not start in time", "stage": "", "exit_code": 125}, stages
+            except ConnectionResetError:
+                data, fds = b"", []
             if not data:
                 break
             msg = json.loads(data)
@@ -804,7 +843,11 @@ class Supervisor:
             return 255
 
     def finish(self, c: Container, code: int, error: str = "") -> None:
-        """Record the exit, release what the container held, tell who waits."""
+        """Record the exit and tell who waits; then release what the container held.
+
+        The slow part (removing the cgroup and, with --rm, the files) comes
+        after the exit event: the supervisor does one thing at a time, so the
+        next request of any client is served only once it is done."""
         if c.pidfd >= 0:
             try:
                 self.sel.unregister(c.pidfd)
@@ -824,21 +867,24 @@ class Supervisor:
         c.exit_code = code if code >= 0 else 128 - code
         c.error = error or c.error
         c.stop_deadline = None
-        if c.cgroup is not None:
-            self.check_limits(c)          # recorded even when --rm removes it right after
-            c.oom_killed = self.try_step(c, "read OOM count", c.cgroup.oom_killed) or False
-            self.try_step(c, "remove cgroup", c.cgroup.destroy)
-            c.cgroup = None
+        cgroup, c.cgroup = c.cgroup, None
+        if cgroup is not None:
+            self.check_limits(c, cgroup)      # recorded even when --rm removes it right after
+            c.oom_killed = self.try_step(c, "read OOM count", cgroup.oom_killed) or False
         c.status, c.finished, c.pid, c.pid_start, c.adopted = "exited", now(), 0, 0, False
         self.emit("exited", c, exit_code=c.exit_code, oom_killed=c.oom_killed)
         if c.config.remove:
-            self.try_step(c, "remove container", lambda: self.remove(c))
+            self.containers.pop(c.id, None)
+            self.emit("removed", c)
         else:
             self.try_step(c, "save record", c.save)
-        # Last: a client that hears of the exit may look at once and must find it done.
         for conn in list(c.attached):
             conn.send({"event": "exit", **self.exit_info(c)})
         c.attached.clear()
+        if cgroup is not None:
+            self.try_step(c, "remove cgroup", cgroup.destroy)
+        if c.config.remove:
+            self.try_step(c, "remove files", lambda: self.remove_files(c))
 
     def try_step(self, c: Container, what: str, step):
         """Run one teardown step; a failure is logged and the next step still runs

@@ -40,8 +40,22 @@ def cl(*args: str, input: str | None = None, timeout: float = 60, env: dict | No
     return proc
 
 
+def settle() -> None:
+    """Wait until the supervisor has finished what it was doing. It tells a
+    client of an exit first and tidies up right after, one thing at a time, so
+    once it answers a ping, the tidying of every earlier exit is done."""
+    from engine.client import Client
+    from engine.errors import SupervisorError
+
+    try:
+        Client(autostart=False).ping()
+    except SupervisorError:
+        pass
+
+
 def cgroup_dirs() -> list[str]:
     """Every cgroup directory of this test session (any hierarchy)."""
+    settle()
     found = []
     for base, dirs, _files in os.walk("/sys/fs/cgroup"):
         for d in dirs:
@@ -55,6 +69,7 @@ def cgroup_dirs() -> list[str]:
 
 def overlay_mounts() -> list[str]:
     """Overlay mounts on the host that belong to this test session."""
+    settle()
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if str(ROOT) in line]
 

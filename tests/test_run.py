@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts
+from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts, settle
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image", "no_leftovers")]
 
 
 def containers_on_disk() -> list[str]:
+    settle()
     d = ROOT / "lib" / "containers"
     return sorted(os.listdir(d)) if d.exists() else []
 

@@ -51,15 +51,16 @@ def test_stage_order_and_transcript(tmp_path):
     assert result["exit"] == 0
     stages = result["messages"][-1]["transcript"]
     ids = [s["id"] for s in stages]
-    assert ids == ["cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "sys",
+    assert ids == ["cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "cgroupns", "sys",
                    "pivot_root", "hostname", "capabilities", "exec"]
+    assert all(isinstance(s["ms"], float) and s["ms"] >= 0 for s in stages)
     ops = [op for s in stages for op in s["ops"]]
     mounts = [op for op in ops if op["call"] == "mount"]
     # Propagation is made private before any other mount, recursively.
     assert mounts[0]["shell"] == "mount --make-rprivate /"
     assert mounts[1]["fstype"] == "overlay" and mounts[1]["data"] == "lowerdir=/L,upperdir=/U,workdir=/W"
-    unshare = next(op for op in ops if op["call"] == "unshare")
-    assert "CLONE_NEWCGROUP" in unshare["flags"] and "CLONE_NEWNS" in unshare["flags"]
+    unshares = [op for op in ops if op["call"] == "unshare"]
+    assert "CLONE_NEWNS" in unshares[0]["flags"] and unshares[1]["flags"] == ["CLONE_NEWCGROUP"]
     # The volume is bound, then made read-only, nodev and nosuid.
     data = [op for op in mounts if op["target"] == "/data"]
     assert [op["flags"] for op in data] == ["bind,rec", "ro,nosuid,nodev,remount,bind"]
