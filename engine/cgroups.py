@@ -33,11 +33,11 @@ import re
 import signal
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from engine.errors import CgroupError, InvalidArgument
+from engine.spec import parse_size  # noqa: F401 - part of this module's API
 
 __all__ = [
     "Limits", "parse_size", "detect", "Driver", "V1Driver", "V2Driver", "NoDriver",
@@ -106,26 +106,6 @@ class Limits:
     def cpu_quota(self) -> int | None:
         """Microseconds of CPU per :data:`CPU_PERIOD`, or None for no limit."""
         return None if self.cpus is None else round(self.cpus * CPU_PERIOD)
-
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?b)?|b)?", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a docker size: ``"64m"``, ``"1g"``, ``"512k"``, ``"100b"``, ``"1.5g"``.
-
-    Units are binary (``k`` = 1024) and case-insensitive; a bare number is bytes.
-    """
-    m = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if not m:
-        raise InvalidArgument(f"invalid size: {text!r}")
-    size = int(Fraction(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
-    if size <= 0:
-        raise InvalidArgument(f"invalid size: {text!r} (must be more than 0 bytes)")
-    if size >= 1 << 63:
-        raise InvalidArgument(f"invalid size: {text!r} (too large)")
-    return size
 
 
 # -- what the runtime mounts inside the container ------------------------------

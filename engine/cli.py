@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _size(text: str) -> int:
-    from .cgroups import parse_size
+    from .spec import parse_size
     try:
         return parse_size(text)
     except errors.InvalidArgument as e:
@@ -95,13 +95,10 @@ def _containers_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER", help="container name or id (a unique prefix will do)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_run(sub) -> None:
     from .spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
-    p = _Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-
-    r = sub.add_parser("run", add_help=False, help="create and start a container from an image",
+    r = sub.add_parser("run", add_help=False, help=VERBS["run"],
                        description="Create a container from IMAGE and run COMMAND in it (the image's "
                                    "default command when none is given).")
     r.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
@@ -131,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
     r.set_defaults(func=cmd_run)
 
-    ex = sub.add_parser("exec", help="run a command in a running container",
+
+def _add_exec(sub) -> None:
+    ex = sub.add_parser("exec", help=VERBS["exec"],
                         description="Run COMMAND inside a running container: it joins the container's "
                                     "namespaces, cgroup and root, like its first process.")
     ex.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
@@ -144,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     ex.set_defaults(func=cmd_exec)
 
-    ps = sub.add_parser("ps", help="list containers", description="List running containers (-a: all).")
+
+def _add_ps(sub) -> None:
+    ps = sub.add_parser("ps", help=VERBS["ps"], description="List running containers (-a: all).")
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only print ids")
     ps.add_argument("-f", "--filter", action="append", default=[], type=_filter_arg, metavar="KEY=VALUE",
@@ -152,37 +153,49 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     ps.set_defaults(func=cmd_ps)
 
-    st = sub.add_parser("stop", help="stop running containers",
+
+def _add_stop(sub) -> None:
+    st = sub.add_parser("stop", help=VERBS["stop"],
                         description="Send SIGTERM to each container's first process, then SIGKILL after the timeout.")
     st.add_argument("-t", "--time", type=float, default=10, metavar="SECS", help="seconds to wait before SIGKILL (default 10)")
     _containers_arg(st)
     st.set_defaults(func=cmd_stop)
 
-    sa = sub.add_parser("start", help="start stopped containers",
+
+def _add_start(sub) -> None:
+    sa = sub.add_parser("start", help=VERBS["start"],
                         description="Start a stopped container again; its writable layer is kept.")
     sa.add_argument("-a", "--attach", action="store_true", help="attach to its output and wait for it")
     sa.add_argument("-i", "--interactive", action="store_true", help="attach standard input too")
     _containers_arg(sa)
     sa.set_defaults(func=cmd_start)
 
-    k = sub.add_parser("kill", help="send a signal to running containers",
+
+def _add_kill(sub) -> None:
+    k = sub.add_parser("kill", help=VERBS["kill"],
                        description="Send a signal (default SIGKILL) to each container's first process.")
     k.add_argument("-s", "--signal", type=_signal_arg, default=9, metavar="SIGNAL", help="KILL, TERM, HUP, 15 ...")
     _containers_arg(k)
     k.set_defaults(func=cmd_kill)
 
-    rm = sub.add_parser("rm", help="remove containers", description="Remove one or more containers.")
+
+def _add_rm(sub) -> None:
+    rm = sub.add_parser("rm", help=VERBS["rm"], description="Remove one or more containers.")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first; no error if missing")
     _containers_arg(rm)
     rm.set_defaults(func=cmd_rm)
 
-    co = sub.add_parser("container", help="manage containers (prune)", description="Manage containers.")
+
+def _add_container(sub) -> None:
+    co = sub.add_parser("container", help=VERBS["container"], description="Manage containers.")
     cosub = co.add_subparsers(dest="container_verb", metavar="VERB", parser_class=_Parser, required=True)
     pr = cosub.add_parser("prune", help="remove all stopped containers", description="Remove all stopped containers.")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(func=cmd_prune)
 
-    lg = sub.add_parser("logs", help="show a container's output",
+
+def _add_logs(sub) -> None:
+    lg = sub.add_parser("logs", help=VERBS["logs"],
                         description="Show the output of a container started with -d (or started again "
                                     "without -a). Foreground runs write to your terminal directly.")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output until it stops")
@@ -191,12 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("container", metavar="CONTAINER")
     lg.set_defaults(func=cmd_logs)
 
-    wait = sub.add_parser("wait", help="wait for containers to stop; print their exit codes",
+
+def _add_wait(sub) -> None:
+    wait = sub.add_parser("wait", help=VERBS["wait"],
                           description="Block until each container stops, then print its exit code.")
     _containers_arg(wait)
     wait.set_defaults(func=cmd_wait)
 
-    ins = sub.add_parser("inspect", help="show a container's record as JSON",
+
+def _add_inspect(sub) -> None:
+    ins = sub.add_parser("inspect", help=VERBS["inspect"],
                          description="Print the full record of one or more containers as JSON: config, "
                                      "state, pid, exit code, namespaces, cgroup, layers, times.")
     ins.add_argument("--transcript", action="store_true",
@@ -206,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     _containers_arg(ins)
     ins.set_defaults(func=cmd_inspect)
 
-    ev = sub.add_parser("events", help="show what happened to containers",
+
+def _add_events(sub) -> None:
+    ev = sub.add_parser("events", help=VERBS["events"],
                         description="Print the event log: created, started, exec, exited, oom, "
                                     "pids-limit-hit, removed ... Each event has a sequence number (a cursor).")
     ev.add_argument("--since", metavar="CURSOR|TIME", help="after this sequence number, or since a time (RFC 3339, Unix time, or 10m)")
@@ -217,13 +236,48 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     ev.set_defaults(func=cmd_events)
 
-    gc = sub.add_parser("gc", help="remove what crashed runs left behind",
+
+def _add_gc(sub) -> None:
+    gc = sub.add_parser("gc", help=VERBS["gc"],
                         description="Remove container dirs with no record and cgroups of containers that are not running.")
     gc.set_defaults(func=cmd_gc)
 
-    im = sub.add_parser("images", help="list images", description="List the images in the local store.")
+
+def _add_images(sub) -> None:
+    im = sub.add_parser("images", help=VERBS["images"], description="List the images in the local store.")
     im.add_argument("-q", "--quiet", action="store_true", help="only print image ids")
     im.set_defaults(func=cmd_images)
+
+
+# Each verb, its one-line help, and the function that adds its parser: only
+# the verb being run gets its full parser built (argparse is slow to build).
+VERBS = {
+    "run": "create and start a container from an image",
+    "exec": "run a command in a running container",
+    "ps": "list containers",
+    "stop": "stop running containers",
+    "start": "start stopped containers",
+    "kill": "send a signal to running containers",
+    "rm": "remove containers",
+    "container": "manage containers (prune)",
+    "logs": "show a container's output",
+    "wait": "wait for containers to stop; print their exit codes",
+    "inspect": "show a container's record as JSON",
+    "events": "show what happened to containers",
+    "gc": "remove what crashed runs left behind",
+    "images": "list images",
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser: every verb's in full, or only ``verb``'s (the rest listed)."""
+    p = _Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for name, help_text in VERBS.items():
+        if verb is None or verb == name:
+            globals()[f"_add_{name}"](sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return p
 
 
@@ -623,7 +677,8 @@ def _table(rows) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and argv[0] in VERBS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

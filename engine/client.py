@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,6 +106,7 @@ class Client:
     def _start_supervisor(self) -> None:
         """Start ``python -m engine.supervisor --daemon``, serialised by a lock."""
         import fcntl
+        import subprocess
 
         paths.ensure_private_dir(self.state_dir)
         with open(self.state_dir / "start.lock", "w") as lock:

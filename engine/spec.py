@@ -3,12 +3,14 @@
 :class:`ContainerConfig` is plain data (JSON round-trips through ``to_dict``
 and ``from_dict``), built by the CLI from ``run`` flags or by the app and the
 lessons directly, validated here once, and sent to the supervisor.
+
+This module sits on the CLI's start-up path, so it is written without
+dataclasses (whose import pulls in ``inspect``: ~20 ms of every command).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
 
 from .errors import InvalidArgument
 
@@ -26,13 +28,43 @@ DEFAULT_PIDS = 1024
 NETWORKS = ("none",)
 
 
-@dataclass(frozen=True)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE = re.compile(r"(\d+)(?:\.(\d+))?\s*(?:([kmgtp])(?:i?b)?|b)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a docker size: ``"64m"``, ``"1g"``, ``"512k"``, ``"100b"``, ``"1.5g"``.
+
+    Units are binary (``k`` = 1024) and case-insensitive; a bare number is bytes.
+    """
+    m = _SIZE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise InvalidArgument(f"invalid size: {text!r}")
+    whole, frac, unit = m.group(1), m.group(2) or "", (m.group(3) or "").lower()
+    size = (int(whole + frac) * _UNITS[unit]) // 10 ** len(frac)      # exact, no float
+    if size <= 0:
+        raise InvalidArgument(f"invalid size: {text!r} (must be more than 0 bytes)")
+    if size >= 1 << 63:
+        raise InvalidArgument(f"invalid size: {text!r} (too large)")
+    return size
+
+
 class Volume:
     """A bind mount of a host path into the container (``-v HOST:CTR[:ro]``)."""
 
-    source: str
-    target: str
-    readonly: bool = False
+    __slots__ = ("source", "target", "readonly")
+
+    def __init__(self, source: str, target: str, readonly: bool = False):
+        self.source, self.target, self.readonly = source, target, readonly
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Volume) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Volume({self.source!r}, {self.target!r}, readonly={self.readonly})"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "target": self.target, "readonly": self.readonly}
 
     @classmethod
     def parse(cls, text: str) -> "Volume":
@@ -51,30 +83,38 @@ class Volume:
         return cls(source, target, mode == "ro")
 
 
-@dataclass
-class ContainerConfig:
-    """Everything ``run`` needs to create and start one container."""
+# Every option of a container and its default (a callable makes a fresh one).
+_FIELDS = {
+    "image": None, "cmd": list, "entrypoint": None, "name": None, "hostname": None, "env": list,
+    "workdir": None, "user": None, "volumes": list, "labels": dict, "init": False, "tty": False,
+    "interactive": False, "detach": False, "remove": False, "network": "none",
+    "memory": DEFAULT_MEMORY, "memory_swap": None, "pids_limit": DEFAULT_PIDS, "cpus": None,
+}
 
-    image: str
-    cmd: list[str] = field(default_factory=list)
-    entrypoint: list[str] | None = None
-    name: str | None = None
-    hostname: str | None = None
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    volumes: list[Volume] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
-    init: bool = False
-    tty: bool = False
-    interactive: bool = False
-    detach: bool = False
-    remove: bool = False
-    network: str = "none"
-    memory: int | None = DEFAULT_MEMORY
-    memory_swap: int | None = None
-    pids_limit: int | None = DEFAULT_PIDS
-    cpus: float | None = None
+
+class ContainerConfig:
+    """Everything ``run`` needs to create and start one container.
+
+    Fields (keyword arguments): image, cmd, entrypoint, name, hostname, env,
+    workdir, user, volumes, labels, init, tty, interactive, detach, remove,
+    network, memory, memory_swap, pids_limit, cpus -- see ``run --help``.
+    """
+
+    __slots__ = tuple(_FIELDS)
+
+    def __init__(self, image: str = "", **options):
+        unknown = set(options) - set(_FIELDS)
+        if unknown:
+            raise InvalidArgument(f"unknown container option(s): {', '.join(sorted(unknown))}")
+        options["image"] = image
+        for key, default in _FIELDS.items():
+            setattr(self, key, options[key] if key in options else (default() if callable(default) else default))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ContainerConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"ContainerConfig({', '.join(f'{k}={getattr(self, k)!r}' for k in _FIELDS)})"
 
     def validate(self) -> "ContainerConfig":
         """Raise InvalidArgument naming the first bad field; return self."""
@@ -114,15 +154,16 @@ class ContainerConfig:
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict."""
-        return asdict(self)
+        out = {k: getattr(self, k) for k in _FIELDS}
+        out["volumes"] = [v.to_dict() for v in self.volumes]
+        out["cmd"], out["env"], out["labels"] = list(self.cmd), list(self.env), dict(self.labels)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContainerConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an InvalidArgument."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidArgument(f"unknown container option(s): {', '.join(sorted(unknown))}")
+        if not isinstance(data, dict):
+            raise InvalidArgument("a container config must be an object")
         data = dict(data)
-        data["volumes"] = [Volume(**v) if isinstance(v, dict) else v for v in data.get("volumes", [])]
+        data["volumes"] = [Volume(**v) if isinstance(v, dict) else v for v in data.get("volumes") or []]
         return cls(**data)

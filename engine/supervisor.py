@@ -29,7 +29,6 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 from . import paths, runtime
@@ -694,7 +693,7 @@ class Supervisor:
             user=c.process["user"] or None, tty=cfg.tty, winsize=winsize, init=cfg.init,
             procs_files=[str(p) for p in c.cgroup.procs_files()],
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
-            volumes=[asdict(v) for v in cfg.volumes],
+            volumes=[v.to_dict() for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
             crash_at=self.crash_at, join_by_parent=True)
         transcript.stage("fork", "Fork the first process into a new PID namespace")
