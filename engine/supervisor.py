@@ -666,7 +666,30 @@ class Supervisor:
 
     def start(self, c: Container, fds: list[int], winsize, attach: bool) -> int:
         """Fork the container's PID 1 and wait until it has exec'd (or failed).
-        Returns the supervisor's terminal master fd for a tty container, else -1."""
+        Returns the supervisor's terminal master fd for a tty container, else -1.
+        Whatever goes wrong, nothing is left behind: no process, no cgroup."""
+        try:
+            return self._start(c, fds, winsize, attach)
+        except EngineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug or an unexpected answer from the kernel
+            traceback.print_exc()
+            if c.pid and c.status != "running":
+                try:
+                    os.kill(c.pid, signal.SIGKILL)
+                    os.waitpid(c.pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+            for fd in [c.pidfd, *c.outputs]:
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            c.pidfd, c.outputs = -1, {}
+            self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
+
+    def _start(self, c: Container, fds: list[int], winsize, attach: bool) -> int:
         from .cgroups import Limits
 
         cfg = c.config
@@ -698,9 +721,14 @@ class Supervisor:
             crash_at=self.crash_at, join_by_parent=True)
         transcript.stage("fork", "Fork the first process into a new PID namespace")
         transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
-        pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
-        for fd in set(stdio) - {self.devnull}:
-            os.close(fd)
+        c.outputs = outputs             # closed by start() if anything below fails
+        try:
+            pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
+            c.pid = pid
+            self.crash_point("after-fork")
+        finally:
+            for fd in set(stdio) - {self.devnull}:
+                os.close(fd)          # the child has its own copies
         transcript.stage("cgroup", "Put the first process in the container's control group")
         joined = self.join_cgroup(c, pid, transcript)
         try:
@@ -708,7 +736,7 @@ class Supervisor:
         except OSError:
             pass              # the child has already failed; its error is waiting in the channel
         transcript.done()
-        c.pid, c.pid_start = pid, process_start_time(pid) or 0
+        c.pid_start = process_start_time(pid) or 0
         c.pidfd = os.pidfd_open(pid)
         pty, error, child_stages = self.read_start_channel(chan, pid)
         chan.close()
@@ -720,6 +748,7 @@ class Supervisor:
             c.pidfd = -1
             for fd in list(outputs) + ([pty] if pty >= 0 else []):
                 os.close(fd)
+            c.outputs = {}
             self.fail_start(c, error["error"], error.get("stage", ""), error.get("exit_code", 125))
         c.status, c.started, c.adopted = "running", now(), False
         c.pty = pty
@@ -743,9 +772,12 @@ class Supervisor:
         return {"joined": True}
 
     def crash_point(self, name: str) -> None:
-        """For the crash-safety tests: die here, as a bug or the OOM killer would."""
+        """For the crash-safety tests: die here, as the OOM killer would
+        (``NAME``), or fail here, as a bug would (``raise-NAME``)."""
         if self.crash_at == name:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.crash_at == f"raise-{name}":
+            raise RuntimeError(f"injected failure at {name}")
 
     def fail_start(self, c: Container, message: str, stage: str, code: int = 125):
         if c.cgroup is not None:

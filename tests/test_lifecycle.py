@@ -349,6 +349,20 @@ def test_a_supervisor_killed_during_a_start_leaves_nothing_after_the_next_comman
             if not (ROOT / "lib" / "containers" / d / "container.json").exists()] == []
 
 
+def test_an_internal_error_during_a_start_leaves_nothing_and_the_supervisor_lives_on():
+    from engine.client import Client
+
+    Client().shutdown()
+    proc = cl("run", "--name", "buggy", "lab", "sleep", "305", env={"CONTAINER_LAB_CRASH_AT": "raise-after-fork"})
+    assert proc.returncode == 125 and "internal error while starting" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert _processes_with("sleep 305") == [] and cgroup_dirs() == []
+    info = inspect("buggy")            # the same supervisor answers: it lived on
+    assert info["status"] == "exited" and info["exit_code"] == 125
+    cl("rm", "buggy", check=True)
+    Client().shutdown()                # the next test gets a supervisor without the injection
+
+
 def test_a_cli_killed_mid_run_leaves_a_container_that_rm_f_removes():
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--name", "abandoned", "lab", "sleep", "304"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
