@@ -218,8 +218,10 @@ def _add_inspect(sub) -> None:
                                      "state, pid, exit code, namespaces, cgroup, layers, times.")
     ins.add_argument("--transcript", action="store_true",
                      help="show how the container was started: each stage, its kernel calls and shell twins")
+    ins.add_argument("--namespaces", action="store_true",
+                     help="a table of the container's namespaces: its inode beside the host's, shared or isolated")
     ins.add_argument("--format", choices=["text", "json"], default=None,
-                     help="with --transcript: text (default) or json")
+                     help="with --transcript or --namespaces: text (default) or json")
     _containers_arg(ins)
     ins.set_defaults(func=cmd_inspect)
 
@@ -235,6 +237,24 @@ def _add_events(sub) -> None:
     ev.add_argument("--follow", action="store_true", help="keep printing new events")
     ev.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     ev.set_defaults(func=cmd_events)
+
+
+def _add_top(sub) -> None:
+    t = sub.add_parser("top", help=VERBS["top"],
+                       description="Show the processes of a running container as a tree: the PID inside "
+                                   "the container beside the same process's PID on the host.")
+    t.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    t.add_argument("container", metavar="CONTAINER")
+    t.set_defaults(func=cmd_top)
+
+
+def _add_diff(sub) -> None:
+    d = sub.add_parser("diff", help=VERBS["diff"],
+                       description="List what changed in the container's writable layer against its image: "
+                                   "A added, C changed, D deleted.")
+    d.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    d.add_argument("container", metavar="CONTAINER")
+    d.set_defaults(func=cmd_diff)
 
 
 def _add_gc(sub) -> None:
@@ -264,6 +284,8 @@ VERBS = {
     "wait": "wait for containers to stop; print their exit codes",
     "inspect": "show a container's record as JSON",
     "events": "show what happened to containers",
+    "top": "show a container's processes (container PID beside host PID)",
+    "diff": "show what changed in a container's writable layer",
     "gc": "remove what crashed runs left behind",
     "images": "list images",
 }
@@ -554,6 +576,8 @@ def cmd_wait(args, client) -> int:
 
 
 def cmd_inspect(args, client) -> int:
+    if args.namespaces:
+        return _inspect_namespaces(args, client)
     out, code = [], 0
     for ref in args.containers:
         try:
@@ -631,6 +655,80 @@ def cmd_events(args, client) -> int:
             last = event["seq"]
             if not show(event):
                 return 0
+    return 0
+
+
+def _inspect_namespaces(args, client) -> int:
+    code = 0
+    for ref in args.containers:
+        try:
+            snap = client.snapshot(ref)
+        except errors.EngineError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            code = 1
+            continue
+        if snap["status"] != "running":
+            print(f"{PROG}: container {snap['name']} is not running: its namespaces are gone", file=sys.stderr)
+            code = 1
+            continue
+        if args.format == "json":
+            print(json.dumps({"name": snap["name"], "reference": snap["reference"],
+                              "namespaces": snap["namespaces"]}))
+            continue
+        rows = [("NAMESPACE", "CONTAINER", "HOST", "", "SHARED WITH")]
+        for kind, ns in snap["namespaces"].items():
+            rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if ns["shared_with_host"] else "isolated",
+                         ", ".join(ns.get("shared_with") or []) or "-"))
+        print(f"# {snap['name']}: namespaces of its PID 1 (host PID {snap['pid']}), "
+              f"compared with {snap['reference']}")
+        _table(rows)
+    return code
+
+
+def cmd_top(args, client) -> int:
+    snap = client.snapshot(args.container, others=False)
+    if snap["status"] != "running":
+        raise errors.NotRunning(f"container {snap['name']} is not running")
+    procs = snap["processes"]
+    if args.format == "json":
+        print(json.dumps(procs))
+        return 0
+    users = _container_users(snap["pid"])
+    children: dict[int, list[dict]] = {}
+    for p in procs:
+        children.setdefault(p["ppid"], []).append(p)
+    rows = [("PID", "HOST PID", "USER", "STAT", "COMMAND")]
+
+    def walk(p: dict, prefix: str, last: bool, depth: int) -> None:
+        branch = "" if depth == 0 else prefix + ("└─ " if last else "├─ ")
+        rows.append((p["pid"], p["host_pid"], users.get(p["uid"], str(p["uid"])), p["state"],
+                     branch + " ".join(p["cmd"])))
+        kids = children.get(p["pid"], [])
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("" if depth == 0 else ("   " if last else "│  ")), i == len(kids) - 1, depth + 1)
+    known = {p["pid"] for p in procs}
+    for root in [p for p in procs if p["ppid"] == 0 or p["ppid"] not in known]:
+        walk(root, "", True, 0)
+    _table(rows)
+    return 0
+
+
+def _container_users(pid: int) -> dict[int, str]:
+    """uid -> name from the container's own /etc/passwd (seen through /proc/PID/root)."""
+    try:
+        with open(f"/proc/{pid}/root/etc/passwd", encoding="utf-8", errors="replace") as f:
+            return {int(e[2]): e[0] for e in (line.split(":") for line in f) if len(e) > 2 and e[2].isdigit()}
+    except OSError:
+        return {}
+
+
+def cmd_diff(args, client) -> int:
+    changes = client.diff(args.container)
+    if args.format == "json":
+        print(json.dumps([{"kind": k, "path": p} for k, p in changes]))
+    else:
+        for kind, path in changes:
+            print(f"{kind} {path}")
     return 0
 
 

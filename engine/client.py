@@ -248,6 +248,37 @@ class Client:
         from .events import EventLog
         return EventLog(paths.data_dir() / "events.jsonl").read(after=after)
 
+    def snapshot(self, ref: str, *, others: bool = True) -> dict:
+        """What container ``ref`` is made of right now (see engine.observe)."""
+        from . import observe
+
+        record = self.inspect(ref)
+        other_pids = {}
+        if others:
+            other_pids = {c["name"]: c["pid"] for c in self.ps() if c["id"] != record["id"] and c["pid"]}
+        return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids)
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        """The container's writable-layer changes against its image (docker diff)."""
+        from . import observe
+
+        record = self.inspect(ref)
+        return observe.diff_layer(record["rootfs"]["upper"], record["rootfs"]["layers"])
+
+    @staticmethod
+    def _cgroup_of(record: dict):
+        """The container's cgroup (for its members and usage), or None."""
+        if not record.get("cgroup"):
+            return None
+        from .cgroups import detect
+        from .errors import CgroupError
+
+        parent = Path(next(iter(record["cgroup"].values()))).parent.name
+        try:
+            return detect().open(record["id"], parent=parent)
+        except CgroupError:
+            return None
+
     def container_dir(self, ref: str) -> Path:
         """Where a container's files (log, transcript, layers) are."""
         return paths.data_dir() / "containers" / self.inspect(ref)["id"]

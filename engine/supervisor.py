@@ -863,10 +863,23 @@ class Supervisor:
             return
         self.finish(c, os.waitstatus_to_exitcode(status))
 
-    def wait_exit(self, c: Container) -> int:
-        """Block until ``c`` (just sent SIGKILL) has exited; its exit code."""
-        if c.adopted:                     # not our child: its pidfd says when it is gone
-            select.select([c.pidfd], [], [], 10.0)
+    def wait_exit(self, c: Container, timeout: float = 10.0) -> int:
+        """Block until ``c`` (just sent SIGKILL) has exited; its exit code.
+
+        The kernel lets a PID namespace's first process finish dying only once
+        every process in the namespace is reaped -- and processes started by
+        ``exec`` are the supervisor's children: reap those meanwhile, or both
+        would wait for each other forever."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execs = [e for e in self.execs.values() if e.container is c]
+            ready, _, _ = select.select([c.pidfd] + [e.pidfd for e in execs], [], [], 0.5)
+            for e in execs:
+                if e.pidfd in ready:
+                    self.on_exec_exit(None, e)
+            if c.pidfd in ready:
+                break
+        if c.adopted:                     # not our child: its pidfd said it is gone
             return 255
         try:
             return os.waitstatus_to_exitcode(os.waitpid(c.pid, 0)[1])

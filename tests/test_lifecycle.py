@@ -67,6 +67,14 @@ def test_exec_exit_codes_env_user_and_workdir(web):
     assert proc.stdout == "1 65534 /tmp\n", proc.stderr
 
 
+def test_rm_f_while_an_exec_runs_does_not_hang(web):
+    """The namespace's PID 1 can only finish dying once the exec'd process --
+    the supervisor's child -- is reaped too: rm -f must reap both."""
+    cl("exec", "-d", web, "sleep", "300", check=True)
+    assert cl("rm", "-f", web, timeout=30).returncode == 0
+    assert cl("inspect", web).returncode == 1
+
+
 def test_exec_is_refused_for_a_stopped_container():
     cl("run", "--name", "done", "lab", "true", check=True)
     proc = cl("exec", "done", "true")

@@ -1,0 +1,141 @@
+"""The observation API (engine.observe) and its CLI views: top, diff, inspect --namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from conftest import cl, needs_root
+
+pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
+
+
+@pytest.fixture
+def family():
+    """A running container: sh as PID 1 with two sleeping children."""
+    cl("run", "-d", "--name", "family", "lab", "sh", "-c", "sleep 100 & sleep 200 & wait", check=True)
+    time.sleep(0.3)
+    yield "family"
+    cl("rm", "-f", "family")
+
+
+def client():
+    from engine.client import Client
+    return Client()
+
+
+def test_processes_with_container_and_host_pids(family):
+    snap = client().snapshot(family)
+    procs = snap["processes"]
+    assert [(p["pid"], p["ppid"], p["cmd"][0]) for p in procs] == [(1, 0, "sh"), (2, 1, "sleep"), (3, 1, "sleep")]
+    for p in procs:                      # the host sees the same process under another PID
+        nspid = [ln for ln in open(f"/proc/{p['host_pid']}/status") if ln.startswith("NSpid:")][0].split()
+        assert nspid[1:] == [str(p["host_pid"]), str(p["pid"])]
+    assert procs[0]["host_pid"] == snap["pid"] and json.loads(json.dumps(snap)) == snap
+    rows = cl("top", family, check=True).stdout.splitlines()
+    assert rows[0].split()[:4] == ["PID", "HOST", "PID", "USER"]
+    assert rows[1].split()[0] == "1" and rows[1].split()[2] == "root" and rows[2].endswith("├─ sleep 100")
+
+
+def test_exec_joins_the_same_namespace_inodes(family):
+    snap = client().snapshot(family)
+    links = cl("exec", family, "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/pid /proc/self/ns/mnt",
+               check=True).stdout.split()
+    assert links == [f"net:[{snap['namespaces']['net']['inode']}]", f"pid:[{snap['namespaces']['pid']['inode']}]",
+                     f"mnt:[{snap['namespaces']['mnt']['inode']}]"]
+
+
+def test_namespaces_isolated_and_shared(family):
+    cl("run", "-d", "--name", "other", "lab", "sleep", "100", check=True)
+    try:
+        ns = client().snapshot(family)["namespaces"]
+        for kind in ("pid", "mnt", "net", "uts", "ipc", "cgroup"):
+            assert ns[kind]["shared_with_host"] is False and ns[kind]["shared_with"] == [], kind
+        assert ns["user"]["shared_with_host"] is True and ns["user"]["shared_with"] == ["other"]
+        table = cl("inspect", "--namespaces", family, check=True).stdout
+        assert any(line.split()[0] == "pid" and "isolated" in line for line in table.splitlines())
+        data = json.loads(cl("inspect", "--namespaces", "--format", "json", family, check=True).stdout)
+        assert data["namespaces"]["net"]["inode"] == ns["net"]["inode"]
+    finally:
+        cl("rm", "-f", "other")
+
+
+def test_mounts_identify_the_layers(family, tmp_path):
+    snap = client().snapshot(family)
+    root = next(m for m in snap["mounts"] if m["target"] == "/")
+    info = json.loads(cl("inspect", family, check=True).stdout)[0]
+    assert root["fstype"] == "overlay"
+    assert root["overlay"]["lower"] == info["rootfs"]["layers"][::-1]
+    assert root["overlay"]["upper"] == info["rootfs"]["upper"]
+    targets = {m["target"] for m in snap["mounts"]}
+    assert {"/proc", "/dev", "/sys", "/dev/pts", "/sys/fs/cgroup"} <= targets
+
+
+def test_memory_rises_when_a_process_allocates(family):
+    c = client()
+    before = c.snapshot(family)["resources"]["memory_current"]
+    cl("exec", family, "dd", "if=/dev/zero", "of=/dev/shm/ballast", "bs=1M", "count=40", check=True)
+    after = c.snapshot(family)
+    assert after["resources"]["memory_current"] - before >= 30 << 20
+    assert after["resources"]["memory_limit"] == 1 << 30
+
+
+def test_compare_sees_processes_start_and_exit(family):
+    from engine import observe
+
+    c = client()
+    first = c.snapshot(family)
+    cl("exec", "-d", family, "sleep", "30", check=True)
+    time.sleep(0.3)
+    second = c.snapshot(family)
+    change = observe.compare(first, second)
+    assert [p["cmd"] for p in change["started"]] == [["sleep", "30"]] and change["exited"] == []
+    assert change["cpu_cores"] is not None and change["cpu_cores"] >= 0
+
+
+def test_diff_lists_added_changed_deleted():
+    cl("run", "--name", "changer", "lab", "sh", "-c", "rm /etc/passwd; mkdir /data; echo x > /data/f; touch /etc/motd",
+       check=True)
+    try:
+        lines = cl("diff", "changer", check=True).stdout.splitlines()
+        assert lines == ["A /data", "A /data/f", "C /etc", "A /etc/motd", "D /etc/passwd"]
+        data = json.loads(cl("diff", "--format", "json", "changer", check=True).stdout)
+        assert {"kind": "D", "path": "/etc/passwd"} in data
+    finally:
+        cl("rm", "changer")
+
+
+def test_snapshots_of_a_container_churning_processes_never_fail():
+    cl("run", "-d", "--name", "churn", "lab", "sh", "-c",
+       "while :; do for i in 1 2 3 4 5 6 7 8; do true & done; wait; done", check=True)
+    try:
+        c = client()
+        seen = 0
+        for _ in range(100):
+            snap = c.snapshot("churn", others=False)
+            assert snap["processes"][0]["pid"] == 1
+            seen = max(seen, len(snap["processes"]))
+        assert seen >= 1
+    finally:
+        cl("rm", "-f", "churn")
+
+
+def test_top_of_a_stopped_container_is_a_one_line_error():
+    cl("run", "--name", "stopped", "lab", "true", check=True)
+    try:
+        proc = cl("top", "stopped")
+        assert proc.returncode == 1 and "is not running" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    finally:
+        cl("rm", "stopped")
+
+
+def test_reference_namespaces_say_where_they_come_from():
+    from engine import observe
+
+    inodes, source = observe.reference_namespaces()
+    assert source in ("host (PID 1)", "this process")
+    assert inodes["pid"] == os.stat(f"/proc/{1 if source.startswith('host') else 'self'}/ns/pid").st_ino
