@@ -65,6 +65,7 @@ class Container:
         # Live handles, never persisted.
         self.cgroup = None
         self.pidfd = -1
+        self.mntns = -1
         self.adopted = False            # running, but started by an earlier supervisor
         self.pty = -1                   # the supervisor's copy of the terminal master
         self.outputs: dict[int, str] = {}   # pipe fd -> stream, drained to the log
