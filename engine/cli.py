@@ -26,8 +26,24 @@ Try:  container-lab run --rm -it lab bash
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help text that keeps our line breaks. It is given its width, because
+    argparse would import shutil just to ask (on every command, ~6 ms)."""
+
+    def __init__(self, prog: str):
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 40))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with docker's exit code (125) and a one-line error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(125, f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
@@ -293,7 +309,7 @@ VERBS = {
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser: every verb's in full, or only ``verb``'s (the rest listed)."""
-    p = _Parser(prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog=PROG, description=DESCRIPTION)
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for name, help_text in VERBS.items():
         if verb is None or verb == name:

@@ -11,11 +11,15 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 from . import errors, paths
 from .protocol import Channel, ProtocolError
 from .spec import ContainerConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _error_from_reply(reply: dict) -> errors.EngineError:
@@ -71,19 +75,19 @@ class Attached:
 class Client:
     """Requests to this user's supervisor, starting it on demand."""
 
-    def __init__(self, *, state_dir: Path | None = None, autostart: bool = True, timeout: float = 60.0):
-        self.state_dir = state_dir or paths.state_dir()
+    def __init__(self, *, state_dir=None, autostart: bool = True, timeout: float = 60.0):
+        self.state_dir = str(state_dir) if state_dir else paths.state_path()
         self.autostart = autostart
         self.timeout = timeout
 
     @property
-    def socket_path(self) -> Path:
-        return self.state_dir / "supervisor.sock"
+    def socket_path(self) -> str:
+        return os.path.join(self.state_dir, "supervisor.sock")
 
     def _try_connect(self) -> socket.socket | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.connect(str(self.socket_path))
+            sock.connect(self.socket_path)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             return None
@@ -109,16 +113,16 @@ class Client:
         import subprocess
 
         paths.ensure_private_dir(self.state_dir)
-        with open(self.state_dir / "start.lock", "w") as lock:
+        with open(os.path.join(self.state_dir, "start.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (sock := self._try_connect()) is not None:
                 sock.close()
                 return
-            log_path = self.state_dir / "supervisor.log"
+            log_path = os.path.join(self.state_dir, "supervisor.log")
             with open(log_path, "ab") as log:
                 start = log.tell()
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    [str(Path(__file__).resolve().parent.parent)] +
+                    [os.path.dirname(os.path.dirname(os.path.realpath(__file__)))] +
                     ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
                 rc = subprocess.call([sys.executable, "-m", "engine.supervisor", "--daemon"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
@@ -273,13 +277,13 @@ class Client:
         from .cgroups import detect
         from .errors import CgroupError
 
-        parent = Path(next(iter(record["cgroup"].values()))).parent.name
+        parent = os.path.basename(os.path.dirname(next(iter(record["cgroup"].values()))))
         try:
             return detect().open(record["id"], parent=parent)
         except CgroupError:
             return None
 
-    def container_dir(self, ref: str) -> Path:
+    def container_dir(self, ref: str) -> "Path":
         """Where a container's files (log, transcript, layers) are."""
         return paths.data_dir() / "containers" / self.inspect(ref)["id"]
 
@@ -295,5 +299,5 @@ class Client:
         finally:
             conn.close()
         deadline = time.monotonic() + 10
-        while self.socket_path.exists() and time.monotonic() < deadline:
+        while os.path.exists(self.socket_path) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import os
 import pwd
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "container-lab"
 
@@ -28,45 +31,63 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _root_override(sub: str) -> Path | None:
+# The *_path functions return plain strings: the CLI's start-up path uses them
+# and must not pay for importing pathlib (~8 ms); the *_dir ones wrap them.
+
+def _root_override(sub: str) -> str | None:
     root = os.environ.get("CONTAINER_LAB_ROOT")
-    return Path(root) / sub if root else None
+    return os.path.join(root, sub) if root else None
 
 
-def state_dir() -> Path:
+def state_path() -> str:
     """Runtime state: the supervisor's socket, pid file and locks."""
     if env := os.environ.get("CONTAINER_LAB_STATE_DIR"):
-        return Path(env)
+        return env
     if p := _root_override("run"):
         return p
     if is_root():
-        return Path("/run") / APP
+        return os.path.join("/run", APP)
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/{APP}-{os.getuid()}"
-    return Path(runtime) / APP
+    return os.path.join(runtime, APP)
 
 
-def data_dir() -> Path:
+def data_path() -> str:
     """Images, container layers and logs."""
     if env := os.environ.get("CONTAINER_LAB_DATA_DIR"):
-        return Path(env)
+        return env
     if p := _root_override("lib"):
         return p
     if is_root():
-        return Path("/var/lib") / APP
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / APP
+        return os.path.join("/var/lib", APP)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, APP)
 
 
-def ensure_private_dir(path: Path, mode: int = 0o700) -> Path:
-    """Create ``path`` (and parents) and make sure it has exactly ``mode``."""
-    path.mkdir(parents=True, exist_ok=True)
+def state_dir() -> "Path":
+    """:func:`state_path` as a Path."""
+    from pathlib import Path
+    return Path(state_path())
+
+
+def data_dir() -> "Path":
+    """:func:`data_path` as a Path."""
+    from pathlib import Path
+    return Path(data_path())
+
+
+def ensure_private_dir(path, mode: int = 0o700):
+    """Create ``path`` (and parents) and make sure it has exactly ``mode``;
+    returns ``path`` as given (a str or a Path)."""
+    os.makedirs(path, exist_ok=True)
     if (os.stat(path).st_mode & 0o7777) != mode:
         os.chmod(path, mode)
     return path
 
 
-def learner_home() -> Path:
+def learner_home() -> "Path":
     """Home of the person at the keyboard: SUDO_USER's under sudo, else ours."""
+    from pathlib import Path
+
     sudo_user = os.environ.get("SUDO_USER")
     if is_root() and sudo_user and sudo_user != "root":
         try:
@@ -76,8 +97,10 @@ def learner_home() -> Path:
     return Path.home()
 
 
-def learner_state_dir() -> Path:
+def learner_state_dir() -> "Path":
     """The learner's settings and progress (XDG state dir of the invoking user)."""
+    from pathlib import Path
+
     if env := os.environ.get("CONTAINER_LAB_LEARNER_DIR"):
         return Path(env)
     sudo_user = os.environ.get("SUDO_USER")
