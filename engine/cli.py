@@ -111,10 +111,10 @@ def _containers_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER", help="container name or id (a unique prefix will do)")
 
 
-def _add_run(sub) -> None:
+def _add_run(sub, help_text: str) -> None:
     from .spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
-    r = sub.add_parser("run", add_help=False, help=VERBS["run"],
+    r = sub.add_parser("run", add_help=False, help=help_text,
                        description="Create a container from IMAGE and run COMMAND in it (the image's "
                                    "default command when none is given).")
     r.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
@@ -145,8 +145,8 @@ def _add_run(sub) -> None:
     r.set_defaults(func=cmd_run)
 
 
-def _add_exec(sub) -> None:
-    ex = sub.add_parser("exec", help=VERBS["exec"],
+def _add_exec(sub, help_text: str) -> None:
+    ex = sub.add_parser("exec", help=help_text,
                         description="Run COMMAND inside a running container: it joins the container's "
                                     "namespaces, cgroup and root, like its first process.")
     ex.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
@@ -160,8 +160,8 @@ def _add_exec(sub) -> None:
     ex.set_defaults(func=cmd_exec)
 
 
-def _add_ps(sub) -> None:
-    ps = sub.add_parser("ps", help=VERBS["ps"], description="List running containers (-a: all).")
+def _add_ps(sub, help_text: str) -> None:
+    ps = sub.add_parser("ps", help=help_text, description="List running containers (-a: all).")
     ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only print ids")
     ps.add_argument("-f", "--filter", action="append", default=[], type=_filter_arg, metavar="KEY=VALUE",
@@ -170,16 +170,16 @@ def _add_ps(sub) -> None:
     ps.set_defaults(func=cmd_ps)
 
 
-def _add_stop(sub) -> None:
-    st = sub.add_parser("stop", help=VERBS["stop"],
+def _add_stop(sub, help_text: str) -> None:
+    st = sub.add_parser("stop", help=help_text,
                         description="Send SIGTERM to each container's first process, then SIGKILL after the timeout.")
     st.add_argument("-t", "--time", type=float, default=10, metavar="SECS", help="seconds to wait before SIGKILL (default 10)")
     _containers_arg(st)
     st.set_defaults(func=cmd_stop)
 
 
-def _add_start(sub) -> None:
-    sa = sub.add_parser("start", help=VERBS["start"],
+def _add_start(sub, help_text: str) -> None:
+    sa = sub.add_parser("start", help=help_text,
                         description="Start a stopped container again; its writable layer is kept.")
     sa.add_argument("-a", "--attach", action="store_true", help="attach to its output and wait for it")
     sa.add_argument("-i", "--interactive", action="store_true", help="attach standard input too")
@@ -187,31 +187,31 @@ def _add_start(sub) -> None:
     sa.set_defaults(func=cmd_start)
 
 
-def _add_kill(sub) -> None:
-    k = sub.add_parser("kill", help=VERBS["kill"],
+def _add_kill(sub, help_text: str) -> None:
+    k = sub.add_parser("kill", help=help_text,
                        description="Send a signal (default SIGKILL) to each container's first process.")
     k.add_argument("-s", "--signal", type=_signal_arg, default=9, metavar="SIGNAL", help="KILL, TERM, HUP, 15 ...")
     _containers_arg(k)
     k.set_defaults(func=cmd_kill)
 
 
-def _add_rm(sub) -> None:
-    rm = sub.add_parser("rm", help=VERBS["rm"], description="Remove one or more containers.")
+def _add_rm(sub, help_text: str) -> None:
+    rm = sub.add_parser("rm", help=help_text, description="Remove one or more containers.")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first; no error if missing")
     _containers_arg(rm)
     rm.set_defaults(func=cmd_rm)
 
 
-def _add_container(sub) -> None:
-    co = sub.add_parser("container", help=VERBS["container"], description="Manage containers.")
+def _add_container(sub, help_text: str) -> None:
+    co = sub.add_parser("container", help=help_text, description="Manage containers.")
     cosub = co.add_subparsers(dest="container_verb", metavar="VERB", parser_class=_Parser, required=True)
     pr = cosub.add_parser("prune", help="remove all stopped containers", description="Remove all stopped containers.")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(func=cmd_prune)
 
 
-def _add_logs(sub) -> None:
-    lg = sub.add_parser("logs", help=VERBS["logs"],
+def _add_logs(sub, help_text: str) -> None:
+    lg = sub.add_parser("logs", help=help_text,
                         description="Show the output of a container started with -d (or started again "
                                     "without -a). Foreground runs write to your terminal directly.")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output until it stops")
@@ -221,15 +221,15 @@ def _add_logs(sub) -> None:
     lg.set_defaults(func=cmd_logs)
 
 
-def _add_wait(sub) -> None:
-    wait = sub.add_parser("wait", help=VERBS["wait"],
+def _add_wait(sub, help_text: str) -> None:
+    wait = sub.add_parser("wait", help=help_text,
                           description="Block until each container stops, then print its exit code.")
     _containers_arg(wait)
     wait.set_defaults(func=cmd_wait)
 
 
-def _add_inspect(sub) -> None:
-    ins = sub.add_parser("inspect", help=VERBS["inspect"],
+def _add_inspect(sub, help_text: str) -> None:
+    ins = sub.add_parser("inspect", help=help_text,
                          description="Print the full record of one or more containers as JSON: config, "
                                      "state, pid, exit code, namespaces, cgroup, layers, times.")
     ins.add_argument("--transcript", action="store_true",
@@ -242,8 +242,8 @@ def _add_inspect(sub) -> None:
     ins.set_defaults(func=cmd_inspect)
 
 
-def _add_events(sub) -> None:
-    ev = sub.add_parser("events", help=VERBS["events"],
+def _add_events(sub, help_text: str) -> None:
+    ev = sub.add_parser("events", help=help_text,
                         description="Print the event log: created, started, exec, exited, oom, "
                                     "pids-limit-hit, removed ... Each event has a sequence number (a cursor).")
     ev.add_argument("--since", metavar="CURSOR|TIME", help="after this sequence number, or since a time (RFC 3339, Unix time, or 10m)")
@@ -255,8 +255,8 @@ def _add_events(sub) -> None:
     ev.set_defaults(func=cmd_events)
 
 
-def _add_top(sub) -> None:
-    t = sub.add_parser("top", help=VERBS["top"],
+def _add_top(sub, help_text: str) -> None:
+    t = sub.add_parser("top", help=help_text,
                        description="Show the processes of a running container as a tree: the PID inside "
                                    "the container beside the same process's PID on the host.")
     t.add_argument("--format", choices=["table", "json"], default="table", help="output format")
@@ -264,8 +264,8 @@ def _add_top(sub) -> None:
     t.set_defaults(func=cmd_top)
 
 
-def _add_diff(sub) -> None:
-    d = sub.add_parser("diff", help=VERBS["diff"],
+def _add_diff(sub, help_text: str) -> None:
+    d = sub.add_parser("diff", help=help_text,
                        description="List what changed in the container's writable layer against its image: "
                                    "A added, C changed, D deleted.")
     d.add_argument("--format", choices=["text", "json"], default="text", help="output format")
@@ -273,14 +273,14 @@ def _add_diff(sub) -> None:
     d.set_defaults(func=cmd_diff)
 
 
-def _add_gc(sub) -> None:
-    gc = sub.add_parser("gc", help=VERBS["gc"],
+def _add_gc(sub, help_text: str) -> None:
+    gc = sub.add_parser("gc", help=help_text,
                         description="Remove container dirs with no record and cgroups of containers that are not running.")
     gc.set_defaults(func=cmd_gc)
 
 
-def _add_images(sub) -> None:
-    im = sub.add_parser("images", help=VERBS["images"], description="List the images in the local store.")
+def _add_images(sub, help_text: str) -> None:
+    im = sub.add_parser("images", help=help_text, description="List the images in the local store.")
     im.add_argument("-q", "--quiet", action="store_true", help="only print image ids")
     im.set_defaults(func=cmd_images)
 
@@ -288,22 +288,22 @@ def _add_images(sub) -> None:
 # Each verb, its one-line help, and the function that adds its parser: only
 # the verb being run gets its full parser built (argparse is slow to build).
 VERBS = {
-    "run": "create and start a container from an image",
-    "exec": "run a command in a running container",
-    "ps": "list containers",
-    "stop": "stop running containers",
-    "start": "start stopped containers",
-    "kill": "send a signal to running containers",
-    "rm": "remove containers",
-    "container": "manage containers (prune)",
-    "logs": "show a container's output",
-    "wait": "wait for containers to stop; print their exit codes",
-    "inspect": "show a container's record as JSON",
-    "events": "show what happened to containers",
-    "top": "show a container's processes (container PID beside host PID)",
-    "diff": "show what changed in a container's writable layer",
-    "gc": "remove what crashed runs left behind",
-    "images": "list images",
+    "run": ("create and start a container from an image", _add_run),
+    "exec": ("run a command in a running container", _add_exec),
+    "ps": ("list containers", _add_ps),
+    "stop": ("stop running containers", _add_stop),
+    "start": ("start stopped containers", _add_start),
+    "kill": ("send a signal to running containers", _add_kill),
+    "rm": ("remove containers", _add_rm),
+    "container": ("manage containers (prune)", _add_container),
+    "logs": ("show a container's output", _add_logs),
+    "wait": ("wait for containers to stop; print their exit codes", _add_wait),
+    "inspect": ("show a container's record as JSON", _add_inspect),
+    "events": ("show what happened to containers", _add_events),
+    "top": ("show a container's processes (container PID beside host PID)", _add_top),
+    "diff": ("show what changed in a container's writable layer", _add_diff),
+    "gc": ("remove what crashed runs left behind", _add_gc),
+    "images": ("list images", _add_images),
 }
 
 
@@ -311,9 +311,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser: every verb's in full, or only ``verb``'s (the rest listed)."""
     p = _Parser(prog=PROG, description=DESCRIPTION)
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for name, help_text in VERBS.items():
+    for name, (help_text, add) in VERBS.items():
         if verb is None or verb == name:
-            globals()[f"_add_{name}"](sub)
+            add(sub, help_text)
         else:
             sub.add_parser(name, help=help_text)
     return p
@@ -454,9 +454,8 @@ def _ps_matches(c: dict, filters: list[tuple[str, str]]) -> bool:
         elif key == "status":
             ok = c["status"] in values
         elif key == "label":
-            labels = c.get("labels") or {}
-            ok = any(labels.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in labels
-                     for v in values)
+            from .events import label_matches
+            ok = any(label_matches(c.get("labels") or {}, v) for v in values)
         else:
             raise errors.InvalidArgument(f"invalid filter '{key}' (use name, id, label or status)")
         if not ok:

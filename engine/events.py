@@ -85,6 +85,12 @@ class EventLog:
         return (e for e in read_jsonl(self.path) if isinstance(e.get("seq"), int) and e["seq"] > after)
 
 
+def label_matches(labels: dict, wanted: str) -> bool:
+    """docker's label filter: ``K`` (the label is set) or ``K=V`` (set to V)."""
+    key, sep, value = wanted.partition("=")
+    return labels.get(key) == value if sep else key in labels
+
+
 def matches(event: dict, filters: dict[str, list[str]]) -> bool:
     """docker-style filters: the same key ORs its values, different keys AND.
 
@@ -99,9 +105,7 @@ def matches(event: dict, filters: dict[str, list[str]]) -> bool:
             image = event.get("image") or {}
             ok = any(v in (image.get("requested"), image.get("resolved")) for v in values)
         elif key == "label":
-            labels = event.get("labels") or {}
-            ok = any((v.partition("=")[0] in labels) if "=" not in v
-                     else labels.get(v.partition("=")[0]) == v.partition("=")[2] for v in values)
+            ok = any(label_matches(event.get("labels") or {}, v) for v in values)
         else:
             ok = False
         if not ok:

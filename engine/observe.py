@@ -101,7 +101,7 @@ def mounts(pid: int) -> list[dict]:
                  "options": parts[5], "fstype": rparts[0], "source": _unescape(rparts[1]),
                  "super_options": rparts[2]}
         if entry["fstype"] == "overlay":
-            opts = dict(o.split("=", 1) for o in _split_options(rparts[2]) if "=" in o)
+            opts = dict(o.split("=", 1) for o in _split_escaped(rparts[2], ",") if "=" in o)
             entry["overlay"] = {"lower": [_unescape(p) for p in _split_lower(opts.get("lowerdir", ""))],
                                 "upper": opts.get("upperdir", ""), "work": opts.get("workdir", "")}
         out.append(entry)
@@ -123,29 +123,12 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def _split_options(text: str) -> list[str]:
-    """Comma-separated options; a backslash escapes a comma (overlay paths)."""
-    out, cur, i = [], "", 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ",\\:":
-            cur += text[i:i + 2]
-            i += 2
-            continue
-        if text[i] == ",":
-            out.append(cur)
-            cur = ""
-        else:
-            cur += text[i]
-        i += 1
-    out.append(cur)
-    return out
-
-
 def _split_lower(text: str) -> list[str]:
     return [p.replace("\\:", ":").replace("\\,", ",") for p in _split_escaped(text, ":")] if text else []
 
 
 def _split_escaped(text: str, sep: str) -> list[str]:
+    """Split on ``sep``; a backslash keeps the next character (escapes and all)."""
     out, cur, i = [], "", 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):

@@ -49,6 +49,23 @@ def parse_size(text: str) -> int:
     return size
 
 
+USER_RE = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
+
+
+def check_process_options(env: list[str], workdir: str | None, user: str | None) -> None:
+    """What ``run`` and ``exec`` share: -e K=V, -w DIR, -u USER[:GROUP]."""
+    if not isinstance(env, list):
+        raise InvalidArgument("the environment must be a list of KEY=VALUE")
+    for item in env:
+        if not isinstance(item, str) or "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]) \
+                or "\0" in item:
+            raise InvalidArgument(f"invalid environment variable '{item}' (expected KEY=VALUE)")
+    if workdir is not None and not (isinstance(workdir, str) and workdir.startswith("/")):
+        raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    if user is not None and not (isinstance(user, str) and USER_RE.match(user)):
+        raise InvalidArgument(f"invalid user '{user}' (expected USER[:GROUP], names or numbers)")
+
+
 class Volume:
     """A bind mount of a host path into the container (``-v HOST:CTR[:ro]``)."""
 
@@ -124,16 +141,10 @@ class ContainerConfig:
             raise InvalidArgument(f"invalid container name '{self.name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if self.hostname is not None and (len(self.hostname) > 64 or not HOSTNAME_RE.match(self.hostname)):
             raise InvalidArgument(f"invalid hostname '{self.hostname}'")
-        for item in self.env:
-            if "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]) or "\0" in item:
-                raise InvalidArgument(f"invalid environment variable '{item}' (expected KEY=VALUE)")
+        check_process_options(self.env, self.workdir, self.user)
         for key in self.labels:
             if not LABEL_KEY_RE.match(key):
                 raise InvalidArgument(f"invalid label key '{key}'")
-        if self.workdir is not None and not self.workdir.startswith("/"):
-            raise InvalidArgument(f"the working directory '{self.workdir}' is invalid, it needs to be an absolute path")
-        if self.user is not None and not re.match(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$", self.user):
-            raise InvalidArgument(f"invalid user '{self.user}' (expected USER[:GROUP], names or numbers)")
         if self.network not in NETWORKS:
             raise InvalidArgument(f"network '{self.network}' is not supported yet (available: {', '.join(NETWORKS)})")
         if self.memory is not None and self.memory < 6 * 1024 * 1024:

@@ -40,7 +40,7 @@ from .events import EventLog, now
 from .logs import LogWriter
 from .protocol import Channel, ProtocolError
 from .records import write_json_atomic
-from .spec import ContainerConfig
+from .spec import ContainerConfig, check_process_options
 
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
@@ -491,17 +491,17 @@ class Supervisor:
         argv = opts.get("cmd") or []
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise InvalidArgument("exec needs a command")
-        probe = ContainerConfig(image="-", env=list(opts.get("env") or []), workdir=opts.get("workdir"),
-                                user=opts.get("user")).validate()
+        extra_env, workdir, user = list(opts.get("env") or []), opts.get("workdir"), opts.get("user")
+        check_process_options(extra_env, workdir, user)
         tty, detach = bool(opts.get("tty")), bool(opts.get("detach"))
         env = dict(item.partition("=")[::2] for item in c.process["env"])
         if tty:
             env.setdefault("TERM", "xterm")
-        env.update(item.partition("=")[::2] for item in probe.env)
+        env.update(item.partition("=")[::2] for item in extra_env)
         spec = runtime.ChildSpec(
             id=c.id, rootfs="", lowerdir="", upperdir="", workdir="", hostname=c.process["hostname"],
             argv=argv, env=[f"{k}={v}" for k, v in env.items()],
-            cwd=probe.workdir or c.process["cwd"], user=probe.user or c.process["user"] or None,
+            cwd=workdir or c.process["cwd"], user=user or c.process["user"] or None,
             tty=tty, winsize=tuple(msg.get("winsize") or (24, 80)),
             procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [])
         if tty or detach or len(fds) < 2:

@@ -327,7 +327,8 @@ def test_v1_usage_huge_limit_is_unlimited(tmp_path):
 @pytest.mark.parametrize("make", [v1_driver, v2_driver])
 def test_destroy_open_list(tmp_path, make):
     drv = make(tmp_path)
-    a, b = drv.create("a", LIMITS), drv.create("b", Limits())
+    a = drv.create("a", LIMITS)
+    drv.create("b", Limits())
     assert drv.list_ids() == ["a", "b"]
     assert drv.open("a").paths == a.paths
     a.destroy()

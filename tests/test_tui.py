@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import string
-from pathlib import Path
 
 import pytest
 from textual.widgets import Static
