@@ -1,7 +1,8 @@
 """The ``container-lab`` command: the course with no verb, the engine's CLI with one.
 
-This module must stay light: ``container-lab run ...`` goes straight to the
-engine's CLI without importing Textual, Rich or pyroute2.
+``container-lab course check|solve ...`` goes to the course tools
+(:mod:`lessons.cli`). This module must stay light: ``container-lab run ...``
+goes straight to the engine's CLI without importing Textual, Rich or pyroute2.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "course":
+        from lessons.cli import main as course_main
+        sys.exit(course_main(args[1:]))
     if args and not args[0].startswith("--lang") and args[0] not in ("--lesson", "--course"):
         from engine.cli import main as engine_main
         sys.exit(engine_main(args))

@@ -1,0 +1,245 @@
+"""Docker commands, as the source material writes them, mapped onto the engine.
+
+``docker run ubuntu echo Hello World`` becomes the engine CLI's
+``run --label course=... ubuntu echo Hello World`` (or ``lab`` in place of
+``ubuntu`` when that image is not in the store). Flags are passed through
+unchanged -- the engine's own parser (``engine.cli.VERBS``) checks them, so a
+flag the engine gains (``--pid host``, ``--network none`` ...) works here at
+once -- and a docker feature the engine lacks gets a one-line message in the
+learner's language instead of a usage dump.
+
+:func:`translate` is pure apart from one look into the image store (for the
+fallback), which ``check_only=True`` skips; it is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, field
+
+from .i18n import msg
+
+# docker verb (or "group verb") -> the engine's verb.
+ALIASES = {
+    "container ls": "ps", "container list": "ps", "container ps": "ps", "image ls": "images",
+    "image list": "images", "image pull": "pull", "image history": "history", "image inspect": "image inspect",
+    "image rm": "rmi", "container prune": "container prune",
+}
+for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait"):
+    ALIASES[f"container {_v}"] = _v
+
+# docker run flags the engine does not have, and what they are for.
+UNSUPPORTED_FLAGS = {
+    "-p": "port", "--publish": "port", "-P": "port", "--publish-all": "port",
+    "--privileged": "privileged", "--cap-add": "caps", "--cap-drop": "caps",
+    "--mount": "mount", "--restart": "restart", "--platform": "platform", "--entrypoint": "entrypoint",
+    "--device": "device", "--security-opt": "security", "--link": "network", "--add-host": "network",
+    "--dns": "network", "--gpus": "device", "--log-driver": "logging", "--read-only": "readonly",
+    "--ulimit": "ulimit", "--cpuset-cpus": "cpuset", "--memory-reservation": "reservation",
+    "--pull": "pull", "--tmpfs": "mount", "--expose": "port", "--env-file": "envfile",
+}
+
+LABEL_COURSE, LABEL_LESSON, LABEL_STEP = "course", "course.lesson", "course.step"
+LABEL_ORIGIN, LABEL_IMAGE = "course.origin", "course.image-requested"
+ORIGINS = ("setup", "show", "learner", "solve")
+
+
+class CommandError(Exception):
+    """A command that cannot run as written; the message is for the learner."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a command is run from: the labels its containers get, the images
+    the lesson may fall back from, and the learner's language."""
+
+    course: str = ""
+    lesson: str = ""
+    step: str = ""
+    origin: str = "learner"
+    images: tuple[str, ...] = ()       # the lesson's images: missing ones fall back
+    fallback: str = "lab"
+    lang: str = "en"
+
+    def labels(self) -> dict[str, str]:
+        out = {LABEL_COURSE: self.course, LABEL_LESSON: self.lesson, LABEL_STEP: self.step,
+               LABEL_ORIGIN: self.origin}
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    """A docker command translated: the engine CLI's arguments and how to run them."""
+
+    source: str
+    verb: str
+    argv: tuple[str, ...] = ()
+    terminal: bool = False          # needs a pseudo-terminal (-t, or start -a)
+    interactive: bool = False       # reads standard input (-i)
+    detach: bool = False
+    name: str | None = None         # run --name
+    image: str | None = None        # the image asked for (run)
+    image_used: str | None = None   # the image that runs (after the fallback)
+    notices: tuple[str, ...] = ()   # said to the learner before it runs
+    output: str | None = None       # a command answered here, without the engine
+    labels: dict = field(default_factory=dict)
+
+
+class _Raising(argparse.ArgumentParser):
+    """The engine's parsers, made to raise instead of printing and exiting."""
+
+    def error(self, message):
+        raise CommandError(message)
+
+    def exit(self, status=0, message=None):
+        raise CommandError(message or "")
+
+
+def engine_verbs() -> set[str]:
+    from engine.cli import VERBS
+    return set(VERBS)
+
+
+def _parse(verb: str, args: list[str]) -> argparse.Namespace:
+    """Parse ``verb ARGS`` with the engine's own parser for that verb."""
+    from engine.cli import VERBS
+
+    root = _Raising(prog="docker", add_help=False)
+    sub = root.add_subparsers(dest="verb", parser_class=_Raising)
+    VERBS[verb][1](sub, "")
+    return root.parse_args([verb, *args])
+
+
+def split(text: str, lang: str = "en") -> list[str]:
+    """Shell words of ``text`` (quotes as a shell reads them)."""
+    try:
+        words = shlex.split(text, comments=False)
+    except ValueError as e:
+        raise CommandError(msg(lang, "cmd.quote", error=str(e))) from None
+    if not words:
+        raise CommandError(msg(lang, "cmd.empty"))
+    return words
+
+
+def normalize_image(ref: str) -> str:
+    """``ubuntu`` -> ``ubuntu:latest`` (as the engine's store names it); bad refs unchanged."""
+    try:
+        from engine.images.reference import normalize_reference
+        return normalize_reference(ref)
+    except Exception:  # noqa: BLE001 - a bad reference is the engine's to report
+        return ref
+
+
+def image_in_store(ref: str) -> bool:
+    """True when the engine's image store has ``ref`` (``lab`` always: it is built on demand)."""
+    from engine import errors, paths
+    from engine.images.store import ImageStore
+
+    if normalize_image(ref) == "lab:latest":
+        return True
+    try:
+        ImageStore(paths.data_dir() / "images").resolve(ref)
+        return True
+    except errors.EngineError:
+        return False
+
+
+def translate(text: str, context: Context = Context(), *, check_only: bool = False,
+              has_image=image_in_store) -> EngineCommand:
+    """Map one docker command line onto the engine; raises :class:`CommandError`.
+
+    ``check_only``: parse and validate, but do not look into the image store."""
+    lang = context.lang
+    words = split(text, lang)
+    if words[0] not in ("docker", "container-lab"):
+        raise CommandError(msg(lang, "cmd.not_docker", word=words[0]))
+    words = words[1:]
+    if not words:
+        raise CommandError(msg(lang, "cmd.no_verb"))
+    if words[0].startswith("-") and words[0] not in ("--help", "-h"):
+        raise CommandError(msg(lang, "cmd.global_flag", flag=words[0]))
+    verb, rest = words[0], words[1:]
+    if verb in ("--help", "-h", "help"):
+        return EngineCommand(text, "help", ("--help",))
+    if rest and f"{verb} {rest[0]}" in ALIASES:
+        verb, rest = ALIASES[f"{verb} {rest[0]}"], rest[1:]
+    elif verb in ("container", "image"):
+        raise CommandError(msg(lang, "cmd.unsupported_verb", verb=" ".join(words[:2])))
+    available = engine_verbs()
+    if verb == "image inspect":
+        if "image" not in available:
+            raise CommandError(msg(lang, "cmd.unsupported_verb", verb="image inspect"))
+        return EngineCommand(text, verb, ("image", "inspect", *rest))
+    if verb == "container prune":
+        return EngineCommand(text, verb, ("container", "prune", *rest))
+    if verb == "pull" and "pull" not in available:
+        return _virtual_pull(text, rest, context, check_only, has_image)
+    if verb not in available:
+        raise CommandError(msg(lang, "cmd.unsupported_verb", verb=verb))
+    if "--help" in rest:
+        return EngineCommand(text, verb, (verb, *rest))
+    if verb == "run":
+        return _run(text, rest, context, check_only, has_image)
+    args = _parse_or_explain(verb, rest, lang)
+    terminal = bool(getattr(args, "tty", False)) or (verb == "start" and (args.attach or args.interactive))
+    return EngineCommand(text, verb, (verb, *rest), terminal=terminal,
+                         interactive=bool(getattr(args, "interactive", False)),
+                         detach=bool(getattr(args, "detach", False)))
+
+
+def _parse_or_explain(verb: str, rest: list[str], lang: str) -> argparse.Namespace:
+    try:
+        return _parse(verb, rest)
+    except CommandError as e:
+        flags = [w.split("=", 1)[0] for w in rest if w.startswith("-")]
+        for flag in flags:
+            if flag in UNSUPPORTED_FLAGS:
+                raise CommandError(msg(lang, "cmd.unsupported_flag", verb=verb, flag=flag,
+                                       why=msg(lang, f"flag.{UNSUPPORTED_FLAGS[flag]}"))) from None
+        raise CommandError(msg(lang, "cmd.invalid", verb=verb, error=str(e).strip())) from None
+
+
+def _run(text: str, rest: list[str], context: Context, check_only: bool, has_image) -> EngineCommand:
+    lang = context.lang
+    args = _parse_or_explain("run", rest, lang)
+    at = len(rest) - len(args.command) - 1
+    if at < 0 or rest[at] != args.image:
+        raise CommandError(msg(lang, "cmd.invalid", verb="run", error="cannot find the image name"))
+    requested = args.image
+    image, notices = requested, []
+    labels = context.labels()
+    if not check_only and _is_lesson_image(requested, context) and not has_image(requested):
+        image = context.fallback
+        labels[LABEL_IMAGE] = requested
+        notices.append(msg(lang, "notice.fallback", image=requested, fallback=image))
+    extra: list[str] = []
+    for key, value in labels.items():
+        extra += ["--label", f"{key}={value}"]
+    argv = ("run", *rest[:at], *extra, image, *rest[at + 1:])
+    return EngineCommand(text, "run", argv, terminal=bool(args.tty), interactive=bool(args.interactive),
+                         detach=bool(args.detach), name=args.name, image=requested, image_used=image,
+                         notices=tuple(notices), labels=labels)
+
+
+def _is_lesson_image(ref: str, context: Context) -> bool:
+    wanted = normalize_image(ref)
+    return any(normalize_image(i) == wanted for i in context.images) and wanted != normalize_image(context.fallback)
+
+
+def _virtual_pull(text: str, rest: list[str], context: Context, check_only: bool, has_image) -> EngineCommand:
+    """``docker pull`` while the engine has no registry client: say what is
+    there and what the lesson will use, honestly, without pretending a download."""
+    lang = context.lang
+    refs = [w for w in rest if not w.startswith("-")]
+    if len(refs) != 1:
+        raise CommandError(msg(lang, "cmd.invalid", verb="pull", error="give exactly one image"))
+    ref = refs[0]
+    if check_only:
+        return EngineCommand(text, "pull", (), image=ref, output="")
+    if has_image(ref):
+        return EngineCommand(text, "pull", (), image=ref, output=msg(lang, "pull.present", image=normalize_image(ref)))
+    if _is_lesson_image(ref, context):
+        return EngineCommand(text, "pull", (), image=ref, image_used=context.fallback,
+                             output=msg(lang, "pull.fallback", image=ref, fallback=context.fallback))
+    raise CommandError(msg(lang, "pull.missing", image=ref))

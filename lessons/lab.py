@@ -1,0 +1,122 @@
+"""A lesson's lab: its containers, the state each step starts from, and its checks.
+
+:class:`Lab` is what the app (from a worker thread) and the automated
+learner (``course solve``) use to work a lesson against the real engine:
+
+- :meth:`Lab.begin_step` makes sure the lab is in the state the step starts
+  from (the lesson's ``setup``, then the step's), and returns the *cursor*:
+  the sequence number of the newest event, so the step's checks count only
+  what happens from now on;
+- :meth:`Lab.run` runs one docker command the learner typed (translated,
+  labelled ``course``/``course.lesson``/``course.step``/``course.origin``);
+- :meth:`Lab.show_me` performs the step as its "show me" does;
+- :meth:`Lab.check` evaluates the step's checks;
+- :meth:`Lab.reset` removes the lesson's containers and sets the lab up
+  again ("reset step"); :meth:`Lab.cleanup` removes them for good.
+
+Setup commands are ``docker run --name NAME ...``, and they *ensure* a
+state: a container of that name that already exists (running, if the
+command has ``-d``) is kept, so opening a step twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from .checks import Result, evaluate_all
+from .docker import LABEL_COURSE, LABEL_LESSON, CommandError, Context, EngineCommand, translate
+from .model import Command, Course, Lesson, Step
+from .runner import RunResult, run
+
+
+class Lab:
+    """One lesson's lab against the real engine; ``lang`` is the learner's language."""
+
+    def __init__(self, course: Course, lesson: Lesson, *, lang: str = "en", view=None):
+        from .view import EngineView
+
+        self.course, self.lesson, self.lang = course, lesson, lang
+        self.view = view or EngineView()
+
+    # -- commands --------------------------------------------------------------------
+    def context(self, step: Step | None, origin: str) -> Context:
+        return Context(course=self.course.id, lesson=self.lesson.id, step=step.id if step else "",
+                       origin=origin, images=(self.lesson.image, *self.lesson.images),
+                       fallback=self.lesson.fallback, lang=self.lang)
+
+    def translate(self, text: str, step: Step | None = None, origin: str = "learner") -> EngineCommand:
+        """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`)."""
+        return translate(text, self.context(step, origin))
+
+    def run(self, command: Command | str, step: Step | None = None, *, origin: str = "learner",
+            cancel=None, on_output=None, timeout: float = 120) -> RunResult:
+        """Run one docker command; a command that cannot be translated is a
+        failed result with the reason as its output, not an exception."""
+        if isinstance(command, str):
+            command = Command(command)
+        try:
+            cmd = self.translate(command.text, step, origin)
+        except CommandError as e:
+            return RunResult(command.text, 125, str(e), error=str(e))
+        for notice in cmd.notices:
+            if on_output:
+                on_output(notice + "\n")
+        return run(cmd, typed=command.type, cancel=cancel, timeout=timeout, lang=self.lang, on_output=on_output)
+
+    # -- the lab's state -------------------------------------------------------------
+    def containers(self) -> list[dict]:
+        """This lesson's containers (those its commands started), newest first."""
+        return [c for c in self.view.containers()
+                if (c.get("labels") or {}).get(LABEL_COURSE) == self.course.id
+                and (c.get("labels") or {}).get(LABEL_LESSON) == self.lesson.id]
+
+    def cleanup(self) -> list[str]:
+        """Remove every container of this lesson; returns their names."""
+        from engine.errors import ContainerNotFound
+
+        removed = []
+        for c in self.containers():
+            try:
+                self.view.client.remove(c["id"], force=True)
+                removed.append(c["name"])
+            except ContainerNotFound:
+                pass
+        return removed
+
+    def ensure(self, commands, step: Step | None, *, cancel=None) -> list[RunResult]:
+        """Bring each setup container into being unless it already is."""
+        results = []
+        for command in commands:
+            cmd = self.translate(command.text, step, "setup")
+            existing = self.view.container(cmd.name) if cmd.name else None
+            if existing is not None and (existing.get("status") == "running" or not cmd.detach):
+                continue
+            if existing is not None:
+                self.view.client.remove(existing["id"], force=True)
+            results.append(run(cmd, cancel=cancel, lang=self.lang))
+        return results
+
+    def begin_step(self, step: Step, *, cancel=None) -> tuple[int, list[RunResult]]:
+        """Set the step's starting state up; returns (cursor, setup results)."""
+        results = self.ensure(self.lesson.setup, None, cancel=cancel)
+        results += self.ensure(step.setup, step, cancel=cancel)
+        return self.view.cursor(), results
+
+    def reset(self, step: Step | None = None, *, cancel=None) -> tuple[int, list[RunResult]]:
+        """Start over: remove the lesson's containers, set the step (or the lesson) up again."""
+        self.cleanup()
+        if step is None:
+            return self.view.cursor(), self.ensure(self.lesson.setup, None, cancel=cancel)
+        return self.begin_step(step, cancel=cancel)
+
+    # -- doing and checking ----------------------------------------------------------
+    def show_me(self, step: Step, *, cancel=None, on_output=None, origin: str = "show") -> list[RunResult]:
+        """Perform the step: run its "show me" commands, typing what they need."""
+        results = []
+        for command in step.show_me:
+            if cancel is not None and cancel.is_set():
+                break
+            results.append(self.run(command, step, origin=origin, cancel=cancel, on_output=on_output))
+        return results
+
+    def check(self, step: Step, cursor: int, *, wait: float = 0.0, cancel=None) -> list[Result]:
+        """The step's checks against what happened since ``cursor``."""
+        return evaluate_all(step.checks, self.view, cursor, self.lang, wait=wait, cancel=cancel)

@@ -1,0 +1,103 @@
+"""``course solve``: an automated learner that works through a course for real.
+
+For every lesson: reset its lab; for every step: set up the state it starts
+from, take the cursor, perform the step through its "show me" action against
+the real engine (interactive commands on a real pseudo-terminal, typed key by
+key), then require every check to pass and the quiz's answer to be accepted
+(and a wrong answer to be refused). The lesson's containers are removed
+afterwards, whatever happened. Progress is not touched: this is not a learner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .i18n import msg
+from .lab import Lab
+from .model import Course, Quiz
+from .runner import failure_text
+
+
+@dataclass
+class Report:
+    lessons: int = 0
+    steps: int = 0
+    checks: int = 0
+    quizzes: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.steps > 0
+
+
+def wrong_answer(quiz: Quiz) -> frozenset[str]:
+    """A selection a learner might make that must not be accepted."""
+    others = [o for o in quiz.options if o not in quiz.answer]
+    if not quiz.multiple:
+        return frozenset([others[0]])
+    if len(quiz.answer) > 1:
+        return frozenset(sorted(quiz.answer)[1:])          # one right answer missing
+    return quiz.answer | {others[0]}
+
+
+def solve(course: Course, *, lang: str = "en", lessons: list[str] | None = None, out=print,
+          cancel=None, view=None) -> Report:
+    """Solve ``lessons`` (ids; default all) of ``course`` in ``lang``; ``out`` gets each line."""
+    report = Report()
+    chosen = [course.lesson(lid) for lid in lessons] if lessons else list(course.lessons)
+    for number, lesson in enumerate(chosen, 1):
+        if cancel is not None and cancel.is_set():
+            break
+        report.lessons += 1
+        out(msg(lang, "solve.lesson", lesson=course.lessons.index(lesson) + 1 if lesson in course.lessons else number,
+                title=lesson.title.get(lang, lesson.id)))
+        lab = Lab(course, lesson, lang=lang, view=view)
+        try:
+            lab.reset()
+            for step in lesson.steps:
+                if cancel is not None and cancel.is_set():
+                    break
+                _solve_step(lab, step, lang, out, report, cancel)
+        finally:
+            lab.cleanup()
+    return report
+
+
+def _solve_step(lab: Lab, step, lang: str, out, report: Report, cancel) -> None:
+    report.steps += 1
+    where = f"{lab.lesson.id}/{step.id}"
+    out(msg(lang, "solve.step", step=step.id, title=step.title(lang)))
+    cursor, setup = lab.begin_step(step, cancel=cancel)
+    for result in setup:
+        if not result.ok:
+            line = msg(lang, "solve.command.fail", cmd=result.command, error=failure_text(result, lang))
+            out(line)
+            report.failures.append(f"{where}: {line.strip()}")
+    for command, result in zip(step.show_me, lab.show_me(step, cancel=cancel, origin="solve")):
+        out(msg(lang, "solve.command", cmd=command.text))
+        for typed in command.type:
+            out(msg(lang, "solve.typed", line=typed))
+        if result.error or result.timed_out or result.cancelled:
+            line = msg(lang, "solve.command.fail", cmd=command.text, error=failure_text(result, lang))
+            out(line)
+            report.failures.append(f"{where}: {line.strip()}")
+    for result in lab.check(step, cursor, wait=10 if step.checks else 0, cancel=cancel):
+        report.checks += 1
+        if result.passed:
+            out(msg(lang, "solve.check.pass", expected=result.expected))
+        else:
+            line = msg(lang, "solve.check.fail", expected=result.expected, saw=result.saw)
+            out(line)
+            report.failures.append(f"{where}: {result.kind}: {result.saw}")
+    if step.quiz is not None:
+        report.quizzes += 1
+        answer = ", ".join(sorted(step.quiz.answer))
+        if not step.quiz.grade(step.quiz.answer):
+            out(msg(lang, "solve.quiz.fail", answer=answer))
+            report.failures.append(f"{where}: quiz answer refused")
+        elif step.quiz.grade(wrong := wrong_answer(step.quiz)):
+            out(msg(lang, "solve.quiz.wrong_accepted", answer=", ".join(sorted(wrong))))
+            report.failures.append(f"{where}: a wrong quiz answer was accepted")
+        else:
+            out(msg(lang, "solve.quiz.pass", answer=answer))

@@ -1,0 +1,108 @@
+"""What the checks may look at: the engine's state and event log, and the kernel.
+
+:class:`EngineView` is the one seam between :mod:`lessons.checks` and the real
+world. It reads through :class:`engine.client.Client` (events, inspect, ps,
+snapshot, diff) and, for the two things the engine does not report, straight
+from the kernel: a container's hostname (its UTS namespace, entered by a
+short-lived helper process so no thread of ours changes namespace) and the
+processes a container can see (its own ``/proc``, read through
+``/proc/PID/root``). Every method returns plain data and is safe to call from
+any thread; a test may pass a fake with the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+# Runs in a fresh interpreter: join the UTS namespace of PID argv[1], print its hostname.
+_HOSTNAME_HELPER = """\
+import ctypes, os, socket, sys
+fd = os.open(f"/proc/{int(sys.argv[1])}/ns/uts", os.O_RDONLY)
+if ctypes.CDLL(None, use_errno=True).setns(fd, 0x04000000) != 0:
+    sys.exit(f"setns: {os.strerror(ctypes.get_errno())}")
+print(socket.gethostname())
+"""
+
+
+class EngineView:
+    """Read-only access to what really happened, for checks."""
+
+    def __init__(self, client=None):
+        if client is None:
+            from engine.client import Client
+            client = Client()
+        self.client = client
+
+    # -- the engine ----------------------------------------------------------------
+    def cursor(self) -> int:
+        """The sequence number of the newest event: a step begins here."""
+        return int(self.client.ping().get("events_seq", 0))
+
+    def events(self, after: int) -> list[dict]:
+        return list(self.client.events(after=after))
+
+    def container(self, ref: str) -> dict | None:
+        """The container's inspect record, or None when there is none by that name."""
+        from engine import errors
+        try:
+            return self.client.inspect(ref)
+        except errors.ContainerNotFound:
+            return None
+
+    def containers(self) -> list[dict]:
+        return self.client.ps(all=True)
+
+    def snapshot(self, ref: str) -> dict:
+        return self.client.snapshot(ref)
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        return self.client.diff(ref)
+
+    # -- the kernel ----------------------------------------------------------------
+    def host_hostname(self) -> str:
+        return socket.gethostname()
+
+    def hostname_of(self, pid: int) -> str | None:
+        """The hostname inside the UTS namespace of host PID ``pid``."""
+        try:
+            proc = subprocess.run([sys.executable, "-c", _HOSTNAME_HELPER, str(pid)], capture_output=True,
+                                  text=True, timeout=10, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def namespace_inode(self, pid: int | str, kind: str) -> int | None:
+        try:
+            return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+        except OSError:
+            return None
+
+    def host_namespaces(self) -> dict[str, int]:
+        from engine.observe import reference_namespaces
+        return reference_namespaces()[0]
+
+    def visible_processes(self, pid: int | None) -> list[tuple[int, list[str]]]:
+        """(PID as seen there, argv) of every process visible from inside the
+        container whose first process is host PID ``pid`` (None: the host)."""
+        proc = "/proc" if pid is None else f"/proc/{pid}/root/proc"
+        out = []
+        try:
+            names = os.listdir(proc)
+        except OSError:
+            return []
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"{proc}/{name}/cmdline", "rb") as f:
+                    raw = f.read()
+                if not raw:
+                    with open(f"{proc}/{name}/comm", "rb") as f:
+                        raw = b"[" + f.read().strip() + b"]"
+            except OSError:
+                continue
+            out.append((int(name), raw.rstrip(b"\0").decode("utf-8", "replace").split("\0")))
+        return sorted(out)
