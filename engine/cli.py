@@ -138,7 +138,29 @@ def _add_run(sub, help_text: str) -> None:
                    help=f"maximum number of processes (default {DEFAULT_PIDS}; -1 for none)")
     r.add_argument("--cpus", type=_cpus, metavar="N", help="CPU limit, e.g. 0.5 for half a core")
     r.add_argument("--network", "--net", default="none", metavar="MODE",
-                   help="network: none (a loopback device only; the default)")
+                   help="network namespace: none (a new one with loopback only; the default), "
+                        "host (the host's), container:NAME (share NAME's)")
+    r.add_argument("--pid", dest="pid_mode", default="private", metavar="MODE",
+                   help="PID namespace: private (the default), host, container:NAME")
+    r.add_argument("--ipc", dest="ipc_mode", default="private", metavar="MODE",
+                   help="IPC namespace: private (the default), host, container:NAME")
+    r.add_argument("--uts", dest="uts_mode", default="private", metavar="MODE",
+                   help="UTS namespace (hostname): private (the default) or host")
+    r.add_argument("--userns", dest="userns_mode", default="host", metavar="MODE",
+                   help="user namespace: host (the default) or private (root inside is an "
+                        "unprivileged user on the host)")
+    r.add_argument("--timens", action="store_true",
+                   help="a new time namespace in which the container's uptime starts at zero")
+    r.add_argument("--clock-offset", action="append", default=[], metavar="CLOCK=SECS",
+                   help="with a new time namespace, move monotonic or boottime by SECS seconds")
+    r.add_argument("--explain", action="store_true",
+                   help="start the container one stage at a time, explaining each: what it does, "
+                        "its kernel calls and the equivalent shell commands")
+    r.add_argument("--pause", action="store_true",
+                   help="with --explain: wait for Enter after each stage (look at the half-built "
+                        "container with top or inspect meanwhile)")
+    r.add_argument("--lang", choices=["en", "zh"], help="with --explain: the language of the explanations "
+                   "(default: from LANG, zh* -> 中文)")
     r.add_argument("--help", action="help", help="show this help and exit")
     r.add_argument("image", metavar="IMAGE", help="image to run, e.g. lab (built in, works offline)")
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
@@ -329,9 +351,24 @@ def _config_from(args):
         env=list(args.env), workdir=args.workdir, user=args.user,
         volumes=[Volume.parse(v) for v in args.volume], labels=dict(args.label), init=args.init,
         tty=args.tty, interactive=args.interactive, detach=args.detach, remove=args.remove,
-        network=args.network, memory=args.memory, memory_swap=args.memory_swap,
-        pids_limit=args.pids_limit, cpus=args.cpus,
+        network=args.network, pid_mode=args.pid_mode, ipc_mode=args.ipc_mode, uts_mode=args.uts_mode,
+        userns_mode=args.userns_mode, timens=_timens(args.timens, args.clock_offset), memory=args.memory,
+        memory_swap=args.memory_swap, pids_limit=args.pids_limit, cpus=args.cpus,
     ).validate()
+
+
+def _timens(bare: bool, offsets: list[str]) -> dict | None:
+    """None (the host's clocks), or the offsets of a new time namespace:
+    ``--clock-offset`` pairs, or for a bare ``--timens`` boottime set back by
+    the host's uptime (so ``uptime`` inside says the container just booted)."""
+    from .spec import parse_timens
+
+    if offsets:
+        return parse_timens(",".join(offsets))
+    if not bare:
+        return None
+    with open("/proc/uptime") as f:
+        return {"boottime": -int(float(f.read().split()[0]))}
 
 
 def _foreground(client, start, *, interactive: bool) -> int:
@@ -368,6 +405,13 @@ def _foreground(client, start, *, interactive: bool) -> int:
 
 def cmd_run(args, client) -> int:
     config = _config_from(args)
+    if args.pause and not args.explain:
+        raise errors.InvalidArgument("--pause goes with --explain")
+    if args.explain:
+        if config.tty:
+            raise errors.InvalidArgument("--explain cannot be used with -t: the explanation and the "
+                                         "terminal would share your screen")
+        return _run_explained(client, config, pause=args.pause, lang=args.lang)
     if config.detach:
         reply = client.run(config, attach=False)
         _warn(reply.get("warnings", []))
@@ -377,6 +421,55 @@ def cmd_run(args, client) -> int:
         from .terminal import run_with_terminal
         return run_with_terminal(lambda size: client.run(config, winsize=size), interactive=config.interactive)
     return _foreground(client, lambda stdio: client.run(config, stdio=stdio), interactive=config.interactive)
+
+
+def _run_explained(client, config, *, pause: bool, lang: str | None) -> int:
+    """``run --explain``: each stage as it is done -- what it is for, its
+    kernel calls, the shell commands that would do the same."""
+    from . import explain
+
+    lang = explain.language(lang)
+    width = min(100, shutil_width())
+    stdio = [0, 1, 2] if config.interactive else [1, 2]
+    start = client.run_stepwise(config, stdio=[] if config.detach else stdio, attach=not config.detach)
+    _warn(start.warnings)
+    count = 0
+    short = lambda text: text.replace(start.id, start.id[:12])  # noqa: E731 - paths hold the full id
+    try:
+        while (report := start.next_stage()) is not None:
+            stage = json.loads(short(json.dumps(report["stage"])))
+            count += 1
+            print(f"\n[{count}] {stage['id']}: {explain.stage_title(stage, lang)}  ({stage.get('ms', 0):.1f} ms)")
+            for line in explain.wrap(explain.stage_text(stage["id"], lang), width - 4):
+                print("    " + line)
+            for op in stage.get("ops", []):
+                print(f"    {explain.ui('kernel', lang)}: {explain.kernel_call(op)}"[:width * 2])
+                print(f"    {explain.ui('shell', lang)}:  {op.get('shell', '')}")
+            sys.stdout.flush()
+            if report["paused"]:
+                if pause:
+                    print("\n" + "\n".join(explain.wrap(explain.ui("paused", lang, name=start.name), width)),
+                          end=" ", flush=True)
+                    if not sys.stdin.readline():
+                        raise errors.InvalidArgument("no more input: the half-built container is ended")
+                if stage["id"] == "exec":
+                    print("\n" + "\n".join(explain.wrap(explain.ui("started", lang, name=start.name,
+                                                                    pid=start.pid), width)) + "\n", flush=True)
+                start.proceed()
+        if config.detach:
+            print(start.id)
+            return 0
+        return _report_exit(start.wait())
+    except BaseException:
+        start.close()             # the supervisor ends a half-built container whose client has gone
+        raise
+
+
+def shutil_width() -> int:
+    try:
+        return os.get_terminal_size(1).columns
+    except OSError:
+        return 100
 
 
 def cmd_exec(args, client) -> int:
@@ -682,7 +775,7 @@ def _inspect_namespaces(args, client) -> int:
             print(f"{PROG}: {e}", file=sys.stderr)
             code = 1
             continue
-        if snap["status"] != "running":
+        if snap["status"] not in ("running", "starting"):
             print(f"{PROG}: container {snap['name']} is not running: its namespaces are gone", file=sys.stderr)
             code = 1
             continue
@@ -702,7 +795,7 @@ def _inspect_namespaces(args, client) -> int:
 
 def cmd_top(args, client) -> int:
     snap = client.snapshot(args.container, others=False)
-    if snap["status"] != "running":
+    if snap["status"] not in ("running", "starting"):
         raise errors.NotRunning(f"container {snap['name']} is not running")
     procs = snap["processes"]
     if args.format == "json":

@@ -72,6 +72,73 @@ class Attached:
         self._conn.close()
 
 
+class Stepwise:
+    """A container being started one stage at a time (``run --explain``).
+
+    Read stages with :meth:`next_stage`; a stage with ``paused`` true waits,
+    half-built and observable, until :meth:`proceed`. After the last stage
+    the start ends: :attr:`started` is set (or :meth:`next_stage` raises the
+    start's error), and with ``attach`` :meth:`wait` gives the exit::
+
+        start = client.run_stepwise(config)
+        while (report := start.next_stage()) is not None:
+            show(report["stage"])
+            if report["paused"]:
+                start.proceed()
+        result = start.wait()
+    """
+
+    def __init__(self, client: "Client", conn: _Conn, reply: dict):
+        self._client = client
+        self._conn = conn
+        self.id: str = reply["id"]
+        self.name: str = reply["name"]
+        self.pid: int = reply["pid"]
+        self.warnings: list[str] = reply.get("warnings", [])
+        self.started: dict | None = None
+        self._done = [{"stage": st, "paused": False} for st in reply.get("stages", [])]
+
+    def next_stage(self) -> dict | None:
+        """The next stage report ``{"stage": {...}, "paused": bool}``, or None
+        once the container runs; a failed start raises its StartError."""
+        if self._done:
+            return self._done.pop(0)
+        if self.started is not None:
+            return None
+        self._conn.sock.settimeout(None)
+        while True:
+            message, fds = self._conn.receive()
+            for fd in fds:
+                os.close(fd)
+            event = message.get("event")
+            if event == "stage":
+                return {"stage": message["stage"], "paused": bool(message.get("paused"))}
+            if event == "started":
+                self.started = message
+                self.warnings = message.get("warnings", self.warnings)
+                return None
+            if event == "start-failed":
+                self._conn.close()
+                err = _error_from_reply({**message, "kind": "StartError"})
+                raise err
+
+    def proceed(self) -> None:
+        """Let the container go on to its next stage."""
+        self._client.call("proceed", id=self.id)
+
+    def fileno(self) -> int:
+        return self._conn.sock.fileno()
+
+    def wait(self) -> dict:
+        """After the start, block until the container exits (attached starts only)."""
+        while self.next_stage() is not None:
+            self.proceed()
+        return Attached.wait(self)        # the same exit event on the same connection
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Client:
     """Requests to this user's supervisor, starting it on demand."""
 
@@ -189,6 +256,23 @@ class Client:
         return self._attached_request("run", {"config": config.to_dict(),
                                               "winsize": list(winsize) if winsize else None},
                                       stdio, attach)
+
+    def run_stepwise(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True) -> Stepwise:
+        """Create a container and start it one stage at a time (see :class:`Stepwise`)."""
+        config.validate()
+        conn = self._connect()
+        try:
+            conn.send({"op": "run", "config": config.to_dict(), "attach": attach, "stepwise": True}, list(stdio))
+            reply, rfds = conn.receive()
+        except (OSError, ValueError) as e:
+            conn.close()
+            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        for fd in rfds:
+            os.close(fd)
+        if not reply.get("ok"):
+            conn.close()
+            raise _error_from_reply(reply)
+        return Stepwise(self, conn, reply)
 
     def start(self, ref: str, *, attach: bool = False, stdio: list[int] = (),
               winsize: tuple[int, int] | None = None) -> Attached | dict:

@@ -8,8 +8,9 @@ written atomically on every change of state::
      "image": {"requested": "ubuntu", "ref": "lab:latest", "id": "sha256:...",
                "digest": "sha256:...", "layers": ["<dir>", ...]},
      "process": {"argv": [...], "env": [...], "cwd": "/", "user": "",
-                 "hostname": "...", "lowerdir": "..."},
-     "status": "created" | "running" | "exited",
+                 "hostname": "...", "lowerdir": "...",
+                 "userns": null | {"base": 100000, "size": 65536}},   # --userns private
+     "status": "created" | "starting" | "running" | "exited",
      "pid": 4312, "pid_start": 123456,      # host pid and its start time (clock ticks)
      "exit_code": 0, "oom_killed": false, "error": "",
      "created": "...", "started": "...", "finished": "...",
@@ -29,7 +30,7 @@ from .records import write_json_atomic
 from .spec import ContainerConfig
 
 VERSION = 1
-STATES = ("created", "running", "exited")
+STATES = ("created", "starting", "running", "exited")   # "starting": run --explain, half-built
 
 
 def process_start_time(pid: int) -> int | None:
@@ -74,6 +75,7 @@ class Container:
         self.warnings: list[str] = []   # limits asked for that this machine cannot apply
         self.seen = {"oom_kills": 0, "pids_max_hits": 0}
         self.stop_deadline: float | None = None
+        self.starting = None            # a supervisor.Starting while started stage by stage
 
     # -- lifecycle guards (what each state allows) ------------------------------
     def can_start(self) -> bool:

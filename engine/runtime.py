@@ -21,8 +21,15 @@ in order -- the order matters:
                    /sys/fs/cgroup so its limits are readable inside.
 8. ``pivot_root``  make the new root the root, and detach the old one.
 9. ``hostname``    set the hostname in the new UTS namespace.
-10. ``capabilities`` keep only Docker's default 14 capabilities.
-11. ``exec``       switch user, change directory, execve the command.
+10. ``user``       (``--userns private`` only) a new user namespace: ids 0..
+                   inside are an unprivileged range on the host.
+11. ``capabilities`` keep only Docker's default 14 capabilities.
+12. ``exec``       switch user, change directory, execve the command.
+
+Sharing on purpose (``--pid``/``--ipc``/``--network container:NAME`` or
+``host``, ``--uts host``): the supervisor forks into the chosen PID
+namespace, and ``namespaces`` joins (setns) or leaves out the others; a
+time namespace (``--timens``) is made there too.
 
 Every kernel operation is written to a transcript (with the equivalent shell
 command), which the child sends to the supervisor before it execs; the
@@ -110,6 +117,15 @@ class ChildSpec:
     # mounts (a cgroup attach can wait a whole RCU grace period, ~10 ms);
     # otherwise the child joins by itself, first thing.
     join_by_parent: bool = False
+    # Namespaces: which of uts, ipc, net to create; which to join instead
+    # (kind -> {"path": /proc/PID/ns/KIND, "inode": expected}); the rest stay
+    # the host's (--uts host, --network host ...).
+    new_ns: list[str] = field(default_factory=lambda: ["uts", "ipc", "net"])
+    join_ns: dict[str, dict] = field(default_factory=dict)
+    shm_source: str | None = None    # bind this as /dev/shm (an IPC namespace shared)
+    timens: dict | None = None       # clock -> offset seconds, for a new time namespace
+    userns: bool = False             # a private user namespace (mapped by the supervisor)
+    pause: bool = False              # stop after each stage until the supervisor says go (run --explain)
 
 
 class StageError(Exception):
@@ -164,6 +180,11 @@ class Transcript:
         self.stages[-1]["ops"].append({"call": call, "shell": shell, **detail})
 
 
+_NS_OPTION = {"mnt": "mount", "uts": "uts", "ipc": "ipc", "net": "net", "pid": "pid",
+              "cgroup": "cgroup", "user": "user", "time": "time"}
+_NS_TITLES = {"mnt": "mount", "uts": "UTS", "ipc": "IPC", "net": "network"}
+
+
 def _mount_flags_text(flags: int) -> str:
     names = {sc.MS_RDONLY: "ro", sc.MS_NOSUID: "nosuid", sc.MS_NODEV: "nodev",
              sc.MS_NOEXEC: "noexec", sc.MS_REMOUNT: "remount", sc.MS_BIND: "bind",
@@ -182,6 +203,7 @@ class Builder:
         self.stage_id = ""
         self.root_fd = -1
         self.joined: dict | None = None
+        self.reported = 0          # stages reported so far (run --explain)
 
     # -- helpers ---------------------------------------------------------
     def await_join(self) -> dict | None:
@@ -199,8 +221,32 @@ class Builder:
         return self.joined
 
     def begin(self, sid: str, title: str) -> None:
+        self.checkpoint()
         self.stage_id = sid
         self.t.stage(sid, title)
+
+    def checkpoint(self) -> None:
+        """With ``pause`` (run --explain): report the stage just done and wait
+        for the word to go on -- meanwhile the half-built container can be
+        looked at from outside (top, inspect)."""
+        if not self.spec.pause or self.chan is None or not self.t.stages:
+            return
+        stage = self.t.done()[-1]
+        if self.reported >= len(self.t.stages):
+            return
+        self.reported = len(self.t.stages)
+        send(self.chan, {"stage": stage})
+        while True:
+            try:
+                msg = json.loads(self.chan.recv(65536) or b"{}")
+            except (OSError, ValueError):
+                msg = {}
+            if "joined" in msg:          # the cgroup word may come first: keep it for cgroupns
+                self.joined = msg
+                continue
+            if not msg.get("go"):
+                os._exit(EXIT_ENGINE)    # the supervisor has gone or ended the start
+            return
 
     def fail(self, message: str, code: int = EXIT_ENGINE) -> NoReturn:
         raise StageError(self.stage_id, message, code)
@@ -275,18 +321,96 @@ class Builder:
                 self.fail(f"cannot join cgroup {path}: {os.strerror(e.errno)}")
 
     def stage_namespaces(self) -> None:
-        self.begin("namespaces", "Create new mount, UTS, IPC and network namespaces")
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
+        s = self.spec
+        created = ["mnt"] + [k for k in ("uts", "ipc", "net") if k in s.new_ns]
+        self.begin("namespaces", f"Create new {', '.join(_NS_TITLES[k] for k in created)} namespaces"
+                   + (f"; join {', '.join(_NS_TITLES[k] for k in s.join_ns)} of another container"
+                      if s.join_ns else ""))
+        # Join first: the host's /proc is still in sight, and the new mount
+        # namespace below is made in whatever else this process is in.
+        for kind, target in s.join_ns.items():
+            self.t.op("setns", f"nsenter --{_NS_OPTION[kind]}={target['path']}", namespace=kind,
+                      path=target["path"])
+            try:
+                fd = os.open(target["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                self.fail(f"cannot open {target['path']}: {os.strerror(e.errno)} (has that container stopped?)")
+            try:
+                if os.fstat(fd).st_ino != target["inode"]:
+                    self.fail(f"the container to share the {kind} namespace with has stopped")
+                self.k.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            except OSError as e:
+                self.fail(f"cannot join the {kind} namespace: {os.strerror(e.errno)}")
+            finally:
+                os.close(fd)
+        flags = 0
+        for kind in created:
+            flags |= sc.NAMESPACE_FLAGS[kind]
         names = sc.flag_names(flags, {"CLONE_NEWNS": sc.CLONE_NEWNS, "CLONE_NEWUTS": sc.CLONE_NEWUTS,
                                       "CLONE_NEWIPC": sc.CLONE_NEWIPC, "CLONE_NEWNET": sc.CLONE_NEWNET})
-        self.t.op("unshare", "unshare --mount --uts --ipc --net", flags=names)
+        self.t.op("unshare", "unshare " + " ".join(f"--{_NS_OPTION[k]}" for k in created), flags=names)
         try:
             self.k.unshare(flags)
         except OSError as e:
             self.fail(f"unshare: {os.strerror(e.errno)}")
-        # A new network namespace has only a loopback device, and it is down.
-        self.t.op("ioctl", "ip link set lo up", request="SIOCSIFFLAGS", device="lo", flags="IFF_UP")
-        _link_up("lo")
+        if "net" in created:
+            # A new network namespace has only a loopback device, and it is down.
+            self.t.op("ioctl", "ip link set lo up", request="SIOCSIFFLAGS", device="lo", flags="IFF_UP")
+            _link_up("lo")
+        if s.timens is not None:
+            self.time_namespace(s.timens)
+
+    def time_namespace(self, offsets: dict) -> None:
+        """unshare(CLONE_NEWTIME) makes a namespace for this process's future
+        children only; its clock offsets can be set until a process enters
+        it, and then this process enters it itself with setns."""
+        lines = "".join(f"{clock} {int(offsets.get(clock, 0))} 0\n" for clock in ("monotonic", "boottime"))
+        self.t.op("unshare", "unshare --time", flags=["CLONE_NEWTIME"])
+        self.t.op("write", f"printf '{lines.replace(chr(10), chr(92) + 'n')}' > /proc/self/timens_offsets",
+                  path="/proc/self/timens_offsets", value=lines)
+        self.t.op("setns", "nsenter --time=/proc/self/ns/time_for_children", namespace="time")
+        try:
+            self.k.unshare(sc.CLONE_NEWTIME)
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(lines)
+            fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                self.k.setns(fd, sc.CLONE_NEWTIME)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.fail(f"time namespace: {os.strerror(e.errno)}")
+
+    def stage_userns(self) -> None:
+        """A user namespace, entered last (Docker's default containers hold no
+        capability over their other namespaces anyway): the supervisor maps
+        ids 0.. inside to an unprivileged range on the host, then this process
+        becomes root -- of the new namespace only."""
+        self.begin("user", "Enter a new user namespace: root inside, an unprivileged user on the host")
+        self.t.op("unshare", "unshare --user", flags=["CLONE_NEWUSER"])
+        try:
+            self.k.unshare(sc.CLONE_NEWUSER)
+        except OSError as e:
+            self.fail(f"unshare --user: {os.strerror(e.errno)}")
+        reply = {}
+        if self.chan is not None:
+            send(self.chan, {"userns": True})
+            self.chan.settimeout(30)
+            try:
+                reply = json.loads(self.chan.recv(65536) or b"{}")
+            except (OSError, ValueError):
+                reply = {}
+            self.chan.settimeout(None)
+        if not reply.get("mapped"):
+            self.fail(reply.get("error") or "the supervisor did not map the user namespace's ids")
+        for name in ("uid_map", "gid_map"):
+            self.t.op("write", f"echo '{reply[name].strip()}' > /proc/{reply.get('pid', '$PID')}/{name}",
+                      path=f"/proc/PID/{name}", value=reply[name], by="supervisor")
+        self.t.op("setresuid", "setpriv --reuid=0 --regid=0 --clear-groups  # root of the new namespace",
+                  uid=0, gid=0)
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
 
     def stage_cgroupns(self) -> None:
         """A cgroup namespace whose root is the container's own cgroup -- so the
@@ -365,8 +489,11 @@ class Builder:
             os.close(dev_fd)
         self.mount_in_root("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
                            "newinstance,ptmxmode=0666,mode=0620,gid=5")
-        self.mount_in_root("shm", "/dev/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-                           "mode=1777,size=65536k")
+        if self.spec.shm_source:          # an IPC namespace shared: its POSIX shared memory too
+            self.mount_in_root(self.spec.shm_source, "/dev/shm", None, sc.MS_BIND | sc.MS_REC)
+        else:
+            self.mount_in_root("shm", "/dev/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                               "mode=1777,size=65536k")
         self.mount_in_root("mqueue", "/dev/mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
     def stage_sys(self) -> None:
@@ -408,6 +535,8 @@ class Builder:
         self.root_fd = -1
 
     def stage_hostname(self) -> None:
+        if "uts" not in self.spec.new_ns:
+            return                  # the host's UTS namespace (--uts host): its name stays
         self.begin("hostname", "Give the container its own hostname")
         self.t.op("sethostname", f"hostname {self.spec.hostname}", name=self.spec.hostname)
         self.k.sethostname(self.spec.hostname)
@@ -468,6 +597,7 @@ class Builder:
                 self.fail(f"cannot switch to user {s.user}: {os.strerror(e.errno)}")
         path = _find_executable(s.argv[0], env.get("PATH", DEFAULT_PATH), self)
         self.t.op("execve", "exec " + " ".join(shlex.quote(a) for a in s.argv), path=path, argv=s.argv)
+        self.checkpoint()
         send(self.chan, {"transcript": self.t.done()})
         try:
             os.execve(path, s.argv, env)
@@ -681,15 +811,22 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
         b.k.prctl(sc.PR_SET_DUMPABLE, 0)
         # Open every namespace first: after joining the mount namespace, the
         # host's /proc/PID is out of sight.
+        kinds = ("ipc", "uts", "net", "cgroup", "mnt") + (("user",) if spec.userns else ())
         fds = {kind: os.open(f"/proc/{target_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-               for kind in ("ipc", "uts", "net", "cgroup", "mnt")}
+               for kind in kinds}
         for kind, fd in fds.items():
-            b.t.op("setns", f"nsenter --{'mount' if kind == 'mnt' else kind}={target_pid}", namespace=kind)
+            b.t.op("setns", f"nsenter --{_NS_OPTION[kind]}={target_pid}", namespace=kind)
             try:
                 b.k.setns(fd, sc.NAMESPACE_FLAGS[kind])
             except OSError as e:
                 b.fail(f"cannot join the container's {kind} namespace: {os.strerror(e.errno)}")
             os.close(fd)
+        if spec.userns:           # joined last: after it, no power over the host's namespaces is left
+            b.t.op("setresuid", "setpriv --reuid=0 --regid=0 --clear-groups  # root of its user namespace",
+                   uid=0, gid=0)
+            os.setgroups([])
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         os.chdir("/")
         if spec.tty:
             b.stage_tty(console=False)
@@ -719,11 +856,14 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
             b.stage_tty()
         else:
             os.setsid()
+        if spec.userns:
+            b.stage_userns()
         _crash_point(spec, b.chan, "before-exec")
         if spec.init:
             pid = os.fork()
             if pid:
                 b.chan.close()
+                b.chan = None            # the command's process reports from here on
                 _name_init(b.k, ["init", "--", *spec.argv])
                 b.stage_capabilities()
                 _run_init(pid)

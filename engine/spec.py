@@ -25,7 +25,14 @@ LABEL_KEY_RE = re.compile(r"^[^=\0\s]+$")
 DEFAULT_MEMORY = 1 << 30          # 1 GiB
 DEFAULT_PIDS = 1024
 
-NETWORKS = ("none",)
+# Namespace modes (docker's names). "container:NAME" joins that running
+# container's namespace; "host" stays in the supervisor's (the host's).
+NETWORK_MODES = ("none", "host")
+PID_MODES = ("private", "host")
+IPC_MODES = ("private", "shareable", "host")
+UTS_MODES = ("private", "host")
+USERNS_MODES = ("host", "private")
+TIMENS_CLOCKS = ("monotonic", "boottime")
 
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -100,11 +107,47 @@ class Volume:
         return cls(source, target, mode == "ro")
 
 
+def _check_mode(flag: str, value, modes: tuple, *, share: bool) -> None:
+    """One namespace mode: one of ``modes`` or (if ``share``) ``container:NAME``."""
+    if isinstance(value, str) and value in modes:
+        return
+    if share and isinstance(value, str) and value.startswith("container:") and NAME_RE.match(value[10:]):
+        return
+    if flag == "network" and value == "bridge":
+        raise InvalidArgument("network 'bridge' is not supported yet (available: none, host, container:NAME)")
+    choices = ", ".join(modes + (("container:NAME",) if share else ()))
+    raise InvalidArgument(f"invalid --{flag} value {value!r} (expected one of: {choices})")
+
+
+def shared_container(mode: str) -> str | None:
+    """The container named by a ``container:NAME`` mode, else None."""
+    return mode[10:] if isinstance(mode, str) and mode.startswith("container:") else None
+
+
+def parse_timens(text: str) -> dict[str, int]:
+    """``boottime=-3600,monotonic=86400`` (seconds; a bare ``--timens`` means
+    ``boottime=-UPTIME``: the container's clock starts as if just booted)."""
+    out: dict[str, int] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.strip().partition("=")
+        key = key.strip().lower()
+        try:
+            if not sep or key not in TIMENS_CLOCKS or key in out:
+                raise ValueError
+            out[key] = int(value.strip().rstrip("s"))
+        except ValueError:
+            raise InvalidArgument(f"invalid clock offset {text!r}: expected CLOCK=SECONDS pairs, "
+                                  f"CLOCK being {' or '.join(TIMENS_CLOCKS)} (e.g. boottime=-3600)") from None
+    return out
+
+
 # Every option of a container and its default (a callable makes a fresh one).
 _FIELDS = {
     "image": None, "cmd": list, "entrypoint": None, "name": None, "hostname": None, "env": list,
     "workdir": None, "user": None, "volumes": list, "labels": dict, "init": False, "tty": False,
     "interactive": False, "detach": False, "remove": False, "network": "none",
+    "pid_mode": "private", "ipc_mode": "private", "uts_mode": "private", "userns_mode": "host",
+    "timens": None,
     "memory": DEFAULT_MEMORY, "memory_swap": None, "pids_limit": DEFAULT_PIDS, "cpus": None,
 }
 
@@ -145,8 +188,19 @@ class ContainerConfig:
         for key in self.labels:
             if not LABEL_KEY_RE.match(key):
                 raise InvalidArgument(f"invalid label key '{key}'")
-        if self.network not in NETWORKS:
-            raise InvalidArgument(f"network '{self.network}' is not supported yet (available: {', '.join(NETWORKS)})")
+        _check_mode("network", self.network, NETWORK_MODES, share=True)
+        _check_mode("pid", self.pid_mode, PID_MODES, share=True)
+        _check_mode("ipc", self.ipc_mode, IPC_MODES, share=True)
+        _check_mode("uts", self.uts_mode, UTS_MODES, share=False)
+        _check_mode("userns", self.userns_mode, USERNS_MODES, share=False)
+        if self.uts_mode == "host" and self.hostname is not None:
+            raise InvalidArgument("conflicting options: --hostname and --uts host (the host's name would change)")
+        if self.timens is not None:
+            if not isinstance(self.timens, dict) or not set(self.timens) <= set(TIMENS_CLOCKS) \
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 40
+                               for v in self.timens.values()):
+                raise InvalidArgument("invalid --timens: expected offsets like boottime=-3600,monotonic=86400 "
+                                      "(whole seconds)")
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise InvalidArgument("minimum memory limit allowed is 6MB")
         if self.memory_swap is not None and self.memory_swap != -1:

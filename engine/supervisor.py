@@ -53,6 +53,19 @@ _NAMES = ("babbage", "curie", "dijkstra", "hopper", "kernighan", "knuth", "lampo
           "lovelace", "noether", "ritchie", "shannon", "thompson", "torvalds", "turing", "wing")
 
 
+class Starting:
+    """A container being started one stage at a time (``run --explain``)."""
+
+    def __init__(self, client, chan: socket.socket, transcript, attach: bool):
+        self.client = client            # the connection that gets each stage and sends proceed
+        self.chan = chan                # the start channel to the half-built container
+        self.transcript = transcript    # the supervisor's own stages (limits, fork, cgroup)
+        self.attach = attach
+        self.pty = -1
+        self.error: dict | None = None
+        self.stages: list = []          # the child's, once it execs
+
+
 class Exec:
     """A process started in a running container by ``exec``."""
 
@@ -257,6 +270,9 @@ class Supervisor:
             if c.status == "running":
                 self.signal(c, signal.SIGKILL)
                 self.finish(c, self.wait_exit(c))
+            while c.starting is not None:         # half-built: ended, its start recorded as failed
+                self.abandon_start(c)
+                self.on_starting(c.starting.chan, c)
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
         except EngineError:
@@ -306,6 +322,9 @@ class Supervisor:
                     self.start_draining(c, c.pty)
         for e in self.execs.values():
             e.attached.discard(conn)
+        for c in self.containers.values():
+            if c.starting is not None and c.starting.client is conn:
+                self.abandon_start(c)
         conn.close()
 
     def handle(self, conn: Connection, msg: dict, fds: list[int]) -> None:
@@ -346,7 +365,7 @@ class Supervisor:
     def op_ps(self, conn, msg, fds):
         items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
         if not msg.get("all"):
-            items = [c for c in items if c["status"] == "running"]
+            items = [c for c in items if c["status"] in ("running", "starting")]
         return {"containers": items}, []
 
     def op_inspect(self, conn, msg, fds):
@@ -366,7 +385,7 @@ class Supervisor:
 
     def namespaces(self, c: Container) -> dict:
         """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
-        if c.status != "running" or not c.pid:
+        if c.status not in ("running", "starting") or not c.pid:
             return {}
         out = {}
         for kind in NAMESPACE_KINDS:
@@ -406,7 +425,7 @@ class Supervisor:
 
     def op_start(self, conn, msg, fds):
         c = self.find(msg["id"])
-        if c.status == "running":
+        if c.status in ("running", "starting"):
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
         return self.launch(c, conn, msg, fds)
 
@@ -419,6 +438,12 @@ class Supervisor:
             c.config.remove = True        # removed when its exit is handled, just below
             self.signal(c, signal.SIGKILL)
             self.finish(c, self.wait_exit(c))
+        elif c.starting is not None:          # half-built (run --explain): ends, then goes
+            if not msg.get("force"):
+                raise ContainerError(f"cannot remove container {c.name}: it is being started; "
+                                     "force remove to end it")
+            c.config.remove = True
+            self.abandon_start(c)
         else:
             self.remove(c)
         return {"id": c.id, "name": c.name}, []
@@ -427,7 +452,7 @@ class Supervisor:
         """Remove every stopped container."""
         removed = []
         for c in list(self.containers.values()):
-            if c.status != "running":
+            if c.status not in ("running", "starting"):
                 size = _dir_size(c.dir / "upper")
                 self.remove(c)
                 removed.append({"id": c.id, "size": size})
@@ -460,19 +485,31 @@ class Supervisor:
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
                               "try `sudo container-lab run ...`")
+        for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
+            self.sharing(mode, kind)        # refused before anything is made, as docker does
+        if msg.get("stepwise") and config.tty:
+            raise InvalidArgument("a stage-by-stage start cannot give the container a terminal (-t)")
         c = self.create(config)
         return self.launch(c, conn, msg, fds)
 
     def launch(self, c: Container, conn, msg, fds):
-        """Start ``c``; attach the client if asked; hand it the terminal."""
+        """Start ``c``; attach the client if asked; hand it the terminal.
+
+        With ``stepwise`` the reply comes at once and the start goes on one
+        stage at a time: the client gets a ``{"event": "stage"}`` after each
+        stage and sends ``proceed`` for the next (see :class:`Stepwise`)."""
         winsize = tuple(msg.get("winsize") or (24, 80))
         attach = bool(msg.get("attach"))
+        stepwise = conn if msg.get("stepwise") else None
         try:
-            pty = self.start(c, fds, winsize, attach)
+            pty = self.start(c, fds, winsize, attach, stepwise)
         except EngineError:
             if c.config.remove:
                 self.remove(c)
             raise
+        if stepwise is not None:
+            return {"id": c.id, "name": c.name, "pid": c.pid, "stepwise": True, "warnings": c.warnings,
+                    "stages": c.starting.transcript.done()}, []     # the supervisor's own, done already
         reply = {"id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings}
         reply_fds = []
         if attach:
@@ -503,7 +540,8 @@ class Supervisor:
             argv=argv, env=[f"{k}={v}" for k, v in env.items()],
             cwd=workdir or c.process["cwd"], user=user or c.process["user"] or None,
             tty=tty, winsize=tuple(msg.get("winsize") or (24, 80)),
-            procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [])
+            procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [],
+            userns=bool(c.process.get("userns")))
         if tty or detach or len(fds) < 2:
             stdio = (self.devnull,) * 3
         else:
@@ -607,12 +645,20 @@ class Supervisor:
             key, _, value = item.partition("=")
             env[key] = value
         env.setdefault("PATH", runtime.DEFAULT_PATH)
+        layers, userns = image.layers, None
+        if config.userns_mode == "private":
+            from .images.shift import subordinate_range
+
+            base, size = subordinate_range()
+            layers = self.store.shifted_layers(image, base, size)
+            os.chown(cdir / "upper", base, base)      # "/" inside belongs to root inside
+            userns = {"base": base, "size": size}
         c.image = {"requested": config.image, "ref": image.ref, "id": image.id, "digest": image.digest,
-                   "layers": [str(p) for p in image.layers]}
+                   "layers": [str(p) for p in layers]}
         c.process = {"argv": argv, "env": [f"{k}={v}" for k, v in env.items()],
                      "cwd": config.workdir or img.get("WorkingDir") or "/",
                      "user": config.user or img.get("User") or "", "hostname": hostname,
-                     "lowerdir": image.lowerdir()}
+                     "lowerdir": image.lowerdir(layers), "userns": userns}
         (cdir / "hostname").write_text(hostname + "\n")
         (cdir / "hosts").write_text(
             f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
@@ -664,12 +710,12 @@ class Supervisor:
         child_chan.close()
         return pid, parent_chan
 
-    def start(self, c: Container, fds: list[int], winsize, attach: bool) -> int:
+    def start(self, c: Container, fds: list[int], winsize, attach: bool, stepwise=None) -> int:
         """Fork the container's PID 1 and wait until it has exec'd (or failed).
         Returns the supervisor's terminal master fd for a tty container, else -1.
         Whatever goes wrong, nothing is left behind: no process, no cgroup."""
         try:
-            return self._start(c, fds, winsize, attach)
+            return self._start(c, fds, winsize, attach, stepwise)
         except EngineError:
             raise
         except Exception as e:  # noqa: BLE001 - a bug or an unexpected answer from the kernel
@@ -689,9 +735,21 @@ class Supervisor:
             c.pidfd, c.outputs = -1, {}
             self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
 
-    def _start(self, c: Container, fds: list[int], winsize, attach: bool) -> int:
+    def _start(self, c: Container, fds: list[int], winsize, attach: bool, stepwise) -> int:
+        cfg = c.config
+        # Namespaces to share are looked up first: a refusal leaves nothing made.
+        shared = self.shared_namespaces(cfg)
+        pidns_fd, fork_title, fork_ops = self.pid_namespace(cfg)
+        try:
+            return self._start_in(c, fds, winsize, attach, stepwise, shared, (pidns_fd, fork_title, fork_ops))
+        finally:
+            if pidns_fd not in (None, self.pidns_fd):
+                os.close(pidns_fd)
+
+    def _start_in(self, c: Container, fds, winsize, attach, stepwise, shared, fork) -> int:
         from .cgroups import Limits
 
+        pidns_fd, fork_title, fork_ops = fork
         cfg = c.config
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
@@ -718,12 +776,14 @@ class Supervisor:
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[v.to_dict() for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
-            crash_at=self.crash_at, join_by_parent=True)
-        transcript.stage("fork", "Fork the first process into a new PID namespace")
-        transcript.op("unshare", "unshare --pid --fork", flags=["CLONE_NEWPID"])
+            crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise is not None,
+            userns=bool(c.process.get("userns")), **shared)
+        transcript.stage("fork", fork_title)
+        for op in fork_ops:
+            transcript.op(**op)
         c.outputs = outputs             # closed by start() if anything below fails
         try:
-            pid, chan = self.fork_into(None, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
+            pid, chan = self.fork_into(pidns_fd, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
             c.pid = pid
             self.crash_point("after-fork")
         finally:
@@ -738,8 +798,19 @@ class Supervisor:
         transcript.done()
         c.pid_start = process_start_time(pid) or 0
         c.pidfd = os.pidfd_open(pid)
-        pty, error, child_stages = self.read_start_channel(chan, pid)
+        if stepwise is not None:
+            c.status = "starting"
+            c.starting = Starting(stepwise, chan, transcript, attach)
+            self.sel.register(chan, selectors.EVENT_READ, ("starting", c))
+            return -1
+        pty, error, child_stages = self.read_start_channel(chan, pid, c)
         chan.close()
+        return self.complete_start(c, transcript, pty, error, child_stages)
+
+    def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list) -> int:
+        """The child has exec'd (or failed): record its transcript; then either
+        clean up after the failure, or watch it run. Returns the terminal master or -1."""
+        pid, outputs = c.pid, c.outputs
         stages = transcript.done() + child_stages
         write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": stages}, durable=False)
         if error:
@@ -767,6 +838,148 @@ class Supervisor:
         c.save()
         self.emit("started", c, pid=pid)
         return pty
+
+    # -- a start one stage at a time (run --explain) -------------------------
+    def on_starting(self, chan: socket.socket, c: Container) -> None:
+        """A message from a child started stage by stage: a stage done (passed
+        on to the client, which answers with ``proceed``), an id-map request,
+        the terminal, or the end of the channel (exec'd or failed)."""
+        st = c.starting
+        try:
+            data, fds, _f, _a = socket.recv_fds(chan, 1 << 20, 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        if data:
+            msg = json.loads(data)
+            if fds:
+                st.pty = fds[0]
+            if "stage" in msg:
+                if not st.client.send({"event": "stage", "id": c.id, "stage": msg["stage"], "paused": True}):
+                    self.abandon_start(c)
+            if "userns" in msg:
+                chan.send(json.dumps(self.map_user_namespace(c, c.pid)).encode())
+            if "transcript" in msg:
+                st.stages = msg["transcript"]
+            if "error" in msg:
+                st.error = msg
+            return
+        self.sel.unregister(chan)
+        chan.close()
+        c.starting = None
+        if st.error is None and not st.stages:
+            st.error = {"error": "the container's first process died before it could start", "stage": "",
+                        "exit_code": 125}
+        try:
+            try:
+                pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages)
+            except EngineError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug: end the start cleanly, as start() does
+                traceback.print_exc()
+                self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
+        except EngineError as e:
+            if c.config.remove:
+                self.remove(c)
+            st.client.send({"event": "start-failed", "id": c.id, "error": e.message, "stage": getattr(e, "stage", ""),
+                            "exit_code": e.exit_code})
+            return
+        st.client.send({"event": "started", "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings})
+        if st.attach:
+            c.attached.add(st.client)
+        elif pty >= 0:
+            self.start_draining(c, pty)
+
+    def op_proceed(self, conn, msg, fds):
+        """Let a container started stage by stage go on to its next stage."""
+        c = self.find(msg["id"])
+        if c.starting is None:
+            raise NotRunning(f"container {c.name} is not being started stage by stage")
+        try:
+            c.starting.chan.send(json.dumps({"go": True}).encode())
+        except OSError:
+            pass                # it has just failed: the end of its channel is on its way
+        return {"id": c.id}, []
+
+    def abandon_start(self, c: Container) -> None:
+        """The client of a stage-by-stage start went away: end the half-built container."""
+        if c.pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def sharing(self, mode: str, kind: str) -> Container | None:
+        """The running container a ``container:NAME`` mode names (None for other modes)."""
+        from .spec import shared_container
+
+        ref = shared_container(mode)
+        if ref is None:
+            return None
+        try:
+            other = self.find(ref)
+        except ContainerNotFound:
+            raise ContainerNotFound(f"cannot join the {kind} namespace of container {ref}: "
+                                    f"no such container") from None
+        if other.status != "running" or not other.pid:
+            raise NotRunning(f"cannot join the {kind} namespace of container {ref}: it is not running")
+        return other
+
+    def shared_namespaces(self, cfg: ContainerConfig) -> dict:
+        """ChildSpec fields for --network, --ipc and --uts: which namespaces the
+        child creates, which it joins (by path and expected inode), /dev/shm."""
+        new_ns, join_ns, shm = [], {}, None
+        for kind, mode, private in (("uts", cfg.uts_mode, ("private",)),
+                                    ("ipc", cfg.ipc_mode, ("private", "shareable")),
+                                    ("net", cfg.network, ("none",))):
+            other = self.sharing(mode, kind)
+            if other is not None:
+                path = f"/proc/{other.pid}/ns/{kind}"
+                join_ns[kind] = {"path": path, "inode": os.stat(path).st_ino}
+                # (/dev/shm stays the container's own: the kernel binds no mount
+                # of another mount namespace. SysV IPC is what is shared.)
+            elif mode in private:
+                new_ns.append(kind)
+            elif kind == "ipc":
+                shm = "/dev/shm"            # --ipc host: the host's POSIX shared memory
+        return {"new_ns": new_ns, "join_ns": join_ns, "shm_source": shm}
+
+    def pid_namespace(self, cfg: ContainerConfig) -> tuple[int | None, str, list[dict]]:
+        """The PID namespace to fork into -- None for a new one, ours for --pid
+        host, another container's for --pid container:NAME (an fd, checked
+        against that container's pidfd so a reused pid is never joined) --
+        with the transcript's title and operations for the fork."""
+        other = self.sharing(cfg.pid_mode, "pid")
+        if other is not None:
+            path = f"/proc/{other.pid}/ns/pid"
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                signal.pidfd_send_signal(other.pidfd, 0)
+            except OSError:
+                os.close(fd)
+                raise NotRunning(f"cannot join the pid namespace of container {other.name}: it has stopped")
+            return fd, f"Fork the first process into the PID namespace of container {other.name}", [
+                {"call": "setns", "shell": f"nsenter --pid={path} --fork", "flags": ["CLONE_NEWPID"],
+                 "namespace": "pid", "path": path}]
+        if cfg.pid_mode == "host":
+            return self.pidns_fd, "Fork the first process in the host's PID namespace (--pid host)", [
+                {"call": "fork", "shell": "# fork: no new PID namespace"}]
+        return None, "Fork the first process into a new PID namespace", [
+            {"call": "unshare", "shell": "unshare --pid --fork", "flags": ["CLONE_NEWPID"]}]
+
+    def map_user_namespace(self, c: Container, pid: int) -> dict:
+        """Write the id maps of the child's new user namespace: ids 0..size-1
+        inside are base..base+size-1 on the host (as root may, no setgroups deny)."""
+        userns = c.process.get("userns") or {}
+        line = f"0 {userns.get('base')} {userns.get('size')}\n"
+        try:
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(line)
+        except (OSError, TypeError) as e:
+            return {"mapped": False, "error": f"cannot map the user namespace's ids: {e}"}
+        return {"mapped": True, "uid_map": line, "gid_map": line, "pid": pid}
 
     def join_cgroup(self, c: Container, pid: int, transcript) -> dict:
         """Write the child's pid into each cgroup.procs (the child mounts meanwhile)."""
@@ -807,7 +1020,8 @@ class Supervisor:
         stdin = os.dup(fds[0]) if cfg.interactive and len(fds) == 3 else self.devnull
         return (stdin, os.dup(fds[-2]), os.dup(fds[-1])), {}
 
-    def read_start_channel(self, chan: socket.socket, pid: int) -> tuple[int, dict | None, list]:
+    def read_start_channel(self, chan: socket.socket, pid: int, c: Container | None = None
+                           ) -> tuple[int, dict | None, list]:
         """Messages from the child until it execs (the channel closes on exec)."""
         pty, error, stages = -1, None, []
         deadline = time.monotonic() + START_TIMEOUT
@@ -825,6 +1039,11 @@ class Supervisor:
             msg = json.loads(data)
             if "crash" in msg:
                 self.crash_point(msg["crash"])
+            if "userns" in msg and c is not None:
+                try:
+                    chan.send(json.dumps(self.map_user_namespace(c, pid)).encode())
+                except OSError:
+                    pass
             if fds:
                 pty = fds[0]
             if "transcript" in msg:
@@ -878,12 +1097,21 @@ class Supervisor:
         ``exec`` are the supervisor's children: reap those meanwhile, or both
         would wait for each other forever."""
         deadline = time.monotonic() + timeout
+        # Containers started with --pid container:<c> die with it, and are ours to reap too.
+        pidns = _ns_inode(c.pid, "pid")
+        guests = [g for g in self.containers.values()
+                  if g is not c and g.pidfd >= 0 and pidns and _ns_inode(g.pid, "pid") == pidns]
         while time.monotonic() < deadline:
             execs = [e for e in self.execs.values() if e.container is c]
-            ready, _, _ = select.select([c.pidfd] + [e.pidfd for e in execs], [], [], 0.5)
+            guests = [g for g in guests if g.pidfd >= 0]
+            ready, _, _ = select.select([c.pidfd] + [e.pidfd for e in execs] + [g.pidfd for g in guests],
+                                        [], [], 0.5)
             for e in execs:
                 if e.pidfd in ready:
                     self.on_exec_exit(None, e)
+            for g in guests:
+                if g.pidfd in ready:
+                    self.on_exit(None, g)
             if c.pidfd in ready:
                 break
         if c.adopted:                     # not our child: its pidfd said it is gone
@@ -997,6 +1225,13 @@ class Supervisor:
             c.cgroup.destroy()
             c.cgroup = None
         shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def _ns_inode(pid: int, kind: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return None
 
 
 def _dir_size(path: Path) -> int:

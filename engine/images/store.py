@@ -65,13 +65,14 @@ class Image:
     created: str  # RFC 3339
     size: int  # bytes of unpacked layers
 
-    def lowerdir(self) -> str:
-        """The overlayfs ``lowerdir=`` value: layers top first, separated by ':'."""
+    def lowerdir(self, layers: list[Path] | None = None) -> str:
+        """The overlayfs ``lowerdir=`` value: layers (this image's unless
+        given) top first, separated by ':'."""
         # overlayfs splits options on ',' and lowerdir on ':'; a backslash escapes both.
         def escape(p: Path) -> str:
             return str(p).replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 
-        return ":".join(escape(p) for p in reversed(self.layers))
+        return ":".join(escape(p) for p in reversed(self.layers if layers is None else layers))
 
 
 class ImageStore:
@@ -136,6 +137,27 @@ class ImageStore:
             self._collect_garbage(repos)
 
     # -- reading --------------------------------------------------------------
+
+    def shifted_layers(self, image: Image, base: int, size: int) -> list[Path]:
+        """``image``'s layers with owners moved into host ids ``base``.. (for a
+        private user namespace; see :mod:`.shift`), copied on first use."""
+        from .shift import copy_shifted
+
+        root = self.root / "userns" / f"{base}-{size}"
+        out = [root / layer.name for layer in image.layers]
+        if all(p.is_dir() for p in out):
+            return out
+        with self._lock(exclusive=True):
+            with _os_errors(f"cannot prepare {root}"):
+                root.mkdir(parents=True, exist_ok=True)
+                for layer, dest in zip(image.layers, out):
+                    if dest.is_dir():
+                        continue
+                    work = Path(tempfile.mkdtemp(dir=self.tmp)) / layer.name
+                    copy_shifted(str(layer), str(work), base, size)
+                    os.rename(work, dest)
+                    shutil.rmtree(work.parent)
+        return out
 
     def _read_repositories(self) -> dict[str, str]:
         try:
@@ -302,6 +324,12 @@ class ImageStore:
             if "sha256:" + d.name not in layers:
                 # Out of sight first, so a crash mid-delete leaves debris in
                 # tmp/ (cleared by the next writer), never a half layer.
+                doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
+                os.rename(d, doomed)
+                shutil.rmtree(doomed.parent)
+        shifted = self.root / "userns"
+        for d in (shifted.glob("*/*") if shifted.is_dir() else ()):
+            if "sha256:" + d.name not in layers:
                 doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
                 os.rename(d, doomed)
                 shutil.rmtree(doomed.parent)
