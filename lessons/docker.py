@@ -63,6 +63,9 @@ class Context:
     lang: str = "en"
 
     def labels(self) -> dict[str, str]:
+        """The labels a container started here gets (none outside a course)."""
+        if not self.course:
+            return {}
         out = {LABEL_COURSE: self.course, LABEL_LESSON: self.lesson, LABEL_STEP: self.step,
                LABEL_ORIGIN: self.origin}
         return {k: v for k, v in out.items() if v}

@@ -681,12 +681,14 @@ def _check_section(step: Step, sec: _Section, rel: str, glossary, problems) -> N
 
 
 def load_course(root: Path | str | None = None) -> Course:
-    """The course at ``root`` (default: the shipped ``content/``); raises
-    :class:`CourseError` listing every problem when it has any."""
+    """The course at ``root`` (default: the shipped ``content/``), validated as
+    ``course check`` does; raises :class:`CourseError` listing every problem."""
+    from .validate import check_course
+
     if root is None:
         from .content import content_dir
         root = content_dir()
-    course, problems = read_course(Path(root))
+    course, problems = check_course(Path(root))
     if problems or course is None:
         raise CourseError(problems)
     return course

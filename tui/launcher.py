@@ -17,7 +17,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(course_main(args[1:]))
     if args and not args[0].startswith("--lang") and args[0] not in ("--lesson", "--course"):
         from engine.cli import main as engine_main
-        sys.exit(engine_main(args))
+        if args[0] not in ("-h", "--help"):
+            sys.exit(engine_main(args))
+        try:
+            code = engine_main(args)
+        except SystemExit as e:          # argparse's --help
+            code = e.code
+        print("\nCourses: container-lab course check|solve ...  (see container-lab course --help)")
+        sys.exit(code)
     from tui.app import main as app_main
     sys.exit(app_main(args))
 

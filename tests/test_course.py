@@ -1,0 +1,602 @@
+"""The course framework without containers: the model and loader on a fixture
+course, ``course check`` on broken copies of it (every mistake named
+file:line), docker-command mapping, the learner's progress file, messages in
+both languages, and the layering (no Textual in ``lessons``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from lessons import checks, docker
+from lessons.docker import CommandError, Context, translate
+from lessons.i18n import CATALOG, LANGS
+from lessons.loader import CourseError, load_course
+from lessons.model import Quiz
+from lessons.progress import VERSION, ProgressStore
+from lessons.validate import check_course
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "course"
+HELLO = "01-hello"
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    """A copy of the fixture course, to break."""
+    dst = tmp_path / "course"
+    shutil.copytree(FIXTURE, dst)
+    return dst
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(path: Path, needle: str, nth: int = 0) -> int:
+    hits = [i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line]
+    return hits[nth]
+
+
+def problems(root: Path) -> list[str]:
+    return [str(p) for p in check_course(root)[1]]
+
+
+def course_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui.launcher", "course", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+# -- layering -----------------------------------------------------------------------
+
+def test_importing_lessons_does_not_load_textual():
+    code = ("import lessons, lessons.model, lessons.loader, lessons.docker, lessons.checks, lessons.view, "
+            "lessons.runner, lessons.lab, lessons.progress, lessons.validate, lessons.solve, lessons.cli, "
+            "lessons.i18n, lessons.content\n"
+            "from lessons.loader import load_course\n"
+            f"load_course({str(FIXTURE)!r})\n"
+            "import sys; print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('textual', 'rich', 'pyroute2'))))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+# -- the model, loaded ------------------------------------------------------------------
+
+def test_fixture_course_loads_in_both_languages():
+    c = load_course(FIXTURE)
+    assert c.id == "fixture" and c.languages == ("en", "zh")
+    assert [lesson.id for lesson in c.lessons] == ["hello", "isolation"]
+    hello = c.lesson("hello")
+    assert hello.image == "ubuntu" and hello.fallback == "lab"
+    assert [s.id for s in hello.steps] == ["hello", "shell", "why"]
+    assert hello.title == {"en": "Hello, container", "zh": "你好，容器"}
+    step = hello.step("hello")
+    assert [c.text for c in step.commands] == ["docker run ubuntu echo Hello World"]
+    assert step.show_me == step.commands
+    assert step.hints == ("shape", "words")
+    assert step.hint("en", 0).startswith("`docker run` takes an image name")
+    assert step.hint("zh", 1) == "镜像是 `ubuntu`，命令是 `echo Hello World`。"
+    assert step.hint("en", 2) is None
+    assert step.text["zh"].title == "打个招呼" and step.text["en"].glossary == ("image",)
+    assert "::: hint" not in step.text["en"].body and "Run a command" in step.text["en"].body
+    assert step.checks[0].kind == "container-ran" and step.checks[0].args["argv"] == ["echo", "Hello", "World"]
+    shell = hello.step("shell")
+    assert shell.commands[0].type == ("hostname", "rm /etc/passwd", "exit")
+    why = hello.step("why")
+    assert why.quiz == Quiz(("vm", "process", "copy"), frozenset({"process"}), False, why.quiz.line)
+    option = why.text["zh"].options["vm"]
+    assert option.text == "一台小型虚拟机。" and option.explanation.startswith("不对")
+    assert why.text["en"].question == "What did `docker run` start?"
+    assert c.glossary["namespace"].term == {"en": "namespace", "zh": "命名空间"}
+    assert "A [container](glossary:container)" in hello.intro["en"]
+
+
+def test_quiz_grading_single_and_multiple():
+    c = load_course(FIXTURE)
+    single = c.lesson("hello").step("why").quiz
+    assert single.grade({"process"}) and not single.grade({"vm"}) and not single.grade({"process", "vm"})
+    multiple = c.lesson("isolation").step("recap").quiz
+    assert multiple.multiple
+    assert multiple.grade(["pid", "uts"]) and not multiple.grade(["pid"]) and not multiple.grade(["pid", "uts", "disk"])
+
+
+def test_model_is_immutable_plain_data():
+    step = load_course(FIXTURE).lessons[0].steps[0]
+    with pytest.raises(AttributeError):
+        step.id = "other"
+
+
+def test_shipped_course_is_valid():
+    course, found = check_course(REPO / "content")
+    assert found == [], "\n".join(map(str, found))
+    assert course.id == "container-lab" and course.lessons
+    assert len(course.glossary) >= 20
+
+
+def test_load_course_raises_with_every_problem(course):
+    (course / HELLO / "zh.md").unlink()
+    edit(course / HELLO / "lesson.toml", 'kind = "container-ran"', 'kind = "container-runs"')
+    with pytest.raises(CourseError) as info:
+        load_course(course)
+    assert len(info.value.problems) == 2
+    assert "and 1 more" in str(info.value)
+
+
+# -- course check: every mistake, file:line ---------------------------------------------
+
+def test_check_passes_the_fixture_and_exits_0():
+    proc = course_cli("check", str(FIXTURE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK -- 2 lesson(s), 7 step(s)" in proc.stdout
+
+
+def test_check_default_is_the_shipped_course():
+    proc = course_cli("check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert str(REPO / "content") in proc.stdout
+
+
+def test_missing_language(course):
+    (course / HELLO / "zh.md").unlink()
+    assert problems(course) == [f"course/{HELLO}/zh.md: file is missing (every lesson needs every language "
+                                f"of the course)"]
+
+
+def test_mismatched_step_ids(course):
+    zh = course / HELLO / "zh.md"
+    edit(zh, "{#shell}", "{#shel}")
+    line = line_of(zh, "{#shel}")
+    found = problems(course)
+    assert f"course/{HELLO}/zh.md:{line}: step 'shel' is not in course/{HELLO}/lesson.toml " \
+           f"(its steps: hello, shell, why)" in found
+    assert f"course/{HELLO}/zh.md:1: step 'shell' of course/{HELLO}/lesson.toml has no " \
+           f"'## Title {{#shell}}' section here" in found
+    assert len(found) == 2
+
+
+def test_steps_in_another_order(course):
+    en = course / HELLO / "en.md"
+    text = en.read_text()
+    hello = text[text.index("## Say hello"):text.index("## A shell inside")]
+    shell = text[text.index("## A shell inside"):text.index("## Why so fast?")]
+    en.write_text(text.replace(hello + shell, shell + hello))
+    assert any("different order" in p and p.startswith(f"course/{HELLO}/en.md:1:") for p in problems(course))
+
+
+def test_unknown_check(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, 'kind = "container-ran"', 'kind = "container-runs"')
+    line = line_of(toml, "[[steps.checks]]")
+    (found,) = problems(course)
+    assert found.startswith(f"course/{HELLO}/lesson.toml:{line}: step 'hello': unknown check kind 'container-runs'")
+    assert "container-ran" in found                     # the known kinds are listed
+
+
+def test_bad_check_arguments(course):
+    toml = course / "02-isolation" / "lesson.toml"
+    edit(toml, "exit_code = 0", 'exit_code = "zero"')
+    edit(toml, 'namespace = "uts"', 'namespace = "disk"')
+    edit(toml, 'limit = "pids"', 'limits = "pids"')
+    found = problems(course)
+    rel = "course/02-isolation/lesson.toml"
+    assert f"{rel}:{line_of(toml, '[[steps.checks]]', 0)}: step 'look': check 'exec-ran': " \
+           f"'exit_code' must be a number" in found
+    assert f"{rel}:{line_of(toml, '[[steps.checks]]', 3)}: step 'look': check 'namespace': " \
+           f"'namespace' must be one of: pid, mnt, net, uts, ipc, user, cgroup, time" in found
+    limit_line = line_of(toml, '[[steps.checks]]', 4)
+    assert f"{rel}:{limit_line}: step 'limits': check 'limit-hit': unknown argument 'limits' " \
+           f"(it takes: limit, container)" in found
+    assert f"{rel}:{limit_line}: step 'limits': check 'limit-hit': 'limit' is required" in found
+    assert len(found) == 4
+
+
+def test_inline_checks_are_located_by_their_kind(course):
+    toml = course / "02-isolation" / "lesson.toml"
+    edit(toml, '{ kind = "container-running", container = "other" }', '{ kind = "container-running" }')
+    (found,) = problems(course)
+    line = line_of(toml, 'kind = "container-running"')
+    assert found == f"course/02-isolation/lesson.toml:{line}: " \
+                    f"step 'neighbours': check 'container-running': 'container' is required"
+
+
+def test_bad_toml(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, 'id = "shell"', 'id = "shell')
+    found = problems(course)
+    line = line_of(toml, 'id = "shell')
+    assert found[0].startswith(f"course/{HELLO}/lesson.toml:{line}: invalid TOML:")
+    assert len(found) == 1          # the prose is still read, and has no mistakes of its own
+
+
+def test_invalid_quizzes(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, 'answer = ["process"]', 'answer = ["process", "vm"]')
+    iso = course / "02-isolation" / "lesson.toml"
+    edit(iso, 'answer = ["pid", "uts"]', 'answer = ["pid", "net"]')
+    found = problems(course)
+    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '[steps.quiz]')}: quiz: a single-choice quiz has exactly " \
+           f"one answer (or set multiple = true)" in found
+    assert f"course/02-isolation/lesson.toml:{line_of(iso, '[steps.quiz]')}: quiz answer 'net' is not one of " \
+           f"the options (pid, uts, disk)" in found
+
+
+def test_quiz_options_must_match_and_explain(course):
+    zh = course / HELLO / "zh.md"
+    edit(zh, "::: option copy", "::: option kopie")
+    en = course / HELLO / "en.md"
+    edit(en, "A small virtual machine.\n\nNo: nothing booted. A VM brings its own kernel; a container uses the host's.\n",
+         "A small virtual machine.\n")
+    found = problems(course)
+    assert f"course/{HELLO}/en.md:{line_of(en, '::: option vm')}: option 'vm' needs an explanation: a paragraph " \
+           f"after the choice saying why it is right or wrong" in found
+    assert f"course/{HELLO}/zh.md:{line_of(zh, '{#why}')}: step 'why': quiz options differ from lesson.toml " \
+           f"(missing: copy; not in lesson.toml: kopie)" in found
+
+
+def test_hints_must_match_and_start_gently(course):
+    en = course / HELLO / "en.md"
+    edit(en, "::: hint words", "::: hint wrds")
+    zh = course / HELLO / "zh.md"
+    edit(zh, "`docker run` 后面先写镜像名，再写要在容器里运行的命令。", "直接运行 docker run ubuntu echo Hello World 即可。")
+    found = problems(course)
+    sec = line_of(en, "{#hello}")
+    assert f"course/{HELLO}/en.md:{sec}: step 'hello': hint 'words' has no '::: hint words' block" in found
+    assert f"course/{HELLO}/en.md:{sec}: step 'hello': hint 'wrds' is not listed in the step's hints " \
+           f"in lesson.toml" in found
+    assert f"course/{HELLO}/zh.md:{line_of(zh, '{#hello}')}: step 'hello': the first hint gives the whole " \
+           f"command away; start with a nudge" in found
+
+
+def test_glossary_links_must_resolve(course):
+    en = course / HELLO / "en.md"
+    edit(en, "(glossary:image)", "(glossary:imag)")
+    edit(en, "(glossary:container)", "(glossary:containr)")
+    found = problems(course)
+    assert f"course/{HELLO}/en.md:{line_of(en, 'glossary:imag)')}: glossary term 'imag' is not in glossary.toml" in found
+    assert f"course/{HELLO}/en.md:{line_of(en, 'glossary:containr')}: glossary term 'containr' is not in " \
+           f"glossary.toml" in found
+
+
+def test_glossary_entries_need_both_languages(course):
+    gl = course / "glossary.toml"
+    edit(gl, 'zh = { term = "镜像", definition = "由只读镜像层组成的根文件系统，外加运行它所需的配置。" }\n', "")
+    assert problems(course) == [f"course/glossary.toml:{line_of(gl, '[image]')}: glossary 'image': zh needs "
+                                f"{{ term = \"...\", definition = \"...\" }}"]
+
+
+def test_markdown_structure_mistakes(course):
+    en = course / HELLO / "en.md"
+    edit(en, "## Say hello {#hello}", "## Say hello")
+    edit(en, "::: hint flags", "::: hnit flags")
+    zh = course / "02-isolation" / "zh.md"
+    text = zh.read_text()
+    zh.write_text(text.rstrip().removesuffix(":::") + "\n")        # the last option never closed
+    found = problems(course)
+    assert f"course/{HELLO}/en.md:{line_of(en, '## Say hello')}: step heading 'Say hello' needs an id: " \
+           f"## Say hello {{#step-id}}" in found
+    assert f"course/{HELLO}/en.md:{line_of(en, '::: hnit flags')}: unknown block '::: hnit flags' (blocks are " \
+           f"::: hint ID, ::: quiz, ::: option ID, each closed by a line :::)" in found
+    assert f"course/02-isolation/zh.md:{line_of(zh, '::: option disk')}: '::: option' is not closed: end it " \
+           f"with a line holding only :::" in found
+
+
+def test_unparseable_commands(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, '"docker run ubuntu echo Hello World"', '"docker run -p 80:80 ubuntu echo Hello World"')
+    iso = course / "02-isolation" / "lesson.toml"
+    edit(iso, '"docker exec web ps -ef"', '"docker exec web \'ps -ef"')
+    edit(iso, '"docker run -d --name other lab sleep 1002"', '"ls -l /"')
+    found = problems(course)
+    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '-p 80:80')}: command 'docker run -p 80:80 ubuntu echo " \
+           f"Hello World': 'docker run -p' is not supported by container-lab: there is no bridge network with " \
+           f"port mapping yet" in found
+    assert f"course/02-isolation/lesson.toml:{line_of(iso, 'docker exec web')}: command 'docker exec web " \
+           f"'ps -ef': cannot read this command: No closing quotation" in found
+    assert any(p.startswith(f"course/02-isolation/lesson.toml:{line_of(iso, 'ls -l /')}: command 'ls -l /': "
+                            f"only docker commands run here") for p in found)
+
+
+def test_setup_and_container_names(course):
+    iso = course / "02-isolation" / "lesson.toml"
+    edit(iso, 'setup = ["docker run -d --name web lab sleep 1000"]', 'setup = ["docker run -d lab sleep 1000"]')
+    found = problems(course)
+    rel = "course/02-isolation/lesson.toml"
+    assert f"{rel}:{line_of(iso, 'setup = [')}: setup 'docker run -d lab sleep 1000': setup commands are " \
+           f"'docker run --name NAME ...', so the state they make has a name" in found
+    # Every check naming web now names a container the step cannot count on.
+    unknown = [p for p in found if "names container 'web'" in p]
+    assert len(unknown) == 6 and all(p.startswith(f"{rel}:") for p in unknown)
+
+
+def test_interactive_show_me_needs_typing_that_ends(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, 'type = ["hostname", "rm /etc/passwd", "exit"]', 'type = ["hostname"]')
+    line = line_of(toml, "docker run -it --name shell")
+    assert problems(course) == [f"course/{HELLO}/lesson.toml:{line}: command 'docker run -it --name shell "
+                                f"ubuntu bash': end the typed lines with exit, so the session ends"]
+    edit(toml, ', type = ["hostname"] }', " }")
+    assert problems(course) == [f"course/{HELLO}/lesson.toml:{line}: command 'docker run -it --name shell "
+                                f"ubuntu bash' opens an interactive session: say what to type, e.g. "
+                                f"{{ command = \"...\", type = [\"ls\", \"exit\"] }}"]
+
+
+def test_unknown_keys_are_typos(course):
+    toml = course / HELLO / "lesson.toml"
+    edit(toml, 'hints = ["shape", "words"]', 'hint = ["shape", "words"]')
+    found = problems(course)
+    line = line_of(toml, "hint = [")
+    assert f"course/{HELLO}/lesson.toml:{line}: step: unknown key 'hint' (a step has: checks, commands, hints, " \
+           f"id, quiz, setup, show)" in found
+
+
+def test_check_cli_prints_every_problem_and_exits_1(course):
+    (course / HELLO / "zh.md").unlink()
+    edit(course / "02-isolation" / "lesson.toml", 'kind = "pid1"', 'kind = "pid-1"')
+    proc = course_cli("check", str(course))
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("course/01-hello/zh.md: file is missing")
+    assert lines[1].startswith("course/02-isolation/lesson.toml:") and "unknown check kind 'pid-1'" in lines[1]
+    assert "2 problem(s) found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_cli_on_a_missing_folder_is_one_line(tmp_path):
+    proc = course_cli("check", str(tmp_path / "nope"))
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == f"{tmp_path / 'nope'}: not a folder"
+
+
+def test_an_empty_folder_explains_what_a_course_is(tmp_path):
+    found = problems(tmp_path)
+    assert any("course.toml: file is missing" in p for p in found)
+    assert any("no lessons: add folders named like 01-first-lesson" in p for p in found)
+
+
+def test_every_check_kind_validates_its_arguments():
+    assert checks.validate("nope", {}) == [f"unknown check kind 'nope' (known: {', '.join(sorted(checks.CHECKS))})"]
+    assert checks.validate("pid1", {"command": "bash"}) == []
+    assert checks.validate("pid1", {"command": ["bash", "-l"], "container": "web"}) == []
+    assert checks.validate("pid1", {"command": []}) == ["check 'pid1': 'command' must be a non-empty list of strings"]
+    assert checks.validate("container-ran", {"exit_code": True}) == ["check 'container-ran': 'exit_code' must be a number"]
+    assert checks.validate("namespace", {"namespace": "pid", "container": "a", "shared": 1}) == \
+        ["check 'namespace': 'shared' must be true or false"]
+    assert checks.validate("file-deleted", {}) == ["check 'file-deleted': 'path' is required"]
+    expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
+                "file-deleted", "limit-hit", "namespace", "process-visible"}
+    assert set(checks.CHECKS) == expected
+
+
+# -- docker commands onto the engine ----------------------------------------------------------
+
+LESSON = Context(course="c", lesson="l", step="s", origin="show", images=("ubuntu",))
+
+
+def test_run_falls_back_to_lab_and_labels_the_container():
+    cmd = translate("docker run --rm ubuntu echo Hello World", LESSON, has_image=lambda ref: False)
+    assert cmd.argv == ("run", "--rm", "--label", "course=c", "--label", "course.lesson=l", "--label",
+                        "course.step=s", "--label", "course.origin=show", "--label",
+                        "course.image-requested=ubuntu", "lab", "echo", "Hello", "World")
+    assert cmd.image == "ubuntu" and cmd.image_used == "lab"
+    assert len(cmd.notices) == 1 and "ubuntu" in cmd.notices[0] and "lab" in cmd.notices[0]
+    zh = translate("docker run ubuntu true", Context(images=("ubuntu",), lang="zh"), has_image=lambda ref: False)
+    assert "本地镜像存储中没有镜像 ubuntu" in zh.notices[0]
+
+
+def test_run_keeps_an_image_that_is_there_and_does_not_rescue_typos():
+    cmd = translate("docker run ubuntu:latest true", LESSON, has_image=lambda ref: True)
+    assert cmd.argv[-2:] == ("ubuntu:latest", "true") and not cmd.notices
+    typo = translate("docker run ubuntt true", LESSON, has_image=lambda ref: False)
+    assert typo.image_used == "ubuntt" and not typo.notices          # the engine will say it is not found
+
+
+def test_flags_pass_through_unchanged_in_order():
+    cmd = translate("docker run -d --name web -h box --pids-limit 20 -m 32m --init --network none lab sleep 9",
+                    Context(), check_only=True)
+    assert cmd.argv == ("run", "-d", "--name", "web", "-h", "box", "--pids-limit", "20", "-m", "32m", "--init",
+                        "--network", "none", "lab", "sleep", "9")
+    assert cmd.detach and cmd.name == "web" and not cmd.terminal
+
+
+def test_flags_the_engine_gains_pass_through():
+    """Namespace-sharing flags are the engine's to validate; whichever it has, we pass on as written."""
+    from engine.cli import build_parser
+
+    run = build_parser("run")._subparsers._group_actions[0].choices["run"]
+    known = {s for a in run._actions for s in a.option_strings}
+    examples = {"--pid": "host", "--ipc": "host", "--uts": "host", "--network": "none", "--userns": "private"}
+    tried = 0
+    for flag, value in examples.items():
+        if flag in known:
+            tried += 1
+            cmd = translate(f"docker run {flag} {value} lab true", Context(), check_only=True)
+            assert cmd.argv == ("run", flag, value, "lab", "true")
+    assert tried >= 1
+
+
+def test_terminals_are_recognised():
+    assert translate("docker run -ti lab bash", check_only=True).terminal
+    assert translate("docker run -it lab bash", check_only=True).interactive
+    assert translate("docker exec -it web sh", check_only=True).terminal
+    assert not translate("docker exec web ps", check_only=True).terminal
+    assert translate("docker start -a web", check_only=True).terminal
+
+
+def test_docker_verbs_and_groups_map_onto_the_engine():
+    assert translate("docker ps -a").argv == ("ps", "-a")
+    assert translate("docker container ls").argv == ("ps",)
+    assert translate("docker container rm -f web").argv == ("rm", "-f", "web")
+    assert translate("docker image ls").argv == ("images",)
+    assert translate("container-lab top web").argv == ("top", "web")
+    assert translate("docker logs -f web").argv == ("logs", "-f", "web")
+    assert translate("docker --help").argv == ("--help",)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_unsupported_docker_features_get_one_clear_line(lang):
+    for text in ("docker history ubuntu", "docker run -p 8080:80 lab true", "docker run --privileged lab true",
+                 "docker -H tcp://x ps", "docker swarm init", "docker run --bogus lab true", "echo hi", "docker"):
+        with pytest.raises(CommandError) as info:
+            translate(text, Context(lang=lang), check_only=True)
+        message = str(info.value)
+        assert message and "\n" not in message and "usage:" not in message, (text, message)
+    with pytest.raises(CommandError, match="端口映射" if lang == "zh" else "port mapping"):
+        translate("docker run -p 80:80 lab true", Context(lang=lang), check_only=True)
+
+
+def test_pull_without_a_registry_says_what_will_happen():
+    if "pull" in docker.engine_verbs():
+        assert translate("docker pull ubuntu").argv == ("pull", "ubuntu")
+        return
+    there = translate("docker pull lab", LESSON, has_image=lambda ref: True)
+    assert there.output == "lab:latest: already in the local image store"
+    fallback = translate("docker pull ubuntu", LESSON, has_image=lambda ref: False)
+    assert "cannot be pulled" in fallback.output and fallback.image_used == "lab"
+    with pytest.raises(CommandError, match="not in the local store"):
+        translate("docker pull alpine", LESSON, has_image=lambda ref: False)
+
+
+# -- messages ---------------------------------------------------------------------------
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_messages_exist_in_both_languages_with_the_same_placeholders():
+    assert set(CATALOG) == set(LANGS)
+    assert set(CATALOG["en"]) == set(CATALOG["zh"])
+    for key, en in CATALOG["en"].items():
+        assert _placeholders(en) == _placeholders(CATALOG["zh"][key]), key
+
+
+def test_chinese_messages_space_latin_from_chinese():
+    """A space between Chinese and Latin text, as the style guide asks (placeholders count as Latin)."""
+    import re
+    han = r"[\u4e00-\u9fff]"
+    for key, text in CATALOG["zh"].items():
+        bare = re.sub(r"\{(where|state|why)\}", "中", text)        # these hold Chinese phrases
+        bare = re.sub(r"\{[a-z_]+\}", "X", bare)
+        assert not re.search(rf"{han}[A-Za-z0-9`]|[A-Za-z0-9`]{han}", bare), (key, text)
+
+
+# -- progress -----------------------------------------------------------------------------
+
+def test_progress_round_trip(tmp_path):
+    store = ProgressStore(tmp_path / "state")
+    assert store.load()["courses"] == {}
+    store.set_language("zh")
+    store.set_current("fixture", "hello", "shell")
+    store.record_step("fixture", "hello", "hello", done=True, checks=["container-ran"], hints=1)
+    again = ProgressStore(tmp_path / "state")
+    data = again.load()
+    assert data["version"] == VERSION and data["language"] == "zh"
+    assert data["current"] == {"course": "fixture", "lesson": "hello", "step": "shell"}
+    assert again.step("fixture", "hello", "hello")["checks"] == ["container-ran"]
+    assert again.completed("fixture", "hello") == {"hello"}
+    assert (tmp_path / "state" / "progress.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("content,key", [
+    (b"{not json", "progress.corrupt"),
+    (b"\xff\xfe", "progress.corrupt"),
+    (json.dumps({"version": 1, "courses": []}).encode(), "progress.corrupt"),
+    (json.dumps([1, 2]).encode(), "progress.corrupt"),
+    (json.dumps({"version": 99, "courses": {}}).encode(), "progress.future"),
+])
+def test_a_bad_progress_file_is_moved_aside_with_a_notice(tmp_path, content, key):
+    (tmp_path / "progress.json").write_bytes(content)
+    store = ProgressStore(tmp_path)
+    assert store.load()["courses"] == {}                        # a fresh start, no exception
+    (aside,) = tmp_path.glob("progress.json.corrupt-*")
+    assert aside.read_bytes() == content                         # kept, not destroyed
+    (en,) = store.notice_texts("en")
+    assert str(aside) in en
+    assert ("newer container-lab" in en) == (key == "progress.future")
+    store.record_step("c", "l", "s", done=True)
+    assert json.loads((tmp_path / "progress.json").read_text())["courses"] == {"c": {"l": {"s": {
+        "done": True, "time": store.step("c", "l", "s")["time"]}}}}
+
+
+def test_progress_notice_in_chinese(tmp_path):
+    (tmp_path / "progress.json").write_text("{")
+    store = ProgressStore(tmp_path)
+    store.load()
+    (zh,) = store.notice_texts("zh")
+    assert zh.startswith("无法读取你的学习进度文件")
+    assert store.notice_texts("zh") == []                        # said once
+
+
+_CRASH = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import lessons.progress as p
+store = p.ProgressStore({dir!r})
+where = sys.argv[1]
+if where == "mid-write":
+    real = p._write_all
+    def half(fd, data):
+        real(fd, data[: len(data) // 2])
+        os._exit(9)
+    p._write_all = half
+else:
+    def crash(*a, **k):
+        os._exit(9)
+    os.replace = crash
+store.record_step("c", "l", "second", done=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-write", "before-rename"])
+def test_progress_survives_a_crash_mid_write(tmp_path, where):
+    store = ProgressStore(tmp_path)
+    store.record_step("c", "l", "first", done=True)
+    before = (tmp_path / "progress.json").read_bytes()
+    proc = subprocess.run([sys.executable, "-c", _CRASH.format(repo=str(REPO), dir=str(tmp_path)), where],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    assert (tmp_path / "progress.json").read_bytes() == before          # the old file, whole
+    assert list(tmp_path.glob(".progress.json.*.tmp"))                  # what the crash left
+    fresh = ProgressStore(tmp_path)
+    assert fresh.completed("c", "l") == {"first"} and not fresh.notices
+    fresh.record_step("c", "l", "third", done=True)
+    assert fresh.completed("c", "l") == {"first", "third"}
+    assert not list(tmp_path.glob(".progress.json.*.tmp"))              # swept by the next write
+
+
+def test_progress_from_many_threads_loses_nothing(tmp_path):
+    store = ProgressStore(tmp_path)
+    threads = [threading.Thread(target=store.record_step, args=("c", "l", f"s{i}"), kwargs={"done": True})
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ProgressStore(tmp_path).completed("c", "l") == {f"s{i}" for i in range(20)}
+
+
+def test_progress_lives_in_the_learners_state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTAINER_LAB_LEARNER_DIR", str(tmp_path / "learner"))
+    store = ProgressStore()
+    store.set_language("en")
+    assert (tmp_path / "learner" / "progress.json").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_progress_under_sudo_belongs_to_the_learner(tmp_path, monkeypatch):
+    import engine.paths
+    monkeypatch.setattr(engine.paths, "learner_owner", lambda: (65534, 65534))
+    store = ProgressStore(tmp_path / "state")
+    store.set_language("zh")
+    assert (tmp_path / "state" / "progress.json").stat().st_uid == 65534
+    assert (tmp_path / "state").stat().st_uid == 65534
