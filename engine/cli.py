@@ -750,18 +750,15 @@ def cmd_events(args, client) -> int:
                       f"{extra})", flush=True)
         return True
 
-    last = after
-    for event in client.events(after=after):
-        last = event["seq"]
-        if not show(event):
-            return 0
-    while args.follow:
-        if until is not None and _time.time() > until:
-            return 0
-        _time.sleep(0.2)
-        for event in client.events(after=last):
-            last = event["seq"]
+    if not args.follow:
+        for event in client.events(after=after):
             if not show(event):
+                return 0
+        return 0
+    with client.subscribe(after=after) as events:     # pushed by the supervisor as they happen
+        while until is None or _time.time() <= until:
+            event = events.get(timeout=0.5)
+            if event is not None and not show(event):
                 return 0
     return 0
 

@@ -139,6 +139,51 @@ class Stepwise:
         self._conn.close()
 
 
+class Subscription:
+    """Engine events as they happen (see :meth:`Client.subscribe`).
+
+    ``get(timeout)`` returns the next event or None when the time is up, so
+    a worker thread can poll a cancellation flag between calls; ``fileno()``
+    is readable when an event is waiting on the connection."""
+
+    def __init__(self, conn: _Conn, backlog: list[dict]):
+        self._conn = conn
+        self._queue = list(backlog)
+        self.cursor = max((e["seq"] for e in backlog), default=0)
+
+    def fileno(self) -> int:
+        return self._conn.sock.fileno()
+
+    def get(self, timeout: float | None = None) -> dict | None:
+        """The next event, or None if none came within ``timeout`` seconds."""
+        import select
+
+        while not self._queue:
+            if not self._conn.pending() and not select.select([self._conn.sock], [], [], timeout)[0]:
+                return None
+            message, fds = self._conn.receive()
+            for fd in fds:
+                os.close(fd)
+            if message.get("event") == "event" and message["data"].get("seq", 0) > self.cursor:
+                self._queue.append(message["data"])
+        event = self._queue.pop(0)
+        self.cursor = max(self.cursor, event["seq"])
+        return event
+
+    def __iter__(self):
+        while True:
+            yield self.get()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class Client:
     """Requests to this user's supervisor, starting it on demand."""
 
@@ -330,6 +375,23 @@ class Client:
     def gc(self) -> list[str]:
         """Remove what crashed runs left; returns what was swept."""
         return self.call("gc")["swept"]
+
+    def subscribe(self, *, after: int = 0) -> Subscription:
+        """Events with a sequence number above ``after``, then live, pushed by
+        the supervisor as they happen (the app's lab panel listens here)."""
+        conn = self._connect()
+        try:
+            conn.send({"op": "subscribe", "after": after})
+            reply, _fds = conn.receive()
+        except (OSError, ValueError) as e:
+            conn.close()
+            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        if not reply.get("ok"):
+            conn.close()
+            raise _error_from_reply(reply)
+        sub = Subscription(conn, reply.get("events", []))
+        sub.cursor = max(sub.cursor, after)
+        return sub
 
     def events(self, *, after: int = 0):
         """Events with a sequence number above ``after`` (see engine.events)."""

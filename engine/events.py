@@ -72,12 +72,15 @@ class EventLog:
     def __init__(self, path: Path):
         self.path = path
         self.seq = max((e.get("seq", 0) for e in self.read()), default=0)
+        self.listeners: list = []       # called with each new event (the supervisor's subscribers)
 
     def append(self, kind: str, **fields) -> dict:
         """Write one event; returns it."""
         self.seq += 1
         event = {"v": VERSION, "seq": self.seq, "time": now(), "kind": kind, **fields}
         append_jsonl(self.path, event, rotate_at=ROTATE_AT)
+        for listener in self.listeners:
+            listener(event)
         return event
 
     def read(self, *, after: int = 0) -> Iterator[dict]:

@@ -66,6 +66,10 @@ class Channel:
         fds, self.fds = self.fds[:nfds], self.fds[nfds:]
         return message, fds
 
+    def pending(self) -> bool:
+        """Whether a whole message is already buffered (a select would not see it)."""
+        return b"\n" in self.buf
+
     def receive(self) -> tuple[dict, list[int]]:
         """Block until a whole message has arrived; EOFError if the peer closed."""
         while (item := self.take()) is None:

@@ -112,6 +112,8 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.containers: dict[str, Container] = {}
         self.execs: dict[str, Exec] = {}
+        self.subscribers: set[Connection] = set()     # clients that get each event as it happens
+        self.events.listeners.append(self.publish)
         self.image_cache: dict[str, tuple[int, object]] = {}
         self.running = True
         self.last_activity = time.monotonic()
@@ -320,6 +322,7 @@ class Supervisor:
                 c.attached.discard(conn)
                 if c.pty >= 0 and not c.attached and not c.drain_pty:
                     self.start_draining(c, c.pty)
+        self.subscribers.discard(conn)
         for e in self.execs.values():
             e.attached.discard(conn)
         for c in self.containers.values():
@@ -361,6 +364,19 @@ class Supervisor:
     def op_shutdown(self, conn, msg, fds):
         self.running = False
         return {}, []
+
+    def op_subscribe(self, conn, msg, fds):
+        """Events after the cursor ``after`` now (in the reply), then each new
+        one as ``{"event": "event", "data": {...}}`` on this connection."""
+        after = int(msg.get("after") or 0)
+        self.subscribers.add(conn)
+        return {"events": list(self.events.read(after=after)) if after < self.events.seq else [],
+                "seq": self.events.seq}, []
+
+    def publish(self, event: dict) -> None:
+        for conn in list(self.subscribers):
+            if not conn.send({"event": "event", "data": event}):
+                self.subscribers.discard(conn)
 
     def op_ps(self, conn, msg, fds):
         items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
