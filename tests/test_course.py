@@ -72,6 +72,16 @@ def test_importing_lessons_does_not_load_textual():
     assert proc.stdout.strip() == ""
 
 
+def test_the_course_verb_does_not_load_textual():
+    code = ("import contextlib, io, sys\n"
+            "from tui.launcher import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    main(['course', 'check', {str(FIXTURE)!r}])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'pyroute2')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
 # -- the model, loaded ------------------------------------------------------------------
 
 def test_fixture_course_loads_in_both_languages():
@@ -600,3 +610,30 @@ def test_progress_under_sudo_belongs_to_the_learner(tmp_path, monkeypatch):
     store.set_language("zh")
     assert (tmp_path / "state" / "progress.json").stat().st_uid == 65534
     assert (tmp_path / "state").stat().st_uid == 65534
+
+
+def test_the_readme_example_is_a_valid_lesson(tmp_path):
+    """"Writing your own course" in the README: its lesson.toml and Markdown,
+    put into a course, pass `course check` as written."""
+    import re
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Writing your own course"):]
+    section = section[:section.index("\n## ", 1)]
+    toml = re.findall(r"```toml\n(.*?)```", section, re.S)[0]
+    markdown = re.findall(r"```markdown\n(.*?)```", section, re.S)[0]
+    hint, quiz = markdown.split("::: quiz", 1)
+    root = tmp_path / "my-course"
+    (root / "01-hello").mkdir(parents=True)
+    (root / "course.toml").write_text('id = "my-course"\ntitle.en = "Mine"\ntitle.zh = "我的"\n')
+    (root / "glossary.toml").write_text('[namespace]\nen = { term = "namespace", definition = "A view." }\n'
+                                        'zh = { term = "命名空间", definition = "视图。" }\n')
+    (root / "01-hello" / "lesson.toml").write_text(toml)
+    quiz = "::: quiz" + quiz.replace("::: option process", "::: option vm\nA VM.\n\nNo.\n:::\n\n::: option process")
+    for lang in LANGS:
+        (root / "01-hello" / f"{lang}.md").write_text(
+            "# Hello\n\nSee [namespaces](glossary:namespace).\n\n## Hello {#hello}\n\nSay it.\n\n" + hint +
+            "\n::: hint words\nThe image is ubuntu.\n:::\n\n## Shell {#shell}\n\nOpen one.\n\n"
+            "::: hint flags\nA terminal.\n:::\n\n## Why {#why}\n\n" + quiz)
+    course, found = check_course(root)
+    assert found == [], "\n".join(map(str, found))
+    assert [s.id for s in course.lessons[0].steps] == ["hello", "shell", "why"]
