@@ -307,6 +307,28 @@ def _add_images(sub, help_text: str) -> None:
     im.set_defaults(func=cmd_images)
 
 
+def _add_doctor(sub, help_text: str) -> None:
+    dr = sub.add_parser("doctor", help=help_text,
+                        description="Check this machine: root, overlayfs, each kind of namespace, and which "
+                                    "cgroup limits (memory, pids, cpu, swap) are really applied -- with the "
+                                    "reason for anything missing. Exit status 1 if containers cannot run here.")
+    dr.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    dr.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args, client) -> int:
+    from .doctor import diagnose
+
+    report = diagnose()
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        for c in report["checks"]:
+            print(f"{'ok ' if c['ok'] else 'NO '} {c['id']:<16} {c['detail']}")
+        print("\ncontainers can run here" if report["ok"] else "\ncontainers cannot run here: see the NO lines")
+    return 0 if report["ok"] else 1
+
+
 # Each verb, its one-line help, and the function that adds its parser: only
 # the verb being run gets its full parser built (argparse is slow to build).
 VERBS = {
@@ -326,6 +348,7 @@ VERBS = {
     "diff": ("show what changed in a container's writable layer", _add_diff),
     "gc": ("remove what crashed runs left behind", _add_gc),
     "images": ("list images", _add_images),
+    "doctor": ("say what this machine can do for containers, and why not", _add_doctor),
 }
 
 

@@ -1,0 +1,82 @@
+"""What this machine can do for containers, and why not when it cannot.
+
+``container-lab doctor`` prints it; lessons read :func:`diagnose` to decide
+whether a step can really run (a fork bomb is only a lesson where a pids
+limit is applied) or must explain instead. Each check is a few reads of
+/proc and /sys: no container is started.
+
+The result is plain data (schema :data:`VERSION`)::
+
+    {"version": 1, "ok": true, "checks": [
+        {"id": "cgroup.memory", "ok": true, "detail": "v1: memory.limit_in_bytes"}, ...],
+     "limits": {"memory": true, "pids": true, "cpu": true, "swap": true},
+     "cgroup": "v1", "root": true, "kernel": "6.1.0"}
+
+``ok`` says whether containers can run at all here (root, overlayfs, the
+namespaces); a missing limit is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import os
+
+VERSION = 1
+NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time")
+LIMITS = ("memory", "pids", "cpu", "swap")
+REQUIRED = ("root", "overlayfs", "ns.pid", "ns.mnt", "ns.uts", "ns.ipc", "ns.net")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def diagnose() -> dict:
+    """Look at this machine; never raises."""
+    checks: list[dict] = []
+
+    def check(cid: str, ok: bool, detail: str) -> None:
+        checks.append({"id": cid, "ok": bool(ok), "detail": detail})
+
+    root = os.geteuid() == 0
+    check("root", root, "running as root" if root else
+          "not root: containers need root for now (rootless mode is not built yet); use sudo")
+    kernel = os.uname().release
+    check("kernel", True, f"Linux {kernel}")
+    filesystems = _read("/proc/filesystems") or ""
+    overlay = any(line.split()[-1:] == ["overlay"] for line in filesystems.splitlines())
+    check("overlayfs", overlay, "overlayfs is available" if overlay else
+          "overlayfs is not in /proc/filesystems (try: modprobe overlay)")
+    for kind in NAMESPACES:
+        have = os.path.exists(f"/proc/self/ns/{kind}")
+        check(f"ns.{kind}", have, f"{kind} namespaces are available" if have else
+              f"this kernel has no {kind} namespaces")
+    max_userns = _read("/proc/sys/user/max_user_namespaces")
+    userns = max_userns is not None and max_userns != "0"
+    check("userns.private", userns and root, "--userns private works" if userns and root else
+          "--userns private needs root and user namespaces (user.max_user_namespaces is "
+          f"{max_userns or 'missing'})")
+
+    limits = dict.fromkeys(LIMITS, False)
+    layout = "none"
+    try:
+        from .cgroups import detect
+
+        driver = detect()
+        layout = driver.name
+        why = driver.why_not()
+        for limit in LIMITS:
+            limits[limit] = limit not in why
+            reason = why.get(limit, "")
+            check(f"cgroup.{limit}", limits[limit],
+                  f"{layout}: {limit} limits are applied" if limits[limit] else
+                  f"{limit} limits cannot be applied: {reason or 'no controller'}")
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        for limit in LIMITS:
+            check(f"cgroup.{limit}", False, f"cannot read the cgroup setup: {e}")
+    ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
+    return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
+            "root": root, "kernel": kernel}
