@@ -438,9 +438,11 @@ def parse_prose(path: Path, root: Path, problems: list[Problem]):
             if tok.tag == "h1":
                 if title:
                     problems.append(Problem(rel, line, "only one # title per lesson; steps are ## sections"))
-                elif sections or intro.body_lines:
-                    problems.append(Problem(rel, line, "the # title must come first"))
-                title, title_line = text.strip(), line
+                else:
+                    if sections or intro.body_lines:
+                        problems.append(Problem(rel, line, "the # title must come first"))
+                    title, title_line = text.strip(), line
+                current.excluded.add(line - 1)
             else:
                 m = HEADING_ID_RE.search(text)
                 if not m:
@@ -477,7 +479,8 @@ def parse_prose(path: Path, root: Path, problems: list[Problem]):
     if not title:
         problems.append(Problem(rel, 1, "the lesson needs a # title on its first line"))
     if intro.hints or intro.question or intro.options:
-        problems.append(Problem(rel, intro.end + 1, "hints and quizzes belong in a ## step section"))
+        problems.append(Problem(rel, min(intro.excluded - {title_line - 1}) + 1,
+                                "hints and quizzes belong in a ## step section"))
     # Each section runs to the next heading; its body is every line there but its blocks.
     starts = [title_line] + [sec.line for sec in sections] + [len(lines) + 1]
     for sec, begin, stop in zip([intro, *sections], starts, starts[1:]):
@@ -512,7 +515,7 @@ def _read_block(tokens, i: int, lines: list[str], rel: str, sec: _Section, probl
     inner = "\n".join(lines[start + 1:end]).strip()
     if name == "hint":
         if not ID_RE.match(arg):
-            problems.append(Problem(rel, line, f"'::: hint' needs an id: ::: hint what-to-type"))
+            problems.append(Problem(rel, line, "'::: hint' needs an id: ::: hint what-to-type"))
         elif arg in sec.hints:
             problems.append(Problem(rel, line, f"hint '{arg}' is written twice in this step"))
         elif not inner:

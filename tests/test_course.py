@@ -302,6 +302,18 @@ def test_markdown_structure_mistakes(course):
            f"with a line holding only :::" in found
 
 
+def test_titles_and_blocks_in_the_wrong_place(course):
+    en = course / HELLO / "en.md"
+    edit(en, "This lesson runs your first ones.\n", "This lesson runs your first ones.\n\n::: hint early\nToo soon.\n:::\n")
+    edit(en, "## Why so fast? {#why}", "# Another title\n\n## Why so fast? {#why}")
+    found = problems(course)
+    assert f"course/{HELLO}/en.md:{line_of(en, '::: hint early')}: hints and quizzes belong in a ## step " \
+           f"section" in found
+    assert f"course/{HELLO}/en.md:{line_of(en, '# Another title')}: only one # title per lesson; steps are " \
+           f"## sections" in found
+    assert len(found) == 2
+
+
 def test_unparseable_commands(course):
     toml = course / HELLO / "lesson.toml"
     edit(toml, '"docker run ubuntu echo Hello World"', '"docker run -p 80:80 ubuntu echo Hello World"')
