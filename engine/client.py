@@ -376,6 +376,11 @@ class Client:
         """Remove what crashed runs left; returns what was swept."""
         return self.call("gc")["swept"]
 
+    def cursor(self) -> int:
+        """The sequence number of the newest event: a step that begins now
+        counts only events above it."""
+        return int(self.ping()["events_seq"])
+
     def subscribe(self, *, after: int = 0) -> Subscription:
         """Events with a sequence number above ``after``, then live, pushed by
         the supervisor as they happen (the app's lab panel listens here)."""
