@@ -10,29 +10,125 @@ read from the host's /proc and cgroup files -- no need to enter it:
   namespace exactly when the inodes are equal;
 - its mounts are /proc/PID/mountinfo of its first process, which lists the
   mount table as the container sees it;
+- its network is what netlink answers inside its network namespace: that is
+  the one part that has to be read from in there (see :mod:`engine.netinfo`);
 - its writable layer is the overlay's upper directory.
 
 :func:`snapshot` returns plain, JSON-serialisable data (schema
-:data:`VERSION`); :func:`diff_layer` lists the writable layer's changes the
-way ``docker diff`` does. Safe to call from any thread: it only reads files.
+:data:`VERSION`); :func:`compare` says what changed between two snapshots;
+:func:`diff_layer` lists the writable layer's changes the way ``docker diff``
+does.
+
+The snapshot
+------------
+``version``, ``time`` (epoch seconds), ``id``, ``name``, ``status``, ``pid``
+(the host PID of the container's PID 1), ``reference`` (where the host's
+namespaces were read), and:
+
+``processes``
+    one dict per process, sorted by ``pid``: ``pid`` (in the container's PID
+    namespace), ``host_pid``, ``nspid`` (every level, host first, so a
+    namespace the learner nests inside the container shows too), ``ppid``
+    (inside; 0 for PID 1 and for processes started from outside, like
+    ``exec``), ``ppid_host``, ``uid`` (inside the container: the host uid
+    mapped through the container's uid_map, 65534 when unmapped, as the
+    kernel shows it), ``uid_host``, ``state`` (R, S, D, Z, T ...), ``name``,
+    ``cmd`` (argv; ``[name]`` for kernel threads and zombies),
+    ``start_ticks`` (clock ticks after boot), ``started`` (epoch seconds),
+    ``threads``, ``rss_kb``.
+``namespaces``
+    kind -> ``inode``, ``host``, ``shared_with_host`` and, given ``others``,
+    ``shared_with`` (other containers' names).
+``mounts``
+    the container's mountinfo, the overlay's layers picked out.
+``network``
+    None when it could not be read -- ``network_error`` then says why (the
+    container exited meanwhile, no permission ...). Else ``inode`` (of the
+    network namespace), ``entered`` (False when it is the caller's own, as
+    with ``--network host``), and lists of
+    ``interfaces`` (``index``, ``name``, ``kind`` -- veth, bridge, dummy ...,
+    None for lo --, ``type`` -- loopback, ether ... --, ``state`` -- the
+    operstate: up, down, unknown ... --, ``up`` and ``lower_up`` flags,
+    ``flags``, ``mtu``, ``mac``, ``link`` -- a veth's peer index --,
+    ``link_netnsid``, ``master``, ``rx_bytes``, ``tx_bytes``, ``rx_packets``,
+    ``tx_packets``),
+    ``addresses`` (``family`` inet/inet6, ``address``, ``prefixlen``,
+    ``interface``, ``index``, ``scope``) and
+    ``routes`` of the main table (``family``, ``dst`` -- "default" or
+    "10.0.0.0/24" --, ``gateway``, ``dev``, ``prefsrc``, ``metric``,
+    ``table``, ``protocol``, ``scope``, ``type``).
+``resources``
+    the cgroup's usage and limits, or None.
+
+How it stays cheap
+------------------
+A refresh of a container with hundreds of processes has to cost little (the
+lab panel polls several times a second), so each process costs ONE pread()
+of /proc/PID/stat per snapshot -- state, parent, start time, threads,
+memory. The rest is remembered from the previous snapshot of the same
+container, keyed by host PID and start time (a reused PID is another
+process):
+
+- the /proc/PID/stat file stays open between snapshots (within a budget of
+  fds, see :class:`_Watch`): one system call instead of open, read, close;
+- when those bytes have not changed at all (a sleeping process), neither has
+  anything else shown, and last time's fields are used;
+- what cannot change for the life of a process (its PIDs, its start) and what
+  changes rarely (argv, uid) is read from /proc/PID/status and
+  /proc/PID/cmdline again when the process execs -- its name or its argument
+  addresses in /proc/PID/stat change -- and otherwise every
+  :data:`REFRESH_SECONDS` or so, spread out so that no snapshot pays for them
+  all: a process that rewrites its own argv in place, or calls setuid()
+  without exec, shows that within that time.
+
+Processes that vanish mid-read are skipped. Safe to call from any thread:
+snapshots of one container take turns (a lock), the network is read on a
+short-lived thread of its own that ends before the call returns.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
+import threading
 import time
 
 VERSION = 1
 NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
+REFRESH_SECONDS = 2.0      # argv and uid of a process that did not exec are read again this often
+OVERFLOW_UID = 65534       # what the kernel shows for a uid with no mapping
+_MAX_WATCHED = 32          # containers whose processes are remembered between snapshots
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_BOOT_TIME: list[float] = []
+_IDENTITY = [(0, 0, 4294967295)]         # the initial user namespace's uid_map
+
+
+def _read_bytes(path: str, size: int = 4096) -> bytes | None:
+    """A /proc or /sys file's bytes (one read when it fits in ``size``), or
+    None when it is gone -- a process that exits between open and read gives
+    ESRCH -- or unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, size)
+        if len(data) < size:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
+    data = _read_bytes(path)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def _ns_inode(pid: int | str, kind: str) -> int | None:
@@ -52,39 +148,289 @@ def reference_namespaces() -> tuple[dict[str, int], str]:
     return {}, "unknown"
 
 
+def _boot_time() -> float:
+    if not _BOOT_TIME:
+        text = _read("/proc/stat") or ""
+        _BOOT_TIME.append(next((float(line.split()[1]) for line in text.splitlines()
+                                if line.startswith("btime ")), 0.0))
+    return _BOOT_TIME[0]
+
+
+def id_map(pid: int, kind: str = "uid") -> list[tuple[int, int, int]]:
+    """/proc/PID/uid_map (or gid_map) as (inside, outside, count) ranges; the
+    identity map when the process has no user namespace of its own."""
+    text = _read(f"/proc/{pid}/{kind}_map")
+    ranges = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            ranges.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return ranges or list(_IDENTITY)
+
+
+def map_id(host_id: int, ranges: list[tuple[int, int, int]]) -> int:
+    """A host uid (gid) as the namespace with ``ranges`` sees it."""
+    for inside, outside, count in ranges:
+        if outside <= host_id < outside + count:
+            return inside + host_id - outside
+    return OVERFLOW_UID
+
+
+def _parse_status(data: bytes, pid: int) -> tuple[tuple[int, ...], int]:
+    """(NSpid levels, host first; real uid) from /proc/PID/status."""
+    nspid: tuple[int, ...] = (pid,)
+    uid = 0
+    for line in data.split(b"\n"):
+        if line.startswith(b"Uid:"):
+            uid = int(line.split()[1])
+        elif line.startswith(b"NSpid:"):
+            nspid = tuple(int(p) for p in line.split()[1:])
+            break                                   # NSpid comes after Uid
+    return nspid, uid
+
+
+def _parse_cmdline(data: bytes, name: str) -> list[str]:
+    if not data:
+        return [f"[{name}]"]                        # a kernel thread or a zombie: no argv
+    return data.decode("utf-8", "replace").rstrip("\0").split("\0")
+
+
+class _Watch:
+    """What the previous snapshots of one container learned about its
+    processes: host PID -> [stat fd, exec key, fixed fields, due, last stat
+    bytes, last fields].
+
+    The fd is /proc/PID/stat kept open, so a refresh is one pread() instead
+    of open, read and close -- while the fd budget lasts (see
+    :func:`_fd_budget`); -1 when not kept. An open fd pins that process's
+    ``struct pid`` (a few hundred bytes) and so its PID namespace, never a
+    PID reused later: once the process is reaped, reads give ESRCH. So the
+    fds are closed as soon as a snapshot finds their process gone, when the
+    container is seen stopped, or when more than :data:`_MAX_WATCHED`
+    containers are watched. ``lock``: one snapshot of a container at a time.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: dict[int, list] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Close its fds; a snapshot that still uses it afterwards keeps none."""
+        with self.lock:
+            self.closed = True
+            _close_fds(self.procs.values())
+            self.procs = {}
+
+
+_WATCHED: dict[str, _Watch] = {}
+_WATCHED_LOCK = threading.Lock()
+_FDS = [0]                 # stat fds kept open, all containers together
+
+
+def _fd_budget() -> int:
+    """How many /proc/PID/stat fds may stay open: a quarter of this process's
+    soft RLIMIT_NOFILE (256 of the usual 1024), at most 4096."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(0, min(4096, soft // 4)) if soft != resource.RLIM_INFINITY else 4096
+
+
+_BUDGET: list[int] = []
+
+
+def _close_fds(entries) -> None:
+    closed = 0
+    for entry in entries:
+        if entry[0] >= 0:
+            os.close(entry[0])
+            entry[0] = -1
+            closed += 1
+    with _WATCHED_LOCK:
+        _FDS[0] -= closed
+
+
+def _watch(cid: str) -> _Watch:
+    with _WATCHED_LOCK:
+        watch = _WATCHED.pop(cid, None) or _Watch()
+        _WATCHED[cid] = watch                        # most recently used last
+        evicted = [_WATCHED.pop(k) for k in list(_WATCHED)[:-_MAX_WATCHED]] if len(_WATCHED) > _MAX_WATCHED else []
+    for old in evicted:
+        old.close()
+    return watch
+
+
+def forget(cid: str) -> None:
+    """Drop what is remembered of container ``cid`` (its fds are closed)."""
+    with _WATCHED_LOCK:
+        watch = _WATCHED.pop(cid, None)
+    if watch is not None:
+        watch.close()
+
+
 def process(pid: int) -> dict | None:
-    """One process as the lab panel shows it; None if it has gone meanwhile."""
-    status = _read(f"/proc/{pid}/status")
-    cmdline = _read(f"/proc/{pid}/cmdline")
-    stat = _read(f"/proc/{pid}/stat")
-    if status is None or cmdline is None or stat is None:
-        return None
-    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-    nspid = fields.get("NSpid", str(pid)).split()
-    uids = fields.get("Uid", "0").split()
-    after = stat[stat.rindex(")") + 2:].split()
-    return {
-        "pid": int(nspid[-1]),                 # inside the innermost PID namespace
-        "host_pid": int(nspid[0]),
-        "ppid_host": int(fields.get("PPid", "0")),
-        "uid": int(uids[0]),
-        "state": fields.get("State", "?").split()[0],
-        "name": fields.get("Name", ""),
-        "cmd": cmdline.rstrip("\0").split("\0") if cmdline else [f"[{fields.get('Name', '')}]"],
-        "start_ticks": int(after[19]),
-        "threads": int(fields.get("Threads", "1")),
-        "rss_kb": int(fields.get("VmRSS", "0 kB").split()[0]),
-    }
+    """One process as the lab panel shows it, read afresh; None if it has gone
+    meanwhile. (``pid`` and ``ppid`` here are those of its innermost PID
+    namespace; :func:`processes` places them in the container's.)"""
+    procs = processes([pid], level=-1)
+    return procs[0] if procs else None
 
 
-def processes(pids: list[int]) -> list[dict]:
-    """The processes of ``pids`` still there, with a parent *inside* the container
-    (``ppid``: 0 for PID 1 and for processes joined from outside, like exec)."""
-    procs = [p for p in (process(pid) for pid in sorted(pids)) if p is not None]
-    inside = {p["host_pid"]: p["pid"] for p in procs}
+def processes(pids: list[int], *, uid_map: list[tuple[int, int, int]] | None = None,
+              level: int | None = None, watch: _Watch | None = None) -> list[dict]:
+    """The processes of ``pids`` still there, sorted by PID inside.
+
+    ``level``: which NSpid entry is the container's PID (by default that of
+    ``pids[0]`` -- the container's PID 1 -- so ``-1`` = innermost, for a
+    single process); ``ppid`` is the parent inside (0 for PID 1 and for
+    processes joined from outside, like exec). ``uid_map``: the container's,
+    to show ``uid`` inside. ``watch``: what earlier snapshots of the same
+    container learned (see "How it stays cheap"); without it every file is
+    read afresh.
+    """
+    if watch is None:
+        watch = _Watch()
+        try:
+            return _processes(pids, uid_map or _IDENTITY, level, watch, keep_fds=False)
+        finally:
+            watch.close()
+    with watch.lock:
+        return _processes(pids, uid_map or _IDENTITY, level, watch, keep_fds=not watch.closed)
+
+
+def _processes(pids, uid_map, level, watch: _Watch, *, keep_fds: bool) -> list[dict]:
+    if keep_fds and not _BUDGET:
+        _BUDGET.append(_fd_budget())
+    budget = _BUDGET[0] if keep_fds else 0          # 0: close every fd right after its read
+    now = time.monotonic()
+    old, new = watch.procs, {}
+    watch.procs = new
+    opened = 0                                      # fds kept (+) and closed (-) by this call
+    procs = []
+    pread, close = os.pread, os.close
+    try:
+        for host_pid in pids:
+            entry = old.pop(host_pid, None)
+            data = b""
+            if entry is not None and entry[0] >= 0:
+                try:
+                    data = pread(entry[0], 1024, 0)
+                except OSError:
+                    pass
+                if not data:                        # that process is gone; the PID may be a new one
+                    close(entry[0])
+                    opened -= 1
+                    entry = None
+            if not data:
+                fd, data = _open_stat(host_pid)
+                if not data:
+                    continue                        # gone meanwhile
+                if _FDS[0] + opened < budget:
+                    opened += 1
+                else:
+                    close(fd)
+                    fd = -1
+                if entry is None:
+                    entry = [fd, None, None, 0.0, None, None]
+                else:
+                    entry[0] = fd
+            if data == entry[4] and now < entry[3]:    # not changed at all: a sleeping process
+                new[host_pid] = entry
+                p = entry[5].copy()
+                p["nspid"] = list(p["nspid"])
+                p["cmd"] = list(p["cmd"])
+                procs.append(p)
+                continue
+            close_paren = data.rindex(b")")
+            rest = data[close_paren + 2:].split()
+            # The start time tells a reused PID; the name and the argument
+            # addresses (fields 48, 49; 0 when not readable) change on exec.
+            key = (rest[19], data[:close_paren], rest[45:47])
+            if key != entry[1] or now >= entry[3]:
+                fixed = _fixed_fields(host_pid, data, close_paren, rest, uid_map)
+                if fixed is None:
+                    if entry[0] >= 0:
+                        close(entry[0])
+                        opened -= 1
+                    continue
+                # Spread the refreshes: each process gets its own phase.
+                entry[1:4] = [key, fixed, now + REFRESH_SECONDS * (0.5 + (host_pid * 0.6180339887) % 1.0)]
+            new[host_pid] = entry
+            p = entry[2].copy()
+            p["state"] = rest[0].decode()
+            p["ppid_host"] = int(rest[1])
+            p["threads"] = int(rest[17])
+            p["rss_kb"] = int(rest[21]) * _PAGE_KB
+            entry[4], entry[5] = data, p
+            p = p.copy()
+            p["nspid"] = list(p["nspid"])
+            p["cmd"] = list(p["cmd"])
+            procs.append(p)
+    finally:
+        for entry in old.values():                  # exited since the last snapshot
+            if entry[0] >= 0:
+                close(entry[0])
+                opened -= 1
+        with _WATCHED_LOCK:
+            _FDS[0] += opened
+    if level is None:
+        level = len(procs[0]["nspid"]) - 1 if procs and procs[0]["host_pid"] == pids[0] else -1
+    inside = {}
+    for p in procs:
+        nspid = p["nspid"]
+        p["pid"] = inside[p["host_pid"]] = nspid[level] if -len(nspid) <= level < len(nspid) else nspid[-1]
     for p in procs:
         p["ppid"] = inside.get(p["ppid_host"], 0)
-    return sorted(procs, key=lambda p: p["pid"])
+    procs.sort(key=_by_pid)
+    return procs
+
+
+def _by_pid(p: dict) -> int:
+    return p["pid"]
+
+
+def _open_stat(pid: int) -> tuple[int, bytes]:
+    """(fd, first read) of /proc/PID/stat; b"" when the process is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1, b""
+    try:
+        data = os.pread(fd, 1024, 0)
+    except OSError:
+        data = b""
+    if not data:
+        os.close(fd)
+        return -1, b""
+    return fd, data
+
+
+def _fixed_fields(host_pid: int, stat: bytes, close_paren: int, rest: list[bytes],
+                  uid_map) -> dict | None:
+    """What stays until the process execs: PIDs, uid, name, argv, start."""
+    status = _read_bytes(f"/proc/{host_pid}/status", 4096)
+    cmdline = _read_bytes(f"/proc/{host_pid}/cmdline", 4096)
+    if status is None or cmdline is None:
+        return None
+    name = stat[stat.index(b"(") + 1:close_paren].decode("utf-8", "replace")
+    nspid, uid_host = _parse_status(status, host_pid)
+    ticks = int(rest[19])
+    return {"host_pid": host_pid, "nspid": nspid, "uid": map_id(uid_host, uid_map), "uid_host": uid_host,
+            "name": name, "cmd": _parse_cmdline(cmdline, name), "start_ticks": ticks,
+            "started": round(_boot_time() + ticks / _CLK_TCK, 2)}
+
+
+def members(cgroup) -> list[int]:
+    """The PIDs in ``cgroup`` (its ``cgroup.procs``). On v1 every hierarchy
+    holds the same processes, so one is read: the pids controller's."""
+    files = [str(f) for f in cgroup.procs_files()]
+    files.sort(key=lambda f: "/pids/" not in f)
+    for path in files:
+        data = _read_bytes(path, 65536)
+        if data is not None:
+            return [int(p) for p in data.split()]
+    return []
 
 
 def mounts(pid: int) -> list[dict]:
@@ -160,24 +506,29 @@ def namespaces(pid: int, reference: dict[str, int], others: dict[str, int] | Non
     return out
 
 
-def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None) -> dict:
+def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
+             network: bool = True) -> dict:
     """Everything the lab panel shows of one container, from its ``inspect`` record.
 
     ``cgroup``: the container's :class:`engine.cgroups.Cgroup` (for usage and
-    its member processes); ``others``: name -> PID 1 of other containers."""
+    its member processes); ``others``: name -> PID 1 of other containers;
+    ``network``: False to leave the network out (``network_error`` says so).
+    Never raises for what the container does meanwhile: a process that exits
+    is left out, a network that cannot be read is None with the reason."""
     taken = time.time()
     pid = record.get("pid") or 0
     running = record.get("status") == "running" and pid > 0
     reference, ref_source = reference_namespaces()
     snap = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
             "status": record.get("status"), "pid": pid, "reference": ref_source,
-            "processes": [], "namespaces": {}, "mounts": [], "resources": None}
+            "processes": [], "namespaces": {}, "mounts": [], "network": None,
+            "network_error": "the container is not running", "resources": None}
     if not running:
+        forget(record["id"])
         return snap
-    members = cgroup.pids() if cgroup is not None else []
-    if pid not in members:
-        members = sorted(set(members) | {pid})
-    snap["processes"] = processes(members)
+    pids = members(cgroup) if cgroup is not None else []
+    pids = [pid] + sorted(p for p in pids if p != pid)      # PID 1 first: its NSpid sets the level
+    snap["processes"] = processes(pids, uid_map=id_map(pid), watch=_watch(record["id"]))
     snap["namespaces"] = namespaces(pid, reference, others)
     snap["mounts"] = mounts(pid)
     if cgroup is not None:
@@ -185,7 +536,44 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None)
             snap["resources"] = cgroup.usage()
         except OSError:
             snap["resources"] = None
+    if network:
+        # On a thread of its own, waited for: run beside the /proc reading
+        # above, it would only fight this thread for the GIL.
+        snap["network"], snap["network_error"] = read_network(pid, snap["processes"])
+    else:
+        snap["network_error"] = "not asked for"
     return snap
+
+
+def read_network(pid: int, procs: list[dict] | None = None) -> tuple[dict | None, str | None]:
+    """The network of process ``pid`` as (network, None), or (None, why not).
+    ``procs``: its processes just read, to be sure ``pid`` is still the same
+    process. Never raises."""
+    return _network_result(_start_network(pid), pid, procs)
+
+
+def _start_network(pid: int):
+    """A :class:`engine.netinfo.Reading` under way, or the reason there is none."""
+    try:
+        from . import netinfo
+        return netinfo.Reading(pid)
+    except Exception as e:  # noqa: BLE001 - netinfo.Unavailable (no pyroute2), or a bug: a reason
+        return str(e) or type(e).__name__
+
+
+def _network_result(reading, pid: int, procs: list[dict] | None) -> tuple[dict | None, str | None]:
+    if isinstance(reading, str):
+        return None, reading
+    start = None
+    if procs is not None:
+        start = next((p["start_ticks"] for p in procs if p["host_pid"] == pid), None)
+    try:
+        network = reading.result(start_ticks=start)
+    except Exception as e:  # noqa: BLE001 - netinfo.Unavailable, or a bug: a reason, not a crash
+        return None, str(e) or type(e).__name__
+    if procs is not None and start is None:
+        return None, f"process {pid} has exited: its network namespace is gone"
+    return network, None
 
 
 def cpu_rate(before: dict, after: dict) -> float | None:
@@ -198,14 +586,26 @@ def cpu_rate(before: dict, after: dict) -> float | None:
 
 
 def compare(before: dict, after: dict) -> dict:
-    """What changed between two snapshots: processes started and exited, new mounts."""
+    """What changed between two snapshots: processes started and exited, new
+    mounts, interfaces added and removed (by index and name; both lists are
+    empty when either snapshot has no network)."""
     key = lambda p: (p["host_pid"], p["start_ticks"])  # noqa: E731 - a pid may be reused
     was = {key(p): p for p in before.get("processes", [])}
     now = {key(p): p for p in after.get("processes", [])}
     old_mounts = {m["target"] for m in before.get("mounts", [])}
+    old_net, new_net = before.get("network"), after.get("network")
+    if old_net and new_net and old_net.get("inode") == new_net.get("inode"):
+        ifkey = lambda i: (i["index"], i["name"])  # noqa: E731
+        had = {ifkey(i) for i in old_net["interfaces"]}
+        has = {ifkey(i) for i in new_net["interfaces"]}
+        added = [i for i in new_net["interfaces"] if ifkey(i) not in had]
+        removed = [i for i in old_net["interfaces"] if ifkey(i) not in has]
+    else:
+        added, removed = [], []
     return {"started": [now[k] for k in now.keys() - was.keys()],
             "exited": [was[k] for k in was.keys() - now.keys()],
             "mounted": [m for m in after.get("mounts", []) if m["target"] not in old_mounts],
+            "interfaces_added": added, "interfaces_removed": removed,
             "cpu_cores": cpu_rate(before, after)}
 
 

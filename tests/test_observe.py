@@ -116,8 +116,89 @@ def test_snapshots_of_a_container_churning_processes_never_fail():
         for _ in range(100):
             snap = c.snapshot("churn", others=False)
             assert snap["processes"][0]["pid"] == 1 and snap["processes"][0]["cmd"][0] == "sh"
+            assert len({p["pid"] for p in snap["processes"]}) == len(snap["processes"])
+            assert snap["network_error"] is None
+            assert [i["name"] for i in snap["network"]["interfaces"]] == ["lo"]
     finally:
         cl("rm", "-f", "churn")
+
+
+def test_a_process_that_execs_shows_its_new_command_at_once(family):
+    from engine import observe
+
+    c = client()
+    cl("exec", "-d", family, "sh", "-c", "sleep 0.3; exec sleep 77", check=True)
+    time.sleep(0.1)
+    before = c.snapshot(family)
+    shell = next(p for p in before["processes"] if p["cmd"] == ["sh", "-c", "sleep 0.3; exec sleep 77"])
+    time.sleep(0.5)                     # it has exec'd; well within observe.REFRESH_SECONDS / 2
+    assert observe.REFRESH_SECONDS / 2 > 0.5
+    after = c.snapshot(family)
+    same = next(p for p in after["processes"] if p["host_pid"] == shell["host_pid"])
+    assert same["cmd"] == ["sleep", "77"] and same["name"] == "sleep"
+    assert same["start_ticks"] == shell["start_ticks"] and same["pid"] == shell["pid"]
+    assert observe.compare(before, after)["started"] == []     # the same process, not a new one
+
+
+def test_processes_carry_the_fields_the_panel_shows(family):
+    snap = client().snapshot(family)
+    with open("/proc/stat") as f:
+        boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+    for p in snap["processes"]:
+        with open(f"/proc/{p['host_pid']}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        assert p["start_ticks"] == int(fields[19])
+        assert abs(p["started"] - (boot + p["start_ticks"] / os.sysconf("SC_CLK_TCK"))) < 0.02
+        assert abs(p["started"] - snap["time"]) < 60
+        assert p["nspid"] == [p["host_pid"], p["pid"]]
+        assert p["uid"] == p["uid_host"] == 0 and p["state"] in "RS" and p["threads"] == 1
+        assert p["rss_kb"] > 0
+
+
+def test_uid_inside_a_user_namespace_is_mapped():
+    """A process in a user namespace of its own, as in a rootless container:
+    the host sees uid 100005 where the namespace sees 5."""
+    import subprocess
+
+    from engine import observe
+
+    # setpriv drops to uid 100005, then unshare makes the user namespace and execs sleep.
+    child = subprocess.Popen(["setpriv", "--reuid=100005", "--regid=100005", "--clear-groups",
+                              "unshare", "--user", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        while observe.process(child.pid)["name"] != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with open(f"/proc/{child.pid}/uid_map", "w") as f:    # root may write it once, from outside
+            f.write("0 100000 65536\n")
+        ranges = observe.id_map(child.pid)
+        assert ranges == [(0, 100000, 65536)]
+        assert [observe.map_id(u, ranges) for u in (100000, 100005, 165535, 165536, 0)] == \
+            [0, 5, 65535, observe.OVERFLOW_UID, observe.OVERFLOW_UID]
+        (p,) = observe.processes([child.pid], uid_map=ranges)
+        assert (p["uid_host"], p["uid"], p["cmd"]) == (100005, 5, ["sleep", "60"])
+        assert observe.id_map(os.getpid()) == [(0, 0, 4294967295)]    # the initial namespace: identity
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_snapshots_keep_few_fds_and_give_them_back(family):
+    from engine import observe
+
+    c = client()
+    fds = len(os.listdir("/proc/self/fd"))
+    first = c.snapshot(family)
+    kept = len(os.listdir("/proc/self/fd")) - fds
+    assert kept == len(first["processes"]) == 3       # one /proc/PID/stat per process
+    for _ in range(5):
+        c.snapshot(family)
+    assert len(os.listdir("/proc/self/fd")) - fds == kept
+    cl("exec", family, "true", check=True)             # a process that came and went: no fd left
+    c.snapshot(family)
+    assert len(os.listdir("/proc/self/fd")) - fds == 3
+    observe.forget(first["id"])
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_top_of_a_stopped_container_is_a_one_line_error():
