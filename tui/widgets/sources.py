@@ -1,0 +1,163 @@
+"""Where the lab panel's data comes from: the engine, or a recorded scene.
+
+A *source* is any object with these methods (all called on a worker
+thread, never on the app's loop):
+
+- ``containers()`` -> the ``Client.ps(all=True)`` records;
+- ``snapshot(ref)`` -> ``Client.snapshot(ref)`` (see :mod:`engine.observe`);
+- ``transcript(ref)`` -> the start's stages (``inspect(..., transcript=True)``);
+- ``diff(ref)`` -> the writable layer's changes, ``[(kind, path)]``;
+
+and, optionally, ``config(ref)`` (the container's config: its limits),
+``history(ref)`` (earlier snapshots, oldest first, to seed the sparklines;
+one with only ``time`` and ``resources`` counts for those alone)
+and ``subscribe(after=None)`` (an object with ``get(timeout)`` and
+``close()``, like :class:`engine.client.Subscription`).
+
+:class:`EngineSource` asks the real engine; :class:`FixtureSource` plays a
+scene recorded by :func:`record` from a JSON file (the snapshot tests use
+it: same data every run, no engine). No Textual here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+
+class EngineSource:
+    """The real engine, through :class:`engine.client.Client`."""
+
+    def __init__(self, client=None):
+        if client is None:
+            from engine.client import Client
+            client = Client()
+        self.client = client
+        self._configs: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def containers(self) -> list[dict]:
+        return self.client.ps(all=True)
+
+    def snapshot(self, ref: str) -> dict:
+        return self.client.snapshot(ref)
+
+    def transcript(self, ref: str) -> list[dict]:
+        record = self.client.inspect(ref, transcript=True)
+        with self._lock:
+            self._configs[record["id"]] = record.get("config") or {}
+        return (record.get("transcript") or {}).get("stages") or []
+
+    def config(self, ref: str) -> dict:
+        """The container's config (kept: it does not change while it exists)."""
+        with self._lock:
+            if ref in self._configs:
+                return self._configs[ref]
+        record = self.client.inspect(ref)
+        with self._lock:
+            self._configs[record["id"]] = record.get("config") or {}
+        return self._configs[record["id"]]
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        return self.client.diff(ref)
+
+    def subscribe(self, after: int | None = None):
+        """Engine events from shortly before now (the last 200), then live."""
+        if after is None:
+            after = max(0, self.client.cursor() - 200)
+        return self.client.subscribe(after=after)
+
+
+class _Replay:
+    """A subscription that hands out a fixed list of events, then nothing."""
+
+    def __init__(self, events: list[dict]):
+        self._events = list(events)
+
+    def get(self, timeout: float | None = None) -> dict | None:
+        if self._events:
+            return self._events.pop(0)
+        if timeout:
+            threading.Event().wait(min(timeout, 0.05))
+        return None
+
+    def close(self) -> None:
+        self._events = []
+
+
+class FixtureSource:
+    """A scene recorded by :func:`record`: the same answers every time.
+
+    The file holds ``containers``, and per container id ``snapshots`` (a
+    history, oldest first; the last is "now"), ``transcripts``, ``diffs``,
+    ``configs``, plus ``events``."""
+
+    def __init__(self, path: str | Path | dict):
+        self.scene = path if isinstance(path, dict) else json.loads(Path(path).read_text())
+        self._ids = {c["name"]: c["id"] for c in self.scene["containers"]}
+
+    def _id(self, ref: str) -> str:
+        if ref in self._ids:
+            return self._ids[ref]
+        for cid in self._ids.values():
+            if cid.startswith(ref):
+                return cid
+        raise KeyError(f"no such container: {ref}")
+
+    def containers(self) -> list[dict]:
+        return json.loads(json.dumps(self.scene["containers"]))
+
+    def snapshot(self, ref: str) -> dict:
+        return self.scene["snapshots"][self._id(ref)][-1]
+
+    def history(self, ref: str) -> list[dict]:
+        return self.scene["snapshots"].get(self._id(ref), [])[:-1]
+
+    def transcript(self, ref: str) -> list[dict]:
+        return self.scene.get("transcripts", {}).get(self._id(ref), [])
+
+    def config(self, ref: str) -> dict:
+        return self.scene.get("configs", {}).get(self._id(ref), {})
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        return [tuple(d) for d in self.scene.get("diffs", {}).get(self._id(ref), [])]
+
+    def subscribe(self, after: int | None = None) -> _Replay:
+        return _Replay([e for e in self.scene.get("events", []) if e.get("seq", 0) > (after or 0)])
+
+
+def record(client, *, history: int = 1, interval: float = 0.5, events_after: int = 0,
+           replace: dict[str, str] | None = None) -> dict:
+    """A scene of every container ``client`` knows, for :class:`FixtureSource`:
+    ``history`` snapshots of each running one, ``interval`` seconds apart.
+    ``replace``: text to swap everywhere (a private root path for a stable one)."""
+    import time
+
+    containers = client.ps(all=True)
+    scene = {"containers": containers, "snapshots": {}, "transcripts": {}, "diffs": {}, "configs": {},
+             "events": []}
+    running = [c for c in containers if c.get("status") == "running"]
+    for n in range(history):
+        if n:
+            time.sleep(interval)
+        for c in running:
+            scene["snapshots"].setdefault(c["id"], []).append(client.snapshot(c["id"]))
+    for c in containers:
+        record_ = client.inspect(c["id"], transcript=True)
+        scene["transcripts"][c["id"]] = (record_.get("transcript") or {}).get("stages") or []
+        scene["configs"][c["id"]] = record_.get("config") or {}
+        if c.get("status") != "running":
+            scene["snapshots"][c["id"]] = [{"id": c["id"], "name": c["name"], "status": c.get("status"),
+                                            "processes": [], "namespaces": {}, "mounts": [],
+                                            "network": None, "resources": None}]
+        try:
+            scene["diffs"][c["id"]] = [list(d) for d in client.diff(c["id"])]
+        except Exception:  # noqa: BLE001 - a container without a writable layer: no diff
+            scene["diffs"][c["id"]] = []
+    ids = {c["id"] for c in containers}
+    scene["events"] = [e for e in client.events(after=events_after) if e.get("id") in ids]
+    text = json.dumps(scene, indent=1, ensure_ascii=False)
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    return json.loads(text)
