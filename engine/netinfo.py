@@ -25,15 +25,15 @@ the name is unknown; they are not used).
 
 Why not pyroute2's ``IPRoute`` on that thread? It works -- it starts no
 thread, and closes cleanly in the thread that made it -- but in 0.9 every
-``IPRoute`` makes an asyncio event loop and runs each request through it:
-about 5 ms for one read of a loopback-only namespace, against about 1 ms
-when the same pyroute2 message classes (``ifinfmsg``, ``ifaddrmsg``,
-``rtmsg``) encode the requests and its ``MarshalRtnl`` decodes the replies
-on a plain socket (``bench/snapshot.py`` times both). The lab panel reads
+``IPRoute`` makes an asyncio event loop and runs each request through it,
+which doubles the cost of a read (about 6 ms against 3 ms, thread and setns
+included, for a loopback-only namespace on a busy 2-core machine; see
+``bench/snapshot.py``, which times both). Here the same pyroute2 message
+classes (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``) encode the requests and its
+``MarshalRtnl`` decodes the replies, on a plain socket. The lab panel reads
 every container's network several times a second, so the plain socket it
 is. pyroute2 is imported here, on first use, never when ``engine`` is
 imported: it takes 0.2-0.3 s to import.
-
 """
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ def read(pid: int, *, start_ticks: int | None = None, timeout: float = TIMEOUT) 
 
 
 class Reading:
-    """A :func:`read` under way on its own thread, so the caller can do
-    something else meanwhile (the snapshot reads /proc) and then ask for
-    :meth:`result`. Raises :class:`Unavailable` when pyroute2 is missing."""
+    """A :func:`read` under way on its own thread; :meth:`result` waits for it.
+    (Work done meanwhile in Python gains little: the threads share the GIL.)
+    Raises :class:`Unavailable` when pyroute2 is missing."""
 
     def __init__(self, pid: int):
         try:    # here, in the caller's thread, once per process: 0.2-0.3 s the first time
@@ -121,8 +121,8 @@ class Reading:
         self._worker.join(timeout)
         if self._worker.is_alive():
             raise Unavailable(f"reading the network of PID {self.pid} took longer than {timeout:g} s")
-        if "error" in self._out:
-            raise Unavailable(self._out["error"])
+        if "network" not in self._out:
+            raise Unavailable(self._out.get("error", f"reading the network of PID {self.pid} failed"))
         if start_ticks is not None and self._out["start_ticks"] != start_ticks:
             raise Unavailable(f"process {self.pid} has exited: its network namespace is gone")
         return self._out["network"]

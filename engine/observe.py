@@ -75,11 +75,15 @@ process):
   anything else shown, and last time's fields are used;
 - what cannot change for the life of a process (its PIDs, its start) and what
   changes rarely (argv, uid) is read from /proc/PID/status and
-  /proc/PID/cmdline again when the process execs -- its name or its argument
-  addresses in /proc/PID/stat change -- and otherwise every
-  :data:`REFRESH_SECONDS` or so, spread out so that no snapshot pays for them
-  all: a process that rewrites its own argv in place, or calls setuid()
-  without exec, shows that within that time.
+  /proc/PID/cmdline again at once when the process execs -- its name or its
+  argument addresses in /proc/PID/stat change. Without an exec, argv and uid
+  change only when a program rewrites its own argv in place or calls
+  setuid() (daemons do, as they start), so they are read again after
+  :data:`REFRESH_FIRST`, then after twice as long each time -- or half the
+  process's age, if longer -- up to :data:`REFRESH_MAX` (back to the start
+  when something changed), each process at its own phase: such a change
+  shows within about half as long as the process had been running when it
+  made it, and within 20 s at most.
 
 Processes that vanish mid-read are skipped. Safe to call from any thread:
 snapshots of one container take turns (a lock), the network is read on a
@@ -95,7 +99,8 @@ import time
 
 VERSION = 1
 NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
-REFRESH_SECONDS = 2.0      # argv and uid of a process that did not exec are read again this often
+REFRESH_FIRST = 1.0        # argv and uid of a process that did not exec: read again after this,
+REFRESH_MAX = 16.0         # then after twice as long each time, up to this (each +-25 %)
 OVERFLOW_UID = 65534       # what the kernel shows for a uid with no mapping
 _MAX_WATCHED = 32          # containers whose processes are remembered between snapshots
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -140,12 +145,19 @@ def _ns_inode(pid: int | str, kind: str) -> int | None:
 
 def reference_namespaces() -> tuple[dict[str, int], str]:
     """The host's namespaces to compare with, and where they were read: PID 1's
-    when readable (root), else this process's own (a normal user's view)."""
+    when readable (root), else this process's own (a normal user's view).
+    Once PID 1's turn out unreadable, they are not tried again."""
     for source, pid in (("host (PID 1)", 1), ("this process", "self")):
+        if pid in _UNREADABLE:
+            continue
         inodes = {k: ino for k in NAMESPACES if (ino := _ns_inode(pid, k)) is not None}
         if inodes:
             return inodes, source
+        _UNREADABLE.add(pid)
     return {}, "unknown"
+
+
+_UNREADABLE: set = set()
 
 
 def _boot_time() -> float:
@@ -197,8 +209,8 @@ def _parse_cmdline(data: bytes, name: str) -> list[str]:
 
 class _Watch:
     """What the previous snapshots of one container learned about its
-    processes: host PID -> [stat fd, exec key, fixed fields, due, last stat
-    bytes, last fields].
+    processes: host PID -> [stat fd, exec key, fixed fields, when to read
+    them again, that interval, last stat bytes, last fields].
 
     The fd is /proc/PID/stat kept open, so a refresh is one pread() instead
     of open, read and close -- while the fd budget lasts (see
@@ -332,12 +344,12 @@ def _processes(pids, uid_map, level, watch: _Watch, *, keep_fds: bool) -> list[d
                     close(fd)
                     fd = -1
                 if entry is None:
-                    entry = [fd, None, None, 0.0, None, None]
+                    entry = [fd, None, None, 0.0, 0.0, None, None]
                 else:
                     entry[0] = fd
-            if data == entry[4] and now < entry[3]:    # not changed at all: a sleeping process
+            if data == entry[5] and now < entry[3]:    # not changed at all: a sleeping process
                 new[host_pid] = entry
-                p = entry[5].copy()
+                p = entry[6].copy()
                 p["nspid"] = list(p["nspid"])
                 p["cmd"] = list(p["cmd"])
                 procs.append(p)
@@ -354,15 +366,20 @@ def _processes(pids, uid_map, level, watch: _Watch, *, keep_fds: bool) -> list[d
                         close(entry[0])
                         opened -= 1
                     continue
-                # Spread the refreshes: each process gets its own phase.
-                entry[1:4] = [key, fixed, now + REFRESH_SECONDS * (0.5 + (host_pid * 0.6180339887) % 1.0)]
+                if key == entry[1] and fixed == entry[2]:   # a timed read that found nothing new
+                    age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(rest[19]) / _CLK_TCK
+                    interval = min(max(entry[4] * 2, age / 2, REFRESH_FIRST), REFRESH_MAX)
+                else:
+                    interval = REFRESH_FIRST
+                # Each process at its own phase (+-25 %), so no snapshot reads them all.
+                entry[1:5] = [key, fixed, now + interval * (0.75 + (host_pid * 0.6180339887) % 0.5), interval]
             new[host_pid] = entry
             p = entry[2].copy()
             p["state"] = rest[0].decode()
             p["ppid_host"] = int(rest[1])
             p["threads"] = int(rest[17])
             p["rss_kb"] = int(rest[21]) * _PAGE_KB
-            entry[4], entry[5] = data, p
+            entry[5], entry[6] = data, p
             p = p.copy()
             p["nspid"] = list(p["nspid"])
             p["cmd"] = list(p["cmd"])
@@ -475,6 +492,8 @@ def _split_lower(text: str) -> list[str]:
 
 def _split_escaped(text: str, sep: str) -> list[str]:
     """Split on ``sep``; a backslash keeps the next character (escapes and all)."""
+    if "\\" not in text:
+        return text.split(sep)
     out, cur, i = [], "", 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):

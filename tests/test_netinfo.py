@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +166,24 @@ def test_the_reading_thread_ends_and_the_callers_namespace_stays(box):
     assert [i["name"] for i in mine["interfaces"]] == [x["ifname"] for x in ip_json(os.getpid(), "link")]
 
 
+def test_host_and_shared_networks_are_read_without_entering_or_twice_the_same():
+    cl("run", "-d", "--name", "nethost", "--network", "host", "lab", "sleep", "300", check=True)
+    cl("run", "-d", "--name", "netowner", "lab", "sleep", "300", check=True)
+    cl("run", "-d", "--name", "netguest", "--network", "container:netowner", "lab", "sleep", "300", check=True)
+    try:
+        c = client()
+        host = c.snapshot("nethost")["network"]
+        assert host["entered"] is False                   # the caller's own namespace: no setns
+        assert host["inode"] == os.stat("/proc/self/ns/net").st_ino
+        assert [i["name"] for i in host["interfaces"]] == [x["ifname"] for x in ip_json(os.getpid(), "link")]
+        owner, guest = c.snapshot("netowner"), c.snapshot("netguest")
+        assert guest["network"]["inode"] == owner["network"]["inode"] != host["inode"]
+        assert guest["network"]["entered"] is True
+        assert guest["namespaces"]["net"]["shared_with"] == ["netowner"]
+    finally:
+        cl("rm", "-f", "nethost", "netowner", "netguest")
+
+
 def test_the_network_of_an_exited_container_is_none_with_a_reason():
     from engine import netinfo, observe
 
@@ -184,6 +203,25 @@ def test_the_network_of_an_exited_container_is_none_with_a_reason():
         assert stopped["network"] is None and stopped["network_error"] == "the container is not running"
     finally:
         cl("rm", "-f", "netgone")
+
+
+def test_without_privileges_the_network_is_none_with_a_reason(box):
+    """The same snapshot from a process with no capabilities (as a learner's
+    own account would be, looking at root's containers): no exception."""
+    import sys
+
+    record = client().inspect(box)
+    code = ("import json, sys\n"
+            "from engine import observe\n"
+            "snap = observe.snapshot(json.loads(sys.argv[1]))\n"
+            "print(json.dumps([snap['network'], snap['network_error'], len(snap['processes'])]))\n")
+    out = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", code,
+                          json.dumps(record)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.returncode == 0, out.stderr
+    network, reason, nprocs = json.loads(out.stdout)
+    assert network is None and nprocs == 1
+    assert "permission" in reason or "CAP_SYS_ADMIN" in reason
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_container():
