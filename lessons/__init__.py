@@ -11,6 +11,8 @@ from worker threads, and everything it hands back is plain data.
 - :mod:`lessons.docker` -- ``docker run ...`` mapped onto the engine's CLI.
 - :mod:`lessons.checks` -- declarative checks against the event log and kernel.
 - :mod:`lessons.view` -- what checks may read (engine client, /proc).
+- :mod:`lessons.requirements` -- what a step needs of this machine
+  (``requires``, asked of ``container-lab doctor``).
 - :mod:`lessons.runner` -- runs commands, on a real terminal when they need one.
 - :mod:`lessons.lab` -- a lesson's lab: setup, reset, show me, check.
 - :mod:`lessons.progress` -- the learner's progress, saved atomically.

@@ -29,7 +29,9 @@ container started since the step began will do):
 - ``hostname-differs``: the hostname inside differs from the host's [container, equals].
 - ``file-deleted``: a file was deleted in the container's writable layer
   while the image still has it [path!, container].
-- ``limit-hit``: the kernel enforced a limit: memory (OOM) or pids [limit!, container].
+- ``limit-hit``: the kernel enforced a limit: memory (OOM), pids (a fork
+  refused) or cpu (the container throttled: read live from its cgroup, so
+  the container must still be running) [limit!, container].
 - ``namespace``: two containers, or a container and the host, share or do
   not share namespace K [namespace!, container!, other, shared!].
 - ``process-visible``: a process is (not) visible from a container, or from
@@ -47,7 +49,7 @@ from .docker import LABEL_IMAGE, normalize_image
 from .i18n import msg
 
 NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
-LIMITS = ("memory", "pids")
+LIMITS = ("memory", "pids", "cpu")
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,11 @@ class Result:
     passed: bool
     saw: str
     expected: str
+    skipped: bool = False       # not evaluated: the machine lacks what the step requires (saw says what)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "passed": self.passed, "saw": self.saw, "expected": self.expected}
+        return {"kind": self.kind, "passed": self.passed, "saw": self.saw, "expected": self.expected,
+                "skipped": self.skipped}
 
 
 @dataclass(frozen=True)
@@ -383,6 +387,8 @@ def _file_deleted(view, cursor, args, lang) -> Result:
 def _limit_hit(view, cursor, args, lang) -> Result:
     limit, container = args["limit"], args.get("container")
     expected = msg(lang, f"exp.limit.{limit}", where=_where(lang, container))
+    if limit == "cpu":
+        return _cpu_throttled(view, cursor, container, expected, lang)
     for e in reversed(view.events(cursor)):
         if container is not None and e.get("name") != container:
             continue
@@ -393,6 +399,26 @@ def _limit_hit(view, cursor, args, lang) -> Result:
             return Result("limit-hit", True, msg(lang, "saw.pids", name=e.get("name"), count=e.get("count", 1)),
                           expected)
     return Result("limit-hit", False, msg(lang, "saw.no_limit"), expected)
+
+
+def _cpu_throttled(view, cursor: int, container: str | None, expected: str, lang: str) -> Result:
+    """A CPU limit leaves no event: the kernel counts, in the container's
+    cgroup, the scheduling periods in which it made the container wait."""
+    seen = []
+    for rec in _candidates(view, cursor, container):
+        if rec.get("status") != "running":
+            seen.append(msg(lang, "saw.not_running", name=rec["name"]))
+            continue
+        stat = view.cpu_throttled(rec)
+        if stat is None:
+            seen.append(msg(lang, "saw.cpu.unreadable", name=rec["name"]))
+            continue
+        throttled, periods = stat
+        if throttled > 0:
+            return Result("limit-hit", True, msg(lang, "saw.cpu", name=rec["name"], throttled=throttled,
+                                                 periods=periods), expected)
+        seen.append(msg(lang, "saw.cpu.none", name=rec["name"], periods=periods))
+    return Result("limit-hit", False, _join(lang, seen) if seen else _nothing(lang, container), expected)
 
 
 @check("namespace", namespace=Param(STR, required=True, choices=NAMESPACES), container=Param(STR, required=True),

@@ -101,8 +101,8 @@ def cmd_solve(args) -> int:
             return 2
     report = solve(course, lang=args.lang, lessons=args.lesson, out=lambda line: print(line, flush=True))
     if report.ok:
-        print(msg(args.lang, "solve.ok", lessons=report.lessons, steps=report.steps, checks=report.checks,
-                  quizzes=report.quizzes))
+        print(msg(args.lang, "solve.ok.skipped" if report.skipped else "solve.ok", lessons=report.lessons,
+                  steps=report.steps, checks=report.checks, quizzes=report.quizzes, skipped=report.skipped))
         return 0
     print(msg(args.lang, "solve.failed", failures=len(report.failures), lessons=report.lessons))
     for failure in report.failures:

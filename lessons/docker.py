@@ -219,6 +219,8 @@ def _run(text: str, rest: list[str], context: Context, check_only: bool, has_ima
     extra: list[str] = []
     for key, value in labels.items():
         extra += ["--label", f"{key}={value}"]
+    if args.explain and not args.lang:
+        extra += ["--lang", lang]           # the explanation in the learner's language
     argv = ("run", *rest[:at], *extra, image, *rest[at + 1:])
     return EngineCommand(text, "run", argv, terminal=bool(args.tty), interactive=bool(args.interactive),
                          detach=bool(args.detach), name=args.name, image=requested, image_used=image,

@@ -17,12 +17,22 @@ learner (``course solve``) use to work a lesson against the real engine:
 Setup commands are ``docker run --name NAME ...``, and they *ensure* a
 state: a container of that name that already exists (running, if the
 command has ``-d``) is kept, so opening a step twice changes nothing.
+
+A step that ``requires`` what this machine lacks (``container-lab doctor``
+says, see :mod:`lessons.requirements`) is explained, not run:
+:meth:`Lab.unavailable` gives the learner's message, :meth:`Lab.show_me`
+runs nothing and returns one result with ``skipped`` set and the message as
+its output, :meth:`Lab.check` returns one result per check with ``skipped``
+(and ``passed``, so the learner may go on) and the message as what it saw,
+and the step's own setup is not made.
 """
 
 from __future__ import annotations
 
+from . import requirements
 from .checks import Result, evaluate_all
 from .docker import LABEL_COURSE, LABEL_LESSON, CommandError, Context, EngineCommand, translate
+from .i18n import msg
 from .model import Command, Course, Lesson, Step
 from .runner import RunResult, run
 
@@ -30,11 +40,29 @@ from .runner import RunResult, run
 class Lab:
     """One lesson's lab against the real engine; ``lang`` is the learner's language."""
 
-    def __init__(self, course: Course, lesson: Lesson, *, lang: str = "en", view=None):
+    def __init__(self, course: Course, lesson: Lesson, *, lang: str = "en", view=None, doctor=None):
+        """``doctor``: a callable returning what :func:`engine.doctor.diagnose`
+        returns (the default); asked once, when a step first requires something."""
         from .view import EngineView
 
         self.course, self.lesson, self.lang = course, lesson, lang
         self.view = view or EngineView()
+        self._doctor = doctor or requirements.diagnose
+        self._diagnosis: dict | None = None
+
+    # -- what this machine can do ----------------------------------------------------
+    def lacking(self, step: Step) -> list[dict]:
+        """The doctor checks ``step`` requires that fail on this machine."""
+        if not step.requires:
+            return []
+        if self._diagnosis is None:
+            self._diagnosis = self._doctor()
+        return requirements.lacking(step.requires, self._diagnosis)
+
+    def unavailable(self, step: Step) -> str | None:
+        """Why ``step`` is not run here, in the learner's language; None when it can run."""
+        missing = self.lacking(step)
+        return requirements.explain(self.lang, missing) if missing else None
 
     # -- commands --------------------------------------------------------------------
     def context(self, step: Step | None, origin: str) -> Context:
@@ -97,7 +125,8 @@ class Lab:
     def begin_step(self, step: Step, *, cancel=None) -> tuple[int, list[RunResult]]:
         """Set the step's starting state up; returns (cursor, setup results)."""
         results = self.ensure(self.lesson.setup, None, cancel=cancel)
-        results += self.ensure(step.setup, step, cancel=cancel)
+        if not self.lacking(step):
+            results += self.ensure(step.setup, step, cancel=cancel)
         return self.view.cursor(), results
 
     def reset(self, step: Step | None = None, *, cancel=None) -> tuple[int, list[RunResult]]:
@@ -109,7 +138,12 @@ class Lab:
 
     # -- doing and checking ----------------------------------------------------------
     def show_me(self, step: Step, *, cancel=None, on_output=None, origin: str = "show") -> list[RunResult]:
-        """Perform the step: run its "show me" commands, typing what they need."""
+        """Perform the step: run its "show me" commands, typing what they need
+        (or, where the machine lacks what the step requires, say so and run nothing)."""
+        if (why := self.unavailable(step)) is not None:
+            if on_output:
+                on_output(why + "\n")
+            return [RunResult("", 0, why, skipped=True)]
         results = []
         for command in step.show_me:
             if cancel is not None and cancel.is_set():
@@ -118,5 +152,8 @@ class Lab:
         return results
 
     def check(self, step: Step, cursor: int, *, wait: float = 0.0, cancel=None) -> list[Result]:
-        """The step's checks against what happened since ``cursor``."""
+        """The step's checks against what happened since ``cursor`` (skipped,
+        with the reason, where the machine lacks what the step requires)."""
+        if (why := self.unavailable(step)) is not None:
+            return [Result(spec.kind, True, why, msg(self.lang, "check.skipped"), skipped=True) for spec in step.checks]
         return evaluate_all(step.checks, self.view, cursor, self.lang, wait=wait, cancel=cancel)

@@ -8,7 +8,7 @@ The formats (the README's "Writing your own course" shows them whole):
   ``en = { term = "...", definition = "..." }`` and the same for ``zh``.
 - ``NN-slug/lesson.toml``: the language-neutral part -- ``image``,
   ``setup``, and ``[[steps]]`` with ``id``, ``commands``, ``show``,
-  ``hints``, ``checks``, ``quiz``, ``setup``.
+  ``hints``, ``checks``, ``quiz``, ``setup``, ``requires``.
 - ``NN-slug/en.md`` and ``zh.md``: ``# Title``, an introduction, then one
   ``## Step title {#step-id}`` section per step, holding its prose,
   ``::: hint ID`` blocks, and for a quiz a ``::: quiz`` block (the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import dataclasses
 from pathlib import Path
 
 from .model import (LANGS, CheckSpec, Command, Course, Lesson, OptionText, Problem, Quiz, Step,
@@ -36,7 +37,7 @@ HEADING_ID_RE = re.compile(r"\s*\{#([^}\s]*)\}\s*$")
 BLOCKS = ("hint", "quiz", "option")
 
 LESSON_KEYS = {"id", "image", "images", "fallback", "setup", "steps"}
-STEP_KEYS = {"id", "commands", "show", "hints", "checks", "quiz", "setup"}
+STEP_KEYS = {"id", "commands", "show", "hints", "checks", "quiz", "setup", "requires"}
 QUIZ_KEYS = {"options", "answer", "multiple"}
 COMMAND_KEYS = {"command", "type"}
 
@@ -358,6 +359,7 @@ def _lesson_toml(folder: Path, root: Path, problems: list[Problem]) -> dict | No
         step_setup = _commands(raw.get("setup"), rel, lambda v: line_of(v, "setup"), "setup", problems,
                                allow_type=False)
         hints = _str_list(raw.get("hints"), rel, lines.key("hints", i), "hints", problems)
+        requires = _str_list(raw.get("requires"), rel, lines.key("requires", i), "requires", problems)
         for h in hints:
             if not ID_RE.match(h):
                 problems.append(Problem(rel, lines.key("hints", i), f"hint id '{h}': use lowercase letters, digits and -"))
@@ -371,7 +373,7 @@ def _lesson_toml(folder: Path, root: Path, problems: list[Problem]) -> dict | No
         if checks and not (commands or show):
             problems.append(Problem(rel, line, f"step '{sid}' has checks but no commands: "
                                                f"\"show me\" would have nothing to do"))
-        steps.append(Step(sid, commands, show, hints, checks, quiz, step_setup, {}, line))
+        steps.append(Step(sid, commands, show, hints, checks, quiz, step_setup, {}, line, requires))
     return {"id": lesson_id, "image": image, "images": images, "fallback": fallback, "setup": setup,
             "steps": steps, "rel": rel}
 
@@ -643,7 +645,7 @@ def _read_lesson(folder: Path, root: Path, langs, glossary, problems) -> Lesson 
         for gid, line in intro_sec.glossary:
             if gid not in glossary:
                 problems.append(Problem(rel, line, f"glossary term '{gid}' is not in glossary.toml"))
-    steps = [Step(s.id, s.commands, s.show, s.hints, s.checks, s.quiz, s.setup, texts[s.id], s.line) for s in steps]
+    steps = [dataclasses.replace(s, text=texts[s.id]) for s in steps]
     return Lesson(neutral["id"], folder.name, folder, neutral["image"], neutral["images"], neutral["fallback"],
                   neutral["setup"], tuple(steps), title, intro)
 

@@ -88,6 +88,7 @@ class Step:
     setup: tuple[Command, ...] = ()        # extra lab state this step starts from
     text: dict[str, StepText] = field(default_factory=dict)
     line: int = 0
+    requires: tuple[str, ...] = ()         # doctor check ids this machine must pass (else: explain, not run)
 
     @property
     def show_me(self) -> tuple[Command, ...]:

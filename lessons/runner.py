@@ -62,6 +62,7 @@ class RunResult:
     cancelled: bool = False
     timed_out: bool = False
     error: str | None = None        # the command could not be run at all (why, for the learner)
+    skipped: bool = False           # not run: this machine lacks what the step requires (output says what)
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,10 @@ the real engine (interactive commands on a real pseudo-terminal, typed key by
 key), then require every check to pass and the quiz's answer to be accepted
 (and a wrong answer to be refused). The lesson's containers are removed
 afterwards, whatever happened. Progress is not touched: this is not a learner.
+
+A step that requires what this machine lacks (see :mod:`lessons.requirements`)
+is skipped with the reason, as the lab would explain it to a learner; its
+quiz is still answered. A skipped step is not a failure.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Report:
     steps: int = 0
     checks: int = 0
     quizzes: int = 0
+    skipped: int = 0                       # steps not run: the machine lacks what they require
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -42,8 +47,9 @@ def wrong_answer(quiz: Quiz) -> frozenset[str]:
 
 
 def solve(course: Course, *, lang: str = "en", lessons: list[str] | None = None, out=print,
-          cancel=None, view=None) -> Report:
-    """Solve ``lessons`` (ids; default all) of ``course`` in ``lang``; ``out`` gets each line."""
+          cancel=None, view=None, doctor=None) -> Report:
+    """Solve ``lessons`` (ids; default all) of ``course`` in ``lang``; ``out`` gets each line.
+    ``doctor`` stands in for :func:`engine.doctor.diagnose` (a test seam)."""
     report = Report()
     chosen = [course.lesson(lid) for lid in lessons] if lessons else list(course.lessons)
     for number, lesson in enumerate(chosen, 1):
@@ -52,7 +58,7 @@ def solve(course: Course, *, lang: str = "en", lessons: list[str] | None = None,
         report.lessons += 1
         out(msg(lang, "solve.lesson", lesson=course.lessons.index(lesson) + 1 if lesson in course.lessons else number,
                 title=lesson.title.get(lang, lesson.id)))
-        lab = Lab(course, lesson, lang=lang, view=view)
+        lab = Lab(course, lesson, lang=lang, view=view, doctor=doctor)
         try:
             lab.reset()
             for step in lesson.steps:
@@ -74,6 +80,11 @@ def _solve_step(lab: Lab, step, lang: str, out, report: Report, cancel) -> None:
             line = msg(lang, "solve.command.fail", cmd=result.command, error=failure_text(result, lang))
             out(line)
             report.failures.append(f"{where}: {line.strip()}")
+    if (why := lab.unavailable(step)) is not None:
+        report.skipped += 1
+        out(msg(lang, "solve.skipped", why=why))
+        _solve_quiz(step, lang, out, report, where)
+        return
     for command, result in zip(step.show_me, lab.show_me(step, cancel=cancel, origin="solve")):
         out(msg(lang, "solve.command", cmd=command.text))
         for typed in command.type:
@@ -90,6 +101,10 @@ def _solve_step(lab: Lab, step, lang: str, out, report: Report, cancel) -> None:
             line = msg(lang, "solve.check.fail", expected=result.expected, saw=result.saw)
             out(line)
             report.failures.append(f"{where}: {result.kind}: {result.saw}")
+    _solve_quiz(step, lang, out, report, where)
+
+
+def _solve_quiz(step, lang: str, out, report: Report, where: str) -> None:
     if step.quiz is not None:
         report.quizzes += 1
         answer = ", ".join(sorted(step.quiz.answer))

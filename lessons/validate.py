@@ -12,7 +12,9 @@ sense with the engine's vocabulary in hand:
   opened in directly: the lesson's setup, the step's setup or the step's own
   commands must create it;
 - an interactive command that "show me" runs says what to type, ending the
-  session (``exit``), so the automated learner can finish it.
+  session (``exit``), so the automated learner can finish it;
+- a step's ``requires`` names checks that ``container-lab doctor`` makes
+  (``cgroup.memory``, ``ns.time`` ...).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .checks import validate as validate_check
 from .docker import CommandError, Context, translate
 from .loader import read_course
 from .model import Command, Course, Lesson, Problem, Step
+from .requirements import known_ids
 
 
 def check_course(root: Path | str) -> tuple[Course | None, list[Problem]]:
@@ -52,7 +55,12 @@ def _check_lesson(course: Course, lesson: Lesson) -> list[Problem]:
     context = Context(course=course.id, lesson=lesson.id, images=(lesson.image, *lesson.images),
                       fallback=lesson.fallback)
     lesson_names = _setup_names(lesson.setup, rel, context, problems)
+    known = known_ids()
     for step in lesson.steps:
+        for rid in step.requires:
+            if rid not in known:
+                problems.append(Problem(rel, step.line, f"step '{step.id}': requires '{rid}', which is not a "
+                                                        f"container-lab doctor check (they are: {', '.join(known)})"))
         names = set(lesson_names) | _setup_names(step.setup, rel, context, problems)
         for cmd in (*step.commands, *step.show):
             parsed = _parse(cmd, rel, context, problems)

@@ -2,11 +2,11 @@
 
 :class:`EngineView` is the one seam between :mod:`lessons.checks` and the real
 world. It reads through :class:`engine.client.Client` (events, inspect, ps,
-snapshot, diff) and, for the two things the engine does not report, straight
-from the kernel: a container's hostname (its UTS namespace, entered by a
-short-lived helper process so no thread of ours changes namespace) and the
-processes a container can see (its own ``/proc``, read through
-``/proc/PID/root``). Every method returns plain data and is safe to call from
+snapshot, diff) and, for what the engine does not report, straight from the
+kernel: a container's hostname (its UTS namespace, entered by a short-lived
+helper process so no thread of ours changes namespace), the processes a
+container can see (its own ``/proc``, read through ``/proc/PID/root``) and
+how often its CPU limit held it back (``cpu.stat`` in its cgroup). Every method returns plain data and is safe to call from
 any thread; a test may pass a fake with the same methods.
 """
 
@@ -79,6 +79,23 @@ class EngineView:
             return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
         except OSError:
             return None
+
+    def cpu_throttled(self, record: dict) -> tuple[int, int] | None:
+        """(periods in which the kernel throttled the container, periods so
+        far) from ``cpu.stat`` in its cgroup (v1 ``cpu``, or v2), or None when
+        there is no CPU controller to ask (no limit, or the container is gone)."""
+        paths = record.get("cgroup") or {}
+        dirs = [p for key, p in paths.items() if "cpu" in key.split(",")] + \
+               [p for key, p in paths.items() if key == "unified"]
+        for d in dirs:
+            try:
+                with open(os.path.join(d, "cpu.stat")) as f:
+                    stat = dict(line.split() for line in f if len(line.split()) == 2)
+            except OSError:
+                continue
+            if "nr_throttled" in stat and "nr_periods" in stat:
+                return int(stat["nr_throttled"]), int(stat["nr_periods"])
+        return None
 
     def host_namespaces(self) -> dict[str, int]:
         from engine.observe import reference_namespaces

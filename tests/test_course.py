@@ -5,6 +5,7 @@ both languages, and the layering (no Textual in ``lessons``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 
 from lessons import checks, docker
 from lessons.docker import CommandError, Context, translate
-from lessons.i18n import CATALOG, LANGS
+from lessons.i18n import CATALOG, LANGS, msg
 from lessons.loader import CourseError, load_course
 from lessons.model import Quiz
 from lessons.progress import VERSION, ProgressStore
@@ -360,7 +361,7 @@ def test_unknown_keys_are_typos(course):
     found = problems(course)
     line = line_of(toml, "hint = [")
     assert f"course/{HELLO}/lesson.toml:{line}: step: unknown key 'hint' (a step has: checks, commands, hints, " \
-           f"id, quiz, setup, show)" in found
+           f"id, quiz, requires, setup, show)" in found
 
 
 def test_check_cli_prints_every_problem_and_exits_1(course):
@@ -649,3 +650,144 @@ def test_the_readme_example_is_a_valid_lesson(tmp_path):
     course, found = check_course(root)
     assert found == [], "\n".join(map(str, found))
     assert [s.id for s in course.lessons[0].steps] == ["hello", "shell", "why"]
+
+
+# -- steps that need what a machine may lack (requires = doctor check ids) ----------------------
+
+def _doctor(**ok: bool):
+    """A diagnosis like engine.doctor.diagnose()'s, every check ok unless told otherwise."""
+    from lessons.requirements import known_ids
+    return lambda: {"version": 1, "ok": True,
+                    "checks": [{"id": cid, "ok": ok.get(cid.replace(".", "_"), True),
+                                "detail": f"{cid}: no controller" if not ok.get(cid.replace(".", "_"), True)
+                                else f"{cid} works"} for cid in known_ids()]}
+
+
+class _NoEngine:
+    """A view for a lab whose steps must not reach the engine: it records what was asked."""
+
+    def __init__(self):
+        self.asked = []
+
+    def containers(self):
+        self.asked.append("containers")
+        return []
+
+    def container(self, ref):
+        self.asked.append(f"container {ref}")
+        return {"status": "running", "name": ref}
+
+    def cursor(self):
+        return 7
+
+    def events(self, after):
+        raise AssertionError("a skipped step's checks must not read events")
+
+
+def _limits_course(tmp_path) -> Path:
+    """A one-lesson course whose only hands-on step is a fork bomb that needs a pids limit."""
+    root = tmp_path / "course"
+    shutil.copytree(FIXTURE, root)
+    shutil.rmtree(root / HELLO)
+    toml = root / "02-isolation" / "lesson.toml"
+    edit(toml, 'id = "limits"\n', 'id = "limits"\nrequires = ["cgroup.pids", "cgroup.memory"]\n')
+    return root
+
+
+def test_requires_names_doctor_checks(course):
+    toml = course / "02-isolation" / "lesson.toml"
+    edit(toml, 'id = "limits"\n', 'id = "limits"\nrequires = ["cgroup.pids", "cgroup.memroy"]\n')
+    found = problems(course)
+    line = line_of(toml, "[[steps]]", 2)
+    assert len(found) == 1 and found[0].startswith(
+        f"course/02-isolation/lesson.toml:{line}: step 'limits': requires 'cgroup.memroy', which is not a "
+        f"container-lab doctor check (they are: root, kernel, overlayfs, ns.pid")
+    edit(toml, '"cgroup.memroy"]', '"cgroup.memory", "ns.time", "userns.private"]')
+    assert problems(course) == []
+    edit(toml, 'requires = ["cgroup.pids", "cgroup.memory", "ns.time", "userns.private"]', 'requires = "cgroup.pids"')
+    assert problems(course) == [f"course/02-isolation/lesson.toml:{line_of(toml, 'requires =')}: "
+                                f"requires must be a list of strings"]
+    assert load_course(_limits_course(course.parent / "other")).lesson("isolation").step("limits").requires == \
+        ("cgroup.pids", "cgroup.memory")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_step_this_machine_cannot_do_is_explained_not_run(tmp_path, lang):
+    from lessons.lab import Lab
+
+    course = load_course(_limits_course(tmp_path))
+    lesson = course.lesson("isolation")
+    step = lesson.step("limits")
+    view = _NoEngine()
+    lab = Lab(course, lesson, lang=lang, view=view, doctor=_doctor(cgroup_pids=False))
+    why = lab.unavailable(step)
+    words = {"en": ("This step is not run on this machine, because it lacks process-count limits "
+                    "(doctor: cgroup.pids: cgroup.pids: no controller)"),
+             "zh": "这台机器缺少：进程数限制（doctor：cgroup.pids，cgroup.pids: no controller）。因此本步骤不在这里运行"}
+    assert why.startswith(words[lang]), why
+    assert "cgroup.memory" not in why                          # only what is lacking is named
+    cursor, setup = lab.begin_step(step)
+    assert cursor == 7 and setup == []                         # the lesson's setup is there; nothing run
+    shown = []
+    results = lab.show_me(step, on_output=shown.append)
+    assert [(r.skipped, r.ok, r.output) for r in results] == [(True, True, why)] and shown == [why + "\n"]
+    checked = lab.check(step, cursor, wait=5)
+    assert [(r.kind, r.passed, r.skipped, r.saw) for r in checked] == [("limit-hit", True, True, why)] * 2
+    assert checked[0].to_dict()["skipped"] is True
+    assert lab.unavailable(lesson.step("look")) is None        # a step that requires nothing
+
+
+def test_solve_skips_and_explains_what_the_machine_lacks(tmp_path):
+    from lessons.solve import solve
+
+    course = load_course(_limits_course(tmp_path))
+    asked = []
+
+    def doctor():
+        asked.append(1)
+        return _doctor(cgroup_memory=False)()
+    lines = []
+    view = _NoEngine()
+    # Only the step that requires something, and the quiz after it: no other step reaches the engine.
+    lesson = course.lesson("isolation")
+    lesson = dataclasses.replace(lesson, setup=(), steps=tuple(s for s in lesson.steps if s.id in ("limits", "recap")))
+    course = dataclasses.replace(course, lessons=(lesson,))
+    report = solve(course, lessons=["isolation"], out=lines.append, view=view, doctor=doctor)
+    assert report.ok and report.skipped == 1 and report.steps == 2 and report.checks == 0 and report.quizzes == 1
+    assert "    – skipped: This step is not run on this machine, because it lacks memory limits" in "\n".join(lines)
+    assert not any(line.lstrip().startswith("$") for line in lines)     # no command was run
+    assert asked == [1]                                                   # doctor asked once per lab
+    assert msg("en", "solve.ok.skipped", lessons=report.lessons, steps=report.steps, checks=report.checks,
+               quizzes=report.quizzes, skipped=report.skipped) == (
+        "Solved: 1 lesson(s), 2 step(s), 0 check(s), 1 quiz(zes), all passed; "
+        "1 step(s) skipped, as this machine lacks what they need.")
+
+
+def test_a_step_the_machine_can_do_runs_its_own_setup(tmp_path):
+    from lessons.lab import Lab
+
+    course = load_course(_limits_course(tmp_path))
+    lesson = course.lesson("isolation")
+    step = dataclasses.replace(lesson.step("limits"), setup=lesson.setup)
+    view = _NoEngine()
+    lab = Lab(course, lesson, view=view, doctor=_doctor())
+    assert lab.unavailable(step) is None and lab.lacking(step) == []
+    lab.begin_step(step)
+    assert view.asked == ["container web", "container web"]    # the lesson's setup, then the step's
+
+
+def test_requirement_names_in_both_languages():
+    from lessons.requirements import known_ids, name
+    for lang in LANGS:
+        for rid in known_ids():
+            assert name(lang, rid) != rid, (lang, rid)        # every doctor check has words
+    assert name("zh", "ns.time") == "time 命名空间" and name("en", "cgroup.cpu") == "CPU limits"
+    assert name("en", "something.new") == "something.new"
+
+
+def test_explain_runs_in_the_learners_language():
+    assert translate("docker run --explain lab true", Context(lang="zh"), check_only=True).argv == \
+        ("run", "--explain", "--lang", "zh", "lab", "true")
+    assert translate("docker run --explain --lang en lab true", Context(lang="zh"), check_only=True).argv == \
+        ("run", "--explain", "--lang", "en", "lab", "true")
+    assert "--lang" not in translate("docker run lab true", Context(lang="zh"), check_only=True).argv

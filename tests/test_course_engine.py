@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cl, needs_root, overlay_mounts, settle
-from lessons.checks import evaluate
+from lessons.checks import evaluate, evaluate_all
 from lessons.docker import LABEL_IMAGE, Context, translate
 from lessons.lab import Lab
 from lessons.loader import load_course
@@ -212,6 +212,28 @@ def test_memory_limit_hit(view):
     assert ok.passed and ok.saw == "the kernel's OOM killer acted in hog"
 
 
+def test_cpu_limit_hit(view):
+    """A CPU limit leaves no event: the check reads how often the kernel throttled the container."""
+    from engine.doctor import diagnose
+
+    if not diagnose()["limits"]["cpu"]:
+        pytest.skip("this machine cannot apply CPU limits")
+    cursor = view.cursor()
+    sleeper("idle", "--cpus", "0.2")
+    cl("run", "-d", "--name", "busy", "--cpus", "0.2", "lab", "sh", "-c", "while :; do :; done", check=True)
+    ok = evaluate_all([CheckSpec("limit-hit", {"limit": "cpu", "container": "busy"})], view, cursor, wait=10)[0]
+    assert ok.passed and ok.saw.startswith("the kernel held busy back in ") and ok.saw.endswith("its CPU limit")
+    idle = check(view, "limit-hit", cursor, limit="cpu", container="idle")
+    assert not idle.passed and idle.saw.startswith("idle has not been throttled yet")
+    assert check(view, "limit-hit", cursor, limit="cpu").passed              # any container started since
+    zh = check(view, "limit-hit", cursor, "zh", limit="cpu", container="busy")
+    assert zh.passed and zh.expected == "在容器 busy 中，CPU 上限生效了（内核对容器进行了限流）"
+    cl("rm", "-f", "busy", check=True)
+    gone = check(view, "limit-hit", cursor, limit="cpu", container="busy")
+    assert not gone.passed and gone.saw == "there is no container named busy"
+    assert not check(view, "limit-hit", view.cursor(), limit="cpu").passed   # nothing started since
+
+
 def test_namespaces_shared_and_not(view):
     sleeper("nsa")
     sleeper("nsb")
@@ -387,3 +409,23 @@ def test_solve_can_be_cancelled(view):
     report = solve(course, lessons=["hello"], out=out, cancel=cancel, view=view)
     assert report.steps == 2 and report.lessons == 1            # stopped after the step it was in
     assert not [c for c in _ps() if c["labels"].get("course") == "fixture"]
+
+
+def test_a_step_that_requires_what_this_machine_has_runs_for_real(tmp_path):
+    """The other branch of ``requires`` (the lacking one is tested without an engine):
+    doctor says pids limits work here, so the fork bomb runs and its check passes."""
+    from engine.doctor import diagnose
+
+    if not diagnose()["limits"]["pids"]:
+        pytest.skip("this machine cannot apply pids limits")
+    course = tmp_path / "course"
+    shutil.copytree(FIXTURE, course)
+    shutil.rmtree(course / "01-hello")
+    toml = course / "02-isolation" / "lesson.toml"
+    toml.write_text(toml.read_text().replace('id = "limits"\n', 'id = "limits"\nrequires = ["cgroup.pids"]\n'))
+    proc = subprocess.run([sys.executable, "-m", "tui.launcher", "course", "solve", "--lesson", "isolation",
+                           str(course)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipped" not in proc.stdout
+    assert "    ✓ the process limit was hit (the kernel refused a fork) in container bomb" in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson(s), 4 step(s)")
