@@ -286,11 +286,14 @@ def test_oom_and_limit_hits_stand_out_among_the_events(scene, lang):
     web_id = scene.snapshot("web")["id"]
     events = [e for e in scene.scene["events"] if e["id"] == web_id]
     table = m.resource_table(scene.history("web") + [scene.snapshot("web")], events, lang)
-    rows = {r.cells[1].text: r.cells[1].style for r in table.rows if r.key and r.key.startswith("ev:")}
+    rows = {r.cells[0].text.split("  ", 1)[1]: r.cells[0].style for r in table.rows
+            if r.key and r.key.startswith("ev:")}
     oom = next(e for e in events if e["kind"] == "oom")
     assert rows[tr("ev.oom", lang, count=oom["count"])] == "error"
     hit = next(e for e in events if e["kind"] == "pids-limit-hit")
     assert rows[tr("ev.pids-limit-hit", lang, count=hit["count"])] == "warn"
+    keys = [r.key for r in table.rows if r.key and r.key.startswith("ev:")]
+    assert keys == sorted(keys, key=lambda k: -int(k[3:]))          # the newest first
     assert [r.key for r in table.rows[:2]] == ["memory", "memory:history"]
 
 

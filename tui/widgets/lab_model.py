@@ -268,9 +268,9 @@ def container_table(containers: Sequence[dict], lang: str) -> Table:
                          Cell(status_text(c, lang), "ok" if running else "dim"),
                          image, command_text(c.get("command") or (c.get("process") or {}).get("argv"))),
                         style="" if running else "dim", key=c["id"]))
-    cols = (Column(tr("col.name", lang)), Column(tr("col.role", lang), priority=2),
+    cols = (Column(tr("col.name", lang)), Column(tr("col.role", lang), priority=3),
             Column(tr("col.status", lang), priority=1), Column(tr("col.image", lang), priority=4),
-            Column(tr("col.command", lang), priority=3, flex=True, min_width=10))
+            Column(tr("col.command", lang), priority=2, flex=True, min_width=10))
     return Table(_sized(cols, rows, cap=40), tuple(rows))
 
 
@@ -652,7 +652,8 @@ def counter_events(before: dict | None, after: dict | None) -> list[dict]:
 def resource_table(history: Sequence[dict], events: Sequence[dict], lang: str, *,
                    cpu_limit: float | None = None) -> Table:
     """The gauges (label, bar, value) with a sparkline row under memory and
-    CPU, then the container's events (OOM kills and limit hits stand out)."""
+    CPU, then the container's events, newest first (OOM kills and limit hits
+    stand out)."""
     rows: list[Row] = []
     gs = gauges(history, lang, cpu_limit=cpu_limit)
     for g in gs:
@@ -670,8 +671,9 @@ def resource_table(history: Sequence[dict], events: Sequence[dict], lang: str, *
     shown = [(e, t) for e in events if (t := event_text(e, lang))]
     if not shown:
         rows.append(Row((Cell("  " + tr("res.no_events", lang), "dim"),), span=True))
-    for n, (e, (text, style)) in enumerate(shown[-50:]):
-        rows.append(Row((Cell(clock(e.get("time")), "dim"), Cell(text, style), ""), key=f"ev:{e.get('seq', n)}"))
+    for n, (e, (text, style)) in reversed(list(enumerate(shown[-50:]))):      # the newest first
+        rows.append(Row((Cell(f"{clock(e.get('time'))}  {text}", style),), span=True,
+                        key=f"ev:{e.get('seq', n)}"))
     cols = (Column("", priority=0), Column("", flex=True, min_width=6, width=40),
             Column("", priority=0))
     return Table(_sized(cols, rows), tuple(rows), tr("res.note", lang) if gs else "", header=False)
