@@ -78,6 +78,28 @@ class TerminalScreen(pyte.Screen):
             self.scrollback.append(self.buffer[top])       # pyte drops this line object right after
         super().index()
 
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        """Like pyte's, but a screen that gets shorter keeps the cursor's line:
+        the empty lines under the cursor go first, then lines from the top --
+        into the scrollback, as a terminal does. (pyte drops the top lines
+        however high the cursor is, so a new shell's prompt would vanish.)"""
+        lines = lines or self.lines
+        if lines < self.lines:
+            top = max(0, self.cursor.y - (lines - 1))
+            if top:
+                for y in range(top):
+                    self.scrollback.append(self.buffer[y])
+                moved = {y - top: self.buffer[y] for y in range(top, self.lines) if y in self.buffer}
+                self.buffer.clear()
+                self.buffer.update(moved)
+                self.cursor.y -= top
+            for y in [y for y in self.buffer if y >= lines]:
+                del self.buffer[y]
+            self.dirty.update(range(lines))
+            self.lines = lines
+            self.set_margins()
+        super().resize(lines, columns)
+
     def write_process_input(self, data: str) -> None:
         self.replies.append(data)
 
