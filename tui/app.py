@@ -1,296 +1,348 @@
-"""The container-lab app -- for now, its first slice: a welcome screen.
+"""The container-lab app: which screen is open, the language, and leaving tidily.
 
-``container-lab`` with no verb lands here. This release shows what the course
-is, what this machine can do (root or not, cgroup layout, overlayfs) and one
-command to try; the lessons with their live lab panel arrive in a later
-release, and the screen says so.
+``container-lab`` with no verb lands here. A new learner gets the welcome
+screen (:mod:`tui.screens.welcome`); a returning one is back in the lesson
+and step they left (:mod:`tui.screens.lesson`), with the course map
+(:mod:`tui.screens.course_map`) one key away. F2 switches English / 中文
+at any moment, everywhere, and the choice is remembered with the progress.
 
-The machine check (:func:`check_machine`) and the screen's words
-(:func:`welcome_text`) do not touch Textual; :class:`WelcomeApp` only lays them
-out, so a test can pin the machine (``make_app(machine=...)``) and get the same
-screen on every host.
+The app holds what every screen shares -- the course, the learner's
+progress, this machine's check, the language -- and hands it down; screens
+say what the learner wants with messages. It talks to the engine itself for
+one thing only: removing the course's containers when a lesson is left, when
+the app quits (asking first about those the learner started in the
+background) and at start after a session that crashed (:mod:`tui.session`).
+
+:func:`make_app` builds it; tests pin the machine, the course, the progress
+directory, the lab and the lab panel there, so every host draws the same
+screens.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Grid, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Header, Static
+from textual import work
+from textual.app import App
+from textual.message import Message
+from textual.widget import Widget
 
+from lessons.model import Course, Lesson
 from tui.i18n import LANGS, detect_language, other, t
-
-TRY_COMMAND = "container-lab run --rm -it lab bash"
-# Where the container sees its own memory limit (its cgroup is mounted at /sys/fs/cgroup).
-MEMORY_FILE = {
-    "v2": "/sys/fs/cgroup/memory.max",
-    "v1": "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-}
-LIMITS = ("memory", "pids", "cpu", "swap")
-
-
-# -- what this machine can do (no Textual) ----------------------------------------
-
-@dataclass(frozen=True)
-class Machine:
-    """What the welcome screen reports about this machine.
-
-    ``cgroup`` is the engine driver's name: ``v1``, ``v2`` or ``none``;
-    ``limits`` the limits it can apply; ``cgroup_reason`` why there is none.
-    """
-
-    root: bool
-    cgroup: str
-    limits: tuple[str, ...] = ()
-    cgroup_reason: str = ""
-    overlayfs: bool = False
-
-    @property
-    def cgroup_ok(self) -> bool:
-        """Whether containers get at least one resource limit here."""
-        return self.cgroup != "none" and bool(self.limits)
+from tui.machine import Machine, check_machine
+from tui.screens.course_map import CourseMapScreen
+from tui.screens.dialogs import CompletionScreen, QuitScreen
+from tui.screens.help import HelpScreen
+from tui.screens.keys import APP_KEYS, Localized, bindings
+from tui.screens.lesson import LessonScreen
+from tui.screens.welcome import WelcomeScreen
+from tui.session import Learner, SessionMark, course_containers, learners_own, left_by, remove
 
 
-def check_machine(*, filesystems: Path = Path("/proc/filesystems"),
-                  detect: Callable | None = None,
-                  euid: Callable[[], int] = os.geteuid) -> Machine:
-    """Look at this machine: a few reads of /proc and /sys, about 1 ms (plus importing the engine)."""
-    if detect is None:
-        from engine.cgroups import detect
-    try:
-        driver = detect()
-        name = driver.name
-        supports = driver.supports() if name != "none" else {}
-        reason = "" if name != "none" else next(iter(driver.why_not().values()), "")
-    except Exception as e:  # a check must never stop the app from opening
-        name, supports, reason = "none", {}, str(e) or type(e).__name__
-    try:
-        overlay = any(line.split()[-1:] == ["overlay"]
-                      for line in filesystems.read_text().splitlines())
-    except OSError:
-        overlay = False
-    return Machine(root=euid() == 0, cgroup=name,
-                   limits=tuple(f for f in LIMITS if supports.get(f)),
-                   cgroup_reason=reason, overlayfs=overlay)
+class ContainerLabApp(Localized, App[None]):
+    """The course: welcome, course map, lessons."""
 
-
-# -- the screen's words (no Textual) ----------------------------------------------
-
-def welcome_text(lang: str, machine: Machine) -> dict[str, str]:
-    """Every text on the welcome screen, keyed by the id of the widget that shows it."""
-    def mark(ok: bool) -> str:
-        return "✓" if ok else "✗"
-
-    if machine.cgroup in ("v1", "v2"):
-        layout = t(lang, f"check.cgroup.{machine.cgroup}",
-                   limits=t(lang, "list.sep").join(t(lang, f"limit.{f}") for f in machine.limits))
-        cgroup = layout if machine.limits else t(lang, "check.cgroup.nolimits",
-                                                 layout=f"cgroup {machine.cgroup}")
-    else:
-        cgroup = t(lang, "check.cgroup.none", reason=machine.cgroup_reason or "?")
-    memory_file = MEMORY_FILE.get(machine.cgroup, MEMORY_FILE["v2"])
-    return {
-        "about-title": t(lang, "about.title"),
-        "about-body": t(lang, "about.body"),
-        "about-preview": t(lang, "about.preview"),
-        "machine-title": t(lang, "machine.title"),
-        "root-mark": mark(machine.root),
-        "root-name": t(lang, "check.root"),
-        "root-detail": t(lang, "check.root.yes" if machine.root else "check.root.no"),
-        "cgroup-mark": mark(machine.cgroup_ok),
-        "cgroup-name": t(lang, "check.cgroup"),
-        "cgroup-detail": cgroup,
-        "overlay-mark": mark(machine.overlayfs),
-        "overlay-name": t(lang, "check.overlay"),
-        "overlay-detail": t(lang, "check.overlay.yes" if machine.overlayfs else "check.overlay.no"),
-        "try-title": t(lang, "try.title"),
-        "try-intro": t(lang, "try.intro"),
-        "try-command": f"$ {TRY_COMMAND}",
-        "try-sudo": "" if machine.root else t(lang, "try.sudo"),
-        "try-inside": t(lang, "try.inside"),
-        "look-ps-cmd": "ps -ef",
-        "look-ps": t(lang, "look.ps"),
-        "look-hostname-cmd": "hostname",
-        "look-hostname": t(lang, "look.hostname"),
-        "look-memory-cmd": f"cat {memory_file}",
-        "look-memory": t(lang, "look.memory" if machine.cgroup != "none" else "look.memory.none"),
-        "try-after": t(lang, "try.after"),
-    }
-
-
-def help_text(lang: str) -> dict[str, str]:
-    """Every text on the help screen, keyed by widget id."""
-    return {
-        "help-title": t(lang, "help.title"),
-        "help-keys": "\n".join(f"{keys:<13} {t(lang, what)}" for keys, what in (
-            ("l", "help.lang"), ("q", "help.quit"), ("F1  ?", "help.help"),
-            ("↑ ↓ PgUp PgDn", "help.scroll"))),
-        "help-cli-cmd": "$ container-lab --help",
-        "help-cli": t(lang, "help.cli"),
-        "help-close": t(lang, "help.close"),
-    }
-
-
-# -- the app ----------------------------------------------------------------------
-
-def _language_bindings() -> list[Binding]:
-    """One set of app bindings per language; ``check_action`` shows the current one.
-
-    A binding's description is fixed when it is made, so the footer reads in
-    the language on screen by having a set for each and hiding the others. The
-    action's argument names the set; the actions themselves ignore it.
-    """
-    bindings = []
-    for lang in LANGS:
-        bindings += [
-            Binding("l", f"switch_language('{lang}')", t(lang, "key.lang")),
-            Binding("f1", f"help('{lang}')", t(lang, "key.help")),
-            Binding("question_mark", f"help('{lang}')", t(lang, "key.help"), show=False),
-            Binding("q", f"quit_app('{lang}')", t(lang, "key.quit")),
-        ]
-    return bindings
-
-
-class HelpScreen(ModalScreen[None]):
-    """The keys, over the welcome screen; any of Esc, q, F1 or ? closes it."""
-
-    BINDINGS = [
-        Binding("escape,q,f1,question_mark", "dismiss", show=False),
-        Binding("l", "app.switch_language", show=False),
-    ]
-
-    def __init__(self, lang: str) -> None:
-        super().__init__()
-        self.lang = lang
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="help"):
-            for wid, text in help_text(self.lang).items():
-                yield Static(text, id=wid, markup=False)
-
-    def set_language(self, lang: str) -> None:
-        """Re-render the help in ``lang``."""
-        self.lang = lang
-        for wid, text in help_text(lang).items():
-            self.query_one(f"#{wid}", Static).update(text)
-
-
-class WelcomeApp(App[None]):
-    """container-lab's first slice: what it is, what this machine can do, what to try."""
-
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "screens/lesson.tcss"]
     TITLE = "container-lab"
-    ENABLE_COMMAND_PALETTE = False      # its commands are English-only; nothing to offer yet
-    BINDINGS = _language_bindings()
+    ENABLE_COMMAND_PALETTE = False      # its commands are English-only
+    BINDINGS = bindings(*APP_KEYS)
 
-    def __init__(self, lang: str, machine: Machine) -> None:
+    class Containers(Message):
+        """The course's containers, listed by a worker: for quitting, or left by a crash."""
+
+        def __init__(self, purpose: str, containers: list[dict]) -> None:
+            super().__init__()
+            self.purpose, self.containers = purpose, containers
+
+    def __init__(self, *, lang: str, course: Course, machine: Machine, learner: Learner,
+                 lesson: str | None = None, lab: Callable | None = None,
+                 lab_panel: Callable[[str], Widget] | None = None, mark: SessionMark | None = None,
+                 engine: bool = True) -> None:
         super().__init__()
-        self.lang = lang
-        self.machine = machine
+        self.lang, self.course, self.machine, self.learner = lang, course, machine, learner
+        self.start_lesson = lesson
+        self.make_lab = lab or self._real_lab
+        self.lab_panel = lab_panel or default_lab_panel
+        self.mark = mark
+        self.engine = engine            # False: never talk to the engine (screenshots)
+        self.quitting = False
 
-    def compose(self) -> ComposeResult:
-        text = welcome_text(self.lang, self.machine)
+    def _real_lab(self, lesson: Lesson):
+        from lessons.lab import Lab
+        try:
+            return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor)
+        except TypeError:               # a lessons package without requirements
+            return Lab(self.course, lesson, lang=self.lang)
 
-        def static(wid: str, *classes: str) -> Static:
-            return Static(text[wid], id=wid, classes=" ".join(classes), markup=False)
-
-        yield Header()
-        with VerticalScroll(id="body"):
-            yield static("about-title", "section")
-            yield static("about-body")
-            yield static("about-preview", "note")
-            yield static("machine-title", "section")
-            with Grid(id="checks"):
-                for check, ok in (("root", self.machine.root),
-                                  ("cgroup", self.machine.cgroup_ok),
-                                  ("overlay", self.machine.overlayfs)):
-                    yield static(f"{check}-mark", "mark", "ok" if ok else "missing")
-                    yield static(f"{check}-name", "name")
-                    yield static(f"{check}-detail")
-            yield static("try-title", "section")
-            yield static("try-intro")
-            yield static("try-command", "command")
-            sudo = static("try-sudo", "note")
-            sudo.display = not self.machine.root
-            yield sudo
-            yield static("try-inside")
-            for look in ("ps", "hostname", "memory"):
-                yield static(f"look-{look}-cmd", "command", "look")
-                yield static(f"look-{look}", "why")
-            yield static("try-after")
-        yield Footer()
-
+    # -- opening screens ---------------------------------------------------------------------
     def on_mount(self) -> None:
-        self.sub_title = t(self.lang, "subtitle")
+        for notice in self.learner.store.notice_texts(self.lang):
+            self.notify(notice, severity="warning", timeout=20)
+        position = self.learner.position()
+        if self.start_lesson is not None:
+            self.open_map()
+            self.open_lesson(self.start_lesson)
+        elif position is not None:
+            self.open_map()
+            self.open_lesson(*position)
+        else:
+            self.push_screen(WelcomeScreen(self.lang, self.machine))
+        if self.mark is not None and self.engine:
+            stale = self.mark.begin(self.course.id)
+            if stale is not None:
+                self._list_containers("crash", stale)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Keep only the current language's bindings (see :func:`_language_bindings`)."""
-        if action in ("switch_language", "help", "quit_app") and parameters:
-            return parameters[0] == self.lang
-        return True
+    def open_map(self) -> None:
+        """The course map, as the screen under every lesson."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(CourseMapScreen(self.lang, self.course, self.learner))
 
+    def open_lesson(self, lesson_id: str, step_id: str | None = None) -> None:
+        """Lesson ``lesson_id`` (at ``step_id``, else where the learner left it), over the map."""
+        lesson = self.course.lesson(lesson_id)
+        if isinstance(self.screen, LessonScreen):
+            self.leave_lesson()
+        self.push_screen(LessonScreen(self.lang, self.course, lesson, self.learner, self.make_lab(lesson),
+                                      self.machine, step_id=step_id, lab_panel=self.lab_panel))
+
+    def leave_lesson(self) -> None:
+        """Back to the map; the lesson's containers go, but those the learner runs are kept."""
+        screen = self.screen
+        if isinstance(screen, LessonScreen):
+            screen.close_terminal()
+            self.pop_screen()
+            if self.engine and self.machine.root:
+                self._remove_lesson_containers(screen.lesson.id)
+
+    def on_welcome_screen_start(self, _message: WelcomeScreen.Start) -> None:
+        self.open_map()
+        if self.course.lessons:
+            self.open_lesson(self.course.lessons[0].id)
+
+    def on_welcome_screen_open_map(self, _message: WelcomeScreen.OpenMap) -> None:
+        self.open_map()
+
+    def on_welcome_screen_language_chosen(self, message: WelcomeScreen.LanguageChosen) -> None:
+        self.set_language(message.lang)
+
+    def on_course_map_screen_lesson_chosen(self, message: CourseMapScreen.LessonChosen) -> None:
+        self.open_lesson(message.lesson_id)
+
+    def on_lesson_screen_open_map(self, _message: LessonScreen.OpenMap) -> None:
+        self.leave_lesson()
+
+    def on_lesson_screen_lesson_complete(self, message: LessonScreen.LessonComplete) -> None:
+        lessons = list(self.course.lessons)
+        lesson = self.course.lesson(message.lesson_id)
+        at = lessons.index(lesson)
+        following = lessons[at + 1] if at + 1 < len(lessons) else None
+        checks = sum(len(s.checks) for s in lesson.steps)
+
+        def chosen(choice: str | None) -> None:
+            if choice == "next" and following is not None:
+                self.leave_lesson()
+                self.open_lesson(following.id)
+            elif choice == "map":
+                self.leave_lesson()
+        self.push_screen(CompletionScreen(self.lang, lesson.title, len(lesson.steps), checks,
+                                          following.title if following else None), chosen)
+
+    # -- the language -------------------------------------------------------------------------
     def set_language(self, lang: str) -> None:
-        """Re-render every text in ``lang``, in place (scroll position kept)."""
+        """Every screen re-rendered in ``lang``, in place; remembered with the progress."""
+        if lang == self.lang:
+            return
         self.lang = lang
-        self.sub_title = t(lang, "subtitle")
-        for wid, text in welcome_text(lang, self.machine).items():
-            self.query_one(f"#{wid}", Static).update(text)
+        try:
+            self.learner.set_language(lang)
+        except OSError as e:
+            self.notify(t(lang, "progress.unsaved", error=str(e)), severity="warning")
         for screen in self.screen_stack:
-            if isinstance(screen, HelpScreen):
+            if hasattr(screen, "set_language"):
                 screen.set_language(lang)
         self.refresh_bindings()
 
-    def action_switch_language(self, _set: str = "") -> None:
-        """``l``: English <-> Chinese."""
+    def action_switch_language(self) -> None:
+        """F2: English <-> 中文."""
         self.set_language(other(self.lang))
 
-    def action_help(self, _set: str = "") -> None:
-        """``F1`` / ``?``: the keys."""
-        self.push_screen(HelpScreen(self.lang))
+    def action_help(self) -> None:
+        """F1 / ?: the keys (again: closes them)."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(HelpScreen(self.lang))
 
-    def action_quit_app(self, _set: str = "") -> None:
-        """``q``: leave."""
+    # -- leaving --------------------------------------------------------------------------------
+    def action_quit(self) -> None:
+        """Ctrl+Q / q: remove the course's containers (asking about the learner's own), then quit."""
+        if self.quitting:
+            return
+        self.quitting = True
+        if isinstance(self.screen, LessonScreen):
+            self.screen.close_terminal()
+        if not (self.engine and self.machine.root):
+            self._done()
+            return
+        self.notify(t(self.lang, "quit.cleaning"), timeout=5)
+        self._list_containers("quit", None)
+
+    @work(thread=True, exclusive=True, group="containers", exit_on_error=False)
+    def _list_containers(self, purpose: str, stale: dict | None) -> None:
+        from tui.session import running_containers
+
+        containers = running_containers(autostart=False)
+        mine = left_by(stale, containers) if stale is not None else course_containers(containers, self.course.id)
+        self.post_message(self.Containers(purpose, mine))
+
+    def on_container_lab_app_containers(self, message: Containers) -> None:
+        if message.purpose == "crash":
+            if message.containers:
+                self._remove(message.containers, "crash")
+            return
+        own = learners_own(message.containers)
+        if not own:
+            self._remove(message.containers, "quit")
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "remove":
+                self._remove(message.containers, "quit")
+            elif choice == "keep":
+                ids = {c["id"] for c in own}
+                self._remove([c for c in message.containers if c["id"] not in ids], "quit")
+            else:
+                self.quitting = False
+        self.push_screen(QuitScreen(self.lang, [c["name"] for c in own]), chosen)
+
+    @work(thread=True, group="containers", exit_on_error=False)
+    def _remove(self, containers: list[dict], purpose: str) -> None:
+        from tui.session import engine_client
+
+        removed: list[str] = []
+        try:
+            if containers:
+                removed = remove(engine_client(autostart=False), containers)
+        except Exception as e:  # noqa: BLE001 - leaving must not fail; gc sweeps the rest
+            self.call_from_thread(self.notify, str(e), severity="error")
+        if purpose == "quit":
+            self.call_from_thread(self._done)
+        elif removed:
+            self.call_from_thread(self.notify, t(self.lang, "crash.cleaned", count=len(removed),
+                                                 names=t(self.lang, "list.sep").join(removed)), timeout=10)
+
+    @work(thread=True, group="containers", exit_on_error=False)
+    def _remove_lesson_containers(self, lesson_id: str) -> None:
+        from tui.session import engine_client, running_containers
+
+        containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id)
+        keep = {c["id"] for c in learners_own(containers)}
+        try:
+            remove(engine_client(autostart=False), [c for c in containers if c["id"] not in keep])
+        except Exception:  # noqa: BLE001 - quitting (or gc) removes what is left
+            pass
+
+    def _done(self) -> None:
+        if self.mark is not None:
+            self.mark.end()
         self.exit()
 
 
-def make_app(lang: str | None = None, *, machine: Machine | None = None) -> WelcomeApp:
-    """The app in ``lang`` (default: from the locale), describing ``machine`` (default: this one)."""
-    if lang is None:
-        lang = detect_language()
-    if lang not in LANGS:
+def default_lab_panel(lang: str) -> Widget:
+    """The live lab panel (:mod:`tui.widgets.lab`), or a placeholder where it is not installed."""
+    try:
+        from tui.widgets.lab import LabPanel
+    except ImportError:
+        from tui.screens.parts import LabPlaceholder
+        return LabPlaceholder(lang)
+    return LabPanel(lang=lang)
+
+
+def make_app(lang: str | None = None, *, machine: Machine | None = None, course: Course | Path | str | None = None,
+             progress_dir: Path | str | None = None, lesson: str | None = None, lab: Callable | None = None,
+             lab_panel: Callable[[str], Widget] | None = None, engine: bool = True,
+             mark: bool = True) -> ContainerLabApp:
+    """The app. ``lang``: --lang (default: the learner's saved choice, then the locale);
+    ``course``: a Course or its folder (default: the shipped one); ``progress_dir``: where
+    progress is kept (default: the learner's XDG state dir); ``lesson``: open it at once."""
+    from lessons.loader import load_course
+    from lessons.progress import ProgressStore
+
+    if lang is not None and lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGS)}")
-    return WelcomeApp(lang, check_machine() if machine is None else machine)
+    if not isinstance(course, Course):
+        course = load_course(course)
+    store = ProgressStore(progress_dir)
+    learner = Learner(course, store)
+    lang = lang or learner.language or detect_language()
+    if lesson is not None:
+        lesson = course.lesson(lesson).id          # KeyError: no such lesson
+    return ContainerLabApp(lang=lang, course=course, machine=check_machine() if machine is None else machine,
+                           learner=learner, lesson=lesson, lab=lab, lab_panel=lab_panel, engine=engine,
+                           mark=SessionMark(store.dir) if mark and engine else None)
 
 
 def main(args: list[str]) -> int:
-    """``container-lab [--lang en|zh]``: open the course (for now, the welcome screen)."""
+    """``container-lab [--lang en|zh] [--lesson ID] [--course DIR]``: open the course."""
     parser = argparse.ArgumentParser(
         prog="container-lab",
-        description="Open the container-lab course. With a verb (run, ps, rm, ...) "
+        description="Open the container-lab course (where you left off). With a verb (run, ps, rm, ...) "
                     "container-lab is the engine's CLI instead: see container-lab --help.")
     parser.add_argument("--lang", choices=LANGS,
-                        help="language of the course (default: from LANGUAGE, LC_ALL, LC_MESSAGES, LANG)")
-    parser.add_argument("--lesson", metavar="ID", help="open this lesson (a later release)")
-    parser.add_argument("--course", metavar="DIR", help="use the course in DIR (a later release)")
+                        help="language of the course (default: your last choice, then LANGUAGE, LC_ALL, "
+                             "LC_MESSAGES, LANG); F2 switches at any moment")
+    parser.add_argument("--lesson", metavar="ID", help="open this lesson (its id, folder or number)")
+    parser.add_argument("--course", metavar="DIR", help="use the course in DIR instead of the built-in one")
     try:
         ns = parser.parse_args(args)
     except SystemExit as e:         # --help, or a bad argument: argparse has said why
         return e.code if isinstance(e.code, int) else 2
     lang = ns.lang or detect_language()
-    if ns.lesson is not None or ns.course is not None:
-        print(t(lang, "note.lessons_later"), file=sys.stderr)
-        return 1
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not has_terminal():
         print(t(lang, "note.no_terminal"), file=sys.stderr)
         return 1
-    app = make_app(lang)
+    from lessons.loader import CourseError, load_course
+
+    where = ns.course or "content/"
+    try:
+        course = load_course(ns.course)
+    except CourseError as e:
+        print(t(lang, "note.bad_course", path=where, problems=len(e.problems), first=str(e.problems[0])),
+              file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(t(lang, "note.no_course", path=where, error=e.strerror or str(e)), file=sys.stderr)
+        return 1
+    lesson = ns.lesson
+    if lesson is not None:
+        lesson = _find_lesson(course, lesson)
+        if lesson is None:
+            print(t(lang, "note.no_lesson", lesson=ns.lesson,
+                    lessons=", ".join(item.id for item in course.lessons)), file=sys.stderr)
+            return 1
+    app = make_app(ns.lang, course=course, lesson=lesson)
     app.run()
     return app.return_code or 0
+
+
+def has_terminal() -> bool:
+    """Whether we were started in a terminal (both ends)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _find_lesson(course: Course, ref: str) -> str | None:
+    """A lesson by id, folder name, or number in the course (1-based)."""
+    try:
+        return course.lesson(ref).id
+    except KeyError:
+        pass
+    if not ref.isdigit():
+        return None
+    for lesson in course.lessons:          # "06" or "6": the folder's number
+        if lesson.folder.split("-", 1)[0].lstrip("0") == ref.lstrip("0"):
+            return lesson.id
+    return course.lessons[int(ref) - 1].id if 1 <= int(ref) <= len(course.lessons) else None

@@ -1,5 +1,8 @@
 """The ``container-lab`` command: the course with no verb, the engine's CLI with one.
 
+``container-lab [--lang en|zh] [--lesson ID] [--course DIR]`` opens the course
+app (:mod:`tui.app`), where the learner left off.
+
 ``container-lab course check|solve ...`` goes to the course tools
 (:mod:`lessons.cli`). This module must stay light: ``container-lab run ...``
 goes straight to the engine's CLI without importing Textual, Rich or pyroute2.
@@ -9,13 +12,16 @@ from __future__ import annotations
 
 import sys
 
+# Options of the course app itself (``--lesson 6``, ``--lang=zh`` ...); anything else is a verb.
+APP_OPTIONS = ("--lang", "--lesson", "--course")
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "course":
         from lessons.cli import main as course_main
         sys.exit(course_main(args[1:]))
-    if args and not args[0].startswith("--lang") and args[0] not in ("--lesson", "--course"):
+    if args and not args[0].startswith(APP_OPTIONS):
         from engine.cli import main as engine_main
         if args[0] not in ("-h", "--help"):
             sys.exit(engine_main(args))

@@ -1,0 +1,71 @@
+"""What the app's tests share: a lab that needs no engine, a pinned machine,
+a pinned one-lesson course, waiting for the app, and the screen as text."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from lessons.checks import Result
+from lessons.i18n import msg
+from tui.machine import Machine
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "course"
+ROOT_V2 = Machine.pinned()
+USER_NONE = Machine.pinned(root=False, cgroup="none", limits=(), overlayfs=False,
+                           reason="cgroup v2 at /sys/fs/cgroup is not writable by uid 1000")
+
+
+class StubLab:
+    """A lesson's lab without an engine: every step is ready at once, every
+    check passes once asked (worded in the lab's language), nothing runs."""
+
+    def __init__(self, lesson):
+        self.lesson, self.lang = lesson, "en"
+        self.checked: list[tuple[str, str]] = []        # (step id, language) of each check
+
+    def begin_step(self, step, cancel=None):
+        return 0, []
+
+    def reset(self, step=None, cancel=None):
+        return 0, []
+
+    def unavailable(self, step):
+        return None
+
+    def check(self, step, cursor, *, wait=0.0, cancel=None):
+        self.checked.append((step.id, self.lang))
+        return [Result(spec.kind, True, msg(self.lang, "saw.no_container"), msg(self.lang, "exp.container_ran"))
+                for spec in step.checks]
+
+    def containers(self):
+        return []
+
+
+def pinned_course(tmp_path: Path, *lessons: str) -> Path:
+    """A course folder with the shipped course's course.toml and glossary and only
+    ``lessons`` (folders of content/): the test does not change as other lessons are written."""
+    src, dst = REPO / "content", tmp_path / "course"
+    dst.mkdir()
+    for name in ("course.toml", "glossary.toml"):
+        shutil.copy(src / name, dst / name)
+    for lesson in lessons:
+        shutil.copytree(src / lesson, dst / lesson)
+    return dst
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, as text (what a snapshot shows, without its colours)."""
+    return "\n".join("".join(seg.text for seg in strip).rstrip()
+                     for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "") -> None:
+    """Let the app run until ``condition()`` holds (AssertionError after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        await pilot.pause(0.05)

@@ -1,0 +1,181 @@
+"""A learner works "Our first container" (content/06-first-container) in the app, by keyboard,
+against the real engine: Run (r), and the checks that follow on their own, until every step is
+done, the quizzes answered (arrows, Enter/Space, c), and the lesson's completion moment shows.
+Then quitting removes the lesson's containers.
+
+The lesson is pinned (copied alone into a course folder), so the test does not change as other
+lessons are written; the keys are worked out from the lesson's own model (how many commands,
+which quiz options), so an edit to its wording does not break it either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from textual.widgets import RadioSet, SelectionList
+
+from app_support import pinned_course, screen_text, wait_for
+from conftest import cl, needs_root, settle
+from lessons.docker import LABEL_COURSE
+from lessons.i18n import msg
+from tui.app import make_app
+from tui.i18n import t
+from tui.screens.dialogs import CompletionScreen, QuitScreen
+from tui.screens.lesson import LessonScreen
+
+pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
+
+LESSON = "06-first-container"
+
+
+def course_containers() -> list[dict]:
+    settle()
+    out = [json.loads(line) for line in cl("ps", "-a", "--format", "json", check=True).stdout.splitlines()]
+    return [c for c in out if (c.get("labels") or {}).get(LABEL_COURSE)]
+
+
+@pytest.fixture(autouse=True)
+def _no_course_containers_left():
+    """Nothing of a course is left after a test (the app's quit removes it; this checks)."""
+    assert course_containers() == []
+    yield
+    left = course_containers()
+    for c in left:
+        cl("rm", "-f", c["id"])
+    assert left == [], f"the app left {[c['name'] for c in left]}"
+
+
+async def choose(pilot, screen: LessonScreen, wanted: frozenset[str]) -> None:
+    """Answer the current step's quiz by keyboard: arrows, then Enter (one answer) or Space (several)."""
+    quiz = screen.view(screen.step.id).quiz()
+    choices = quiz.choices()
+    await wait_for(pilot, lambda: screen.focused is choices, 5, "the quiz to take the focus")
+    options = list(screen.step.quiz.options)
+    if isinstance(choices, RadioSet):
+        target = options.index(next(iter(wanted)))
+        for _ in range(target):
+            await pilot.press("down")
+        await pilot.press("enter")
+    else:
+        assert isinstance(choices, SelectionList)
+        if choices.highlighted is None:
+            await pilot.press("down")
+        for i, option in enumerate(options):
+            assert choices.highlighted == i
+            if option in wanted:
+                await pilot.press("space")
+            await pilot.press("down")
+    await pilot.pause()
+    assert quiz.selected() == wanted
+
+
+async def work_lesson(pilot, app, lang: str) -> None:
+    """Every step of the open lesson, done by keyboard."""
+    screen = app.screen
+    assert isinstance(screen, LessonScreen)
+    lesson = screen.lesson
+    for number, step in enumerate(lesson.steps):
+        assert screen.step.id == step.id and screen.index == number
+        if step.quiz is not None:
+            await choose(pilot, screen, step.quiz.answer)
+            await pilot.press("c")
+        else:
+            for n, _command in enumerate(step.commands):
+                await wait_for(pilot, lambda: step.id in screen.cursors and screen.busy is None, 60,
+                               f"step {step.id} to be ready")
+                await pilot.press("r")
+                await wait_for(pilot, lambda: screen.busy is None, 60, f"command {n} of {step.id}")
+        await wait_for(pilot, lambda: step.id in app.learner.done(lesson), 60, f"step {step.id} to pass")
+        view = screen.view(step.id)
+        assert view.has_class("-done") and view.has_class("-current")
+        if step.checks:             # the checks passed against the engine, worded in the learner's language
+            shown = str(view.query_one(".results").render())
+            assert "✓" in shown and "✗" not in shown
+        if number < len(lesson.steps) - 1:
+            await pilot.press("n")
+            await pilot.pause()
+    await wait_for(pilot, lambda: isinstance(app.screen, CompletionScreen), 10, "the completion moment")
+    assert t(lang, "complete.title") in screen_text(app)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_learner_completes_our_first_container_by_keyboard(lang, tmp_path):
+    course = pinned_course(tmp_path, LESSON)
+
+    async def scenario():
+        app = make_app(lang, course=course, progress_dir=tmp_path / "progress")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("enter")                      # the welcome screen: start
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            assert screen.lesson.folder == LESSON
+            await work_lesson(pilot, app, lang)
+            # the output pane shows what the engine printed, and the fallback notice in this language
+            output = "\n".join(screen.output.plain)
+            assert "Hello World" in output
+            assert msg(lang, "notice.fallback", image="ubuntu", fallback="lab") in output
+            assert course_containers(), "the lesson's containers exist until the app quits"
+            await pilot.press("escape")                     # stay
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+        record = json.loads((tmp_path / "progress" / "progress.json").read_text())
+        steps = record["courses"][app.course.id][screen.lesson.id]
+        assert {s.id for s in screen.lesson.steps} == {sid for sid, rec in steps.items() if rec.get("done")}
+        assert record["language"] in (None, lang)
+        assert course_containers() == []
+    asyncio.run(scenario())
+
+
+def test_switching_language_mid_step_keeps_the_position_and_rewords_the_checks(tmp_path):
+    course = pinned_course(tmp_path, LESSON)
+
+    async def scenario():
+        app = make_app("en", course=course, progress_dir=tmp_path / "progress", lesson=LESSON)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            step = screen.step
+            await wait_for(pilot, lambda: step.id in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: step.id in app.learner.done(screen.lesson), 60, "the step to pass")
+            view = screen.view(step.id)
+            assert msg("en", "exp.container_ran") in str(view.query_one(".results").render())
+            await pilot.press("f2")
+            # the check messages come again, worded in Chinese, for the same step
+            await wait_for(pilot, lambda: msg("zh", "exp.container_ran") in str(view.query_one(".results").render()),
+                           30, "the checks in Chinese")
+            assert screen.step.id == step.id and screen.view(step.id).has_class("-current")
+            assert step.title("zh") in screen_text(app)
+            assert json.loads((tmp_path / "progress" / "progress.json").read_text())["language"] == "zh"
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
+def test_quitting_asks_about_the_learners_own_running_containers(tmp_path):
+    course = pinned_course(tmp_path, LESSON)
+
+    async def scenario():
+        app = make_app("en", course=course, progress_dir=tmp_path / "progress", lesson=LESSON)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.step.id in screen.cursors, 60, "the step to be ready")
+            await pilot.press("colon")
+            await pilot.press(*"docker run -d --name mine ubuntu sleep 300")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.busy is None and any(
+                c["name"] == "mine" and c["status"] == "running" for c in course_containers()), 60, "mine to run")
+            await pilot.press("escape")                     # back to the lesson from the command line
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 30, "the question")
+            assert "mine" in screen_text(app)
+            await pilot.press("tab", "enter")               # "Keep them running"
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+        kept = course_containers()
+        assert [c["name"] for c in kept] == ["mine"] and kept[0]["status"] == "running"
+        cl("rm", "-f", "mine", check=True)
+    asyncio.run(scenario())

@@ -1,0 +1,75 @@
+"""The keys, over whatever screen is open: F1 or ? opens it, Esc closes it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.i18n import t
+from tui.screens.keys import APP_KEYS, LESSON_KEYS, OTHER_KEYS, WELCOME_KEYS, Key, key_display
+
+
+def _display(app, key: Key) -> str:
+    return "  ".join(key_display(k) or app.get_key_display(Binding(k, "")) for k in key.keys.split(","))
+
+
+def help_rows(app, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The help's sections: (title, [(keys, what they do)]), in ``lang``."""
+    def merged(keys) -> list[tuple[str, str]]:
+        rows: dict[str, list[str]] = {}
+        for k in keys:
+            rows.setdefault(k.action, []).append(_display(app, k))
+        return [("  ".join(shown), t(lang, f"help.{action}")) for action, shown in rows.items()]
+
+    def other(name: str) -> list[tuple[str, str]]:
+        return [(keys, t(lang, what)) for keys, what in OTHER_KEYS[name]]
+
+    return [
+        (t(lang, "help.section.everywhere"), merged(APP_KEYS)),
+        (t(lang, "help.section.lesson"), merged(LESSON_KEYS) + other("quiz")),
+        (t(lang, "help.section.welcome"), merged(WELCOME_KEYS)),
+        (t(lang, "help.section.map"), other("map")),
+        (t(lang, "help.section.command"), other("command")),
+        (t(lang, "help.section.terminal"), other("terminal")),
+    ]
+
+
+def help_text(app, lang: str) -> dict[str, str | Content]:
+    """Every text of the help screen, by widget id."""
+    width = max(len(keys) for _, rows in help_rows(app, lang) for keys, _ in rows)
+    sections = []
+    for title, rows in help_rows(app, lang):
+        lines = "\n".join(f"  {keys:<{width}}  {what}" for keys, what in rows)
+        sections.append(Content.from_markup("[b]$title[/b]\n$lines", title=title, lines=lines))
+    return {
+        "help-title": t(lang, "help.title"),
+        "help-keys": Content("\n\n").join(sections),
+        "help-cli-cmd": "$ container-lab --help",
+        "help-cli": t(lang, "help.cli"),
+        "help-close": t(lang, "help.close"),
+    }
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the app, in the language on screen."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", show=False)]
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            for wid, text in help_text(self.app, self.lang).items():
+                yield Static(text, id=wid, markup=False)
+
+    def set_language(self, lang: str) -> None:
+        """Re-render the help in ``lang``."""
+        self.lang = lang
+        for wid, text in help_text(self.app, lang).items():
+            self.query_one(f"#{wid}", Static).update(text)

@@ -1,0 +1,340 @@
+"""The lesson screen's own pieces: a step, its quiz, the command line, the lab placeholder.
+
+Attributes down, messages up: the lesson screen sets what a piece shows
+(``set_language``, ``show_results`` ...) and a piece says what the learner
+did with a message (:class:`StepView.Pressed`); none of them talks to the
+engine.
+"""
+
+from __future__ import annotations
+
+import re
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
+from rich.text import Text
+from textual.widgets import Button, Input, Markdown, RadioButton, RadioSet, RichLog, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from lessons.model import Step
+from tui.i18n import t
+
+
+def inline_text(markdown: str) -> str:
+    """One line of Markdown as plain text: `code` and **bold** marks and link targets dropped."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
+    return " ".join(text.replace("`", "").replace("**", "").split())
+
+
+def quiz_feedback(step: Step, lang: str, selected: frozenset[str]) -> str:
+    """After an answer: each chosen option with why it is right or wrong
+    (every option once the answer is right)."""
+    quiz, text = step.quiz, step.text[lang]
+    right = quiz.grade(selected)
+    shown = quiz.options if right else [o for o in quiz.options if o in selected]
+    parts = [t(lang, "quiz.right" if right else ("quiz.none" if not selected else "quiz.wrong"))]
+    for oid in shown:
+        mark = "✓" if oid in quiz.answer else "✗"
+        explanation = inline_text(text.options[oid].explanation) if oid in text.options else ""
+        parts.append(f"{mark} {option_text(step, lang, oid)}\n  {explanation}")
+    return "\n".join(parts)
+
+
+def option_text(step: Step, lang: str, oid: str) -> str:
+    text = step.text.get(lang)
+    return inline_text(text.options[oid].text) if text and oid in text.options else oid
+
+
+def results_content(results: list, lang: str) -> Content:
+    """Check results (:class:`lessons.checks.Result`): ✓ what was expected, or ✗ and what the engine saw."""
+    lines = []
+    for r in results:
+        if getattr(r, "skipped", False):
+            lines.append(Content.from_markup("[$text-warning]–[/] $saw", saw=r.saw))
+        elif r.passed:
+            lines.append(Content.from_markup("[$text-success]✓[/] $expected", expected=r.expected))
+        else:
+            lines.append(Content.from_markup("[$text-error]✗[/] $expected\n  $label $saw",
+                                             expected=r.expected, label=t(lang, "check.saw"), saw=r.saw))
+    return Content("\n").join(lines)
+
+
+class QuizView(Vertical):
+    """A step's question: one choice (RadioSet) or several (SelectionList), and,
+    once answered, why each chosen option is right or wrong. What was chosen
+    and answered lives on the :class:`StepView`, so the quiz can be composed
+    again (another language, the step opened again) as it was."""
+
+    class Shown(Message):
+        """The quiz is on screen (its step became current, or was composed again)."""
+
+    def __init__(self, step: Step, lang: str, chosen: frozenset[str], answered: frozenset[str] | None) -> None:
+        super().__init__(classes="quiz")
+        self.step, self.lang, self.chosen, self.answered = step, lang, chosen, answered
+
+    def compose(self) -> ComposeResult:
+        quiz, lang = self.step.quiz, self.lang
+        yield Markdown(self.step.text[lang].question, classes="quiz-question", open_links=False)
+        if quiz.multiple:
+            yield Static(t(lang, "quiz.several"), classes="quiz-how note", markup=False)
+            yield SelectionList[str](*[Selection(option_text(self.step, lang, o), o, o in self.chosen, id=o)
+                                       for o in quiz.options], classes="quiz-choices")
+        else:
+            with RadioSet(classes="quiz-choices"):
+                for o in quiz.options:
+                    yield RadioButton(option_text(self.step, lang, o), o in self.chosen, name=o)
+        feedback = Static(quiz_feedback(self.step, lang, self.answered) if self.answered is not None else "",
+                          classes="quiz-feedback", markup=False)
+        if self.answered is not None:
+            feedback.add_class("-right" if quiz.grade(self.answered) else "-wrong")
+        yield feedback
+
+    def on_mount(self) -> None:
+        self.post_message(self.Shown())
+
+    def choices(self):
+        return self.query_one(".quiz-choices")
+
+    def selected(self) -> frozenset[str]:
+        """The option ids chosen so far."""
+        choices = self.choices()
+        if isinstance(choices, SelectionList):
+            return frozenset(choices.selected)
+        pressed = choices.pressed_button
+        return frozenset([pressed.name]) if pressed is not None and pressed.name else frozenset()
+
+
+class StepWork(Vertical):
+    """The current step's working area: commands with Run, the buttons, its quiz,
+    hints, status and check results -- composed from its :class:`StepView`'s state."""
+
+    def __init__(self, view: "StepView") -> None:
+        super().__init__(classes="step-work")
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        view, step, lang = self.view, self.view.step, self.view.lang
+        unavailable = view.unavailable is not None
+        if unavailable:
+            yield Static(view.unavailable, classes="step-unavailable", markup=False)
+        for i, command in enumerate(step.commands):
+            with Horizontal(classes="command"):
+                yield Button(t(lang, "button.run"), name=f"run:{i}", classes="run", compact=True,
+                             disabled=unavailable)
+                yield Static(f"$ {command.text}", classes="command-text", markup=False)
+        if step.quiz is not None:
+            yield QuizView(step, lang, view.chosen, view.answered)
+        shown = {"check": bool(step.checks or step.quiz), "hint": bool(step.hints),
+                 "show": bool(step.show_me), "reset": bool(step.commands or step.setup)}
+        buttons = [a for a in view.BUTTONS if shown[a] and not unavailable]
+        if buttons:
+            with Horizontal(classes="step-buttons"):
+                for action in buttons:
+                    yield Button(t(lang, f"button.{action}"), name=action, classes=action, compact=True)
+        if view.hints_shown:
+            with Vertical(classes="hints"):
+                for n in range(view.hints_shown):
+                    text = step.hint(lang, n)
+                    if text is not None:
+                        yield Static(t(lang, "hint.label", number=n + 1, total=len(step.hints)),
+                                     classes="hint-label", markup=False)
+                        yield Markdown(text, classes="hint-text", open_links=False)
+        key, values = view.status
+        yield Static(t(lang, key, **values) if key else "", classes="step-status note", markup=False)
+        yield Static(results_content(view.results, lang) if view.results else "", classes="results",
+                     markup=False)
+        if view.number > 1 or view.number < view.total:
+            with Horizontal(classes="step-nav"):
+                if view.number > 1:
+                    yield Button(t(lang, "button.previous"), name="previous", classes="previous", compact=True)
+                if view.number < view.total:
+                    yield Button(t(lang, "button.next"), name="next", classes="next", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(".step-status").display = bool(self.view.status[0])
+        self.query_one(".results").display = bool(self.view.results)
+
+
+class StepView(Vertical):
+    """One step of the lesson. Its title and text always show; while it is the
+    current step, also its working area (:class:`StepWork`), composed when the
+    step becomes current and dropped when it stops being so -- a lesson's
+    other steps cost no widgets. What the learner did in the step (hints
+    opened, check results, quiz answers, the status line) is kept here."""
+
+    class Pressed(Message):
+        """A button of the step: ``action`` is run, check, hint, show, reset, next or previous;
+        ``index`` the command a Run button belongs to."""
+
+        def __init__(self, step_id: str, action: str, index: int | None = None) -> None:
+            super().__init__()
+            self.step_id, self.action, self.index = step_id, action, index
+
+    BUTTONS = ("check", "hint", "show", "reset")
+
+    def __init__(self, step: Step, number: int, total: int, lang: str, *, done: bool = False,
+                 unavailable: str | None = None) -> None:
+        super().__init__(classes="step -done" if done else "step", id=f"step-{step.id}")
+        self.step, self.number, self.total, self.lang = step, number, total, lang
+        self.done, self.unavailable = done, unavailable
+        self.hints_shown = 0
+        self.results: list | None = None
+        self.status: tuple[str, dict] = ("", {})     # a line under the buttons: running …, checking …
+        self.chosen: frozenset[str] = frozenset()    # quiz options picked
+        self.answered: frozenset[str] | None = None  # the last answer checked
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), classes="step-title", markup=False)
+        yield Markdown(self.step.text[self.lang].body, classes="step-body", open_links=False)
+
+    def _title(self) -> str:
+        done = " ✓" if self.done else ""
+        return t(self.lang, "step.title", number=self.number, total=self.total,
+                 title=self.step.title(self.lang)) + done
+
+    def work(self) -> StepWork | None:
+        found = self.query(StepWork)
+        return found.first() if found else None
+
+    def _rework(self) -> None:
+        """Compose the working area again from the state (if the step is current)."""
+        if (work := self.work()) is not None:
+            self._keep_choice()
+            work.refresh(recompose=True)
+
+    def _keep_choice(self) -> None:
+        if (quiz := self.quiz()) is not None:
+            self.chosen = quiz.selected()
+
+    # -- what the screen sets -----------------------------------------------------------------
+    def set_current(self, current: bool) -> None:
+        if current == self.has_class("-current"):
+            return
+        self.set_class(current, "-current")
+        if current:
+            self.mount(StepWork(self))
+        elif (work := self.work()) is not None:
+            self._keep_choice()
+            work.remove()
+
+    def set_done(self, done: bool) -> None:
+        self.done = done
+        self.set_class(done, "-done")
+        self.query_one(".step-title", Static).update(self._title())
+
+    def set_unavailable(self, why: str | None) -> None:
+        if why != self.unavailable:
+            self.unavailable = why
+            self._rework()
+
+    def set_status(self, key: str, **values) -> None:
+        """The line under the buttons: message ``key`` of the catalog (empty: none)."""
+        self.status = (key, values)
+        if (work := self.work()) is not None and work.is_mounted and work.query(".step-status"):
+            status = work.query_one(".step-status", Static)
+            status.update(t(self.lang, key, **values) if key else "")
+            status.display = bool(key)
+
+    def show_hints(self, count: int) -> None:
+        """Show the first ``count`` hints (each a Markdown block)."""
+        self.hints_shown = count
+        self._rework()
+
+    def show_results(self, results: list | None) -> None:
+        """The check results (:class:`lessons.checks.Result`), worded in the learner's language."""
+        self.results = results
+        if (work := self.work()) is not None and work.is_mounted and work.query(".results"):
+            box = work.query_one(".results", Static)
+            box.update(results_content(results, self.lang) if results else "")
+            box.display = bool(results)
+
+    def show_answer(self, selected: frozenset[str]) -> None:
+        """The quiz answered with ``selected``: why each is right or wrong."""
+        self.chosen = self.answered = selected
+        self._rework()
+
+    def quiz(self) -> QuizView | None:
+        found = self.query(QuizView)
+        return found.first() if found else None
+
+    def set_language(self, lang: str) -> None:
+        """Every word of the step in ``lang``; what the learner did stays (results are re-checked by the screen)."""
+        self.lang = lang
+        self.query_one(".step-title", Static).update(self._title())
+        self.query_one(".step-body", Markdown).update(self.step.text[lang].body)
+        self._rework()
+
+    # -- what the learner does ------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        action, _, index = (event.button.name or "").partition(":")
+        self.post_message(self.Pressed(self.step.id, action, int(index) if index else None))
+
+
+class OutputLog(RichLog):
+    """What the commands printed: streamed text, kept plain, wrapped to the pane."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(wrap=True, markup=False, highlight=False, max_lines=2000, min_width=20, **kwargs)
+        self._partial = ""
+        self.plain: list[str] = []          # every line written, as text (for tests and copying)
+
+    def _line(self, text: str) -> None:
+        self.plain.append(text)
+        self.write(Text(text))
+
+    def feed(self, text: str) -> None:
+        """Some output; a line shows once it is complete (or :meth:`flush` is called)."""
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+
+    def say(self, text: str) -> None:
+        """A line (or a few) of our own, after whatever came before."""
+        self.flush()
+        for line in text.split("\n"):
+            self._line(line)
+
+
+class CommandLine(Input):
+    """Where the learner types docker commands; ↑ and ↓ go through what was typed before."""
+
+    BINDINGS = [
+        Binding("up", "history(-1)", show=False),
+        Binding("down", "history(1)", show=False),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.history: list[str] = []
+        self._at = 0
+
+    def remember(self, command: str) -> None:
+        if command and (not self.history or self.history[-1] != command):
+            self.history.append(command)
+        self._at = len(self.history)
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        self._at = max(0, min(len(self.history), self._at + step))
+        self.value = self.history[self._at] if self._at < len(self.history) else ""
+        self.cursor_position = len(self.value)
+
+
+class LabPlaceholder(Static):
+    """Stands where the live lab panel goes, until that widget is installed (and in screenshots)."""
+
+    def __init__(self, lang: str = "en", **kwargs) -> None:
+        super().__init__(t(lang, "lab.placeholder"), markup=False, **kwargs)
+
+    def set_language(self, lang: str) -> None:
+        self.update(t(lang, "lab.placeholder"))
