@@ -607,7 +607,8 @@ def cpu_rate(before: dict, after: dict) -> float | None:
 def compare(before: dict, after: dict) -> dict:
     """What changed between two snapshots: processes started and exited, new
     mounts, interfaces added and removed (by index and name; both lists are
-    empty when either snapshot has no network)."""
+    empty when either snapshot has no network, or when the namespace itself
+    is another one -- a container started again)."""
     key = lambda p: (p["host_pid"], p["start_ticks"])  # noqa: E731 - a pid may be reused
     was = {key(p): p for p in before.get("processes", [])}
     now = {key(p): p for p in after.get("processes", [])}

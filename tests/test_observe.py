@@ -229,6 +229,33 @@ def test_snapshots_keep_few_fds_and_give_them_back(family):
     assert len(os.listdir("/proc/self/fd")) == fds
 
 
+def test_few_fds_left_means_fewer_kept_and_nothing_missing():
+    """With a soft limit of 64 fds a quarter (16) may be kept open: a container
+    of 31 processes is still seen whole, its other files read afresh."""
+    import subprocess
+    import sys
+
+    cl("run", "-d", "--name", "many", "lab", "sh", "-c", "for i in $(seq 30); do sleep 100 & done; wait", check=True)
+    try:
+        time.sleep(0.5)
+        record = client().inspect("many")
+        code = ("import json, os, resource, sys\n"
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+                "from engine import observe\n"
+                "from engine.client import Client\n"
+                "record = json.loads(sys.argv[1]); cgroup = Client(autostart=False)._cgroup_of(record)\n"
+                "base = len(os.listdir('/proc/self/fd'))\n"
+                "counts = [len(observe.snapshot(record, cgroup=cgroup, network=False)['processes']) for _ in range(3)]\n"
+                "print(json.dumps([counts, len(os.listdir('/proc/self/fd')) - base]))\n")
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(record)], capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert out.returncode == 0, out.stderr
+        counts, kept = json.loads(out.stdout)
+        assert counts == [31, 31, 31] and kept == 16
+    finally:
+        cl("rm", "-f", "many")
+
+
 def test_top_of_a_stopped_container_is_a_one_line_error():
     cl("run", "--name", "stopped", "lab", "true", check=True)
     try:
