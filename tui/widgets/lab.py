@@ -111,6 +111,7 @@ class LabPanel(Vertical):
         self._tab = "processes"
         self._narrow = False
         self._transcript_table: tuple = (None, None)
+        self._process_table: tuple = (None, None)
         self.refreshes = 0                         # how many refreshes were applied (tests, bench)
 
     # -- layout -----------------------------------------------------------------------
@@ -368,8 +369,9 @@ class LabPanel(Vertical):
         """Everything shown, from the data in hand (no fetching)."""
         lang = self.lang
         found = model.find_container(self._containers, self._selected)
-        self.border_title = (tr("lab.title.selected", lang, name=found.get("name", ""))
-                             if found else tr("lab.title", lang))
+        title = tr("lab.title.selected", lang, name=found.get("name", "")) if found else tr("lab.title", lang)
+        if self.border_title != title:
+            self.border_title = title
         containers = self.query_one("#lab-containers", RowList)
         containers.show(model.container_table(self._containers, lang), empty=tr("lab.empty", lang))
         containers.move_to_key(self._selected)
@@ -382,8 +384,7 @@ class LabPanel(Vertical):
                          status=model.status_text(found, lang))
         elif self._containers and found is None:
             message = tr("lab.none_selected", lang)
-        status.update(message)
-        status.display = bool(message)
+        _set_text(status, message)
         self._redraw_tab(self._tab)
 
     def _redraw_tab(self, tab: str) -> None:
@@ -391,8 +392,12 @@ class LabPanel(Vertical):
         snap = self._snap if self._snap and self._snap.get("id") == self._selected else None
         now = time.monotonic()
         if tab == "processes":
-            new = {pid for pid, until in self._new.items() if until > now or not self.live}
-            table = model.process_table(snap, lang, new=new)
+            new = frozenset(pid for pid, until in self._new.items() if until > now or not self.live)
+            # 500 sleeping processes look the same twice a second: build their rows once.
+            key = (lang, new, model.process_signature(snap))
+            if self._process_table[0] != key:
+                self._process_table = (key, model.process_table(snap, lang, new=new))
+            table = self._process_table[1]
         elif tab == "namespaces":
             changed = {k for k, until in self._changed.items() if until > now or not self.live}
             table = model.namespace_table(snap, lang, changed=changed)
@@ -415,9 +420,18 @@ class LabPanel(Vertical):
             table = self._transcript_table[1]
         self.query_one(f"#lab-{tab}", RowList).show(table)
         note = self.query_one(f"#lab-note-{tab}", Static)
-        note.update(table.note)
-        note.display = bool(table.note)
+        _set_text(note, table.note)
         # Forget highlights that are over.
         if self.live:
             self._new = {p: u for p, u in self._new.items() if u > now}
             self._changed = {k: u for k, u in self._changed.items() if u > now}
+
+
+def _set_text(static: Static, text: str) -> None:
+    """Show ``text`` (hide the widget when empty) -- only if it changed: a new
+    text means a new layout, which is not free at 2 Hz."""
+    if getattr(static, "_lab_text", None) == text:
+        return
+    static._lab_text = text
+    static.update(text)
+    static.display = bool(text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence, Union
 
 from rich.cells import cell_len
@@ -187,8 +188,20 @@ def short_id(text: str, n: int = 12) -> str:
 
 def command_text(argv: Iterable[str] | None) -> str:
     """argv as one line, arguments with spaces quoted."""
+    return _command_text(tuple(argv or ()))
+
+
+@lru_cache(maxsize=4096)
+def _command_text(argv: tuple[str, ...]) -> str:
     import shlex
-    return " ".join(shlex.quote(a) if a and not a.startswith("[") else a for a in (argv or []))
+    return " ".join(shlex.quote(a) if a and not a.startswith("[") else a for a in argv)
+
+
+def process_signature(snapshot: dict | None) -> tuple:
+    """What :func:`process_table` shows of ``snapshot``: equal signatures, equal tables."""
+    procs = (snapshot or {}).get("processes") or []
+    return (snapshot is None, tuple((p["host_pid"], p["pid"], p.get("ppid"), p.get("uid"), p.get("uid_host"),
+                                     p.get("state"), p.get("rss_kb"), tuple(p.get("cmd") or ())) for p in procs))
 
 
 # -- containers ---------------------------------------------------------------------------

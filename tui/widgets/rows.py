@@ -69,10 +69,14 @@ class RowList(ScrollView, can_focus=True):
         self._layout_for: tuple[int, int] = (-1, -1)
         self._lines: OrderedDict = OrderedDict()
         self._styles: dict[str, Style] = {}
+        self._base: Style | None = None
 
     # -- data in ---------------------------------------------------------------------
     def show(self, table: Table, *, empty: str = "") -> None:
-        """Show ``table`` (the cursor stays on the row with the same key)."""
+        """Show ``table`` (the cursor stays on the row with the same key). An
+        unchanged table is not drawn again: most refreshes change nothing."""
+        if table == self.table and empty == self.empty:
+            return
         key = self.cursor_key
         self.table, self.empty = table, empty
         if key is not None:
@@ -95,9 +99,11 @@ class RowList(ScrollView, can_focus=True):
         """Put the cursor on the row with ``key`` (no message: the caller knows)."""
         if key is None:
             return
-        self.cursor = self._index_of(key, self.cursor)
-        self._scroll_to_cursor()
-        self.refresh()
+        index = self._index_of(key, self.cursor)
+        if index != self.cursor:
+            self.cursor = index
+            self._scroll_to_cursor()
+            self.refresh()
 
     def _index_of(self, key: str, default: int) -> int:
         for n, row in enumerate(self.table.rows):
@@ -107,7 +113,9 @@ class RowList(ScrollView, can_focus=True):
 
     def _update_virtual_size(self) -> None:
         rows = len(self.table.rows) or (1 if self.empty else 0)
-        self.virtual_size = Size(self.scrollable_content_region.width, rows + self.header_lines)
+        size = Size(self.scrollable_content_region.width, rows + self.header_lines)
+        if size != self.virtual_size:            # setting it, even to the same, means a new layout
+            self.virtual_size = size
 
     def on_resize(self) -> None:
         self._layout_for = (-1, -1)
@@ -189,9 +197,13 @@ class RowList(ScrollView, can_focus=True):
             self._layout_for = key
         return self._layout
 
+    def render_lines(self, crop):
+        self._base = self.rich_style            # once per paint, not once per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base if self._base is not None else self.rich_style
         header = self.header_lines
         if header and y == 0:
             return self._cached(("header", self.table.columns, width), base,
