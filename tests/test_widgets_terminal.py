@@ -260,6 +260,26 @@ def test_ctrl_c_and_tab_go_to_the_container_not_the_app(container):
 
 
 @needs_root
+def test_a_paste_reaches_the_shell_bracketed_when_it_asked(container):
+    from textual import events
+
+    attached = container(["bash", "--norc"])
+
+    async def scenario():
+        app = TermApp(attached)
+        async with app.run_test(size=SIZE) as pilot:
+            view = app.query_one(TerminalView)
+            assert await until(pilot, lambda: "#" in view.text)
+            assert await until(pilot, lambda: view.vt.bracketed_paste, timeout=5)   # readline asks for it
+            view.post_message(events.Paste("echo pasted"))
+            await pilot.pause()
+            await pilot.press("enter")
+            assert await until(pilot, lambda: "pasted" in screen_lines(view)), view.text
+            assert "200~" not in view.text                       # the brackets were understood
+    run(scenario())
+
+
+@needs_root
 def test_resizing_the_terminal_changes_stty_size_inside(container):
     attached = container(["sh"])
 

@@ -118,7 +118,7 @@ class LabPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield RowList(cursor=True, id="lab-containers")
         yield Static("", id="lab-status")
-        with TabbedContent(id="lab-tabs", initial="processes"):
+        with TabbedContent(id="lab-tabs", initial=self._tab):
             for tab in model.TABS:
                 with TabPane(tr(f"tab.{tab}", self.lang), id=tab):
                     yield RowList(id=f"lab-{tab}", classes="lab-rows")
@@ -146,12 +146,16 @@ class LabPanel(Vertical):
     def set_language(self, lang: str) -> None:
         """Show every word in ``lang`` ("en" or "zh"), in place."""
         self.lang = lang
+        if not self.is_mounted:
+            return                                  # compose uses it
         self._label_tabs()
         self._redraw()
 
     def select(self, ref: str) -> None:
         """Show container ``ref`` (id, id prefix or name); it may appear later."""
         self._wanted = ref
+        if not self.is_mounted:
+            return                                  # the first refresh looks for it
         found = model.find_container(self._containers, ref)
         if found is not None:
             self._choose(found["id"])
@@ -161,6 +165,9 @@ class LabPanel(Vertical):
         """Bring tab ``name`` forward: one of ``lab_model.TABS``."""
         if name not in model.TABS:
             raise ValueError(f"unknown tab {name!r}: one of {', '.join(model.TABS)}")
+        if not self.is_mounted:
+            self._tab = name                        # compose opens it
+            return
         self.query_one("#lab-tabs", TabbedContent).active = name
         self._switched(name)
 

@@ -7,7 +7,7 @@ are fitted to the width at draw time (:func:`lab_model.fit_columns`): in a
 narrow panel the least important ones go first. The header stays on top
 while the rows scroll under it.
 
-Every colour is a component class (``rows--<style>``) in ``lab.tcss``.
+Every colour is a component class (``rows--<style>``) in ``rows.tcss``.
 With ``cursor=True`` the list has a highlighted row that the keys and the
 mouse move, and it posts :class:`RowList.Highlighted` when the user moves it.
 """
@@ -15,6 +15,7 @@ mouse move, and it posts :class:`RowList.Highlighted` when the user moves it.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -36,6 +37,7 @@ STYLES = ("header", "cursor", "section", "subheader", "dim", "new", "changed", "
 class RowList(ScrollView, can_focus=True):
     """A scrolling list of table rows with a fixed header (see module docstring)."""
 
+    DEFAULT_CSS = (Path(__file__).with_name("rows.tcss")).read_text(encoding="utf-8")
     COMPONENT_CLASSES = {f"rows--{s}" for s in STYLES}
     BINDINGS = [
         Binding("up", "move(-1)", "Up", show=False),

@@ -247,7 +247,10 @@ class TerminalView(Widget, can_focus=True):
         if self.closed:
             return
         event.stop()
-        self._send(event.text.replace("\r\n", "\r").replace("\n", "\r").encode())
+        text = event.text.replace("\r\n", "\r").replace("\n", "\r").encode()
+        if self.vt.bracketed_paste:             # the shell asked to know a paste from typing
+            text = b"\x1b[200~" + text + b"\x1b[201~"
+        self._send(text)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         event.stop()

@@ -24,6 +24,7 @@ from rich.style import Style
 RELEASE_KEY = "ctrl+right_square_bracket"   # Ctrl-] : back to the lesson, never sent on
 RELEASE_KEY_SHOWN = "ctrl+]"
 APP_CURSOR = 1 << 5                           # DECCKM as pyte keeps private modes (mode << 5)
+BRACKETED_PASTE = 2004 << 5
 
 _CSI_KEYS = {"up": "A", "down": "B", "right": "C", "left": "D"}
 _KEYS = {
@@ -110,6 +111,10 @@ class TerminalScreen(pyte.Screen):
     @property
     def app_cursor(self) -> bool:
         return APP_CURSOR in self.mode
+
+    @property
+    def bracketed_paste(self) -> bool:
+        return BRACKETED_PASTE in self.mode
 
 
 _NAMES = {"brown": "yellow", "brightbrown": "bright_yellow", "bfightmagenta": "bright_magenta"}
