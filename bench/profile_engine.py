@@ -277,7 +277,7 @@ def main() -> int:
     from engine import paths
     ImageStore(paths.data_dir() / "images").resolve("lab")          # built before the clock starts
     deadline = time.monotonic() + 30
-    while not client.socket_path.exists():
+    while not os.path.exists(client.socket_path):
         if time.monotonic() > deadline or sup.poll() is not None:
             if sup.poll() is None:
                 sup.terminate()
@@ -315,7 +315,7 @@ def main() -> int:
         detect().remove_parent_if_empty(startup.CGROUP_PARENT)
     except Exception as e:  # noqa: BLE001
         print(f"cgroup parent {startup.CGROUP_PARENT}: {e}")
-    if not args.keep_root and not client.socket_path.exists():
+    if not args.keep_root and not os.path.exists(client.socket_path):
         import shutil
         shutil.rmtree(startup.BENCH_ROOT, ignore_errors=True)
     runs = data["runs"][5:]

@@ -701,7 +701,7 @@ def cleanup(state: dict, keep_root: bool) -> None:
     try:
         from engine.client import Client
         client = Client(autostart=False)
-        if client.socket_path.exists():
+        if os.path.exists(client.socket_path):
             for c in client.ps(all=True):
                 with contextlib.suppress(Exception):
                     client.remove(c["id"], force=True)

@@ -790,7 +790,7 @@ def _inspect_namespaces(args, client) -> int:
     code = 0
     for ref in args.containers:
         try:
-            snap = client.snapshot(ref)
+            snap = client.snapshot(ref, network=False)
         except errors.EngineError as e:
             print(f"{PROG}: {e}", file=sys.stderr)
             code = 1
@@ -814,7 +814,7 @@ def _inspect_namespaces(args, client) -> int:
 
 
 def cmd_top(args, client) -> int:
-    snap = client.snapshot(args.container, others=False)
+    snap = client.snapshot(args.container, others=False, network=False)
     if snap["status"] not in ("running", "starting"):
         raise errors.NotRunning(f"container {snap['name']} is not running")
     procs = snap["processes"]

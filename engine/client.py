@@ -360,7 +360,11 @@ class Client:
         self.call("kill", id=ref, signal=signal)
 
     def remove(self, ref: str, *, force: bool = False) -> str:
-        return self.call("rm", id=ref, force=force)["id"]
+        cid = self.call("rm", id=ref, force=force)["id"]
+        observe = sys.modules.get("engine.observe")
+        if observe is not None:
+            observe.forget(cid)        # the /proc fds kept for its next snapshot
+        return cid
 
     def ps(self, *, all: bool = False) -> list[dict]:  # noqa: A002 - docker's flag name
         return self.call("ps", all=all)["containers"]
@@ -403,15 +407,21 @@ class Client:
         from .events import EventLog
         return EventLog(paths.data_dir() / "events.jsonl").read(after=after)
 
-    def snapshot(self, ref: str, *, others: bool = True) -> dict:
-        """What container ``ref`` is made of right now (see engine.observe)."""
+    def snapshot(self, ref: str, *, others: bool | dict[str, int] = True, network: bool = True) -> dict:
+        """What container ``ref`` is made of right now (see engine.observe).
+
+        ``others``: compare namespaces with the other running containers (True),
+        with these (a name -> PID 1 dict, e.g. from one ``ps`` shared by several
+        snapshots), or with none (False). ``network``: False leaves the network
+        out (it costs a pyroute2 import once, and a netlink dump each time)."""
         from . import observe
 
         record = self.inspect(ref)
-        other_pids = {}
-        if others:
-            other_pids = {c["name"]: c["pid"] for c in self.ps() if c["id"] != record["id"] and c["pid"]}
-        return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids)
+        if others is True:
+            others = {c["name"]: c["pid"] for c in self.ps() if c["pid"]}
+        other_pids = {name: pid for name, pid in (others or {}).items()
+                      if name != record["name"] and pid and pid != record.get("pid")}
+        return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids, network=network)
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """The container's writable-layer changes against its image (docker diff)."""
@@ -420,17 +430,19 @@ class Client:
         record = self.inspect(ref)
         return observe.diff_layer(record["rootfs"]["upper"], record["rootfs"]["layers"])
 
-    @staticmethod
-    def _cgroup_of(record: dict):
-        """The container's cgroup (for its members and usage), or None."""
+    def _cgroup_of(self, record: dict):
+        """The container's cgroup (for its members and usage), or None. The
+        layout is detected once per Client (it means parsing mountinfo)."""
         if not record.get("cgroup"):
             return None
-        from .cgroups import detect
         from .errors import CgroupError
 
+        if getattr(self, "_driver", None) is None:
+            from .cgroups import detect
+            self._driver = detect()
         parent = os.path.basename(os.path.dirname(next(iter(record["cgroup"].values()))))
         try:
-            return detect().open(record["id"], parent=parent)
+            return self._driver.open(record["id"], parent=parent)
         except CgroupError:
             return None
 

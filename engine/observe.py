@@ -536,7 +536,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     is left out, a network that cannot be read is None with the reason."""
     taken = time.time()
     pid = record.get("pid") or 0
-    running = record.get("status") == "running" and pid > 0
+    running = record.get("status") in ("running", "starting") and pid > 0   # starting: run --explain
     reference, ref_source = reference_namespaces()
     snap = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
             "status": record.get("status"), "pid": pid, "reference": ref_source,
