@@ -137,13 +137,93 @@ class Reading:
             self._out["error"] = f"reading the network of PID {self.pid} failed: {type(e).__name__}: {e}"
 
 
-def _join_and_query(pid: int) -> tuple[int | None, dict]:
-    """(start ticks of ``pid``, its network). The start time is read after the
-    namespace fd is open: if it is the one expected, the fd is that process's
-    (a PID is not reused while its process lives). The thread goes back to
-    its own namespace before it ends: Python lets the caller's ``join()``
-    return a moment before the thread is gone from /proc/PID/task, and not
-    even then should a thread of this process be left in the container's."""
+# Change notifications (rtnetlink.h): links, IPv4/IPv6 addresses and routes.
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
+WATCH_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
+
+
+class Watcher:
+    """A container's network kept between reads, for a panel that refreshes
+    several times a second.
+
+    Two netlink sockets are made once inside the namespace (on a short-lived
+    thread, as :func:`read` does): one subscribed to the kernel's
+    notifications of link, address and route changes, one for dumps. A
+    socket stays in the namespace it was made in, whichever thread uses it
+    later, so :meth:`read` needs no thread and no setns: it dumps again only
+    when the kernel announced a change (or the notifications overflowed), or
+    when the last dump is older than ``max_age`` (packet counters change
+    without a notification). The sockets hold the namespace alive: close the
+    watcher when the container stops (:mod:`engine.observe` does)."""
+
+    def __init__(self, pid: int, *, start_ticks: int | None = None):
+        self.pid = pid
+        self.start_ticks = start_ticks
+        self._out: dict = {}
+        worker = threading.Thread(target=self._open, name=f"netwatch-{pid}", daemon=True)
+        worker.start()
+        worker.join(TIMEOUT)
+        if "sockets" not in self._out:
+            raise Unavailable(self._out.get("error", f"watching the network of PID {pid} took too long"))
+        self.notify, self.dump = self._out["sockets"]
+        self.notify.setblocking(False)
+        self.inode, self.entered = self._out["inode"], self._out["entered"]
+        self.cached: dict | None = None
+        self.dumped = 0.0
+
+    def _open(self) -> None:
+        try:
+            def make() -> tuple:
+                notify = _route_socket(WATCH_GROUPS)     # first: a change during the dump is not missed
+                try:
+                    return notify, _route_socket()
+                except OSError:
+                    notify.close()
+                    raise
+            ticks, (sockets, inode, entered) = _in_namespace(self.pid, make)
+            if self.start_ticks is not None and ticks != self.start_ticks:
+                for sock in sockets:
+                    sock.close()
+                raise Unavailable(f"process {self.pid} has exited: its network namespace is gone")
+            self._out.update(sockets=sockets, inode=inode, entered=entered)
+        except Unavailable as e:
+            self._out["error"] = str(e)
+        except Exception as e:  # noqa: BLE001 - whatever netlink says becomes the reason
+            self._out["error"] = f"watching the network of PID {self.pid} failed: {type(e).__name__}: {e}"
+
+    def read(self, *, max_age: float = 2.0) -> dict:
+        """The network now: the last dump unless something changed since."""
+        import time
+
+        changed = self.cached is None or time.monotonic() - self.dumped > max_age
+        while True:                          # drain the notifications
+            try:
+                if not self.notify.recv(1 << 16):
+                    break
+                changed = True
+            except BlockingIOError:
+                break
+            except OSError:                  # ENOBUFS: some were lost; dump to be sure
+                changed = True
+                break
+        if changed:
+            try:
+                network = query(self.dump)
+            except Exception as e:  # noqa: BLE001
+                raise Unavailable(f"reading the network of PID {self.pid} failed: {type(e).__name__}: {e}") from None
+            network.update(inode=self.inode, entered=self.entered)
+            self.cached, self.dumped = network, time.monotonic()
+        return self.cached
+
+    def close(self) -> None:
+        for sock in (self.notify, self.dump):
+            sock.close()
+
+
+def _in_namespace(pid: int, work) -> tuple[int | None, tuple]:
+    """Run ``work()`` in the network namespace of ``pid`` (this thread only,
+    and back): (start ticks of ``pid``, (its result, the inode, entered))."""
     from .syscalls import CLONE_NEWNET, Syscalls
 
     try:
@@ -168,7 +248,7 @@ def _join_and_query(pid: int) -> tuple[int | None, dict]:
         os.close(fd)
         fd = -1
         try:
-            network = query()
+            result = work()
         finally:
             if entered:
                 Syscalls().setns(home, CLONE_NEWNET)
@@ -176,6 +256,17 @@ def _join_and_query(pid: int) -> tuple[int | None, dict]:
         for f in (fd, home):
             if f >= 0:
                 os.close(f)
+    return start_ticks, (result, inode, entered)
+
+
+def _join_and_query(pid: int) -> tuple[int | None, dict]:
+    """(start ticks of ``pid``, its network). The start time is read after the
+    namespace fd is open: if it is the one expected, the fd is that process's
+    (a PID is not reused while its process lives). The thread goes back to
+    its own namespace before it ends: Python lets the caller's ``join()``
+    return a moment before the thread is gone from /proc/PID/task, and not
+    even then should a thread of this process be left in the container's."""
+    start_ticks, (network, inode, entered) = _in_namespace(pid, query)
     network.update(inode=inode, entered=entered)
     return start_ticks, network
 
@@ -189,25 +280,40 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
-def query() -> dict:
+def _route_socket(groups: int = 0) -> socket.socket:
+    """A NETLINK_ROUTE socket in the calling thread's network namespace; with
+    ``groups``, subscribed to those change notifications."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    try:
+        sock.bind((0, groups))
+        if not groups:
+            sock.settimeout(TIMEOUT)
+            try:    # Linux 4.20+: the kernel itself then keeps to the main table
+                sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+            except OSError:
+                pass
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def query(sock: socket.socket | None = None) -> dict:
     """Links, addresses and main-table routes of the calling thread's network
-    namespace, over one NETLINK_ROUTE socket opened and closed right here."""
+    namespace, over one NETLINK_ROUTE socket opened and closed right here --
+    or of the namespace ``sock`` was made in (a socket stays in its namespace)."""
+    if sock is None:
+        with _route_socket() as own:
+            return query(own)
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.marshal import MarshalRtnl
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
-        sock.bind((0, 0))
-        sock.settimeout(TIMEOUT)
-        try:    # Linux 4.20+: the kernel itself then keeps to the main table
-            sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
-        except OSError:
-            pass
-        dump = _Dumper(sock, MarshalRtnl())
-        links = dump(ifinfmsg, RTM_GETLINK)
-        addrs = dump(ifaddrmsg, RTM_GETADDR)
-        routes = dump(rtmsg, RTM_GETROUTE, table=RT_TABLE_MAIN)
+    dump = _Dumper(sock, MarshalRtnl())
+    links = dump(ifinfmsg, RTM_GETLINK)
+    addrs = dump(ifaddrmsg, RTM_GETADDR)
+    routes = dump(rtmsg, RTM_GETROUTE, table=RT_TABLE_MAIN)
     interfaces = [_interface(m) for m in links]
     names = {i["index"]: i["name"] for i in interfaces}
     return {"interfaces": sorted(interfaces, key=lambda i: i["index"]),

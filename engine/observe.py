@@ -226,6 +226,7 @@ class _Watch:
         self.lock = threading.Lock()
         self.procs: dict[int, list] = {}
         self.closed = False
+        self.net = None             # an engine.netinfo.Watcher of its PID 1's network namespace
 
     def close(self) -> None:
         """Close its fds; a snapshot that still uses it afterwards keeps none."""
@@ -233,6 +234,9 @@ class _Watch:
             self.closed = True
             _close_fds(self.procs.values())
             self.procs = {}
+            if self.net is not None:
+                self.net.close()
+                self.net = None
 
 
 _WATCHED: dict[str, _Watch] = {}
@@ -547,7 +551,8 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
         return snap
     pids = members(cgroup) if cgroup is not None else []
     pids = [pid] + sorted(p for p in pids if p != pid)      # PID 1 first: its NSpid sets the level
-    snap["processes"] = processes(pids, uid_map=id_map(pid), watch=_watch(record["id"]))
+    watch = _watch(record["id"])
+    snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
     snap["namespaces"] = namespaces(pid, reference, others)
     snap["mounts"] = mounts(pid)
     if cgroup is not None:
@@ -558,10 +563,36 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     if network:
         # On a thread of its own, waited for: run beside the /proc reading
         # above, it would only fight this thread for the GIL.
-        snap["network"], snap["network_error"] = read_network(pid, snap["processes"])
+        snap["network"], snap["network_error"] = _watched_network(watch, pid, snap["processes"])
     else:
         snap["network_error"] = "not asked for"
     return snap
+
+
+def _watched_network(watch: _Watch, pid: int, procs: list[dict]) -> tuple[dict | None, str | None]:
+    """The network through the container's kept :class:`engine.netinfo.Watcher`
+    (made on first use, remade when PID 1 is another process): a dump only
+    when the kernel announced a change. Never raises."""
+    start = next((p["start_ticks"] for p in procs if p["host_pid"] == pid), None)
+    if start is None:
+        return None, f"process {pid} has exited: its network namespace is gone"
+    with watch.lock:
+        if watch.closed:
+            return read_network(pid, procs)
+        try:
+            from . import netinfo
+        except Exception as e:  # noqa: BLE001 - no pyroute2: a reason, not a crash
+            return None, str(e) or type(e).__name__
+        net = watch.net
+        if net is not None and (net.pid, net.start_ticks) != (pid, start):
+            net.close()
+            net = watch.net = None
+        try:
+            if net is None:
+                net = watch.net = netinfo.Watcher(pid, start_ticks=start)
+            return net.read(), None
+        except Exception as e:  # noqa: BLE001 - netinfo.Unavailable, or a bug: a reason
+            return None, str(e) or type(e).__name__
 
 
 def read_network(pid: int, procs: list[dict] | None = None) -> tuple[dict | None, str | None]:
