@@ -12,7 +12,9 @@ read from the host's /proc and cgroup files -- no need to enter it:
   mount table as the container sees it;
 - its network is what netlink answers inside its network namespace: that is
   the one part that has to be read from in there (see :mod:`engine.netinfo`);
-- its writable layer is the overlay's upper directory.
+- its writable layer is the overlay's upper directory;
+- its hostname is what ``uname`` says on a thread that joined its UTS
+  namespace for a moment.
 
 :func:`snapshot` returns plain, JSON-serialisable data (schema
 :data:`VERSION`); :func:`compare` says what changed between two snapshots;
@@ -544,7 +546,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     reference, ref_source = reference_namespaces()
     snap = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
             "status": record.get("status"), "pid": pid, "reference": ref_source,
-            "processes": [], "namespaces": {}, "mounts": [], "network": None,
+            "processes": [], "namespaces": {}, "mounts": [], "hostname": None, "network": None,
             "network_error": "the container is not running", "resources": None}
     if not running:
         forget(record["id"])
@@ -555,6 +557,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
     snap["namespaces"] = namespaces(pid, reference, others)
     snap["mounts"] = mounts(pid)
+    snap["hostname"] = hostname(pid)
     if cgroup is not None:
         try:
             snap["resources"] = cgroup.usage()
@@ -567,6 +570,43 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     else:
         snap["network_error"] = "not asked for"
     return snap
+
+
+def hostname(pid: int) -> str | None:
+    """The hostname process ``pid`` sees: its UTS namespace's, read on a
+    short-lived thread that joins that namespace (UTS membership belongs to
+    each thread) and comes back. None when it cannot be read."""
+    from .syscalls import CLONE_NEWUTS, Syscalls
+
+    out: list = []
+
+    def look() -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        home = -1
+        try:
+            home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+            if os.fstat(fd).st_ino == os.fstat(home).st_ino:
+                out.append(os.uname().nodename)
+                return
+            Syscalls().setns(fd, CLONE_NEWUTS)
+            try:
+                out.append(os.uname().nodename)
+            finally:
+                Syscalls().setns(home, CLONE_NEWUTS)
+        except OSError:
+            pass
+        finally:
+            for f in (fd, home):
+                if f >= 0:
+                    os.close(f)
+
+    worker = threading.Thread(target=look, name=f"uts-{pid}", daemon=True)
+    worker.start()
+    worker.join(2.0)
+    return out[0] if out else None
 
 
 def _watched_network(watch: _Watch, pid: int, procs: list[dict]) -> tuple[dict | None, str | None]:

@@ -156,3 +156,15 @@ def test_bad_sharing_is_refused_before_anything_is_made(flags, message):
     proc = cl("run", *flags, "lab", "true")
     assert proc.returncode == 125 and message in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert client().ps(all=True) == before and cgroup_dirs() == []
+
+
+def test_snapshot_reads_the_hostname_the_container_sees():
+    cl("run", "-d", "--name", "named", "-h", "inside-name", "lab", "sleep", "300", check=True)
+    cl("run", "-d", "--name", "hostuts", "--uts", "host", "lab", "sleep", "300", check=True)
+    try:
+        before = os.stat("/proc/thread-self/ns/uts").st_ino
+        assert client().snapshot("named", network=False)["hostname"] == "inside-name"
+        assert client().snapshot("hostuts", network=False)["hostname"] == socket.gethostname()
+        assert os.stat("/proc/thread-self/ns/uts").st_ino == before and socket.gethostname() != "inside-name"
+    finally:
+        cl("rm", "-f", "named", "hostuts")
