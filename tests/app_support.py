@@ -25,6 +25,7 @@ class StubLab:
     def __init__(self, lesson):
         self.lesson, self.lang = lesson, "en"
         self.checked: list[tuple[str, str]] = []        # (step id, language) of each check
+        self.ran: list[str] = []                        # the commands "run"
 
     def begin_step(self, step, cancel=None):
         return 0, []
@@ -42,6 +43,20 @@ class StubLab:
 
     def containers(self):
         return []
+
+    def translate(self, text, step=None, origin="learner"):
+        from lessons.docker import Context, translate
+        return translate(text, Context(course="fixture", lesson=self.lesson.id, lang=self.lang), check_only=True)
+
+    def run(self, command, step=None, *, origin="learner", cancel=None, on_output=None, timeout=120):
+        from lessons.runner import RunResult
+        self.ran.append(command)
+        if on_output:
+            on_output("pretend output\n")
+        return RunResult(command, 0, "pretend output\n")
+
+    def show_me(self, step, *, cancel=None, on_output=None, origin="show"):
+        return [self.run(c.text, step, on_output=on_output) for c in step.show_me]
 
 
 def pinned_course(tmp_path: Path, *lessons: str) -> Path:

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from textual.widgets import RadioSet, SelectionList
@@ -178,4 +183,114 @@ def test_quitting_asks_about_the_learners_own_running_containers(tmp_path):
         kept = course_containers()
         assert [c["name"] for c in kept] == ["mine"] and kept[0]["status"] == "running"
         cl("rm", "-f", "mine", check=True)
+    asyncio.run(scenario())
+
+
+# -- interactive sessions in the embedded terminal ---------------------------------------------------
+
+FIXTURE_COURSE = Path(__file__).resolve().parent / "fixtures" / "course"
+
+
+async def typed(pilot, view, line: str) -> None:
+    """Type ``line`` and Enter into the terminal, as a learner would."""
+    assert view.has_focus
+    await pilot.press(*line, "enter")
+
+
+def test_an_interactive_step_runs_in_the_embedded_terminal(tmp_path):
+    pytest.importorskip("tui.widgets.terminal")
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await pilot.press("n")                          # "A shell inside": docker run -it --name shell ...
+            await wait_for(pilot, lambda: "shell" in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            view = screen.terminal[0]
+            await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+            assert view.has_focus and screen.has_class("-terminal")
+            await pilot.press("r")                          # typed into the shell, not a Run
+            await pilot.press("backspace")
+            await typed(pilot, view, "rm /etc/passwd")
+            await typed(pilot, view, "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            await wait_for(pilot, lambda: "shell" in app.learner.done(screen.lesson), 30, "the checks to pass")
+            assert "rm /etc/passwd" in view.text               # the last screen stays in view
+            assert t("en", "terminal.closed", code=0) in screen.output.plain
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
+def test_o_opens_a_shell_in_the_lessons_running_container(tmp_path):
+    pytest.importorskip("tui.widgets.terminal")
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            await pilot.press("o")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            view = screen.terminal[0]
+            await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+            await typed(pilot, view, "cat /proc/1/cmdline | tr '\\0' ' '; echo")
+            await wait_for(pilot, lambda: "sleep 1000" in view.text, 10, "PID 1 of web")
+            await pilot.press("ctrl+right_square_bracket")  # back to the lesson; the shell stays
+            assert screen.focused is screen.query_one("#lesson-scroll") and screen.terminal is not None
+            await pilot.press("ctrl+q")                     # quitting hangs it up and removes web
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
+# -- leaving tidily, and after a crash ------------------------------------------------------------------
+
+def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            assert [c["name"] for c in course_containers()] == ["web"]
+            await pilot.press("colon", *"docker run -d --name mine lab sleep 300", "enter")
+            await wait_for(pilot, lambda: screen.busy is None and len(course_containers()) == 2, 60, "mine")
+            await pilot.press("escape", "m")
+            await wait_for(pilot, lambda: [c["name"] for c in course_containers()] == ["mine"], 30,
+                           "web to go and mine to stay")
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 30, "the question")
+            await pilot.press("enter")                      # "Remove them"
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+        assert course_containers() == []
+    asyncio.run(scenario())
+
+
+def test_the_next_start_removes_what_a_crashed_session_left(tmp_path):
+    progress = tmp_path / "progress"
+    progress.mkdir()
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    (progress / "app-session.json").write_text(json.dumps({"pid": crashed.pid, "started": started,
+                                                           "course": "fixture"}))
+    for name, origin in (("left-setup", "setup"), ("left-mine", "learner")):
+        cl("run", "-d", "--name", name, "--label", "course=fixture", "--label", "course.lesson=isolation",
+           "--label", f"course.origin={origin}", "lab", "sleep", "300", check=True)
+    assert len(course_containers()) == 2
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=progress)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: course_containers() == [], 30, "the leftovers to go")
+            await wait_for(pilot, lambda: any("left-mine" in n.message for n in app._notifications), 10,
+                           "the learner to be told")
+            assert json.loads((progress / "app-session.json").read_text())["pid"] == os.getpid()
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+        assert not (progress / "app-session.json").exists()
     asyncio.run(scenario())

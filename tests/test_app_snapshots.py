@@ -27,11 +27,10 @@ def _colors_on(monkeypatch):
 
 
 async def settled(pilot) -> None:
-    """Every worker done, every message handled."""
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    """Every worker done, every message handled (a step's lab is set up after its first frame)."""
+    for _ in range(4):
+        await pilot.pause(0.05)                     # a frame: callbacks after refresh run
+        await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
 

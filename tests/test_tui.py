@@ -234,11 +234,11 @@ def test_help_opens_and_closes(key, tmp_path):
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
-            text = statics(app)
+            text = screen_text(app)
             assert t("en", "help.switch_language") in text and t("en", "help.run") in text
             await pilot.press("f2")                 # the language switches under the help too
             await pilot.pause()
-            assert t("zh", "help.switch_language") in statics(app)
+            assert t("zh", "help.switch_language") in screen_text(app)
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, WelcomeScreen)

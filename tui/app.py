@@ -33,13 +33,13 @@ from textual.widget import Widget
 from lessons.model import Course, Lesson
 from tui.i18n import LANGS, detect_language, other, t
 from tui.machine import Machine, check_machine
-from tui.screens.course_map import CourseMapScreen
-from tui.screens.dialogs import CompletionScreen, QuitScreen
-from tui.screens.help import HelpScreen
+from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.screens.lesson import LessonScreen
-from tui.screens.welcome import WelcomeScreen
 from tui.session import Learner, SessionMark, course_containers, learners_own, left_by, remove
+
+# The screens are imported where they are first needed: the first frame is
+# drawn sooner when the welcome screen does not wait for the lesson screen's
+# Markdown, lab panel and terminal (see bench/app_startup.py).
 
 
 class ContainerLabApp(Localized, App[None]):
@@ -69,6 +69,10 @@ class ContainerLabApp(Localized, App[None]):
         self.mark = mark
         self.engine = engine            # False: never talk to the engine (screenshots)
         self.quitting = False
+        cjk.install()                   # Chinese lines break between characters (see tui.screens.cjk)
+
+    def on_unmount(self) -> None:
+        cjk.uninstall()
 
     def _real_lab(self, lesson: Lesson):
         from lessons.lab import Lab
@@ -79,14 +83,14 @@ class ContainerLabApp(Localized, App[None]):
 
     # -- opening screens ---------------------------------------------------------------------
     def on_mount(self) -> None:
+        from tui.screens.welcome import WelcomeScreen
+
         for notice in self.learner.store.notice_texts(self.lang):
             self.notify(notice, severity="warning", timeout=20)
         position = self.learner.position()
         if self.start_lesson is not None:
-            self.open_map()
             self.open_lesson(self.start_lesson)
         elif position is not None:
-            self.open_map()
             self.open_lesson(*position)
         else:
             self.push_screen(WelcomeScreen(self.lang, self.machine))
@@ -96,13 +100,18 @@ class ContainerLabApp(Localized, App[None]):
                 self._list_containers("crash", stale)
 
     def open_map(self) -> None:
-        """The course map, as the screen under every lesson."""
-        while len(self.screen_stack) > 1:
+        """The course map (made when first wanted; lessons open over it)."""
+        from tui.screens.course_map import CourseMapScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, CourseMapScreen):
             self.pop_screen()
-        self.push_screen(CourseMapScreen(self.lang, self.course, self.learner))
+        if not isinstance(self.screen, CourseMapScreen):
+            self.push_screen(CourseMapScreen(self.lang, self.course, self.learner))
 
     def open_lesson(self, lesson_id: str, step_id: str | None = None) -> None:
         """Lesson ``lesson_id`` (at ``step_id``, else where the learner left it), over the map."""
+        from tui.screens.lesson import LessonScreen
+
         lesson = self.course.lesson(lesson_id)
         if isinstance(self.screen, LessonScreen):
             self.leave_lesson()
@@ -111,12 +120,15 @@ class ContainerLabApp(Localized, App[None]):
 
     def leave_lesson(self) -> None:
         """Back to the map; the lesson's containers go, but those the learner runs are kept."""
+        from tui.screens.lesson import LessonScreen
+
         screen = self.screen
         if isinstance(screen, LessonScreen):
             screen.close_terminal()
             self.pop_screen()
             if self.engine and self.machine.root:
                 self._remove_lesson_containers(screen.lesson.id)
+            self.open_map()
 
     def on_welcome_screen_start(self, _message: WelcomeScreen.Start) -> None:
         self.open_map()
@@ -136,6 +148,8 @@ class ContainerLabApp(Localized, App[None]):
         self.leave_lesson()
 
     def on_lesson_screen_lesson_complete(self, message: LessonScreen.LessonComplete) -> None:
+        from tui.screens.dialogs import CompletionScreen
+
         lessons = list(self.course.lessons)
         lesson = self.course.lesson(message.lesson_id)
         at = lessons.index(lesson)
@@ -144,7 +158,6 @@ class ContainerLabApp(Localized, App[None]):
 
         def chosen(choice: str | None) -> None:
             if choice == "next" and following is not None:
-                self.leave_lesson()
                 self.open_lesson(following.id)
             elif choice == "map":
                 self.leave_lesson()
@@ -172,6 +185,8 @@ class ContainerLabApp(Localized, App[None]):
 
     def action_help(self) -> None:
         """F1 / ?: the keys (again: closes them)."""
+        from tui.screens.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
         else:
@@ -183,7 +198,7 @@ class ContainerLabApp(Localized, App[None]):
         if self.quitting:
             return
         self.quitting = True
-        if isinstance(self.screen, LessonScreen):
+        if hasattr(self.screen, "close_terminal"):
             self.screen.close_terminal()
         if not (self.engine and self.machine.root):
             self._done()
@@ -200,6 +215,8 @@ class ContainerLabApp(Localized, App[None]):
         self.post_message(self.Containers(purpose, mine))
 
     def on_container_lab_app_containers(self, message: Containers) -> None:
+        from tui.screens.dialogs import QuitScreen
+
         if message.purpose == "crash":
             if message.containers:
                 self._remove(message.containers, "crash")
@@ -268,19 +285,25 @@ def make_app(lang: str | None = None, *, machine: Machine | None = None, course:
              mark: bool = True) -> ContainerLabApp:
     """The app. ``lang``: --lang (default: the learner's saved choice, then the locale);
     ``course``: a Course or its folder (default: the shipped one); ``progress_dir``: where
-    progress is kept (default: the learner's XDG state dir); ``lesson``: open it at once."""
-    from lessons.loader import load_course
+    progress is kept (default: the learner's XDG state dir); ``lesson``: open it at once;
+    ``lab``: makes a lesson's lab (default: :class:`lessons.lab.Lab`); ``lab_panel``: makes the
+    lab panel for a language; ``engine=False``: never talk to the engine (no cleanup, a
+    placeholder panel) -- for screenshots and tests with a lab that needs none."""
     from lessons.progress import ProgressStore
+    from tui import course_cache
 
     if lang is not None and lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGS)}")
     if not isinstance(course, Course):
-        course = load_course(course)
+        course = course_cache.load(course)
     store = ProgressStore(progress_dir)
     learner = Learner(course, store)
     lang = lang or learner.language or detect_language()
     if lesson is not None:
         lesson = course.lesson(lesson).id          # KeyError: no such lesson
+    if lab_panel is None and not engine:
+        from tui.screens.parts import LabPlaceholder
+        lab_panel = LabPlaceholder
     return ContainerLabApp(lang=lang, course=course, machine=check_machine() if machine is None else machine,
                            learner=learner, lesson=lesson, lab=lab, lab_panel=lab_panel, engine=engine,
                            mark=SessionMark(store.dir) if mark and engine else None)
@@ -305,11 +328,12 @@ def main(args: list[str]) -> int:
     if not has_terminal():
         print(t(lang, "note.no_terminal"), file=sys.stderr)
         return 1
-    from lessons.loader import CourseError, load_course
+    from lessons.loader import CourseError
+    from tui import course_cache
 
     where = ns.course or "content/"
     try:
-        course = load_course(ns.course)
+        course = course_cache.load(ns.course)
     except CourseError as e:
         print(t(lang, "note.bad_course", path=where, problems=len(e.problems), first=str(e.problems[0])),
               file=sys.stderr)

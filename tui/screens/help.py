@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.content import Content
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -38,16 +40,25 @@ def help_rows(app, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
-def help_text(app, lang: str) -> dict[str, str | Content]:
-    """Every text of the help screen, by widget id."""
+def keys_table(app, lang: str) -> Group:
+    """The keys, section by section: a bold title, then each key beside what it does."""
     width = max(len(keys) for _, rows in help_rows(app, lang) for keys, _ in rows)
-    sections = []
-    for title, rows in help_rows(app, lang):
-        lines = "\n".join(f"  {keys:<{width}}  {what}" for keys, what in rows)
-        sections.append(Content.from_markup("[b]$title[/b]\n$lines", title=title, lines=lines))
+    parts = []
+    for n, (title, rows) in enumerate(help_rows(app, lang)):
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(width=width + 2, no_wrap=True)
+        table.add_column(ratio=1)
+        for keys, what in rows:
+            table.add_row(f"  {keys}", what)
+        parts += [Text("\n" + title if n else title, style="bold"), table]
+    return Group(*parts)
+
+
+def help_text(app, lang: str) -> dict[str, str | Group]:
+    """Every text of the help screen, by widget id."""
     return {
         "help-title": t(lang, "help.title"),
-        "help-keys": Content("\n\n").join(sections),
+        "help-keys": keys_table(app, lang),
         "help-cli-cmd": "$ container-lab --help",
         "help-cli": t(lang, "help.cli"),
         "help-close": t(lang, "help.close"),

@@ -33,13 +33,25 @@ from lessons.model import Course, Lesson, Step
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.keys import FRONT_KEYS, LESSON_KEYS, Localized, bindings
-from tui.screens.parts import CommandLine, LabPlaceholder, OutputLog, QuizView, StepView
+from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StepView
 from tui.session import Learner
 
-try:                                 # the embedded terminal: its own widget, in its own package
-    from tui.widgets.terminal import TerminalView
-except ImportError:                  # not installed yet: interactive commands say so instead
-    TerminalView = None
+def terminal_view():
+    """The embedded terminal's widget class (imported when first needed: pyte is not
+    cheap), or None where it is not installed -- interactive commands say so instead."""
+    try:
+        from tui.widgets.terminal import TerminalView
+    except ImportError:
+        return None
+    return TerminalView
+
+
+def has_terminal_view() -> bool:
+    from importlib.util import find_spec
+    try:
+        return find_spec("tui.widgets.terminal") is not None
+    except ImportError:
+        return False
 
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -144,22 +156,34 @@ class LessonScreen(Localized, Screen):
             with Vertical(id="lesson-col"):
                 with VerticalScroll(id="lesson-scroll"):
                     yield Static(id="lesson-title", classes="section", markup=False)
-                    yield Markdown(self.lesson.intro.get(self.lang, ""), id="lesson-intro", open_links=False)
+                    yield LessonMarkdown(self.lesson.intro.get(self.lang, ""), id="lesson-intro")
                     for n, step in enumerate(self.lesson.steps, 1):
                         yield StepView(step, n, total, self.lang, done=step.id in done,
                                        unavailable=self.why(step))
                 yield OutputLog(id="output")
                 yield CommandLine(id="command", compact=True)
             with Vertical(id="side"):
-                panel = self._lab_panel(self.lang)
-                panel.id = "lab"
-                yield panel
+                yield LabPlaceholder(self.lang, id="lab-waiting")
         yield Footer()
 
     def on_mount(self) -> None:
         self._render_texts()
         self.query_one("#lesson-scroll").focus()
         self._enter_step(save=True)
+        self.call_after_refresh(self._mount_lab_panel)
+
+    def _mount_lab_panel(self) -> None:
+        """The lab panel takes its place once the lesson has been drawn: the
+        learner reads at once, and the panel fills in a moment later."""
+        panel = self._lab_panel(self.lang)
+        panel.id = "lab"
+        self.query_one("#lab-waiting").remove()
+        self.query_one("#side").mount(panel, before=0)
+
+    def lab_panel(self) -> Widget | None:
+        """The lab panel, once it is there."""
+        found = self.query("#lab")
+        return found.first() if found else None
 
     def _render_texts(self) -> None:
         title = self.lesson.title.get(self.lang, self.lesson.id)
@@ -187,7 +211,7 @@ class LessonScreen(Localized, Screen):
         if action == "side":
             return self.has_class("-narrow")
         if action == "shell":
-            return TerminalView is not None and self.machine.root
+            return self.machine.root and has_terminal_view()
         return True
 
     # -- moving between steps ---------------------------------------------------------------------
@@ -206,7 +230,9 @@ class LessonScreen(Localized, Screen):
         if step.id not in self.cursors and self.why(step) is None and (step.commands or step.checks or step.setup
                                                                        or self.lesson.setup):
             view.set_status("status.preparing")
-            self._begin(step)
+            # after the next frame: the engine's work (maybe starting its supervisor) must not
+            # take the CPU from drawing the step the learner is about to read
+            self.call_after_refresh(self._begin, step)
 
     def _refocus(self, entering: bool = False) -> None:
         """Focus where the learner works: a quiz's choices, else the lesson (kept when still there)."""
@@ -389,8 +415,8 @@ class LessonScreen(Localized, Screen):
         for result in message.results:
             if not result.ok and not getattr(result, "skipped", False):
                 log.say(f"→ {failure_text(result, self.lang)}")
-        if message.ref and hasattr(self.query_one("#lab"), "select"):
-            self.query_one("#lab").select(message.ref)
+        if message.ref and hasattr(panel := self.lab_panel(), "select"):
+            panel.select(message.ref)
         view = self.view(message.step_id)
         view.set_status("")
         step = self.lesson.step(message.step_id)
@@ -534,7 +560,7 @@ class LessonScreen(Localized, Screen):
 
     # -- the terminal -----------------------------------------------------------------------------
     def on_lesson_screen_terminal_wanted(self, message: TerminalWanted) -> None:
-        if TerminalView is None:
+        if not has_terminal_view():
             self.busy = None
             self.output.say(t(self.lang, "terminal.missing"))
             self.view(message.step_id).set_status("terminal.missing")
@@ -556,7 +582,7 @@ class LessonScreen(Localized, Screen):
 
     def action_shell(self) -> None:
         """o: a shell in the container picked in the lab panel (or the lesson's newest running one)."""
-        if TerminalView is None or self.terminal is not None or not self.machine.root:
+        if not has_terminal_view() or self.terminal is not None or not self.machine.root:
             if self.terminal is not None:
                 self.notify(t(self.lang, "busy.terminal"), severity="warning")
             return
@@ -580,7 +606,7 @@ class LessonScreen(Localized, Screen):
 
     def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
         self._drop_closed_terminal()
-        view = TerminalView(message.fd, attached=message.attached, lang=self.lang, id="terminal")
+        view = terminal_view()(message.fd, attached=message.attached, lang=self.lang, id="terminal")
         self.terminal = (view, message.session, message.attached, message.step_id)
         self.query_one("#side").mount(view)
         self.add_class("-terminal")
@@ -665,7 +691,7 @@ class LessonScreen(Localized, Screen):
             view.set_unavailable(self.why(step))
             if view.results and step.checks and step.id in self.cursors and self.why(step) is None:
                 self._check(step)                 # check messages, worded anew
-        for widget in (self.query_one("#lab"), self.terminal[0] if self.terminal else None):
+        for widget in (self.lab_panel(), *self.query("#lab-waiting"), self.terminal[0] if self.terminal else None):
             if widget is not None and hasattr(widget, "set_language"):
                 widget.set_language(lang)
         if self.lesson.steps:

@@ -17,6 +17,7 @@ from textual.content import Content
 from textual.message import Message
 from rich.text import Text
 from textual.widgets import Button, Input, Markdown, RadioButton, RadioSet, RichLog, SelectionList, Static
+from textual.widgets.markdown import MarkdownFence
 from textual.widgets.selection_list import Selection
 
 from lessons.model import Step
@@ -27,6 +28,27 @@ def inline_text(markdown: str) -> str:
     """One line of Markdown as plain text: `code` and **bold** marks and link targets dropped."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
     return " ".join(text.replace("`", "").replace("**", "").split())
+
+
+class LessonFence(MarkdownFence):
+    """A lesson's code block -- commands and what they print -- shown as written.
+
+    No syntax colouring: the lessons' blocks name no language, and guessing
+    one (pygments tries every lexer) costs tens of milliseconds a block,
+    which a long lesson pays before its first frame."""
+
+    @classmethod
+    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
+        return Content("\n".join(code.splitlines()))
+
+
+class LessonMarkdown(Markdown):
+    """Lesson prose: Markdown with plain code blocks; links are handled by the screen."""
+
+    BLOCKS = {**Markdown.BLOCKS, "fence": LessonFence, "code_block": LessonFence}
+
+    def __init__(self, markdown: str, **kwargs) -> None:
+        super().__init__(markdown, open_links=False, **kwargs)
 
 
 def quiz_feedback(step: Step, lang: str, selected: frozenset[str]) -> str:
@@ -77,7 +99,7 @@ class QuizView(Vertical):
 
     def compose(self) -> ComposeResult:
         quiz, lang = self.step.quiz, self.lang
-        yield Markdown(self.step.text[lang].question, classes="quiz-question", open_links=False)
+        yield LessonMarkdown(self.step.text[lang].question, classes="quiz-question")
         if quiz.multiple:
             yield Static(t(lang, "quiz.several"), classes="quiz-how note", markup=False)
             yield SelectionList[str](*[Selection(option_text(self.step, lang, o), o, o in self.chosen, id=o)
@@ -108,8 +130,8 @@ class QuizView(Vertical):
 
 
 class StepWork(Vertical):
-    """The current step's working area: commands with Run, the buttons, its quiz,
-    hints, status and check results -- composed from its :class:`StepView`'s state."""
+    """The current step's text and working area: commands with Run, the buttons,
+    its quiz, hints, status and check results -- composed from its :class:`StepView`'s state."""
 
     def __init__(self, view: "StepView") -> None:
         super().__init__(classes="step-work")
@@ -118,6 +140,8 @@ class StepWork(Vertical):
     def compose(self) -> ComposeResult:
         view, step, lang = self.view, self.view.step, self.view.lang
         unavailable = view.unavailable is not None
+        if step.text[lang].body.strip():
+            yield LessonMarkdown(step.text[lang].body, classes="step-body")
         if unavailable:
             yield Static(view.unavailable, classes="step-unavailable", markup=False)
         for i, command in enumerate(step.commands):
@@ -141,11 +165,15 @@ class StepWork(Vertical):
                     if text is not None:
                         yield Static(t(lang, "hint.label", number=n + 1, total=len(step.hints)),
                                      classes="hint-label", markup=False)
-                        yield Markdown(text, classes="hint-text", open_links=False)
+                        yield LessonMarkdown(text, classes="hint-text")
         key, values = view.status
-        yield Static(t(lang, key, **values) if key else "", classes="step-status note", markup=False)
-        yield Static(results_content(view.results, lang) if view.results else "", classes="results",
-                     markup=False)
+        status = Static(t(lang, key, **values) if key else "", classes="step-status note", markup=False)
+        status.display = bool(key)
+        yield status
+        results = Static(results_content(view.results, lang) if view.results else "", classes="results",
+                         markup=False)
+        results.display = bool(view.results)
+        yield results
         if view.number > 1 or view.number < view.total:
             with Horizontal(classes="step-nav"):
                 if view.number > 1:
@@ -153,17 +181,14 @@ class StepWork(Vertical):
                 if view.number < view.total:
                     yield Button(t(lang, "button.next"), name="next", classes="next", compact=True)
 
-    def on_mount(self) -> None:
-        self.query_one(".step-status").display = bool(self.view.status[0])
-        self.query_one(".results").display = bool(self.view.results)
-
 
 class StepView(Vertical):
-    """One step of the lesson. Its title and text always show; while it is the
-    current step, also its working area (:class:`StepWork`), composed when the
-    step becomes current and dropped when it stops being so -- a lesson's
-    other steps cost no widgets. What the learner did in the step (hints
-    opened, check results, quiz answers, the status line) is kept here."""
+    """One step of the lesson. Its title always shows (with ✓ once done); the
+    current step opens: its text and working area (:class:`StepWork`), composed
+    when the step becomes current and dropped when it stops being so -- the
+    lesson's other steps cost one line each, and a long lesson draws its first
+    frame in time. What the learner did in the step (hints opened, check
+    results, quiz answers, the status line) is kept here."""
 
     class Pressed(Message):
         """A button of the step: ``action`` is run, check, hint, show, reset, next or previous;
@@ -188,7 +213,6 @@ class StepView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), classes="step-title", markup=False)
-        yield Markdown(self.step.text[self.lang].body, classes="step-body", open_links=False)
 
     def _title(self) -> str:
         done = " ✓" if self.done else ""
@@ -264,7 +288,6 @@ class StepView(Vertical):
         """Every word of the step in ``lang``; what the learner did stays (results are re-checked by the screen)."""
         self.lang = lang
         self.query_one(".step-title", Static).update(self._title())
-        self.query_one(".step-body", Markdown).update(self.step.text[lang].body)
         self._rework()
 
     # -- what the learner does ------------------------------------------------------------------

@@ -1,0 +1,377 @@
+"""The app's screens driven by keyboard and mouse, with a lab that needs no engine (StubLab):
+resuming where the learner left off, the course map, moving between steps, hints, quizzes,
+the completion moment, a corrupt progress file, a machine that cannot run a step, the narrow
+layout, and the language switch keeping the position. The same flows against the real engine
+are in test_app_lesson.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from textual.widgets import RadioSet
+
+from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
+from lessons.i18n import msg
+from lessons.progress import ProgressStore
+from tui.app import make_app
+from tui.i18n import t
+from tui.screens.course_map import CourseMapScreen
+from tui.screens.dialogs import CompletionScreen
+from tui.screens.lesson import LessonScreen
+from tui.screens.welcome import WelcomeScreen
+
+
+@pytest.fixture(autouse=True)
+def _colors_on(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def app_for(tmp_path, lang="en", machine=ROOT_V2, **kwargs):
+    return make_app(lang, machine=machine, course=FIXTURE, progress_dir=tmp_path / "progress", lab=StubLab,
+                    engine=False, **kwargs)
+
+
+def progress(tmp_path) -> dict:
+    return json.loads((tmp_path / "progress" / "progress.json").read_text())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def lesson_ready(pilot, app) -> LessonScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the lesson screen")
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.step.id in screen.cursors or not screen.step.checks, 5, "the step")
+    return screen
+
+
+# -- where the learner left off ----------------------------------------------------------------
+
+def test_a_returning_learner_is_back_in_the_step_they_left(tmp_path):
+    ProgressStore(tmp_path / "progress").set_current("fixture", "isolation", "limits")
+
+    async def scenario():
+        app = app_for(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            assert (screen.lesson.id, screen.step.id) == ("isolation", "limits")
+            assert screen.view("limits").has_class("-current")
+            assert screen.view("limits").region.y < 40                    # scrolled into view
+            assert [type(s) for s in app.screen_stack[1:]] == [LessonScreen]
+            await pilot.press("m")                                       # the map is made when wanted
+            await pilot.pause()
+            assert [type(s) for s in app.screen_stack[1:]] == [CourseMapScreen]
+    run(scenario())
+
+
+def test_lesson_opens_a_lesson_at_its_first_step_not_done(tmp_path):
+    ProgressStore(tmp_path / "progress").record_step("fixture", "hello", "hello", done=True)
+
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            assert screen.step.id == "shell"
+            assert screen.view("hello").has_class("-done") and "✓" in screen_text(app)
+    run(scenario())
+
+
+def test_a_corrupt_progress_file_gives_a_notice_not_a_crash(tmp_path):
+    (tmp_path / "progress").mkdir()
+    (tmp_path / "progress" / "progress.json").write_text("{not json")
+
+    async def scenario(lang):
+        app = app_for(tmp_path, lang)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, WelcomeScreen)        # a fresh start
+            notices = [n.message for n in app._notifications]
+            (aside,) = sorted((tmp_path / "progress").glob("progress.json.corrupt-*"))
+            assert len(notices) == 1 and str(aside) in notices[0]
+            lead = msg(lang, "progress.corrupt", error="§", path="§").split("§")[0]
+            assert notices[0].startswith(lead)                  # in the learner's language
+            await pilot.press("enter")                          # and the course goes on
+            await lesson_ready(pilot, app)
+        aside.unlink()
+        (tmp_path / "progress" / "progress.json").write_text("[1, 2]")
+    run(scenario("en"))
+    run(scenario("zh"))
+
+
+# -- the course map --------------------------------------------------------------------------------
+
+def test_the_course_map_jumps_to_a_lesson(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await lesson_ready(pilot, app)
+            await pilot.press("m")
+            await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+            text = screen_text(app)
+            assert "Hello, container" in text and "Isolation" in text and "0/4" in text
+            await pilot.press("down", "enter")
+            screen = await lesson_ready(pilot, app)
+            assert screen.lesson.id == "isolation" and screen.step.id == "look"
+            assert progress(tmp_path)["current"] == {"course": "fixture", "lesson": "isolation", "step": "look"}
+    run(scenario())
+
+
+def test_the_map_shows_what_is_done_and_where_the_learner_is(tmp_path):
+    store = ProgressStore(tmp_path / "progress")
+    for step in ("hello", "shell", "why"):
+        store.record_step("fixture", "hello", step, done=True)
+    store.set_current("fixture", "isolation", "look")
+
+    async def scenario():
+        app = app_for(tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await lesson_ready(pilot, app)
+            await pilot.press("m")
+            await pilot.pause()
+            lines = screen_text(app).splitlines()
+            hello = next(line for line in lines if "Hello, container" in line and "/3" in line)
+            isolation = next(line for line in lines if "Isolation" in line and "/4" in line)
+            assert "✓" in hello and "3/3" in hello
+            assert "▸" in isolation and "0/4" in isolation
+            assert t("en", "map.status.new", total=4) in screen_text(app)     # the highlighted one's preview
+    run(scenario())
+
+
+# -- working a lesson ---------------------------------------------------------------------------------
+
+def test_run_check_hints_and_steps_by_keyboard(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("h")
+            await pilot.pause()
+            assert "docker exec NAME COMMAND" in screen_text(app)
+            await pilot.press("h")                          # the only hint: a notice, no more
+            await pilot.pause()
+            assert t("en", "hint.last") in [n.message for n in app._notifications]
+            assert progress(tmp_path)["courses"]["fixture"]["isolation"]["look"]["hints"] == 1
+            await pilot.press("r")
+            await wait_for(pilot, lambda: "look" in app.learner.done(screen.lesson), 5, "the step done")
+            assert screen.lab.ran == ["docker exec web ps -ef"]
+            assert "$ docker exec web ps -ef" in screen.output.plain and "pretend output" in screen.output.plain
+            assert t("en", "status.done") in screen_text(app)
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.step.id == "neighbours" and progress(tmp_path)["current"]["step"] == "neighbours"
+            await pilot.press("p")
+            await pilot.pause()
+            assert screen.step.id == "look"
+    run(scenario())
+
+
+def test_the_buttons_work_with_the_mouse(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.click("#step-look .run")
+            await wait_for(pilot, lambda: "look" in app.learner.done(screen.lesson), 5, "the step done")
+            assert screen.lab.ran == ["docker exec web ps -ef"]
+            await pilot.click("#step-look .next")
+            await pilot.pause()
+            assert screen.step.id == "neighbours"
+            await pilot.click("#step-neighbours .hint")
+            await pilot.pause()
+            assert screen.view("neighbours").hints_shown == 1
+    run(scenario())
+
+
+def test_the_command_line_runs_what_is_typed_and_remembers_it(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("colon")
+            assert screen.focused is screen.query_one("#command")
+            assert not any(b.binding.key == "r" for b in screen.active_bindings.values())   # typing, not keys
+            await pilot.press(*"docker ps -a", "enter")
+            await wait_for(pilot, lambda: screen.busy is None and screen.lab.ran, 5, "the command")
+            assert screen.lab.ran == ["docker ps -a"]
+            await pilot.press(*"kubectl get pods", "enter")
+            await pilot.pause()
+            assert msg("en", "cmd.not_docker", word="kubectl") in screen.output.plain
+            await pilot.press("up", "up")
+            assert screen.query_one("#command").value == "docker ps -a"
+            await pilot.press("escape")
+            assert screen.focused is screen.query_one("#lesson-scroll")
+    run(scenario())
+
+
+def test_a_quiz_explains_a_wrong_answer_and_accepts_the_right_one(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("n", "n")
+            await wait_for(pilot, lambda: isinstance(screen.focused, RadioSet), 5, "the quiz's focus")
+            await pilot.press("enter", "c")                 # "vm": wrong
+            await pilot.pause()
+            text = screen_text(app)
+            assert t("en", "quiz.wrong") in text and "A VM brings its own kernel" in text
+            assert "why" not in app.learner.done(screen.lesson)
+            await wait_for(pilot, lambda: isinstance(screen.focused, RadioSet), 5, "the quiz's focus again")
+            await pilot.press("down", "enter", "c")         # "process": right
+            await pilot.pause()
+            assert t("en", "quiz.right") in screen_text(app)
+            assert "why" in app.learner.done(screen.lesson)
+            assert progress(tmp_path)["courses"]["fixture"]["hello"]["why"]["quiz"] == ["process"]
+    run(scenario())
+
+
+def test_the_completion_moment_leads_to_the_next_lesson(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("c")                          # the stub's checks pass
+            await wait_for(pilot, lambda: "hello" in app.learner.done(screen.lesson), 5)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: "shell" in screen.cursors, 5)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: "shell" in app.learner.done(screen.lesson), 5)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(screen.focused, RadioSet), 5)
+            await pilot.press("down", "enter", "c")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompletionScreen), 5, "the completion moment")
+            text = screen_text(app)
+            assert t("en", "complete.title") in text and t("en", "complete.next", title="Isolation") in text
+            await pilot.press("enter")                      # "Next lesson"
+            nxt = await lesson_ready(pilot, app)
+            assert nxt.lesson.id == "isolation"
+    run(scenario())
+
+
+# -- what this machine cannot do --------------------------------------------------------------------
+
+def test_without_root_the_steps_say_why_instead_of_failing(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, machine=USER_NONE, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5)
+            screen = app.screen
+            await pilot.pause()
+            why = t("en", "need.root", detail=USER_NONE.detail("root"))
+            assert why in screen_text(app).replace("\n", " ") or why[:40] in screen_text(app)
+            assert screen.cursors == {}                     # the engine was never asked
+            await pilot.press("r")
+            await pilot.pause()
+            assert why in [n.message for n in app._notifications] and screen.lab.ran == []
+            await pilot.press("c")                          # go on: the step is skipped, not failed
+            await pilot.pause()
+            assert app.learner.step_record(screen.lesson, "hello") | {"time": ""} == \
+                {"done": True, "skipped": True, "time": ""}
+    run(scenario())
+
+
+def test_a_step_that_requires_what_the_machine_lacks_says_why(tmp_path):
+    class NoMemoryLimits(StubLab):
+        def unavailable(self, step):
+            return "needs memory limits" if step.id == "limits" else None
+
+    async def scenario():
+        app = make_app("en", machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "p", lab=NoMemoryLimits,
+                       engine=False, lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("n", "n")
+            await pilot.pause()
+            assert screen.step.id == "limits"
+            assert "needs memory limits" in screen_text(app)
+            assert "limits" not in screen.cursors
+            await pilot.press("s")
+            await pilot.pause()
+            assert screen.lab.ran == []
+    run(scenario())
+
+
+# -- the layout -------------------------------------------------------------------------------------
+
+def test_at_80_columns_one_side_shows_and_f3_switches(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            side, lesson = screen.query_one("#side"), screen.query_one("#lesson-col")
+            assert screen.has_class("-narrow") and not side.display and lesson.display
+            footer = screen_text(app).splitlines()[-1]
+            assert "F1" in footer and "F2" in footer and "F3" in footer
+            await pilot.press("f3")
+            await pilot.pause()
+            assert side.display and not lesson.display
+            assert t("en", "lab.placeholder")[:30] in screen_text(app)
+            await pilot.press("f3")
+            await pilot.pause()
+            assert lesson.display and not side.display
+    run(scenario())
+
+
+def test_at_120_columns_both_sides_show_and_f3_is_not_offered(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            assert screen.query_one("#side").display and screen.query_one("#lesson-col").display
+            assert "f3" not in screen.active_bindings
+    run(scenario())
+
+
+# -- the language ----------------------------------------------------------------------------------
+
+def test_switching_language_in_a_lesson_keeps_step_hints_quiz_and_results(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: "hello" in app.learner.done(screen.lesson), 5)
+            await pilot.press("n", "n")
+            await wait_for(pilot, lambda: isinstance(screen.focused, RadioSet), 5)
+            await pilot.press("down", "enter")              # chosen, not yet checked
+            await pilot.press("h")                          # no hints in a quiz: a notice
+            scroll = screen.query_one("#lesson-scroll").scroll_y
+            await pilot.press("f2")
+            await pilot.pause()
+            text = screen_text(app)
+            assert app.lang == "zh" and screen.lang == "zh" and screen.lab.lang == "zh"
+            assert screen.step.id == "why" and screen.index == 2
+            assert "为什么这么快" in text and "一个普通的、被隔离的进程" in text
+            assert screen.view("why").quiz().selected() == {"process"}     # the choice is kept
+            assert abs(screen.query_one("#lesson-scroll").scroll_y - scroll) <= 2
+            assert progress(tmp_path)["language"] == "zh"
+            await pilot.press("f2")
+            await pilot.pause()
+            assert "Why so fast?" in screen_text(app)
+            # the first step's check results are worded again in each language
+            assert ("hello", "zh") in screen.lab.checked and ("hello", "en") in screen.lab.checked[-1:]
+    run(scenario())
+
+
+def test_chinese_lines_break_between_characters_while_the_app_runs(tmp_path):
+    import textual._wrap
+    from textual.content import Content
+
+    before = textual._wrap.re_chunk
+    text = "每一课左边阅读、右边动手：你运行 docker 命令，实验面板显示内核实际做了什么（真的），每一步都检查。"
+
+    async def scenario():
+        app = app_for(tmp_path, "zh")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            lines = [line.plain for line in Content(text).wrap(30)]
+            assert all(len(line.rstrip()) >= 12 for line in lines[:-1]), lines       # no half-empty lines
+            assert not any(line.startswith(("，", "。", "）", "、")) for line in lines)  # nor a line opening on ，
+            assert "".join(line.rstrip() for line in lines).replace(" ", "") == text.replace(" ", "")
+            body = screen_text(app)
+            assert "每一课左边阅读、右边动手：你运行 docker 命令，" in body.replace("\n", "")
+    run(scenario())
+    assert textual._wrap.re_chunk is before                     # put back once the app ends

@@ -1,0 +1,62 @@
+"""Line breaks for Chinese: between any two Han characters, as Chinese text breaks.
+
+Textual (``textual._wrap``) and Rich (``rich._wrap``) wrap text at spaces
+only. Chinese has none inside a sentence, so a paragraph that mixes in a
+command (``你运行 docker 命令，实验面板显示……``) is one long "word" after the
+space: it jumps whole to the next line and leaves the line before half
+empty. :func:`install` teaches both wrappers that a line may also break
+between Han characters -- never before closing punctuation (，。、；：！？）」』》)
+nor after opening punctuation (（「『《), the basic rule of Chinese line
+breaking -- and changes nothing for text without Han characters.
+
+It replaces one regular expression in each library (their word splitter),
+checking first that the module still has it; if a new version changed that,
+nothing is replaced and Chinese wraps as before. ``tests/test_app_screens.py``
+checks the effect.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HAN = "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CLOSE = "，。、；：！？）」』》〉】〕”’…—～%,.;:!?)\\]}"
+_OPEN = "（「『《〈【〔“‘"
+# A "word" a line may break after: one Han character (with the punctuation that
+# must stay with it), or a run of anything else up to the next Han character or space.
+_WORD = (rf"[{_OPEN}]*[{_HAN}][{_CLOSE}]*"
+         rf"|[{_OPEN}]*[^\s{_HAN}]+?(?=[{_OPEN}]*[{_HAN}]|\s|$)[{_CLOSE}]*")
+TEXTUAL_CHUNK = re.compile(rf"(?:{_WORD})\s*|\s+")     # was: \S+\s*|\s+
+RICH_WORD = re.compile(rf"\s*(?:{_WORD})\s*")           # was: \s*\S+\s*
+
+_saved: tuple | None = None
+
+
+def install() -> bool:
+    """Break Chinese lines between characters in Textual and Rich; True when done.
+    The app installs it while it runs (:func:`uninstall` when it ends), so other
+    Textual apps in the same process -- tests -- see the libraries as they are."""
+    global _saved
+    import rich._wrap
+    import textual._wrap
+
+    if _saved is not None:
+        return True
+    if not (isinstance(getattr(textual._wrap, "re_chunk", None), re.Pattern)
+            and isinstance(getattr(rich._wrap, "re_word", None), re.Pattern)):
+        return False
+    _saved = (textual._wrap.re_chunk, rich._wrap.re_word)
+    textual._wrap.re_chunk = TEXTUAL_CHUNK
+    rich._wrap.re_word = RICH_WORD
+    return True
+
+
+def uninstall() -> None:
+    """Put the libraries' own word splitters back."""
+    global _saved
+    import rich._wrap
+    import textual._wrap
+
+    if _saved is not None:
+        textual._wrap.re_chunk, rich._wrap.re_word = _saved
+        _saved = None
