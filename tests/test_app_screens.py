@@ -18,6 +18,7 @@ from lessons.i18n import msg
 from lessons.progress import ProgressStore
 from tui.app import make_app
 from tui.i18n import t
+from tui.machine import Machine
 from tui.screens.course_map import CourseMapScreen
 from tui.screens.dialogs import CompletionScreen
 from tui.screens.lesson import LessonScreen
@@ -197,10 +198,13 @@ def test_the_command_line_runs_what_is_typed_and_remembers_it(tmp_path):
             await pilot.press(*"docker ps -a", "enter")
             await wait_for(pilot, lambda: screen.busy is None and screen.lab.ran, 5, "the command")
             assert screen.lab.ran == ["docker ps -a"]
+            await pilot.press(*"container-lab ps", "enter")        # the engine's own verbs too
+            await wait_for(pilot, lambda: screen.busy is None and len(screen.lab.ran) == 2, 5, "the command")
+            assert screen.lab.ran[-1] == "container-lab ps"
             await pilot.press(*"kubectl get pods", "enter")
             await pilot.pause()
             assert msg("en", "cmd.not_docker", word="kubectl") in screen.output.plain
-            await pilot.press("up", "up")
+            await pilot.press("up", "up", "up")
             assert screen.query_one("#command").value == "docker ps -a"
             await pilot.press("escape")
             assert screen.focused is screen.query_one("#lesson-scroll")
@@ -375,3 +379,32 @@ def test_chinese_lines_break_between_characters_while_the_app_runs(tmp_path):
             assert "每一课左边阅读、右边动手：你运行 docker 命令，" in body.replace("\n", "")
     run(scenario())
     assert textual._wrap.re_chunk is before                     # put back once the app ends
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_step_needing_a_limit_this_machine_lacks_explains_with_the_real_lab(tmp_path, lang):
+    """The lessons' own ``requires`` and container-lab doctor's verdict, through the real Lab:
+    a machine without memory limits gets the memory step explained, not run."""
+    from app_support import pinned_course
+    from lessons.requirements import explain, lacking
+
+    machine = Machine.pinned(limits=("pids", "cpu"), reason="no memory controller")
+    course = pinned_course(tmp_path, "10-cgroups")
+    ProgressStore(tmp_path / "progress").set_current("container-lab", "cgroups", "memory")
+
+    async def scenario():
+        app = make_app(lang, machine=machine, course=course, progress_dir=tmp_path / "progress", engine=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5)
+            screen = app.screen
+            assert screen.step.id == "memory"
+            why = explain(lang, lacking(["cgroup.memory"], machine.diagnosis))
+            await pilot.pause()
+            shown = screen.view("memory").query_one(".step-unavailable")
+            assert str(shown.content) == why and shown.region.y < 40     # said, and in view
+            assert "memory" not in screen.cursors                # nothing was set up
+            await pilot.press("c")
+            await pilot.pause()
+            record = app.learner.step_record(screen.lesson, "memory")
+            assert record["done"] and record["skipped"]
+    run(scenario())

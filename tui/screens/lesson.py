@@ -467,6 +467,8 @@ class LessonScreen(Localized, Screen):
         step = self.lesson.step(message.step_id)
         view = self.view(step.id)
         view.show_results(message.results)
+        if step.id == self.step.id:
+            self.call_after_refresh(self._show_results, view)
         if message.lang != self.lang and step.id == self.step.id:
             self._check(step)                      # worded in the language before a switch: again
             return
@@ -506,6 +508,11 @@ class LessonScreen(Localized, Screen):
         view.show_hints(view.hints_shown + 1)
         self.learner.record_step(self.lesson, step.id, hints=view.hints_shown)
         self.call_after_refresh(self._show_hints, view)
+
+    def _show_results(self, view: StepView) -> None:
+        """Bring the check results into view (the step's navigation just below them too)."""
+        if (work := view.work()) is not None and work.query(".step-nav, .results"):
+            work.query(".step-nav, .results").last().scroll_visible(animate=False)
 
     def _show_hints(self, view: StepView) -> None:
         self._refocus()

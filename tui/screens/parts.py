@@ -140,10 +140,10 @@ class StepWork(Vertical):
     def compose(self) -> ComposeResult:
         view, step, lang = self.view, self.view.step, self.view.lang
         unavailable = view.unavailable is not None
+        if unavailable:                     # first: the learner reads the step knowing it will not run
+            yield Static(view.unavailable, classes="step-unavailable", markup=False)
         if step.text[lang].body.strip():
             yield LessonMarkdown(step.text[lang].body, classes="step-body")
-        if unavailable:
-            yield Static(view.unavailable, classes="step-unavailable", markup=False)
         for i, command in enumerate(step.commands):
             with Horizontal(classes="command"):
                 yield Button(t(lang, "button.run"), name=f"run:{i}", classes="run", compact=True,
