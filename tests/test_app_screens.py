@@ -47,6 +47,7 @@ async def lesson_ready(pilot, app) -> LessonScreen:
     await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the lesson screen")
     screen = app.screen
     await wait_for(pilot, lambda: screen.step.id in screen.cursors or not screen.step.checks, 5, "the step")
+    await pilot.pause(0.05)                                 # laid out
     return screen
 
 

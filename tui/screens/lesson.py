@@ -227,8 +227,9 @@ class LessonScreen(Localized, Screen):
         view = self.view(step.id)
         self.call_after_refresh(self._scroll_to, view)
         self.call_after_refresh(self._refocus, True)
-        if step.id not in self.cursors and self.why(step) is None and (step.commands or step.checks or step.setup
-                                                                       or self.lesson.setup):
+        if not (step.commands or step.checks or step.quiz) and step.id not in self.learner.done(self.lesson):
+            view.set_status("status.reading_last" if step is self.lesson.steps[-1] else "status.reading")
+        if step.id not in self.cursors and self.why(step) is None and (step.commands or step.checks or step.setup):
             view.set_status("status.preparing")
             # after the next frame: the engine's work (maybe starting its supervisor) must not
             # take the CPU from drawing the step the learner is about to read
@@ -309,7 +310,8 @@ class LessonScreen(Localized, Screen):
         if message.reset:
             view.show_results(None)
             log.say(t(self.lang, "output.reset"))
-        view.set_status("status.ready" if message.step_id == self.step.id else "")
+        step = self.lesson.step(message.step_id)
+        view.set_status("status.ready" if step.commands and step is self.step else "")
 
     def on_lesson_screen_lab_failed(self, message: LabFailed) -> None:
         self.busy = None

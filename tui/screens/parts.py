@@ -257,10 +257,14 @@ class StepView(Vertical):
     def set_status(self, key: str, **values) -> None:
         """The line under the buttons: message ``key`` of the catalog (empty: none)."""
         self.status = (key, values)
-        if (work := self.work()) is not None and work.is_mounted and work.query(".step-status"):
+        if (work := self.work()) is None:
+            return
+        if work.query(".step-status"):
             status = work.query_one(".step-status", Static)
             status.update(t(self.lang, key, **values) if key else "")
             status.display = bool(key)
+        else:                               # not composed yet: it will be, from the state
+            work.refresh(recompose=True)
 
     def show_hints(self, count: int) -> None:
         """Show the first ``count`` hints (each a Markdown block)."""
@@ -270,10 +274,14 @@ class StepView(Vertical):
     def show_results(self, results: list | None) -> None:
         """The check results (:class:`lessons.checks.Result`), worded in the learner's language."""
         self.results = results
-        if (work := self.work()) is not None and work.is_mounted and work.query(".results"):
+        if (work := self.work()) is None:
+            return
+        if work.query(".results"):
             box = work.query_one(".results", Static)
             box.update(results_content(results, self.lang) if results else "")
             box.display = bool(results)
+        else:
+            work.refresh(recompose=True)
 
     def show_answer(self, selected: frozenset[str]) -> None:
         """The quiz answered with ``selected``: why each is right or wrong."""
