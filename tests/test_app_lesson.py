@@ -25,7 +25,7 @@ from app_support import pinned_course, screen_text, wait_for
 from conftest import cl, needs_root, settle
 from lessons.docker import LABEL_COURSE
 from lessons.i18n import msg
-from tui.app import make_app
+from tui.start import make_app
 from tui.i18n import t
 from tui.screens.dialogs import CompletionScreen, QuitScreen
 from tui.screens.lesson import LessonScreen

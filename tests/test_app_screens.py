@@ -16,7 +16,7 @@ from textual.widgets import RadioSet
 from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 from lessons.i18n import msg
 from lessons.progress import ProgressStore
-from tui.app import make_app
+from tui.start import make_app
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.course_map import CourseMapScreen

@@ -15,7 +15,7 @@ import pytest
 
 from app_support import FIXTURE, ROOT_V2, StubLab
 from lessons.progress import ProgressStore
-from tui.app import make_app
+from tui.start import make_app
 from tui.screens.parts import LabPlaceholder
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}

@@ -14,8 +14,8 @@ import pytest
 from textual.widgets import Static
 
 from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
-from tui import app as tui_app
-from tui.app import main, make_app
+from tui import start as tui_start
+from tui.start import main, make_app
 from tui.i18n import detect_language, t
 from tui.machine import Machine, check_machine
 from tui.screens.help import HelpScreen
@@ -114,14 +114,14 @@ def test_help_of_the_course_options(capsys):
 
 
 def test_without_a_terminal_main_says_so_instead_of_drawing(capsys, monkeypatch):
-    monkeypatch.setattr(tui_app, "has_terminal", lambda: False)
+    monkeypatch.setattr(tui_start, "has_terminal", lambda: False)
     assert main(["--lang", "en"]) == 1
     assert capsys.readouterr().err.strip() == t("en", "note.no_terminal")
 
 
 @pytest.fixture
 def a_terminal(monkeypatch):
-    monkeypatch.setattr(tui_app, "has_terminal", lambda: True)
+    monkeypatch.setattr(tui_start, "has_terminal", lambda: True)
 
 
 def test_an_unknown_lesson_gets_a_one_line_note(capsys, a_terminal):
@@ -140,7 +140,7 @@ def test_a_course_with_mistakes_gets_a_one_line_note(capsys, a_terminal, tmp_pat
 
 def test_lessons_are_found_by_id_folder_or_number():
     from lessons.loader import load_course
-    from tui.app import _find_lesson
+    from tui.start import _find_lesson
 
     course = load_course(FIXTURE)
     assert [_find_lesson(course, ref) for ref in ("hello", "02-isolation", "2", "01", "9", "x")] == \

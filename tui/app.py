@@ -13,17 +13,15 @@ one thing only: removing the course's containers when a lesson is left, when
 the app quits (asking first about those the learner started in the
 background) and at start after a session that crashed (:mod:`tui.session`).
 
-:func:`make_app` builds it; tests pin the machine, the course, the progress
-directory, the lab and the lab panel there, so every host draws the same
-screens.
+:func:`tui.start.make_app` builds it (and :func:`tui.start.main` is
+``container-lab`` with no verb); tests pin the machine, the course, the
+progress directory, the lab and the lab panel there, so every host draws the
+same screens.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import work
 from textual.app import App
@@ -31,8 +29,8 @@ from textual.message import Message
 from textual.widget import Widget
 
 from lessons.model import Course, Lesson
-from tui.i18n import LANGS, detect_language, other, t
-from tui.machine import Machine, check_machine
+from tui.i18n import other, t
+from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
 from tui.session import Learner, SessionMark, course_containers, learners_own, left_by, remove
@@ -40,6 +38,10 @@ from tui.session import Learner, SessionMark, course_containers, learners_own, l
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's
 # Markdown, lab panel and terminal (see bench/app_startup.py).
+if TYPE_CHECKING:
+    from tui.screens.course_map import CourseMapScreen
+    from tui.screens.lesson import LessonScreen
+    from tui.screens.welcome import WelcomeScreen
 
 
 class ContainerLabApp(Localized, App[None]):
@@ -277,96 +279,3 @@ def default_lab_panel(lang: str) -> Widget:
         from tui.screens.parts import LabPlaceholder
         return LabPlaceholder(lang)
     return LabPanel(lang=lang)
-
-
-def make_app(lang: str | None = None, *, machine: Machine | None = None, course: Course | Path | str | None = None,
-             progress_dir: Path | str | None = None, lesson: str | None = None, lab: Callable | None = None,
-             lab_panel: Callable[[str], Widget] | None = None, engine: bool = True,
-             mark: bool = True) -> ContainerLabApp:
-    """The app. ``lang``: --lang (default: the learner's saved choice, then the locale);
-    ``course``: a Course or its folder (default: the shipped one); ``progress_dir``: where
-    progress is kept (default: the learner's XDG state dir); ``lesson``: open it at once;
-    ``lab``: makes a lesson's lab (default: :class:`lessons.lab.Lab`); ``lab_panel``: makes the
-    lab panel for a language; ``engine=False``: never talk to the engine (no cleanup, a
-    placeholder panel) -- for screenshots and tests with a lab that needs none."""
-    from lessons.progress import ProgressStore
-    from tui import course_cache
-
-    if lang is not None and lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGS)}")
-    if not isinstance(course, Course):
-        course = course_cache.load(course)
-    store = ProgressStore(progress_dir)
-    learner = Learner(course, store)
-    lang = lang or learner.language or detect_language()
-    if lesson is not None:
-        lesson = course.lesson(lesson).id          # KeyError: no such lesson
-    if lab_panel is None and not engine:
-        from tui.screens.parts import LabPlaceholder
-        lab_panel = LabPlaceholder
-    return ContainerLabApp(lang=lang, course=course, machine=check_machine() if machine is None else machine,
-                           learner=learner, lesson=lesson, lab=lab, lab_panel=lab_panel, engine=engine,
-                           mark=SessionMark(store.dir) if mark and engine else None)
-
-
-def main(args: list[str]) -> int:
-    """``container-lab [--lang en|zh] [--lesson ID] [--course DIR]``: open the course."""
-    parser = argparse.ArgumentParser(
-        prog="container-lab",
-        description="Open the container-lab course (where you left off). With a verb (run, ps, rm, ...) "
-                    "container-lab is the engine's CLI instead: see container-lab --help.")
-    parser.add_argument("--lang", choices=LANGS,
-                        help="language of the course (default: your last choice, then LANGUAGE, LC_ALL, "
-                             "LC_MESSAGES, LANG); F2 switches at any moment")
-    parser.add_argument("--lesson", metavar="ID", help="open this lesson (its id, folder or number)")
-    parser.add_argument("--course", metavar="DIR", help="use the course in DIR instead of the built-in one")
-    try:
-        ns = parser.parse_args(args)
-    except SystemExit as e:         # --help, or a bad argument: argparse has said why
-        return e.code if isinstance(e.code, int) else 2
-    lang = ns.lang or detect_language()
-    if not has_terminal():
-        print(t(lang, "note.no_terminal"), file=sys.stderr)
-        return 1
-    from lessons.loader import CourseError
-    from tui import course_cache
-
-    where = ns.course or "content/"
-    try:
-        course = course_cache.load(ns.course)
-    except CourseError as e:
-        print(t(lang, "note.bad_course", path=where, problems=len(e.problems), first=str(e.problems[0])),
-              file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(t(lang, "note.no_course", path=where, error=e.strerror or str(e)), file=sys.stderr)
-        return 1
-    lesson = ns.lesson
-    if lesson is not None:
-        lesson = _find_lesson(course, lesson)
-        if lesson is None:
-            print(t(lang, "note.no_lesson", lesson=ns.lesson,
-                    lessons=", ".join(item.id for item in course.lessons)), file=sys.stderr)
-            return 1
-    app = make_app(ns.lang, course=course, lesson=lesson)
-    app.run()
-    return app.return_code or 0
-
-
-def has_terminal() -> bool:
-    """Whether we were started in a terminal (both ends)."""
-    return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-def _find_lesson(course: Course, ref: str) -> str | None:
-    """A lesson by id, folder name, or number in the course (1-based)."""
-    try:
-        return course.lesson(ref).id
-    except KeyError:
-        pass
-    if not ref.isdigit():
-        return None
-    for lesson in course.lessons:          # "06" or "6": the folder's number
-        if lesson.folder.split("-", 1)[0].lstrip("0") == ref.lstrip("0"):
-            return lesson.id
-    return course.lessons[int(ref) - 1].id if 1 <= int(ref) <= len(course.lessons) else None

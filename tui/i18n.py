@@ -97,7 +97,7 @@ def parse_po(text: str, name: str = "<po>") -> list[Entry]:
     start = 0
 
     def flush() -> None:
-        nonlocal current, start
+        nonlocal current
         if "msgid" in fields:
             entries.append(Entry(fields.get("msgctxt", ""), fields["msgid"], fields.get("msgstr", ""),
                                  frozenset(flags), "\n".join(comments), start))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             code = e.code
         print("\nCourses: container-lab course check|solve ...  (see container-lab course --help)")
         sys.exit(code)
-    from tui.app import main as app_main
+    from tui.start import main as app_main
     sys.exit(app_main(args))
 
 

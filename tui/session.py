@@ -77,7 +77,8 @@ class Learner:
         self.record = self.store.set_language(lang)
 
     def set_position(self, lesson: Lesson, step_id: str) -> None:
-        self.record = self.store.set_current(self.course.id, lesson.id, step_id)
+        if self.record.get("current") != {"course": self.course.id, "lesson": lesson.id, "step": step_id}:
+            self.record = self.store.set_current(self.course.id, lesson.id, step_id)
 
     def record_step(self, lesson: Lesson, step_id: str, **fields) -> None:
         """Merge ``fields`` (done, checks, hints, quiz, skipped) into the step's record."""
