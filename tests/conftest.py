@@ -79,7 +79,7 @@ def lab_image():
     """Build (or find) the built-in image once per session."""
     if not IS_ROOT:
         pytest.skip("needs root")
-    proc = cl("images")
+    proc = cl("images", timeout=600)     # the first call builds it: slow in the emulated v2 VM
     assert proc.returncode == 0, proc.stderr
     assert "lab" in proc.stdout
     return "lab"
