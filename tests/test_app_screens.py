@@ -11,7 +11,7 @@ import asyncio
 import json
 
 import pytest
-from textual.widgets import RadioSet
+from textual.widgets import RadioButton, RadioSet
 
 from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 from lessons.i18n import msg
@@ -22,6 +22,7 @@ from tui.machine import Machine
 from tui.screens.course_map import CourseMapScreen
 from tui.screens.dialogs import CompletionScreen
 from tui.screens.lesson import LessonScreen
+from tui.screens.parts import option_text
 from tui.screens.welcome import WelcomeScreen
 
 
@@ -408,4 +409,39 @@ def test_a_step_needing_a_limit_this_machine_lacks_explains_with_the_real_lab(tm
             await pilot.pause()
             record = app.learner.step_record(screen.lesson, "memory")
             assert record["done"] and record["skipped"]
+    run(scenario())
+
+
+def test_the_shipped_course_opens_in_the_app(tmp_path):
+    """Each lesson of content/ at its first step, each quiz step (a RadioSet or a
+    SelectionList with the options' words) and its last step, the language switched once
+    in every lesson: nothing breaks, each step shows its title and its quiz."""
+    from lessons.content import content_dir
+
+    async def scenario():
+        app = make_app("en", machine=ROOT_V2, course=content_dir(), progress_dir=tmp_path / "p", lab=StubLab,
+                       engine=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            for lesson in app.course.lessons:
+                app.open_lesson(lesson.id, lesson.steps[0].id)
+                screen = await lesson_ready(pilot, app)
+                assert screen.lesson is lesson
+                wanted = sorted({0, len(lesson.steps) - 1} | {i for i, s in enumerate(lesson.steps) if s.quiz})
+                for n in wanted:
+                    screen.go(n)
+                    if n == wanted[-1]:
+                        await pilot.press("f2")
+                    await pilot.pause()
+                    step = screen.step
+                    assert screen.index == n and screen.view(step.id).has_class("-current")
+                    assert step.title(app.lang) in str(screen.view(step.id).query_one(".step-title").content)
+                    if step.quiz is not None:
+                        await wait_for(pilot, lambda: screen.view(step.id).quiz() is not None, 10, "the quiz")
+                        choices = screen.view(step.id).quiz().choices()
+                        if isinstance(choices, RadioSet):
+                            shown = [str(b.label) for b in choices.query(RadioButton)]
+                        else:
+                            shown = [str(choices.get_option_at_index(i).prompt) for i in range(choices.option_count)]
+                        assert shown == [option_text(step, app.lang, o) for o in step.quiz.options]
     run(scenario())

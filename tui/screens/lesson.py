@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Markdown, Static
+from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from lessons.model import Course, Lesson, Step
@@ -159,7 +159,7 @@ class LessonScreen(Localized, Screen):
                     yield LessonMarkdown(self.lesson.intro.get(self.lang, ""), id="lesson-intro")
                     for n, step in enumerate(self.lesson.steps, 1):
                         yield StepView(step, n, total, self.lang, done=step.id in done,
-                                       unavailable=self.why(step))
+                                       unavailable=self.why(step), glossary=self.course.glossary)
                 yield OutputLog(id="output")
                 yield CommandLine(id="command", compact=True)
             with Vertical(id="side"):
@@ -680,20 +680,13 @@ class LessonScreen(Localized, Screen):
     def on_lab_panel_container_selected(self, event) -> None:
         self.selected = getattr(event, "name", None) or getattr(event, "container_id", None) or self.selected
 
-    # -- the glossary ------------------------------------------------------------------------------
-    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
-        event.stop()
-        href = event.href
-        if href.startswith("glossary:") and (term := self.course.glossary.get(href[9:])) is not None:
-            self.notify(term.definition.get(self.lang, ""), title=term.term.get(self.lang, term.id), timeout=12)
-
     # -- the language -------------------------------------------------------------------------------
     def set_language(self, lang: str) -> None:
         """Every word in ``lang``, in place: the step, the scroll position and what was done stay."""
         self.lang = lang
         self.lab.lang = lang
         self._render_texts()
-        self.query_one("#lesson-intro", Markdown).update(self.lesson.intro.get(lang, ""))
+        self.query_one("#lesson-intro", LessonMarkdown).update(self.lesson.intro.get(lang, ""))
         for step in self.lesson.steps:
             view = self.view(step.id)
             view.set_language(lang)

@@ -16,8 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from rich.text import Text
-from textual.widgets import Button, Input, Markdown, RadioButton, RadioSet, RichLog, SelectionList, Static
-from textual.widgets.markdown import MarkdownFence
+from textual.widgets import Button, Input, RadioButton, RadioSet, RichLog, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from lessons.model import Step
@@ -30,25 +29,44 @@ def inline_text(markdown: str) -> str:
     return " ".join(text.replace("`", "").replace("**", "").split())
 
 
-class LessonFence(MarkdownFence):
-    """A lesson's code block -- commands and what they print -- shown as written.
-
-    No syntax colouring: the lessons' blocks name no language, and guessing
-    one (pygments tries every lexer) costs tens of milliseconds a block,
-    which a long lesson pays before its first frame."""
-
-    @classmethod
-    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
-        return Content("\n".join(code.splitlines()))
+GLOSSARY_LINK = re.compile(r"\[([^\]]+)\]\(glossary:[^)]*\)")
 
 
-class LessonMarkdown(Markdown):
-    """Lesson prose: Markdown with plain code blocks; links are handled by the screen."""
+class LessonMarkdown(Static):
+    """Lesson prose (Markdown), drawn as one widget.
 
-    BLOCKS = {**Markdown.BLOCKS, "fence": LessonFence, "code_block": LessonFence}
+    Rich's Markdown renderer in a Static, rather than Textual's Markdown
+    widget: that one makes a widget of every paragraph, list item and code
+    block, and styling them all made opening a long step take most of a
+    second on a busy machine; one Static does the same in a few milliseconds.
+    Code blocks are shown as written (no language guessing), glossary links
+    as the term in bold (the step lists their definitions below it)."""
 
     def __init__(self, markdown: str, **kwargs) -> None:
-        super().__init__(markdown, open_links=False, **kwargs)
+        super().__init__(self._renderable(markdown), **kwargs)
+        self.source = markdown
+
+    @staticmethod
+    def _renderable(markdown: str):
+        from rich.markdown import Markdown as RichMarkdown
+
+        text = GLOSSARY_LINK.sub(r"**\1**", markdown)
+        return RichMarkdown(text, code_theme="ansi_dark", inline_code_lexer=None, hyperlinks=False)
+
+    def update(self, markdown="") -> None:
+        self.source = markdown
+        super().update(self._renderable(markdown))
+
+
+def glossary_text(step: Step, lang: str, glossary: dict) -> str:
+    """The terms the step's text links to, each with its definition (one line each)."""
+    text = step.text.get(lang)
+    lines = []
+    for gid in dict.fromkeys(text.glossary if text else ()):
+        term = glossary.get(gid)
+        if term is not None and term.definition.get(lang):
+            lines.append(f"{term.term.get(lang, gid)} — {term.definition[lang]}")
+    return "\n".join(lines)
 
 
 def quiz_feedback(step: Step, lang: str, selected: frozenset[str]) -> str:
@@ -144,6 +162,8 @@ class StepWork(Vertical):
             yield Static(view.unavailable, classes="step-unavailable", markup=False)
         if step.text[lang].body.strip():
             yield LessonMarkdown(step.text[lang].body, classes="step-body")
+        if terms := glossary_text(step, lang, view.glossary):
+            yield Static(terms, classes="step-glossary", markup=False)
         for i, command in enumerate(step.commands):
             with Horizontal(classes="command"):
                 yield Button(t(lang, "button.run"), name=f"run:{i}", classes="run", compact=True,
@@ -201,9 +221,10 @@ class StepView(Vertical):
     BUTTONS = ("check", "hint", "show", "reset")
 
     def __init__(self, step: Step, number: int, total: int, lang: str, *, done: bool = False,
-                 unavailable: str | None = None) -> None:
+                 unavailable: str | None = None, glossary: dict | None = None) -> None:
         super().__init__(classes="step -done" if done else "step", id=f"step-{step.id}")
         self.step, self.number, self.total, self.lang = step, number, total, lang
+        self.glossary = glossary or {}          # the course's terms, for the ones this step links
         self.done, self.unavailable = done, unavailable
         self.hints_shown = 0
         self.results: list | None = None
@@ -259,12 +280,10 @@ class StepView(Vertical):
         self.status = (key, values)
         if (work := self.work()) is None:
             return
-        if work.query(".step-status"):
+        if work.query(".step-status"):      # else not composed yet: it will be, from the state
             status = work.query_one(".step-status", Static)
             status.update(t(self.lang, key, **values) if key else "")
             status.display = bool(key)
-        else:                               # not composed yet: it will be, from the state
-            work.refresh(recompose=True)
 
     def show_hints(self, count: int) -> None:
         """Show the first ``count`` hints (each a Markdown block)."""
@@ -276,12 +295,10 @@ class StepView(Vertical):
         self.results = results
         if (work := self.work()) is None:
             return
-        if work.query(".results"):
+        if work.query(".results"):          # else not composed yet: it will be, from the state
             box = work.query_one(".results", Static)
             box.update(results_content(results, self.lang) if results else "")
             box.display = bool(results)
-        else:
-            work.refresh(recompose=True)
 
     def show_answer(self, selected: frozenset[str]) -> None:
         """The quiz answered with ``selected``: why each is right or wrong."""
