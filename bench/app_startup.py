@@ -8,9 +8,10 @@ the ``container-lab`` script runs) on a fresh pseudo-terminal of the given size,
 until the terminal has received the first frame of the screen -- detected as a
 text that only that screen shows appearing in the output (escape sequences
 stripped). Then Ctrl+Q quits it, and the run ends when the process has exited
-(not timed). Each run has a fresh learner directory (CONTAINER_LAB_LEARNER_DIR)
-and a private engine root (CONTAINER_LAB_ROOT), so nothing of the learner's or
-the machine's is touched and no supervisor is running.
+(not timed). Each run has a fresh learner directory (CONTAINER_LAB_LEARNER_DIR);
+all share a private engine root (CONTAINER_LAB_ROOT), so nothing of the learner's
+or the machine's is touched; its supervisor, started by the lesson scenario's lab
+after the first frame, is shut down at the end.
 
 Scenarios, each ``--runs`` times, interleaved:
 
@@ -142,6 +143,9 @@ def main() -> int:
             for name in ("welcome", "lesson"):
                 samples[name].append(scenario(name, n))
     finally:
+        os.environ["CONTAINER_LAB_ROOT"] = str(work / "root")
+        from engine.client import Client
+        Client(autostart=False).shutdown()          # the supervisor a lesson's lab started
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"container-lab: exec to first painted screen, {ns.runs} runs each, {size[0]}x{size[1]}, "
