@@ -309,6 +309,7 @@ def test_at_80_columns_one_side_shows_and_f3_switches(tmp_path):
             screen = await lesson_ready(pilot, app)
             side, lesson = screen.query_one("#side"), screen.query_one("#lesson-col")
             assert screen.has_class("-narrow") and not side.display and lesson.display
+            await wait_for(pilot, lambda: "F3" in screen_text(app).splitlines()[-1], 5, "the footer")
             footer = screen_text(app).splitlines()[-1]
             assert "F1" in footer and "F2" in footer and "F3" in footer
             await pilot.press("f3")
