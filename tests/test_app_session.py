@@ -144,3 +144,29 @@ def test_a_garbled_mark_is_not_a_crash_and_is_replaced(tmp_path):
     mark = SessionMark(tmp_path)
     assert mark.begin("fixture") is None
     assert json.loads(mark.path.read_text())["pid"] == os.getpid()
+
+
+# -- a lesson's lab, made when first needed -------------------------------------------------
+
+def test_the_lazy_lab_answers_like_the_lab_and_is_made_on_first_use():
+    from lessons.content import content_dir
+    from lessons.lab import Lab
+    from tui.machine import Machine
+    from tui.session import LazyLab
+
+    course = load_course(content_dir())
+    lesson = next(lesson for lesson in course.lessons if any(s.requires for s in lesson.steps))
+    machine = Machine.pinned(limits=("cpu",), reason="no controller")
+    made = []
+    lazy = LazyLab(lambda: made.append(1) or Lab(course, lesson, doctor=machine.doctor), machine.doctor)
+    for lang in ("en", "zh"):
+        lazy.lang = lang
+        real = Lab(course, lesson, lang=lang, doctor=machine.doctor)
+        verdicts = [lazy.unavailable(s) for s in lesson.steps]
+        assert verdicts == [real.unavailable(s) for s in lesson.steps]
+        assert any(verdicts) and not all(verdicts)
+    assert made == []                                   # not made for that
+    lazy.translate("docker ps", lesson.steps[0])
+    assert made == [1] and lazy.real().lang == "zh"     # made once, in the learner's language
+    lazy.lang = "en"
+    assert lazy.real().lang == "en" and made == [1]

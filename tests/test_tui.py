@@ -210,7 +210,7 @@ def test_enter_starts_the_first_lesson_over_the_map(tmp_path):
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5)
             assert app.screen.lesson.id == "hello" and app.screen.step.id == "hello"
-            assert [type(s).__name__ for s in app.screen_stack[1:]] == ["CourseMapScreen", "LessonScreen"]
+            assert [type(s).__name__ for s in app.screen_stack] == ["WelcomeScreen", "CourseMapScreen", "LessonScreen"]
     run(scenario())
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable
 from textual import work
 from textual.app import App
 from textual.message import Message
+from textual.screen import Screen
 from textual.widget import Widget
 
 from lessons.model import Course, Lesson
@@ -33,7 +34,7 @@ from tui.i18n import other, t
 from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.session import Learner, SessionMark, course_containers, learners_own, left_by, remove
+from tui.session import LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, remove
 
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's
@@ -77,32 +78,39 @@ class ContainerLabApp(Localized, App[None]):
         cjk.uninstall()
 
     def _real_lab(self, lesson: Lesson):
-        from lessons.lab import Lab
-        try:
-            return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor)
-        except TypeError:               # a lessons package without requirements
-            return Lab(self.course, lesson, lang=self.lang)
+        def make():
+            from lessons.lab import Lab
+            try:
+                return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor)
+            except TypeError:           # a lessons package without requirements
+                return Lab(self.course, lesson, lang=self.lang)
+        return LazyLab(make, self.machine.doctor)
 
     # -- opening screens ---------------------------------------------------------------------
-    def on_mount(self) -> None:
+    def get_default_screen(self) -> Screen:
+        """The first screen, at the bottom of the stack: the lesson where the learner
+        left off (or the one asked for), else the welcome screen. Being the app's
+        own first screen, it is the first frame drawn (no blank screen before it)."""
         from tui.screens.welcome import WelcomeScreen
 
-        for notice in self.learner.store.notice_texts(self.lang):
-            self.notify(notice, severity="warning", timeout=20)
         position = self.learner.position()
         if self.start_lesson is not None:
-            self.open_lesson(self.start_lesson)
-        elif position is not None:
-            self.open_lesson(*position)
-        else:
-            self.push_screen(WelcomeScreen(self.lang, self.machine))
+            return self._lesson_screen(self.start_lesson)
+        if position is not None:
+            return self._lesson_screen(*position)
+        return WelcomeScreen(self.lang, self.machine)
+
+    def on_mount(self) -> None:
+        for notice in self.learner.store.notice_texts(self.lang):
+            self.notify(notice, severity="warning", timeout=20)
         if self.mark is not None and self.engine:
             stale = self.mark.begin(self.course.id)
             if stale is not None:
                 self._list_containers("crash", stale)
 
     def open_map(self) -> None:
-        """The course map (made when first wanted; lessons open over it)."""
+        """The course map (made when first wanted): the screens above it go. The
+        first screen (welcome, or the lesson the app opened on) stays under it."""
         from tui.screens.course_map import CourseMapScreen
 
         while len(self.screen_stack) > 1 and not isinstance(self.screen, CourseMapScreen):
@@ -110,30 +118,33 @@ class ContainerLabApp(Localized, App[None]):
         if not isinstance(self.screen, CourseMapScreen):
             self.push_screen(CourseMapScreen(self.lang, self.course, self.learner))
 
-    def open_lesson(self, lesson_id: str, step_id: str | None = None) -> None:
-        """Lesson ``lesson_id`` (at ``step_id``, else where the learner left it), over the map."""
+    def _lesson_screen(self, lesson_id: str, step_id: str | None = None) -> Screen:
         from tui.screens.lesson import LessonScreen
 
         lesson = self.course.lesson(lesson_id)
-        if isinstance(self.screen, LessonScreen):
-            self.leave_lesson()
-        self.push_screen(LessonScreen(self.lang, self.course, lesson, self.learner, self.make_lab(lesson),
-                                      self.machine, step_id=step_id, lab_panel=self.lab_panel))
+        return LessonScreen(self.lang, self.course, lesson, self.learner, self.make_lab(lesson), self.machine,
+                            step_id=step_id, lab_panel=self.lab_panel)
+
+    def open_lesson(self, lesson_id: str, step_id: str | None = None) -> None:
+        """Lesson ``lesson_id`` (at ``step_id``, else where the learner left it), over the map."""
+        self.leave_lesson()
+        self.open_map()
+        self.push_screen(self._lesson_screen(lesson_id, step_id))
 
     def leave_lesson(self) -> None:
-        """Back to the map; the lesson's containers go, but those the learner runs are kept."""
+        """Back to the map; the lesson's containers go, but those the learner runs are kept.
+        (The lesson the app opened on cannot be taken off the bottom of the stack: it is
+        put to rest under the map -- no terminal, no work running.)"""
         from tui.screens.lesson import LessonScreen
 
         screen = self.screen
         if isinstance(screen, LessonScreen):
-            screen.close_terminal()
-            self.pop_screen()
+            screen.put_to_rest()
             if self.engine and self.machine.root:
                 self._remove_lesson_containers(screen.lesson.id)
             self.open_map()
 
     def on_welcome_screen_start(self, _message: WelcomeScreen.Start) -> None:
-        self.open_map()
         if self.course.lessons:
             self.open_lesson(self.course.lessons[0].id)
 
@@ -200,8 +211,9 @@ class ContainerLabApp(Localized, App[None]):
         if self.quitting:
             return
         self.quitting = True
-        if hasattr(self.screen, "close_terminal"):
-            self.screen.close_terminal()
+        for screen in self.screen_stack:
+            if hasattr(screen, "close_terminal"):
+                screen.close_terminal()
         if not (self.engine and self.machine.root):
             self._done()
             return

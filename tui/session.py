@@ -203,3 +203,53 @@ def left_by(stale: dict, containers: list[dict]) -> list[dict]:
     since = stale.get("started", "")
     return [c for c in course_containers(containers, stale.get("course", ""))
             if since and (c.get("created") or "") >= since]
+
+
+# -- a lesson's lab, made when first needed ---------------------------------------------
+
+class LazyLab:
+    """A lesson's :class:`lessons.lab.Lab`, made on first use (from a worker thread,
+    after the lesson's first frame: importing the checks and the engine's client is
+    not free), while whether a step can run here is answered from the step's
+    ``requires`` and doctor's diagnosis alone, as the Lab itself answers it."""
+
+    def __init__(self, make, doctor):
+        import threading
+
+        self._make, self._doctor = make, doctor
+        self._lab = None
+        self._lock = threading.Lock()
+        self._lang = "en"
+
+    @property
+    def lang(self) -> str:
+        return self._lang
+
+    @lang.setter
+    def lang(self, lang: str) -> None:
+        self._lang = lang
+        if self._lab is not None:
+            self._lab.lang = lang
+
+    def real(self):
+        """The Lab itself (made now if it is not yet)."""
+        with self._lock:
+            if self._lab is None:
+                self._lab = self._make()
+                self._lab.lang = self._lang
+            return self._lab
+
+    def unavailable(self, step) -> str | None:
+        """Why ``step`` is not run here, in the learner's language (None: it runs)."""
+        if self._lab is not None:
+            return getattr(self._lab, "unavailable", lambda _step: None)(step)
+        requires = getattr(step, "requires", ())
+        if not requires:
+            return None
+        from lessons import requirements
+
+        missing = requirements.lacking(requires, self._doctor())
+        return requirements.explain(self._lang, missing) if missing else None
+
+    def __getattr__(self, name):
+        return getattr(self.real(), name)

@@ -673,6 +673,12 @@ class LessonScreen(Localized, Screen):
             except OSError:
                 pass
 
+    def put_to_rest(self) -> None:
+        """The learner left the lesson: its terminal is closed and its work stopped."""
+        self.close_terminal()
+        self.app.workers.cancel_node(self)
+        self.busy = None
+
     def on_unmount(self) -> None:
         self.close_terminal()
 

@@ -16,8 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from rich.text import Text
-from textual.widgets import Button, Input, RadioButton, RadioSet, RichLog, SelectionList, Static
-from textual.widgets.selection_list import Selection
+from textual.widgets import Button, Input, RichLog, Static
 
 from lessons.model import Step
 from tui.i18n import t
@@ -116,6 +115,9 @@ class QuizView(Vertical):
         self.step, self.lang, self.chosen, self.answered = step, lang, chosen, answered
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import RadioButton, RadioSet, SelectionList     # here: only quizzes need them
+        from textual.widgets.selection_list import Selection
+
         quiz, lang = self.step.quiz, self.lang
         yield LessonMarkdown(self.step.text[lang].question, classes="quiz-question")
         if quiz.multiple:
@@ -140,6 +142,8 @@ class QuizView(Vertical):
 
     def selected(self) -> frozenset[str]:
         """The option ids chosen so far."""
+        from textual.widgets import SelectionList
+
         choices = self.choices()
         if isinstance(choices, SelectionList):
             return frozenset(choices.selected)
@@ -255,13 +259,13 @@ class StepView(Vertical):
             self.chosen = quiz.selected()
 
     # -- what the screen sets -----------------------------------------------------------------
-    def set_current(self, current: bool) -> None:
-        if current == self.has_class("-current"):
-            return
+    def set_current(self, current: bool, *, opened: bool = True) -> None:
+        """Mark the step current (or not); ``opened``: with its text and work area."""
         self.set_class(current, "-current")
-        if current:
+        work = self.work()
+        if current and opened and work is None:
             self.mount(StepWork(self))
-        elif (work := self.work()) is not None:
+        elif not (current and opened) and work is not None:
             self._keep_choice()
             work.remove()
 
