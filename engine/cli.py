@@ -452,7 +452,7 @@ def _run_explained(client, config, *, pause: bool, lang: str | None) -> int:
     from . import explain
 
     lang = explain.language(lang)
-    width = min(100, shutil_width())
+    width = min(100, _terminal_width())
     stdio = [0, 1, 2] if config.interactive else [1, 2]
     start = client.run_stepwise(config, stdio=[] if config.detach else stdio, attach=not config.detach)
     _warn(start.warnings)
@@ -488,7 +488,7 @@ def _run_explained(client, config, *, pause: bool, lang: str | None) -> int:
         raise
 
 
-def shutil_width() -> int:
+def _terminal_width() -> int:
     try:
         return os.get_terminal_size(1).columns
     except OSError:

@@ -43,6 +43,17 @@ class _Conn(Channel):
             raise errors.SupervisorError(f"the supervisor closed the connection ({e})") from None
 
 
+def _wait_for_exit(conn: _Conn) -> dict:
+    """Read a connection until its exit event: exit_code, oom_killed, error."""
+    conn.sock.settimeout(None)
+    while True:
+        message, fds = conn.receive()
+        for fd in fds:
+            os.close(fd)
+        if message.get("event") == "exit":
+            return message
+
+
 class Attached:
     """A container started with ``attach=True``: wait for its exit here."""
 
@@ -60,13 +71,7 @@ class Attached:
 
     def wait(self) -> dict:
         """Block until the container exits; returns exit_code, oom_killed, error."""
-        self._conn.sock.settimeout(None)
-        while True:
-            message, fds = self._conn.receive()
-            for fd in fds:
-                os.close(fd)
-            if message.get("event") == "exit":
-                return message
+        return _wait_for_exit(self._conn)
 
     def close(self) -> None:
         self._conn.close()
@@ -133,7 +138,7 @@ class Stepwise:
         """After the start, block until the container exits (attached starts only)."""
         while self.next_stage() is not None:
             self.proceed()
-        return Attached.wait(self)        # the same exit event on the same connection
+        return _wait_for_exit(self._conn)
 
     def close(self) -> None:
         self._conn.close()
@@ -265,12 +270,13 @@ class Client:
     def ping(self) -> dict:
         return self.call("ping")
 
-    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool) -> "Attached | dict":
-        """A request whose reply may come with a terminal fd and, when
-        attached, a later exit event on the same connection."""
+    def _open(self, op: str, fields: dict, fds=()) -> tuple[_Conn, dict, list[int]]:
+        """Send one request and read its reply, keeping the connection open for
+        what follows on it (an exit event, stages, pushed events). An error
+        reply raises the matching EngineError, with the connection closed."""
         conn = self._connect()
         try:
-            conn.send({"op": op, **fields, "attach": attach}, list(fds))
+            conn.send({"op": op, **fields}, list(fds))
             reply, rfds = conn.receive()
         except (OSError, ValueError) as e:
             conn.close()
@@ -280,6 +286,12 @@ class Client:
             for fd in rfds:
                 os.close(fd)
             raise _error_from_reply(reply)
+        return conn, reply, rfds
+
+    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool) -> "Attached | dict":
+        """A request whose reply may come with a terminal fd and, when
+        attached, a later exit event on the same connection."""
+        conn, reply, rfds = self._open(op, {**fields, "attach": attach}, fds)
         if not attach:
             conn.close()
             for fd in rfds:
@@ -305,18 +317,10 @@ class Client:
     def run_stepwise(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True) -> Stepwise:
         """Create a container and start it one stage at a time (see :class:`Stepwise`)."""
         config.validate()
-        conn = self._connect()
-        try:
-            conn.send({"op": "run", "config": config.to_dict(), "attach": attach, "stepwise": True}, list(stdio))
-            reply, rfds = conn.receive()
-        except (OSError, ValueError) as e:
-            conn.close()
-            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+        conn, reply, rfds = self._open("run", {"config": config.to_dict(), "attach": attach, "stepwise": True},
+                                       stdio)
         for fd in rfds:
             os.close(fd)
-        if not reply.get("ok"):
-            conn.close()
-            raise _error_from_reply(reply)
         return Stepwise(self, conn, reply)
 
     def start(self, ref: str, *, attach: bool = False, stdio: list[int] = (),
@@ -388,16 +392,9 @@ class Client:
     def subscribe(self, *, after: int = 0) -> Subscription:
         """Events with a sequence number above ``after``, then live, pushed by
         the supervisor as they happen (the app's lab panel listens here)."""
-        conn = self._connect()
-        try:
-            conn.send({"op": "subscribe", "after": after})
-            reply, _fds = conn.receive()
-        except (OSError, ValueError) as e:
-            conn.close()
-            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
-        if not reply.get("ok"):
-            conn.close()
-            raise _error_from_reply(reply)
+        conn, reply, rfds = self._open("subscribe", {"after": after})
+        for fd in rfds:
+            os.close(fd)
         sub = Subscription(conn, reply.get("events", []))
         sub.cursor = max(sub.cursor, after)
         return sub

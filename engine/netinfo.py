@@ -221,29 +221,31 @@ class Watcher:
             sock.close()
 
 
-def _in_namespace(pid: int, work) -> tuple[int | None, tuple]:
-    """Run ``work()`` in the network namespace of ``pid`` (this thread only,
-    and back): (start ticks of ``pid``, (its result, the inode, entered))."""
-    from .syscalls import CLONE_NEWNET, Syscalls
+def _in_namespace(pid: int, work, kind: str = "net") -> tuple[int | None, tuple]:
+    """Run ``work()`` in the ``kind`` namespace of ``pid`` (net or uts: this
+    thread only, and back): (start ticks of ``pid``, (its result, the inode,
+    entered)). Raises :class:`Unavailable` with the reason."""
+    from .syscalls import NAMESPACE_FLAGS, Syscalls
 
+    what = "network" if kind == "net" else kind.upper()
     try:
-        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
-        raise Unavailable(f"process {pid} has exited: its network namespace is gone") from None
+        raise Unavailable(f"process {pid} has exited: its {what} namespace is gone") from None
     except PermissionError:
-        raise Unavailable(f"no permission to open /proc/{pid}/ns/net (run as root, "
+        raise Unavailable(f"no permission to open /proc/{pid}/ns/{kind} (run as root, "
                           "or as the user who owns the container)") from None
     home = -1
     try:
         start_ticks = _start_ticks(pid)
         inode = os.fstat(fd).st_ino
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        home = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
         entered = inode != os.fstat(home).st_ino
         if entered:
             try:
-                Syscalls().setns(fd, CLONE_NEWNET)
+                Syscalls().setns(fd, NAMESPACE_FLAGS[kind])
             except PermissionError:
-                raise Unavailable("joining a container's network namespace needs CAP_SYS_ADMIN "
+                raise Unavailable(f"joining a container's {what} namespace needs CAP_SYS_ADMIN "
                                   "(run as root)") from None
         os.close(fd)
         fd = -1
@@ -251,7 +253,7 @@ def _in_namespace(pid: int, work) -> tuple[int | None, tuple]:
             result = work()
         finally:
             if entered:
-                Syscalls().setns(home, CLONE_NEWNET)
+                Syscalls().setns(home, NAMESPACE_FLAGS[kind])
     finally:
         for f in (fd, home):
             if f >= 0:

@@ -576,32 +576,15 @@ def hostname(pid: int) -> str | None:
     """The hostname process ``pid`` sees: its UTS namespace's, read on a
     short-lived thread that joins that namespace (UTS membership belongs to
     each thread) and comes back. None when it cannot be read."""
-    from .syscalls import CLONE_NEWUTS, Syscalls
+    from .netinfo import Unavailable, _in_namespace
 
     out: list = []
 
     def look() -> None:
         try:
-            fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        home = -1
-        try:
-            home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-            if os.fstat(fd).st_ino == os.fstat(home).st_ino:
-                out.append(os.uname().nodename)
-                return
-            Syscalls().setns(fd, CLONE_NEWUTS)
-            try:
-                out.append(os.uname().nodename)
-            finally:
-                Syscalls().setns(home, CLONE_NEWUTS)
-        except OSError:
+            out.append(_in_namespace(pid, lambda: os.uname().nodename, "uts")[1][0])
+        except (Unavailable, OSError):
             pass
-        finally:
-            for f in (fd, home):
-                if f >= 0:
-                    os.close(f)
 
     worker = threading.Thread(target=look, name=f"uts-{pid}", daemon=True)
     worker.start()

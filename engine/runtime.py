@@ -406,7 +406,12 @@ class Builder:
         for name in ("uid_map", "gid_map"):
             self.t.op("write", f"echo '{reply[name].strip()}' > /proc/{reply.get('pid', '$PID')}/{name}",
                       path=f"/proc/PID/{name}", value=reply[name], by="supervisor")
-        self.t.op("setresuid", "setpriv --reuid=0 --regid=0 --clear-groups  # root of the new namespace",
+        self.become_userns_root()
+
+    def become_userns_root(self) -> None:
+        """Become uid and gid 0 of the user namespace just entered (after its
+        maps are written): root there, the mapped unprivileged ids on the host."""
+        self.t.op("setresuid", "setpriv --reuid=0 --regid=0 --clear-groups  # root of its user namespace",
                   uid=0, gid=0)
         os.setgroups([])
         os.setresgid(0, 0, 0)
@@ -822,11 +827,7 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
                 b.fail(f"cannot join the container's {kind} namespace: {os.strerror(e.errno)}")
             os.close(fd)
         if spec.userns:           # joined last: after it, no power over the host's namespaces is left
-            b.t.op("setresuid", "setpriv --reuid=0 --regid=0 --clear-groups  # root of its user namespace",
-                   uid=0, gid=0)
-            os.setgroups([])
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            b.become_userns_root()
         os.chdir("/")
         if spec.tty:
             b.stage_tty(console=False)
