@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import select
+import collections
 import selectors
 import signal
 import socket
@@ -45,6 +46,12 @@ from .spec import ContainerConfig, check_process_options
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
 LIMIT_CHECK_INTERVAL = 1.0         # seconds between looks at OOM and pids-limit counters
+# Requests that build a new process and so wait for its child anyway: the
+# tidying after earlier exits is done meanwhile (every other request, and a
+# ping, first finishes it -- once a client has its answer, earlier exits are
+# tidied). ``start`` is not one: it reuses the cgroup name being removed.
+TIDY_LATER = frozenset({"run", "exec"})
+TIDY_GRACE = 0.02                  # seconds of quiet after which the supervisor tidies anyway
 NAMESPACE_KINDS = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
@@ -113,6 +120,9 @@ class Supervisor:
         self.containers: dict[str, Container] = {}
         self.execs: dict[str, Exec] = {}
         self.subscribers: set[Connection] = set()     # clients that get each event as it happens
+        # Tidying after exits (see finish): done while a new container is being
+        # built, when nothing else waits, or before any request that looks.
+        self.tidying: collections.deque = collections.deque()
         self.events.listeners.append(self.publish)
         self.image_cache: dict[str, tuple[int, object]] = {}
         self.running = True
@@ -215,7 +225,12 @@ class Supervisor:
         while self.running:
             timeout = max(0.0, min([5.0, self.next_limit_check - time.monotonic()] + [
                 c.stop_deadline - time.monotonic() for c in self.containers.values() if c.stop_deadline]))
-            for key, _ in self.sel.select(timeout=timeout):
+            if self.tidying:        # a short grace first: a next run would tidy while its child builds
+                timeout = min(timeout, TIDY_GRACE)
+            ready = self.sel.select(timeout=timeout)
+            if not ready and self.tidying:
+                self.tidy_one()
+            for key, _ in ready:
                 kind, obj = key.data
                 try:
                     getattr(self, f"on_{kind}")(key.fileobj, obj)
@@ -259,7 +274,7 @@ class Supervisor:
                 c.seen[counter] = value
 
     def idle(self) -> bool:
-        busy = any(c.status == "running" for c in self.containers.values()) or self.execs or any(
+        busy = bool(self.tidying) or any(c.status == "running" for c in self.containers.values()) or self.execs or any(
             key.data[0] == "client" for key in self.sel.get_map().values())
         if busy:
             self.last_activity = time.monotonic()
@@ -268,6 +283,7 @@ class Supervisor:
 
     def shutdown(self) -> None:
         """Stop every running container, then leave."""
+        self.tidy_all()
         for c in list(self.containers.values()):
             if c.status == "running":
                 self.signal(c, signal.SIGKILL)
@@ -275,6 +291,7 @@ class Supervisor:
             while c.starting is not None:         # half-built: ended, its start recorded as failed
                 self.abandon_start(c)
                 self.on_starting(c.starting.chan, c)
+        self.tidy_all()
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
         except EngineError:
@@ -336,6 +353,8 @@ class Supervisor:
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise InvalidArgument(f"unknown request {op!r}")
+            if op not in TIDY_LATER:
+                self.tidy_all()       # what a client sees (ps, ping, gc ...) is tidied already
             reply, reply_fds = method(conn, msg, fds)
             conn.send({"ok": True, **reply}, reply_fds)
             for fd in reply_fds:
@@ -1041,6 +1060,7 @@ class Supervisor:
         """Messages from the child until it execs (the channel closes on exec)."""
         pty, error, stages = -1, None, []
         deadline = time.monotonic() + START_TIMEOUT
+        self.tidy_while_waiting(chan)
         while True:
             chan.settimeout(max(0.1, deadline - time.monotonic()))
             try:
@@ -1140,9 +1160,10 @@ class Supervisor:
     def finish(self, c: Container, code: int, error: str = "") -> None:
         """Record the exit and tell who waits; then release what the container held.
 
-        The slow part (removing the cgroup and, with --rm, the files) comes
-        after the exit event: the supervisor does one thing at a time, so the
-        next request of any client is served only once it is done."""
+        The slow part (letting its mounts go, removing the cgroup and, with
+        --rm, the files) is queued for :meth:`tidy_one`: done while the next
+        container is being built, when nothing else waits, or before the next
+        request that looks at containers -- a client never sees it undone."""
         if c.pidfd >= 0:
             try:
                 self.sel.unregister(c.pidfd)
@@ -1176,13 +1197,30 @@ class Supervisor:
         for conn in list(c.attached):
             conn.send({"event": "exit", **self.exit_info(c)})
         c.attached.clear()
-        if c.mntns >= 0:
-            os.close(c.mntns)
-            c.mntns = -1
+        mntns, c.mntns = c.mntns, -1
+        self.tidying.append((c, mntns, cgroup))
+
+    def tidy_one(self) -> None:
+        """Release what one exited container held: its mount namespace (the
+        kernel unmounts its ~30 mounts now), its cgroup and, with --rm, its
+        files. Queued by :meth:`finish`, so that a client waiting for an exit,
+        or for its next container to start, does not wait for this too."""
+        c, mntns, cgroup = self.tidying.popleft()
+        if mntns >= 0:
+            os.close(mntns)
         if cgroup is not None:
             self.try_step(c, "remove cgroup", cgroup.destroy)
-        if c.config.remove:
+        if c.config.remove and c.id not in self.containers:
             self.try_step(c, "remove files", lambda: self.remove_files(c))
+
+    def tidy_all(self) -> None:
+        while self.tidying:
+            self.tidy_one()
+
+    def tidy_while_waiting(self, chan: socket.socket) -> None:
+        """Tidy while a child builds its container, until it has news."""
+        while self.tidying and not select.select([chan], [], [], 0)[0]:
+            self.tidy_one()
 
     def try_step(self, c: Container, what: str, step):
         """Run one teardown step; a failure is logged and the next step still runs

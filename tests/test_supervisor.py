@@ -153,3 +153,34 @@ def test_debris_of_an_interrupted_create_is_swept_on_start():
     Client().shutdown()
     assert cl("ps", "-a").returncode == 0          # a new supervisor starts and sweeps
     assert not debris.exists()
+
+
+def test_exited_containers_are_tidied_while_the_next_one_starts_and_when_idle():
+    """The exit reaches the client first; the mounts, the cgroup and the files of
+    a --rm container are released right after (while the next container is
+    built, or after a short quiet spell), and before any request that looks."""
+    from engine.client import Client
+    from engine.spec import ContainerConfig
+
+    client = Client()
+    containers = ROOT / "lib" / "containers"
+
+    def run_rm() -> str:
+        with open(os.devnull, "w") as null:
+            attached = client.run(ContainerConfig(image="lab", cmd=["true"], remove=True),
+                                  stdio=[null.fileno(), null.fileno()])
+            info = attached.wait()
+            attached.close()
+        assert info["exit_code"] == 0
+        return info["id"]
+
+    # Back to back: the first one's tidying is done by the time the second has started.
+    first = run_rm()
+    second = run_rm()
+    assert not (containers / first).exists()
+    # Nobody asks anything: the supervisor tidies after a quiet spell by itself.
+    deadline = time.monotonic() + 5
+    while (containers / second).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not (containers / second).exists(), "a --rm container's files outlived a quiet spell"
+    assert cgroup_dirs() == []
