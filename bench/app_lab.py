@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path("/tmp/clab-bench-app")
-os.environ["CONTAINER_LAB_ROOT"] = str(ROOT)
-os.environ["CONTAINER_LAB_CGROUP_PARENT"] = "clab-bench-app"
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import use_engine_root  # noqa: E402
+
+use_engine_root(ROOT, "clab-bench-app")
 
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import Static  # noqa: E402

@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path("/tmp/clab-bench-term")
-os.environ["CONTAINER_LAB_ROOT"] = str(ROOT)
-os.environ["CONTAINER_LAB_CGROUP_PARENT"] = "clab-bench-term"
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import use_engine_root  # noqa: E402
+
+use_engine_root(ROOT, "clab-bench-term")
 
 from textual.app import App, ComposeResult  # noqa: E402
 

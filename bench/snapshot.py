@@ -43,7 +43,6 @@ import fcntl
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -57,14 +56,11 @@ from pathlib import Path
 BENCH_ROOT = Path("/tmp/clab-snap")
 LOCK_FILE = Path("/tmp/clab-bench.lock")           # shared with bench/startup.py: never both at once
 CGROUP_PARENT = "clab-snap"
-# Before the engine is imported: never touch a learner's containers or cgroups.
-os.environ["CONTAINER_LAB_ROOT"] = str(BENCH_ROOT)
-os.environ["CONTAINER_LAB_CGROUP_PARENT"] = CGROUP_PARENT
-os.environ.pop("CONTAINER_LAB_STATE_DIR", None)
-os.environ.pop("CONTAINER_LAB_DATA_DIR", None)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, git_info, machine, percentile, use_engine_root  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Before the engine is imported: never touch a learner's containers or cgroups.
+use_engine_root(BENCH_ROOT, CGROUP_PARENT)
 
 PREFIX = "snapbench-"
 BIG_PROCS = 500
@@ -73,15 +69,6 @@ TOOLS = ("procps", "util-linux", "iproute2")        # ps; lsns, findmnt, nsenter
 
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return math.nan
-    pos = q * (len(s) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def stats(samples: list[float]) -> dict:
@@ -420,29 +407,6 @@ def report(meta: dict, results: dict) -> str:
         out += [f"CPU per read: netinfo {n['cpu_ms']['netinfo']:.2f} ms, IPRoute {n['cpu_ms']['iproute']:.2f} ms.",
                 ""]
     return "\n".join(out)
-
-
-def machine() -> str:
-    v2root = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-    hybrid = Path("/sys/fs/cgroup/unified").is_dir()
-    layout = "cgroup v2" if v2root else ("cgroup v1 hybrid" if hybrid else "cgroup v1")
-    distro = "Linux"
-    with contextlib.suppress(OSError):
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                distro = line.split("=", 1)[1].strip('"')
-    return f"{os.cpu_count()} cores, {distro}, kernel {platform.release()}, {layout}"
-
-
-def git_info() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "engine"],
-                               capture_output=True, text=True).stdout.strip()
-        return f"`{head}`" + (" + uncommitted engine changes" if dirty else "")
-    except OSError:
-        return "?"
 
 
 # -- clean-up ---------------------------------------------------------------------------

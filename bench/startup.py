@@ -44,7 +44,6 @@ import fcntl
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -57,11 +56,11 @@ BENCH_ROOT = Path("/tmp/clab-bench")
 BUNDLE_DIR = Path("/tmp/clab-bench-oci")
 LOCK_FILE = Path("/tmp/clab-bench.lock")
 CGROUP_PARENT = "clab-bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, git_info, is_mount, machine, percentile, use_engine_root  # noqa: E402
+
 # Before the engine is imported: never touch a learner's containers or cgroups.
-os.environ["CONTAINER_LAB_ROOT"] = str(BENCH_ROOT)
-os.environ["CONTAINER_LAB_CGROUP_PARENT"] = CGROUP_PARENT
-os.environ.pop("CONTAINER_LAB_STATE_DIR", None)
-os.environ.pop("CONTAINER_LAB_DATA_DIR", None)
+use_engine_root(BENCH_ROOT, CGROUP_PARENT)
 # Time the CLI as a learner runs it: with bytecode caches. This machine's
 # sessions export PYTHONDONTWRITEBYTECODE=1, which makes every CLI start
 # compile the engine from source; the caches go to a private prefix so the
@@ -70,9 +69,6 @@ NOPYC_ENV = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
 NOPYC_ENV.pop("PYTHONPYCACHEPREFIX", None)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ["PYTHONPYCACHEPREFIX"] = str(BENCH_ROOT / "pycache")
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 VENV_BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "container-lab").exists() \
     else REPO / ".venv" / "bin"
@@ -378,17 +374,6 @@ def make_bundles(layer: Path) -> tuple[Path, Path, Path]:
     return rootfs, bundles[0], bundles[1]
 
 
-def is_mount(path: Path) -> bool:
-    """From mountinfo: os.path.ismount misses a bind mount within one file system."""
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == target:
-                return True
-    return False
-
-
 def remove_bundles() -> None:
     """Unmount the bind-mounted layer FIRST: deleting through it would delete the image."""
     rootfs = BUNDLE_DIR / "rootfs"
@@ -413,15 +398,6 @@ def shutdown_supervisor() -> None:
 
 
 # -- statistics and output --------------------------------------------------------
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return math.nan
-    pos = q * (len(s) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
 
 def measure(tools: list[Tool], mode: str, runs: int, block: int) -> dict:
     samples: dict[str, list[float]] = {t.name: [] for t in tools}
@@ -662,29 +638,6 @@ def render(results: dict, meta: dict, tools: list[Tool]) -> str:
                 f"{(avail - plain_avail) / n / 1024:.2f} | {(kern - plain_kernel) / n / 1024:.2f} | "
                 f"{cgb / 2**20:.2f} | {notes} |")
     return "\n".join(lines) + "\n"
-
-
-def machine() -> str:
-    uni = is_mount(Path("/sys/fs/cgroup/unified"))
-    v2root = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-    layout = "cgroup v2" if v2root else ("cgroup v1 hybrid" if uni else "cgroup v1")
-    distro = "Linux"
-    with contextlib.suppress(OSError):
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                distro = line.split("=", 1)[1].strip('"')
-    return f"{os.cpu_count()} cores, {distro}, kernel {platform.release()}, {layout}"
-
-
-def git_info() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "engine"],
-                               capture_output=True, text=True).stdout.strip()
-        return f"`{head}`" + (" + uncommitted engine changes" if dirty else "")
-    except OSError:
-        return "?"
 
 
 # -- clean-up ------------------------------------------------------------------------

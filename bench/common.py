@@ -1,0 +1,71 @@
+"""What every benchmark here shares: a private engine root, and the lines that
+say on which machine and which commit a table was measured.
+
+Import it before the engine: :func:`use_engine_root` must set the engine's
+environment before ``engine.paths`` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def use_engine_root(root: Path, cgroup_parent: str) -> None:
+    """Point the engine at ``root`` and ``cgroup_parent``, never at a learner's
+    containers or cgroups, and make the checkout importable."""
+    os.environ["CONTAINER_LAB_ROOT"] = str(root)
+    os.environ["CONTAINER_LAB_CGROUP_PARENT"] = cgroup_parent
+    os.environ.pop("CONTAINER_LAB_STATE_DIR", None)
+    os.environ.pop("CONTAINER_LAB_DATA_DIR", None)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1), interpolated between the two nearest samples."""
+    s = sorted(values)
+    if not s:
+        return math.nan
+    pos = q * (len(s) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def is_mount(path: Path) -> bool:
+    """From mountinfo: os.path.ismount misses a bind mount within one file system."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4].replace("\\040", " ") == target for line in f)
+
+
+def machine() -> str:
+    """Cores, distribution, kernel and cgroup layout, in one line."""
+    v2root = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    layout = "cgroup v2" if v2root else (
+        "cgroup v1 hybrid" if is_mount(Path("/sys/fs/cgroup/unified")) else "cgroup v1")
+    distro = "Linux"
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                distro = line.split("=", 1)[1].strip('"')
+    return f"{os.cpu_count()} cores, {distro}, kernel {platform.release()}, {layout}"
+
+
+def git_info() -> str:
+    """The commit measured, and whether the engine had uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "engine"],
+                               capture_output=True, text=True).stdout.strip()
+        return f"`{head}`" + (" + uncommitted engine changes" if dirty else "")
+    except OSError:
+        return "?"
