@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path("/tmp/clab-bench-app")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import use_engine_root  # noqa: E402
+from common import clean_engine, use_engine_root  # noqa: E402
 
 use_engine_root(ROOT, "clab-bench-app")
 
@@ -119,17 +118,7 @@ def main() -> int:
             print(f"{label:<34} {r['cpu_pct']:7.1f}% {r['supervisor_pct']:10.1f}% {r['refreshes']:>10} "
                   f"{r['rows']:>5}")
     finally:
-        client.remove(NAME, force=True)
-        client.shutdown()
-        shutil.rmtree(ROOT, ignore_errors=True)
-        for base, dirs, _files in os.walk("/sys/fs/cgroup"):      # the bench's cgroup parents
-            if "clab-bench-app" in dirs:
-                try:
-                    os.rmdir(os.path.join(base, "clab-bench-app"))
-                except OSError:
-                    pass
-            if base.count("/") > 4:
-                dirs[:] = []
+        clean_engine(ROOT, "clab-bench-app")
     return 0
 
 

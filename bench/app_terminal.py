@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import string
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path("/tmp/clab-bench-term")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import use_engine_root  # noqa: E402
+from common import clean_engine, use_engine_root  # noqa: E402
 
 use_engine_root(ROOT, "clab-bench-term")
 
@@ -140,20 +139,7 @@ def main() -> int:
         print(f"key to echo on the pyte screen:   {summary(echo)}")
         print(f"pilot.press returning (for scale): {summary(press)}")
     finally:
-        try:
-            client.remove(name, force=True)
-        except Exception:  # noqa: BLE001 - removed already (--rm)
-            pass
-        client.shutdown()
-        shutil.rmtree(ROOT, ignore_errors=True)
-        for base, dirs, _files in os.walk("/sys/fs/cgroup"):
-            if "clab-bench-term" in dirs:
-                try:
-                    os.rmdir(os.path.join(base, "clab-bench-term"))
-                except OSError:
-                    pass
-            if base.count("/") > 4:
-                dirs[:] = []
+        clean_engine(ROOT, "clab-bench-term")
     return 0
 
 

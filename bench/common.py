@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,26 @@ def git_info() -> str:
         return f"`{head}`" + (" + uncommitted engine changes" if dirty else "")
     except OSError:
         return "?"
+
+
+def clean_engine(root: Path, cgroup_parent: str, *, keep_root: bool = False, log=print) -> None:
+    """Remove every container of the bench's engine root, stop its supervisor,
+    remove its cgroup parent and (unless ``keep_root``) the root itself.
+    Each step is tried even when an earlier one failed."""
+    try:
+        from engine.client import Client
+        client = Client(autostart=False)
+        if os.path.exists(client.socket_path):
+            for c in client.ps(all=True):
+                with contextlib.suppress(Exception):
+                    client.remove(c["id"], force=True)
+            client.shutdown()
+    except Exception as e:  # noqa: BLE001 - keep cleaning
+        log(f"  engine containers: {e}")
+    try:
+        from engine.cgroups import detect
+        detect().remove_parent_if_empty(cgroup_parent)
+    except Exception as e:  # noqa: BLE001
+        log(f"  cgroup parent {cgroup_parent}: {e}")
+    if not keep_root and not (root / "run" / "supervisor.sock").exists():
+        shutil.rmtree(root, ignore_errors=True)

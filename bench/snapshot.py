@@ -57,7 +57,7 @@ BENCH_ROOT = Path("/tmp/clab-snap")
 LOCK_FILE = Path("/tmp/clab-bench.lock")           # shared with bench/startup.py: never both at once
 CGROUP_PARENT = "clab-snap"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, git_info, machine, percentile, use_engine_root  # noqa: E402
+from common import REPO, clean_engine, git_info, machine, percentile, use_engine_root  # noqa: E402
 
 # Before the engine is imported: never touch a learner's containers or cgroups.
 use_engine_root(BENCH_ROOT, CGROUP_PARENT)
@@ -418,23 +418,7 @@ def cleanup(keep_root: bool, *, final: bool = True) -> None:
     if final:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     log("cleaning up ...")
-    try:
-        from engine.client import Client
-        client = Client(autostart=False)
-        if os.path.exists(client.socket_path):
-            for c in client.ps(all=True):
-                with contextlib.suppress(Exception):
-                    client.remove(c["id"], force=True)
-            client.shutdown()
-    except Exception as e:  # noqa: BLE001 - keep cleaning
-        log(f"  engine containers: {e}")
-    try:
-        from engine.cgroups import detect
-        detect().remove_parent_if_empty(CGROUP_PARENT)
-    except Exception as e:  # noqa: BLE001
-        log(f"  cgroup parent {CGROUP_PARENT}: {e}")
-    if not keep_root and not (BENCH_ROOT / "run" / "supervisor.sock").exists():
-        shutil.rmtree(BENCH_ROOT, ignore_errors=True)
+    clean_engine(BENCH_ROOT, CGROUP_PARENT, keep_root=keep_root, log=log)
 
 
 def _terminate(*_):

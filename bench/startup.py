@@ -57,7 +57,7 @@ BUNDLE_DIR = Path("/tmp/clab-bench-oci")
 LOCK_FILE = Path("/tmp/clab-bench.lock")
 CGROUP_PARENT = "clab-bench"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, git_info, is_mount, machine, percentile, use_engine_root  # noqa: E402
+from common import REPO, clean_engine, git_info, is_mount, machine, percentile, use_engine_root  # noqa: E402
 
 # Before the engine is imported: never touch a learner's containers or cgroups.
 use_engine_root(BENCH_ROOT, CGROUP_PARENT)
@@ -651,16 +651,7 @@ def cleanup(state: dict, keep_root: bool) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     # The engine's containers: everything under the bench root is ours.
-    try:
-        from engine.client import Client
-        client = Client(autostart=False)
-        if os.path.exists(client.socket_path):
-            for c in client.ps(all=True):
-                with contextlib.suppress(Exception):
-                    client.remove(c["id"], force=True)
-    except Exception as e:  # noqa: BLE001 - keep cleaning
-        log(f"  engine containers: {e}")
-    shutdown_supervisor()
+    clean_engine(BENCH_ROOT, CGROUP_PARENT, keep_root=True, log=log)
     if state.get("helper") is not None:
         state["helper"].close()
     # Leftovers of runc, crun, podman (interrupted runs).
@@ -675,13 +666,7 @@ def cleanup(state: dict, keep_root: bool) -> None:
         if left:
             subprocess.run(["podman", "rm", "-f", *left], capture_output=True)
     remove_bundles()
-    try:
-        from engine.cgroups import detect
-        detect().remove_parent_if_empty(CGROUP_PARENT)
-    except Exception as e:  # noqa: BLE001
-        log(f"  cgroup parent {CGROUP_PARENT}: {e}")
-    if not keep_root and not (BENCH_ROOT / "run" / "supervisor.sock").exists():
-        shutil.rmtree(BENCH_ROOT, ignore_errors=True)
+    clean_engine(BENCH_ROOT, CGROUP_PARENT, keep_root=keep_root, log=log)    # the parent, once crun's are gone too
 
 
 def _runtime_ids(argv: list[str]) -> list[str]:
