@@ -87,6 +87,8 @@ class EngineCommand:
     notices: tuple[str, ...] = ()   # said to the learner before it runs
     output: str | None = None       # a command answered here, without the engine
     labels: dict = field(default_factory=dict)
+    explain: bool = False           # run --explain: started one stage at a time
+    explain_lang: str | None = None  # the --lang the learner gave it (None: the learner's language)
 
 
 class _Raising(argparse.ArgumentParser):
@@ -224,7 +226,20 @@ def _run(text: str, rest: list[str], context: Context, check_only: bool, has_ima
     argv = ("run", *rest[:at], *extra, image, *rest[at + 1:])
     return EngineCommand(text, "run", argv, terminal=bool(args.tty), interactive=bool(args.interactive),
                          detach=bool(args.detach), name=args.name, image=requested, image_used=image,
-                         notices=tuple(notices), labels=labels)
+                         notices=tuple(notices), labels=labels, explain=bool(args.explain),
+                         explain_lang=args.lang)
+
+
+def run_config(cmd: EngineCommand):
+    """The engine's :class:`~engine.spec.ContainerConfig` for a translated ``run``
+    -- the one the CLI would build from ``cmd.argv`` (labels and image fallback
+    included), for a caller that starts the container through the client itself
+    (the app's step-through start). Raises :class:`CommandError` for another verb."""
+    from engine.cli import _config_from
+
+    if cmd.verb != "run" or not cmd.argv or cmd.argv[0] != "run":
+        raise CommandError(f"not a run command: {cmd.source}")
+    return _config_from(_parse("run", list(cmd.argv[1:])))
 
 
 def _is_lesson_image(ref: str, context: Context) -> bool:

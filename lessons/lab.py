@@ -9,6 +9,8 @@ learner (``course solve``) use to work a lesson against the real engine:
   what happens from now on;
 - :meth:`Lab.run` runs one docker command the learner typed (translated,
   labelled ``course``/``course.lesson``/``course.step``/``course.origin``);
+- :meth:`Lab.run_explained` starts a ``docker run --explain`` one stage at
+  a time, waiting for the learner between stages (:mod:`lessons.stepwise`);
 - :meth:`Lab.show_me` performs the step as its "show me" does;
 - :meth:`Lab.check` evaluates the step's checks;
 - :meth:`Lab.reset` removes the lesson's containers and sets the lab up
@@ -88,6 +90,26 @@ class Lab:
             if on_output:
                 on_output(notice + "\n")
         return run(cmd, typed=command.type, cancel=cancel, timeout=timeout, lang=self.lang, on_output=on_output)
+
+    def run_explained(self, command: Command | str, step: Step | None = None, *, gate, origin: str = "learner",
+                      cancel=None, on_begin=None, on_stage=None, on_output=None) -> RunResult:
+        """Start a ``docker run --explain`` command one stage at a time through the
+        engine's client, the same container :meth:`run` would make (see
+        :func:`lessons.stepwise.start_explained`); a command that cannot be
+        translated is a failed result, as with :meth:`run`."""
+        from .stepwise import start_explained
+
+        if isinstance(command, str):
+            command = Command(command)
+        try:
+            cmd = self.translate(command.text, step, origin)
+        except CommandError as e:
+            return RunResult(command.text, 125, str(e), error=str(e))
+        for notice in cmd.notices:
+            if on_output:
+                on_output(notice + "\n")
+        return start_explained(cmd, gate=gate, cancel=cancel, on_begin=on_begin, on_stage=on_stage,
+                               on_output=on_output, client=self.view.client)
 
     # -- the lab's state -------------------------------------------------------------
     def containers(self) -> list[dict]:

@@ -91,6 +91,10 @@ async def work_lesson(pilot, app, lang: str) -> None:
                 await wait_for(pilot, lambda: step.id in screen.cursors and screen.busy is None, 60,
                                f"step {step.id} to be ready")
                 await pilot.press("r")
+                await wait_for(pilot, lambda: screen.busy is None or screen.stepping is not None, 60,
+                               f"command {n} of {step.id}")
+                if screen.stepping is not None:     # docker run --explain, stage by stage: f, the rest at once
+                    await pilot.press("f")
                 await wait_for(pilot, lambda: screen.busy is None, 60, f"command {n} of {step.id}")
         await wait_for(pilot, lambda: step.id in app.learner.done(lesson), 60, f"step {step.id} to pass")
         view = screen.view(step.id)

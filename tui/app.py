@@ -214,6 +214,8 @@ class ContainerLabApp(Localized, App[None]):
         for screen in self.screen_stack:
             if hasattr(screen, "close_terminal"):
                 screen.close_terminal()
+            if hasattr(screen, "stop_stepping"):
+                screen.stop_stepping()          # a half-built container (run --explain) ends
         if not (self.engine and self.machine.root):
             self._done()
             return

@@ -86,8 +86,17 @@ FRONT_KEYS = APP_KEYS[0], APP_KEYS[2]
 
 WELCOME_KEYS = (Key("enter", "start", "key.start"),)
 
+# A step-through start (docker run --explain): only while one is under way, in the
+# footer before the lesson's other keys (at 80 columns they must fit), in the help after.
+STAGE_KEYS = (
+    Key("enter,space", "stage_next", "key.stage_next"),
+    Key("f", "stage_finish", "key.stage_finish"),
+    Key("escape", "stage_stop", "key.stage_stop"),
+)
+
 LESSON_KEYS = (
     Key("f3", "side", "key.side"),
+    *STAGE_KEYS,
     Key("r", "run", "key.run"),
     Key("c", "check", "key.check"),
     Key("h", "hint", "key.hint"),

@@ -13,11 +13,25 @@ hands its results back as a message (``StepReady``, ``Output``,
 ``CommandDone``, ``Checked``, ``TerminalReady``, ``LabFailed``) and never
 touches a widget. Cancelling crosses into :mod:`lessons` as the worker's
 ``cancelled_event``, a plain :class:`threading.Event`.
+
+A ``docker run --explain`` starts one stage at a time (a *step-through
+start*, :mod:`lessons.stepwise`): after each stage the worker waits on a
+:class:`lessons.stepwise.Gate` while the stage panel above the output shows
+what the stage did (in the learner's language, F2 included) and the lab panel
+shows the half-built container; Enter or Space opens the gate for the next
+stage, f for all the rest, Esc (or leaving the step or the lesson) ends the
+start and removes the container.
+
+"Show me" on a step whose command is interactive (``-it``) opens the
+embedded terminal and types the step's lines into it where the learner can
+see them, at a readable pace (:attr:`LessonScreen.typing_delay` a key).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from textual import on, work
@@ -33,7 +47,7 @@ from lessons.model import Course, Lesson, Step
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.keys import FRONT_KEYS, LESSON_KEYS, Localized, bindings
-from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StepView
+from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StagePanel, StepView
 from tui.session import Learner
 
 def terminal_view():
@@ -56,11 +70,25 @@ def has_terminal_view() -> bool:
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass
+class StepThrough:
+    """A step-through start under way: the gate the worker waits on, and what it is starting."""
+
+    step_id: str
+    gate: object                 # lessons.stepwise.Gate
+    container: str = ""          # its name, once it exists
+    lang: str | None = None      # run --explain --lang: the explanations always in that language
+    stopped: bool = False
+
+
 class LessonScreen(Localized, Screen):
     """One lesson, worked step by step against the real engine."""
 
     BINDINGS = bindings(*FRONT_KEYS, *LESSON_KEYS)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    typing_delay = 0.03          # "show me" in the terminal: seconds between two keys
+    typing_quiet = 0.4           # ... and how long the screen stays still before a line is typed
 
     # -- what the workers report ------------------------------------------------------------
     class StepReady(Message):
@@ -99,11 +127,28 @@ class LessonScreen(Localized, Screen):
             self.step_id, self.command = step_id, command
 
     class TerminalReady(Message):
-        """A pseudo-terminal is open: ``fd`` is its master, ``session`` or ``attached`` its owner."""
+        """A pseudo-terminal is open: ``fd`` is its master, ``session`` or ``attached`` its owner;
+        ``typing``: lines "show me" types into it, ``then``: the show-me command that follows it."""
 
-        def __init__(self, step_id: str, fd: int, *, session=None, attached=None, title: str = "") -> None:
+        def __init__(self, step_id: str, fd: int, *, session=None, attached=None, title: str = "",
+                     typing: tuple[str, ...] = (), then: int | None = None) -> None:
             super().__init__()
             self.step_id, self.fd, self.session, self.attached, self.title = step_id, fd, session, attached, title
+            self.typing, self.then = typing, then
+
+    class StagesBegan(Message):
+        """A step-through start has made its container (``name``), half-built."""
+
+        def __init__(self, step_id: str, gate, name: str, lang: str | None) -> None:
+            super().__init__()
+            self.step_id, self.gate, self.name, self.lang = step_id, gate, name, lang
+
+    class StageDone(Message):
+        """Stage ``number`` of a step-through start is done; the worker waits for the learner."""
+
+        def __init__(self, step_id: str, number: int, stage: dict, paused: bool) -> None:
+            super().__init__()
+            self.step_id, self.number, self.stage, self.paused = step_id, number, stage, paused
 
     class LabFailed(Message):
         """The engine could not do something; ``error`` says why."""
@@ -138,6 +183,8 @@ class LessonScreen(Localized, Screen):
         self.busy: str | None = None             # the command running, if any
         self.terminal = None                     # (TerminalView, session, attached, step id)
         self.selected: str | None = None         # the container picked in the lab panel
+        self.stepping: StepThrough | None = None  # a docker run --explain going stage by stage
+        self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
 
     # -- composing --------------------------------------------------------------------------
@@ -212,6 +259,10 @@ class LessonScreen(Localized, Screen):
             return self.has_class("-narrow")
         if action == "shell":
             return self.machine.root and has_terminal_view()
+        if action in ("stage_next", "stage_finish", "stage_stop"):
+            return self.stepping is not None and not self.stepping.stopped
+        if self.stepping is not None and action in ("run", "check", "show", "reset"):
+            return False                          # the start under way first: the footer says how
         return True
 
     # -- moving between steps ---------------------------------------------------------------------
@@ -260,6 +311,7 @@ class LessonScreen(Localized, Screen):
         if not 0 <= index < len(self.lesson.steps) or index == self.index:
             return
         leaving = self.step
+        self.stop_stepping()                                # a half-built container does not follow
         if leaving.quiz is None and not leaving.checks and leaving.id not in self.learner.done(self.lesson):
             self._complete(leaving, show=False)            # a step to read is done once read
         self.index = index
@@ -372,12 +424,105 @@ class LessonScreen(Localized, Screen):
             if cmd.terminal:
                 self.post_message(self.TerminalWanted(step.id, cmd))
                 return
+            if cmd.explain and hasattr(self.lab, "run_explained"):
+                self._step_through(step, text, cmd, cancel)
+                return
             result = self.lab.run(text, step, origin="learner", cancel=cancel,
                                   on_output=lambda s: self.post_message(self.Output(plain(s))))
         except Exception as e:  # noqa: BLE001
             self.post_message(self.LabFailed("lab.failed.run", _error(e)))
             return
         self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)))
+
+    def _step_through(self, step: Step, text: str, cmd, cancel) -> None:
+        """(In the run worker.) ``docker run --explain``, one stage at a time: each
+        stage reported, then a wait for the learner's key (or the end of the start)."""
+        from lessons.runner import plain
+        from lessons.stepwise import Gate
+
+        gate, names = Gate(), []
+
+        def began(_cid: str, name: str) -> None:
+            names.append(name)
+            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang))
+
+        result = self.lab.run_explained(
+            text, step, gate=gate, origin="learner", cancel=cancel, on_begin=began,
+            on_stage=lambda number, stage, paused: self.post_message(self.StageDone(step.id, number, stage, paused)),
+            on_output=lambda s: self.post_message(self.Output(plain(s))))
+        if result.cancelled and names:            # stopped: said by the screen, nothing to check
+            self.post_message(self.CommandDone(step.id, [], ref=None, check=False))
+        else:
+            self.post_message(self.CommandDone(step.id, [result], ref=names[0] if names else None))
+
+    # -- a step-through start (docker run --explain) ------------------------------------------
+    def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
+        if message.step_id != self.step.id or not self.is_attached:
+            message.gate.stop()                   # the learner has moved on already
+            return
+        self.stepping = StepThrough(message.step_id, message.gate, message.name, message.lang)
+        panel = StagePanel(self.lang, message.name, id="stages")
+        panel.fixed_lang = message.lang
+        self.query_one("#lesson-col").mount(panel, before=self.output)
+        self.view(message.step_id).set_status("status.stepping")
+        focused = self.focused
+        if focused is None or focused is self.query_one("#command") or focused.has_class("run"):
+            self.query_one("#lesson-scroll").focus()    # Enter and Space are the stage keys now
+        self._show_half_built(message.name, None)
+        self.refresh_bindings()
+
+    def on_lesson_screen_stage_done(self, message: StageDone) -> None:
+        stepping = self.stepping
+        if stepping is None or stepping.step_id != message.step_id or stepping.stopped:
+            return
+        panel = self.query_one("#stages", StagePanel)
+        panel.show(message.number, message.stage, last=message.stage.get("id") == "exec")
+        self.output.say(panel.lines()[0])
+        self._show_half_built(stepping.container, message.stage.get("id"))
+
+    def _show_half_built(self, name: str, stage_id: str | None) -> None:
+        """The lab panel on the container being built, at the tab where the stage shows."""
+        panel = self.lab_panel()
+        if panel is None or not hasattr(panel, "select"):
+            return
+        panel.select(name)                        # (and refreshed now, not at the next tick)
+        tab = STAGE_TABS.get(stage_id or "")
+        if tab is not None and hasattr(panel, "show_tab"):
+            panel.show_tab(tab)
+
+    def action_stage_next(self) -> None:
+        """Enter / Space: the next stage of the start under way."""
+        if self.stepping is not None:
+            self.stepping.gate.next()
+
+    def action_stage_finish(self) -> None:
+        """f: every remaining stage of the start under way."""
+        if self.stepping is not None:
+            self.stepping.gate.finish()
+
+    def action_stage_stop(self) -> None:
+        """Esc: end the start under way; the half-built container is removed."""
+        self.stop_stepping()
+
+    def stop_stepping(self) -> None:
+        """End a step-through start (the learner stopped it, left the step, the lesson or the app):
+        its worker removes the half-built container and reports back."""
+        if self.stepping is None or self.stepping.stopped:
+            return
+        self.stepping.stopped = True
+        self.stepping.gate.stop()
+        self.refresh_bindings()
+
+    def _end_stepping(self, step_id: str) -> None:
+        stepping = self.stepping
+        if stepping is None or stepping.step_id != step_id:
+            return
+        self.stepping = None
+        if stepping.stopped:
+            self.output.say(t(self.lang, "output.stopped", name=stepping.container))
+        for panel in self.query("#stages"):
+            panel.remove()
+        self.refresh_bindings()
 
     def action_show(self) -> None:
         """s: show me -- the step done for the learner."""
@@ -393,17 +538,73 @@ class LessonScreen(Localized, Screen):
         self._show(step)
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
-    def _show(self, step: Step) -> None:
-        from lessons.runner import plain
+    def _show(self, step: Step, start: int = 0) -> None:
+        """Show me from command ``start`` on: an interactive one opens the terminal
+        (its lines typed there, visibly: see :meth:`_type_lines`), the others run here."""
+        from lessons.runner import TerminalSession, plain
 
         cancel = get_current_worker().cancelled_event
+        on_output = lambda s: self.post_message(self.Output(plain(s)))  # noqa: E731
         try:
-            results = self.lab.show_me(step, cancel=cancel,
-                                       on_output=lambda s: self.post_message(self.Output(plain(s))))
+            if start == 0 and not self._show_in_terminal(step):
+                results = self.lab.show_me(step, cancel=cancel, on_output=on_output)
+            else:
+                results = []
+                for index in range(start, len(step.show_me)):
+                    if cancel.is_set():
+                        break
+                    command = step.show_me[index]
+                    cmd = _translated(self.lab, command.text, step)
+                    if cmd is None or not cmd.terminal:
+                        results.append(self.lab.run(command, step, origin="show", cancel=cancel,
+                                                    on_output=on_output))
+                        continue
+                    for notice in cmd.notices:
+                        on_output(notice + "\n")
+                    session = TerminalSession(cmd.argv)
+                    self.post_message(self.TerminalReady(step.id, session.master, session=session,
+                                                         title=cmd.source, typing=command.type, then=index + 1))
+                    return
         except Exception as e:  # noqa: BLE001
             self.post_message(self.LabFailed("lab.failed.run", _error(e)))
             return
         self.post_message(self.CommandDone(step.id, results))
+
+    def _show_in_terminal(self, step: Step) -> bool:
+        """(In a worker.) Whether show me types into the embedded terminal: a command
+        of the step is interactive, the step can run here and the terminal is installed."""
+        if not has_terminal_view() or self.lab.unavailable(step) is not None:
+            return False
+        return any(getattr(_translated(self.lab, c.text, step), "terminal", False) for c in step.show_me)
+
+    async def _type_lines(self, view, lines: tuple[str, ...]) -> None:
+        """Type ``lines`` into the terminal where the learner sees them: each once the
+        screen has been still a moment (a prompt waits), a key every ``typing_delay``."""
+        for line in lines:
+            if not await self._screen_still(view):
+                return
+            for ch in line:
+                if view.closed:
+                    return
+                view.type_text(ch)
+                await asyncio.sleep(self.typing_delay)
+            view.type_text("\r")
+
+    async def _screen_still(self, view, limit: float = 15.0) -> bool:
+        """Wait until the terminal has shown something new and then nothing for
+        ``typing_quiet`` seconds (False: it closed)."""
+        loop = asyncio.get_running_loop()
+        seen, start = view.bytes_in, loop.time()
+        last = start
+        while loop.time() - start < limit:
+            await asyncio.sleep(0.05)
+            if view.closed:
+                return False
+            if view.bytes_in != seen:
+                seen, last = view.bytes_in, loop.time()
+            elif seen and loop.time() - last >= self.typing_quiet:
+                return True
+        return not view.closed
 
     def on_lesson_screen_output(self, message: Output) -> None:
         self.output.feed(message.text)
@@ -414,6 +615,7 @@ class LessonScreen(Localized, Screen):
         self.busy = None
         log = self.output
         log.flush()
+        self._end_stepping(message.step_id)
         for result in message.results:
             if not result.ok and not getattr(result, "skipped", False):
                 log.say(f"→ {failure_text(result, self.lang)}")
@@ -555,6 +757,7 @@ class LessonScreen(Localized, Screen):
         text = event.value.strip()
         line = self.query_one("#command", CommandLine)
         if not text:
+            self.action_stage_next()              # (a start under way: its next stage)
             return
         line.remember(text)
         if not self._ready():
@@ -622,6 +825,11 @@ class LessonScreen(Localized, Screen):
         if self.has_class("-narrow"):
             self.add_class("-show-side")
         view.focus()
+        if message.then is not None:
+            self.show_rest = (message.step_id, message.then)
+        if message.typing:
+            self.run_worker(self._type_lines(view, message.typing), group="typing", exclusive=True,
+                            exit_on_error=False)
 
     def on_terminal_view_release_focus(self, event) -> None:
         """Ctrl+]: back to the lesson; the session stays open."""
@@ -645,6 +853,11 @@ class LessonScreen(Localized, Screen):
         if code is not None:
             self.output.say(t(self.lang, "terminal.closed", code=code))
         step = self.lesson.step(step_id)
+        rest, self.show_rest = self.show_rest, None
+        if rest is not None and rest[0] == step_id and rest[1] < len(step.show_me) and step_id == self.step.id:
+            self.busy = " && ".join(c.text for c in step.show_me[rest[1]:])
+            self._show(step, rest[1])             # show me goes on after its terminal
+            return
         if step_id == self.step.id:
             self.view(step_id).set_status("")
             if step.checks and step_id in self.cursors:
@@ -660,6 +873,7 @@ class LessonScreen(Localized, Screen):
     def close_terminal(self) -> None:
         """End an open terminal session (leaving the lesson, quitting): the widget,
         which owns the pty, goes -- hanging the session up -- and its program is waited for."""
+        self.show_rest = None
         if self.terminal is None:
             return
         view, session, attached, _ = self.terminal
@@ -676,11 +890,13 @@ class LessonScreen(Localized, Screen):
     def put_to_rest(self) -> None:
         """The learner left the lesson: its terminal is closed and its work stopped."""
         self.close_terminal()
+        self.stop_stepping()
         self.app.workers.cancel_node(self)
         self.busy = None
 
     def on_unmount(self) -> None:
         self.close_terminal()
+        self.stop_stepping()
 
     # -- the lab panel ------------------------------------------------------------------------
     def on_lab_panel_container_selected(self, event) -> None:
@@ -699,15 +915,35 @@ class LessonScreen(Localized, Screen):
             view.set_unavailable(self.why(step))
             if view.results and step.checks and step.id in self.cursors and self.why(step) is None:
                 self._check(step)                 # check messages, worded anew
-        for widget in (self.lab_panel(), *self.query("#lab-waiting"), self.terminal[0] if self.terminal else None):
+        for widget in (self.lab_panel(), *self.query("#lab-waiting"), *self.query("#stages"),
+                       self.terminal[0] if self.terminal else None):
             if widget is not None and hasattr(widget, "set_language"):
                 widget.set_language(lang)
         if self.lesson.steps:
             self.call_after_refresh(self._refocus)
 
 
+# Where a stage of a container's start shows in the lab panel.
+STAGE_TABS = {
+    "limits": "resources", "cgroup": "resources", "fork": "processes", "exec": "processes",
+    "namespaces": "namespaces", "cgroupns": "namespaces", "hostname": "namespaces", "user": "namespaces",
+    "propagation": "mounts", "rootfs": "mounts", "proc": "mounts", "dev": "mounts", "sys": "mounts",
+    "pivot_root": "mounts",
+}
+
+
 def _error(e: BaseException) -> str:
     return str(e) or type(e).__name__
+
+
+def _translated(lab, text: str, step: Step):
+    """``text`` as the engine command show me runs (None if it does not translate)."""
+    from lessons.docker import CommandError
+
+    try:
+        return lab.translate(text, step, "show")
+    except CommandError:
+        return None
 
 
 def _container_ref(cmd, result) -> str | None:

@@ -356,6 +356,56 @@ class OutputLog(RichLog):
             self._line(line)
 
 
+class StagePanel(Static):
+    """A step-through start's current stage (``docker run --explain`` in the app):
+    its title, what it does, its kernel calls beside the equivalent shell commands,
+    and what the learner can do now. Kept as data, so another language words it anew."""
+
+    def __init__(self, lang: str, name: str, **kwargs) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.lang, self.container = lang, name
+        self.stage: tuple[int, dict, bool] | None = None      # (number, stage, last)
+        self.fixed_lang: str | None = None                    # run --explain --lang: always that one
+
+    def on_mount(self) -> None:
+        self._draw()
+
+    def show(self, number: int, stage: dict, *, last: bool) -> None:
+        """Stage ``number`` is done; ``last``: the command runs next."""
+        self.stage = (number, stage, last)
+        self._draw()
+        self.scroll_home(animate=False)
+
+    def set_language(self, lang: str) -> None:
+        self.lang = lang
+        self._draw()
+
+    def lines(self) -> tuple[str, list[str], list[str]]:
+        """The current stage's title, explanation and kernel calls, in the language shown."""
+        from lessons.stepwise import stage_lines
+
+        if self.stage is None:
+            return "", [], []
+        number, stage, _last = self.stage
+        return stage_lines(stage, self.fixed_lang or self.lang, number=number, width=10_000)
+
+    def _draw(self) -> None:
+        self.border_title = t(self.lang, "stage.title", name=self.container)
+        if self.stage is None:
+            self.update("")
+            return
+        title, explanation, ops = self.lines()
+        text = Text()
+        text.append(title, style="bold")
+        for line in explanation:
+            text.append("\n" + line)
+        key = "stage.last" if self.stage[2] else "stage.paused"
+        text.append("\n" + t(self.lang, key, name=self.container), style="italic")
+        for line in ops:
+            text.append("\n" + line, style="dim")
+        self.update(text)
+
+
 class CommandLine(Input):
     """Where the learner types docker commands; ↑ and ↓ go through what was typed before."""
 

@@ -386,6 +386,8 @@ class LabPanel(Vertical):
         message = ""
         if self._error:
             message = tr("lab.unreachable", lang, error=self._error)
+        elif found is not None and found.get("status") == "starting":
+            message = tr("lab.starting", lang, name=found.get("name", ""))
         elif found is not None and found.get("status") != "running":
             message = tr("lab.not_running", lang, name=found.get("name", ""),
                          status=model.status_text(found, lang))

@@ -229,6 +229,8 @@ def status_text(c: dict, lang: str) -> str:
         return tr("status.running", lang)
     if status == "created":
         return tr("status.created", lang)
+    if status == "starting":
+        return tr("status.starting", lang)
     if status == "exited":
         if c.get("oom_killed"):
             return tr("status.oom", lang)
@@ -811,8 +813,8 @@ def fetch(source, selected: str | None, *, fallback: str | None = None, tab: str
         return out
     out.selected = chosen["id"]
     try:
-        if chosen.get("status") == "running":
-            out.snapshot = source.snapshot(chosen["id"])
+        if chosen.get("status") == "running" or (chosen.get("status") == "starting" and chosen.get("pid")):
+            out.snapshot = source.snapshot(chosen["id"])        # half-built (run --explain): as built so far
         else:
             out.snapshot = {"id": chosen["id"], "name": chosen.get("name"), "status": chosen.get("status"),
                             "processes": [], "namespaces": {}, "mounts": [], "network": None, "resources": None}

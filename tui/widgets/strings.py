@@ -26,6 +26,8 @@ STRINGS: dict[str, dict[str, str]] = {
                         "zh": "连不上引擎：{error}"},
     "lab.not_running": {"en": "{name} is not running ({status}): nothing to show here.",
                         "zh": "{name} 没有在运行（{status}），这里没有可显示的内容。"},
+    "lab.starting": {"en": "{name} is being started, stage by stage: this is what is built so far.",
+                     "zh": "{name} 正在分阶段启动：下面是目前已经搭建好的部分。"},
     "lab.none_selected": {"en": "Select a container above.", "zh": "请在上方选择一个容器。"},
 
     # -- tabs ------------------------------------------------------------------------
@@ -53,6 +55,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "role.yours": {"en": "yours", "zh": "你的"},
     "status.running": {"en": "running", "zh": "运行中"},
     "status.created": {"en": "created", "zh": "已创建"},
+    "status.starting": {"en": "starting", "zh": "启动中"},
     "status.exited": {"en": "exited ({code})", "zh": "已退出（{code}）"},
     "status.oom": {"en": "killed: out of memory", "zh": "因内存不足被杀掉"},
     "status.other": {"en": "{status}", "zh": "{status}"},

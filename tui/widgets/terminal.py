@@ -114,6 +114,12 @@ class TerminalView(Widget, can_focus=True):
         self.lang = lang
         self._titles()
 
+    def type_text(self, text: str) -> None:
+        """Send ``text`` to the program as if typed (the app's "show me" types this way)."""
+        if self._scroll:
+            self._scroll_by(self._scroll)
+        self._send(text.encode())
+
     @property
     def text(self) -> str:
         """What the screen shows now, as text (trailing spaces dropped)."""
