@@ -153,6 +153,10 @@ def _add_run(sub, help_text: str) -> None:
                    help="a new time namespace in which the container's uptime starts at zero")
     r.add_argument("--clock-offset", action="append", default=[], metavar="CLOCK=SECS",
                    help="with a new time namespace, move monotonic or boottime by SECS seconds")
+    r.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined: no system call filter (by default the calls Docker's "
+                        "profile refuses are refused: unshare, mount, keyctl, bpf, reboot ...); "
+                        "no-new-privileges: setuid programs inside gain nothing")
     r.add_argument("--explain", action="store_true",
                    help="start the container one stage at a time, explaining each: what it does, "
                         "its kernel calls and the equivalent shell commands")
@@ -367,9 +371,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 # -- verbs -----------------------------------------------------------------
 
 def _config_from(args):
-    from .spec import ContainerConfig, Volume
+    from .spec import ContainerConfig, Volume, parse_security_opts
 
-    return ContainerConfig(
+    return ContainerConfig(**parse_security_opts(args.security_opt),
         image=args.image, cmd=list(args.command), name=args.name, hostname=args.hostname,
         env=list(args.env), workdir=args.workdir, user=args.user,
         volumes=[Volume.parse(v) for v in args.volume], labels=dict(args.label), init=args.init,

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from .seccomp import program, refused
+
 VERSION = 1
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time")
 LIMITS = ("memory", "pids", "cpu", "swap")
@@ -59,6 +61,14 @@ def diagnose() -> dict:
     check("userns.private", userns and root, "--userns private works" if userns and root else
           "--userns private needs root and user namespaces (user.max_user_namespaces is "
           f"{max_userns or 'missing'})")
+
+    machine = os.uname().machine
+    filters = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
+    check("seccomp", filters and program(machine) is not None,
+          f"a system call filter: {len(refused(machine))} calls Docker's default profile refuses are refused"
+          if filters and program(machine) is not None else
+          "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER): containers run without one" if not filters
+          else f"no system call table for {machine}: containers run without a filter")
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"

@@ -130,6 +130,20 @@ STAGES: dict[str, dict[str, str]] = {
         "zh": "新的用户命名空间：守护进程写入 uid_map 和 gid_map，容器内的 uid 0 对应宿主机上一个无特权的 uid。"
               "进程在容器里是 root，在宿主机上却只是普通用户。",
     },
+    "seccomp": {
+        "title.en": "Filter the system calls the container may make (seccomp)",
+        "title.zh": '过滤容器可以发起的系统调用（seccomp）',
+        "en": "A seccomp filter is a small program the kernel runs on every system call of the "
+              "container. It refuses, with \"Operation not permitted\", the calls Docker's default "
+              "profile refuses: making or joining namespaces (unshare, setns), mounting, loading kernel "
+              "modules, rebooting, setting the clock, kernel keyrings, bpf. Most of them would fail "
+              "anyway for want of a capability; the filter is a second wall, should a kernel bug open "
+              "the first.",
+        "zh": "seccomp 过滤器是一段小程序，容器每发起一次系统调用，内核都会先运行它。Docker 默认配置拒绝的调用，"
+              "它同样拒绝，返回 “Operation not permitted”：创建或加入命名空间（unshare、setns）、挂载、加载内核模块、"
+              "重启、修改时钟、内核密钥环、bpf。这些调用大多本来就会因缺少相应的能力而失败；过滤器是第二道墙，"
+              "万一内核的漏洞让第一道墙失守，它仍然挡在那里。",
+    },
     "capabilities": {
         "title.en": "Keep only Docker's default capabilities",
         "title.zh": '只保留 Docker 默认的能力',

@@ -57,6 +57,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from . import seccomp
 from . import syscalls as sc
 
 # Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb.
@@ -126,6 +127,8 @@ class ChildSpec:
     timens: dict | None = None       # clock -> offset seconds, for a new time namespace
     userns: bool = False             # a private user namespace (mapped by the supervisor)
     pause: bool = False              # stop after each stage until the supervisor says go (run --explain)
+    seccomp: list | None = None      # the system call filter's BPF program (engine.seccomp), or none
+    no_new_privs: bool = False       # --security-opt no-new-privileges
 
 
 class StageError(Exception):
@@ -151,7 +154,7 @@ class Transcript:
     Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
     this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
     ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
-    -t), ``capabilities``, ``exec``. Each op has ``call`` (the kernel call),
+    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``exec``. Each op has ``call`` (the kernel call),
     ``shell`` (the equivalent command) and call-specific detail.
     """
 
@@ -566,6 +569,26 @@ class Builder:
         if slave > 2:
             os.close(slave)
 
+    def stage_seccomp(self) -> None:
+        """Before the capabilities go: installing a filter without
+        no_new_privs takes CAP_SYS_ADMIN, which the next stage drops."""
+        s = self.spec
+        if not s.seccomp and not s.no_new_privs:
+            return
+        self.begin("seccomp", "Filter the system calls the container may make (seccomp)")
+        if s.no_new_privs:
+            self.t.op("prctl", "setpriv --no-new-privs", option="PR_SET_NO_NEW_PRIVS", value=1)
+            self.k.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if s.seccomp:
+            names = seccomp.refused(os.uname().machine)
+            self.t.op("seccomp", f"# prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <{len(s.seccomp)} BPF "
+                      f"instructions: {len(names)} calls refused, clone of namespaces refused>)",
+                      mode="SECCOMP_MODE_FILTER", refused=names, instructions=len(s.seccomp))
+            try:
+                self.k.seccomp_filter(seccomp.pack([tuple(i) for i in s.seccomp]))
+            except OSError as e:
+                self.fail(f"cannot install the system call filter: {os.strerror(e.errno)}")
+
     def stage_capabilities(self) -> None:
         self.begin("capabilities", "Keep only Docker's default capabilities")
         last = _cap_last_cap()
@@ -833,6 +856,7 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
             b.stage_tty(console=False)
         else:
             os.setsid()
+        b.stage_seccomp()
         b.stage_capabilities()
         b.stage_exec()
     _child(stdio, chan, spec, kernel, stages)
@@ -860,6 +884,7 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
         if spec.userns:
             b.stage_userns()
         _crash_point(spec, b.chan, "before-exec")
+        b.stage_seccomp()                 # the init and the command alike
         if spec.init:
             pid = os.fork()
             if pid:

@@ -33,6 +33,7 @@ IPC_MODES = ("private", "shareable", "host")
 UTS_MODES = ("private", "host")
 USERNS_MODES = ("host", "private")
 TIMENS_CLOCKS = ("monotonic", "boottime")
+SECCOMP_MODES = ("default", "unconfined")
 
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -141,13 +142,37 @@ def parse_timens(text: str) -> dict[str, int]:
     return out
 
 
+def parse_security_opts(items: list[str]) -> dict:
+    """docker's ``--security-opt`` values: ``seccomp=unconfined`` (no system call
+    filter), ``no-new-privileges[=true|false]``; ``:`` works for ``=`` as in
+    docker's older syntax. Returns the config fields they set."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.replace(":", "=", 1).partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key == "no-new-privileges" and value.lower() in ("", "true", "false"):
+            out["no_new_privileges"] = value.lower() != "false"
+        elif key == "seccomp" and value in ("unconfined", "default", "builtin"):
+            out["seccomp"] = "unconfined" if value == "unconfined" else "default"
+        elif key == "seccomp" and value:
+            raise InvalidArgument(f"--security-opt {item}: profiles from a file are not supported; "
+                                  "use seccomp=unconfined, or leave it out for the default filter")
+        elif key in ("apparmor", "label", "systempaths", "mask", "unmask"):
+            raise InvalidArgument(f"--security-opt {item}: {key} is not supported by this engine "
+                                  "(available: seccomp=unconfined, no-new-privileges)")
+        else:
+            raise InvalidArgument(f"invalid --security-opt {item!r} "
+                                  "(expected seccomp=unconfined or no-new-privileges[=true|false])")
+    return out
+
+
 # Every option of a container and its default (a callable makes a fresh one).
 _FIELDS = {
     "image": None, "cmd": list, "entrypoint": None, "name": None, "hostname": None, "env": list,
     "workdir": None, "user": None, "volumes": list, "labels": dict, "init": False, "tty": False,
     "interactive": False, "detach": False, "remove": False, "network": "none",
     "pid_mode": "private", "ipc_mode": "private", "uts_mode": "private", "userns_mode": "host",
-    "timens": None,
+    "timens": None, "seccomp": "default", "no_new_privileges": False,
     "memory": DEFAULT_MEMORY, "memory_swap": None, "pids_limit": DEFAULT_PIDS, "cpus": None,
 }
 
@@ -157,7 +182,8 @@ class ContainerConfig:
 
     Fields (keyword arguments): image, cmd, entrypoint, name, hostname, env,
     workdir, user, volumes, labels, init, tty, interactive, detach, remove,
-    network, memory, memory_swap, pids_limit, cpus -- see ``run --help``.
+    network, pid_mode, ipc_mode, uts_mode, userns_mode, timens, seccomp,
+    no_new_privileges, memory, memory_swap, pids_limit, cpus -- see ``run --help``.
     """
 
     __slots__ = tuple(_FIELDS)
@@ -201,6 +227,10 @@ class ContainerConfig:
                                for v in self.timens.values()):
                 raise InvalidArgument("invalid --timens: expected offsets like boottime=-3600,monotonic=86400 "
                                       "(whole seconds)")
+        if self.seccomp not in SECCOMP_MODES:
+            raise InvalidArgument(f"invalid seccomp mode {self.seccomp!r} (expected one of: {', '.join(SECCOMP_MODES)})")
+        if not isinstance(self.no_new_privileges, bool):
+            raise InvalidArgument("no_new_privileges must be true or false")
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise InvalidArgument("minimum memory limit allowed is 6MB")
         if self.memory_swap is not None and self.memory_swap != -1:

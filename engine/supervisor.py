@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import paths, runtime
+from . import paths, runtime, seccomp
 from . import syscalls as sc
 from .container import Container, process_start_time
 from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
@@ -133,6 +133,7 @@ class Supervisor:
         # Our own PID namespace, to return to after each container's fork.
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.machine = os.uname().machine
 
     # -- start-up ----------------------------------------------------------
     def listen(self) -> None:
@@ -576,7 +577,7 @@ class Supervisor:
             cwd=workdir or c.process["cwd"], user=user or c.process["user"] or None,
             tty=tty, winsize=tuple(msg.get("winsize") or (24, 80)),
             procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [],
-            userns=bool(c.process.get("userns")))
+            userns=bool(c.process.get("userns")), **self.filters(c.config, []))
         if tty or detach or len(fds) < 2:
             stdio = (self.devnull,) * 3
         else:
@@ -721,6 +722,17 @@ class Supervisor:
         self.image_cache[ref] = (stamp, image)
         return image
 
+    def filters(self, cfg: ContainerConfig, warnings: list[str]) -> dict:
+        """The system call filter and no_new_privs of a container's processes
+        (its first one and every exec), as ChildSpec fields."""
+        program = None
+        if cfg.seccomp == "default":
+            program = seccomp.program(self.machine)
+            if program is None:
+                warnings.append(f"no system call filter for this machine's architecture ({self.machine}): "
+                                "the container runs without seccomp")
+        return {"seccomp": program, "no_new_privs": cfg.no_new_privileges}
+
     def fork_into(self, pidns_fd: int | None, child) -> tuple[int, socket.socket]:
         """Fork a child into a PID namespace: a new one (``None``) or the one
         ``pidns_fd`` refers to; ``child(channel)`` runs in it and never returns.
@@ -812,7 +824,7 @@ class Supervisor:
             volumes=[v.to_dict() for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
             crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise is not None,
-            userns=bool(c.process.get("userns")), **shared)
+            userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
         transcript.stage("fork", fork_title)
         for op in fork_ops:
             transcript.op(**op)

@@ -54,7 +54,9 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
+PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -75,6 +77,10 @@ class _CapHeader(ctypes.Structure):
 class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class Syscalls:
@@ -131,6 +137,14 @@ class Syscalls:
         """prctl(2)."""
         return self._check(self._libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
 
+    def seccomp_filter(self, program: bytes) -> None:
+        """prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER): install a classic BPF
+        program (``struct sock_filter[]``, 8 bytes each) on the calling thread."""
+        buf = ctypes.create_string_buffer(program, len(program))
+        prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        self._check(self._libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+                                     ctypes.addressof(prog), 0, 0), "seccomp")
+
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         """capset(2) for the calling thread: three 64-bit capability sets."""
         header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
@@ -184,6 +198,9 @@ class RecordingSyscalls:
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         self._record("capset", effective, permitted, inheritable)
+
+    def seccomp_filter(self, program: bytes) -> None:
+        self._record("seccomp_filter", len(program) // 8)
 
 
 # openat2(2): resolve a path as if the directory fd were "/" -- symlinks and

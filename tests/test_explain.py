@@ -16,7 +16,7 @@ from conftest import REPO, cgroup_dirs, cl, needs_root
 from engine import explain
 
 ORDER = ["limits", "fork", "cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "cgroupns", "sys",
-         "pivot_root", "hostname", "capabilities", "exec"]
+         "pivot_root", "hostname", "seccomp", "capabilities", "exec"]
 
 
 def _stage_ids(out: str) -> list[str]:
