@@ -34,7 +34,7 @@ UNSUPPORTED_FLAGS = {
     "-p": "port", "--publish": "port", "-P": "port", "--publish-all": "port",
     "--privileged": "privileged", "--cap-add": "caps", "--cap-drop": "caps",
     "--mount": "mount", "--restart": "restart", "--platform": "platform", "--entrypoint": "entrypoint",
-    "--device": "device", "--security-opt": "security", "--link": "network", "--add-host": "network",
+    "--device": "device", "--link": "network", "--add-host": "network",
     "--dns": "network", "--gpus": "device", "--log-driver": "logging", "--read-only": "readonly",
     "--ulimit": "ulimit", "--cpuset-cpus": "cpuset", "--memory-reservation": "reservation",
     "--pull": "pull", "--tmpfs": "mount", "--expose": "port", "--env-file": "envfile",
