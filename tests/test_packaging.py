@@ -179,11 +179,11 @@ def test_content_dir_says_where_it_looked(tmp_path):
 
 def test_the_run_path_stays_light():
     """`container-lab run` parses its flags and reaches the supervisor without
-    dataclasses/inspect (~20 ms), pathlib (~8 ms) or shutil (~6 ms)."""
+    dataclasses/inspect (~20 ms), pathlib (~8 ms), shutil (~6 ms) or typing (~4 ms)."""
     code = ("import sys, engine.cli, engine.client; "
             "engine.cli.build_parser('run').parse_args(['run', '-m', '64m', 'lab', 'true']); "
             "engine.client.Client(autostart=False).socket_path; "
-            "print(' '.join(m for m in ('dataclasses', 'inspect', 'pathlib', 'shutil', 'textual', 'pyroute2') "
+            "print(' '.join(m for m in ('dataclasses', 'inspect', 'pathlib', 'shutil', 'typing', 'textual', 'pyroute2') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
