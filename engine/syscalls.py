@@ -207,6 +207,7 @@ class RecordingSyscalls:
 # ".." can never lead out of it. This is how a container's mount targets are
 # found inside its root file system (as runc and umoci do).
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
 _SYS_openat2 = 437
 

@@ -53,3 +53,32 @@ def parse_reference(ref: str) -> Reference:
 def normalize_reference(ref: str) -> str:
     """``ubuntu`` -> ``ubuntu:latest``; raises InvalidArgument for a malformed ref."""
     return str(parse_reference(ref))
+
+
+_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+
+
+def familiar_reference(ref: str) -> str:
+    """The store's short form of ``ref``: ``docker.io/library/busybox`` ->
+    ``busybox:latest``, ``docker.io/bitnami/redis:7`` -> ``bitnami/redis:7``
+    (what ``docker images`` shows); any other name is kept."""
+    r = parse_reference(ref)
+    name = r.name
+    for prefix in _HUB_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            if name.startswith("library/") and name.count("/") == 1:
+                name = name[len("library/"):]
+            break
+    return str(Reference(name, r.tag, r.digest))
+
+
+def qualified_reference(ref: str) -> str:
+    """The full form of ``ref``, as containerd names images:
+    ``busybox:latest`` -> ``docker.io/library/busybox:latest``."""
+    r = parse_reference(ref)
+    first, _, rest = r.name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return str(r)
+    name = f"docker.io/{r.name}" if rest else f"docker.io/library/{r.name}"
+    return str(Reference(name, r.tag, r.digest))

@@ -10,13 +10,21 @@ Layout under the store's root (every directory mode 0700; see SECURITY.md,
     lock                 flock: shared to read, exclusive to write
 
 Writers hold the exclusive lock, so anything left in ``tmp/`` when one takes it
-is debris from a writer that died; it is cleared then. Readers hold the shared
-lock, so a removal never pulls blobs out from under them.
+is debris from a writer that died; it is cleared then -- except a work
+directory whose ``.owner`` file is still flocked by a live process (a load
+unpacking layers, which takes the exclusive lock only to publish them, so
+containers keep starting meanwhile). Readers hold the shared lock, so a
+removal never pulls blobs out from under them.
+
+Images from elsewhere come in through :meth:`ImageStore.add_image` (``load``
+now, ``pull`` next): every byte checked against its digest, every layer
+unpacked by :mod:`.extract`, and nothing published until all of it is.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import hashlib
 import json
@@ -30,16 +38,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
-from engine.errors import ImageError, ImageNotFound
+from engine.errors import ImageError, ImageNotFound, InvalidArgument
 from engine.images import lab, layer
-from engine.images.reference import DIGEST_RE, Reference, parse_reference
+from engine.images.reference import DIGEST_RE, Reference, familiar_reference, parse_reference
 from engine.paths import ensure_private_dir
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
+                     "application/vnd.docker.distribution.manifest.list.v2+json")
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+# Layer media types we read, and the compression each announces (the bytes
+# are sniffed anyway: registries and tools are not always truthful).
+LAYER_MEDIA_TYPES = {
+    LAYER_MEDIA_TYPE: "none",
+    LAYER_MEDIA_TYPE + "+gzip": "gzip",
+    LAYER_MEDIA_TYPE + "+zstd": "zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+}
+MAX_JSON_BLOB = 8 << 20  # a manifest or config larger than this is not one
 LAB_REF = "lab:latest"
 
 log = logging.getLogger(__name__)
@@ -136,6 +159,187 @@ class ImageStore:
             self._write_repositories(repos)
             self._collect_garbage(repos)
 
+    def find(self, name: str) -> Image:
+        """The image ``name`` names -- a reference, as :meth:`resolve` takes,
+        or an image id or a unique prefix of one (``docker image inspect 1a2b``)."""
+        try:
+            return self.resolve(name)
+        except (ImageNotFound, InvalidArgument) as e:
+            hexpart = name.removeprefix("sha256:")
+            if not (0 < len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
+                raise ImageNotFound(f"No such image: {name}") if isinstance(e, ImageNotFound) else e
+        found: dict[str, Image] = {}
+        for image in self.list():
+            if image.id.removeprefix("sha256:").startswith(hexpart):
+                found.setdefault(image.id, image)
+        if len(found) > 1:
+            raise ImageError(f"the image id prefix {name} is ambiguous: {len(found)} images start with it")
+        if not found:
+            raise ImageNotFound(f"No such image: {name}")
+        return next(iter(found.values()))
+
+    def tags_of(self, image: Image) -> list[str]:
+        """Every tag in the store that names ``image``'s id, sorted."""
+        return sorted(i.ref for i in self.list() if i.id == image.id)
+
+    def manifest_and_config(self, image: Image) -> tuple[dict, dict]:
+        """``image``'s manifest and its whole OCI config (history, rootfs ...), as stored."""
+        with self._lock(exclusive=False):
+            try:
+                return self._read_image(image.digest)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ImageError(f"image {image.ref} is damaged ({e}); remove it and load it again") from e
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives (read it under :meth:`reading`)."""
+        if not DIGEST_RE.fullmatch(digest):
+            raise ImageError(f"bad digest {digest!r}")
+        return self.blobs / digest.removeprefix("sha256:")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the store's shared lock: no blob or layer is removed meanwhile."""
+        with self._lock(exclusive=False):
+            yield
+
+    @contextmanager
+    def work_dir(self, prefix: str = "work-") -> Iterator[Path]:
+        """A private scratch directory under ``tmp/``, removed on exit. Its
+        ``.owner`` file stays flocked while it is in use, so another writer
+        clearing ``tmp/`` leaves it alone; a crash leaves it to be cleared."""
+        with self._lock(exclusive=True):
+            work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
+            fd = os.open(work / ".owner", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            os.close(fd)
+
+    def add_image(self, refs: list[str] | str, manifest_bytes: bytes, config_bytes: bytes,
+                  open_blob: Callable[[dict], BinaryIO], *,
+                  progress: Callable[[int, int, dict], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> Image:
+        """Verify an image from elsewhere, unpack its layers, and tag it -- all or nothing.
+
+        This is the one way in for images not built here (``load``, ``pull``):
+
+        - ``refs``: the names to tag it with (``busybox``,
+          ``docker.io/library/busybox:1.36``); kept in the store's short form.
+          A tag that named another image moves to this one.
+        - ``manifest_bytes``: the image manifest exactly as received (OCI or
+          Docker schema 2, never an index: pick the platform first). Its
+          sha256 becomes the image's digest, so keep the registry's bytes.
+        - ``config_bytes``: the config blob; checked against the manifest's
+          ``config`` descriptor (sha256 and size).
+        - ``open_blob(descriptor)``: a binary file object holding the blob
+          that ``descriptor`` (one of ``manifest["layers"]``: mediaType,
+          digest, size) names -- an open file, a tar member, an HTTP
+          response. It is read once, to the end, and closed here; it is only
+          called for a layer the store does not already hold.
+        - ``progress(index, count, descriptor)``: called before each layer;
+          ``warn(message)``: told what was left out (device nodes), one line each.
+
+        Each layer is checked against its descriptor (sha256 and size) and
+        against the config's diff_id (the sha256 of the uncompressed tar) in
+        the same pass that unpacks it (:func:`.extract.extract_layer`) into a
+        work dir under ``tmp/``. Only when every check has passed are the
+        layers and blobs renamed into place and the tags written, under the
+        exclusive lock. On any error nothing is published and the work dir
+        is removed. Raises :class:`ImageError` (one line) or
+        :class:`InvalidArgument` (a bad name). Returns the image as tagged
+        ``refs[0]``.
+        """
+        from .extract import limits_from_env
+
+        names = [familiar_reference(r) for r in ([refs] if isinstance(refs, str) else refs)]
+        if not names or any("@" in n for n in names):
+            raise InvalidArgument("an image needs at least one name:tag to be stored under")
+        manifest, config, layers = _check_image(manifest_bytes, config_bytes)
+        manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+        diff_ids = config["rootfs"]["diff_ids"]
+        limits = limits_from_env()
+        with self.work_dir("add-") as work:
+            (work / "blobs").mkdir()
+            (work / "layers").mkdir()
+            new_blobs: dict[str, Path] = {}
+            new_layers: dict[str, Path] = {}
+            lowers: list[Path] = []
+            for i, (desc, diff_id) in enumerate(zip(layers, diff_ids)):
+                what = f"layer {i + 1} of {len(layers)} ({desc['digest'][:19]})"
+                stored_layer = self.layers / diff_id.removeprefix("sha256:")
+                have_layer = diff_id in new_layers or stored_layer.is_dir()
+                have_blob = desc["digest"] in new_blobs or self.blob_path(desc["digest"]).is_file()
+                if progress:
+                    progress(i, len(layers), desc)
+                if not (have_layer and have_blob):
+                    blob_copy = None if have_blob else work / "blobs" / desc["digest"].removeprefix("sha256:")
+                    layer_dir = None if have_layer else work / "layers" / diff_id.removeprefix("sha256:")
+                    self._receive_layer(open_blob, desc, diff_id, what, blob_copy, layer_dir, lowers, limits,
+                                        warn or log.warning)
+                    if blob_copy:
+                        new_blobs[desc["digest"]] = blob_copy
+                    if layer_dir:
+                        new_layers[diff_id] = layer_dir
+                lowers.append(new_layers.get(diff_id, stored_layer))
+            for data in (config_bytes, manifest_bytes):
+                digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                if not self.blob_path(digest).is_file():
+                    path = work / "blobs" / digest.removeprefix("sha256:")
+                    path.write_bytes(data)
+                    new_blobs[digest] = path
+            with self._lock(exclusive=True), _os_errors("cannot store the image"):
+                for diff_id, path in new_layers.items():
+                    self._put_layer(path, diff_id)
+                for digest, path in new_blobs.items():
+                    dest = self.blob_path(digest)
+                    if not dest.exists():
+                        with open(path, "rb") as f:
+                            os.fsync(f.fileno())
+                        os.chmod(path, 0o600)
+                        os.rename(path, dest)
+                _fsync_dir(self.blobs)
+                repos = self._read_repositories()
+                for name in names:
+                    repos[name] = manifest_digest
+                self._write_repositories(repos)
+                return self._load(names[0], manifest_digest)
+
+    def _receive_layer(self, open_blob, desc: dict, diff_id: str, what: str, blob_copy: Path | None,
+                       layer_dir: Path | None, lowers: list[Path], limits, warn) -> None:
+        """Read one layer blob once: check it against ``desc`` and ``diff_id``,
+        copy it to ``blob_copy`` and unpack it into ``layer_dir`` (None: the
+        store has that layer unpacked already, so only the diff_id is checked)."""
+        from .extract import diff_id_of, extract_layer
+
+        try:
+            source = open_blob(desc)
+        except OSError as e:
+            raise ImageError(f"{what}: cannot read the blob: {e.strerror or e}") from None
+        with source, _os_errors(f"{what}: cannot store"):
+            checked = _CheckedBlob(source, desc, what, blob_copy)
+            try:
+                if layer_dir is None:
+                    content = diff_id_of(checked, limits=limits, what=what)
+                else:
+                    result = extract_layer(checked, layer_dir, limits=limits, lowers=lowers, what=what)
+                    content = result.diff_id
+                    if result.skipped:
+                        warn(f"{what}: {len(result.skipped)} device node(s) left out "
+                             f"({', '.join(result.skipped[:3])}{' ...' if len(result.skipped) > 3 else ''}): "
+                             "a container's /dev is made fresh, and its root is mounted nodev")
+                if content != diff_id:
+                    checked.finish()            # a damaged blob says so first
+                    raise ImageError(f"{what}: its content is {content[:19]}..., but the image's "
+                                     f"config says {diff_id[:19]}... (rootfs.diff_ids); refused")
+                checked.finish()
+            except ImageError:
+                checked.finish_quietly()
+                raise
+            finally:
+                checked.close()
+
     # -- reading --------------------------------------------------------------
 
     def shifted_layers(self, image: Image, base: int, size: int) -> list[Path]:
@@ -188,8 +392,9 @@ class ImageStore:
         """(manifest, config) of the manifest ``digest``; ValueError, KeyError,
         TypeError or OSError when they are missing or malformed."""
         manifest = self._read_json_blob(digest)
-        if manifest.get("mediaType") != MANIFEST_MEDIA_TYPE or manifest.get("schemaVersion") != 2:
-            raise ValueError("not an OCI image manifest")
+        if manifest.get("mediaType", MANIFEST_MEDIA_TYPE) not in (MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE) \
+                or manifest.get("schemaVersion") != 2:
+            raise ValueError("not an image manifest")
         config = self._read_json_blob(manifest["config"]["digest"])
         diff_ids = config["rootfs"]["diff_ids"]
         if len(diff_ids) != len(manifest["layers"]) or not all(DIGEST_RE.fullmatch(d) for d in diff_ids):
@@ -337,7 +542,8 @@ class ImageStore:
     def _clear_tmp(self) -> None:
         for p in self.tmp.iterdir():
             if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
+                if not _in_use(p):
+                    shutil.rmtree(p)
             else:
                 p.unlink()
 
@@ -363,6 +569,137 @@ def _os_errors(what: str) -> Iterator[None]:
         yield
     except OSError as e:
         raise ImageError(f"{what}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else "")) from e
+
+
+def _in_use(work: Path) -> bool:
+    """Whether the work dir ``work`` is flocked by a live process (see :meth:`ImageStore.work_dir`)."""
+    try:
+        fd = os.open(work / ".owner", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+
+
+class _BlobMismatch(ImageError):
+    """A blob whose size or sha256 is not its descriptor's."""
+
+
+class _CheckedBlob:
+    """A blob read through: hashed and counted against its descriptor, copied if asked."""
+
+    def __init__(self, source: BinaryIO, desc: dict, what: str, copy_to: Path | None):
+        self.source, self.desc, self.what = source, desc, what
+        self.sha = hashlib.sha256()
+        self.count = 0
+        self.out = open(copy_to, "xb") if copy_to else None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n if n is not None and n >= 0 else 1 << 20)
+        if data:
+            self.count += len(data)
+            if self.count > self.desc["size"]:
+                raise _BlobMismatch(f"{self.what} is larger than its descriptor says ({self.desc['size']} bytes); refused")
+            self.sha.update(data)
+            if self.out:
+                self.out.write(data)
+        return data
+
+    def finish(self) -> None:
+        """Read to the end; raise unless size and sha256 are the descriptor's."""
+        while self.read(1 << 20):
+            pass
+        if self.count != self.desc["size"]:
+            raise _BlobMismatch(f"{self.what} is {self.count} bytes, but its descriptor says {self.desc['size']} "
+                             "(truncated?); refused")
+        digest = "sha256:" + self.sha.hexdigest()
+        if digest != self.desc["digest"]:
+            raise _BlobMismatch(f"{self.what} does not match its digest: it is {digest[:19]}..., "
+                             f"the manifest says {self.desc['digest'][:19]}...; refused")
+
+    def finish_quietly(self) -> None:
+        """After another error: report a mismatch with the descriptor instead,
+        when there is one -- a damaged blob is the root cause to name."""
+        try:
+            self.finish()
+        except _BlobMismatch:
+            raise
+        except (ImageError, OSError):
+            pass
+
+    def close(self) -> None:
+        if self.out:
+            self.out.close()
+
+
+def _json_object(data: bytes, what: str) -> dict:
+    if len(data) > MAX_JSON_BLOB:
+        raise ImageError(f"the {what} is larger than {MAX_JSON_BLOB} bytes; refused")
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ImageError(f"the {what} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ImageError(f"the {what} is not a JSON object")
+    return obj
+
+
+def check_descriptor(desc, what: str) -> dict:
+    """``desc`` if it is a well-formed descriptor (digest sha256:<hex>, size >= 0), else an ImageError."""
+    if not isinstance(desc, dict):
+        raise ImageError(f"the {what} descriptor is not an object")
+    digest, size = desc.get("digest"), desc.get("size")
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+        raise ImageError(f"the {what} descriptor has a bad digest {str(digest)[:80]!r} (sha256 only)")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ImageError(f"the {what} descriptor has a bad size {size!r}")
+    return desc
+
+
+def _check_image(manifest_bytes: bytes, config_bytes: bytes) -> tuple[dict, dict, list[dict]]:
+    """The manifest, config and layer descriptors, checked against each other."""
+    manifest = _json_object(manifest_bytes, "manifest")
+    media = manifest.get("mediaType", MANIFEST_MEDIA_TYPE)
+    if media in INDEX_MEDIA_TYPES or "manifests" in manifest:
+        raise ImageError("the manifest is an image index (one image per platform), not an image manifest")
+    if media not in (MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE) or manifest.get("schemaVersion") != 2:
+        raise ImageError(f"the manifest is not an OCI or Docker schema 2 image manifest (mediaType {media!r})")
+    config_desc = check_descriptor(manifest.get("config"), "config")
+    layers = manifest.get("layers")
+    if not isinstance(layers, list):
+        raise ImageError("the manifest has no list of layers")
+    for i, desc in enumerate(layers):
+        check_descriptor(desc, f"layer {i + 1}")
+        kind = desc.get("mediaType")
+        if isinstance(kind, str) and ".foreign." in kind:
+            raise ImageError(f"layer {i + 1} is a foreign layer ({kind}): a Windows image?")
+        if kind not in LAYER_MEDIA_TYPES:
+            raise ImageError(f"layer {i + 1} has the media type {kind!r}, which container-lab does not read")
+        if LAYER_MEDIA_TYPES[kind] == "zstd":
+            raise ImageError(f"layer {i + 1} is compressed with zstd, which container-lab cannot read "
+                             "(Python 3.11 has no zstd); re-export the image with gzip layers")
+    digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    if len(config_bytes) != config_desc["size"] or digest != config_desc["digest"]:
+        raise ImageError(f"the config does not match its descriptor: it is {digest[:19]}... "
+                         f"({len(config_bytes)} bytes), the manifest says {config_desc['digest'][:19]}... "
+                         f"({config_desc['size']} bytes); refused")
+    config = _json_object(config_bytes, "config")
+    if config.get("os", "linux") != "linux":
+        raise ImageError(f"the image is for {config.get('os')!r}, not linux")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(rootfs, dict) or rootfs.get("type") != "layers" or not isinstance(diff_ids, list) \
+            or not all(isinstance(d, str) and DIGEST_RE.fullmatch(d) for d in diff_ids):
+        raise ImageError("the config has no valid rootfs.diff_ids")
+    if len(diff_ids) != len(layers):
+        raise ImageError(f"the config lists {len(diff_ids)} layers (rootfs.diff_ids), "
+                         f"the manifest {len(layers)}; refused")
+    return manifest, config, layers
 
 
 def _matches(r: Reference, tag: str, digest: str) -> bool:
