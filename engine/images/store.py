@@ -32,6 +32,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -265,6 +266,7 @@ class ImageStore:
             (work / "layers").mkdir()
             new_blobs: dict[str, Path] = {}
             new_layers: dict[str, Path] = {}
+            paired: set[tuple[str, str]] = set()    # (blob digest, diff_id) checked in this add
             lowers: list[Path] = []
             for i, (desc, diff_id) in enumerate(zip(layers, diff_ids)):
                 what = f"layer {i + 1} of {len(layers)} ({desc['digest'][:19]})"
@@ -282,6 +284,13 @@ class ImageStore:
                         new_blobs[desc["digest"]] = blob_copy
                     if layer_dir:
                         new_layers[diff_id] = layer_dir
+                elif desc["digest"] != diff_id and (desc["digest"], diff_id) not in paired:
+                    # Both are here, but maybe never together: a compressed blob
+                    # must still unpack to the diff_id this config gives it.
+                    stored = new_blobs.get(desc["digest"], self.blob_path(desc["digest"]))
+                    self._receive_layer(lambda _d: open(stored, "rb"), desc, diff_id, what, None, None, lowers,
+                                        limits, warn or log.warning)
+                paired.add((desc["digest"], diff_id))
                 lowers.append(new_layers.get(diff_id, stored_layer))
             for data in (config_bytes, manifest_bytes):
                 digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -719,11 +728,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
-    """fsync every file and directory under ``root`` (symlinks live in their directory)."""
+    """fsync every file and directory under ``root`` (symlinks, devices and
+    fifos -- whiteouts among them -- live in their directory)."""
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             p = os.path.join(dirpath, name)
-            if not os.path.islink(p):
+            if stat.S_ISREG(os.lstat(p).st_mode):
                 fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
                 try:
                     os.fsync(fd)
