@@ -34,7 +34,33 @@ def check_course(root: Path | str) -> tuple[Course | None, list[Problem]]:
     if course is not None:
         for lesson in course.lessons:
             problems += _check_lesson(course, lesson)
+            for lang in course.languages:
+                problems += _check_emphasis(lesson.path / f"{lang}.md", course.path.parent)
     return course, sorted(problems, key=lambda p: (p.file, p.line))
+
+
+def _check_emphasis(path: Path, base: Path) -> list[Problem]:
+    """Bold or italic markers that CommonMark leaves as they are: a closing
+    ``**`` after punctuation and before a letter does not close, which is how
+    Chinese text usually comes (``**目标：**在`` shows its asterisks; write
+    ``**目标**：在``)."""
+    from markdown_it import MarkdownIt
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []                  # the loader has said so already
+    problems = []
+    for token in MarkdownIt("commonmark").parse(text):
+        for child in token.children or []:
+            if child.type == "text" and ("**" in child.content or "__" in child.content):
+                line = (token.map[0] + 1) if token.map else 0
+                problems.append(Problem(str(path.relative_to(base)), line,
+                                        "bold markers that will show as they are (CommonMark does not close "
+                                        "`**` between punctuation and a letter: put the punctuation outside, "
+                                        "as in **目标**：)"))
+                break
+    return problems
 
 
 def _rel(course: Course, lesson: Lesson) -> str:

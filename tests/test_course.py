@@ -303,6 +303,16 @@ def test_markdown_structure_mistakes(course):
            f"with a line holding only :::" in found
 
 
+def test_bold_that_commonmark_would_not_close_is_named(course):
+    zh = course / HELLO / "zh.md"
+    edit(zh, "用 `ubuntu` [镜像]", "**提示：**用 `ubuntu` [镜像]")
+    found = problems(course)
+    assert any(p.startswith(f"course/{HELLO}/zh.md:{line_of(zh, '**提示：**')}: bold markers that will show as "
+                            "they are") for p in found), found
+    edit(zh, "**提示：**", "**提示**：")                     # the punctuation outside: it renders
+    assert not any("bold markers" in p for p in problems(course))
+
+
 def test_titles_and_blocks_in_the_wrong_place(course):
     en = course / HELLO / "en.md"
     edit(en, "This lesson runs your first ones.\n", "This lesson runs your first ones.\n\n::: hint early\nToo soon.\n:::\n")

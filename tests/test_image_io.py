@@ -465,7 +465,11 @@ def test_image_inspect_and_history(tmp_path, empty_root):
     by = ["/bin/sh -c apt-get update && apt-get install -y a-rather-long-package-name", "COPY b /b"]
     manifest, config, descs = image_parts(layers, created_by=by)
     store = ImageStore(empty_root / "lib" / "images")
-    store.add_image("hist:1", manifest, config, lambda d: io.BytesIO(layers[[x["digest"] for x in descs].index(d["digest"])]))
+    files = {}                                  # as a puller passes them: downloaded files by digest
+    for desc, layer in zip(descs, layers):
+        files[desc["digest"]] = tmp_path / desc["digest"][7:]
+        files[desc["digest"]].write_bytes(layer)
+    store.add_image("hist:1", manifest, config, files)
     env = {"CONTAINER_LAB_ROOT": str(empty_root)}
 
     proc = cl("image", "inspect", "hist:1", env=env)

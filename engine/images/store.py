@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 from engine.errors import ImageError, ImageNotFound, InvalidArgument
 from engine.images import lab, layer
@@ -219,7 +219,7 @@ class ImageStore:
             os.close(fd)
 
     def add_image(self, refs: list[str] | str, manifest_bytes: bytes, config_bytes: bytes,
-                  open_blob: Callable[[dict], BinaryIO], *,
+                  open_blob: Callable[[dict], BinaryIO] | Mapping[str, str | Path], *,
                   progress: Callable[[int, int, dict], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> Image:
         """Verify an image from elsewhere, unpack its layers, and tag it -- all or nothing.
@@ -238,7 +238,9 @@ class ImageStore:
           that ``descriptor`` (one of ``manifest["layers"]``: mediaType,
           digest, size) names -- an open file, a tar member, an HTTP
           response. It is read once, to the end, and closed here; it is only
-          called for a layer the store does not already hold.
+          called for a layer the store does not already hold. A mapping
+          ``{digest: path}`` of downloaded files does as well (a puller
+          downloads into :meth:`work_dir`, which no other writer clears).
         - ``progress(index, count, descriptor)``: called before each layer;
           ``warn(message)``: told what was left out (device nodes), one line each.
 
@@ -254,6 +256,13 @@ class ImageStore:
         """
         from .extract import limits_from_env
 
+        if isinstance(open_blob, Mapping):
+            files = open_blob
+
+            def open_blob(desc: dict) -> BinaryIO:
+                if desc["digest"] not in files:
+                    raise ImageError(f"no file was given for the blob {desc['digest'][:19]}...")
+                return open(files[desc["digest"]], "rb")
         names = [familiar_reference(r) for r in ([refs] if isinstance(refs, str) else refs)]
         if not names or any("@" in n for n in names):
             raise InvalidArgument("an image needs at least one name:tag to be stored under")
