@@ -311,6 +311,19 @@ def _add_images(sub, help_text: str, name: str = "images", aliases: tuple[str, .
     im.set_defaults(func=cmd_images)
 
 
+def _add_pull(sub, help_text: str) -> None:
+    pl = sub.add_parser("pull", help=help_text,
+                        description="Download an image from a registry: Docker Hub for a plain name (ubuntu, "
+                                    "bitnami/redis), or the registry a name starts with (127.0.0.1:5000/team/app; "
+                                    "loopback registries over plain HTTP, others HTTPS). The image for this "
+                                    "machine's platform is picked from a multi-platform one; every layer is "
+                                    "checked against its digest; layers already here are not fetched again. "
+                                    "Offline? `save` images on a machine with a network and `load` them here.")
+    pl.add_argument("-q", "--quiet", action="store_true", help="print only the image's name")
+    pl.add_argument("image", metavar="NAME[:TAG]", help="the image, e.g. ubuntu:24.04")
+    pl.set_defaults(func=cmd_pull)
+
+
 def _add_load(sub, help_text: str) -> None:
     ld = sub.add_parser("load", help=help_text,
                         description="Load images from a tar archive (a `docker save` archive or an OCI image "
@@ -367,6 +380,7 @@ def _add_image(sub, help_text: str) -> None:
     _add_history(imsub, "show how an image was made")
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
+    _add_pull(imsub, "download an image from a registry")
 
 
 def _add_doctor(sub, help_text: str) -> None:
@@ -412,6 +426,7 @@ VERBS = {
     "images": ("list images", _add_images),
     "image": ("manage images (inspect, ls, history, load, save)", _add_image),
     "history": ("show how an image was made, step by step", _add_history),
+    "pull": ("download an image from a registry", _add_pull),
     "load": ("load images from a tar archive (docker save or OCI)", _add_load),
     "save": ("save images to a tar archive, for machines with no network", _add_save),
     "doctor": ("say what this machine can do for containers, and why not", _add_doctor),
@@ -1009,6 +1024,45 @@ def cmd_load(args, client) -> int:
     _warn(warnings)
     for name in names:
         print(f"Loaded image: {name}")
+    return 0
+
+
+@_docker_exit
+def cmd_pull(args, client) -> int:
+    from .images.reference import parse_reference
+    from .images.registry import pull
+
+    store = _image_store()
+    ref = str(parse_reference(args.image))
+    try:
+        before = store.resolve(ref).digest
+    except errors.ImageError:
+        before = None
+    progress = _Progress(args.quiet)
+    shown: set[str] = set()
+
+    def report(event: dict) -> None:
+        short = event.get("digest", "").removeprefix("sha256:")[:12]
+        if event["event"] == "resolved" and not args.quiet:
+            print(f"{ref.rpartition(':')[2]}: Pulling from {event['repository']}", flush=True)
+        elif event["event"] == "downloading":
+            progress(f"{short}: Downloading {_human(event['bytes'])}/{_human(event['size'])}")
+        elif event["event"] in ("exists", "done") and not args.quiet and short not in shown:
+            shown.add(short)
+            progress.done()
+            print(f"{short}: {'Already exists' if event['event'] == 'exists' else 'Pull complete'}", flush=True)
+
+    try:
+        result = pull(store, ref, report)
+    finally:
+        progress.done()
+    if args.quiet:
+        print(ref)
+        return 0
+    print(f"Digest: {result['digest']}")
+    fresh = result["new"] or before != result["digest"]
+    print(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {ref}")
+    print(ref)
     return 0
 
 

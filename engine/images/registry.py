@@ -1,0 +1,379 @@
+"""Pulling images from an OCI distribution registry (Docker Hub by default).
+
+The protocol (the OCI distribution spec, which Docker's registry speaks):
+
+* ``GET /v2/<repository>/manifests/<tag or digest>`` with an ``Accept`` of
+  every manifest type we read. An image *index* (Docker's "manifest list")
+  names one manifest per platform: the host's is picked (``linux`` and this
+  machine's architecture), never an attestation manifest.
+* ``GET /v2/<repository>/blobs/<digest>`` for the config and each layer; every
+  byte is checked against the descriptor's size and sha256 as it arrives.
+* A ``401`` names how to authenticate in ``WWW-Authenticate``: ``Bearer
+  realm=...,service=...,scope=...`` means "get a token from realm" (anonymous
+  pulls get one too); the token then goes with each request to the registry
+  host only -- never along a redirect to a blob CDN (so it is added with
+  ``add_unredirected_header``).
+
+Registries on a loopback address (a classroom's mirror, the tests' server) are
+spoken to over plain HTTP, as docker does; every other one over HTTPS.
+Every answer is hostile input: sizes are bounded, JSON is checked field by
+field, and any mismatch is a one-line :class:`RegistryError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import platform
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import ImageError, ImageNotFound
+from engine.images.reference import DIGEST_RE, Reference
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+INDEXES = (OCI_INDEX, DOCKER_LIST)
+MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
+
+MAX_MANIFEST = 4 << 20          # bytes: manifests and indexes are small JSON
+MAX_BLOB = 64 << 30             # bytes: a layer larger than this is refused before a byte is read
+MAX_TOKEN = 1 << 20
+CHUNK = 1 << 16
+TIMEOUT = 30.0                  # seconds without an answer
+
+# platform.machine() -> the GOARCH (and variant) an image index names.
+ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "i686": ("386", ""),
+        "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
+
+
+class RegistryError(ImageError):
+    """The registry said no, or said something we cannot accept."""
+
+
+def locate(name: str) -> tuple[str, str]:
+    """(registry host, repository) of a reference's name, docker's way:
+    ``ubuntu`` -> (docker.io, library/ubuntu); ``127.0.0.1:5000/x/y`` -> (127.0.0.1:5000, x/y)."""
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        return first, rest
+    return DOCKER_HUB, name if "/" in name else f"library/{name}"
+
+
+def is_loopback(host: str) -> bool:
+    hostname = urllib.parse.urlsplit(f"//{host}").hostname or ""
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def host_platform() -> tuple[str, str]:
+    machine = platform.machine()
+    return ARCH.get(machine, (machine, ""))
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects (a registry may send blobs to a CDN), checked: only
+    http(s), and never from https down to http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new.scheme not in ("http", "https") or (old.scheme == "https" and new.scheme == "http"):
+            raise RegistryError(f"the registry redirected to an unsafe address: {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class Registry:
+    """One registry host, and the tokens it has granted (per scope)."""
+
+    def __init__(self, host: str, *, timeout: float = TIMEOUT):
+        self.host = host
+        api = DOCKER_HUB_API if host == DOCKER_HUB else host
+        self.base = f"{'http' if is_loopback(api) else 'https'}://{api}"
+        self.timeout = timeout
+        self.tokens: dict[str, str] = {}
+        self.opener = urllib.request.build_opener(_CheckedRedirects())
+
+    # -- HTTP ---------------------------------------------------------------
+    def _open(self, path: str, scope: str, accept: tuple[str, ...] = ()):
+        """GET ``path`` (under /v2/), authenticating once if asked to."""
+        for attempt in (0, 1):
+            req = urllib.request.Request(f"{self.base}/v2/{path}", method="GET")
+            req.add_header("User-Agent", "container-lab")
+            if accept:
+                req.add_header("Accept", ", ".join(accept))
+            if scope in self.tokens:
+                req.add_unredirected_header("Authorization", f"Bearer {self.tokens[scope]}")
+            try:
+                return self.opener.open(req, timeout=self.timeout)
+            except urllib.error.HTTPError as e:
+                if e.code == 401 and attempt == 0:
+                    challenge = e.headers.get("WWW-Authenticate", "")
+                    e.close()
+                    self._authenticate(challenge, scope)
+                    continue
+                raise self._http_error(e, path) from None
+            except urllib.error.URLError as e:
+                raise RegistryError(f"cannot reach the registry {self.host}: {_reason(e)} (offline? a classroom "
+                                    "can `load` a saved image, or pull from a local mirror)") from None
+            except (OSError, ValueError) as e:      # timeouts, resets, a bad URL from a redirect
+                raise RegistryError(f"talking to the registry {self.host} failed: {e}") from None
+        raise RegistryError(f"the registry {self.host} refused the token it gave")
+
+    def _authenticate(self, challenge: str, scope: str) -> None:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            raise RegistryError(f"the registry {self.host} wants a user name and password "
+                                "(logging in to a registry is not supported yet)")
+        if scheme != "bearer" or not params.get("realm"):
+            raise RegistryError(f"the registry {self.host} asked for authentication we do not know: "
+                                f"{challenge[:120]!r}")
+        realm = params["realm"]
+        if urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
+            raise RegistryError(f"the registry {self.host} named an unusable token service: {realm[:120]!r}")
+        query = {"scope": params.get("scope") or scope}
+        if params.get("service"):
+            query["service"] = params["service"]
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+        req = urllib.request.Request(url, headers={"User-Agent": "container-lab"})
+        try:
+            with self.opener.open(req, timeout=self.timeout) as resp:
+                body = resp.read(MAX_TOKEN + 1)
+        except urllib.error.HTTPError as e:
+            raise RegistryError(f"the token service of {self.host} said {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise RegistryError(f"cannot reach the token service of {self.host}: {_reason(e)}") from None
+        try:
+            if len(body) > MAX_TOKEN:
+                raise ValueError("too large")
+            answer = json.loads(body)
+            token = answer.get("token") or answer.get("access_token")
+            if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+                raise ValueError("no token in it")
+        except (ValueError, AttributeError) as e:
+            raise RegistryError(f"the token service of {self.host} gave an unusable answer ({e})") from None
+        self.tokens[scope] = token
+
+    def _http_error(self, e: urllib.error.HTTPError, path: str) -> RegistryError:
+        detail = ""
+        try:
+            errors = json.loads(e.read(65536)).get("errors") or []
+            detail = "; ".join(str(x.get("message") or x.get("code")) for x in errors if isinstance(x, dict))
+        except (ValueError, AttributeError, OSError):
+            pass
+        finally:
+            e.close()
+        if e.code == 429:
+            return RegistryError(f"the registry {self.host} says too many requests (429): Docker Hub allows "
+                                 "anonymous users a limited number of pulls per hour and address; a classroom "
+                                 "should `save` images once and `load` them, or use a local mirror")
+        if e.code == 404:
+            return ImageNotFound(f"not found in the registry {self.host}: {path}" + (f": {detail}" if detail else ""))
+        if e.code == 401:
+            return RegistryError(f"the registry {self.host} refused access to {path}" +
+                                 (f": {detail}" if detail else "") + " (does the repository exist? is it private?)")
+        return RegistryError(f"the registry {self.host} answered {e.code} {e.reason} for {path}" +
+                             (f": {detail}" if detail else ""))
+
+    # -- manifests and blobs ------------------------------------------------------
+    def manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        """(body, media type, digest) of a manifest or index; a digest reference is verified."""
+        scope = f"repository:{repository}:pull"
+        with self._open(f"{repository}/manifests/{reference}", scope, INDEXES + MANIFESTS + DOCKER_SCHEMA1) as resp:
+            body = resp.read(MAX_MANIFEST + 1)
+            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        if len(body) > MAX_MANIFEST:
+            raise RegistryError(f"the manifest {repository}:{reference} is larger than {MAX_MANIFEST >> 20} MiB")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if DIGEST_RE.fullmatch(reference) and digest != reference:
+            raise RegistryError(f"the manifest {reference} of {repository} does not match its digest "
+                                f"(got {digest})")
+        try:
+            media_type = json.loads(body).get("mediaType") or media_type
+        except (ValueError, AttributeError):
+            raise RegistryError(f"the manifest {repository}:{reference} is not JSON") from None
+        if media_type in DOCKER_SCHEMA1:
+            raise RegistryError(f"{repository}:{reference} has an old (schema 1) manifest, which is not supported")
+        return body, media_type, digest
+
+    def image_manifest(self, repository: str, reference: str) -> tuple[bytes, dict, str]:
+        """The host platform's image manifest: (body, parsed, digest), through an index if need be."""
+        body, media_type, digest = self.manifest(repository, reference)
+        parsed = _json_object(body, "manifest")
+        if media_type in INDEXES or "manifests" in parsed:
+            chosen = pick_platform(parsed, repository, reference)
+            body, media_type, digest = self.manifest(repository, chosen)
+            parsed = _json_object(body, "manifest")
+            if media_type in INDEXES or "manifests" in parsed:
+                raise RegistryError(f"{repository}: an index that points at another index is not supported")
+        check_manifest(parsed, f"{repository}:{reference}")
+        return body, parsed, digest
+
+    def blob(self, repository: str, descriptor: dict, dest: Path, progress: Callable[[int], None] | None = None) -> None:
+        """Download one blob into ``dest``, checking its size and sha256 as it arrives."""
+        digest, size = descriptor["digest"], descriptor["size"]
+        if size > MAX_BLOB:
+            raise RegistryError(f"the blob {digest[:19]} of {repository} is larger than {MAX_BLOB >> 30} GiB")
+        h, got = hashlib.sha256(), 0
+        with self._open(f"{repository}/blobs/{digest}", f"repository:{repository}:pull") as resp, \
+                open(dest, "wb") as out:
+            while chunk := resp.read(CHUNK):
+                got += len(chunk)
+                if got > size:
+                    raise RegistryError(f"the blob {digest[:19]} of {repository} is larger than its "
+                                        f"manifest says ({size} bytes)")
+                h.update(chunk)
+                out.write(chunk)
+                if progress:
+                    progress(got)
+            out.flush()
+            os.fsync(out.fileno())
+        if got != size:
+            raise RegistryError(f"the blob {digest[:19]} of {repository} ended after {got} of {size} bytes")
+        if "sha256:" + h.hexdigest() != digest:
+            raise RegistryError(f"the blob {digest[:19]} of {repository} does not match its digest")
+
+
+# -- checking what the registry says ----------------------------------------------------
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="...",service="...",scope="..."`` -> ("bearer", {...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+    return scheme.lower(), params
+
+
+def pick_platform(index: dict, repository: str, reference: str) -> str:
+    """The digest of the host platform's manifest in an image index."""
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise RegistryError(f"the index of {repository}:{reference} has no list of manifests")
+    arch, variant = host_platform()
+    found, offered = [], []
+    for m in entries:
+        if not isinstance(m, dict) or not isinstance(m.get("platform"), dict):
+            continue
+        annotations = m.get("annotations") if isinstance(m.get("annotations"), dict) else {}
+        if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+            continue                      # build provenance, not an image
+        p = m["platform"]
+        offered.append("/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x))
+        if p.get("os") == "linux" and p.get("architecture") == arch:
+            if not isinstance(m.get("digest"), str) or not DIGEST_RE.fullmatch(m["digest"]):
+                raise RegistryError(f"the index of {repository}:{reference} has a malformed digest")
+            found.append((p.get("variant", "") in ("", variant), m["digest"]))
+    if not found:
+        raise RegistryError(f"{repository}:{reference} has no image for linux/{arch} "
+                            f"(it has: {', '.join(offered) or 'none'})")
+    found.sort(key=lambda f: not f[0])
+    return found[0][1]
+
+
+def check_manifest(m: dict, what: str) -> None:
+    """An image manifest we can use: schema 2, a config and layer descriptors."""
+    def descriptor(d, where: str) -> None:
+        if not (isinstance(d, dict) and isinstance(d.get("digest"), str) and DIGEST_RE.fullmatch(d["digest"])
+                and isinstance(d.get("size"), int) and not isinstance(d.get("size"), bool) and d["size"] >= 0):
+            raise RegistryError(f"the manifest of {what} has a malformed {where} descriptor")
+
+    if m.get("schemaVersion") != 2:
+        raise RegistryError(f"the manifest of {what} is not schema version 2")
+    descriptor(m.get("config"), "config")
+    layers = m.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise RegistryError(f"the manifest of {what} lists no layers")
+    for layer in layers:
+        descriptor(layer, "layer")
+        media = layer.get("mediaType", "")
+        if "zstd" in media:
+            raise RegistryError(f"{what} has zstd-compressed layers, which are not supported")
+        if "foreign" in media or "nondistributable" in media:
+            raise RegistryError(f"{what} has a foreign layer ({media}), which cannot be pulled")
+
+
+def _json_object(body: bytes, what: str) -> dict:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise RegistryError(f"the registry's {what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise RegistryError(f"the registry's {what} is not a JSON object")
+    return value
+
+
+def _reason(e: BaseException) -> str:
+    return str(getattr(e, "reason", None) or e)
+
+
+def reference_parts(r: Reference) -> tuple[str, str, str]:
+    """(host, repository, tag-or-digest) of a parsed reference."""
+    host, repository = locate(r.name)
+    return host, repository, r.digest or r.tag or "latest"
+
+
+# -- pulling into the store -------------------------------------------------------
+
+MAX_CONFIG = 16 << 20           # bytes: an image config is JSON, usually a few kB
+
+
+def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
+         registry: Registry | None = None) -> dict:
+    """Pull ``ref`` (``NAME[:TAG]``) into ``store``; returns {"ref", "digest",
+    "id", "new": whether any layer was downloaded}.
+
+    ``progress`` gets ``{"event": ...}`` dicts: ``resolved`` (the manifest),
+    then per layer ``exists`` or ``downloading`` (bytes so far) and ``done``.
+    Layers the store has already are not fetched again. Everything is
+    downloaded and checked before :meth:`ImageStore.add_image` stores any of
+    it, so a broken pull leaves the store as it was."""
+    from engine.errors import InvalidArgument
+    from engine.images.reference import parse_reference
+
+    say = progress or (lambda _event: None)
+    r = parse_reference(ref)
+    if r.digest:
+        raise InvalidArgument(f"pulling by digest is not supported yet: pull a tag ({r.name}:TAG)")
+    host, repository, reference = reference_parts(r)
+    reg = registry or Registry(host)
+    body, manifest, digest = reg.image_manifest(repository, reference)
+    say({"event": "resolved", "repository": repository, "host": host, "digest": digest,
+         "layers": len(manifest["layers"])})
+    new = False
+    with store.work_dir("pull-") as area:
+        config = manifest["config"]
+        if config["size"] > MAX_CONFIG:
+            raise RegistryError(f"the config of {repository}:{reference} is larger than {MAX_CONFIG >> 20} MiB")
+        reg.blob(repository, config, area / "config")
+        files: dict[str, Path] = {}
+        for d in manifest["layers"]:
+            if d["digest"] in files:
+                continue
+            have = store.blob_path(d["digest"])
+            if have.is_file():
+                files[d["digest"]] = have
+                say({"event": "exists", "digest": d["digest"]})
+                continue
+            dest = area / d["digest"].removeprefix("sha256:")
+            reg.blob(repository, d, dest, lambda n, d=d: say({"event": "downloading", "digest": d["digest"],
+                                                                "bytes": n, "size": d["size"]}))
+            files[d["digest"]] = dest
+            new = True
+            say({"event": "done", "digest": d["digest"]})
+        image = store.add_image(str(r), body, (area / "config").read_bytes(), files)
+    return {"ref": str(r), "digest": digest, "id": image.id, "new": new}
