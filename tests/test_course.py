@@ -478,7 +478,7 @@ def test_docker_verbs_and_groups_map_onto_the_engine():
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_unsupported_docker_features_get_one_clear_line(lang):
-    for text in ("docker history ubuntu", "docker run -p 8080:80 lab true", "docker run --privileged lab true",
+    for text in ("docker push lab", "docker run -p 8080:80 lab true", "docker run --privileged lab true",
                  "docker -H tcp://x ps", "docker swarm init", "docker run --bogus lab true", "echo hi", "docker"):
         with pytest.raises(CommandError) as info:
             translate(text, Context(lang=lang), check_only=True)
