@@ -225,3 +225,32 @@ def test_show_me_types_an_interactive_step_into_the_terminal(lang, tmp_path, mon
             await pilot.press("ctrl+q")
             await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
     asyncio.run(scenario())
+
+
+def test_the_command_line_and_the_run_button_start_stage_by_stage_too(tmp_path):
+    """'Why containers' (content/03-why-containers): the explained run typed on the command
+    line (Space for the next stage), then again with the step's Run button (f for the rest)."""
+    course = pinned_course(tmp_path, "03-why-containers")
+
+    async def scenario():
+        app = make_app("en", course=course, progress_dir=tmp_path / "progress", lesson="03-why-containers")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_step(pilot, app, "anatomy")
+            await pilot.press("colon", *"docker run --explain lab echo hello", "enter")
+            await wait_for(pilot, lambda: stage_shown(screen) is not None, 30, "the first stage")
+            assert screen.focused is screen.query_one("#lesson-scroll")   # Enter and Space: the stage keys
+            await pilot.press("space")
+            await wait_for(pilot, lambda: stage_shown(screen)[0] == 2, 30, "the second stage")
+            await pilot.press("f")
+            await wait_for(pilot, lambda: "anatomy" in app.learner.done(screen.lesson), 60, "the step to pass")
+            assert "hello" in screen.output.plain
+            screen.query_one("#step-anatomy .run").scroll_visible(animate=False)
+            await pilot.pause()
+            await pilot.click("#step-anatomy .run")
+            await wait_for(pilot, lambda: stage_shown(screen) is not None, 30, "the first stage again")
+            await pilot.press("f")
+            await wait_for(pilot, lambda: screen.busy is None and screen.stepping is None, 60, "the second run")
+            assert screen.output.plain.count("hello") == 2
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
