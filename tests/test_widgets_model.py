@@ -338,6 +338,32 @@ def test_fetch_selects_falls_back_and_asks_only_for_what_the_tab_needs(scene):
     assert stopped.snapshot["status"] == "exited" and stopped.snapshot["processes"] == []
 
 
+def test_a_half_built_container_is_shown_as_built_so_far(scene):
+    """run --explain, paused between two stages: status starting, its PID 1 there to read."""
+    web = next(c for c in scene.containers() if c["name"] == "web")
+    half = {**web, "id": "f" * 64, "name": "half", "status": "starting"}
+
+    class Starting:
+        asked: list[str] = []
+
+        def containers(self):
+            return [half]
+
+        def snapshot(self, ref):
+            self.asked.append(ref)
+            return {**scene.snapshot("web"), "id": half["id"], "name": "half", "status": "starting"}
+
+        def transcript(self, ref):
+            return []
+
+    source = Starting()
+    data = m.fetch(source, "half", tab="namespaces")
+    assert source.asked == [half["id"]] and data.snapshot["processes"]
+    row = m.container_table([half], "zh").rows[0]
+    assert texts(row)[0] == "◐ half" and texts(row)[2] == "启动中" and row.style == ""
+    assert texts(m.container_table([half], "en").rows[0])[2] == "starting"
+
+
 def test_fetch_reports_an_unreachable_engine_instead_of_raising():
     class Down:
         def containers(self):

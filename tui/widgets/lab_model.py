@@ -277,12 +277,14 @@ def container_table(containers: Sequence[dict], lang: str) -> Table:
     rows = []
     for c in order_containers(containers):
         running = c.get("status") == "running"
+        starting = c.get("status") == "starting"            # half-built (run --explain): shown, not dimmed
         image = (c.get("image") or {}).get("requested") or (c.get("image") or {}).get("ref") or ""
-        rows.append(Row((Cell(("● " if running else "○ ") + c.get("name", short_id(c["id"])), "name"),
+        mark = "● " if running else "◐ " if starting else "○ "
+        rows.append(Row((Cell(mark + c.get("name", short_id(c["id"])), "name"),
                          role(c, lang),
-                         Cell(status_text(c, lang), "ok" if running else "dim"),
+                         Cell(status_text(c, lang), "ok" if running else "warn" if starting else "dim"),
                          image, command_text(c.get("command") or (c.get("process") or {}).get("argv"))),
-                        style="" if running else "dim", key=c["id"]))
+                        style="" if running or starting else "dim", key=c["id"]))
     cols = (Column(tr("col.name", lang)), Column(tr("col.role", lang), priority=3),
             Column(tr("col.status", lang), priority=1), Column(tr("col.image", lang), priority=4),
             Column(tr("col.command", lang), priority=2, flex=True, min_width=10))
