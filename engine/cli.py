@@ -1077,8 +1077,13 @@ def cmd_save(args, client) -> int:
     if sys.stdout.isatty():
         raise errors.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     sys.stdout.flush()
-    archive.save(store, args.images, sys.stdout.buffer)
-    sys.stdout.buffer.flush()
+    try:
+        archive.save(store, args.images, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise errors.ImageError(f"cannot write the archive to standard output: {e.strerror or e}") from None
     return 0
 
 

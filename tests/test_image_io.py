@@ -275,6 +275,12 @@ def test_layer_unpacks_with_owners_modes_links_and_whiteouts(tmp_path):
     assert stat.S_IMODE(os.lstat(dest).st_mode) == 0o755
 
 
+def test_aufs_bookkeeping_is_left_out(tmp_path):
+    layer = layer_tar((".wh..wh.plnk", "d"), (".wh..wh.plnk/12.34", "f"), ("a/.wh..wh.aufs", "f"), ("a/b", "f"))
+    extract_layer(io.BytesIO(layer), tmp_path / "l")
+    assert sorted(str(p.relative_to(tmp_path / "l")) for p in (tmp_path / "l").rglob("*")) == ["a", "a/b"]
+
+
 def test_later_entries_replace_earlier_ones(tmp_path):
     layer = layer_tar(("a", "d"), ("a/inner", "f"), ("a", "f", b"now a file"),
                       ("b", "f", b"file"), ("b", "d"), ("b/c", "f", b"in b"),
@@ -456,6 +462,18 @@ def test_save_refuses_a_terminal(empty_root):
         os.close(master)
     assert proc.returncode == 1
     assert "cowardly refusing to save to a terminal" in proc.stderr
+
+
+def test_save_errors_are_one_line_and_leave_nothing(tmp_path, empty_root):
+    env = {"CONTAINER_LAB_ROOT": str(empty_root)}
+    layers = [layer_tar(("saved", "f"))]
+    manifest, config, descs = image_parts(layers)
+    ImageStore(empty_root / "lib" / "images").add_image("saveme:1", manifest, config, lambda d: io.BytesIO(layers[0]))
+    proc = cl("save", "-o", str(tmp_path), "saveme:1", env=env)       # a directory
+    assert proc.returncode == 1 and proc.stderr.startswith(f"container-lab: cannot write {tmp_path}:"), proc.stderr
+    proc = cl("save", "-o", str(tmp_path / "x.tar"), "nope:1", env=env)
+    assert proc.returncode == 1 and proc.stderr.strip() == "container-lab: No such image: nope:1"
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- inspect and history ----------------------------------------------------------

@@ -492,11 +492,13 @@ def save_to_file(store: ImageStore, names: list[str], path: str | Path) -> None:
             save(store, names, f)
         os.chmod(tmp, 0o644 & ~_umask())
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise ImageError(f"cannot write {path}: {e.strerror or e}") from None
         raise
 
 

@@ -57,6 +57,7 @@ from engine.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_S
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
+AUFS_META_PREFIX = ".wh..wh."
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -186,8 +187,9 @@ def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None =
     unpacker = _Unpacker(Path(dest), limits, [Path(p) for p in lowers], what)
     try:
         with tarfile.open(fileobj=measured, mode="r|", errorlevel=2) as tar:
-            for info in tar:
+            while (info := tar.next()) is not None:
                 unpacker.add(tar, info)
+                tar.members.clear()     # tarfile keeps every header read: memory would grow per entry
             block = measured.block_at(tar.offset)
         if block is None or block.strip(b"\0"):
             raise ImageError(f"{what} is truncated or damaged: no end-of-archive marker after "
@@ -386,6 +388,8 @@ class _Unpacker:
             self.dirs[""] = info
             return
         base = parts[-1]
+        if parts[0].startswith(AUFS_META_PREFIX) or (base.startswith(AUFS_META_PREFIX) and base != OPAQUE_WHITEOUT):
+            return      # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs) in old layers: not files, left out as Docker does
         if base.startswith(WHITEOUT_PREFIX):
             self.whiteout(parts, info.name)
             return
@@ -487,7 +491,7 @@ class _Unpacker:
                 os.close(fd)
             return
         hidden = base[len(WHITEOUT_PREFIX):]
-        if hidden in ("", ".", "..") or hidden.startswith(WHITEOUT_PREFIX):
+        if hidden in ("", ".", ".."):
             raise self.fail(name, "is a malformed whiteout")
         try:
             os.stat(hidden, dir_fd=pfd, follow_symlinks=False)
