@@ -995,7 +995,10 @@ class _Progress:
 
     def __call__(self, text: str) -> None:
         if self.on:
-            width = max(_terminal_width() - 1, 20)
+            try:
+                width = (os.get_terminal_size(2).columns or 80) - 1
+            except OSError:
+                width = 79
             sys.stderr.write("\r" + text[:width] + "\x1b[K")
             sys.stderr.flush()
             self.shown = True

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pty
+import re
 import shutil
 import stat
 import subprocess
@@ -462,6 +463,35 @@ def test_save_refuses_a_terminal(empty_root):
         os.close(master)
     assert proc.returncode == 1
     assert "cowardly refusing to save to a terminal" in proc.stderr
+
+
+def test_load_shows_progress_only_on_a_terminal(tmp_path, empty_root):
+    layer = layer_tar(("big", "f", os.urandom(9 << 20)))
+    archive = docker_archive(tmp_path / "p.tar", [layer], tags=("progress:1",))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "load", "-i", str(archive)], stderr=slave,
+                              stdout=subprocess.PIPE, text=True, cwd=REPO, timeout=60,
+                              env={**os.environ, "CONTAINER_LAB_ROOT": str(empty_root)})
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0 and proc.stdout == "Loaded image: progress:1\n"
+    assert b"progress:1: layer 1/1 " in shown and b": 0B of 9.44MB" in shown
+    assert re.search(rb": [89][.0-9]*MB of 9.44MB", shown), shown      # and again, 8 MiB on
+    assert shown.endswith(b"\r\x1b[K")                  # the line is wiped at the end
+    # not a terminal (the other tests): nothing but the names
+    proc = load(empty_root, archive)
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 def test_save_errors_are_one_line_and_leave_nothing(tmp_path, empty_root):

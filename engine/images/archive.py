@@ -77,10 +77,10 @@ def load(store: ImageStore, source: BinaryIO | str | Path, *, progress: Progress
             images = archive.images()
             loaded: list[str] = []
             for names, manifest_bytes, config_bytes in images:
-                def step(i, n, desc, _names=names):
+                def step(i, n, desc, done, _names=names):
                     if progress:
-                        progress(f"Loading layer {i + 1}/{n} {desc['digest'][7:19]} "
-                                 f"({_human(desc['size'])}) for {_names[0]}")
+                        progress(f"{_names[0]}: layer {i + 1}/{n} {desc['digest'][7:19]}: "
+                                 f"{_human(done)} of {_human(desc['size'])}")
                 store.add_image(names, manifest_bytes, config_bytes, archive.open_blob, progress=step, warn=warn)
                 loaded.extend(familiar_reference(n) for n in names)
             return loaded

@@ -220,7 +220,7 @@ class ImageStore:
 
     def add_image(self, refs: list[str] | str, manifest_bytes: bytes, config_bytes: bytes,
                   open_blob: Callable[[dict], BinaryIO] | Mapping[str, str | Path], *,
-                  progress: Callable[[int, int, dict], None] | None = None,
+                  progress: Callable[[int, int, dict, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> Image:
         """Verify an image from elsewhere, unpack its layers, and tag it -- all or nothing.
 
@@ -241,7 +241,8 @@ class ImageStore:
           called for a layer the store does not already hold. A mapping
           ``{digest: path}`` of downloaded files does as well (a puller
           downloads into :meth:`work_dir`, which no other writer clears).
-        - ``progress(index, count, descriptor)``: called before each layer;
+        - ``progress(index, count, descriptor, bytes_read)``: called as each
+          layer starts (0 bytes) and then every few MB read of it;
           ``warn(message)``: told what was left out (device nodes), one line each.
 
         Each layer is checked against its descriptor (sha256 and size) and
@@ -283,12 +284,13 @@ class ImageStore:
                 have_layer = diff_id in new_layers or stored_layer.is_dir()
                 have_blob = desc["digest"] in new_blobs or self.blob_path(desc["digest"]).is_file()
                 if progress:
-                    progress(i, len(layers), desc)
+                    progress(i, len(layers), desc, 0)
                 if not (have_layer and have_blob):
                     blob_copy = None if have_blob else work / "blobs" / desc["digest"].removeprefix("sha256:")
                     layer_dir = None if have_layer else work / "layers" / diff_id.removeprefix("sha256:")
                     self._receive_layer(open_blob, desc, diff_id, what, blob_copy, layer_dir, lowers, limits,
-                                        warn or log.warning)
+                                        warn or log.warning,
+                                        progress and (lambda n, i=i, d=desc: progress(i, len(layers), d, n)))
                     if blob_copy:
                         new_blobs[desc["digest"]] = blob_copy
                     if layer_dir:
@@ -325,7 +327,8 @@ class ImageStore:
                 return self._load(names[0], manifest_digest)
 
     def _receive_layer(self, open_blob, desc: dict, diff_id: str, what: str, blob_copy: Path | None,
-                       layer_dir: Path | None, lowers: list[Path], limits, warn) -> None:
+                       layer_dir: Path | None, lowers: list[Path], limits, warn,
+                       progress: Callable[[int], None] | None = None) -> None:
         """Read one layer blob once: check it against ``desc`` and ``diff_id``,
         copy it to ``blob_copy`` and unpack it into ``layer_dir`` (None: the
         store has that layer unpacked already, so only the diff_id is checked)."""
@@ -336,7 +339,7 @@ class ImageStore:
         except OSError as e:
             raise ImageError(f"{what}: cannot read the blob: {e.strerror or e}") from None
         with source, _os_errors(f"{what}: cannot store"):
-            checked = _CheckedBlob(source, desc, what, blob_copy)
+            checked = _CheckedBlob(source, desc, what, blob_copy, progress)
             try:
                 if layer_dir is None:
                     content = diff_id_of(checked, limits=limits, what=what)
@@ -611,8 +614,12 @@ class _BlobMismatch(ImageError):
 class _CheckedBlob:
     """A blob read through: hashed and counted against its descriptor, copied if asked."""
 
-    def __init__(self, source: BinaryIO, desc: dict, what: str, copy_to: Path | None):
-        self.source, self.desc, self.what = source, desc, what
+    REPORT_EVERY = 8 << 20
+
+    def __init__(self, source: BinaryIO, desc: dict, what: str, copy_to: Path | None,
+                 progress: Callable[[int], None] | None = None):
+        self.source, self.desc, self.what, self.progress = source, desc, what, progress
+        self.reported = 0
         self.sha = hashlib.sha256()
         self.count = 0
         self.out = open(copy_to, "xb") if copy_to else None
@@ -626,6 +633,9 @@ class _CheckedBlob:
             self.sha.update(data)
             if self.out:
                 self.out.write(data)
+            if self.progress and self.count - self.reported >= self.REPORT_EVERY:
+                self.reported = self.count
+                self.progress(self.count)
         return data
 
     def finish(self) -> None:
