@@ -39,6 +39,7 @@ import os
 import platform
 import posixpath
 import re
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -113,8 +114,8 @@ def _archive_file(source: BinaryIO | str | Path, work: Path) -> Path:
         elif head.startswith(b"\x28\xb5\x2f\xfd"):
             raise ImageError("the archive is compressed with zstd, which container-lab cannot read; "
                              "decompress it first (zstd -d)")
-        if opener is None and isinstance(source, (str, Path)):
-            return Path(source)
+        if opener is None and isinstance(source, (str, Path)) and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return Path(source)         # read in place (a fifo, /dev/stdin ... is copied: tar needs to seek)
         out = work / "archive.tar"
         raw = _Joined(head, f)
         try:
