@@ -311,6 +311,16 @@ def _add_images(sub, help_text: str, name: str = "images", aliases: tuple[str, .
     im.set_defaults(func=cmd_images)
 
 
+def _add_rmi(sub, help_text: str, name: str = "rmi") -> None:
+    rm = sub.add_parser(name, help=help_text,
+                        description="Remove images (their tags; then the layers no other image and no container "
+                                    "needs). An image a container uses is kept unless -f: then only its tag goes, "
+                                    "and the layers stay for the container.")
+    rm.add_argument("-f", "--force", action="store_true", help="untag even when a container uses the image")
+    rm.add_argument("images", nargs="+", metavar="IMAGE")
+    rm.set_defaults(func=cmd_rmi)
+
+
 def _add_pull(sub, help_text: str) -> None:
     pl = sub.add_parser("pull", help=help_text,
                         description="Download an image from a registry: Docker Hub for a plain name (ubuntu, "
@@ -381,6 +391,7 @@ def _add_image(sub, help_text: str) -> None:
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
+    _add_rmi(imsub, "remove images", name="rm")
 
 
 def _add_doctor(sub, help_text: str) -> None:
@@ -427,6 +438,7 @@ VERBS = {
     "image": ("manage images (inspect, ls, history, load, save)", _add_image),
     "history": ("show how an image was made, step by step", _add_history),
     "pull": ("download an image from a registry", _add_pull),
+    "rmi": ("remove images", _add_rmi),
     "load": ("load images from a tar archive (docker save or OCI)", _add_load),
     "save": ("save images to a tar archive, for machines with no network", _add_save),
     "doctor": ("say what this machine can do for containers, and why not", _add_doctor),
@@ -447,7 +459,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 # -- verbs -----------------------------------------------------------------
 
-def _config_from(args):
+def config_from(args):
     from .spec import ContainerConfig, Volume, parse_security_opts
 
     return ContainerConfig(**parse_security_opts(args.security_opt),
@@ -508,7 +520,7 @@ def _foreground(client, start, *, interactive: bool) -> int:
 
 
 def cmd_run(args, client) -> int:
-    config = _config_from(args)
+    config = config_from(args)
     if args.pause and not args.explain:
         raise errors.InvalidArgument("--pause goes with --explain")
     if args.explain:
@@ -1028,6 +1040,28 @@ def cmd_load(args, client) -> int:
     for name in names:
         print(f"Loaded image: {name}")
     return 0
+
+
+def cmd_rmi(args, client) -> int:
+    from pathlib import Path
+
+    store = _image_store()
+    containers = client.ps(all=True)
+    keep = {Path(p).name for c in containers for p in (c.get("image") or {}).get("layers") or []}
+    code = 0
+    for ref in args.images:
+        try:
+            image = store.find(ref)
+            users = [c["name"] for c in containers if (c.get("image") or {}).get("id") == image.id]
+            if users and not args.force:
+                raise errors.ImageError(f"conflict: unable to remove image {ref} (must force): container "
+                                        f"{users[0]} uses it")
+            store.remove(image.ref, keep=keep)
+            print(f"Untagged: {image.ref}")
+        except errors.EngineError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            code = 1
+    return code
 
 
 @_docker_exit

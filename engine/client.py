@@ -134,6 +134,11 @@ class Stepwise:
     def fileno(self) -> int:
         return self._conn.sock.fileno()
 
+    def pending(self) -> bool:
+        """Whether a message (a stage, the start's end, the exit) has already
+        arrived and waits to be read -- a select on :meth:`fileno` misses it."""
+        return self._conn.pending()
+
     def wait(self) -> dict:
         """After the start, block until the container exits (attached starts only)."""
         while self.next_stage() is not None:
@@ -158,6 +163,11 @@ class Subscription:
 
     def fileno(self) -> int:
         return self._conn.sock.fileno()
+
+    def pending(self) -> bool:
+        """Whether a message (a stage, the start's end, the exit) has already
+        arrived and waits to be read -- a select on :meth:`fileno` misses it."""
+        return self._conn.pending()
 
     def get(self, timeout: float | None = None) -> dict | None:
         """The next event, or None if none came within ``timeout`` seconds."""

@@ -71,6 +71,7 @@ class Starting:
         self.pty = -1
         self.error: dict | None = None
         self.stages: list = []          # the child's, once it execs
+        self.abandoned = False          # its client went away: the container goes too
 
 
 class Exec:
@@ -927,7 +928,7 @@ class Supervisor:
                 traceback.print_exc()
                 self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
         except EngineError as e:
-            if c.config.remove:
+            if c.config.remove or st.abandoned:
                 self.remove(c)
             st.client.send({"event": "start-failed", "id": c.id, "error": e.message, "stage": getattr(e, "stage", ""),
                             "exit_code": e.exit_code})
@@ -950,7 +951,10 @@ class Supervisor:
         return {"id": c.id}, []
 
     def abandon_start(self, c: Container) -> None:
-        """The client of a stage-by-stage start went away: end the half-built container."""
+        """The client of a stage-by-stage start went away: end the half-built
+        container; once its start has failed, it is removed (it never ran)."""
+        if c.starting is not None:
+            c.starting.abandoned = True
         if c.pidfd >= 0:
             try:
                 signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)

@@ -187,6 +187,12 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
     if verb == "run":
         return _run(text, rest, context, check_only, has_image)
     args = _parse_or_explain(verb, rest, lang)
+    # The course shows a command's output as text and gives it no input:
+    # an archive goes to a file and comes from one.
+    if verb == "save" and not getattr(args, "output", None):
+        raise CommandError(msg(lang, "cmd.save_to_file"))
+    if verb == "load" and not getattr(args, "input", None):
+        raise CommandError(msg(lang, "cmd.load_from_file"))
     terminal = bool(getattr(args, "tty", False)) or (verb == "start" and (args.attach or args.interactive))
     return EngineCommand(text, verb, (verb, *rest), terminal=terminal,
                          interactive=bool(getattr(args, "interactive", False)),
@@ -235,11 +241,11 @@ def run_config(cmd: EngineCommand):
     -- the one the CLI would build from ``cmd.argv`` (labels and image fallback
     included), for a caller that starts the container through the client itself
     (the app's step-through start). Raises :class:`CommandError` for another verb."""
-    from engine.cli import _config_from
+    from engine.cli import config_from
 
     if cmd.verb != "run" or not cmd.argv or cmd.argv[0] != "run":
         raise CommandError(f"not a run command: {cmd.source}")
-    return _config_from(_parse("run", list(cmd.argv[1:])))
+    return config_from(_parse("run", list(cmd.argv[1:])))
 
 
 def _is_lesson_image(ref: str, context: Context) -> bool:

@@ -191,8 +191,7 @@ def _follow(client, start, fd: int, say, cancel, timeout: float) -> tuple[int, b
 
 def _exit_buffered(start) -> bool:
     """Whether the exit event already came with the one before it (a select does not see it then)."""
-    conn = getattr(start, "_conn", None)
-    return bool(conn is not None and getattr(conn, "pending", lambda: False)())
+    return start.pending()
 
 
 def _drain(fd: int, say) -> bool | None:

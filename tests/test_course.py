@@ -801,3 +801,15 @@ def test_explain_runs_in_the_learners_language():
     assert translate("docker run --explain --lang en lab true", Context(lang="zh"), check_only=True).argv == \
         ("run", "--explain", "--lang", "en", "lab", "true")
     assert "--lang" not in translate("docker run lab true", Context(lang="zh"), check_only=True).argv
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_archives_go_through_files_in_the_course(lang):
+    """The course shows output as text and types nothing into commands: save needs -o, load needs -i."""
+    for text, flag in (("docker save lab", "-o FILE"), ("docker load", "-i FILE")):
+        with pytest.raises(CommandError, match=flag):
+            translate(text, Context(lang=lang), check_only=True)
+    assert translate("docker save -o /tmp/lab.tar lab", Context(lang=lang), check_only=True).argv == \
+        ("save", "-o", "/tmp/lab.tar", "lab")
+    assert translate("docker load -i /tmp/lab.tar", Context(lang=lang), check_only=True).argv == \
+        ("load", "-i", "/tmp/lab.tar")

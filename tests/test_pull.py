@@ -322,3 +322,47 @@ def test_pull_help_explains():
     proc = cl("pull", "--help")
     assert proc.returncode == 0 and "registry" in proc.stdout.lower()
 
+
+
+def _layer_with(name: str, data: bytes) -> bytes:
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o644, 0
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_rmi_keeps_what_a_container_uses(registry):
+    """An image of its own (the lab layer and one more): untagged with -f while
+    a container uses it, its own layer stays for the container."""
+    manifest, parsed, blobs = lab_blobs()
+    extra = _layer_with("kept.txt", b"still here\n")
+    config = json.loads(blobs[parsed["config"]["digest"]])
+    config["rootfs"]["diff_ids"].append(sha(extra))
+    config_bytes = json.dumps(config).encode()
+    own = json.dumps(dict(parsed, config=dict(parsed["config"], digest=sha(config_bytes), size=len(config_bytes)),
+                          layers=parsed["layers"] + [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                                      "digest": sha(extra), "size": len(extra)}])).encode()
+    registry.push("course/kept", "v1", own, OCI_MANIFEST,
+                  {**blobs, sha(config_bytes): config_bytes, sha(extra): extra})
+    ref = f"{registry.host}/course/kept:v1"
+    layer_dir = ROOT / "lib" / "images" / "layers" / sha(extra)[7:]
+    assert cl("pull", ref, timeout=120).returncode == 0 and layer_dir.is_dir()
+    cl("run", "--name", "user-of-kept", ref, "cat", "/kept.txt", check=True)
+    try:
+        refused = cl("rmi", ref)
+        assert refused.returncode == 1 and "container user-of-kept uses it" in refused.stderr
+        assert refused.stderr.count("\n") == 1
+        forced = cl("rmi", "-f", ref)
+        assert forced.returncode == 0 and f"Untagged: {ref}" in forced.stdout
+        assert ref not in cl("images").stdout and layer_dir.is_dir()
+        again = cl("start", "-a", "user-of-kept")
+        assert again.returncode == 0 and again.stdout == "still here\n", again.stderr
+    finally:
+        cl("rm", "-f", "user-of-kept")
+    missing = cl("rmi", ref)
+    assert missing.returncode == 1 and "No such image" in missing.stderr

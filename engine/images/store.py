@@ -146,9 +146,10 @@ class ImageStore:
             # Another process may have built it while we waited for the lock.
             return self._load_lab() or self._build_lab()
 
-    def remove(self, ref: str) -> None:
+    def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> None:
         """Drop the tag ``ref`` (for ``name@digest``: every tag of name on that
-        digest), then delete the blobs and layers no tag still needs."""
+        digest), then delete the blobs and layers no tag still needs -- and no
+        container: ``keep`` names the layer directories containers use."""
         r = parse_reference(ref)
         with self._lock(exclusive=True):
             repos = self._read_repositories()
@@ -158,7 +159,7 @@ class ImageStore:
             for tag in doomed:
                 del repos[tag]
             self._write_repositories(repos)
-            self._collect_garbage(repos)
+            self._collect_garbage(repos, keep)
 
     def find(self, name: str) -> Image:
         """The image ``name`` names -- a reference, as :meth:`resolve` takes,
@@ -533,9 +534,10 @@ class ImageStore:
         os.rename(tmp, self.repositories)
         _fsync_dir(self.root)
 
-    def _collect_garbage(self, repos: dict[str, str]) -> None:
-        """Delete every blob and layer that no manifest in ``repos`` reaches."""
-        blobs, layers = set(), set()
+    def _collect_garbage(self, repos: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> None:
+        """Delete every blob and layer that no manifest in ``repos`` reaches,
+        except the layer directories named in ``keep``."""
+        blobs, layers = set(), {f"sha256:{name}" for name in keep}
         for digest in set(repos.values()):
             try:
                 manifest, config = self._read_image(digest)
