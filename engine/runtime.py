@@ -154,8 +154,9 @@ class Transcript:
     Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
     this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
     ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
-    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``exec``. Each op has ``call`` (the kernel call),
-    ``shell`` (the equivalent command) and call-specific detail.
+    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``exec``. Each op
+    has ``call`` (the kernel call), ``shell`` (the equivalent command) and
+    call-specific detail.
     """
 
     def __init__(self) -> None:

@@ -18,12 +18,12 @@ Start it with ``python -m engine.supervisor``; clients do that on demand.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
 import secrets
 import select
-import collections
 import selectors
 import signal
 import socket
@@ -135,6 +135,7 @@ class Supervisor:
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.machine = os.uname().machine
+        self.seccomp_program = seccomp.program(self.machine)      # None: no table for this architecture
 
     # -- start-up ----------------------------------------------------------
     def listen(self) -> None:
@@ -728,7 +729,7 @@ class Supervisor:
         (its first one and every exec), as ChildSpec fields."""
         program = None
         if cfg.seccomp == "default":
-            program = seccomp.program(self.machine)
+            program = self.seccomp_program
             if program is None:
                 warnings.append(f"no system call filter for this machine's architecture ({self.machine}): "
                                 "the container runs without seccomp")
