@@ -80,16 +80,24 @@ class Lab:
             cancel=None, on_output=None, timeout: float = 120) -> RunResult:
         """Run one docker command; a command that cannot be translated is a
         failed result with the reason as its output, not an exception."""
+        command, cmd = self._prepare(command, step, origin, on_output)
+        if isinstance(cmd, RunResult):
+            return cmd
+        return run(cmd, typed=command.type, cancel=cancel, timeout=timeout, lang=self.lang, on_output=on_output)
+
+    def _prepare(self, command: Command | str, step: Step | None, origin: str, on_output):
+        """(the command, its translation) with the notices said -- or a failed
+        result with the reason when it does not translate."""
         if isinstance(command, str):
             command = Command(command)
         try:
             cmd = self.translate(command.text, step, origin)
         except CommandError as e:
-            return RunResult(command.text, 125, str(e), error=str(e))
+            return command, RunResult(command.text, 125, str(e), error=str(e))
         for notice in cmd.notices:
             if on_output:
                 on_output(notice + "\n")
-        return run(cmd, typed=command.type, cancel=cancel, timeout=timeout, lang=self.lang, on_output=on_output)
+        return command, cmd
 
     def run_explained(self, command: Command | str, step: Step | None = None, *, gate, origin: str = "learner",
                       cancel=None, on_begin=None, on_stage=None, on_output=None) -> RunResult:
@@ -99,15 +107,9 @@ class Lab:
         translated is a failed result, as with :meth:`run`."""
         from .stepwise import start_explained
 
-        if isinstance(command, str):
-            command = Command(command)
-        try:
-            cmd = self.translate(command.text, step, origin)
-        except CommandError as e:
-            return RunResult(command.text, 125, str(e), error=str(e))
-        for notice in cmd.notices:
-            if on_output:
-                on_output(notice + "\n")
+        command, cmd = self._prepare(command, step, origin, on_output)
+        if isinstance(cmd, RunResult):
+            return cmd
         return start_explained(cmd, gate=gate, cancel=cancel, on_begin=on_begin, on_stage=on_stage,
                                on_output=on_output, client=self.view.client)
 
