@@ -203,6 +203,52 @@ def test_a_narrow_panel_keeps_pids_and_command_and_uses_short_tab_labels():
     run(scenario())
 
 
+@pytest.mark.parametrize("tab", ["processes", "namespaces", "network"])
+def test_a_short_tables_note_is_right_under_its_rows(tab):
+    async def scenario():
+        app = LabApp("en", tab=tab)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            rows = app.query_one(f"#lab-{tab}", RowList)
+            note = app.query_one(f"#lab-note-{tab}", Static)
+            assert note.display and str(note.content)
+            assert rows.region.height == len(rows.table.rows) + rows.header_lines   # every row, no more
+            assert note.region.y == rows.region.bottom                              # the line under the last
+    run(scenario())
+
+
+@pytest.mark.parametrize("tab", ["mounts", "transcript"])
+def test_a_long_table_scrolls_above_its_note_which_stays_in_view(tab):
+    async def scenario():
+        app = LabApp("en", tab=tab)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            panel = app.query_one(LabPanel)
+            rows = app.query_one(f"#lab-{tab}", RowList)
+            note = app.query_one(f"#lab-note-{tab}", Static)
+            assert rows.virtual_size.height > rows.region.height and rows.max_scroll_y > 0
+            assert note.display and note.region.y == rows.region.bottom
+            assert note.region.bottom <= panel.content_region.bottom                 # inside the border
+    run(scenario())
+
+
+EMPTY_SCENE = {"containers": [], "snapshots": {}}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("width", [30, 60])
+def test_the_empty_list_wraps_its_message_and_shows_it_whole(lang, width):
+    async def scenario():
+        app = LabApp(lang, FixtureSource(EMPTY_SCENE), select=None)
+        async with app.run_test(size=(width + 4, 24)) as pilot:
+            await pilot.pause()
+            containers = app.query_one("#lab-containers", RowList)
+            shown = [line.rstrip() for line in lines(containers)[containers.header_lines:]]
+            assert all(shown)                       # (and not cut to its first line)
+            assert "".join(shown).replace(" ", "") == tr("lab.empty", lang).replace(" ", "")
+    run(scenario())
+
+
 class CountingSource(FixtureSource):
     """The recorded scene, counting how often it is asked."""
 

@@ -121,8 +121,10 @@ class LabPanel(Vertical):
         with TabbedContent(id="lab-tabs", initial=self._tab):
             for tab in model.TABS:
                 with TabPane(tr(f"tab.{tab}", self.lang), id=tab):
-                    yield RowList(id=f"lab-{tab}", classes="lab-rows")
-                    yield Static("", id=f"lab-note-{tab}", classes="lab-note")
+                    # the note right under the rows; a long table scrolls above it
+                    note = Static("", id=f"lab-note-{tab}", classes="lab-note")
+                    yield RowList(id=f"lab-{tab}", classes="lab-rows", below=note)
+                    yield note
 
     def on_mount(self) -> None:
         self.border_title = tr("lab.title", self.lang)

@@ -5,7 +5,13 @@ screen are drawn, so a table of 500 processes costs no more to show than
 one of 20, and a line that did not change comes from a cache. The columns
 are fitted to the width at draw time (:func:`lab_model.fit_columns`): in a
 narrow panel the least important ones go first. The header stays on top
-while the rows scroll under it.
+while the rows scroll under it. The text shown when there are no rows
+(``empty``) wraps to the width.
+
+With ``height: auto`` the list is as tall as its rows; give it a widget that
+comes under it in the same parent (``below``, e.g. a note about the rows) and
+it grows no taller than the parent leaves above that widget: a short table
+has its note right under it, a long one scrolls with the note still in view.
 
 Every colour is a component class (``rows--<style>``) in ``rows.tcss``.
 With ``cursor=True`` the list has a highlighted row that the keys and the
@@ -17,6 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+from rich._wrap import divide_line
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -60,10 +67,11 @@ class RowList(ScrollView, can_focus=True):
         def control(self) -> "RowList":
             return self.row_list
 
-    def __init__(self, *, cursor: bool = False, name: str | None = None, id: str | None = None,
+    def __init__(self, *, cursor: bool = False, below=None, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.cursor_enabled = cursor
+        self.below = below                  # a widget under the list that keeps its place (see above)
         self.table = Table()
         self.empty = ""
         self.cursor = 0
@@ -113,11 +121,32 @@ class RowList(ScrollView, can_focus=True):
                 return n
         return default
 
+    def _empty_lines(self, width: int) -> list[str]:
+        """The ``empty`` text wrapped to ``width`` (Chinese too: see tui.screens.cjk)."""
+        if not self.empty:
+            return []
+        if width <= 0:
+            return [self.empty]
+        cuts = [0, *divide_line(self.empty, width), len(self.empty)]
+        return [self.empty[a:b].rstrip() for a, b in zip(cuts, cuts[1:]) if a < b]
+
+    def _line_count(self, width: int) -> int:
+        return (len(self.table.rows) or len(self._empty_lines(width))) + self.header_lines
+
     def _update_virtual_size(self) -> None:
-        rows = len(self.table.rows) or (1 if self.empty else 0)
-        size = Size(self.scrollable_content_region.width, rows + self.header_lines)
+        width = self.scrollable_content_region.width
+        size = Size(width, self._line_count(width))
         if size != self.virtual_size:            # setting it, even to the same, means a new layout
             self.virtual_size = size
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """(``height: auto``) Every line, or what the parent leaves above :attr:`below`."""
+        height = self._line_count(width)
+        below = self.below
+        if below is not None and below.display and below.parent is self.parent:
+            room = container.height - _height(below, container, viewport)
+            height = min(height, max(1, room))
+        return height
 
     def on_resize(self) -> None:
         self._layout_for = (-1, -1)
@@ -212,9 +241,10 @@ class RowList(ScrollView, can_focus=True):
                                 lambda: self._draw_header(width, base))
         index = self.scroll_offset.y + y - header
         rows = self.table.rows
-        if not rows and index == 0 and self.empty:
-            text = set_cell_size(self.empty, width)
-            return Strip([Segment(text, base + self._style("empty"))], width)
+        if not rows and self.empty:
+            lines = self._empty_lines(width)
+            if 0 <= index < len(lines):
+                return Strip([Segment(set_cell_size(lines[index], width), base + self._style("empty"))], width)
         if not 0 <= index < len(rows):
             return Strip.blank(width, base)
         row = rows[index]
@@ -277,6 +307,16 @@ class RowList(ScrollView, can_focus=True):
         if isinstance(cell, Cell):
             return [Segment(_fit(cell.text, w, justify), styled(cell.style))]
         return [Segment(_fit(str(cell), w, justify), row_style)]
+
+
+def _height(widget, container: Size, viewport: Size) -> int:
+    """The height ``widget`` takes in a parent of size ``container`` (its ``height: auto``, up to its max-height)."""
+    styles = widget.styles
+    gutter = widget.styles.gutter
+    height = widget.get_content_height(container, viewport, max(0, container.width - gutter.width)) + gutter.height
+    if styles.max_height is not None and styles.max_height.is_cells:
+        height = min(height, int(styles.max_height.value))
+    return height + styles.margin.height
 
 
 def _fit(text: str, width: int, justify: str = "left") -> str:
