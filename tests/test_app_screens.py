@@ -14,6 +14,7 @@ import pytest
 from textual.widgets import RadioButton, RadioSet
 
 from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
+from lessons.checks import Result
 from lessons.i18n import msg
 from lessons.progress import ProgressStore
 from tui.start import make_app
@@ -445,4 +446,155 @@ def test_the_shipped_course_opens_in_the_app(tmp_path):
                         else:
                             shown = [str(choices.get_option_at_index(i).prompt) for i in range(choices.option_count)]
                         assert shown == [option_text(step, app.lang, o) for o in step.quiz.options]
+    run(scenario())
+
+
+# -- check results ---------------------------------------------------------------------------------
+
+class CodeLab(StubLab):
+    """Check results worded as the real checks word them: commands as `code` spans
+    (``results`` of them; the first fails)."""
+
+    results = 3
+
+    def check(self, step, cursor, *, wait=0.0, cancel=None):
+        lang = self.lang
+        where = msg(lang, "where.named", name="web")
+        failed = Result("exec-ran", False, msg(lang, "saw.exec", name="web", cmd="ps -ef", code=1),
+                        msg(lang, "exp.exec_ran", where=where) + "; " + msg(lang, "exp.argv", cmd="ps -ef"))
+        passed = Result("pid1", True, "", msg(lang, "exp.pid1", where=where, cmd="sleep 1000"))
+        return [failed] + [passed] * (self.results - 1)
+
+
+def lab_with(results: int):
+    return type("Lab", (CodeLab,), {"results": results})
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_check_results_show_code_spans_styled_without_backticks_and_unbroken(tmp_path, lang):
+    from tui.screens.parts import NO_BREAK, results_content
+
+    async def scenario():
+        app = make_app(lang, machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "p", lab=CodeLab,
+                       engine=False, lesson="isolation")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("c")
+            view = screen.view("look")
+            await wait_for(pilot, lambda: view.results, 5, "the results")
+            await pilot.pause()
+            shown = view.query_one(".results").render()
+            assert "`" not in shown.plain and "`" not in screen_text(app)
+            assert f"ps{NO_BREAK}-ef" in shown.plain and f"sleep{NO_BREAK}1000" in shown.plain
+            code = [shown.plain[s.start:s.end] for s in shown.spans if "bold" in str(s.style)]
+            assert f"ps{NO_BREAK}-ef" in code and f"sleep{NO_BREAK}1000" in code     # bold: seen under NO_COLOR
+            content = results_content(view.results, lang)
+            for width in range(12, 80):                 # a code span is never cut across two lines
+                lines = [line.plain for line in content.wrap(width)]
+                assert sum(line.count(f"ps{NO_BREAK}-ef") for line in lines) == 2, (width, lines)
+    run(scenario())
+
+
+def test_after_a_check_a_step_that_fits_shows_from_its_heading(tmp_path):
+    """Wherever the lesson pane was scrolled, the step is shown from its heading (the same place each time)."""
+    async def scenario():
+        app = make_app("en", machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "p", lab=CodeLab,
+                       engine=False, lesson="isolation")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            scroll, view = screen.query_one("#lesson-scroll"), screen.view("look")
+            title = view.query_one(".step-title")
+            places = []
+            for start in ("end", "home", "end"):
+                getattr(scroll, f"scroll_{start}")(animate=False, immediate=True)
+                await pilot.pause()
+                view.results = None
+                await pilot.press("c")
+                await wait_for(pilot, lambda: view.results, 5, "the results")
+                await pilot.pause(0.1)
+                assert scroll.region.contains_region(title.region), f"the heading is off screen (from {start})"
+                assert scroll.region.contains_region(view.query_one(".results").region)
+                places.append(scroll.scroll_offset.y)
+            assert len(set(places)) == 1 and places[0] > 0
+            assert title.region.y == scroll.region.y                     # the heading at the top
+    run(scenario())
+
+
+def test_after_a_check_a_step_too_tall_shows_its_results(tmp_path):
+    async def scenario():
+        app = make_app("en", machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "p", lab=lab_with(12),
+                       engine=False, lesson="isolation")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            scroll, view = screen.query_one("#lesson-scroll"), screen.view("look")
+            scroll.scroll_home(animate=False, immediate=True)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: view.results, 5, "the results")
+            await pilot.pause(0.1)
+            results, nav = view.query_one(".results"), view.query_one(".step-nav")
+            assert results.region.bottom <= nav.region.y and scroll.region.contains_region(nav.region)
+            assert nav.region.bottom >= scroll.region.bottom - 1          # the navigation at the bottom
+    run(scenario())
+
+
+def test_after_show_me_a_step_is_shown_from_its_heading_or_at_its_results(tmp_path):
+    """Show me on each step of a lesson of the shipped course (pinned) that has one: the step from
+    its heading when heading to results fit in the pane, else its results at the bottom."""
+    from app_support import pinned_course
+    from lessons.content import content_dir
+    from tui.screens.lesson import _y_in
+
+    lesson_dir = next(p.name for p in sorted(content_dir().iterdir()) if p.name.startswith("08-"))
+    course = pinned_course(tmp_path, lesson_dir)
+
+    async def scenario():
+        app = make_app("en", machine=ROOT_V2, course=course, progress_dir=tmp_path / "p", lab=CodeLab,
+                       engine=False)
+        fitted = 0
+        async with app.run_test(size=(120, 40)) as pilot:
+            lesson = app.course.lessons[0]
+            for step in [s for s in lesson.steps if s.show_me and s.checks]:
+                app.open_lesson(lesson.id, step.id)
+                screen = await lesson_ready(pilot, app)
+                scroll, view = screen.query_one("#lesson-scroll"), screen.view(step.id)
+                scroll.scroll_end(animate=False, immediate=True)
+                await pilot.press("s")
+                await wait_for(pilot, lambda: view.results and screen.busy is None, 5, "show me and its check")
+                await pilot.pause(0.1)
+                title, results = view.query_one(".step-title"), view.query_one(".results")
+                tall = _y_in(results, scroll) + results.outer_size.height - _y_in(title, scroll)
+                if tall <= scroll.scrollable_content_region.height:
+                    fitted += 1
+                    assert title.region.y == scroll.region.y, step.id           # the heading at the top
+                    assert scroll.region.contains_region(results.region), step.id
+                else:
+                    last = view.query(".step-nav, .results").last()
+                    assert last.region.bottom == scroll.region.bottom, step.id    # results at the bottom
+        assert fitted, "no step of the lesson fits at 120x40: pick another lesson"
+    run(scenario())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_the_lab_panels_empty_message_is_on_screen_whole(tmp_path, lang, size):
+    from tui.widgets.lab import LabPanel
+    from tui.widgets.rows import RowList
+    from tui.widgets.sources import FixtureSource
+    from tui.widgets.strings import tr
+
+    async def scenario():
+        app = app_for(tmp_path, lang, lesson="isolation",
+                      lab_panel=lambda lang: LabPanel(lang, FixtureSource({"containers": [], "snapshots": {}}),
+                                                      live=False))
+        async with app.run_test(size=size) as pilot:
+            screen = await lesson_ready(pilot, app)
+            if screen.has_class("-narrow"):
+                await pilot.press("f3")
+            await wait_for(pilot, lambda: screen.lab_panel() is not None, 5, "the lab panel")
+            await pilot.pause()
+            rows = screen.query_one("#lab-containers", RowList)
+            shown = [rows.render_line(y).text.rstrip() for y in range(rows.header_lines, rows.size.height)]
+            assert "".join(shown).replace(" ", "") == tr("lab.empty", lang).replace(" ", "")
+            text = screen_text(app)
+            assert all(line.strip() in text for line in shown)
     run(scenario())

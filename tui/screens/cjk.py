@@ -9,6 +9,10 @@ between Han characters -- never before closing punctuation (，。、；：！�
 nor after opening punctuation (（「『《), the basic rule of Chinese line
 breaking -- and changes nothing for text without Han characters.
 
+Both libraries also break at a no-break space (their patterns take it for a space);
+here it holds, as it should: the app writes a code span's spaces as no-break
+spaces (``tui.screens.parts.code_content``), so ``ps -ef`` stays on one line.
+
 It replaces one regular expression in each library (their word splitter),
 checking first that the module still has it; if a new version changed that,
 nothing is replaced and Chinese wraps as before. ``tests/test_app_screens.py``
@@ -22,12 +26,15 @@ import re
 _HAN = "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CLOSE = "，。、；：！？）」』》〉】〕”’…—～%,.;:!?)\\]}"
 _OPEN = "（「『《〈【〔“‘"
+# Where a line may break: the white space Python's \s matches, except the no-break spaces
+# (U+00A0, U+2007, U+202F).
+_SP = "\t\n\x0b\x0c\r\x1c-\x1f \x85\u1680\u2000-\u2006\u2008-\u200a\u2028\u2029\u205f\u3000"
 # A "word" a line may break after: one Han character (with the punctuation that
 # must stay with it), or a run of anything else up to the next Han character or space.
 _WORD = (rf"[{_OPEN}]*[{_HAN}][{_CLOSE}]*"
-         rf"|[{_OPEN}]*[^\s{_HAN}]+?(?=[{_OPEN}]*[{_HAN}]|\s|$)[{_CLOSE}]*")
-TEXTUAL_CHUNK = re.compile(rf"(?:{_WORD})\s*|\s+")     # was: \S+\s*|\s+
-RICH_WORD = re.compile(rf"\s*(?:{_WORD})\s*")           # was: \s*\S+\s*
+         rf"|[{_OPEN}]*[^{_SP}{_HAN}]+?(?=[{_OPEN}]*[{_HAN}]|[{_SP}]|$)[{_CLOSE}]*")
+TEXTUAL_CHUNK = re.compile(rf"(?:{_WORD})[{_SP}]*|[{_SP}]+")     # was: \S+\s*|\s+
+RICH_WORD = re.compile(rf"[{_SP}]*(?:{_WORD})[{_SP}]*")           # was: \s*\S+\s*
 
 _saved: tuple | None = None
 

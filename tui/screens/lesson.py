@@ -186,6 +186,7 @@ class LessonScreen(Localized, Screen):
         self.stepping: StepThrough | None = None  # a docker run --explain going stage by stage
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
+        self.revealing: StepView | None = None    # a step whose new results are shown once laid out
 
     # -- composing --------------------------------------------------------------------------
     @property
@@ -214,6 +215,7 @@ class LessonScreen(Localized, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.screen_layout_refresh_signal.subscribe(self, self._laid_out, immediate=True)
         self._render_texts()
         self.query_one("#lesson-scroll").focus()
         self._enter_step(save=True)
@@ -268,6 +270,7 @@ class LessonScreen(Localized, Screen):
     # -- moving between steps ---------------------------------------------------------------------
     def _enter_step(self, *, save: bool) -> None:
         self._drop_closed_terminal()
+        self.revealing = None
         for n, step in enumerate(self.lesson.steps):
             self.view(step.id).set_current(n == self.index)
         if not self.lesson.steps:
@@ -672,7 +675,8 @@ class LessonScreen(Localized, Screen):
         view = self.view(step.id)
         view.show_results(message.results)
         if step.id == self.step.id:
-            self.call_after_refresh(self._show_results, view)
+            self.revealing = view                 # once the results are laid out: _laid_out
+            self.call_after_refresh(self._laid_out, self)
         if message.lang != self.lang and step.id == self.step.id:
             self._check(step)                      # worded in the language before a switch: again
             return
@@ -713,10 +717,42 @@ class LessonScreen(Localized, Screen):
         self.learner.record_step(self.lesson, step.id, hints=view.hints_shown)
         self.call_after_refresh(self._show_hints, view)
 
+    def _laid_out(self, _screen=None) -> None:
+        """After a layout: new check results waiting to be shown are, once their
+        box has its new height (a refresh alone does not mean the layout is done)."""
+        view = self.revealing
+        if view is None:
+            return
+        work = view.work() if view.is_attached else None
+        if work is None or not work.query(".results"):
+            self.revealing = None
+            return
+        box = work.query_one(".results", Static)
+        size = box.content_size
+        if not box.display or not size.height or \
+                size.height != box.get_content_height(size, self.app.size, size.width):
+            return                                # not laid out yet: the next layout
+        self.revealing = None
+        self._show_results(view)
+
     def _show_results(self, view: StepView) -> None:
-        """Bring the check results into view (the step's navigation just below them too)."""
-        if (work := view.work()) is not None and work.query(".step-nav, .results"):
-            work.query(".step-nav, .results").last().scroll_visible(animate=False)
+        """Bring the check results into view: the step from its heading when heading to
+        results fit in the lesson pane, else the results (and the step's navigation just
+        below them) at the bottom of the pane. The position is set outright, so it does
+        not depend on where the pane was scrolled before."""
+        work = view.work()
+        if work is None or not work.query(".results") or not view.is_mounted:
+            return
+        scroll = self.query_one("#lesson-scroll", VerticalScroll)
+        height = scroll.scrollable_content_region.height
+        results = work.query_one(".results")
+        top = _y_in(view.query_one(".step-title"), scroll)
+        if _y_in(results, scroll) + results.virtual_region_with_margin.height - top <= height:
+            y = top
+        else:
+            last = work.query(".step-nav, .results").last()
+            y = _y_in(last, scroll) + last.virtual_region_with_margin.height - height
+        scroll.scroll_to(y=max(0, y), animate=False, immediate=True)
 
     def _show_hints(self, view: StepView) -> None:
         self._refocus()
@@ -923,13 +959,28 @@ class LessonScreen(Localized, Screen):
             self.call_after_refresh(self._refocus)
 
 
-# Where a stage of a container's start shows in the lab panel.
+# Where a stage of a container's start shows in the lab panel (a stage not here, tty,
+# leaves the tab as it is). seccomp and capabilities restrict the process about to
+# become the container's command; no tab lists filters or capabilities, so the panel
+# shows that process.
 STAGE_TABS = {
     "limits": "resources", "cgroup": "resources", "fork": "processes", "exec": "processes",
+    "seccomp": "processes", "capabilities": "processes",
     "namespaces": "namespaces", "cgroupns": "namespaces", "hostname": "namespaces", "user": "namespaces",
     "propagation": "mounts", "rootfs": "mounts", "proc": "mounts", "dev": "mounts", "sys": "mounts",
     "pivot_root": "mounts",
 }
+
+
+def _y_in(widget: Widget, scroll: Widget) -> int:
+    """The top of ``widget``'s margin box in ``scroll``'s content, scrolled or not
+    (each :attr:`~textual.widget.Widget.virtual_region` is within its parent's padding)."""
+    y = widget.virtual_region_with_margin.y
+    node = widget.parent
+    while node is not None and node is not scroll:
+        y += node.virtual_region.y + node.styles.gutter.top
+        node = node.parent
+    return y
 
 
 def _error(e: BaseException) -> str:

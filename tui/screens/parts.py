@@ -87,17 +87,36 @@ def option_text(step: Step, lang: str, oid: str) -> str:
     return inline_text(text.options[oid].text) if text and oid in text.options else oid
 
 
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+CODE_STYLE = "bold $text-accent"       # bold: it still stands out under NO_COLOR
+NO_BREAK = "\u00a0"                    # a line does not break here (tui.screens.cjk)
+
+
+def code_content(text: str) -> Content:
+    """A text with `code` spans (a check's, :class:`lessons.checks.Result`) as the app
+    shows it: each span in :data:`CODE_STYLE` without its backticks, its spaces
+    no-break spaces so that ``ps -ef`` is not cut across two lines."""
+    parts: list = []
+    at = 0
+    for match in CODE_SPAN.finditer(text):
+        parts.append(text[at:match.start()])
+        parts.append((match.group(1).replace(" ", NO_BREAK), CODE_STYLE))
+        at = match.end()
+    parts.append(text[at:])
+    return Content.assemble(*parts)
+
+
 def results_content(results: list, lang: str) -> Content:
     """Check results (:class:`lessons.checks.Result`): ✓ what was expected, or ✗ and what the engine saw."""
     lines = []
     for r in results:
         if getattr(r, "skipped", False):
-            lines.append(Content.from_markup("[$text-warning]–[/] $saw", saw=r.saw))
+            lines.append(Content.assemble(("–", "$text-warning"), " ", code_content(r.saw)))
         elif r.passed:
-            lines.append(Content.from_markup("[$text-success]✓[/] $expected", expected=r.expected))
+            lines.append(Content.assemble(("✓", "$text-success"), " ", code_content(r.expected)))
         else:
-            lines.append(Content.from_markup("[$text-error]✗[/] $expected\n  $label $saw",
-                                             expected=r.expected, label=t(lang, "check.saw"), saw=r.saw))
+            lines.append(Content.assemble(("✗", "$text-error"), " ", code_content(r.expected), "\n  ",
+                                          t(lang, "check.saw"), " ", code_content(r.saw)))
     return Content("\n").join(lines)
 
 
