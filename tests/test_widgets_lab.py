@@ -346,7 +346,8 @@ def test_a_real_container_shows_up_with_its_process_tree(lab_image):
                 assert len(kids) == 2
                 assert {table[str(k)][-1] for k in kids} == {"├─ sleep 100", "└─ sleep 200"}
                 assert {table[str(k)][0] for k in kids} == {"2", "3"}
-                assert any(str(host_pid) in line for line in lines(rows))      # on screen too
+                # on screen too (the list's height follows its rows: laid out at the next refresh)
+                assert await until(pilot, lambda: any(str(host_pid) in line for line in lines(rows)), timeout=5)
 
                 cl("exec", "-d", name, "sleep", "300", check=True)
                 assert await until(pilot, lambda: any("sleep 300" in r[-1] for r in shown().values()),

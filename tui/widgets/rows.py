@@ -74,6 +74,7 @@ class RowList(ScrollView, can_focus=True):
         self.below = below                  # a widget under the list that keeps its place (see above)
         self.table = Table()
         self.empty = ""
+        self._empty_wrapped: tuple = (None, [])
         self.cursor = 0
         self._layout: list[tuple[int, int]] = []
         self._layout_for: tuple[int, int] = (-1, -1)
@@ -127,8 +128,11 @@ class RowList(ScrollView, can_focus=True):
             return []
         if width <= 0:
             return [self.empty]
-        cuts = [0, *divide_line(self.empty, width), len(self.empty)]
-        return [self.empty[a:b].rstrip() for a, b in zip(cuts, cuts[1:]) if a < b]
+        key = (self.empty, width)
+        if self._empty_wrapped[0] != key:
+            cuts = [0, *divide_line(self.empty, width), len(self.empty)]
+            self._empty_wrapped = (key, [self.empty[a:b].rstrip() for a, b in zip(cuts, cuts[1:]) if a < b])
+        return self._empty_wrapped[1]
 
     def _line_count(self, width: int) -> int:
         return (len(self.table.rows) or len(self._empty_lines(width))) + self.header_lines
@@ -310,9 +314,10 @@ class RowList(ScrollView, can_focus=True):
 
 
 def _height(widget, container: Size, viewport: Size) -> int:
-    """The height ``widget`` takes in a parent of size ``container`` (its ``height: auto``, up to its max-height)."""
+    """The height ``widget`` takes in a parent of size ``container``: its
+    ``height: auto``, up to its max-height, with its margins."""
     styles = widget.styles
-    gutter = widget.styles.gutter
+    gutter = styles.gutter
     height = widget.get_content_height(container, viewport, max(0, container.width - gutter.width)) + gutter.height
     if styles.max_height is not None and styles.max_height.is_cells:
         height = min(height, int(styles.max_height.value))
