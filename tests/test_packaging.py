@@ -66,6 +66,16 @@ def test_launcher_help_goes_to_the_engine_without_textual():
     assert not {"textual", "rich"} & loaded
 
 
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["course", "--help"]])
+def test_help_into_a_closed_pipe_is_no_error(args):
+    """`container-lab --help | head -1`: the reader goes away; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "tui.launcher", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                      # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
 def test_no_other_distribution_claims_our_package_names():
     owners = importlib.metadata.packages_distributions()
     for name in PACKAGES:

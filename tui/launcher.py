@@ -17,6 +17,18 @@ APP_OPTIONS = ("--lang", "--lesson", "--course")
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `container-lab --help | head`: the reader has gone; that is no error. (Python's own
+        # flush of stdout at exit would fail again, so stdout goes to /dev/null first.)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "course":
         from lessons.cli import main as course_main
