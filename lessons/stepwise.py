@@ -39,11 +39,12 @@ class Gate:
     """The learner's go-ahead between stages: opened from the app's thread,
     waited on by the worker's."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: float | None = None) -> None:
         self._cond = threading.Condition()
         self._steps = 0            # go-aheads given and not yet used
         self.finishing = False     # every remaining stage without stopping
         self.stopped = False       # the learner (or leaving) ended the start
+        self.pace = pace           # go on by itself after this many seconds (show me); keys still work
 
     def next(self) -> None:
         """One more stage."""
@@ -64,7 +65,9 @@ class Gate:
             self._cond.notify_all()
 
     def wait(self, cancel: threading.Event | None = None, poll: float = 0.1) -> bool:
-        """Block until the learner says go on (True) or the start is to end (False)."""
+        """Block until the learner says go on (True) or the start is to end (False);
+        with a ``pace``, go on by itself once that long has passed."""
+        deadline = None if self.pace is None else time.monotonic() + self.pace
         with self._cond:
             while True:
                 if self.stopped or (cancel is not None and cancel.is_set()):
@@ -74,7 +77,9 @@ class Gate:
                 if self._steps:
                     self._steps -= 1
                     return True
-                self._cond.wait(poll)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return True
+                self._cond.wait(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
 
 
 def _short(stage: dict, cid: str) -> dict:

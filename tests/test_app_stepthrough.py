@@ -227,6 +227,42 @@ def test_show_me_types_an_interactive_step_into_the_terminal(lang, tmp_path, mon
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_show_me_steps_through_an_explained_start_by_itself(lang, tmp_path, monkeypatch):
+    """Show me on "stages": the start goes stage by stage with no key pressed, each
+    shown a moment (stage_pace), through to exec; then the step's checks pass."""
+    monkeypatch.setattr(LessonScreen, "stage_pace", 0.2)
+    course = pinned_course(tmp_path, FIRST)
+
+    async def scenario():
+        app = make_app(lang, course=course, progress_dir=tmp_path / "progress", lesson=FIRST)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_step(pilot, app, "stages")
+            seen: list[str] = []
+
+            def watch() -> bool:
+                shown = stage_shown(screen)
+                if shown is not None and (not seen or seen[-1] != shown[1]["id"]):
+                    seen.append(shown[1]["id"])
+                return "stages" in app.learner.done(screen.lesson)
+
+            await pilot.press("s")
+            await wait_for(pilot, watch, 90, "show me to step through and pass")
+            assert len(seen) >= 3, seen                                  # the panel moved on, no key pressed
+            logged = [re.search(r"\[\d+\] (\w+)", line) for line in screen.output.plain]
+            logged = [m.group(1) for m in logged if m]
+            for stage in ("limits", "rootfs", "pivot_root", "seccomp", "exec"):   # every stage was shown
+                assert stage in logged, logged
+            assert screen.stepping is None and not screen.query("#stages")
+            shown = str(screen.view("stages").query_one(".results").render())
+            assert "✓" in shown and "✗" not in shown
+            ran = [c for c in containers() if (c.get("labels") or {}).get("course.origin") == "show"]
+            assert ran and ran[0]["status"] == "exited" and ran[0]["exit_code"] == 0
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
 def test_the_command_line_and_the_run_button_start_stage_by_stage_too(tmp_path):
     """'Why containers' (content/03-why-containers): the explained run typed on the command
     line (Space for the next stage), then again with the step's Run button (f for the rest)."""

@@ -89,6 +89,7 @@ class LessonScreen(Localized, Screen):
 
     typing_delay = 0.03          # "show me" in the terminal: seconds between two keys
     typing_quiet = 0.4           # ... and how long the screen stays still before a line is typed
+    stage_pace = 2.5             # "show me" of a docker run --explain: seconds each stage stays shown
 
     # -- what the workers report ------------------------------------------------------------
     class StepReady(Message):
@@ -437,22 +438,27 @@ class LessonScreen(Localized, Screen):
             return
         self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)))
 
-    def _step_through(self, step: Step, text: str, cmd, cancel) -> None:
-        """(In the run worker.) ``docker run --explain``, one stage at a time: each
-        stage reported, then a wait for the learner's key (or the end of the start)."""
+    def _step_through(self, step: Step, text: str, cmd, cancel, *, origin: str = "learner",
+                      pace: float | None = None, report: bool = True):
+        """(In a worker.) ``docker run --explain``, one stage at a time: each stage
+        reported, then a wait for the learner's key (or the end of the start) -- or,
+        for show me, ``pace`` seconds, keys still working. With ``report`` the
+        screen is told the command is done; else its result is returned."""
         from lessons.runner import plain
         from lessons.stepwise import Gate
 
-        gate, names = Gate(), []
+        gate, names = Gate(pace), []
 
         def began(_cid: str, name: str) -> None:
             names.append(name)
             self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang))
 
         result = self.lab.run_explained(
-            text, step, gate=gate, origin="learner", cancel=cancel, on_begin=began,
+            text, step, gate=gate, origin=origin, cancel=cancel, on_begin=began,
             on_stage=lambda number, stage, paused: self.post_message(self.StageDone(step.id, number, stage, paused)),
             on_output=lambda s: self.post_message(self.Output(plain(s))))
+        if not report:
+            return result               # show me's CommandDone, at the end, closes the stage panel
         if result.cancelled and names:            # stopped: said by the screen, nothing to check
             self.post_message(self.CommandDone(step.id, [], ref=None, check=False))
         else:
@@ -549,7 +555,7 @@ class LessonScreen(Localized, Screen):
         cancel = get_current_worker().cancelled_event
         on_output = lambda s: self.post_message(self.Output(plain(s)))  # noqa: E731
         try:
-            if start == 0 and not self._show_in_terminal(step):
+            if start == 0 and not self._show_in_terminal(step) and not self._show_stepwise(step):
                 results = self.lab.show_me(step, cancel=cancel, on_output=on_output)
             else:
                 results = []
@@ -558,6 +564,10 @@ class LessonScreen(Localized, Screen):
                         break
                     command = step.show_me[index]
                     cmd = _translated(self.lab, command.text, step)
+                    if cmd is not None and cmd.explain and hasattr(self.lab, "run_explained"):
+                        results.append(self._step_through(step, command.text, cmd, cancel, origin="show",
+                                                          pace=self.stage_pace, report=False))
+                        continue
                     if cmd is None or not cmd.terminal:
                         results.append(self.lab.run(command, step, origin="show", cancel=cancel,
                                                     on_output=on_output))
@@ -572,6 +582,13 @@ class LessonScreen(Localized, Screen):
             self.post_message(self.LabFailed("lab.failed.run", _error(e)))
             return
         self.post_message(self.CommandDone(step.id, results))
+
+    def _show_stepwise(self, step: Step) -> bool:
+        """(In a worker.) Whether show me starts a ``docker run --explain`` of the
+        step stage by stage (each shown for ``stage_pace`` seconds)."""
+        if not hasattr(self.lab, "run_explained") or self.lab.unavailable(step) is not None:
+            return False
+        return any(getattr(_translated(self.lab, c.text, step), "explain", False) for c in step.show_me)
 
     def _show_in_terminal(self, step: Step) -> bool:
         """(In a worker.) Whether show me types into the embedded terminal: a command
