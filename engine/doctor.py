@@ -64,9 +64,10 @@ def diagnose() -> dict:
 
     machine = os.uname().machine
     filters = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
-    check("seccomp", filters and program(machine) is not None,
+    table = program(machine) is not None
+    check("seccomp", filters and table,
           f"a system call filter: {len(refused(machine))} calls Docker's default profile refuses are refused"
-          if filters and program(machine) is not None else
+          if filters and table else
           "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER): containers run without one" if not filters
           else f"no system call table for {machine}: containers run without a filter")
 

@@ -127,7 +127,7 @@ class ChildSpec:
     timens: dict | None = None       # clock -> offset seconds, for a new time namespace
     userns: bool = False             # a private user namespace (mapped by the supervisor)
     pause: bool = False              # stop after each stage until the supervisor says go (run --explain)
-    seccomp: list | None = None      # the system call filter's BPF program (engine.seccomp), or none
+    seccomp: bytes | None = None     # the system call filter: packed BPF (engine.seccomp.pack), or none
     no_new_privs: bool = False       # --security-opt no-new-privileges
 
 
@@ -581,12 +581,12 @@ class Builder:
             self.t.op("prctl", "setpriv --no-new-privs", option="PR_SET_NO_NEW_PRIVS", value=1)
             self.k.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if s.seccomp:
-            names = seccomp.refused(os.uname().machine)
-            self.t.op("seccomp", f"# prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <{len(s.seccomp)} BPF "
+            names, count = seccomp.refused(os.uname().machine), len(s.seccomp) // 8
+            self.t.op("seccomp", f"# prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <{count} BPF "
                       f"instructions: {len(names)} calls refused, clone of namespaces refused>)",
-                      mode="SECCOMP_MODE_FILTER", refused=names, instructions=len(s.seccomp))
+                      mode="SECCOMP_MODE_FILTER", refused=names, instructions=count)
             try:
-                self.k.seccomp_filter(seccomp.pack([tuple(i) for i in s.seccomp]))
+                self.k.seccomp_filter(s.seccomp)
             except OSError as e:
                 self.fail(f"cannot install the system call filter: {os.strerror(e.errno)}")
 

@@ -135,7 +135,9 @@ class Supervisor:
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.machine = os.uname().machine
-        self.seccomp_program = seccomp.program(self.machine)      # None: no table for this architecture
+        # The filter, packed once for every child (None: no table for this architecture).
+        program = seccomp.program(self.machine)
+        self.seccomp_program = seccomp.pack(program) if program is not None else None
 
     # -- start-up ----------------------------------------------------------
     def listen(self) -> None:
@@ -725,8 +727,8 @@ class Supervisor:
         return image
 
     def filters(self, cfg: ContainerConfig, warnings: list[str]) -> dict:
-        """The system call filter and no_new_privs of a container's processes
-        (its first one and every exec), as ChildSpec fields."""
+        """The system call filter (packed BPF) and no_new_privs of a container's
+        processes (its first one and every exec), as ChildSpec fields."""
         program = None
         if cfg.seccomp == "default":
             program = self.seccomp_program

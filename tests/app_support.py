@@ -1,11 +1,16 @@
 """What the app's tests share: a lab that needs no engine, a pinned machine,
-a pinned one-lesson course, waiting for the app, and the screen as text."""
+a pinned one-lesson course, waiting for the app (and quitting it), the screen
+as text, and -- for the tests against the real engine -- the course's
+containers and the check that none is left behind."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
+
+import pytest
 
 from lessons.checks import Result
 from lessons.i18n import msg
@@ -75,6 +80,42 @@ def screen_text(app) -> str:
     """What the terminal shows, as text (what a snapshot shows, without its colours)."""
     return "\n".join("".join(seg.text for seg in strip).rstrip()
                      for strip in app.screen._compositor.render_strips())
+
+
+def engine_containers(all_: bool = True) -> list[dict]:
+    """The engine's containers (``ps [-a] --format json``), once earlier exits are tidied."""
+    from conftest import cl, settle
+
+    settle()
+    out = cl("ps", *(["-a"] if all_ else []), "--format", "json", check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def course_containers() -> list[dict]:
+    """The containers a course made (labelled with its id)."""
+    from lessons.docker import LABEL_COURSE
+
+    return [c for c in engine_containers() if (c.get("labels") or {}).get(LABEL_COURSE)]
+
+
+@pytest.fixture(autouse=True)
+def no_course_containers_left():
+    """Nothing of a course is left after a test (the app's quit removes it; this
+    checks). Autouse in each test module that imports it."""
+    from conftest import cl
+
+    assert course_containers() == []
+    yield
+    left = course_containers()
+    for c in left:
+        cl("rm", "-f", c["id"])
+    assert left == [], f"the app left {[c['name'] for c in left]}"
+
+
+async def quit_app(pilot, app, timeout: float = 30.0) -> None:
+    """Ctrl+Q, and wait until the app has stopped."""
+    await pilot.press("ctrl+q")
+    await wait_for(pilot, lambda: not app.is_running, timeout, "the app to quit")
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "") -> None:

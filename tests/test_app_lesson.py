@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import RadioSet, SelectionList
 
-from app_support import pinned_course, screen_text, wait_for
-from conftest import cl, needs_root, settle
-from lessons.docker import LABEL_COURSE
+from app_support import no_course_containers_left  # noqa: F401 - autouse: nothing of a course is left
+from app_support import course_containers, pinned_course, quit_app, screen_text, wait_for
+from conftest import cl, needs_root
 from lessons.i18n import msg
 from tui.start import make_app
 from tui.i18n import t
@@ -33,23 +33,6 @@ from tui.screens.lesson import LessonScreen
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
 LESSON = "06-first-container"
-
-
-def course_containers() -> list[dict]:
-    settle()
-    out = [json.loads(line) for line in cl("ps", "-a", "--format", "json", check=True).stdout.splitlines()]
-    return [c for c in out if (c.get("labels") or {}).get(LABEL_COURSE)]
-
-
-@pytest.fixture(autouse=True)
-def _no_course_containers_left():
-    """Nothing of a course is left after a test (the app's quit removes it; this checks)."""
-    assert course_containers() == []
-    yield
-    left = course_containers()
-    for c in left:
-        cl("rm", "-f", c["id"])
-    assert left == [], f"the app left {[c['name'] for c in left]}"
 
 
 async def choose(pilot, screen: LessonScreen, wanted: frozenset[str]) -> None:
@@ -128,8 +111,7 @@ def test_a_learner_completes_our_first_container_by_keyboard(lang, tmp_path):
             assert msg(lang, "notice.fallback", image="ubuntu", fallback="lab") in output
             assert course_containers(), "the lesson's containers exist until the app quits"
             await pilot.press("escape")                     # stay
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
         record = json.loads((tmp_path / "progress" / "progress.json").read_text())
         steps = record["courses"][app.course.id][screen.lesson.id]
         assert {s.id for s in screen.lesson.steps} == {sid for sid, rec in steps.items() if rec.get("done")}
@@ -159,8 +141,7 @@ def test_switching_language_mid_step_keeps_the_position_and_rewords_the_checks(t
             assert screen.step.id == step.id and screen.view(step.id).has_class("-current")
             assert step.title("zh") in screen_text(app)
             assert json.loads((tmp_path / "progress" / "progress.json").read_text())["language"] == "zh"
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -224,8 +205,7 @@ def test_an_interactive_step_runs_in_the_embedded_terminal(tmp_path):
             await wait_for(pilot, lambda: "shell" in app.learner.done(screen.lesson), 30, "the checks to pass")
             assert "rm /etc/passwd" in view.text               # the last screen stays in view
             assert t("en", "terminal.closed", code=0) in screen.output.plain
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -294,7 +274,6 @@ def test_the_next_start_removes_what_a_crashed_session_left(tmp_path):
             await wait_for(pilot, lambda: any("left-mine" in n.message for n in app._notifications), 10,
                            "the learner to be told")
             assert json.loads((progress / "app-session.json").read_text())["pid"] == os.getpid()
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
         assert not (progress / "app-session.json").exists()
     asyncio.run(scenario())

@@ -19,14 +19,15 @@ found by their ids, so an engine that gains a stage does not break the test.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 
 import pytest
 
-from app_support import pinned_course, screen_text, wait_for
-from conftest import cgroup_dirs, cl, needs_root, overlay_mounts, settle
+from app_support import engine_containers as containers
+from app_support import no_course_containers_left  # noqa: F401 - autouse: nothing of a course is left
+from app_support import pinned_course, quit_app, screen_text, wait_for
+from conftest import cgroup_dirs, needs_root, overlay_mounts
 from engine import explain
 from lessons.docker import LABEL_COURSE
 from tui.i18n import other, t
@@ -37,27 +38,6 @@ pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
 FIRST = "06-first-container"
 SHELL = "07-shell-in-a-container"
-
-
-def containers(all_: bool = True) -> list[dict]:
-    settle()
-    out = cl("ps", *(["-a"] if all_ else []), "--format", "json", check=True).stdout
-    return [json.loads(line) for line in out.splitlines()]
-
-
-def course_containers() -> list[dict]:
-    return [c for c in containers() if (c.get("labels") or {}).get(LABEL_COURSE)]
-
-
-@pytest.fixture(autouse=True)
-def _nothing_left():
-    """Nothing of a course is left after a test (the app's quit removes it; this checks)."""
-    assert course_containers() == []
-    yield
-    left = course_containers()
-    for c in left:
-        cl("rm", "-f", c["id"])
-    assert left == [], f"the app left {[c['name'] for c in left]}"
 
 
 async def open_step(pilot, app, step_id: str) -> LessonScreen:
@@ -147,8 +127,7 @@ def test_stepping_through_our_first_containers_start(lang, tmp_path):
             assert "Hello World" in screen.output.plain
             ran = {c["name"]: c for c in containers()}[name]
             assert ran["status"] == "exited" and ran["exit_code"] == 0
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -177,8 +156,7 @@ def test_stopping_or_leaving_mid_way_leaves_nothing_behind(leave, tmp_path):
             if leave == "escape":
                 assert t("en", "output.stopped", name=name) in screen.output.plain
                 assert screen.step.id == "stages" and "stages" not in app.learner.done(screen.lesson)
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -222,8 +200,7 @@ def test_show_me_types_an_interactive_step_into_the_terminal(lang, tmp_path, mon
             shell = view.text.replace("\n", "")
             assert f"# hostname{box['id'][:12]}" in shell        # typed, and the container's own hostname
             assert re.search(r"# ps -ef\s*UID\s+PID", shell)
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -258,8 +235,7 @@ def test_show_me_steps_through_an_explained_start_by_itself(lang, tmp_path, monk
             assert "✓" in shown and "✗" not in shown
             ran = [c for c in containers() if (c.get("labels") or {}).get("course.origin") == "show"]
             assert ran and ran[0]["status"] == "exited" and ran[0]["exit_code"] == 0
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())
 
 
@@ -287,6 +263,5 @@ def test_the_command_line_and_the_run_button_start_stage_by_stage_too(tmp_path):
             await pilot.press("f")
             await wait_for(pilot, lambda: screen.busy is None and screen.stepping is None, 60, "the second run")
             assert screen.output.plain.count("hello") == 2
-            await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+            await quit_app(pilot, app)
     asyncio.run(scenario())

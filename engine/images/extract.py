@@ -175,14 +175,7 @@ def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None =
     errors. Raises :class:`ImageError` (one line) for anything refused, and
     leaves ``dest`` for the caller to remove."""
     limits = limits or limits_from_env()
-    head = stream.read(8)
-    try:
-        compression = detect_compression(head)
-    except ImageError as e:
-        raise ImageError(f"{what} {e}") from None
-    raw = _Prefixed(head, stream)
-    source = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
-    measured = _Measured(source, limits.max_bytes, what)
+    measured, compression = _open_tar(stream, limits, what)
     os.mkdir(dest, 0o700)
     unpacker = _Unpacker(Path(dest), limits, [Path(p) for p in lowers], what)
     try:
@@ -214,20 +207,25 @@ def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None =
 def diff_id_of(stream: BinaryIO, *, limits: Limits | None = None, what: str = "layer") -> str:
     """The diff_id of the layer blob read from ``stream`` (gzip or plain),
     bounded like :func:`extract_layer`, unpacking nothing."""
-    limits = limits or limits_from_env()
+    measured, _compression = _open_tar(stream, limits or limits_from_env(), what)
+    try:
+        measured.drain()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ImageError(f"{what} is not a valid gzip stream ({e or 'it ends too early'})") from None
+    return "sha256:" + measured.sha.hexdigest()
+
+
+def _open_tar(stream: BinaryIO, limits: Limits, what: str) -> tuple["_Measured", str]:
+    """The uncompressed tar inside a layer blob (gzip or plain, from its first
+    bytes), hashed and bounded as it is read; and the compression found."""
     head = stream.read(8)
     try:
         compression = detect_compression(head)
     except ImageError as e:
         raise ImageError(f"{what} {e}") from None
     raw = _Prefixed(head, stream)
-    measured = _Measured(gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw,
-                         limits.max_bytes, what)
-    try:
-        measured.drain()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ImageError(f"{what} is not a valid gzip stream ({e or 'it ends too early'})") from None
-    return "sha256:" + measured.sha.hexdigest()
+    source = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
+    return _Measured(source, limits.max_bytes, what), compression
 
 
 def _xattrs(info: tarfile.TarInfo) -> dict[str, bytes]:
