@@ -156,7 +156,8 @@ class Transcript:
     Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
     this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
     ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
-    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``exec``. Each op
+    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``init`` (with
+    --init), ``exec``. Each op
     has ``call`` (the kernel call), ``shell`` (the equivalent command) and
     call-specific detail.
     """

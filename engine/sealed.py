@@ -144,7 +144,7 @@ def reexec_sealed() -> None:
         raise SealError("the interpreter's sealed copy does not show as sealed in /proc/self/exe")
     try:
         fd = sealed_copy("/proc/self/exe", "python")
-        argv = [sys.executable, *sys.orig_argv[1:]]
+        argv = [sys.executable or os.readlink("/proc/self/exe"), *sys.orig_argv[1:]]
         os.execve(fd, argv, {**os.environ, _REEXEC_MARK: "1"})
     except OSError as e:
         raise SealError(f"cannot run from a sealed copy of the interpreter: {e.strerror or e}") from None
