@@ -375,8 +375,33 @@ def test_init_with_a_terminal_makes_the_command_the_foreground_job():
     assert tpgid == int(rows[2][1]) == 2 and int(rows[1][1]) != tpgid, rows
 
 
-def test_init_missing_says_to_install_tini(monkeypatch):
-    """Where tini is not installed: one line naming the package, and doctor says so."""
+def test_init_missing_says_to_install_tini(tmp_path):
+    """Where tini is not installed, `run --init` fails with one line naming the
+    package: a supervisor of its own, in a mount namespace where tini-static is
+    hidden under /dev/null."""
+    from engine import sealed
+
+    hidden = sorted({os.path.join(d, n) for d in sealed.INIT_DIRS for n in sealed.INIT_NAMES
+                     if os.path.exists(os.path.join(d, n))})
+    assert hidden, "tini-static is not installed (Debian's tini package)"
+    root = tmp_path / "root"
+    env = {**os.environ, "CONTAINER_LAB_ROOT": str(root)}
+    hide = " && ".join(f"mount --bind /dev/null {path}" for path in hidden)
+    try:
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{hide} && exec "$@"',
+                               "sh", sys.executable, "-m", "engine.cli", "run", "--rm", "--init", "lab", "true"],
+                              env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 125, proc.stdout + proc.stderr
+        assert proc.stderr.strip() == f"container-lab: {sealed.INIT_MISSING}", proc.stderr
+        left = subprocess.run([sys.executable, "-m", "engine.cli", "ps", "-aq"], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert left.returncode == 0 and left.stdout == "", left.stdout + left.stderr
+    finally:
+        subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
+                       env=env, cwd=REPO, timeout=60)
+
+
+def test_doctor_says_when_tini_is_missing(monkeypatch):
     from engine import doctor, sealed
 
     monkeypatch.setattr(sealed, "INIT_NAMES", ("tini-static-not-installed",))
