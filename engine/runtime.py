@@ -791,8 +791,9 @@ def _child(stdio: tuple[int, int, int], chan: socket.socket, spec: ChildSpec, ke
     transcript = Transcript()
     b = None
     try:
-        chan = _enter_child(stdio, chan, spec.init_fd if spec.init else -1)
-        if spec.init:
+        kept = spec.init_fd if spec.init else -1
+        chan = _enter_child(stdio, chan, kept)
+        if kept >= 0:
             spec.init_fd = 4
         b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
         stages(b)
