@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 
+from . import sealed
 from .seccomp import program, refused
 
 VERSION = 1
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time")
 LIMITS = ("memory", "pids", "cpu", "swap")
-REQUIRED = ("root", "overlayfs", "ns.pid", "ns.mnt", "ns.uts", "ns.ipc", "ns.net")
+REQUIRED = ("root", "overlayfs", "ns.pid", "ns.mnt", "ns.uts", "ns.ipc", "ns.net", "exe.sealed")
 
 
 def _read(path: str) -> str | None:
@@ -70,6 +71,18 @@ def diagnose() -> dict:
           if filters and table else
           "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER): containers run without one" if not filters
           else f"no system call table for {machine}: containers run without a filter")
+
+    try:
+        fd = sealed.sealed_copy("/proc/self/exe", "doctor")
+        os.close(fd)
+        check("exe.sealed", True, "the supervisor runs from a sealed in-memory copy of its interpreter: "
+              "no container process can reach the host's (CVE-2019-5736)")
+    except OSError as e:
+        check("exe.sealed", False, f"no sealed in-memory copy of an executable (memfd_create with seals): "
+              f"{e.strerror or e}: the supervisor cannot start")
+    init = sealed.find_init()
+    check("init", init is not None, f"--init runs tini ({init}) from a sealed in-memory copy" if init
+          else sealed.INIT_MISSING)
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"

@@ -154,6 +154,21 @@ STAGES: dict[str, dict[str, str]] = {
               "net_bind_service 等），其余的都被去掉，例如 sys_admin（挂载）、sys_module（加载内核模块）"
               "和 sys_time（修改时钟）。",
     },
+    "init": {
+        "title.en": "Run a real init as PID 1 (tini), from a sealed copy in memory",
+        "title.zh": '以密封的内存副本运行真正的 init（tini）作为 1 号进程',
+        "en": "With --init, PID 1 is not your command but tini, a tiny real init, as Docker's --init. "
+              "It starts your command as its child, passes signals such as SIGTERM on to it, reaps "
+              "orphaned processes, and exits with the command's exit code. The engine runs tini from a "
+              "copy in memory (a memfd) sealed against any write, even by root: no file of the host "
+              "is the executable of a process the container can see, so the container cannot change "
+              "one through /proc/1/exe.",
+        "zh": "加上 --init 后，1 号进程不再是你的命令，而是 tini：一个很小但真正的 init，与 Docker 的 --init 相同。"
+              "它把你的命令作为子进程启动，把 SIGTERM 等信号转发给它，回收成为孤儿的进程，"
+              "并以命令的退出码退出。引擎从内存中的一份副本（memfd）运行 tini，这份副本已被密封，"
+              "任何写入都会被拒绝，root 也不例外：容器能看到的进程，没有一个以宿主机上的文件为可执行文件，"
+              "容器也就无法通过 /proc/1/exe 改动宿主机的文件。",
+    },
     "exec": {
         "title.en": 'Become the user and run the command',
         "title.zh": '切换用户并运行命令',

@@ -57,7 +57,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import seccomp
+from . import sealed, seccomp
 from . import syscalls as sc
 
 # Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb.
@@ -109,6 +109,8 @@ class ChildSpec:
     tty: bool = False
     winsize: tuple[int, int] = (24, 80)
     init: bool = False
+    init_fd: int = -1            # --init: the supervisor's sealed copy of tini (engine.sealed.init_copy)
+    init_path: str = ""          # ... and the file it was copied from
     procs_files: list[str] = field(default_factory=list)
     cgroup_mounts: list[dict] = field(default_factory=list)   # {source,target,fstype,flags,data} or {symlink,target}
     volumes: list[dict] = field(default_factory=list)         # {source,target,readonly}
@@ -154,7 +156,8 @@ class Transcript:
     Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
     this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
     ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
-    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``exec``. Each op
+    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``init`` (with
+    --init), ``exec``. Each op
     has ``call`` (the kernel call), ``shell`` (the equivalent command) and
     call-specific detail.
     """
@@ -602,6 +605,18 @@ class Builder:
         mask = DEFAULT_CAP_MASK
         self.k.capset(mask, mask, 0)
 
+    def stage_init(self) -> None:
+        """``--init``: PID 1 will be tini, a real init (Docker's --init), run
+        from the supervisor's sealed in-memory copy -- never a fork of the
+        supervisor, whose memory holds every container's configuration, and
+        never a host file the container could write (:mod:`engine.sealed`)."""
+        s = self.spec
+        self.begin("init", "Run a real init as PID 1 (tini), from a sealed copy in memory")
+        self.t.op("fcntl", f"# {s.init_path}: a copy in memory (memfd), sealed against any write",
+                  option="F_GET_SEALS", seals=["F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE"])
+        if s.init_fd < 0 or not sealed.is_sealed(s.init_fd):
+            self.fail("--init: the supervisor's copy of tini is missing or not sealed")
+
     def stage_exec(self) -> NoReturn:
         s = self.spec
         self.begin("exec", "Become the user and run the command")
@@ -625,11 +640,19 @@ class Builder:
             except OSError as e:
                 self.fail(f"cannot switch to user {s.user}: {os.strerror(e.errno)}")
         path = _find_executable(s.argv[0], env.get("PATH", DEFAULT_PATH), self)
-        self.t.op("execve", "exec " + " ".join(shlex.quote(a) for a in s.argv), path=path, argv=s.argv)
+        exe, argv = path, s.argv
+        if s.init:
+            # tini finds the command on the same PATH; -s where it is not PID 1
+            # (--pid shared), so that orphans are still handed to it.
+            exe, argv = s.init_fd, ["init", *([] if os.getpid() == 1 else ["-s"]), "--", *s.argv]
+            self.t.op("execveat", "exec " + " ".join(shlex.quote(a) for a in ["tini", *argv[1:]]),
+                      path=f"{s.init_path} (sealed copy)", argv=argv, flags="AT_EMPTY_PATH")
+        else:
+            self.t.op("execve", "exec " + " ".join(shlex.quote(a) for a in s.argv), path=path, argv=s.argv)
         self.checkpoint()
         send(self.chan, {"transcript": self.t.done()})
         try:
-            os.execve(path, s.argv, env)
+            os.execve(exe, argv, env)
         except OSError as e:
             code = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXEC
             self.fail(f'exec: "{s.argv[0]}": {os.strerror(e.errno).lower()}', code)
@@ -738,52 +761,6 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _run_init(child: int) -> NoReturn:
-    """A tiny init (``--init``): forward signals to the command, reap orphans,
-    exit as the command exited."""
-    forward = [s for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-                           signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)]
-    for sig in forward:
-        signal.signal(sig, lambda signum, _frame: _kill_quiet(child, signum))
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            os._exit(EXIT_ENGINE)
-        if pid == child:
-            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
-                     else 128 + os.WTERMSIG(status))
-
-
-def _name_init(kernel, argv: list[str]) -> None:
-    """Show the init as ``init -- CMD`` in ps, not as the host's Python path.
-
-    The kernel reads a process's command line from the memory where execve
-    put it (``arg_start``..``arg_end`` in /proc/self/stat); Python copied its
-    argv long ago, so that memory is ours to overwrite, within its length."""
-    import ctypes
-
-    name = ctypes.create_string_buffer(b"init")
-    try:
-        kernel.prctl(15, ctypes.addressof(name))                     # PR_SET_NAME
-        with open("/proc/self/stat", "rb") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(b")") + 2:].split()
-        arg_start, arg_end = int(fields[45]), int(fields[46])        # fields 48 and 49
-    except (OSError, ValueError, IndexError):
-        return
-    size = arg_end - arg_start
-    raw = "\0".join(argv).encode()[:size - 1]
-    ctypes.memmove(arg_start, raw + b"\0" * (size - len(raw)), size)
-
-
-def _kill_quiet(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _crash_point(spec: ChildSpec, chan: socket.socket, name: str) -> None:
     """Crash tests only: have the supervisor die while this child is at ``name``
     (the supervisor's pid is out of sight from the new PID namespace, so ask it)."""
@@ -791,13 +768,18 @@ def _crash_point(spec: ChildSpec, chan: socket.socket, name: str) -> None:
         send(chan, {"crash": name})
 
 
-def _enter_child(stdio: tuple[int, int, int], chan: socket.socket) -> socket.socket:
+def _enter_child(stdio: tuple[int, int, int], chan: socket.socket, keep: int = -1) -> socket.socket:
     """First steps of every forked child: only 0-2 and the start channel may
-    cross into the container; default signal dispositions."""
+    cross into the container (and ``keep``, as fd 4, close-on-exec: the
+    sealed init); default signal dispositions."""
+    if keep >= 0:
+        keep = fcntl.fcntl(keep, fcntl.F_DUPFD_CLOEXEC, 5)     # out of the way of 0-3
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     os.dup2(chan.fileno(), 3, inheritable=False)
-    os.closerange(4, 1 << 20)
+    if keep >= 0:
+        os.dup2(keep, 4, inheritable=False)
+    os.closerange(5 if keep >= 0 else 4, 1 << 20)
     _reset_signals()
     return socket.socket(fileno=3)
 
@@ -809,7 +791,10 @@ def _child(stdio: tuple[int, int, int], chan: socket.socket, spec: ChildSpec, ke
     transcript = Transcript()
     b = None
     try:
-        chan = _enter_child(stdio, chan)
+        kept = spec.init_fd if spec.init else -1
+        chan = _enter_child(stdio, chan, kept)
+        if kept >= 0:
+            spec.init_fd = 4
         b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
         stages(b)
         failure = {"error": "the command returned", "stage": "exec", "exit_code": EXIT_ENGINE}
@@ -866,6 +851,10 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
 def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int], kernel=None) -> NoReturn:
     """Entry point of the forked first process of a container."""
     def stages(b: Builder) -> None:
+        # Not dumpable until the execve (which makes the command dumpable
+        # again): until then this process is a copy of the supervisor, and
+        # nothing in a container may read its memory or open /proc/PID/exe.
+        b.k.prctl(sc.PR_SET_DUMPABLE, 0)
         if not spec.join_by_parent:
             b.stage_cgroup()
         b.stage_namespaces()
@@ -886,21 +875,11 @@ def child_main(spec: ChildSpec, chan: socket.socket, stdio: tuple[int, int, int]
             b.stage_userns()
         _crash_point(spec, b.chan, "before-exec")
         b.stage_seccomp()                 # the init and the command alike
-        if spec.init:
-            pid = os.fork()
-            if pid:
-                b.chan.close()
-                b.chan = None            # the command's process reports from here on
-                _name_init(b.k, ["init", "--", *spec.argv])
-                b.stage_capabilities()
-                _run_init(pid)
-            if spec.tty:
-                # The command, not the init, is the terminal's foreground job,
-                # so Ctrl-C reaches it once (and the init forwards the rest).
-                os.setpgid(0, 0)
-                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-                os.tcsetpgrp(0, os.getpid())
-                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         b.stage_capabilities()
+        if spec.init:
+            # tini runs the command as its child, forwards signals to it,
+            # reaps orphans, exits as the command did; with -t it makes the
+            # command the terminal's foreground job.
+            b.stage_init()
         b.stage_exec()
     _child(stdio, chan, spec, kernel, stages)

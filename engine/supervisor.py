@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import paths, runtime, seccomp
+from . import paths, runtime, sealed, seccomp
 from . import syscalls as sc
 from .container import Container, process_start_time
 from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
@@ -802,6 +802,10 @@ class Supervisor:
 
         pidns_fd, fork_title, fork_ops = fork
         cfg = c.config
+        try:                  # --init runs tini from a sealed copy, made once
+            init_fd, init_path = sealed.init_copy() if cfg.init else (-1, "")
+        except OSError as e:
+            self.fail_start(c, str(e), "init")
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         transcript = runtime.Transcript()
@@ -822,7 +826,8 @@ class Supervisor:
             id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
             upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
             argv=c.process["argv"], env=c.process["env"], cwd=c.process["cwd"],
-            user=c.process["user"] or None, tty=cfg.tty, winsize=winsize, init=cfg.init,
+            user=c.process["user"] or None, tty=cfg.tty, winsize=winsize,
+            init=cfg.init, init_fd=init_fd, init_path=init_path,
             procs_files=[str(p) for p in c.cgroup.procs_files()],
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
             volumes=[v.to_dict() for v in cfg.volumes],
@@ -1334,7 +1339,16 @@ def main() -> None:
 
     With ``--daemon`` (how clients start it) the process forks; the parent
     exits 0 once the child listens, or 1 with the child's error on stderr, so
-    the client neither polls nor leaves a zombie behind."""
+    the client neither polls nor leaves a zombie behind.
+
+    First of all it re-execs itself from a sealed copy of its interpreter
+    (:mod:`engine.sealed`): every container process starts as a fork of this
+    one, and none may have the host's interpreter as its executable."""
+    try:
+        sealed.reexec_sealed()
+    except OSError as e:
+        print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
+        raise SystemExit(1)
     idle = float(os.environ.get("CONTAINER_LAB_SUPERVISOR_IDLE", "600"))
     ready_r = ready_w = -1
     if "--daemon" in sys.argv[1:]:
