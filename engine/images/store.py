@@ -5,6 +5,7 @@ Layout under the store's root (every directory mode 0700; see SECURITY.md,
 
     blobs/sha256/<hex>   layer tars, OCI image configs and manifests
     layers/<hex>/        each layer unpacked, named by its diff_id; an overlay lowerdir
+    sizes/<hex>          bytes of each unpacked layer's files (what `images` adds up)
     repositories.json    {"lab:latest": "sha256:<manifest digest>", ...}
     tmp/                 work in progress, renamed into place when complete
     lock                 flock: shared to read, exclusive to write
@@ -106,10 +107,11 @@ class ImageStore:
         self.root = Path(root)
         self.blobs = self.root / "blobs" / "sha256"
         self.layers = self.root / "layers"
+        self.sizes = self.root / "sizes"
         self.tmp = self.root / "tmp"
         self.repositories = self.root / "repositories.json"
         with _os_errors(f"cannot prepare the image store {self.root}"):
-            for d in (self.root, self.root / "blobs", self.blobs, self.layers, self.tmp):
+            for d in (self.root, self.root / "blobs", self.blobs, self.layers, self.sizes, self.tmp):
                 ensure_private_dir(d)
 
     # -- public API -----------------------------------------------------------
@@ -146,10 +148,15 @@ class ImageStore:
             # Another process may have built it while we waited for the lock.
             return self._load_lab() or self._build_lab()
 
-    def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> None:
+    def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Drop the tag ``ref`` (for ``name@digest``: every tag of name on that
         digest), then delete the blobs and layers no tag still needs -- and no
-        container: ``keep`` names the layer directories containers use."""
+        container: ``keep`` names the layer directories containers use.
+        Returns the bytes freed.
+
+        Only the supervisor calls this (``rmi``, ``image rm``, ``image
+        prune``): it knows every container, the half-built ones too, so
+        ``keep`` cannot miss a container that is being started meanwhile."""
         r = parse_reference(ref)
         with self._lock(exclusive=True):
             repos = self._read_repositories()
@@ -159,7 +166,14 @@ class ImageStore:
             for tag in doomed:
                 del repos[tag]
             self._write_repositories(repos)
-            self._collect_garbage(repos, keep)
+            return self._collect_garbage(repos, keep)
+
+    def collect_garbage(self, keep: frozenset[str] | set[str] = frozenset()) -> int:
+        """Delete the blobs and layers that no tag and no container (``keep``,
+        as for :meth:`remove`) needs -- left by ``rmi -f`` of an image a
+        container used, once that container is gone. Returns the bytes freed."""
+        with self._lock(exclusive=True):
+            return self._collect_garbage(self._read_repositories(), keep)
 
     def find(self, name: str) -> Image:
         """The image ``name`` names -- a reference, as :meth:`resolve` takes,
@@ -438,9 +452,9 @@ class ImageStore:
                 layers=layers,
                 config=settings,
                 created=config.get("created", ""),
-                # The layers' archive sizes from the manifest: as good a measure
-                # as a walk of every file, which would cost each `run` milliseconds.
-                size=sum(int(desc.get("size", 0)) for desc in manifest["layers"]),
+                # Unpacked, as docker's SIZE: the files' bytes, recorded when
+                # each layer was stored (a walk would cost each `run` milliseconds).
+                size=sum(self.layer_size(d) for d in layers),
             )
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ImageError(f"image {ref} is damaged ({e}); remove it and pull or load it again") from e
@@ -521,8 +535,29 @@ class ImageStore:
         # Layer files must be on disk before the rename publishes them: a
         # power cut must not leave a complete-looking layer of empty files.
         _fsync_tree(rootfs)
+        self._record_size(dest.name, _tree_size(rootfs))
         os.rename(rootfs, dest)
         _fsync_dir(self.layers)
+
+    def layer_size(self, layer: Path) -> int:
+        """Bytes of the files of the unpacked ``layer`` (as recorded when it was
+        stored; measured, and recorded, for a layer stored before sizes were)."""
+        try:
+            return int((self.sizes / layer.name).read_text())
+        except (OSError, ValueError):
+            pass
+        size = _tree_size(layer)
+        try:
+            self._record_size(layer.name, size)
+        except OSError:
+            pass
+        return size
+
+    def _record_size(self, name: str, size: int) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.sizes, prefix=".")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{size}\n")
+        os.rename(tmp, self.sizes / name)
 
     def _write_repositories(self, repos: dict[str, str]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
@@ -534,33 +569,40 @@ class ImageStore:
         os.rename(tmp, self.repositories)
         _fsync_dir(self.root)
 
-    def _collect_garbage(self, repos: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> None:
+    def _collect_garbage(self, repos: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Delete every blob and layer that no manifest in ``repos`` reaches,
-        except the layer directories named in ``keep``."""
+        except the layer directories named in ``keep``; return the bytes freed."""
         blobs, layers = set(), {f"sha256:{name}" for name in keep}
+        freed = 0
         for digest in set(repos.values()):
             try:
                 manifest, config = self._read_image(digest)
             except (OSError, ValueError, KeyError, TypeError):
-                return  # cannot tell what a damaged image needs: delete nothing
+                return 0  # cannot tell what a damaged image needs: delete nothing
             blobs |= {digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])}
             layers |= set(config["rootfs"]["diff_ids"])
         for blob in self.blobs.iterdir():
             if "sha256:" + blob.name not in blobs:
+                freed += blob.stat().st_size
                 blob.unlink()
         for d in self.layers.iterdir():
             if "sha256:" + d.name not in layers:
+                freed += self.layer_size(d)
                 # Out of sight first, so a crash mid-delete leaves debris in
                 # tmp/ (cleared by the next writer), never a half layer.
                 doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
                 os.rename(d, doomed)
                 shutil.rmtree(doomed.parent)
+        for f in self.sizes.iterdir():
+            if "sha256:" + f.name not in layers:
+                f.unlink()
         shifted = self.root / "userns"
         for d in (shifted.glob("*/*") if shifted.is_dir() else ()):
             if "sha256:" + d.name not in layers:
                 doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
                 os.rename(d, doomed)
                 shutil.rmtree(doomed.parent)
+        return freed
 
     def _clear_tmp(self) -> None:
         for p in self.tmp.iterdir():
@@ -746,6 +788,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _tree_size(root: Path) -> int:
+    from .describe import layer_size
+
+    return layer_size(root)
 
 
 def _fsync_tree(root: Path) -> None:
