@@ -298,6 +298,11 @@ def check_manifest(m: dict, what: str) -> None:
     layers = m.get("layers")
     if not isinstance(layers, list) or not layers:
         raise RegistryError(f"the manifest of {what} lists no layers")
+    from engine.images.store import MAX_LAYERS
+
+    if len(layers) > MAX_LAYERS:
+        raise RegistryError(f"{what} has {len(layers)} layers; at most {MAX_LAYERS} can be stacked "
+                            "(as Docker allows); refused before downloading")
     for layer in layers:
         descriptor(layer, "layer")
         media = layer.get("mediaType", "")

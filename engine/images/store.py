@@ -65,6 +65,7 @@ LAYER_MEDIA_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
 }
 MAX_JSON_BLOB = 8 << 20  # a manifest or config larger than this is not one
+MAX_LAYERS = 128         # layers one image may stack, as Docker allows
 LAB_REF = "lab:latest"
 
 log = logging.getLogger(__name__)
@@ -745,6 +746,9 @@ def _check_image(manifest_bytes: bytes, config_bytes: bytes) -> tuple[dict, dict
     layers = manifest.get("layers")
     if not isinstance(layers, list):
         raise ImageError("the manifest has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise ImageError(f"the image has {len(layers)} layers; at most {MAX_LAYERS} can be stacked "
+                         "(as Docker allows); refused")
     for i, desc in enumerate(layers):
         check_descriptor(desc, f"layer {i + 1}")
         kind = desc.get("mediaType")
