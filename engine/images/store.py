@@ -271,7 +271,7 @@ class ImageStore:
         :class:`InvalidArgument` (a bad name). Returns the image as tagged
         ``refs[0]``.
         """
-        from .extract import limits_from_env
+        from .extract import Used, check_declared_sizes, limits_from_env
 
         if isinstance(open_blob, Mapping):
             files = open_blob
@@ -287,6 +287,8 @@ class ImageStore:
         manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
         diff_ids = config["rootfs"]["diff_ids"]
         limits = limits_from_env()
+        check_declared_sizes(layers, limits, "the image")
+        used = Used()
         with self.work_dir("add-") as work:
             (work / "blobs").mkdir()
             (work / "layers").mkdir()
@@ -306,7 +308,8 @@ class ImageStore:
                     layer_dir = None if have_layer else work / "layers" / diff_id.removeprefix("sha256:")
                     self._receive_layer(open_blob, desc, diff_id, what, blob_copy, layer_dir, lowers, limits,
                                         warn or log.warning,
-                                        progress and (lambda n, i=i, d=desc: progress(i, len(layers), d, n)))
+                                        progress and (lambda n, i=i, d=desc: progress(i, len(layers), d, n)),
+                                        used)
                     if blob_copy:
                         new_blobs[desc["digest"]] = blob_copy
                     if layer_dir:
@@ -344,7 +347,7 @@ class ImageStore:
 
     def _receive_layer(self, open_blob, desc: dict, diff_id: str, what: str, blob_copy: Path | None,
                        layer_dir: Path | None, lowers: list[Path], limits, warn,
-                       progress: Callable[[int], None] | None = None) -> None:
+                       progress: Callable[[int], None] | None = None, used=None) -> None:
         """Read one layer blob once: check it against ``desc`` and ``diff_id``,
         copy it to ``blob_copy`` and unpack it into ``layer_dir`` (None: the
         store has that layer unpacked already, so only the diff_id is checked)."""
@@ -360,7 +363,7 @@ class ImageStore:
                 if layer_dir is None:
                     content = diff_id_of(checked, limits=limits, what=what)
                 else:
-                    result = extract_layer(checked, layer_dir, limits=limits, lowers=lowers, what=what)
+                    result = extract_layer(checked, layer_dir, limits=limits, lowers=lowers, what=what, used=used)
                     content = result.diff_id
                     if result.skipped:
                         warn(f"{what}: {len(result.skipped)} device node(s) left out "
