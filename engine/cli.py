@@ -157,6 +157,9 @@ def _add_run(sub, help_text: str) -> None:
                    help="seccomp=unconfined: no system call filter (by default the calls Docker's "
                         "profile refuses are refused: unshare, mount, keyctl, bpf, reboot ...); "
                         "no-new-privileges: setuid programs inside gain nothing")
+    r.add_argument("--storage-opt", action="append", default=[], metavar="size=SIZE",
+                   help="limit the container's writable layer, e.g. size=1g (needs the data dir on XFS "
+                        "mounted with prjquota; `doctor` says whether it is)")
     r.add_argument("--explain", action="store_true",
                    help="start the container one stage at a time, explaining each: what it does, "
                         "its kernel calls and the equivalent shell commands")
@@ -467,7 +470,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 # -- verbs -----------------------------------------------------------------
 
 def config_from(args):
-    from .spec import ContainerConfig, Volume, parse_security_opts
+    from .spec import ContainerConfig, Volume, parse_security_opts, parse_storage_opts
 
     return ContainerConfig(**parse_security_opts(args.security_opt),
         image=args.image, cmd=list(args.command), name=args.name, hostname=args.hostname,
@@ -477,6 +480,7 @@ def config_from(args):
         network=args.network, pid_mode=args.pid_mode, ipc_mode=args.ipc_mode, uts_mode=args.uts_mode,
         userns_mode=args.userns_mode, timens=_timens(args.timens, args.clock_offset), memory=args.memory,
         memory_swap=args.memory_swap, pids_limit=args.pids_limit, cpus=args.cpus,
+        storage_opt=parse_storage_opts(getattr(args, "storage_opt", None) or []),
     ).validate()
 
 

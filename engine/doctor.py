@@ -71,6 +71,19 @@ def diagnose() -> dict:
           "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER): containers run without one" if not filters
           else f"no system call table for {machine}: containers run without a filter")
 
+    try:
+        from . import paths, quota
+
+        data = os.path.abspath(paths.data_path())
+        while not os.path.exists(data):        # not made yet: where it will be
+            data = os.path.dirname(data)
+        bounded, why = quota.support(data)
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        bounded, why = False, f"cannot tell: {e}"
+    check("storage.quota", bounded,
+          f"writable layers can be bounded (--storage-opt size): {why}" if bounded else
+          f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
+
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
     try:

@@ -710,11 +710,23 @@ class Supervisor:
         for vol in config.volumes:
             if not os.path.exists(vol.source):
                 raise InvalidArgument(f"invalid volume: host path {vol.source} does not exist")
+        size = (config.storage_opt or {}).get("size")
+        if size:
+            from . import quota
+            can, why = quota.support(str(self.containers_dir))
+            if not can:
+                raise InvalidArgument(f"{quota.UNSUPPORTED}: {why}")
         cid = secrets.token_hex(32)
         cdir = self.containers_dir / cid
         paths.ensure_private_dir(cdir)
         for sub in ("upper", "work", "rootfs"):
             (cdir / sub).mkdir(mode=0o755)
+        if size:
+            try:       # the writable layer's limit: an XFS project quota on upper and work
+                quota.limit([str(cdir / "upper"), str(cdir / "work")], size)
+            except OSError as e:
+                self.remove_debris(cdir)
+                raise InvalidArgument(f"cannot limit the writable layer to {size} bytes: {e.strerror or e}") from None
         c = Container(cid, name, config, cdir)
         hostname = config.hostname or cid[:12]
         env = {}
