@@ -81,11 +81,15 @@ class Limits:
     max_path: int = 4095             # bytes in a whole name (PATH_MAX - 1)
     image_bytes: int = 8 << 30       # uncompressed tar size of all of an image's layers
     image_entries: int = 1_000_000   # entries of all of an image's layers
+    min_free: int = 1 << 30          # bytes left free on the store's file system while unpacking
+
+
+MIN_FREE_INODES = 10_000             # inodes left free likewise (where the file system counts them)
 
 
 # Environment variable -> Limits field.
 LIMIT_VARIABLES = {"CONTAINER_LAB_MAX_LAYER_BYTES": "max_bytes", "CONTAINER_LAB_MAX_IMAGE_BYTES": "image_bytes",
-                   "CONTAINER_LAB_MAX_IMAGE_ENTRIES": "image_entries"}
+                   "CONTAINER_LAB_MAX_IMAGE_ENTRIES": "image_entries", "CONTAINER_LAB_MIN_FREE_BYTES": "min_free"}
 
 
 def limits_from_env() -> Limits:
@@ -100,6 +104,22 @@ def limits_from_env() -> Limits:
             raise ImageError(f"{var} must be a positive whole number, not {raw[:40]!r}")
         given[name] = int(raw)
     return Limits(**given)
+
+
+def check_free_space(path: str | Path, limits: Limits, what: str, needed: int = 0) -> None:
+    """Refuse unless the file system of ``path`` keeps ``limits.min_free``
+    bytes (and :data:`MIN_FREE_INODES` inodes) free after ``needed`` more bytes."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if free - needed < limits.min_free:
+        raise ImageError(f"{what}: the disk of {path} has {free >> 20} MiB free"
+                         + (f", {needed >> 20} MiB more are needed" if needed else "")
+                         + f", and {limits.min_free >> 20} MiB must stay free; refused (CONTAINER_LAB_MIN_FREE_BYTES)")
+    if st.f_files and st.f_favail < MIN_FREE_INODES:
+        raise ImageError(f"{what}: the disk of {path} has only {st.f_favail} inodes free; refused")
 
 
 def check_declared_sizes(layers: list[dict], limits: Limits, what: str) -> None:
@@ -172,9 +192,11 @@ class _Measured:
     and the last 64 KiB kept (to check the end-of-archive marker)."""
 
     WINDOW = 1 << 16
+    SPACE_EVERY = 32 << 20      # bytes read between looks at the disk's free space
 
-    def __init__(self, raw, limits: Limits, what: str, used: Used | None = None):
+    def __init__(self, raw, limits: Limits, what: str, used: Used | None = None, dest: Path | None = None):
         self.raw, self.limit, self.what = raw, limits.max_bytes, what
+        self.limits, self.dest, self.next_look = limits, dest, 0
         self.image_limit, self.before = limits.image_bytes, used.bytes if used else 0
         self.sha = hashlib.sha256()
         self.pos = 0
@@ -190,6 +212,9 @@ class _Measured:
             if self.before + self.pos > self.image_limit:
                 raise ImageError(f"{self.what}: the image unpacks to more than {self.image_limit} bytes in all "
                                  "(a decompression bomb?); refused (CONTAINER_LAB_MAX_IMAGE_BYTES)")
+            if self.dest is not None and self.pos >= self.next_look:
+                self.next_look = self.pos + self.SPACE_EVERY
+                check_free_space(self.dest, self.limits, self.what)
             self.sha.update(data)
             self.window += data
             if len(self.window) > self.WINDOW:
@@ -223,7 +248,7 @@ def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None =
     :class:`ImageError` (one line) for anything refused, and leaves ``dest``
     for the caller to remove."""
     limits = limits or limits_from_env()
-    measured, compression = _open_tar(stream, limits, what, used)
+    measured, compression = _open_tar(stream, limits, what, used, Path(dest).parent)
     os.mkdir(dest, 0o700)
     unpacker = _Unpacker(Path(dest), limits, [Path(p) for p in lowers], what, used.entries if used else 0)
     try:
@@ -266,7 +291,8 @@ def diff_id_of(stream: BinaryIO, *, limits: Limits | None = None, what: str = "l
     return "sha256:" + measured.sha.hexdigest()
 
 
-def _open_tar(stream: BinaryIO, limits: Limits, what: str, used: Used | None = None) -> tuple["_Measured", str]:
+def _open_tar(stream: BinaryIO, limits: Limits, what: str, used: Used | None = None,
+              dest: Path | None = None) -> tuple["_Measured", str]:
     """The uncompressed tar inside a layer blob (gzip or plain, from its first
     bytes), hashed and bounded as it is read; and the compression found."""
     head = stream.read(8)
@@ -276,7 +302,7 @@ def _open_tar(stream: BinaryIO, limits: Limits, what: str, used: Used | None = N
         raise ImageError(f"{what} {e}") from None
     raw = _Prefixed(head, stream)
     source = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
-    return _Measured(source, limits, what, used), compression
+    return _Measured(source, limits, what, used, dest), compression
 
 
 def _xattrs(info: tarfile.TarInfo) -> dict[str, bytes]:

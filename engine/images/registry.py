@@ -498,12 +498,16 @@ def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
     say({"event": "resolved", "repository": repository, "host": host, "digest": digest,
          "layers": len(manifest["layers"])})
     new = False
-    from engine.images.extract import check_declared_sizes, limits_from_env
+    from engine.images.extract import check_declared_sizes, check_free_space, limits_from_env
 
     config = manifest["config"]
     if config["size"] > MAX_CONFIG:
         raise RegistryError(f"the config of {repository}:{reference} is larger than {MAX_CONFIG >> 20} MiB")
-    check_declared_sizes(manifest["layers"], limits_from_env(), f"{repository}:{reference}")
+    limits = limits_from_env()
+    check_declared_sizes(manifest["layers"], limits, f"{repository}:{reference}")
+    # The download, then at least as much again unpacked, must fit.
+    missing = {d["digest"]: d["size"] for d in manifest["layers"] if not store.blob_path(d["digest"]).is_file()}
+    check_free_space(store.root, limits, f"pulling {repository}:{reference}", 2 * sum(missing.values()))
     with store.work_dir("pull-") as area:
         reg.blob(repository, config, area / "config")
         files: dict[str, Path] = {}

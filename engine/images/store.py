@@ -271,7 +271,7 @@ class ImageStore:
         :class:`InvalidArgument` (a bad name). Returns the image as tagged
         ``refs[0]``.
         """
-        from .extract import Used, check_declared_sizes, limits_from_env
+        from .extract import Used, check_declared_sizes, check_free_space, limits_from_env
 
         if isinstance(open_blob, Mapping):
             files = open_blob
@@ -288,6 +288,9 @@ class ImageStore:
         diff_ids = config["rootfs"]["diff_ids"]
         limits = limits_from_env()
         check_declared_sizes(layers, limits, "the image")
+        # Each new blob is kept, and unpacks to at least its own size.
+        check_free_space(self.root, limits, "storing the image",
+                         2 * sum(d["size"] for d in layers if not self.blob_path(d["digest"]).is_file()))
         used = Used()
         with self.work_dir("add-") as work:
             (work / "blobs").mkdir()
