@@ -177,3 +177,25 @@ def test_image_prune_asks_first_and_all_removes_unused_images():
         assert "unused" not in cl("images").stdout
     finally:
         cl("rm", "-f", "keeps-lab")
+
+
+def test_an_image_stored_while_its_shared_layer_is_removed_is_refused(tmp_path):
+    """A load finds layer X in the store and does not unpack it again; an rmi
+    removes X before the load publishes: the load fails, no image without X."""
+    from engine.errors import ImageError
+    from test_image_io import image_parts, layer_tar
+
+    store = ImageStore(tmp_path / "images")
+    shared, own = layer_tar(("x", "f", b"x")), layer_tar(("y", "f", b"y"))
+    blobs = {_sha(shared): shared, _sha(own): own}
+    manifest, config, _ = image_parts([shared])
+    store.add_image("first:1", manifest, config, lambda d: io.BytesIO(blobs[d["digest"]]))
+    manifest, config, _ = image_parts([shared, own])
+
+    def meanwhile(index, count, desc, read):
+        if index == 1 and read == 0:
+            store.remove("first:1")         # X goes: nothing tagged needs it yet
+
+    with pytest.raises(ImageError, match="layer 1 of 2 was removed from the store meanwhile"):
+        store.add_image("second:1", manifest, config, lambda d: io.BytesIO(blobs[d["digest"]]), progress=meanwhile)
+    assert store.list() == [] and list(store.tmp.iterdir()) == []

@@ -115,6 +115,9 @@ def test_storage_opt_bounds_the_writable_layer_on_xfs(xfs_data):
 
 def test_storage_opt_is_refused_where_it_cannot_work():
     """The test session's data dir is on ext4 (no project quotas here): one line, as Docker's."""
+    doctor = json.loads(cl("doctor", "--format", "json").stdout)
+    line = next(c for c in doctor["checks"] if c["id"] == "storage.quota")
+    assert not line["ok"] and "is on ext4" in line["detail"] and "--storage-opt size is refused" in line["detail"]
     proc = cl("run", "--rm", "--storage-opt", "size=10m", "lab", "true")
     assert proc.returncode == 125 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--storage-opt is supported only for overlay over xfs with 'pquota' mount option" in proc.stderr

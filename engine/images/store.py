@@ -332,6 +332,10 @@ class ImageStore:
                     path.write_bytes(data)
                     new_blobs[digest] = path
             with self._lock(exclusive=True), _os_errors("cannot store the image"):
+                for i, diff_id in enumerate(diff_ids):
+                    if diff_id not in new_layers and not (self.layers / diff_id.removeprefix("sha256:")).is_dir():
+                        raise ImageError(f"layer {i + 1} of {len(diff_ids)} was removed from the store meanwhile "
+                                         "(rmi or image prune); try again")
                 for diff_id, path in new_layers.items():
                     self._put_layer(path, diff_id)
                 for digest, path in new_blobs.items():
