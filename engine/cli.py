@@ -157,6 +157,9 @@ def _add_run(sub, help_text: str) -> None:
                    help="seccomp=unconfined: no system call filter (by default the calls Docker's "
                         "profile refuses are refused: unshare, mount, keyctl, bpf, reboot ...); "
                         "no-new-privileges: setuid programs inside gain nothing")
+    r.add_argument("--storage-opt", action="append", default=[], metavar="size=SIZE",
+                   help="limit the container's writable layer, e.g. size=1g (needs the data dir on XFS "
+                        "mounted with prjquota; `doctor` says whether it is)")
     r.add_argument("--explain", action="store_true",
                    help="start the container one stage at a time, explaining each: what it does, "
                         "its kernel calls and the equivalent shell commands")
@@ -392,6 +395,13 @@ def _add_image(sub, help_text: str) -> None:
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
     _add_rmi(imsub, "remove images", name="rm")
+    pr = imsub.add_parser("prune", help="remove unused images",
+                          description="Remove the layers and blobs that no image and no container needs (left "
+                                      "by `rmi -f` of an image a container was using); with -a, also every "
+                                      "image that no container uses.")
+    pr.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    pr.set_defaults(func=cmd_image_prune)
 
 
 def _add_doctor(sub, help_text: str) -> None:
@@ -460,7 +470,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 # -- verbs -----------------------------------------------------------------
 
 def config_from(args):
-    from .spec import ContainerConfig, Volume, parse_security_opts
+    from .spec import ContainerConfig, Volume, parse_security_opts, parse_storage_opts
 
     return ContainerConfig(**parse_security_opts(args.security_opt),
         image=args.image, cmd=list(args.command), name=args.name, hostname=args.hostname,
@@ -470,6 +480,7 @@ def config_from(args):
         network=args.network, pid_mode=args.pid_mode, ipc_mode=args.ipc_mode, uts_mode=args.uts_mode,
         userns_mode=args.userns_mode, timens=_timens(args.timens, args.clock_offset), memory=args.memory,
         memory_swap=args.memory_swap, pids_limit=args.pids_limit, cpus=args.cpus,
+        storage_opt=parse_storage_opts(getattr(args, "storage_opt", None) or []),
     ).validate()
 
 
@@ -1043,25 +1054,37 @@ def cmd_load(args, client) -> int:
 
 
 def cmd_rmi(args, client) -> int:
-    from pathlib import Path
-
-    store = _image_store()
-    containers = client.ps(all=True)
-    keep = {Path(p).name for c in containers for p in (c.get("image") or {}).get("layers") or []}
+    # The supervisor decides what is in use and deletes, in one step: it
+    # knows the containers being started right now, which `ps` here would not.
+    results = client.call("rmi", images=args.images, force=args.force)["results"]
     code = 0
-    for ref in args.images:
-        try:
-            image = store.find(ref)
-            users = [c["name"] for c in containers if (c.get("image") or {}).get("id") == image.id]
-            if users and not args.force:
-                raise errors.ImageError(f"conflict: unable to remove image {ref} (must force): container "
-                                        f"{users[0]} uses it")
-            store.remove(image.ref, keep=keep)
-            print(f"Untagged: {image.ref}")
-        except errors.EngineError as e:
-            print(f"{PROG}: {e}", file=sys.stderr)
+    for r in results:
+        if "error" in r:
+            print(f"{PROG}: {r['error']}", file=sys.stderr)
             code = 1
+        else:
+            print(f"Untagged: {r['untagged']}")
     return code
+
+
+@_docker_exit
+def cmd_image_prune(args, client) -> int:
+    what = "all images without at least one container associated to them" if args.all else \
+        "all dangling images (layers no image and no container needs)"
+    if not args.force:
+        if not sys.stdin.isatty():
+            raise errors.InvalidArgument(f"image prune would remove {what}: add -f to do so without being asked")
+        answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    reply = client.call("rmi", prune=True, all=args.all)
+    for r in reply["results"]:
+        if "error" in r:
+            print(f"{PROG}: {r['error']}", file=sys.stderr)
+        else:
+            print(f"Untagged: {r['untagged']}")
+    print(f"Total reclaimed space: {_human(reply['freed'])}")
+    return 0
 
 
 @_docker_exit

@@ -84,6 +84,19 @@ def diagnose() -> dict:
     check("init", init is not None, f"--init runs tini ({init}) from a sealed in-memory copy" if init
           else sealed.INIT_MISSING)
 
+    try:
+        from . import paths, quota
+
+        data = os.path.abspath(paths.data_path())
+        while not os.path.exists(data):        # not made yet: where it will be
+            data = os.path.dirname(data)
+        bounded, why = quota.support(data)
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        bounded, why = False, f"cannot tell: {e}"
+    check("storage.quota", bounded,
+          f"writable layers can be bounded (--storage-opt size): {why}" if bounded else
+          f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
+
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
     try:

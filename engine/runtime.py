@@ -192,6 +192,25 @@ _NS_OPTION = {"mnt": "mount", "uts": "uts", "ipc": "ipc", "net": "net", "pid": "
 _NS_TITLES = {"mnt": "mount", "uts": "UTS", "ipc": "IPC", "net": "network"}
 
 
+# mount(2) copies at most one page of options, NUL included.
+MOUNT_DATA_MAX = 4096
+
+
+def split_lowerdir(value: str) -> list[str]:
+    """An overlay ``lowerdir=`` value's paths (':' separates, a backslash escapes)."""
+    paths, cur, chars = [], [], iter(value)
+    for ch in chars:
+        if ch == "\\":
+            cur.append(next(chars, ""))
+        elif ch == ":":
+            paths.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    paths.append("".join(cur))
+    return paths
+
+
 def _mount_flags_text(flags: int) -> str:
     names = {sc.MS_RDONLY: "ro", sc.MS_NOSUID: "nosuid", sc.MS_NODEV: "nodev",
              sc.MS_NOEXEC: "noexec", sc.MS_REMOUNT: "remount", sc.MS_BIND: "bind",
@@ -446,7 +465,24 @@ class Builder:
         s = self.spec
         self.begin("rootfs", "Mount the image layers and the writable layer (overlayfs)")
         data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}"
-        self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
+        held = []
+        if len(data.encode()) >= MOUNT_DATA_MAX:
+            # Many layers: their paths overflow the page mount(2) reads its
+            # options from. Each layer is opened and named by its descriptor
+            # instead (/proc/self/fd/N: ~18 bytes; 128 layers fit easily).
+            lowers = []
+            for path in split_lowerdir(s.lowerdir):
+                try:
+                    held.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+                except OSError as e:
+                    self.fail(f"cannot open the image layer {path}: {os.strerror(e.errno)}")
+                lowers.append(f"/proc/self/fd/{held[-1]}")
+            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}"
+        try:
+            self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
+        finally:
+            for fd in held:
+                os.close(fd)
         self.root_fd = os.open(s.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for path, host in s.etc_files.items():
             self.mount_in_root(host, path, None, sc.MS_BIND, kind="file")

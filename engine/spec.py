@@ -166,6 +166,25 @@ def parse_security_opts(items: list[str]) -> dict:
     return out
 
 
+def parse_storage_opts(items: list[str]) -> dict:
+    """docker's ``--storage-opt size=SIZE`` (the writable layer's limit, e.g.
+    size=1g); the config's ``storage_opt``."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if key.strip().lower() != "size" or not sep:
+            raise InvalidArgument(f"invalid --storage-opt {item!r}: only size=SIZE is supported "
+                                  "(the writable layer's limit, e.g. size=1g)")
+        try:
+            size = parse_size(value.strip())
+        except InvalidArgument:
+            size = 0
+        if size <= 0:
+            raise InvalidArgument(f"invalid --storage-opt {item!r}: expected a size such as 512m or 2g")
+        out["size"] = size
+    return out
+
+
 # Every option of a container and its default (a callable makes a fresh one).
 _FIELDS = {
     "image": None, "cmd": list, "entrypoint": None, "name": None, "hostname": None, "env": list,
@@ -174,6 +193,7 @@ _FIELDS = {
     "pid_mode": "private", "ipc_mode": "private", "uts_mode": "private", "userns_mode": "host",
     "timens": None, "seccomp": "default", "no_new_privileges": False,
     "memory": DEFAULT_MEMORY, "memory_swap": None, "pids_limit": DEFAULT_PIDS, "cpus": None,
+    "storage_opt": dict,
 }
 
 
@@ -183,7 +203,8 @@ class ContainerConfig:
     Fields (keyword arguments): image, cmd, entrypoint, name, hostname, env,
     workdir, user, volumes, labels, init, tty, interactive, detach, remove,
     network, pid_mode, ipc_mode, uts_mode, userns_mode, timens, seccomp,
-    no_new_privileges, memory, memory_swap, pids_limit, cpus -- see ``run --help``.
+    no_new_privileges, memory, memory_swap, pids_limit, cpus, storage_opt
+    ({"size": bytes}: the writable layer's limit) -- see ``run --help``.
     """
 
     __slots__ = tuple(_FIELDS)
@@ -242,6 +263,9 @@ class ContainerConfig:
             raise InvalidArgument("the pids limit must be a positive number (or -1 for no limit)")
         if self.cpus is not None and not 0.01 <= self.cpus <= 1024:
             raise InvalidArgument(f"invalid cpus value {self.cpus}: expected a number like 0.5")
+        if not isinstance(self.storage_opt, dict) or set(self.storage_opt) - {"size"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in self.storage_opt.values()):
+            raise InvalidArgument("invalid storage options: only size (a positive number of bytes) is supported")
         targets = [v.target for v in self.volumes]
         if len(set(targets)) != len(targets):
             raise InvalidArgument("duplicate mount point in volumes")

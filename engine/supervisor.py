@@ -632,6 +632,44 @@ class Supervisor:
             conn.send({"event": "exit", "id": c.id, "exec_id": e.id, "exit_code": code, "oom_killed": False,
                        "error": ""})
 
+    def op_rmi(self, conn, msg, fds):
+        """Remove images (``rmi``, ``image rm``) or the unused ones (``image
+        prune``). Here, not in the client: only the supervisor knows every
+        container -- created, running, or half-built by a start in flight --
+        and it handles one request at a time, so no container can take an
+        image's layers between the check of what is in use and the delete.
+
+        ``images``: references or ids; ``force``: untag even when a
+        container uses it (its layers stay for the container); ``prune``:
+        collect what no tag and no container needs, after untagging every
+        image no container uses when ``all``. Returns ``results`` (one per
+        image: ``untagged`` or ``error``) and ``freed`` bytes."""
+        from .errors import ImageError
+
+        keep = {Path(p).name for c in self.containers.values() for p in (c.image.get("layers") or [])}
+        used = {}
+        for c in sorted(self.containers.values(), key=lambda c: c.created):
+            used.setdefault(c.image.get("id"), c.name)
+        results, freed = [], 0
+        refs = msg.get("images") or []
+        if msg.get("prune") and msg.get("all"):
+            refs = [im.ref for im in self.store.list() if im.id not in used]
+        for ref in refs:
+            try:
+                image = self.store.find(ref)
+                user = used.get(image.id)
+                if user and not msg.get("force"):
+                    raise ImageError(f"conflict: unable to remove image {ref} (must force): container "
+                                     f"{user} uses it")
+                freed += self.store.remove(image.ref, keep=keep)
+                results.append({"image": ref, "untagged": image.ref, "id": image.id})
+            except EngineError as e:
+                results.append({"image": ref, "error": e.message})
+        if msg.get("prune"):
+            freed += self.store.collect_garbage(keep)
+        self.image_cache.clear()
+        return {"results": results, "freed": freed}, []
+
     # -- containers ----------------------------------------------------------
     def find(self, ref: str) -> Container:
         """By full id, unique id prefix or name (docker's rules)."""
@@ -672,11 +710,23 @@ class Supervisor:
         for vol in config.volumes:
             if not os.path.exists(vol.source):
                 raise InvalidArgument(f"invalid volume: host path {vol.source} does not exist")
+        size = (config.storage_opt or {}).get("size")
+        if size:
+            from . import quota
+            can, why = quota.support(str(self.containers_dir))
+            if not can:
+                raise InvalidArgument(f"{quota.UNSUPPORTED}: {why}")
         cid = secrets.token_hex(32)
         cdir = self.containers_dir / cid
         paths.ensure_private_dir(cdir)
         for sub in ("upper", "work", "rootfs"):
             (cdir / sub).mkdir(mode=0o755)
+        if size:
+            try:       # the writable layer's limit: an XFS project quota on upper and work
+                quota.limit([str(cdir / "upper"), str(cdir / "work")], size)
+            except OSError as e:
+                self.remove_debris(cdir)
+                raise InvalidArgument(f"cannot limit the writable layer to {size} bytes: {e.strerror or e}") from None
         c = Container(cid, name, config, cdir)
         hostname = config.hostname or cid[:12]
         env = {}

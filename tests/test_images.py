@@ -278,7 +278,7 @@ def test_concurrent_builds_make_one_image(tmp_path):
     assert [i.digest for i in s.list()] == list(digests)
     assert len(list(s.blobs.iterdir())) == 3  # manifest, config, layer
     assert len(list(s.layers.iterdir())) == 1
-    assert sorted(p.name for p in root.iterdir()) == ["blobs", "layers", "lock", "repositories.json", "tmp"]
+    assert sorted(p.name for p in root.iterdir()) == ["blobs", "layers", "lock", "repositories.json", "sizes", "tmp"]
     assert list(s.tmp.iterdir()) == []
 
 

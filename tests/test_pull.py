@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 
 import pytest
 
@@ -175,17 +176,32 @@ def test_a_missing_tag_and_an_unreachable_registry_are_one_line_errors(registry)
 
 class Scripted:
     """An HTTP server answering from ``routes``: path -> (status, headers, body);
-    records each request's path and headers."""
+    records each request's path and headers. A path in ``drip`` is answered
+    slowly: the whole response, status line first, one byte every
+    ``drip[path]`` seconds (a slow-loris server)."""
 
     def __init__(self):
         self.routes: dict[str, tuple[int, dict, bytes]] = {}
+        self.drip: dict[str, float] = {}
         self.seen: list[tuple[str, dict]] = []
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 owner.seen.append((self.path, dict(self.headers)))
-                status, headers, body = owner.routes.get(self.path.split("?")[0], (404, {}, b"{}"))
+                path = self.path.split("?")[0]
+                status, headers, body = owner.routes.get(path, (404, {}, b"{}"))
+                if path in owner.drip:
+                    raw = (f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                           + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+                    for i in range(len(raw)):
+                        try:
+                            self.wfile.write(raw[i:i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return      # the client gave up
+                        time.sleep(owner.drip[path])     # the server's pace, not a wait for anything
+                    return
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -366,3 +382,63 @@ def test_rmi_keeps_what_a_container_uses(registry):
         cl("rm", "-f", "user-of-kept")
     missing = cl("rmi", ref)
     assert missing.returncode == 1 and "No such image" in missing.stderr
+
+
+# -- bounds and deadlines -----------------------------------------------------------------
+
+def test_a_layer_declared_larger_than_an_image_may_be_is_refused_before_downloading(scripted):
+    layer = b"x" * 4096
+    scripted.image("big/image", "t", _config(), layer, layer_size=3 << 30)        # declares 3 GiB
+    before = store_files()
+    proc = cl("pull", f"{scripted.host}/big/image:t", timeout=60,
+              env={"CONTAINER_LAB_MAX_IMAGE_BYTES": str(1 << 30)})
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "more than the 1073741824 bytes an image may unpack to" in proc.stderr
+    assert not any("/blobs/" in path for path, _h in scripted.seen)      # not one blob asked for
+    assert store_files() == before
+
+
+@pytest.mark.parametrize("slow", ["manifest", "token"])
+def test_a_slow_registry_meets_a_deadline(scripted, slow):
+    """A server that sends a byte a second never trips a timeout per read; the
+    request's deadline (2 s here) ends the pull, with one line naming the registry."""
+    layer = b"x" * 4096
+    repo = "slow/image"
+    scripted.image(repo, "t", _config(), layer)
+    if slow == "manifest":
+        scripted.drip[f"/v2/{repo}/manifests/t"] = 1.0
+        words = f"did not send the manifest {repo}:t within 2 s"
+    else:
+        token = Scripted()
+        token.routes["/token"] = (200, {}, b'{"token": "slow"}')
+        token.drip["/token"] = 1.0
+        challenge = f'Bearer realm="http://{token.host}/token",service="reg"'
+        scripted.routes[f"/v2/{repo}/manifests/t"] = (401, {"WWW-Authenticate": challenge}, b"{}")
+        words = f"did not send a token (from {token.host}) within 2 s"
+    before = store_files()
+    started = time.monotonic()
+    try:
+        proc = cl("pull", f"{scripted.host}/{repo}:t", timeout=60, env={"CONTAINER_LAB_PULL_TIMEOUT": "2"})
+    finally:
+        if slow == "token":
+            token.close()
+    took = time.monotonic() - started
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"the registry {scripted.host} {words}" in proc.stderr, proc.stderr
+    assert took < 15, took
+    assert store_files() == before
+
+
+def test_a_blob_must_keep_up_a_minimum_rate(scripted):
+    """A blob is given the timeout plus its size at the minimum rate: 4 kB at
+    1 kB/s and 1 s -> 5 s; dripped at a byte every 0.3 s (each read well
+    inside the 1 s a read may take) it is cut there."""
+    layer = b"x" * 4096
+    repo = "crawl/image"
+    scripted.image(repo, "t", _config(), layer)
+    scripted.drip[f"/v2/{repo}/blobs/{sha(layer)}"] = 0.3
+    proc = cl("pull", f"{scripted.host}/{repo}:t", timeout=60,
+              env={"CONTAINER_LAB_PULL_TIMEOUT": "1", "CONTAINER_LAB_PULL_MIN_RATE": "1024"})
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"did not send the blob {sha(layer)[:19]} (4096 bytes) within 5 s" in proc.stderr, proc.stderr
+    assert not any((ROOT / "lib" / "images" / "tmp").iterdir())

@@ -91,7 +91,7 @@ def _archive_file(source: BinaryIO | str | Path, work: Path) -> Path:
     """A plain, seekable tar on disk: ``source`` itself when it is one, else a
     copy in ``work`` (stdin; a gzip/bzip2/xz-compressed archive, unpacked
     through the layer size bound, as ``docker load`` accepts them)."""
-    limit = limits_from_env().max_bytes
+    limit = limits_from_env().image_bytes
     if isinstance(source, (str, Path)):
         try:
             f = open(source, "rb")
@@ -125,7 +125,8 @@ def _archive_file(source: BinaryIO | str | Path, work: Path) -> Path:
                 while chunk := stream.read(1 << 20):
                     total += len(chunk)
                     if total > limit:
-                        raise ImageError(f"the archive unpacks to more than {limit} bytes; refused")
+                        raise ImageError(f"the archive unpacks to more than {limit} bytes; refused "
+                                         "(CONTAINER_LAB_MAX_IMAGE_BYTES)")
                     dst.write(chunk)
         except (EOFError, OSError, lzma.LZMAError, ValueError) as e:
             if isinstance(e, OSError) and e.errno is not None:

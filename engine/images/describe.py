@@ -55,7 +55,7 @@ def inspect_record(store: ImageStore, image: Image) -> dict:
         "Architecture": config.get("architecture", ""),
         **({"Variant": config["variant"]} if config.get("variant") else {}),
         "Os": config.get("os", ""),
-        "Size": sum(layer_size(p) for p in image.layers),
+        "Size": image.size,
         "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": image.lowerdir()}},
         "RootFS": {"Type": "layers", "Layers": list(config["rootfs"]["diff_ids"])},
         "Descriptor": {"mediaType": manifest.get("mediaType", ""), "digest": image.digest,

@@ -25,7 +25,8 @@ hardlink to ``/etc/shadow``. So, as containerd (``fs.RootPath``) and umoci
 - ``trusted.overlay.*`` and ``user.overlay.*`` extended attributes are
   dropped: they are overlayfs's own bookkeeping (opaque marks, redirects,
   metacopy), which a layer must not forge;
-- names, depth, entry count and the uncompressed size are bounded, and gzip
+- names, depth, entry count and the uncompressed size are bounded -- per
+  layer, and for the whole image across its layers (``used``) -- and gzip
   is read as a stream through that bound, so a small gzip bomb fails fast.
 
 Whiteouts (the OCI image spec's "Representing Changes") become what
@@ -67,20 +68,82 @@ _IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on one layer. The defaults are far above any real image's;
-    ``CONTAINER_LAB_MAX_LAYER_BYTES`` lowers the size bound (see :func:`limits_from_env`)."""
+    """Bounds on one layer, and on a whole image (all its layers together).
+    The image bounds fit the images a course uses with room to spare
+    (python:3.12 unpacks to ~1 GB in ~30,000 entries, ubuntu:24.04 to 78 MB
+    in ~3,500) and stop a bomb long before a classroom machine's disk is
+    full; a bigger image (a machine-learning one) needs them raised through
+    the environment (see :func:`limits_from_env`)."""
 
-    max_bytes: int = 16 << 30        # uncompressed tar size
-    max_entries: int = 1_000_000
+    max_bytes: int = 16 << 30        # uncompressed tar size of one layer
+    max_entries: int = 1_000_000     # entries of one layer
     max_depth: int = 128             # path components
     max_name: int = 255              # bytes in one component (NAME_MAX)
     max_path: int = 4095             # bytes in a whole name (PATH_MAX - 1)
+    image_bytes: int = 2 << 30       # uncompressed tar size of all of an image's layers
+    image_entries: int = 500_000     # entries of all of an image's layers
+    min_free: int = 1 << 30          # bytes left free on the store's file system while unpacking
+
+
+MIN_FREE_INODES = 10_000             # inodes left free likewise (where the file system counts them)
+
+
+# Environment variable -> Limits field.
+LIMIT_VARIABLES = {"CONTAINER_LAB_MAX_LAYER_BYTES": "max_bytes", "CONTAINER_LAB_MAX_IMAGE_BYTES": "image_bytes",
+                   "CONTAINER_LAB_MAX_IMAGE_ENTRIES": "image_entries", "CONTAINER_LAB_MIN_FREE_BYTES": "min_free"}
 
 
 def limits_from_env() -> Limits:
-    """The default limits, with ``CONTAINER_LAB_MAX_LAYER_BYTES`` as the size bound if set."""
-    raw = os.environ.get("CONTAINER_LAB_MAX_LAYER_BYTES", "")
-    return Limits(max_bytes=int(raw)) if raw.isdigit() and int(raw) > 0 else Limits()
+    """The default limits, each of :data:`LIMIT_VARIABLES` that is set
+    (a positive whole number) in place of its default."""
+    given = {}
+    for var, name in LIMIT_VARIABLES.items():
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit() or int(raw) <= 0:
+            raise ImageError(f"{var} must be a positive whole number, not {raw[:40]!r}")
+        given[name] = int(raw)
+    return Limits(**given)
+
+
+def check_free_space(path: str | Path, limits: Limits, what: str, needed: int = 0) -> None:
+    """Refuse unless the file system of ``path`` keeps ``limits.min_free``
+    bytes (and :data:`MIN_FREE_INODES` inodes) free after ``needed`` more bytes."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if free - needed < limits.min_free:
+        raise ImageError(f"{what}: the disk of {path} has {free >> 20} MiB free"
+                         + (f", {needed >> 20} MiB more are needed" if needed else "")
+                         + f", and {limits.min_free >> 20} MiB must stay free; refused (CONTAINER_LAB_MIN_FREE_BYTES)")
+    if st.f_files and st.f_favail < MIN_FREE_INODES:
+        raise ImageError(f"{what}: the disk of {path} has only {st.f_favail} inodes free; refused")
+
+
+def check_declared_sizes(layers: list[dict], limits: Limits, what: str) -> None:
+    """Refuse, before a byte is read, layers whose descriptors declare more in
+    all than an image may unpack to: a layer blob is at most its tar plus
+    gzip's overhead (far under the 1/64 of slack given here), so such layers
+    could only be refused later, after downloading and unpacking the bound."""
+    bound = limits.image_bytes + (limits.image_bytes >> 6) + (1 << 20)
+    total = 0
+    for desc in layers:
+        total += int(desc.get("size", 0))
+        if total > bound:
+            raise ImageError(f"{what}'s layers are {sum(int(d.get('size', 0)) for d in layers)} bytes, "
+                             f"more than the {limits.image_bytes} bytes an image may unpack to; refused "
+                             "(CONTAINER_LAB_MAX_IMAGE_BYTES)")
+
+
+@dataclass
+class Used:
+    """What the layers of one image unpacked so far took (for the image-wide bounds)."""
+
+    bytes: int = 0
+    entries: int = 0
 
 
 @dataclass
@@ -130,9 +193,12 @@ class _Measured:
     and the last 64 KiB kept (to check the end-of-archive marker)."""
 
     WINDOW = 1 << 16
+    SPACE_EVERY = 32 << 20      # bytes read between looks at the disk's free space
 
-    def __init__(self, raw, limit: int, what: str):
-        self.raw, self.limit, self.what = raw, limit, what
+    def __init__(self, raw, limits: Limits, what: str, used: Used | None = None, dest: Path | None = None):
+        self.raw, self.limit, self.what = raw, limits.max_bytes, what
+        self.limits, self.dest, self.next_look = limits, dest, 0
+        self.image_limit, self.before = limits.image_bytes, used.bytes if used else 0
         self.sha = hashlib.sha256()
         self.pos = 0
         self.window = bytearray()
@@ -143,7 +209,13 @@ class _Measured:
             self.pos += len(data)
             if self.pos > self.limit:
                 raise ImageError(f"{self.what} unpacks to more than {self.limit} bytes "
-                                 "(a decompression bomb?); refused")
+                                 "(a decompression bomb?); refused (CONTAINER_LAB_MAX_LAYER_BYTES)")
+            if self.before + self.pos > self.image_limit:
+                raise ImageError(f"{self.what}: the image unpacks to more than {self.image_limit} bytes in all "
+                                 "(a decompression bomb?); refused (CONTAINER_LAB_MAX_IMAGE_BYTES)")
+            if self.dest is not None and self.pos >= self.next_look:
+                self.next_look = self.pos + self.SPACE_EVERY
+                check_free_space(self.dest, self.limits, self.what)
             self.sha.update(data)
             self.window += data
             if len(self.window) > self.WINDOW:
@@ -166,18 +238,20 @@ class _Measured:
 
 
 def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None = None,
-                  lowers: Sequence[str | Path] = (), what: str = "layer") -> Extracted:
+                  lowers: Sequence[str | Path] = (), what: str = "layer", used: Used | None = None) -> Extracted:
     """Unpack the layer tar read from ``stream`` (gzip or plain) into the new
     directory ``dest``; return its diff_id and what was left out.
 
     ``lowers`` are the unpacked layers below this one, bottom first (to refuse
     a write through one of their symlinks). ``what`` names the layer in
-    errors. Raises :class:`ImageError` (one line) for anything refused, and
-    leaves ``dest`` for the caller to remove."""
+    errors. ``used``: what the image's other layers took, counted against
+    the image-wide bounds and increased by this layer's. Raises
+    :class:`ImageError` (one line) for anything refused, and leaves ``dest``
+    for the caller to remove."""
     limits = limits or limits_from_env()
-    measured, compression = _open_tar(stream, limits, what)
+    measured, compression = _open_tar(stream, limits, what, used, Path(dest).parent)
     os.mkdir(dest, 0o700)
-    unpacker = _Unpacker(Path(dest), limits, [Path(p) for p in lowers], what)
+    unpacker = _Unpacker(Path(dest), limits, [Path(p) for p in lowers], what, used.entries if used else 0)
     try:
         with tarfile.open(fileobj=measured, mode="r|", errorlevel=2) as tar:
             while (info := tar.next()) is not None:
@@ -200,6 +274,9 @@ def extract_layer(stream: BinaryIO, dest: str | Path, *, limits: Limits | None =
         raise ImageError(f"{what}:{name} cannot unpack: {e.strerror or e}") from None
     finally:
         unpacker.close()
+    if used is not None:
+        used.bytes += measured.pos
+        used.entries += unpacker.count
     return Extracted("sha256:" + measured.sha.hexdigest(), measured.pos, unpacker.count, compression,
                      unpacker.skipped, unpacker.stripped)
 
@@ -215,7 +292,8 @@ def diff_id_of(stream: BinaryIO, *, limits: Limits | None = None, what: str = "l
     return "sha256:" + measured.sha.hexdigest()
 
 
-def _open_tar(stream: BinaryIO, limits: Limits, what: str) -> tuple["_Measured", str]:
+def _open_tar(stream: BinaryIO, limits: Limits, what: str, used: Used | None = None,
+              dest: Path | None = None) -> tuple["_Measured", str]:
     """The uncompressed tar inside a layer blob (gzip or plain, from its first
     bytes), hashed and bounded as it is read; and the compression found."""
     head = stream.read(8)
@@ -225,7 +303,7 @@ def _open_tar(stream: BinaryIO, limits: Limits, what: str) -> tuple["_Measured",
         raise ImageError(f"{what} {e}") from None
     raw = _Prefixed(head, stream)
     source = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
-    return _Measured(source, limits.max_bytes, what), compression
+    return _Measured(source, limits, what, used, dest), compression
 
 
 def _xattrs(info: tarfile.TarInfo) -> dict[str, bytes]:
@@ -241,8 +319,9 @@ def _xattrs(info: tarfile.TarInfo) -> dict[str, bytes]:
 class _Unpacker:
     """The state of one extraction: the root fd, open parent dirs, deferred dir modes."""
 
-    def __init__(self, dest: Path, limits: Limits, lowers: list[Path], what: str):
+    def __init__(self, dest: Path, limits: Limits, lowers: list[Path], what: str, entries_before: int = 0):
         self.dest, self.limits, self.lowers, self.what = dest, limits, lowers, what
+        self.entries_before = entries_before
         self.as_root = os.geteuid() == 0
         self.root = os.open(dest, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.fds: dict[str, int] = {}               # parent path -> O_PATH fd
@@ -379,6 +458,9 @@ class _Unpacker:
         self.current = info.name
         if self.count > self.limits.max_entries:
             raise ImageError(f"{self.what} has more than {self.limits.max_entries} entries; refused")
+        if self.entries_before + self.count > self.limits.image_entries:
+            raise ImageError(f"{self.what}: the image has more than {self.limits.image_entries} entries in all; "
+                             "refused (CONTAINER_LAB_MAX_IMAGE_ENTRIES)")
         parts = self.parts(info.name)
         if not parts:                                  # "./": the layer's root itself
             if not info.isdir():

@@ -18,21 +18,32 @@ Registries on a loopback address (a classroom's mirror, the tests' server) are
 spoken to over plain HTTP, as docker does; every other one over HTTPS.
 Every answer is hostile input: sizes are bounded, JSON is checked field by
 field, and any mismatch is a one-line :class:`RegistryError`.
+
+Every request has a deadline, not only a timeout per read (which a server
+sending a byte every few seconds never trips): the whole answer must arrive
+within ``CONTAINER_LAB_PULL_TIMEOUT`` seconds (default 30), plus, for a blob,
+its declared size at ``CONTAINER_LAB_PULL_MIN_RATE`` bytes a second (default
+32 KiB/s). A watchdog shuts the connection when the time is up.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import ipaddress
 import json
 import os
 import platform
 import re
+import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from engine.errors import ImageError, ImageNotFound
 from engine.images.reference import DIGEST_RE, Reference
@@ -50,10 +61,10 @@ INDEXES = (OCI_INDEX, DOCKER_LIST)
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 
 MAX_MANIFEST = 4 << 20          # bytes: manifests and indexes are small JSON
-MAX_BLOB = 64 << 30             # bytes: a layer larger than this is refused before a byte is read
 MAX_TOKEN = 1 << 20
 CHUNK = 1 << 16
-TIMEOUT = 30.0                  # seconds without an answer
+TIMEOUT = 30.0                  # seconds: to connect, and for a whole answer (besides a blob's bytes)
+MIN_RATE = 32 << 10             # bytes a second a blob must at least arrive at
 
 # platform.machine() -> the GOARCH (and variant) an image index names.
 ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "i686": ("386", ""),
@@ -62,6 +73,87 @@ ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "
 
 class RegistryError(ImageError):
     """The registry said no, or said something we cannot accept."""
+
+
+def deadlines_from_env() -> tuple[float, float]:
+    """(seconds for an answer, bytes a second for a blob) from the environment, or the defaults."""
+    out = []
+    for var, default in (("CONTAINER_LAB_PULL_TIMEOUT", TIMEOUT), ("CONTAINER_LAB_PULL_MIN_RATE", MIN_RATE)):
+        raw = os.environ.get(var, "").strip()
+        try:
+            value = float(raw) if raw else float(default)
+        except ValueError:
+            value = -1.0
+        if not value > 0 or value != value or value == float("inf"):
+            raise ImageError(f"{var} must be a positive number, not {raw[:40]!r}")
+        out.append(value)
+    return out[0], out[1]
+
+
+_watched = threading.local()      # the deadline of the request this thread is making
+
+
+class _Deadline:
+    """One request's time limit. Connections made meanwhile (redirects too)
+    register their socket; when the time is up, a timer shuts them, which
+    ends any read blocked on them at once."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.append(sock)
+            if not self.expired:
+                return
+        self._shut(sock)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            sockets = list(self.sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _watch(sock) -> None:
+    deadline = getattr(_watched, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_HTTPSConnection, req, context=self._context)
 
 
 def locate(name: str) -> tuple[str, str]:
@@ -102,13 +194,37 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
 class Registry:
     """One registry host, and the tokens it has granted (per scope)."""
 
-    def __init__(self, host: str, *, timeout: float = TIMEOUT):
+    def __init__(self, host: str, *, timeout: float | None = None, min_rate: float | None = None):
         self.host = host
         api = DOCKER_HUB_API if host == DOCKER_HUB else host
         self.base = f"{'http' if is_loopback(api) else 'https'}://{api}"
-        self.timeout = timeout
+        env_timeout, env_rate = deadlines_from_env()
+        self.timeout = timeout if timeout is not None else env_timeout
+        self.min_rate = min_rate if min_rate is not None else env_rate
         self.tokens: dict[str, str] = {}
-        self.opener = urllib.request.build_opener(_CheckedRedirects())
+        self.opener = urllib.request.build_opener(_CheckedRedirects(), _HTTPHandler(), _HTTPSHandler())
+
+    @contextmanager
+    def _deadline(self, what: str, size: int = 0) -> Iterator[None]:
+        """The request made inside ends within the timeout (plus ``size``
+        bytes at the minimum rate), or fails with one line that says so."""
+        seconds = self.timeout + size / self.min_rate
+        deadline, outer = _Deadline(seconds), getattr(_watched, "deadline", None)
+        late = RegistryError(f"the registry {self.host} did not send {what} within {seconds:.0f} s (too slow "
+                             "or stuck; CONTAINER_LAB_PULL_TIMEOUT and CONTAINER_LAB_PULL_MIN_RATE set the limits)")
+        _watched.deadline = deadline
+        deadline.timer.start()
+        try:
+            yield
+        except Exception as e:
+            if deadline.expired and not (isinstance(e, RegistryError) and "did not send" in str(e)):
+                raise late from None
+            raise
+        finally:
+            deadline.timer.cancel()
+            _watched.deadline = outer
+        if deadline.expired:        # a read cut short by the watchdog may look like the end of the answer
+            raise late
 
     # -- HTTP ---------------------------------------------------------------
     def _open(self, path: str, scope: str, accept: tuple[str, ...] = ()):
@@ -153,11 +269,12 @@ class Registry:
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
         req = urllib.request.Request(url, headers={"User-Agent": "container-lab"})
         try:
-            with self.opener.open(req, timeout=self.timeout) as resp:
+            with self._deadline(f"a token (from {urllib.parse.urlsplit(realm).netloc})"), \
+                    self.opener.open(req, timeout=self.timeout) as resp:
                 body = resp.read(MAX_TOKEN + 1)
         except urllib.error.HTTPError as e:
             raise RegistryError(f"the token service of {self.host} said {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             raise RegistryError(f"cannot reach the token service of {self.host}: {_reason(e)}") from None
         try:
             if len(body) > MAX_TOKEN:
@@ -195,9 +312,15 @@ class Registry:
     def manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or index; a digest reference is verified."""
         scope = f"repository:{repository}:pull"
-        with self._open(f"{repository}/manifests/{reference}", scope, INDEXES + MANIFESTS + DOCKER_SCHEMA1) as resp:
-            body = resp.read(MAX_MANIFEST + 1)
-            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            with self._deadline(f"the manifest {repository}:{reference}"), \
+                    self._open(f"{repository}/manifests/{reference}", scope,
+                               INDEXES + MANIFESTS + DOCKER_SCHEMA1) as resp:
+                body = resp.read(MAX_MANIFEST + 1)
+                media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        except (OSError, http.client.HTTPException) as e:
+            raise RegistryError(f"reading the manifest {repository}:{reference} from the registry {self.host} "
+                                f"failed: {e}") from None
         if len(body) > MAX_MANIFEST:
             raise RegistryError(f"the manifest {repository}:{reference} is larger than {MAX_MANIFEST >> 20} MiB")
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -228,11 +351,29 @@ class Registry:
     def blob(self, repository: str, descriptor: dict, dest: Path, progress: Callable[[int], None] | None = None) -> None:
         """Download one blob into ``dest``, checking its size and sha256 as it arrives."""
         digest, size = descriptor["digest"], descriptor["size"]
-        if size > MAX_BLOB:
-            raise RegistryError(f"the blob {digest[:19]} of {repository} is larger than {MAX_BLOB >> 30} GiB")
         h, got = hashlib.sha256(), 0
+        try:
+            with self._deadline(f"the blob {digest[:19]} ({size} bytes)", size):
+                got = self._receive(repository, descriptor, dest, h, progress)
+        except (OSError, http.client.HTTPException) as e:
+            raise RegistryError(f"downloading the blob {digest[:19]} of {repository} from the registry "
+                                f"{self.host} failed: {getattr(e, 'strerror', None) or e}") from None
+        if got != size:
+            raise RegistryError(f"the blob {digest[:19]} of {repository} ended after {got} of {size} bytes")
+        if "sha256:" + h.hexdigest() != digest:
+            raise RegistryError(f"the blob {digest[:19]} of {repository} does not match its digest")
+
+    def _receive(self, repository: str, descriptor: dict, dest: Path, h, progress) -> int:
+        """Stream one blob into ``dest``, hashing it and stopping at the first
+        byte past its declared size; returns the bytes received."""
+        digest, size = descriptor["digest"], descriptor["size"]
+        got = 0
         with self._open(f"{repository}/blobs/{digest}", f"repository:{repository}:pull") as resp, \
                 open(dest, "wb") as out:
+            announced = resp.headers.get("Content-Length")
+            if announced and announced.isdigit() and int(announced) > size:
+                raise RegistryError(f"the blob {digest[:19]} of {repository} is larger than its "
+                                    f"manifest says ({announced} bytes announced, {size} declared); refused")
             while chunk := resp.read(CHUNK):
                 got += len(chunk)
                 if got > size:
@@ -244,10 +385,7 @@ class Registry:
                     progress(got)
             out.flush()
             os.fsync(out.fileno())
-        if got != size:
-            raise RegistryError(f"the blob {digest[:19]} of {repository} ended after {got} of {size} bytes")
-        if "sha256:" + h.hexdigest() != digest:
-            raise RegistryError(f"the blob {digest[:19]} of {repository} does not match its digest")
+        return got
 
 
 # -- checking what the registry says ----------------------------------------------------
@@ -298,6 +436,11 @@ def check_manifest(m: dict, what: str) -> None:
     layers = m.get("layers")
     if not isinstance(layers, list) or not layers:
         raise RegistryError(f"the manifest of {what} lists no layers")
+    from engine.images.store import MAX_LAYERS
+
+    if len(layers) > MAX_LAYERS:
+        raise RegistryError(f"{what} has {len(layers)} layers; at most {MAX_LAYERS} can be stacked "
+                            "(as Docker allows); refused before downloading")
     for layer in layers:
         descriptor(layer, "layer")
         media = layer.get("mediaType", "")
@@ -355,10 +498,17 @@ def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
     say({"event": "resolved", "repository": repository, "host": host, "digest": digest,
          "layers": len(manifest["layers"])})
     new = False
+    from engine.images.extract import check_declared_sizes, check_free_space, limits_from_env
+
+    config = manifest["config"]
+    if config["size"] > MAX_CONFIG:
+        raise RegistryError(f"the config of {repository}:{reference} is larger than {MAX_CONFIG >> 20} MiB")
+    limits = limits_from_env()
+    check_declared_sizes(manifest["layers"], limits, f"{repository}:{reference}")
+    # The download, then at least as much again unpacked, must fit.
+    missing = {d["digest"]: d["size"] for d in manifest["layers"] if not store.blob_path(d["digest"]).is_file()}
+    check_free_space(store.root, limits, f"pulling {repository}:{reference}", 2 * sum(missing.values()))
     with store.work_dir("pull-") as area:
-        config = manifest["config"]
-        if config["size"] > MAX_CONFIG:
-            raise RegistryError(f"the config of {repository}:{reference} is larger than {MAX_CONFIG >> 20} MiB")
         reg.blob(repository, config, area / "config")
         files: dict[str, Path] = {}
         for d in manifest["layers"]:

@@ -5,6 +5,7 @@ Layout under the store's root (every directory mode 0700; see SECURITY.md,
 
     blobs/sha256/<hex>   layer tars, OCI image configs and manifests
     layers/<hex>/        each layer unpacked, named by its diff_id; an overlay lowerdir
+    sizes/<hex>          bytes of each unpacked layer's files (what `images` adds up)
     repositories.json    {"lab:latest": "sha256:<manifest digest>", ...}
     tmp/                 work in progress, renamed into place when complete
     lock                 flock: shared to read, exclusive to write
@@ -64,6 +65,7 @@ LAYER_MEDIA_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
 }
 MAX_JSON_BLOB = 8 << 20  # a manifest or config larger than this is not one
+MAX_LAYERS = 128         # layers one image may stack, as Docker allows
 LAB_REF = "lab:latest"
 
 log = logging.getLogger(__name__)
@@ -106,10 +108,11 @@ class ImageStore:
         self.root = Path(root)
         self.blobs = self.root / "blobs" / "sha256"
         self.layers = self.root / "layers"
+        self.sizes = self.root / "sizes"
         self.tmp = self.root / "tmp"
         self.repositories = self.root / "repositories.json"
         with _os_errors(f"cannot prepare the image store {self.root}"):
-            for d in (self.root, self.root / "blobs", self.blobs, self.layers, self.tmp):
+            for d in (self.root, self.root / "blobs", self.blobs, self.layers, self.sizes, self.tmp):
                 ensure_private_dir(d)
 
     # -- public API -----------------------------------------------------------
@@ -146,10 +149,15 @@ class ImageStore:
             # Another process may have built it while we waited for the lock.
             return self._load_lab() or self._build_lab()
 
-    def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> None:
+    def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Drop the tag ``ref`` (for ``name@digest``: every tag of name on that
         digest), then delete the blobs and layers no tag still needs -- and no
-        container: ``keep`` names the layer directories containers use."""
+        container: ``keep`` names the layer directories containers use.
+        Returns the bytes freed.
+
+        Only the supervisor calls this (``rmi``, ``image rm``, ``image
+        prune``): it knows every container, the half-built ones too, so
+        ``keep`` cannot miss a container that is being started meanwhile."""
         r = parse_reference(ref)
         with self._lock(exclusive=True):
             repos = self._read_repositories()
@@ -159,7 +167,14 @@ class ImageStore:
             for tag in doomed:
                 del repos[tag]
             self._write_repositories(repos)
-            self._collect_garbage(repos, keep)
+            return self._collect_garbage(repos, keep)
+
+    def collect_garbage(self, keep: frozenset[str] | set[str] = frozenset()) -> int:
+        """Delete the blobs and layers that no tag and no container (``keep``,
+        as for :meth:`remove`) needs -- left by ``rmi -f`` of an image a
+        container used, once that container is gone. Returns the bytes freed."""
+        with self._lock(exclusive=True):
+            return self._collect_garbage(self._read_repositories(), keep)
 
     def find(self, name: str) -> Image:
         """The image ``name`` names -- a reference, as :meth:`resolve` takes,
@@ -256,7 +271,7 @@ class ImageStore:
         :class:`InvalidArgument` (a bad name). Returns the image as tagged
         ``refs[0]``.
         """
-        from .extract import limits_from_env
+        from .extract import Used, check_declared_sizes, check_free_space, limits_from_env
 
         if isinstance(open_blob, Mapping):
             files = open_blob
@@ -272,6 +287,11 @@ class ImageStore:
         manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
         diff_ids = config["rootfs"]["diff_ids"]
         limits = limits_from_env()
+        check_declared_sizes(layers, limits, "the image")
+        # Each new blob is kept, and unpacks to at least its own size.
+        check_free_space(self.root, limits, "storing the image",
+                         2 * sum(d["size"] for d in layers if not self.blob_path(d["digest"]).is_file()))
+        used = Used()
         with self.work_dir("add-") as work:
             (work / "blobs").mkdir()
             (work / "layers").mkdir()
@@ -291,7 +311,8 @@ class ImageStore:
                     layer_dir = None if have_layer else work / "layers" / diff_id.removeprefix("sha256:")
                     self._receive_layer(open_blob, desc, diff_id, what, blob_copy, layer_dir, lowers, limits,
                                         warn or log.warning,
-                                        progress and (lambda n, i=i, d=desc: progress(i, len(layers), d, n)))
+                                        progress and (lambda n, i=i, d=desc: progress(i, len(layers), d, n)),
+                                        used)
                     if blob_copy:
                         new_blobs[desc["digest"]] = blob_copy
                     if layer_dir:
@@ -311,6 +332,10 @@ class ImageStore:
                     path.write_bytes(data)
                     new_blobs[digest] = path
             with self._lock(exclusive=True), _os_errors("cannot store the image"):
+                for i, diff_id in enumerate(diff_ids):
+                    if diff_id not in new_layers and not (self.layers / diff_id.removeprefix("sha256:")).is_dir():
+                        raise ImageError(f"layer {i + 1} of {len(diff_ids)} was removed from the store meanwhile "
+                                         "(rmi or image prune); try again")
                 for diff_id, path in new_layers.items():
                     self._put_layer(path, diff_id)
                 for digest, path in new_blobs.items():
@@ -329,7 +354,7 @@ class ImageStore:
 
     def _receive_layer(self, open_blob, desc: dict, diff_id: str, what: str, blob_copy: Path | None,
                        layer_dir: Path | None, lowers: list[Path], limits, warn,
-                       progress: Callable[[int], None] | None = None) -> None:
+                       progress: Callable[[int], None] | None = None, used=None) -> None:
         """Read one layer blob once: check it against ``desc`` and ``diff_id``,
         copy it to ``blob_copy`` and unpack it into ``layer_dir`` (None: the
         store has that layer unpacked already, so only the diff_id is checked)."""
@@ -345,7 +370,7 @@ class ImageStore:
                 if layer_dir is None:
                     content = diff_id_of(checked, limits=limits, what=what)
                 else:
-                    result = extract_layer(checked, layer_dir, limits=limits, lowers=lowers, what=what)
+                    result = extract_layer(checked, layer_dir, limits=limits, lowers=lowers, what=what, used=used)
                     content = result.diff_id
                     if result.skipped:
                         warn(f"{what}: {len(result.skipped)} device node(s) left out "
@@ -438,9 +463,9 @@ class ImageStore:
                 layers=layers,
                 config=settings,
                 created=config.get("created", ""),
-                # The layers' archive sizes from the manifest: as good a measure
-                # as a walk of every file, which would cost each `run` milliseconds.
-                size=sum(int(desc.get("size", 0)) for desc in manifest["layers"]),
+                # Unpacked, as docker's SIZE: the files' bytes, recorded when
+                # each layer was stored (a walk would cost each `run` milliseconds).
+                size=sum(self.layer_size(d) for d in layers),
             )
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ImageError(f"image {ref} is damaged ({e}); remove it and pull or load it again") from e
@@ -521,8 +546,29 @@ class ImageStore:
         # Layer files must be on disk before the rename publishes them: a
         # power cut must not leave a complete-looking layer of empty files.
         _fsync_tree(rootfs)
+        self._record_size(dest.name, _tree_size(rootfs))
         os.rename(rootfs, dest)
         _fsync_dir(self.layers)
+
+    def layer_size(self, layer: Path) -> int:
+        """Bytes of the files of the unpacked ``layer`` (as recorded when it was
+        stored; measured, and recorded, for a layer stored before sizes were)."""
+        try:
+            return int((self.sizes / layer.name).read_text())
+        except (OSError, ValueError):
+            pass
+        size = _tree_size(layer)
+        try:
+            self._record_size(layer.name, size)
+        except OSError:
+            pass
+        return size
+
+    def _record_size(self, name: str, size: int) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.sizes, prefix=".")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{size}\n")
+        os.rename(tmp, self.sizes / name)
 
     def _write_repositories(self, repos: dict[str, str]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
@@ -534,33 +580,40 @@ class ImageStore:
         os.rename(tmp, self.repositories)
         _fsync_dir(self.root)
 
-    def _collect_garbage(self, repos: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> None:
+    def _collect_garbage(self, repos: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Delete every blob and layer that no manifest in ``repos`` reaches,
-        except the layer directories named in ``keep``."""
+        except the layer directories named in ``keep``; return the bytes freed."""
         blobs, layers = set(), {f"sha256:{name}" for name in keep}
+        freed = 0
         for digest in set(repos.values()):
             try:
                 manifest, config = self._read_image(digest)
             except (OSError, ValueError, KeyError, TypeError):
-                return  # cannot tell what a damaged image needs: delete nothing
+                return 0  # cannot tell what a damaged image needs: delete nothing
             blobs |= {digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])}
             layers |= set(config["rootfs"]["diff_ids"])
         for blob in self.blobs.iterdir():
             if "sha256:" + blob.name not in blobs:
+                freed += blob.stat().st_size
                 blob.unlink()
         for d in self.layers.iterdir():
             if "sha256:" + d.name not in layers:
+                freed += self.layer_size(d)
                 # Out of sight first, so a crash mid-delete leaves debris in
                 # tmp/ (cleared by the next writer), never a half layer.
                 doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
                 os.rename(d, doomed)
                 shutil.rmtree(doomed.parent)
+        for f in self.sizes.iterdir():
+            if "sha256:" + f.name not in layers:
+                f.unlink()
         shifted = self.root / "userns"
         for d in (shifted.glob("*/*") if shifted.is_dir() else ()):
             if "sha256:" + d.name not in layers:
                 doomed = Path(tempfile.mkdtemp(dir=self.tmp)) / d.name
                 os.rename(d, doomed)
                 shutil.rmtree(doomed.parent)
+        return freed
 
     def _clear_tmp(self) -> None:
         for p in self.tmp.iterdir():
@@ -703,6 +756,9 @@ def _check_image(manifest_bytes: bytes, config_bytes: bytes) -> tuple[dict, dict
     layers = manifest.get("layers")
     if not isinstance(layers, list):
         raise ImageError("the manifest has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise ImageError(f"the image has {len(layers)} layers; at most {MAX_LAYERS} can be stacked "
+                         "(as Docker allows); refused")
     for i, desc in enumerate(layers):
         check_descriptor(desc, f"layer {i + 1}")
         kind = desc.get("mediaType")
@@ -746,6 +802,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _tree_size(root: Path) -> int:
+    from .describe import layer_size
+
+    return layer_size(root)
 
 
 def _fsync_tree(root: Path) -> None:
