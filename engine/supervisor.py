@@ -41,7 +41,7 @@ from .events import EventLog, now
 from .logs import LogWriter
 from .protocol import Channel, ProtocolError
 from .records import write_json_atomic
-from .spec import ContainerConfig, check_process_options
+from .spec import ContainerConfig, check_argv, check_process_options
 
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
@@ -446,7 +446,9 @@ class Supervisor:
 
     def op_kill(self, conn, msg, fds):
         c = self.find(msg["id"])
-        sig = int(msg.get("signal", signal.SIGKILL))
+        sig = msg.get("signal", signal.SIGKILL)
+        if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
+            raise InvalidArgument(f"invalid signal: {sig}")
         if not c.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
@@ -664,6 +666,11 @@ class Supervisor:
                     f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
         image = self.resolve_image(config.image)
         img = image.config or {}
+        for key in ("Entrypoint", "Cmd"):
+            if img.get(key) is not None:
+                check_argv(img[key], f"the image's {key} ")
+        check_process_options(img.get("Env") or [], img.get("WorkingDir") or None, img.get("User") or None,
+                              origin="the image's ")
         entrypoint = config.entrypoint if config.entrypoint is not None else (img.get("Entrypoint") or [])
         cmd = config.cmd or ([] if config.entrypoint is not None else (img.get("Cmd") or []))
         argv = list(entrypoint) + list(cmd)
