@@ -179,8 +179,8 @@ class Supervisor:
                 continue
             try:
                 c = Container.load(cdir)
-            except (OSError, ValueError, KeyError, TypeError, EngineError) as e:
-                print(f"skipping unreadable container record {cdir.name}: {e}", file=sys.stderr)
+            except (OSError, ValueError) as e:
+                self.set_aside(cdir, e)
                 continue
             if c.status == "running":
                 self.reconcile(c)
@@ -190,6 +190,31 @@ class Supervisor:
                 self.remove_files(c)
                 continue
             self.containers[c.id] = c
+
+    def set_aside(self, cdir: Path, why: Exception) -> Path | None:
+        """A damaged record: no field of it can be trusted, so its container
+        is neither adopted nor listed. Whatever its cgroup (named by the
+        directory) still holds is ended, the directory is moved to
+        ``<data>/damaged/`` with one line in the log, and ``gc`` removes it."""
+        from .container import ID_RE
+
+        reason = why.strerror if isinstance(why, OSError) and why.strerror else str(why)
+        if ID_RE.fullmatch(cdir.name):
+            try:
+                self.cgroups.open(cdir.name, parent=self.cgroup_parent).destroy()
+            except EngineError:
+                pass
+        try:
+            damaged = paths.ensure_private_dir(self.data / "damaged")
+            dest = damaged / f"{cdir.name}.{secrets.token_hex(4)}"
+            os.rename(cdir, dest)
+        except OSError as e:
+            print(f"container record {cdir.name[:64]} is damaged ({reason}) and cannot be set aside: "
+                  f"{e.strerror or e}", file=sys.stderr)
+            return None
+        print(f"container record {cdir.name[:64]} is damaged ({reason}); set aside in {dest} "
+              "(`container-lab gc` removes it)", file=sys.stderr)
+        return dest
 
     def release_stray_cgroup(self, c: Container) -> None:
         """A container that is not running has no cgroup -- unless a crash
@@ -503,15 +528,28 @@ class Supervisor:
     def op_gc(self, conn, msg, fds):
         """Remove what crashed runs left: container dirs with no record, cgroups
         of containers that are not running, half-written files."""
+        import shutil
+
         swept = []
         known = {c.id for c in self.containers.values()}
         for cdir in sorted(self.containers_dir.iterdir()):
             if cdir.name not in known and not (cdir / "container.json").exists():
                 self.remove_debris(cdir)
                 swept.append(f"container dir {cdir}")
+                continue
+            if cdir.name not in known:          # a record damaged since the supervisor started
+                try:
+                    Container.load(cdir)
+                except (OSError, ValueError) as e:
+                    self.set_aside(cdir, e)
+                    continue
             for tmp in cdir.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
                 swept.append(f"temp file {tmp}")
+        damaged = self.data / "damaged"
+        for entry in sorted(damaged.iterdir()) if damaged.is_dir() else []:
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(f"damaged record {entry.name.rsplit('.', 1)[0]}")
         running = {c.id for c in self.containers.values() if c.status == "running"}
         for cid in self.cgroups.list_ids(self.cgroup_parent):
             if cid not in running:
@@ -1294,7 +1332,7 @@ class Supervisor:
 
         try:
             self.cgroups.open(cdir.name, parent=self.cgroup_parent).destroy()
-        except CgroupError:
+        except EngineError:             # CgroupError, or a name no cgroup can have
             pass
         shutil.rmtree(cdir, ignore_errors=True)
 
