@@ -583,7 +583,8 @@ class Builder:
         if s.seccomp:
             names, count = seccomp.refused(os.uname().machine), len(s.seccomp) // 8
             self.t.op("seccomp", f"# prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <{count} BPF "
-                      f"instructions: {len(names)} calls refused, clone of namespaces refused>)",
+                      f"instructions: {len(names)} calls refused, clone of namespaces refused, "
+                      f"{' and '.join(seccomp.REFUSED_FAMILIES)} sockets refused>)",
                       mode="SECCOMP_MODE_FILTER", refused=names, instructions=count)
             try:
                 self.k.seccomp_filter(s.seccomp)
