@@ -78,7 +78,7 @@ def _cpus(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid cpus value: '{text}'") from None
-    return None if value == 0 else value
+    return value            # 0: no CPU limit (docker's meaning), sent as such: a seat's policy refuses it
 
 
 def _kv(text: str) -> tuple[str, str]:

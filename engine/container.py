@@ -142,6 +142,7 @@ class Container:
         self.seen = {"oom_kills": 0, "pids_max_hits": 0}
         self.stop_deadline: float | None = None
         self.starting = None            # a supervisor.Starting while started stage by stage
+        self.volume_resolve = 0         # openat2 flags for volume sources: the starting client's policy
 
     # -- lifecycle guards (what each state allows) ------------------------------
     def can_start(self) -> bool:

@@ -345,12 +345,13 @@ class Builder:
         mount below it (mount_setattr AT_RECURSIVE, as Docker 25 does): a
         plain remount would leave a submount (a -v /sys/fs/cgroup:/cg:ro's
         own cgroup files) writable."""
+        from .policy import open_volume_source, volume_error
+
+        resolve = vol.get("resolve", 0)
         try:
-            src = sc.openat2(-100, vol["source"], os.O_PATH, resolve=vol.get("resolve", 0))   # AT_FDCWD
+            src = open_volume_source(vol["source"], resolve)
         except OSError as e:
-            why = "a symlink is on its way, and symlinks are not allowed here" \
-                if e.errno == errno.ELOOP and vol.get("resolve", 0) & sc.RESOLVE_NO_SYMLINKS else os.strerror(e.errno)
-            self.fail(f"invalid volume source {vol['source']}: {why}")
+            self.fail(f"invalid volume source {vol['source']}: {volume_error(e, resolve)}")
         try:
             kind = "dir" if stat.S_ISDIR(os.fstat(src).st_mode) else "file"
             self.mount_in_root(f"/proc/self/fd/{src}", vol["target"], None, sc.MS_BIND | sc.MS_REC, kind=kind,
@@ -359,9 +360,9 @@ class Builder:
             os.close(src)
         attrs = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | (sc.MOUNT_ATTR_RDONLY if vol["readonly"] else 0)
         names = (["ro"] if vol["readonly"] else []) + ["nosuid", "nodev"]
-        self.t.op("mount_setattr", f"mount -o remount,bind,{','.join(n + '=recursive' if n == 'ro' else n for n in names)}"
-                  f" {vol['target']}  # and every mount below it", target=vol["target"], attrs=names,
-                  flags="AT_RECURSIVE")
+        opts = ",".join(n + "=recursive" if n == "ro" else n for n in names)
+        self.t.op("mount_setattr", f"mount -o remount,bind,{opts} {vol['target']}  # and every mount below it",
+                  target=vol["target"], attrs=names, flags="AT_RECURSIVE")
         fd = self.in_root(vol["target"], kind)
         try:
             self.k.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, attrs)

@@ -325,7 +325,7 @@ class ContainerConfig:
         if self.pids_limit is not None and self.pids_limit > PIDS_MAX:
             raise InvalidArgument(f"invalid pids limit {self.pids_limit}: at most {PIDS_MAX} "
                                   "(the kernel's largest number of processes; -1 for no limit)")
-        if self.cpus is not None and not 0.01 <= self.cpus <= 1024:
+        if self.cpus is not None and self.cpus != 0 and not 0.01 <= self.cpus <= 1024:   # 0: no limit
             raise InvalidArgument(f"invalid cpus value {self.cpus}: expected a number like 0.5")
         targets = [v.target for v in self.volumes]
         if len(set(targets)) != len(targets):

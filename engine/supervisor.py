@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import paths, runtime, seccomp
+from . import paths, policy, runtime, seccomp
 from . import syscalls as sc
 from .container import Container, process_start_time
 from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
@@ -92,6 +92,9 @@ class Connection(Channel):
     """The supervisor's end of a client connection; a send to a vanished
     client is not an error (it will be dropped when its socket reads EOF)."""
 
+    policy: "policy.Policy | None" = None    # decided at accept from the peer's credentials
+    peer_uid: int = -1
+
     def send(self, message: dict, fds: list[int] = ()) -> bool:
         try:
             super().send(message, fds)
@@ -135,6 +138,12 @@ class Supervisor:
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.machine = os.uname().machine
+        # Who may connect (engine.policy): root and our own uid as owners;
+        # the uids the environment names as classroom seats (for tests, until
+        # the classroom); anyone else is refused.
+        self.seat_uids = policy.seat_uids_from_env()
+        seat_volumes = os.environ.get(policy.SEAT_VOLUMES_ENV)
+        self.seat_policy = policy.SeatPolicy(volume_roots=(seat_volumes,) if seat_volumes else ())
         # The filter, packed once for every child (None: no table for this architecture).
         program = seccomp.program(self.machine)
         self.seccomp_program = seccomp.pack(program) if program is not None else None
@@ -343,7 +352,19 @@ class Supervisor:
             return
         sock.settimeout(5.0)
         conn = Connection(sock)
+        self.admit_peer(conn)
         self.sel.register(sock, selectors.EVENT_READ, ("client", conn))
+
+    def admit_peer(self, conn: Connection) -> None:
+        """Hold a new connection to the policy of its peer's uid, read from the
+        kernel (SO_PEERCRED), never from what the client says; None: refused
+        (its requests are answered with the refusal, and it is closed)."""
+        try:
+            conn.peer_uid = policy.peer_uid(conn.sock)
+        except OSError:
+            conn.peer_uid = -1
+        conn.policy = policy.for_peer(conn.peer_uid, own_uid=os.geteuid(), seats=self.seat_uids,
+                                      seat=self.seat_policy)
 
     def on_client(self, sock, conn: Connection) -> None:
         try:
@@ -379,6 +400,9 @@ class Supervisor:
 
     def handle(self, conn: Connection, msg: dict, fds: list[int]) -> None:
         try:
+            if conn.policy is None:
+                raise policy.PolicyRefused(f"this container-lab supervisor serves root and uid {os.geteuid()}; "
+                                           f"uid {conn.peer_uid} may not use it")
             op = msg.get("op", "")
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
@@ -404,6 +428,8 @@ class Supervisor:
                     os.close(fd)
                 except OSError:
                     pass
+            if conn.policy is None:
+                self.drop(conn)
 
     # -- requests ------------------------------------------------------------
     def op_ping(self, conn, msg, fds):
@@ -494,6 +520,8 @@ class Supervisor:
         c = self.find(msg["id"])
         if c.status in ("running", "starting"):
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
+        conn.policy.admit(c.config)           # a container another policy created
+        c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
     def op_rm(self, conn, msg, fds):
@@ -562,6 +590,7 @@ class Supervisor:
 
     def op_run(self, conn, msg, fds):
         config = ContainerConfig.from_dict(msg["config"]).validate()
+        conn.policy.admit(config)
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
                               "try `sudo container-lab run ...`")
@@ -570,6 +599,7 @@ class Supervisor:
         if msg.get("stepwise") and config.tty:
             raise InvalidArgument("a stage-by-stage start cannot give the container a terminal (-t)")
         c = self.create(config)
+        c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
     def launch(self, c: Container, conn, msg, fds):
@@ -870,7 +900,7 @@ class Supervisor:
             user=c.process["user"] or None, tty=cfg.tty, winsize=winsize, init=cfg.init,
             procs_files=[str(p) for p in c.cgroup.procs_files()],
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
-            volumes=[v.to_dict() for v in cfg.volumes],
+            volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
             crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise is not None,
             userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
