@@ -170,6 +170,10 @@ class SeatPolicy(Policy):
         on its path (checked here for a clear error; the child that mounts
         it opens it again with the same flags, so a symlink planted meanwhile
         is refused all the same)."""
+        if os.path.normpath(source) != source.rstrip("/") or source.startswith("//"):
+            # "." and ".." are no symlinks: openat2 would follow them out of the root.
+            raise PolicyRefused(f"-v {source}: a classroom seat's volume path must be plain "
+                                "(no '.', '..' or repeated '/')")
         inside = any(source == root or source.startswith(root.rstrip("/") + "/") for root in self.volume_roots)
         if not inside:
             raise PolicyRefused(f"-v {source}: host paths are not allowed for a classroom seat"

@@ -278,6 +278,14 @@ def test_the_shared_volume_symlink_attack_is_refused_for_a_seat(seat):
     assert cl("run", "--rm", "-v", f"{shared}/sub:/x:ro", "lab", "test", "-f", "/x/shadow").returncode == 0
 
 
+def test_a_seat_cannot_climb_out_of_its_volume_directory(seat):
+    up = "../" * (str(ROOT).count("/") + 1)              # from ROOT/seatvol up to /
+    assert os.path.isdir(f"{ROOT}/seatvol/{up}etc")
+    for source in (f"{ROOT}/seatvol/{up}etc", f"{ROOT}/seatvol/shared/./../{up}/etc", f"/{ROOT}/seatvol"):
+        one_line(seat_cl(seat, "run", "--rm", "-v", f"{source}:/x", "lab", "true"),
+                 f"-v {source}: a classroom seat's volume path must be plain")
+
+
 def test_a_volume_source_is_opened_once_and_a_seats_may_hold_no_symlink(tmp_path):
     real = tmp_path / "real"
     (real / "d").mkdir(parents=True)
