@@ -76,6 +76,9 @@ class Policy:
         as Docker does for a path its user names."""
         return 0
 
+    def check_request(self, op: str) -> None:
+        """Raise PolicyRefused if this client may not make request ``op`` at all."""
+
 
 class OwnerPolicy(Policy):
     """Root on the CLI, or the supervisor's own user: what Docker allows.
@@ -109,7 +112,8 @@ class SeatPolicy(Policy):
     - "no limit" values (``-m 0|-1``, ``--memory-swap -1``, ``--pids-limit 0|-1``,
       ``--cpus 0``) and limits above the seat's :class:`Budget`: one seat must
       not take the room's memory, processes or CPU. No ``--cpus`` means the
-      budget's CPU share.
+      budget's CPU share;
+    - the ``shutdown`` request: it would stop every seat's containers.
 
     Still to come with the classroom: a private user namespace for each seat
     (root inside an unprivileged uid outside), per-seat container names and
@@ -185,6 +189,10 @@ class SeatPolicy(Policy):
 
     def volume_resolve(self) -> int:
         return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+
+    def check_request(self, op: str) -> None:
+        if op == "shutdown":
+            raise PolicyRefused("a classroom seat may not stop the supervisor: every seat's containers would stop")
 
 
 def open_volume_source(source: str, resolve: int) -> int:

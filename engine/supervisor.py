@@ -407,6 +407,7 @@ class Supervisor:
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise InvalidArgument(f"unknown request {op!r}")
+            conn.policy.check_request(op)
             if op not in TIDY_LATER:
                 self.tidy_all()       # what a client sees (ps, ping, gc ...) is tidied already
             reply, reply_fds = method(conn, msg, fds)

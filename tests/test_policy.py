@@ -247,6 +247,28 @@ def test_a_seat_runs_a_container_within_its_budget(seat):
         cl("rm", "-f", "seated")
 
 
+def test_a_seat_may_not_stop_the_supervisor(seat):
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        pid = os.fork()
+        if pid == 0:                      # the request, from a process running as the seat
+            try:
+                os.setgid(seat.pw_gid)
+                os.setuid(seat.pw_uid)
+                s.connect(str(SOCK))
+                s.sendall(b'{"op": "shutdown"}\n')
+                reply = json.loads(s.makefile().readline())
+                os._exit(0 if "may not stop the supervisor" in reply["error"] else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cl("ps").returncode == 0
+
+
 def test_the_owner_may_still_do_what_docker_allows(seat):
     proc = cl("run", "--rm", "--pid", "host", "--cpus", "0", "-m", "0", "--pids-limit", "-1", "lab", "true")
     assert proc.returncode == 0, proc.stderr
