@@ -11,7 +11,9 @@ JSON object per line; file descriptors (a client's stdio, a container's
 terminal) travel beside a message with SCM_RIGHTS, and ``"nfds"`` says how
 many belong to it. Every request gets one reply ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "...", "kind": "...", "exit_code": N}``; a client
-that asked to stay attached later gets ``{"event": "exit", ...}``.
+that asked to stay attached later gets ``{"event": "exit", ...}``. Each
+connection is held to the policy of its peer's uid, read from the kernel
+(SO_PEERCRED) when it is accepted -- see :mod:`engine.policy`.
 
 Start it with ``python -m engine.supervisor``; clients do that on demand.
 """
