@@ -98,7 +98,7 @@ def check_process_options(env: list[str], workdir: str | None, user: str | None,
 
 
 def check_argv(argv, origin: str = "") -> None:
-    """A command to execute: a non-empty list of strings without NUL bytes."""
+    """A command to execute: a list of strings without NUL bytes."""
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise InvalidArgument(f"{origin or 'the '}command must be a list of strings")
     for arg in argv:

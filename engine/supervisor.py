@@ -641,6 +641,7 @@ class Supervisor:
         argv = opts.get("cmd") or []
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise InvalidArgument("exec needs a command")
+        check_argv(argv)
         extra_env, workdir, user = list(opts.get("env") or []), opts.get("workdir"), opts.get("user")
         check_process_options(extra_env, workdir, user)
         tty, detach = bool(opts.get("tty")), bool(opts.get("detach"))

@@ -114,6 +114,13 @@ def test_a_config_from_another_client_with_bad_types(change, words):
 
 
 @needs_root
+def test_exec_of_a_command_with_a_nul_byte_from_another_client(sleeper):
+    reply = _request({"op": "exec", "id": sleeper, "exec": {"cmd": ["echo", "a\0b"], "detach": True}})
+    assert reply["ok"] is False and "NUL byte" in reply["error"], reply
+    assert not any(n in reply["error"] for n in PYTHON_NAMES), reply
+
+
+@needs_root
 def test_a_signal_of_the_wrong_type_from_another_client(sleeper):
     for sig in ("KILL", 1.5, None, True, 1 << 70):
         reply = _request({"op": "kill", "id": sleeper, "signal": sig})
