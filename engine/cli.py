@@ -78,7 +78,7 @@ def _cpus(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid cpus value: '{text}'") from None
-    return None if value == 0 else value
+    return value            # 0: no CPU limit (docker's meaning), sent as such: a seat's policy refuses it
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -92,12 +92,12 @@ def _signal_arg(text: str) -> int:
     import signal as _signal
     name = text.upper()
     if name.isdigit():
-        return int(name)
+        return int(name)        # the supervisor says whether it is a signal (as docker's daemon does)
     name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(getattr(_signal, name))
-    except AttributeError:
-        raise argparse.ArgumentTypeError(f"invalid signal: {text}") from None
+    value = getattr(_signal, name, None)
+    if not isinstance(value, _signal.Signals):
+        raise argparse.ArgumentTypeError(f"invalid signal: {text}")
+    return int(value)
 
 
 def _filter_arg(text: str) -> tuple[str, str]:

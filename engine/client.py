@@ -212,6 +212,9 @@ class Client:
         return os.path.join(self.state_dir, "supervisor.sock")
 
     def _try_connect(self) -> socket.socket | None:
+        """A connection to the supervisor, or None if none listens. Nothing is
+        sent before the directory and the peer have been checked (below)."""
+        self._check_directory()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.connect(self.socket_path)
@@ -222,8 +225,32 @@ class Client:
             sock.close()
             raise errors.SupervisorError(
                 f"permission denied on {self.socket_path}: the supervisor belongs to another user")
+        try:
+            self._check_peer(sock)
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(self.timeout)
         return sock
+
+    # The CLI hands the supervisor its own terminal (stdin, stdout, stderr), so
+    # whoever listens on the socket gets them: the socket is trusted only when
+    # its directory is this user's or root's and not writable by others, and
+    # only when the process listening runs as this user or root (SO_PEERCRED).
+    def _check_directory(self) -> None:
+        why = paths.untrusted_reason(self.state_dir)
+        if why is not None:
+            raise errors.SupervisorError(f"refusing the supervisor's directory: {why}")
+
+    def _check_peer(self, sock: socket.socket) -> None:
+        import struct
+
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                              struct.calcsize("3i")))
+        me = os.geteuid()
+        if uid not in (me, 0):
+            raise errors.SupervisorError(f"refusing the supervisor at {self.socket_path}: it runs as uid {uid}, "
+                                         f"not as you (uid {me}) or root")
 
     def _connect(self) -> _Conn:
         sock = self._try_connect()
@@ -239,7 +266,9 @@ class Client:
         import fcntl
         import subprocess
 
+        self._check_directory()
         paths.ensure_private_dir(self.state_dir)
+        self._check_directory()
         with open(os.path.join(self.state_dir, "start.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (sock := self._try_connect()) is not None:

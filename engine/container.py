@@ -23,14 +23,80 @@ unrelated process that reused the pid.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from .errors import EngineError
 from .events import now
 from .records import write_json_atomic
-from .spec import ContainerConfig
+from .spec import NAME_RE, ContainerConfig
 
 VERSION = 1
 STATES = ("created", "starting", "running", "exited")   # "starting": run --explain, half-built
+ID_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class DamagedRecord(ValueError):
+    """A record that cannot be trusted: unreadable, or a field of the wrong shape."""
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _strings(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+# Each field a loaded record must have, and what it must look like. A record
+# is written by the supervisor alone; one that does not look like this was
+# damaged (a crash, a disk, a hand), and no field of it is used.
+_FIELDS = {
+    "name": lambda v: isinstance(v, str) and NAME_RE.match(v) is not None,
+    "status": lambda v: v in STATES,
+    "pid": lambda v: _integer(v) and 0 <= v < 1 << 22,
+    "pid_start": lambda v: _integer(v) and v >= 0,
+    "exit_code": lambda v: v is None or (_integer(v) and -255 <= v <= 255),
+    "oom_killed": lambda v: isinstance(v, bool),
+    "error": lambda v: isinstance(v, str),
+    "created": lambda v: isinstance(v, str),
+    "started": lambda v: isinstance(v, str),
+    "finished": lambda v: isinstance(v, str),
+    "image": lambda v: isinstance(v, dict) and _strings(v.get("layers", [])),
+    "process": lambda v: isinstance(v, dict),
+    "cgroup": lambda v: isinstance(v, dict),
+}
+_PROCESS = {
+    "argv": lambda v: _strings(v) and len(v) > 0,
+    "env": _strings,
+    "cwd": lambda v: isinstance(v, str) and v.startswith("/"),
+    "user": lambda v: isinstance(v, str),
+    "hostname": lambda v: isinstance(v, str),
+    "lowerdir": lambda v: isinstance(v, str),
+    "userns": lambda v: v is None or (isinstance(v, dict) and _integer(v.get("base")) and _integer(v.get("size"))),
+}
+
+
+def check_record(rec, dirname: str) -> None:
+    """Raise DamagedRecord naming the first field of ``rec`` that is not as
+    the supervisor writes it (the id must be 64 hex digits and its directory's name)."""
+    if not isinstance(rec, dict):
+        raise DamagedRecord("not a JSON object")
+    if rec.get("version") != VERSION:
+        raise DamagedRecord(f"unknown record version {rec.get('version')!r}")
+    if not (isinstance(rec.get("id"), str) and ID_RE.fullmatch(rec["id"]) and rec["id"] == dirname):
+        raise DamagedRecord(f"its id {str(rec.get('id'))[:80]!r} is not its directory's name")
+    for key, ok in _FIELDS.items():
+        if key not in rec and key in ("started", "finished", "error", "cgroup", "pid_start"):
+            continue           # written as they become known
+        if key not in rec or not ok(rec[key]):
+            raise DamagedRecord(f"field {key!r} is missing or malformed")
+    process = rec["process"]
+    for key, ok in _PROCESS.items():
+        if not ok(process.get(key)) and not (key == "userns" and key not in process):
+            raise DamagedRecord(f"field 'process.{key}' is missing or malformed")
+    if rec["status"] == "running" and not rec["pid"]:
+        raise DamagedRecord("it is running, but has no pid")
 
 
 def process_start_time(pid: int) -> int | None:
@@ -76,6 +142,7 @@ class Container:
         self.seen = {"oom_kills": 0, "pids_max_hits": 0}
         self.stop_deadline: float | None = None
         self.starting = None            # a supervisor.Starting while started stage by stage
+        self.volume_resolve = 0         # openat2 flags for volume sources: the starting client's policy
 
     # -- lifecycle guards (what each state allows) ------------------------------
     def can_start(self) -> bool:
@@ -107,11 +174,31 @@ class Container:
 
     @classmethod
     def load(cls, cdir: Path) -> "Container":
-        """Read a record; raises OSError, ValueError, KeyError or TypeError if unreadable."""
-        rec = json.loads((cdir / "container.json").read_text())
-        if rec.get("version") != VERSION:
-            raise ValueError(f"unknown record version {rec.get('version')!r}")
-        c = cls(rec["id"], rec["name"], ContainerConfig.from_dict(rec["config"]), cdir)
+        """Read and check a record; raises OSError if it cannot be read,
+        DamagedRecord (a ValueError) naming what is wrong if it is damaged."""
+        import os
+        import stat
+
+        # Never a FIFO or a device where a file is expected: it would block the supervisor.
+        fd = os.open(cdir / "container.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
+                raise DamagedRecord("container.json is not a regular file of at most 1 MiB")
+            with os.fdopen(os.dup(fd), "rb") as f:
+                raw = f.read()
+        finally:
+            os.close(fd)
+        try:
+            rec = json.loads(raw)
+        except ValueError as e:
+            raise DamagedRecord(f"not JSON ({e})") from None
+        check_record(rec, cdir.name)
+        try:
+            config = ContainerConfig.from_dict(rec.get("config")).validate()
+        except EngineError as e:
+            raise DamagedRecord(f"its config is damaged ({e})") from None
+        c = cls(rec["id"], rec["name"], config, cdir)
         for key in ("status", "pid", "pid_start", "exit_code", "oom_killed", "error", "created",
                     "started", "finished", "image", "process"):
             if key in rec:

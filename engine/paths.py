@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
 
 if TYPE_CHECKING:
@@ -73,6 +74,42 @@ def data_dir() -> "Path":
     """:func:`data_path` as a Path."""
     from pathlib import Path
     return Path(data_path())
+
+
+def untrusted_reason(path) -> str | None:
+    """Why the directory ``path`` (the supervisor's socket's) must not be
+    trusted, or None. Without XDG_RUNTIME_DIR a user's state dir is under
+    /tmp, where anyone may make /tmp/container-lab-UID first and serve a
+    socket there -- and receive the terminals the CLI passes along. So the
+    directory, each directory above it and (for a symlink) where it leads
+    must belong to this user or root, and none may be writable by group or
+    others -- except, above the directory, a sticky one such as /tmp.
+    Components not made yet are skipped (whoever makes them is checked then)."""
+    uid = os.geteuid()
+    path = os.path.abspath(os.fspath(path))
+    for start in dict.fromkeys((path, os.path.realpath(path))):
+        p = start
+        while True:
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                st = None
+            except OSError as e:
+                return f"{p}: {e.strerror}"
+            if st is not None:
+                if st.st_uid not in (uid, 0):
+                    return (f"{p} belongs to uid {st.st_uid}, not to you (uid {uid}) or root: another user "
+                            "may have made it to receive your terminal; remove it or set XDG_RUNTIME_DIR")
+                sticky = st.st_mode & stat.S_ISVTX and p != start
+                if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022 and not sticky:
+                    who = {0o022: "group and others", 0o020: "group", 0o002: "others"}[st.st_mode & 0o022]
+                    return (f"{p} is writable by {who}"
+                            f" (mode {st.st_mode & 0o7777:04o}): another user could replace the supervisor's socket")
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+    return None
 
 
 def ensure_private_dir(path, mode: int = 0o700):

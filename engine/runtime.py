@@ -277,18 +277,19 @@ class Builder:
     def fail(self, message: str, code: int = EXIT_ENGINE) -> NoReturn:
         raise StageError(self.stage_id, message, code)
 
-    def mount(self, source, target, fstype, flags=0, data=None, *, shown_target=None) -> None:
+    def mount(self, source, target, fstype, flags=0, data=None, *, shown_target=None, shown_source=None) -> None:
         shown = shown_target or target
+        shown_src = shown_source or source
         opts = ",".join(x for x in (_mount_flags_text(flags), data or "") if x)
         if flags & sc.MS_BIND and not flags & sc.MS_REMOUNT:
-            shell = f"mount --{'r' if flags & sc.MS_REC else ''}bind {source} {shown}"
+            shell = f"mount --{'r' if flags & sc.MS_REC else ''}bind {shown_src} {shown}"
         elif flags & sc.MS_REMOUNT:
             shell = f"mount -o {opts} {shown}"
         elif fstype is None and flags & sc.MS_PRIVATE:
             shell = f"mount --make-{'r' if flags & sc.MS_REC else ''}private {shown}"
         else:
             shell = f"mount -t {fstype} {'-o ' + opts + ' ' if opts else ''}{source} {shown}"
-        self.t.op("mount", shell, source=source, target=shown, fstype=fstype,
+        self.t.op("mount", shell, source=shown_src, target=shown, fstype=fstype,
                   flags=_mount_flags_text(flags), data=data)
         try:
             self.k.mount(source, target, fstype, flags, data)
@@ -296,42 +297,107 @@ class Builder:
             self.fail(f"{shell}: {os.strerror(e.errno)}")
 
     def in_root(self, path: str, kind: str = "dir", *, refuse_symlink: bool = False) -> int:
-        """O_PATH fd of ``path`` resolved inside the rootfs, created as ``kind`` if missing."""
+        """O_PATH fd of ``path`` resolved inside the rootfs, created as ``kind`` if missing.
+
+        The whole path is resolved at once, from the container's root, with
+        RESOLVE_IN_ROOT: a symlink in the image -- relative or absolute
+        (Debian's /var/run -> /run) -- resolves as it would inside the
+        container, and none can lead out of it (a hostile /escape -> / ends at
+        the container's own /). What is missing is made one component at a
+        time in the longest part that is there, and the path resolved again
+        from the root; a dangling symlink on the way (an /etc/resolv.conf ->
+        /run/systemd/...) is followed by making its target, inside the root.
+        ``refuse_symlink`` (/proc, /dev, /sys): a symlink anywhere on the way is refused."""
         parts = [p for p in path.split("/") if p and p != "."]
         if ".." in parts:
             self.fail(f"path {path!r} may not contain '..'")
-        fd = os.dup(self.root_fd)
+        resolve = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS | (sc.RESOLVE_NO_SYMLINKS if refuse_symlink else 0)
+
+        def open_in_root(n: int) -> int:
+            return sc.openat2(self.root_fd, "/".join(parts[:n]) or ".", os.O_PATH, resolve=resolve)
+
         try:
-            for i, name in enumerate(parts):
-                last = i == len(parts) - 1
-                if refuse_symlink and last:
-                    try:
-                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                        if stat.S_ISLNK(st.st_mode):
-                            self.fail(f"the image's {path} is a symlink; refusing to mount over it")
-                    except FileNotFoundError:
-                        pass
+            for _ in range(40):              # as many symlinks as the kernel follows in one path
                 try:
-                    nfd = sc.openat2(fd, name, os.O_PATH)
+                    return open_in_root(len(parts))
                 except FileNotFoundError:
-                    if last and kind == "file":
-                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    pass
+                have = len(parts) - 1        # the longest part of the path that is there
+                while True:
+                    try:
+                        fd = open_in_root(have)
+                        break
+                    except FileNotFoundError:
+                        have -= 1
+                name = parts[have]
+                try:
+                    if have == len(parts) - 1 and kind == "file":
+                        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                          0o644, dir_fd=fd))
                     else:
                         os.mkdir(name, 0o755, dir_fd=fd)
-                    nfd = sc.openat2(fd, name, os.O_PATH)
-                os.close(fd)
-                fd = nfd
-            return fd
+                except FileExistsError:
+                    # Only a dangling symlink is there and not there: go where it points.
+                    link = os.readlink(name, dir_fd=fd)
+                    rest = [p for p in link.split("/") if p and p != "."]
+                    parts = (rest if link.startswith("/") else parts[:have] + rest) + parts[have + 1:]
+                finally:
+                    os.close(fd)
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
         except OSError as e:
-            os.close(fd)
+            if e.errno == errno.ELOOP and refuse_symlink:
+                self.fail(f"the image's {path} is a symlink (or lies under one); refusing to mount over it")
             self.fail(f"cannot make {path} inside the container: {os.strerror(e.errno)}")
 
     def mount_in_root(self, source, path, fstype, flags=0, data=None, *, kind="dir",
-                      refuse_symlink=False) -> None:
+                      refuse_symlink=False, shown_source=None) -> None:
         fd = self.in_root(path, kind, refuse_symlink=refuse_symlink)
         try:
-            self.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data, shown_target=path)
+            self.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data, shown_target=path,
+                       shown_source=shown_source)
+        finally:
+            os.close(fd)
+
+    def bind_volume(self, vol: dict) -> None:
+        """``-v SOURCE:TARGET[:ro]``. The source is opened once (O_PATH) with the
+        policy's resolve flags (``vol["resolve"]``: a seat's path may hold no
+        symlink at all) and bound from that fd: what was opened is what is
+        mounted, whatever is renamed or re-linked meanwhile. Then nosuid,
+        nodev -- and with ``ro`` read-only -- are set on the bind AND every
+        mount below it (mount_setattr AT_RECURSIVE, as Docker 25 does): a
+        plain remount would leave a submount (a -v /sys/fs/cgroup:/cg:ro's
+        own cgroup files) writable."""
+        from .policy import open_volume_source, volume_error
+
+        resolve = vol.get("resolve", 0)
+        try:
+            src = open_volume_source(vol["source"], resolve)
+        except OSError as e:
+            self.fail(f"invalid volume source {vol['source']}: {volume_error(e, resolve)}")
+        try:
+            kind = "dir" if stat.S_ISDIR(os.fstat(src).st_mode) else "file"
+            self.mount_in_root(f"/proc/self/fd/{src}", vol["target"], None, sc.MS_BIND | sc.MS_REC, kind=kind,
+                               shown_source=vol["source"])
+        finally:
+            os.close(src)
+        attrs = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | (sc.MOUNT_ATTR_RDONLY if vol["readonly"] else 0)
+        names = (["ro"] if vol["readonly"] else []) + ["nosuid", "nodev"]
+        opts = ",".join(n + "=recursive" if n == "ro" else n for n in names)
+        self.t.op("mount_setattr", f"mount -o remount,bind,{opts} {vol['target']}  # and every mount below it",
+                  target=vol["target"], attrs=names, flags="AT_RECURSIVE")
+        fd = self.in_root(vol["target"], kind)
+        try:
+            self.k.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, attrs)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                self.fail(f"cannot make the volume {vol['target']} {'read-only, ' if vol['readonly'] else ''}"
+                          f"nosuid and nodev: {os.strerror(e.errno)}")
+            if vol["readonly"]:
+                self.fail(f"a read-only volume ({vol['target']}) needs mount_setattr(2), which this kernel "
+                          f"({os.uname().release}) lacks: Linux 5.12 or newer makes its submounts read-only too")
+            # A read-write volume on an older kernel: nosuid and nodev on its top mount at least.
+            self.mount(None, f"/proc/self/fd/{fd}", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV,
+                       shown_target=vol["target"])
         finally:
             os.close(fd)
 
@@ -487,12 +553,7 @@ class Builder:
         for path, host in s.etc_files.items():
             self.mount_in_root(host, path, None, sc.MS_BIND, kind="file")
         for vol in s.volumes:
-            kind = "dir" if os.path.isdir(vol["source"]) else "file"
-            self.mount_in_root(vol["source"], vol["target"], None, sc.MS_BIND | sc.MS_REC, kind=kind)
-            extra = sc.MS_NODEV | sc.MS_NOSUID
-            if vol["readonly"]:
-                extra |= sc.MS_RDONLY
-            self.mount_in_root(None, vol["target"], None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+            self.bind_volume(vol)
 
     def stage_proc(self) -> None:
         self.begin("proc", "Mount a fresh /proc for the new PID namespace; mask what a container must not see")
@@ -622,7 +683,8 @@ class Builder:
         if s.seccomp:
             names, count = seccomp.refused(os.uname().machine), len(s.seccomp) // 8
             self.t.op("seccomp", f"# prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, <{count} BPF "
-                      f"instructions: {len(names)} calls refused, clone of namespaces refused>)",
+                      f"instructions: {len(names)} calls refused, clone of namespaces refused, "
+                      f"{' and '.join(seccomp.REFUSED_FAMILIES)} sockets refused>)",
                       mode="SECCOMP_MODE_FILTER", refused=names, instructions=count)
             try:
                 self.k.seccomp_filter(s.seccomp)

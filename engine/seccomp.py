@@ -14,6 +14,11 @@ of the same vintage -- with these rules:
 * ``clone`` with a namespace flag returns EPERM (threads and plain forks pass);
   ``clone3`` returns ENOSYS, so the C library falls back to ``clone``, whose
   flags a filter can read (clone3 passes them in memory, out of its reach);
+* ``socket`` of the families Docker's profile refuses (:data:`REFUSED_FAMILIES`:
+  AF_VSOCK, a way to the host's hypervisor that no network namespace
+  covers -- ``--network none`` would not hold -- and AF_ALG, the kernel's
+  crypto API, a frequent home of kernel bugs) returns EPERM; every other
+  family passes;
 * a call of another ABI (32-bit ``int 0x80`` or x32 on x86_64) returns ENOSYS:
   its numbers differ, so a denylist by number must not let it through.
 
@@ -48,6 +53,9 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "memory tricks": ("userfaultfd",),
 }
 
+# socket(2) address families refused, by name (linux/socket.h numbers).
+REFUSED_FAMILIES: dict[str, int] = {"AF_VSOCK": 40, "AF_ALG": 38}
+
 # System call numbers per architecture (a name missing there does not exist there).
 NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {
@@ -61,7 +69,7 @@ NUMBERS: dict[str, dict[str, int]] = {
         "swapon": 167, "swapoff": 168, "quotactl": 179, "quotactl_fd": 443, "acct": 163, "nfsservctl": 180,
         "iopl": 172, "ioperm": 173, "uselib": 134, "ustat": 136, "sysfs": 139, "_sysctl": 156,
         "vhangup": 153, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-        "userfaultfd": 323, "clone": 56, "clone3": 435,
+        "userfaultfd": 323, "clone": 56, "clone3": 435, "socket": 41,
     },
     "aarch64": {
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "fsopen": 430,
@@ -72,7 +80,7 @@ NUMBERS: dict[str, dict[str, int]] = {
         "perf_event_open": 241, "lookup_dcookie": 18, "open_by_handle_at": 265, "name_to_handle_at": 264,
         "swapon": 224, "swapoff": 225, "quotactl": 60, "quotactl_fd": 443, "acct": 89, "nfsservctl": 42,
         "vhangup": 58, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-        "userfaultfd": 282, "clone": 220, "clone3": 435,
+        "userfaultfd": 282, "clone": 220, "clone3": 435, "socket": 198,
     },
 }
 
@@ -117,10 +125,15 @@ def program(machine: str) -> list[tuple[int, int, int, int]] | None:
     code += [
         (JEQ_K, "clone", None, numbers["clone"]),
         (JEQ_K, "enosys", None, numbers["clone3"]),
+        (JEQ_K, "socket", None, numbers["socket"]),
         (RET_K, None, None, RET_ALLOW),
         ("clone",),
         (LD_W_ABS, None, None, OFFSET_ARG0),          # the low 32 bits of the flags
         (JSET_K, "eperm", None, CLONE_NAMESPACES),
+        (RET_K, None, None, RET_ALLOW),
+        ("socket",),
+        (LD_W_ABS, None, None, OFFSET_ARG0),          # the family: an int, so its low 32 bits
+        *[(JEQ_K, "eperm", None, family) for family in REFUSED_FAMILIES.values()],
         (RET_K, None, None, RET_ALLOW),
         ("eperm",),
         (RET_K, None, None, RET_ERRNO | errno.EPERM),

@@ -58,20 +58,52 @@ def parse_size(text: str) -> int:
 
 
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
+MAX_ID = (1 << 31) - 1            # uids and gids as runc and Docker accept them
+PIDS_MAX = 4194304                # the kernel's PID_MAX_LIMIT: pids.max takes no more
 
 
-def check_process_options(env: list[str], workdir: str | None, user: str | None) -> None:
-    """What ``run`` and ``exec`` share: -e K=V, -w DIR, -u USER[:GROUP]."""
+def _shown(value) -> str:
+    """A value in an error message: quoted, control characters made visible, cut short."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    return f"'{text[:80]}{'...' if len(text) > 80 else ''}'"
+
+
+def check_process_options(env: list[str], workdir: str | None, user: str | None, *,
+                          origin: str = "") -> None:
+    """What ``run`` and ``exec`` share: -e K=V, -w DIR, -u USER[:GROUP].
+
+    ``origin`` names where the values came from when not from the command
+    line (``"the image's "``): an image's Env, WorkingDir and User are checked too."""
+    the, where = origin or "the ", f" in {origin}environment" if origin else ""
     if not isinstance(env, list):
-        raise InvalidArgument("the environment must be a list of KEY=VALUE")
+        raise InvalidArgument(f"{the}environment must be a list of KEY=VALUE")
     for item in env:
-        if not isinstance(item, str) or "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]) \
-                or "\0" in item:
-            raise InvalidArgument(f"invalid environment variable '{item}' (expected KEY=VALUE)")
+        if not isinstance(item, str) or "=" not in item or not ENV_KEY_RE.match(item.split("=", 1)[0]):
+            raise InvalidArgument(f"invalid environment variable {_shown(item)}{where} (expected KEY=VALUE)")
+        if "\0" in item:
+            raise InvalidArgument(f"invalid environment variable {_shown(item)}{where}: it contains a NUL byte")
     if workdir is not None and not (isinstance(workdir, str) and workdir.startswith("/")):
-        raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+        raise InvalidArgument(f"{the}working directory {_shown(workdir)} is invalid, "
+                              "it needs to be an absolute path")
+    if isinstance(workdir, str) and "\0" in workdir:
+        raise InvalidArgument(f"{the}working directory {_shown(workdir)} contains a NUL byte")
     if user is not None and not (isinstance(user, str) and USER_RE.match(user)):
-        raise InvalidArgument(f"invalid user '{user}' (expected USER[:GROUP], names or numbers)")
+        raise InvalidArgument(f"invalid user {_shown(user)}{' in ' + origin + 'config' if origin else ''} "
+                              "(expected USER[:GROUP], names or numbers)")
+    for part in (user or "").split(":"):
+        if part.isdigit() and int(part) > MAX_ID:
+            raise InvalidArgument(f"invalid user '{user}'{' in ' + origin + 'config' if origin else ''}: "
+                                  f"uids and gids must be in range 0-{MAX_ID}")
+
+
+def check_argv(argv, origin: str = "") -> None:
+    """A command to execute: a list of strings without NUL bytes."""
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise InvalidArgument(f"{origin or 'the '}command must be a list of strings")
+    for arg in argv:
+        if "\0" in arg:
+            raise InvalidArgument(f"{origin or 'the '}command has an argument with a NUL byte: {_shown(arg)}")
 
 
 class Volume:
@@ -223,10 +255,57 @@ class ContainerConfig:
     def __repr__(self) -> str:
         return f"ContainerConfig({', '.join(f'{k}={getattr(self, k)!r}' for k in _FIELDS)})"
 
+    def _check_types(self) -> None:
+        """Each field of the JSON a client sent has the type it must have (a
+        wrong one is named here, never met later as a Python exception)."""
+        def integer(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def strings(v):
+            return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+        kinds = {
+            "image": (lambda v: isinstance(v, str), "a string"),
+            "cmd": (strings, "a list of strings"),
+            "entrypoint": (lambda v: v is None or strings(v), "a list of strings"),
+            "env": (lambda v: isinstance(v, list), "a list of KEY=VALUE"),
+            "volumes": (lambda v: isinstance(v, list) and all(isinstance(x, Volume) for x in v),
+                        "a list of volumes"),
+            "labels": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+                       "an object of strings"),
+            "memory": (lambda v: v is None or integer(v), "a number of bytes"),
+            "memory_swap": (lambda v: v is None or integer(v), "a number of bytes"),
+            "pids_limit": (lambda v: v is None or integer(v), "a whole number"),
+            "cpus": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+                     "a number"),
+        }
+        kinds.update({k: (lambda v: v is None or isinstance(v, str), "a string")
+                      for k in ("name", "hostname", "workdir", "user")})
+        kinds.update({k: (lambda v: isinstance(v, bool), "true or false")
+                      for k in ("init", "tty", "interactive", "detach", "remove")})
+        for key, (ok, what) in kinds.items():
+            if not ok(getattr(self, key)):
+                raise InvalidArgument(f"invalid {key} {_shown(getattr(self, key))}: expected {what}")
+        for vol in self.volumes:
+            if not (isinstance(vol.source, str) and isinstance(vol.target, str)
+                    and isinstance(vol.readonly, bool)):
+                raise InvalidArgument(f"invalid volume {vol!r}: expected source, target and readonly")
+            for path in (vol.source, vol.target):
+                if "\0" in path:
+                    raise InvalidArgument(f"invalid volume path {_shown(path)}: it contains a NUL byte")
+                if not path.startswith("/"):
+                    raise InvalidArgument(f"invalid volume path {_shown(path)}: it must be absolute")
+
     def validate(self) -> "ContainerConfig":
         """Raise InvalidArgument naming the first bad field; return self."""
+        self._check_types()
         if not self.image:
             raise InvalidArgument("an image name is required")
+        if "\0" in self.image:
+            raise InvalidArgument(f"invalid image name {_shown(self.image)}: it contains a NUL byte")
+        check_argv(self.cmd)
+        if self.entrypoint is not None:
+            check_argv(self.entrypoint, "the entrypoint's ")
         if self.name is not None and not NAME_RE.match(self.name):
             raise InvalidArgument(f"invalid container name '{self.name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if self.hostname is not None and (len(self.hostname) > 64 or not HOSTNAME_RE.match(self.hostname)):
@@ -254,6 +333,9 @@ class ContainerConfig:
             raise InvalidArgument("no_new_privileges must be true or false")
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise InvalidArgument("minimum memory limit allowed is 6MB")
+        for key in ("memory", "memory_swap"):
+            if (getattr(self, key) or 0) >= 1 << 63:
+                raise InvalidArgument(f"invalid {key.replace('_', '-')} {getattr(self, key)}: too large")
         if self.memory_swap is not None and self.memory_swap != -1:
             if self.memory is None:
                 raise InvalidArgument("you should always set the memory limit when using the memory-swap limit")
@@ -261,7 +343,10 @@ class ContainerConfig:
                 raise InvalidArgument("minimum memory-swap limit should be larger than the memory limit")
         if self.pids_limit is not None and self.pids_limit < 1:
             raise InvalidArgument("the pids limit must be a positive number (or -1 for no limit)")
-        if self.cpus is not None and not 0.01 <= self.cpus <= 1024:
+        if self.pids_limit is not None and self.pids_limit > PIDS_MAX:
+            raise InvalidArgument(f"invalid pids limit {self.pids_limit}: at most {PIDS_MAX} "
+                                  "(the kernel's largest number of processes; -1 for no limit)")
+        if self.cpus is not None and self.cpus != 0 and not 0.01 <= self.cpus <= 1024:   # 0: no limit
             raise InvalidArgument(f"invalid cpus value {self.cpus}: expected a number like 0.5")
         if not isinstance(self.storage_opt, dict) or set(self.storage_opt) - {"size"} or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in self.storage_opt.values()):
@@ -284,5 +369,10 @@ class ContainerConfig:
         if not isinstance(data, dict):
             raise InvalidArgument("a container config must be an object")
         data = dict(data)
-        data["volumes"] = [Volume(**v) if isinstance(v, dict) else v for v in data.get("volumes") or []]
+        volumes = data.get("volumes") or []
+        if not isinstance(volumes, list) or not all(
+                isinstance(v, dict) and set(v) <= {"source", "target", "readonly"} and {"source", "target"} <= set(v)
+                for v in volumes):
+            raise InvalidArgument("invalid volumes: expected a list of {source, target, readonly}")
+        data["volumes"] = [Volume(**v) for v in volumes]
         return cls(**data)

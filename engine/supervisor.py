@@ -11,7 +11,9 @@ JSON object per line; file descriptors (a client's stdio, a container's
 terminal) travel beside a message with SCM_RIGHTS, and ``"nfds"`` says how
 many belong to it. Every request gets one reply ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "...", "kind": "...", "exit_code": N}``; a client
-that asked to stay attached later gets ``{"event": "exit", ...}``.
+that asked to stay attached later gets ``{"event": "exit", ...}``. Each
+connection is held to the policy of its peer's uid, read from the kernel
+(SO_PEERCRED) when it is accepted -- see :mod:`engine.policy`.
 
 Start it with ``python -m engine.supervisor``; clients do that on demand.
 """
@@ -32,7 +34,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import paths, runtime, sealed, seccomp
+from . import paths, policy, runtime, sealed, seccomp
 from . import syscalls as sc
 from .container import Container, process_start_time
 from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError, InvalidArgument,
@@ -41,7 +43,7 @@ from .events import EventLog, now
 from .logs import LogWriter
 from .protocol import Channel, ProtocolError
 from .records import write_json_atomic
-from .spec import ContainerConfig, check_process_options
+from .spec import ContainerConfig, check_argv, check_process_options
 
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
@@ -92,6 +94,9 @@ class Connection(Channel):
     """The supervisor's end of a client connection; a send to a vanished
     client is not an error (it will be dropped when its socket reads EOF)."""
 
+    policy: "policy.Policy | None" = None    # decided at accept from the peer's credentials
+    peer_uid: int = -1
+
     def send(self, message: dict, fds: list[int] = ()) -> bool:
         try:
             super().send(message, fds)
@@ -135,6 +140,12 @@ class Supervisor:
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.machine = os.uname().machine
+        # Who may connect (engine.policy): root and our own uid as owners;
+        # the uids the environment names as classroom seats (for tests, until
+        # the classroom); anyone else is refused.
+        self.seat_uids = policy.seat_uids_from_env()
+        seat_volumes = os.environ.get(policy.SEAT_VOLUMES_ENV)
+        self.seat_policy = policy.SeatPolicy(volume_roots=(seat_volumes,) if seat_volumes else ())
         # The filter, packed once for every child (None: no table for this architecture).
         program = seccomp.program(self.machine)
         self.seccomp_program = seccomp.pack(program) if program is not None else None
@@ -179,8 +190,8 @@ class Supervisor:
                 continue
             try:
                 c = Container.load(cdir)
-            except (OSError, ValueError, KeyError, TypeError, EngineError) as e:
-                print(f"skipping unreadable container record {cdir.name}: {e}", file=sys.stderr)
+            except (OSError, ValueError) as e:
+                self.set_aside(cdir, e)
                 continue
             if c.status == "running":
                 self.reconcile(c)
@@ -190,6 +201,31 @@ class Supervisor:
                 self.remove_files(c)
                 continue
             self.containers[c.id] = c
+
+    def set_aside(self, cdir: Path, why: Exception) -> Path | None:
+        """A damaged record: no field of it can be trusted, so its container
+        is neither adopted nor listed. Whatever its cgroup (named by the
+        directory) still holds is ended, the directory is moved to
+        ``<data>/damaged/`` with one line in the log, and ``gc`` removes it."""
+        from .container import ID_RE
+
+        reason = why.strerror if isinstance(why, OSError) and why.strerror else str(why)
+        if ID_RE.fullmatch(cdir.name):
+            try:
+                self.cgroups.open(cdir.name, parent=self.cgroup_parent).destroy()
+            except EngineError:
+                pass
+        try:
+            damaged = paths.ensure_private_dir(self.data / "damaged")
+            dest = damaged / f"{cdir.name}.{secrets.token_hex(4)}"
+            os.rename(cdir, dest)
+        except OSError as e:
+            print(f"container record {cdir.name[:64]} is damaged ({reason}) and cannot be set aside: "
+                  f"{e.strerror or e}", file=sys.stderr)
+            return None
+        print(f"container record {cdir.name[:64]} is damaged ({reason}); set aside in {dest} "
+              "(`container-lab gc` removes it)", file=sys.stderr)
+        return dest
 
     def release_stray_cgroup(self, c: Container) -> None:
         """A container that is not running has no cgroup -- unless a crash
@@ -318,7 +354,19 @@ class Supervisor:
             return
         sock.settimeout(5.0)
         conn = Connection(sock)
+        self.admit_peer(conn)
         self.sel.register(sock, selectors.EVENT_READ, ("client", conn))
+
+    def admit_peer(self, conn: Connection) -> None:
+        """Hold a new connection to the policy of its peer's uid, read from the
+        kernel (SO_PEERCRED), never from what the client says; None: refused
+        (its requests are answered with the refusal, and it is closed)."""
+        try:
+            conn.peer_uid = policy.peer_uid(conn.sock)
+        except OSError:
+            conn.peer_uid = -1
+        conn.policy = policy.for_peer(conn.peer_uid, own_uid=os.geteuid(), seats=self.seat_uids,
+                                      seat=self.seat_policy)
 
     def on_client(self, sock, conn: Connection) -> None:
         try:
@@ -354,10 +402,14 @@ class Supervisor:
 
     def handle(self, conn: Connection, msg: dict, fds: list[int]) -> None:
         try:
+            if conn.policy is None:
+                raise policy.PolicyRefused(f"this container-lab supervisor serves root and uid {os.geteuid()}; "
+                                           f"uid {conn.peer_uid} may not use it")
             op = msg.get("op", "")
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise InvalidArgument(f"unknown request {op!r}")
+            conn.policy.check_request(op)
             if op not in TIDY_LATER:
                 self.tidy_all()       # what a client sees (ps, ping, gc ...) is tidied already
             reply, reply_fds = method(conn, msg, fds)
@@ -379,6 +431,8 @@ class Supervisor:
                     os.close(fd)
                 except OSError:
                     pass
+            if conn.policy is None:
+                self.drop(conn)
 
     # -- requests ------------------------------------------------------------
     def op_ping(self, conn, msg, fds):
@@ -446,7 +500,9 @@ class Supervisor:
 
     def op_kill(self, conn, msg, fds):
         c = self.find(msg["id"])
-        sig = int(msg.get("signal", signal.SIGKILL))
+        sig = msg.get("signal", signal.SIGKILL)
+        if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
+            raise InvalidArgument(f"invalid signal: {sig}")
         if not c.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
@@ -467,6 +523,8 @@ class Supervisor:
         c = self.find(msg["id"])
         if c.status in ("running", "starting"):
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
+        conn.policy.admit(c.config)           # a container another policy created
+        c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
     def op_rm(self, conn, msg, fds):
@@ -501,15 +559,28 @@ class Supervisor:
     def op_gc(self, conn, msg, fds):
         """Remove what crashed runs left: container dirs with no record, cgroups
         of containers that are not running, half-written files."""
+        import shutil
+
         swept = []
         known = {c.id for c in self.containers.values()}
         for cdir in sorted(self.containers_dir.iterdir()):
             if cdir.name not in known and not (cdir / "container.json").exists():
                 self.remove_debris(cdir)
                 swept.append(f"container dir {cdir}")
+                continue
+            if cdir.name not in known:          # a record damaged since the supervisor started
+                try:
+                    Container.load(cdir)
+                except (OSError, ValueError) as e:
+                    self.set_aside(cdir, e)
+                    continue
             for tmp in cdir.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
                 swept.append(f"temp file {tmp}")
+        damaged = self.data / "damaged"
+        for entry in sorted(damaged.iterdir()) if damaged.is_dir() else []:
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(f"damaged record {entry.name.rsplit('.', 1)[0]}")
         running = {c.id for c in self.containers.values() if c.status == "running"}
         for cid in self.cgroups.list_ids(self.cgroup_parent):
             if cid not in running:
@@ -522,6 +593,7 @@ class Supervisor:
 
     def op_run(self, conn, msg, fds):
         config = ContainerConfig.from_dict(msg["config"]).validate()
+        conn.policy.admit(config)
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
                               "try `sudo container-lab run ...`")
@@ -530,6 +602,7 @@ class Supervisor:
         if msg.get("stepwise") and config.tty:
             raise InvalidArgument("a stage-by-stage start cannot give the container a terminal (-t)")
         c = self.create(config)
+        c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
     def launch(self, c: Container, conn, msg, fds):
@@ -568,6 +641,7 @@ class Supervisor:
         argv = opts.get("cmd") or []
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise InvalidArgument("exec needs a command")
+        check_argv(argv)
         extra_env, workdir, user = list(opts.get("env") or []), opts.get("workdir"), opts.get("user")
         check_process_options(extra_env, workdir, user)
         tty, detach = bool(opts.get("tty")), bool(opts.get("detach"))
@@ -702,6 +776,11 @@ class Supervisor:
                     f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
         image = self.resolve_image(config.image)
         img = image.config or {}
+        for key in ("Entrypoint", "Cmd"):
+            if img.get(key) is not None:
+                check_argv(img[key], f"the image's {key} ")
+        check_process_options(img.get("Env") or [], img.get("WorkingDir") or None, img.get("User") or None,
+                              origin="the image's ")
         entrypoint = config.entrypoint if config.entrypoint is not None else (img.get("Entrypoint") or [])
         cmd = config.cmd or ([] if config.entrypoint is not None else (img.get("Cmd") or []))
         argv = list(entrypoint) + list(cmd)
@@ -880,7 +959,7 @@ class Supervisor:
             init=cfg.init, init_fd=init_fd, init_path=init_path,
             procs_files=[str(p) for p in c.cgroup.procs_files()],
             cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
-            volumes=[v.to_dict() for v in cfg.volumes],
+            volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
             etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
             crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise is not None,
             userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
@@ -1342,7 +1421,7 @@ class Supervisor:
 
         try:
             self.cgroups.open(cdir.name, parent=self.cgroup_parent).destroy()
-        except CgroupError:
+        except EngineError:             # CgroupError, or a name no cgroup can have
             pass
         shutil.rmtree(cdir, ignore_errors=True)
 

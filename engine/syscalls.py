@@ -50,6 +50,16 @@ MS_SHARED = 1 << 20
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
+# mount_setattr(2) (Linux 5.12): change a mount -- with AT_RECURSIVE, a
+# whole tree of mounts -- at once; mount(MS_REMOUNT) changes one mount only.
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+_SYS_mount_setattr = 442         # the same number on x86_64 and aarch64
+
 # prctl(2) options.
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -77,6 +87,11 @@ class _CapHeader(ctypes.Structure):
 class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 class _SockFprog(ctypes.Structure):
@@ -122,6 +137,15 @@ class Syscalls:
     def umount(self, target: str, flags: int = 0) -> None:
         """umount2(2)."""
         self._check(self._libc.umount2(target.encode(), flags), "umount", target)
+
+    def mount_setattr(self, dir_fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+        """mount_setattr(2): set ``attr_set`` (MOUNT_ATTR_*) on the mount at
+        ``path`` relative to ``dir_fd`` (``""`` with AT_EMPTY_PATH: the fd's own
+        mount) -- and, with AT_RECURSIVE, on every mount below it. Kernels
+        before 5.12 have no such call: OSError(ENOSYS)."""
+        attr = _MountAttr(attr_set, attr_clr, 0, 0)
+        self._check(self._libc.syscall(_SYS_mount_setattr, dir_fd, path.encode(), flags,
+                                       ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr", path)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         """pivot_root(2): make ``new_root`` the root of this mount namespace."""
@@ -185,6 +209,9 @@ class RecordingSyscalls:
 
     def umount(self, target: str, flags: int = 0) -> None:
         self._record("umount", target, flags)
+
+    def mount_setattr(self, dir_fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+        self._record("mount_setattr", path, flags, attr_set, attr_clr)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)

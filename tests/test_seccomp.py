@@ -136,3 +136,74 @@ def test_a_bad_security_opt_is_a_one_line_error():
     proc = cl("run", "--rm", "--security-opt", "seccomp=/nonexistent.json", "lab", "true")
     assert proc.returncode == 125
     assert proc.stderr.strip().count("\n") == 0 and "profiles from a file are not supported" in proc.stderr
+
+
+# -- socket families (Docker's profile: no AF_VSOCK, and here no AF_ALG either) ----------
+
+AF_INET, AF_UNIX, AF_ALG, AF_VSOCK = 2, 1, 38, 40
+
+
+@pytest.mark.parametrize("machine", sorted(seccomp.NUMBERS))
+def test_the_program_refuses_vsock_and_alg_sockets_and_no_other_family(machine):
+    prog, arch = seccomp.program(machine), seccomp.AUDIT_ARCH[machine]
+    nr = seccomp.NUMBERS[machine]["socket"]
+    assert seccomp.run(prog, arch, nr, (AF_VSOCK, 1, 0)) == EPERM
+    assert seccomp.run(prog, arch, nr, (AF_ALG, 5, 0)) == EPERM
+    for family in [f for f in range(64) if f not in (AF_VSOCK, AF_ALG)]:
+        assert seccomp.run(prog, arch, nr, (family, 1, 0)) == ALLOW, family
+    # The family is an int: the kernel reads its low 32 bits, and so does the filter.
+    assert seccomp.run(prog, arch, nr, ((1 << 32) | AF_VSOCK, 1, 0)) == EPERM
+    # socketpair, connect ... are not socket: untouched.
+    assert seccomp.run(prog, arch, nr + 1, (AF_VSOCK,)) == ALLOW
+
+
+SOCKETS_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(void) {
+    int families[] = {40, 38, 2, 1};
+    const char *names[] = {"vsock", "alg", "inet", "unix"};
+    int types[] = {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM, SOCK_STREAM};
+    for (int i = 0; i < 4; i++) {
+        int fd = socket(families[i], types[i], 0);
+        printf("%s=%s\n", names[i], fd >= 0 ? "ok" : strerror(errno));
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def sockets_probe(tmp_path_factory):
+    """A static program that opens a socket of each family (the lab image has no compiler)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("cc"):
+        pytest.skip("needs a C compiler (cc) to build the probe")
+    d = tmp_path_factory.mktemp("probe")
+    (d / "sockets.c").write_text(SOCKETS_C)
+    subprocess.run(["cc", "-static", "-O1", "-o", str(d / "sockets"), str(d / "sockets.c")], check=True)
+    (d / "sockets.c").unlink()
+    return d
+
+
+@needs_root
+@pytest.mark.usefixtures("lab_image")
+def test_a_container_cannot_open_vsock_or_alg_sockets(sockets_probe):
+    # AF_VSOCK reaches the hypervisor whatever the network namespace: --network none must hold.
+    proc = cl("run", "--rm", "--network", "none", "-v", f"{sockets_probe}:/probe:ro", "lab", "/probe/sockets")
+    assert proc.returncode == 0, proc.stderr
+    got = dict(line.split("=", 1) for line in proc.stdout.split("\n") if "=" in line)
+    assert got["vsock"] == "Operation not permitted" and got["alg"] == "Operation not permitted", got
+    assert got["inet"] == "ok" and got["unix"] == "ok", got
+    # Unconfined, the kernel itself answers (this machine has vsock): the filter made the difference.
+    open_ = cl("run", "--rm", "--security-opt", "seccomp=unconfined", "-v", f"{sockets_probe}:/probe:ro",
+               "lab", "/probe/sockets")
+    assert "vsock=Operation not permitted" not in open_.stdout, open_.stdout
+    text = cl("run", "--name", "vsockscript", "lab", "true", check=True) and \
+        cl("inspect", "--transcript", "vsockscript").stdout
+    cl("rm", "vsockscript")
+    assert "AF_VSOCK and AF_ALG sockets refused" in text

@@ -61,12 +61,24 @@ def test_stage_order_and_transcript(tmp_path):
     assert mounts[1]["fstype"] == "overlay" and mounts[1]["data"] == "lowerdir=/L,upperdir=/U,workdir=/W"
     unshares = [op for op in ops if op["call"] == "unshare"]
     assert "CLONE_NEWNS" in unshares[0]["flags"] and unshares[1]["flags"] == ["CLONE_NEWCGROUP"]
-    # The volume is bound, then made read-only, nodev and nosuid.
+    # The volume is bound (from its fd, shown by its path), then made read-only, nodev and nosuid
+    # with every mount below it.
     data = [op for op in mounts if op["target"] == "/data"]
-    assert [op["flags"] for op in data] == ["bind,rec", "ro,nosuid,nodev,remount,bind"]
+    assert [(op["flags"], op["source"]) for op in data] == [("bind,rec", "/tmp")]
+    setattr_ops = [op for op in ops if op["call"] == "mount_setattr"]
+    assert [(op["target"], op["attrs"], op["flags"]) for op in setattr_ops] == [
+        ("/data", ["ro", "nosuid", "nodev"], "AT_RECURSIVE")]
     # Every operation carries its shell equivalent.
     assert all(op["shell"] for op in ops)
     assert ops[-1] == {"call": "execve", "shell": "exec /bin/true", "path": "/bin/true", "argv": ["/bin/true"]}
+
+
+def test_a_kernel_without_mount_setattr_cannot_make_a_read_only_volume(tmp_path):
+    result = run_stages(tmp_path, {"mount_setattr": errno.ENOSYS})
+    assert result["exit"] == 125
+    error = result["messages"][-1]
+    assert error["stage"] == "rootfs" and "needs mount_setattr(2)" in error["error"], error
+    assert "Linux 5.12 or newer" in error["error"] and "\n" not in error["error"]
 
 
 def test_a_failing_stage_is_reported_with_its_name(tmp_path):

@@ -1,0 +1,245 @@
+"""What a client may ask the engine for: one object decides.
+
+Who asks is learnt from the kernel, never from the client: the supervisor
+reads the credentials of each connection's peer (SO_PEERCRED) when it
+accepts it, and holds the connection to one policy for its whole life
+(:func:`for_peer`):
+
+- **owner** -- root, or the uid the supervisor runs as: the person whose
+  engine it is. :class:`OwnerPolicy` allows what Docker allows its users (who
+  are, in effect, root): host namespaces, host mounts, seccomp off, no limits.
+- **seat** -- a classroom seat: an unprivileged learner on a server shared by
+  a room. :class:`SeatPolicy` refuses whatever would reach past the seat's own
+  containers or past its share of the machine (see its docstring).
+- anyone else is refused when the connection is accepted; every request on
+  it is answered with that refusal.
+
+Until the classroom exists, seats are named for tests by
+``CONTAINER_LAB_SEAT_UIDS`` (uids, comma-separated), read by the SUPERVISOR
+when it starts -- a client's environment changes nothing -- and
+``CONTAINER_LAB_SEAT_VOLUMES`` names the one directory under which a seat
+may bind host paths (none when unset).
+
+Volume sources. A container's volume source is opened once, by the child
+that mounts it (O_PATH, with :meth:`Policy.volume_resolve`'s openat2 flags),
+and bound from that file descriptor: nothing is looked up twice, so the
+object checked is the object mounted. The owner's path is resolved as Docker
+resolves it -- symlinks followed: a host path the user names is theirs to
+name, and root could bind its target directly anyway. A seat's path may hold
+no symlink at all (RESOLVE_NO_SYMLINKS): two containers sharing a volume could
+otherwise plant ``sub -> /etc`` in it from one and mount ``shared/sub`` into
+the other -- the host's /etc/shadow, read by a learner.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import EngineError
+from .spec import DEFAULT_MEMORY, DEFAULT_PIDS, ContainerConfig, shared_container
+from .syscalls import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
+
+SEAT_UIDS_ENV = "CONTAINER_LAB_SEAT_UIDS"
+SEAT_VOLUMES_ENV = "CONTAINER_LAB_SEAT_VOLUMES"
+
+
+class PolicyRefused(EngineError):
+    """A client asked for something its policy does not allow."""
+
+
+class Budget:
+    """The most one seat's container may have (each limit is required)."""
+
+    __slots__ = ("memory", "pids", "cpus")
+
+    def __init__(self, memory: int = DEFAULT_MEMORY, pids: int = DEFAULT_PIDS, cpus: float = 1.0):
+        self.memory, self.pids, self.cpus = memory, pids, cpus
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20}m" if n % (1 << 20) == 0 else f"{n}b"
+
+
+class Policy:
+    """The owner's policy: what Docker allows (everything this engine can do)."""
+
+    name = "owner"
+
+    def admit(self, config: ContainerConfig) -> None:
+        """Raise PolicyRefused (one line naming the flag) if ``config`` asks
+        for what this policy does not allow; may fill in what it defaults."""
+        if config.cpus == 0:             # --cpus 0: docker's "no CPU limit", as leaving it out
+            config.cpus = None
+
+    def volume_resolve(self) -> int:
+        """openat2 resolve flags for a volume's host path: follow symlinks,
+        as Docker does for a path its user names."""
+        return 0
+
+    def check_request(self, op: str) -> None:
+        """Raise PolicyRefused if this client may not make request ``op`` at all."""
+
+
+class OwnerPolicy(Policy):
+    """Root on the CLI, or the supervisor's own user: what Docker allows.
+
+    - host namespaces (``--pid/--ipc/--network host``, ``--uts host``) and
+      ``container:NAME`` sharing: allowed, as in Docker;
+    - host mounts (``-v``): any existing host path, symlinks followed;
+    - ``--security-opt seccomp=unconfined``: allowed;
+    - "no limit" values (``-m 0|-1``, ``--pids-limit 0|-1``, ``--cpus 0``):
+      allowed -- the defaults (1 GiB, 1024 processes) guard a learner against
+      accidents, and the owner may lift them.
+    """
+
+
+class SeatPolicy(Policy):
+    """A classroom seat: its containers stay inside their own namespaces,
+    mounts and share of the machine.
+
+    Each refusal is one line naming the flag and why:
+
+    - host namespaces (``--pid/--ipc/--network/--uts host``): a seat would see
+      and signal the server's processes, use its network as the server, or
+      rename the server;
+    - ``container:NAME`` sharing: the name could be another seat's container
+      (sharing among a seat's own containers comes with seat ownership);
+    - ``seccomp=unconfined``: the filter is a second wall behind the dropped
+      capabilities, for when a kernel bug thins the first;
+    - host mounts (``-v``): refused, except below the directory the classroom
+      gives seats (``volume_roots``), and there without any symlink on the way
+      (resolved with RESOLVE_NO_SYMLINKS, again by the child as it mounts);
+    - "no limit" values (``-m 0|-1``, ``--memory-swap -1``, ``--pids-limit 0|-1``,
+      ``--cpus 0``) and limits above the seat's :class:`Budget`: one seat must
+      not take the room's memory, processes or CPU. No ``--cpus`` means the
+      budget's CPU share;
+    - the ``shutdown`` request: it would stop every seat's containers.
+
+    Still to come with the classroom: a private user namespace for each seat
+    (root inside an unprivileged uid outside), per-seat container names and
+    images, and capability additions (no ``--cap-add`` exists yet).
+    """
+
+    name = "seat"
+
+    def __init__(self, budget: Budget | None = None, volume_roots: tuple[str, ...] = ()):
+        self.budget = budget or Budget()
+        self.volume_roots = tuple(os.path.realpath(r) for r in volume_roots)
+
+    def admit(self, config: ContainerConfig) -> None:
+        for flag, mode in (("--pid", config.pid_mode), ("--ipc", config.ipc_mode),
+                           ("--network", config.network), ("--uts", config.uts_mode)):
+            if mode == "host":
+                raise PolicyRefused(f"{flag} host is not allowed for a classroom seat: it would share the "
+                                    "server's own namespace")
+            if shared_container(mode) is not None:
+                raise PolicyRefused(f"{flag} {mode} is not allowed for a classroom seat: sharing another "
+                                    "container's namespace is not available to seats")
+        if config.seccomp == "unconfined":
+            raise PolicyRefused("--security-opt seccomp=unconfined is not allowed for a classroom seat: "
+                                "its containers keep the system call filter")
+        for vol in config.volumes:
+            self.check_volume_source(vol.source)
+        self._check_limits(config)
+
+    def _check_limits(self, config: ContainerConfig) -> None:
+        b = self.budget
+        if config.memory is None:
+            raise PolicyRefused(f"-m 0 or -1 (no memory limit) is not allowed for a classroom seat: "
+                                f"give a limit of at most {_mib(b.memory)}")
+        if config.memory > b.memory:
+            raise PolicyRefused(f"-m {_mib(config.memory)} is more than a classroom seat's budget "
+                                f"of {_mib(b.memory)}")
+        if config.memory_swap == -1:
+            raise PolicyRefused("--memory-swap -1 (unlimited swap) is not allowed for a classroom seat")
+        if config.memory_swap is not None and config.memory_swap > b.memory:
+            raise PolicyRefused(f"--memory-swap {_mib(config.memory_swap)} is more than a classroom seat's "
+                                f"budget of {_mib(b.memory)}")
+        if config.pids_limit is None:
+            raise PolicyRefused(f"--pids-limit 0 or -1 (no process limit) is not allowed for a classroom seat: "
+                                f"give a limit of at most {b.pids}")
+        if config.pids_limit > b.pids:
+            raise PolicyRefused(f"--pids-limit {config.pids_limit} is more than a classroom seat's budget "
+                                f"of {b.pids}")
+        if config.cpus == 0:
+            raise PolicyRefused(f"--cpus 0 (no CPU limit) is not allowed for a classroom seat: "
+                                f"give a limit of at most {b.cpus:g}")
+        if config.cpus is None:
+            config.cpus = b.cpus
+        elif config.cpus > b.cpus:
+            raise PolicyRefused(f"--cpus {config.cpus:g} is more than a classroom seat's budget of {b.cpus:g}")
+
+    def check_volume_source(self, source: str) -> None:
+        """A seat's volume: under one of ``volume_roots``, no symlink anywhere
+        on its path (checked here for a clear error; the child that mounts
+        it opens it again with the same flags, so a symlink planted meanwhile
+        is refused all the same)."""
+        if os.path.normpath(source) != source.rstrip("/") or source.startswith("//"):
+            # "." and ".." are no symlinks: openat2 would follow them out of the root.
+            raise PolicyRefused(f"-v {source}: a classroom seat's volume path must be plain "
+                                "(no '.', '..' or repeated '/')")
+        inside = any(source == root or source.startswith(root.rstrip("/") + "/") for root in self.volume_roots)
+        if not inside:
+            raise PolicyRefused(f"-v {source}: host paths are not allowed for a classroom seat"
+                                + (f" (only under {', '.join(self.volume_roots)})" if self.volume_roots else ""))
+        try:
+            os.close(open_volume_source(source, self.volume_resolve()))
+        except OSError as e:
+            raise PolicyRefused(f"-v {source}: {volume_error(e, self.volume_resolve())}") from None
+
+    def volume_resolve(self) -> int:
+        return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+
+    def check_request(self, op: str) -> None:
+        if op == "shutdown":
+            raise PolicyRefused("a classroom seat may not stop the supervisor: every seat's containers would stop")
+
+
+def open_volume_source(source: str, resolve: int) -> int:
+    """O_PATH fd of a volume's host path, resolved once with ``resolve``."""
+    return openat2(-100, source, os.O_PATH, resolve=resolve)        # AT_FDCWD
+
+
+def volume_error(e: OSError, resolve: int) -> str:
+    """Why a volume's host path could not be opened, in words."""
+    import errno
+
+    if e.errno == errno.ELOOP and resolve & RESOLVE_NO_SYMLINKS:
+        return "a symlink is on its path, and a classroom seat's volumes may hold none"
+    return os.strerror(e.errno) if e.errno else str(e)
+
+
+OWNER = OwnerPolicy()
+
+
+def seat_uids_from_env(environ=os.environ) -> frozenset[int]:
+    """The uids named by CONTAINER_LAB_SEAT_UIDS (bad entries are ignored, loudly)."""
+    uids = set()
+    for item in (environ.get(SEAT_UIDS_ENV) or "").split(","):
+        item = item.strip()
+        if item.isdigit():
+            uids.add(int(item))
+        elif item:
+            import sys
+            print(f"{SEAT_UIDS_ENV}: ignoring {item!r} (not a uid)", file=sys.stderr)
+    return frozenset(uids)
+
+
+def for_peer(uid: int, *, own_uid: int, seats: frozenset[int], seat: SeatPolicy | None = None) -> Policy | None:
+    """The policy of a connection whose peer runs as ``uid`` (from
+    SO_PEERCRED), or None when that peer may not use this supervisor."""
+    if uid == 0 or uid == own_uid:
+        return OWNER
+    if uid in seats:
+        return seat or SeatPolicy()
+    return None
+
+
+def peer_uid(sock) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    import socket
+    import struct
+
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                          struct.calcsize("3i")))
+    return uid
