@@ -109,22 +109,41 @@ def test_images_shows_the_unpacked_size(tmp_path, empty_root):
     assert (inspect[0] if isinstance(inspect, list) else inspect)["Size"] == 3_000_000
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """An engine root on a 256 MiB tmpfs of its own: its free space moves only
+    with what this test stores (the machine's disk is shared and moves on its own)."""
+    import shutil
+    import subprocess
+
+    root = tmp_path / "disk"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "cltest", str(root)], check=True)
+    try:
+        ImageStore(root / "lib" / "images")
+        yield root
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @needs_root
-def test_unpacking_keeps_the_disk_from_filling(tmp_path, empty_root):
+def test_unpacking_keeps_the_disk_from_filling(tmp_path, small_disk):
     """The store's file system keeps CONTAINER_LAB_MIN_FREE_BYTES free: asked
     to keep more than the disk has, nothing is unpacked -- a small layer is
     refused before it is read, a bomb of declared size 0 while it unpacks."""
     import shutil
 
-    disk = shutil.disk_usage(empty_root)
-    keep = {"CONTAINER_LAB_MIN_FREE_BYTES": str(disk.free - (8 << 20))}     # 8 MiB to spare
-    before = store_files(empty_root)
-    small = load(empty_root, docker_archive(tmp_path / "s.tar", [zeros_layer("a", 1 << 20)], tags=("s:1",)),
+    disk = shutil.disk_usage(small_disk)
+    keep = {"CONTAINER_LAB_MIN_FREE_BYTES": str(disk.free - (64 << 20))}     # 64 MiB to spare
+    before = store_files(small_disk)
+    small = load(small_disk, docker_archive(tmp_path / "s.tar", [zeros_layer("a", 1 << 20)], tags=("s:1",)),
                  env={"CONTAINER_LAB_MIN_FREE_BYTES": str(disk.total)})
     assert small.returncode == 1 and small.stderr.count("\n") == 1, small.stderr
     assert "must stay free; refused (CONTAINER_LAB_MIN_FREE_BYTES)" in small.stderr
-    bomb = load(empty_root, docker_archive(tmp_path / "b.tar", [zeros_layer("z", 96 << 20)], tags=("b:1",)),
+    bomb = load(small_disk, docker_archive(tmp_path / "b.tar", [zeros_layer("z", 160 << 20)], tags=("b:1",)),
                 env=keep)
     assert bomb.returncode == 1 and bomb.stderr.count("\n") == 1, bomb.stderr
     assert "must stay free; refused" in bomb.stderr and "layer 1 of 1" in bomb.stderr
-    assert store_files(empty_root) == before and tmp_is_empty(empty_root)
+    assert store_files(small_disk) == before and tmp_is_empty(small_disk)
+    assert shutil.disk_usage(small_disk).used < 16 << 20          # the refused bytes went away too
