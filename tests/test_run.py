@@ -54,7 +54,9 @@ def test_pid_1_and_only_the_containers_processes():
 
 
 def test_pid_1_sees_only_its_own_children():
-    proc = cl("run", "--rm", "lab", "sh", "-c", "sleep 5 & ps -eo pid,comm --no-headers")
+    # ps only once the background child has become sleep (until then it is a second sh)
+    proc = cl("run", "--rm", "lab", "sh", "-c",
+              "sleep 5 & until [ \"$(cat /proc/$!/comm)\" = sleep ]; do :; done; ps -eo pid,comm --no-headers")
     pids = {int(line.split()[0]): line.split()[1] for line in proc.stdout.strip().splitlines()}
     assert pids[1] == "sh" and set(pids.values()) == {"sh", "sleep", "ps"}, proc.stdout
     assert max(pids) < 10
