@@ -354,6 +354,42 @@ def test_a_cancelled_command_stops(view):
     assert result.cancelled and not result.ok
 
 
+# A multi-byte character cut by a read boundary: 20000 lines of 13 bytes come in
+# chunks of whatever the pipe holds, so some chunk ends inside a character.
+WIDE = "docker run --rm lab sh -c 'yes 中中中中 | head -n 20000'"
+WIDE_TEXT = "中中中中\n" * 20000
+
+
+def test_output_streamed_while_it_runs_keeps_every_character():
+    seen: list[str] = []
+    result = run(translate(WIDE, check_only=True), on_output=seen.append)
+    assert result.ok, result
+    assert len(seen) > 1                                  # it came in pieces
+    assert "\ufffd" not in "".join(seen)
+    assert "".join(seen) == result.output == WIDE_TEXT
+
+
+def test_a_terminal_stream_keeps_every_character():
+    seen: list[str] = []
+    result = run(translate(WIDE.replace("--rm", "--rm -t"), check_only=True), on_output=seen.append)
+    assert result.ok, result
+    assert "\ufffd" not in "".join(seen)
+    assert plain("".join(seen)) == plain(result.output) == WIDE_TEXT
+
+
+def test_a_start_shown_stage_by_stage_keeps_every_character():
+    from lessons.stepwise import Gate, start_explained
+
+    gate = Gate()
+    gate.finish()
+    seen: list[str] = []
+    result = start_explained(translate(WIDE.replace("--rm", "--rm --explain"), check_only=True),
+                             gate=gate, on_output=seen.append)
+    assert result.exit_code == 0, result
+    assert len(seen) > 1 and "\ufffd" not in "".join(seen)
+    assert "".join(seen) == result.output == WIDE_TEXT
+
+
 # -- course solve ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lang,done", [("en", "Solved: 2 lesson(s), 7 step(s), 13 check(s), 2 quiz(zes), all passed."),
