@@ -1212,9 +1212,22 @@ def _table(rows) -> None:
         print("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
+def _not_a_verb(word: str) -> int:
+    """docker's answer to a word that is no command of ours, with the nearest verb."""
+    import difflib
+
+    near = difflib.get_close_matches(word, sorted(VERBS), n=3, cutoff=0.5)
+    near = [v for v in near if len(v) == len(word)] or near     # a key hit in its place: rum is run
+    hint = f" Did you mean '{PROG} {near[0]}'?" if near else ""
+    print(f"{PROG}: '{word}' is not a {PROG} command.{hint}\nSee '{PROG} --help'.", file=sys.stderr)
+    return 125
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
+        return _not_a_verb(argv[0])
     parser = build_parser(argv[0] if argv and argv[0] in VERBS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

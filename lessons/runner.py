@@ -266,13 +266,15 @@ class TerminalSession:
         os.close(self.master)
 
 
-def failure_text(result: RunResult, lang: str, timeout: float = 120) -> str:
-    """Why a command did not succeed, in the learner's language."""
+def failure_text(result: RunResult, lang: str, timeout: float = 120, *, last_line: bool = False) -> str:
+    """Why a command did not succeed, in the learner's language. Its own
+    words (the last line of its output) only with ``last_line``: where its
+    output was shown as it ran, they are on the screen already."""
     if result.error:
         return result.error
     if result.cancelled:
         return msg(lang, "run.cancelled")
     if result.timed_out:
         return msg(lang, "run.timeout", seconds=int(timeout))
-    last = plain(result.output).strip().splitlines()
+    last = plain(result.output).strip().splitlines() if last_line else []
     return msg(lang, "run.done", code=result.exit_code) + (f": {last[-1]}" if last else "")

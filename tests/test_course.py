@@ -488,6 +488,25 @@ def test_unsupported_docker_features_get_one_clear_line(lang):
         translate("docker run -p 80:80 lab true", Context(lang=lang), check_only=True)
 
 
+@pytest.mark.parametrize("lang,exce,build", [
+    ("en", "docker: 'exce' is not a docker command. Did you mean 'docker exec'?",
+     "'docker build' is not available in container-lab yet"),
+    ("zh", "docker：'exce' 不是 docker 命令。你是想输入 'docker exec' 吗？", "container-lab 暂不支持 'docker build'")])
+def test_a_word_that_is_no_docker_command_is_called_so_with_the_nearest_verb(lang, exce, build):
+    def error(text: str) -> str:
+        with pytest.raises(CommandError) as info:
+            translate(text, Context(lang=lang), check_only=True)
+        return str(info.value)
+    assert error("docker exce web ls") == exce
+    assert error("docker build .") == build                       # docker's, only not here yet
+    assert "'docker run'" in error("docker rum lab true")          # a key hit in its place, not rm
+    assert "'docker container exec'" in error("docker container exce web ls")
+    assert "'docker image ls'" in error("docker image lss")
+    nothing_near = error("docker xyzzy")
+    assert "'xyzzy'" in nothing_near and "docker xyzzy" not in nothing_near.replace("'xyzzy'", "")
+    assert ("Did you mean" not in nothing_near) and ("你是想" not in nothing_near)
+
+
 def test_pull_without_a_registry_says_what_will_happen():
     if "pull" in docker.engine_verbs():
         assert translate("docker pull ubuntu").argv == ("pull", "ubuntu")

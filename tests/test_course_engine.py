@@ -354,6 +354,42 @@ def test_a_cancelled_command_stops(view):
     assert result.cancelled and not result.ok
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_failed_command_says_its_error_once(lang):
+    """The app shows a command's output as it comes, then why it failed: the
+    engine's error line is in the output, and not said a second time."""
+    from lessons.runner import failure_text
+
+    seen: list[str] = []
+    result = run(translate("docker run nosuchimage", check_only=True), on_output=seen.append)
+    assert result.exit_code == 125 and not result.ok
+    screen = plain("".join(seen)) + failure_text(result, lang) + "\n"
+    assert screen.count("Unable to find image 'nosuchimage:latest' locally") == 1, screen
+    assert failure_text(result, lang) == ("exit code 125" if lang == "en" else "退出码 125")
+    # Where the output was not shown (course solve's setup), its last line says why.
+    assert failure_text(result, lang, last_line=True).endswith("Unable to find image 'nosuchimage:latest' locally")
+
+
+def test_the_cgroup_lessons_limit_files_are_read_without_an_error(view):
+    """The limits step reads the limit files of cgroup v1 or v2, whichever this
+    machine has: every command of its show-me ends with exit code 0 (nothing
+    the app would put after an arrow), and its checks pass."""
+    from lessons.content import content_dir
+
+    course = load_course(content_dir())
+    lesson = next(lesson for lesson in course.lessons if lesson.id.endswith("cgroups"))
+    lab = Lab(course, lesson, view=view)
+    step = lesson.step("limits")
+    try:
+        cursor, _ = lab.begin_step(step)
+        results = lab.show_me(step)
+        assert [r.exit_code for r in results] == [0] * len(step.show_me), results
+        assert "pids.max:50" in results[-1].output and ":67108864" in results[-1].output, results[-1].output
+        assert all(r.passed for r in lab.check(step, cursor, wait=5))
+    finally:
+        lab.cleanup()
+
+
 # A multi-byte character cut by a read boundary: 20000 lines of 13 bytes come in
 # chunks of whatever the pipe holds, so some chunk ends inside a character.
 WIDE = "docker run --rm lab sh -c 'yes 中中中中 | head -n 20000'"
