@@ -898,8 +898,9 @@ def _inspect_namespaces(args, client) -> int:
             continue
         rows = [("NAMESPACE", "CONTAINER", "HOST", "", "SHARED WITH")]
         for kind, ns in snap["namespaces"].items():
-            rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if ns["shared_with_host"] else "isolated",
-                         ", ".join(ns.get("shared_with") or []) or "-"))
+            others = (["host"] if ns["shared_with_host"] else []) + list(ns.get("shared_with") or [])
+            rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if others else "isolated",
+                         ", ".join(others) or "-"))
         print(f"# {snap['name']}: namespaces of its PID 1 (host PID {snap['pid']}), "
               f"compared with {snap['reference']}")
         _table(rows)

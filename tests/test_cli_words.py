@@ -41,3 +41,21 @@ def test_a_word_that_is_no_verb_is_called_so_with_the_nearest_verb():
     proc = container_lab("xyzzy")
     assert proc.returncode == 125 and proc.stderr.splitlines()[0] == \
         "container-lab: 'xyzzy' is not a container-lab command."
+
+
+# -- inspect --namespaces names the host ----------------------------------------------
+
+@needs_root
+@pytest.mark.usefixtures("lab_image")
+def test_inspect_namespaces_names_the_host_among_those_it_shares_with():
+    cl("run", "-d", "--name", "words-a", "--network", "host", "lab", "sleep", "60", check=True)
+    try:
+        cl("run", "-d", "--name", "words-b", "--pid", "container:words-a", "lab", "sleep", "60", check=True)
+        table = cl("inspect", "--namespaces", "words-a", check=True).stdout
+        rows = {line.split()[0]: line.split(None, 4)[3:] for line in table.splitlines()[2:]}
+        assert rows["net"] == ["shared", "host"], table            # the host's own network namespace
+        assert rows["pid"] == ["shared", "words-b"], table         # another container's, not the host's
+        assert rows["mnt"] == ["isolated", "-"], table
+        assert rows["user"] == ["shared", "host, words-b"], table  # the host's, and so words-b's too
+    finally:
+        cl("rm", "-f", "words-a", "words-b")
