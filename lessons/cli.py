@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise                    # the reader of our output has gone: the launcher ends quietly
     except FileNotFoundError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2

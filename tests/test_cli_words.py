@@ -43,6 +43,37 @@ def test_a_word_that_is_no_verb_is_called_so_with_the_nearest_verb():
         "container-lab: 'xyzzy' is not a container-lab command."
 
 
+# -- the top-level help and the version --------------------------------------------------
+
+def test_help_names_the_courses_options_and_the_version():
+    proc = container_lab("--help")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "usage: container-lab [--lang en|zh] [--lesson ID] [--course DIR]"
+    for option in ("--lang en|zh", "--lesson ID", "--course DIR"):
+        assert any(line.lstrip().startswith(option) for line in lines), option   # each explained
+    assert "container-lab course check|solve" in proc.stdout
+    assert any(line.lstrip().startswith("--version") for line in lines)
+    # the verbs' own usage lines stay theirs
+    assert container_lab("run", "--help").stdout.startswith("usage: container-lab run [-i]")
+
+
+def test_version_comes_from_the_installed_metadata():
+    proc = container_lab("--version")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == f"container-lab version {importlib.metadata.version('container-lab')}\n"
+
+
+def test_the_version_is_not_looked_up_for_other_commands():
+    """importlib.metadata costs some 25 ms to import: only --version pays it."""
+    code = ("import sys, engine.cli\n"
+            "engine.cli.build_parser('run').parse_args(['run', 'lab', 'true'])\n"
+            "print('importlib.metadata' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env=learner_env(), check=True).stdout
+    assert out.strip() == "False"
+
+
 # -- inspect --namespaces names the host ----------------------------------------------
 
 @needs_root
@@ -59,3 +90,31 @@ def test_inspect_namespaces_names_the_host_among_those_it_shares_with():
         assert rows["user"] == ["shared", "host, words-b"], table  # the host's, and so words-b's too
     finally:
         cl("rm", "-f", "words-a", "words-b")
+
+
+# -- the reader of the output goes away -------------------------------------------------
+
+def into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """``container-lab ARGS | (exec 0<&-; ...)``: the reader is gone before the first line."""
+    proc = subprocess.Popen([sys.executable, "-m", "tui.launcher", *args], cwd=REPO, env=learner_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=60), err
+
+
+@needs_root
+@pytest.mark.usefixtures("lab_image")
+def test_every_verb_that_prints_is_quiet_when_its_reader_has_gone():
+    cl("run", "-d", "--name", "words-pipe", "lab", "sh", "-c", "echo hello; sleep 60", check=True)
+    try:
+        for args in (["ps", "-a"], ["images"], ["logs", "words-pipe"], ["events", "--follow"],
+                     ["inspect", "words-pipe"], ["inspect", "--namespaces", "words-pipe"], ["top", "words-pipe"],
+                     ["course", "solve", "--lesson", "hello", str(REPO / "tests" / "fixtures" / "course")]):
+            code, err = into_a_closed_pipe(*args)
+            assert (code, err) == (0, ""), (args, err)
+        # The verb's own exit code stays: here the error is on stderr, and only the [] was lost.
+        code, err = into_a_closed_pipe("inspect", "words-pipe", "no-such-container")
+        assert code == 1 and err == "container-lab: No such container: no-such-container\n", err
+    finally:
+        cl("rm", "-f", "words-pipe")

@@ -18,7 +18,14 @@ APP_OPTIONS = ("--lang", "--lesson", "--course")
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        try:
+            return _main(argv)
+        finally:
+            # What is still buffered goes out here, where a closed pipe can be caught:
+            # left to Python's own flush at exit, it would be "Exception ignored ...
+            # BrokenPipeError" (stdout is a pipe, so block-buffered, on any machine
+            # without PYTHONUNBUFFERED).
+            sys.stdout.flush()
     except BrokenPipeError:
         # `container-lab --help | head`: the reader has gone; that is no error. (Python's own
         # flush of stdout at exit would fail again, so stdout goes to /dev/null first.)
@@ -35,14 +42,7 @@ def _main(argv: list[str] | None) -> int:
         sys.exit(course_main(args[1:]))
     if args and not args[0].startswith(APP_OPTIONS):
         from engine.cli import main as engine_main
-        if args[0] not in ("-h", "--help"):
-            sys.exit(engine_main(args))
-        try:
-            code = engine_main(args)
-        except SystemExit as e:          # argparse's --help
-            code = e.code
-        print("\nCourses: container-lab course check|solve ...  (see container-lab course --help)")
-        sys.exit(code)
+        sys.exit(engine_main(args))      # its --help names the course's options too
     from tui.start import main as app_main
     sys.exit(app_main(args))
 
