@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -134,6 +135,52 @@ def test_shipped_course_is_valid():
     assert found == [], "\n".join(map(str, found))
     assert course.id == "container-lab" and course.lessons
     assert len(course.glossary) >= 20
+
+
+# Values in a lesson's sample output that come from the run that made it: a
+# container's id (and hostname), a host PID, where a private user namespace
+# starts outside. The learner's own run shows others.
+_RUN_VALUES = [
+    re.compile(r"\b[0-9a-f]{12}\b"),                                     # ids, hostnames
+    re.compile(r"^\d+\s+(\d{3,})\s", re.M),                              # docker top: HOST PID
+    re.compile(r"host PID (\d{3,})|PID (\d{3,}) on the host"),            # inspect --namespaces, --explain
+    re.compile(r"^\s+0\s+([1-9]\d{3,})\s+\d+$", re.M),                    # a private uid map's base
+]
+_HEDGES = {"en": ("example", "yours", "your own", "will differ", "you saw"),
+           "zh": ("示例", "你的", "看到的", "会不同")}
+
+
+def _paragraphs(markdown: str) -> tuple[str, list[str]]:
+    """A lesson's sample output (its fenced blocks, joined) and its prose, one paragraph each."""
+    samples, prose, block, inside = [], [], [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            inside = not inside
+            prose.append("")
+            continue
+        (samples if inside else block).append(line)
+        if not inside and not line.strip():
+            prose.append(" ".join(block))
+            block = []
+    prose.append(" ".join(block))
+    return "\n".join(samples), [p for p in prose if p.strip()]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_lessons_quote_a_sample_runs_numbers_only_as_an_example(lang):
+    """A lesson shows sample output from one run; prose that quotes its PIDs, ids
+    or uid ranges says so ("in the example", "the number you saw"), never as if
+    they were what the learner's own screen shows."""
+    found = []
+    for md in sorted((REPO / "content").glob(f"*/{lang}.md")):
+        samples, prose = _paragraphs(md.read_text(encoding="utf-8"))
+        values = {v for pattern in _RUN_VALUES for m in pattern.finditer(samples)
+                  for v in (m.groups() or (m.group(0),)) if v}
+        for paragraph in prose:
+            quoted = sorted(v for v in values if re.search(rf"(?<![\w.]){v}(?!\w)", paragraph))
+            if quoted and not any(h in paragraph for h in _HEDGES[lang]):
+                found.append(f"{md.parent.name}/{md.name}: {quoted}: {paragraph[:100]}")
+    assert not found, "\n".join(found)
 
 
 def test_load_course_raises_with_every_problem(course):
