@@ -994,7 +994,7 @@ def cmd_gc(args, client) -> int:
     swept = client.gc()
     for item in swept:
         print(f"removed {item}")
-    print(f"{len(swept)} leftover(s) removed")
+    print(f"{len(swept)} leftover{'' if len(swept) == 1 else 's'} removed")
     return 0
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from lessons import checks, docker
 from lessons.docker import CommandError, Context, translate
-from lessons.i18n import CATALOG, LANGS, msg
+from lessons.i18n import CATALOG, LANGS, count, msg
 from lessons.loader import CourseError, load_course
 from lessons.model import Quiz
 from lessons.progress import VERSION, ProgressStore
@@ -197,7 +197,7 @@ def test_load_course_raises_with_every_problem(course):
 def test_check_passes_the_fixture_and_exits_0():
     proc = course_cli("check", str(FIXTURE))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK -- 2 lesson(s), 7 step(s)" in proc.stdout
+    assert "OK -- 2 lessons, 7 steps" in proc.stdout
 
 
 def test_check_default_is_the_shipped_course():
@@ -429,7 +429,7 @@ def test_check_cli_prints_every_problem_and_exits_1(course):
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("course/01-hello/zh.md: file is missing")
     assert lines[1].startswith("course/02-isolation/lesson.toml:") and "unknown check kind 'pid-1'" in lines[1]
-    assert "2 problem(s) found" in proc.stderr and "Traceback" not in proc.stderr
+    assert "2 problems found" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_check_cli_on_a_missing_folder_is_one_line(tmp_path):
@@ -579,12 +579,22 @@ def test_messages_exist_in_both_languages_with_the_same_placeholders():
         assert _placeholders(en) == _placeholders(CATALOG["zh"][key]), key
 
 
+def test_counted_nouns_agree_with_their_number():
+    assert [count("en", n, "quiz") for n in (0, 1, 2)] == ["0 quizzes", "1 quiz", "2 quizzes"]
+    assert [count("en", n, "process") for n in (1, 3)] == ["1 process", "3 processes"]
+    assert [count("zh", n, "process") for n in (1, 3)] == ["1 个进程", "3 个进程"]
+    for lang in LANGS:                        # no "lesson(s)", "quiz(zes)": each message counts its nouns
+        assert not [k for k, v in CATALOG[lang].items() if re.search(r"\w\((s|es|zes)\)", v)], lang
+
+
 def test_chinese_messages_space_latin_from_chinese():
     """A space between Chinese and Latin text, as the style guide asks (placeholders count as Latin)."""
     import re
     han = r"[\u4e00-\u9fff]"
     for key, text in CATALOG["zh"].items():
         bare = re.sub(r"\{(where|state|why)\}", "中", text)        # these hold Chinese phrases
+        # and these a number and its Chinese noun (count(): "3 个进程")
+        bare = re.sub(r"\{(count|periods|lessons|steps|checks|quizzes|skipped|failures)\}", "9 中", bare)
         bare = re.sub(r"\{[a-z_]+\}", "X", bare)
         assert not re.search(rf"{han}[A-Za-z0-9`]|[A-Za-z0-9`]{han}", bare), (key, text)
 
@@ -833,10 +843,13 @@ def test_solve_skips_and_explains_what_the_machine_lacks(tmp_path):
     assert "    – skipped: This step is not run on this machine, because it lacks memory limits" in "\n".join(lines)
     assert not any(line.lstrip().startswith("$") for line in lines)     # no command was run
     assert asked == [1]                                                   # doctor asked once per lab
-    assert msg("en", "solve.ok.skipped", lessons=report.lessons, steps=report.steps, checks=report.checks,
-               quizzes=report.quizzes, skipped=report.skipped) == (
-        "Solved: 1 lesson(s), 2 step(s), 0 check(s), 1 quiz(zes), all passed; "
-        "1 step(s) skipped, as this machine lacks what they need.")
+    counted = {lang: dict(lessons=count(lang, report.lessons, "lesson"), steps=count(lang, report.steps, "step"),
+                          checks=count(lang, report.checks, "check"), quizzes=count(lang, report.quizzes, "quiz"),
+                          skipped=count(lang, report.skipped, "step")) for lang in LANGS}
+    assert msg("en", "solve.ok.skipped", **counted["en"]) == (
+        "Solved: 1 lesson, 2 steps, 0 checks, 1 quiz, all passed; 1 step skipped, needing what this machine lacks.")
+    assert msg("zh", "solve.ok.skipped", **counted["zh"]) == (
+        "全部通过：1 课，2 个步骤，0 项检查，1 道测验；另有 1 个步骤因这台机器缺少所需条件而跳过。")
 
 
 def test_a_step_the_machine_can_do_runs_its_own_setup(tmp_path):

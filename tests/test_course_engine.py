@@ -269,8 +269,9 @@ def test_process_visible(view):
     cl("run", "-d", "--name", "target", "lab", "sleep", "4321", check=True)
     cursor = view.cursor()
     hidden = check(view, "process-visible", cursor, container="watcher", command="sleep 4321", visible=False)
-    assert hidden.passed and hidden.saw == ("inside watcher, 1 processes are visible, and `sleep 4321` "
-                                            "is not one of them")
+    assert hidden.passed and hidden.saw == "inside watcher, 1 process can be seen, and `sleep 4321` is not one of them"
+    zh = check(view, "process-visible", cursor, "zh", container="watcher", command="sleep 4321", visible=False)
+    assert zh.saw == "在容器 watcher 内能看到 1 个进程，其中没有 `sleep 4321`"
     assert not check(view, "process-visible", cursor, container="watcher", command="sleep 4321").passed
     own = check(view, "process-visible", cursor, container="target", command="sleep 4321")
     assert own.passed and "(PID 1 there)" in own.saw
@@ -428,7 +429,7 @@ def test_a_start_shown_stage_by_stage_keeps_every_character():
 
 # -- course solve ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lang,done", [("en", "Solved: 2 lesson(s), 7 step(s), 13 check(s), 2 quiz(zes), all passed."),
+@pytest.mark.parametrize("lang,done", [("en", "Solved: 2 lessons, 7 steps, 13 checks, 2 quizzes, all passed."),
                                        ("zh", "全部通过：2 课，7 个步骤，13 项检查，2 道测验。")])
 def test_course_solve_finishes_the_fixture_course(lang, done):
     proc = subprocess.run([sys.executable, "-m", "tui.launcher", "course", "solve", "--lang", lang, str(FIXTURE)],
@@ -500,4 +501,4 @@ def test_a_step_that_requires_what_this_machine_has_runs_for_real(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "skipped" not in proc.stdout
     assert "    ✓ the process limit was hit (the kernel refused a fork) in container bomb" in proc.stdout
-    assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson(s), 4 step(s)")
+    assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson, 4 steps")
