@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 
@@ -118,3 +119,13 @@ def test_every_verb_that_prints_is_quiet_when_its_reader_has_gone():
         assert code == 1 and err == "container-lab: No such container: no-such-container\n", err
     finally:
         cl("rm", "-f", "words-pipe")
+
+
+def test_a_closed_pipe_keeps_the_commands_own_exit_code(tmp_path):
+    """`container-lab course check BROKEN | (exec 0<&-; ...)`: the problems were for
+    a reader that has gone, but the course is still broken: exit status 1."""
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "tests" / "fixtures" / "course", course)
+    (course / "01-hello" / "zh.md").unlink()
+    code, err = into_a_closed_pipe("course", "check", str(course))
+    assert (code, err) == (1, "1 problem found\n")

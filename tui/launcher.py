@@ -18,21 +18,22 @@ APP_OPTIONS = ("--lang", "--lesson", "--course")
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        try:
-            return _main(argv)
-        finally:
-            # What is still buffered goes out here, where a closed pipe can be caught:
-            # left to Python's own flush at exit, it would be "Exception ignored ...
-            # BrokenPipeError" (stdout is a pipe, so block-buffered, on any machine
-            # without PYTHONUNBUFFERED).
-            sys.stdout.flush()
+        code = _main(argv)
+    except SystemExit as e:
+        code = e.code
     except BrokenPipeError:
-        # `container-lab --help | head`: the reader has gone; that is no error. (Python's own
-        # flush of stdout at exit would fail again, so stdout goes to /dev/null first.)
+        code = 0             # `container-lab --help | head`: the reader has gone; that is no error
+    try:
+        # What is still buffered goes out here, where a closed pipe can be caught: left to
+        # Python's own flush at exit, it would be "Exception ignored ... BrokenPipeError"
+        # (stdout to a pipe is block-buffered on any machine without PYTHONUNBUFFERED).
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # That flush at exit would fail again, so stdout goes to /dev/null first.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    sys.exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
