@@ -17,11 +17,24 @@ from . import errors
 
 PROG = "container-lab"
 
+USAGE = """\
+container-lab [--lang en|zh] [--lesson ID] [--course DIR]
+       container-lab course check|solve ...
+       container-lab [--version] VERB ..."""
+
 DESCRIPTION = """\
 Learn what a container really is, by running real ones.
 
-Run `container-lab` with no verb to open the course. The verbs below work like
-their docker namesakes, on this machine's real namespaces, overlayfs and cgroups.
+With no verb, container-lab opens the course where you left off:
+  --lang en|zh   the course's language (default: your last choice, then LANGUAGE,
+                 LC_ALL, LC_MESSAGES, LANG); F2 switches at any moment
+  --lesson ID    open this lesson (its number, id or folder), e.g. --lesson 6
+  --course DIR   the course in DIR instead of the built-in one
+`container-lab course check|solve` checks a course or works through it
+(see container-lab course --help).
+
+With a verb, it runs containers: the verbs below work like their docker
+namesakes, on this machine's real namespaces, overlayfs and cgroups.
 Try:  container-lab run --rm -it lab bash
 """
 
@@ -36,6 +49,28 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         except (ValueError, OSError):
             columns = 80
         super().__init__(prog, width=max(columns - 2, 40))
+
+
+def version() -> str:
+    """This installation's version, from its metadata. importlib.metadata costs
+    some 25 ms to import, so it is read only when asked for."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("container-lab")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: run from a checkout)"
+
+
+class _Version(argparse.Action):
+    """``--version``: the version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG} version {version()}")
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -457,8 +492,9 @@ VERBS = {
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser: every verb's in full, or only ``verb``'s (the rest listed)."""
-    p = _Parser(prog=PROG, description=DESCRIPTION)
-    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    p = _Parser(prog=PROG, description=DESCRIPTION, usage=USAGE)
+    p.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser, prog=PROG)
     for name, (help_text, add) in VERBS.items():
         if verb is None or verb == name:
             add(sub, help_text)
@@ -909,8 +945,9 @@ def _inspect_namespaces(args, client) -> int:
             continue
         rows = [("NAMESPACE", "CONTAINER", "HOST", "", "SHARED WITH")]
         for kind, ns in snap["namespaces"].items():
-            rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if ns["shared_with_host"] else "isolated",
-                         ", ".join(ns.get("shared_with") or []) or "-"))
+            others = (["host"] if ns["shared_with_host"] else []) + list(ns.get("shared_with") or [])
+            rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if others else "isolated",
+                         ", ".join(others) or "-"))
         print(f"# {snap['name']}: namespaces of its PID 1 (host PID {snap['pid']}), "
               f"compared with {snap['reference']}")
         _table(rows)
@@ -968,7 +1005,7 @@ def cmd_gc(args, client) -> int:
     swept = client.gc()
     for item in swept:
         print(f"removed {item}")
-    print(f"{len(swept)} leftover(s) removed")
+    print(f"{len(swept)} leftover{'' if len(swept) == 1 else 's'} removed")
     return 0
 
 
@@ -1235,26 +1272,56 @@ def _table(rows) -> None:
         print("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
+def _not_a_verb(word: str) -> int:
+    """docker's answer to a word that is no command of ours, with the nearest verb."""
+    import difflib
+
+    near = difflib.get_close_matches(word, sorted(VERBS), n=3, cutoff=0.5)
+    near = [v for v in near if len(v) == len(word)] or near     # a key hit in its place: rum is run
+    hint = f" Did you mean '{PROG} {near[0]}'?" if near else ""
+    print(f"{PROG}: '{word}' is not a {PROG} command.{hint}\nSee '{PROG} --help'.", file=sys.stderr)
+    return 125
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
+        return _not_a_verb(argv[0])
     parser = build_parser(argv[0] if argv and argv[0] in VERBS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:                  # --help, --version, a usage error
+        _flushed(0)
+        raise
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0
+        return _flushed(0)
     from .client import Client
 
     try:
-        return args.func(args, Client())
+        code = args.func(args, Client())
     except errors.EngineError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
-        return e.exit_code
+        code = e.exit_code
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    except BrokenPipeError:             # `container-lab ps | head -1`: the reader has gone; no error
+        code = 0
+    return _flushed(code)
+
+
+def _flushed(code: int) -> int:
+    """``code``, once what was printed has gone out. Flushed here, a reader that
+    has gone is caught; left to Python's flush at exit (stdout to a pipe is
+    block-buffered unless PYTHONUNBUFFERED is set), it would be "Exception
+    ignored ... BrokenPipeError". Then stdout goes to /dev/null, so that last
+    flush has nowhere to fail."""
+    try:
+        sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .docker import LABEL_IMAGE, normalize_image
-from .i18n import msg
+from .i18n import count, msg
 
 NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 LIMITS = ("memory", "pids", "cpu")
@@ -396,7 +396,8 @@ def _limit_hit(view, cursor, args, lang) -> Result:
         if limit == "memory" and (kind == "oom" or (kind == "exited" and e.get("oom_killed"))):
             return Result("limit-hit", True, msg(lang, "saw.oom", name=e.get("name")), expected)
         if limit == "pids" and kind == "pids-limit-hit":
-            return Result("limit-hit", True, msg(lang, "saw.pids", name=e.get("name"), count=e.get("count", 1)),
+            return Result("limit-hit", True, msg(lang, "saw.pids", name=e.get("name"),
+                                                    count=count(lang, e.get("count", 1), "fork")),
                           expected)
     return Result("limit-hit", False, msg(lang, "saw.no_limit"), expected)
 
@@ -416,8 +417,8 @@ def _cpu_throttled(view, cursor: int, container: str | None, expected: str, lang
         throttled, periods = stat
         if throttled > 0:
             return Result("limit-hit", True, msg(lang, "saw.cpu", name=rec["name"], throttled=throttled,
-                                                 periods=periods), expected)
-        seen.append(msg(lang, "saw.cpu.none", name=rec["name"], periods=periods))
+                                                 periods=count(lang, periods, "cpu_period")), expected)
+        seen.append(msg(lang, "saw.cpu.none", name=rec["name"], periods=count(lang, periods, "cpu_period")))
     return Result("limit-hit", False, _join(lang, seen) if seen else _nothing(lang, container), expected)
 
 
@@ -464,7 +465,9 @@ def _visible(view, cursor, args, lang) -> Result:
         procs = view.visible_processes(rec["pid"])
     hits = [(pid, argv) for pid, argv in procs if _argv_matches(argv, wanted)]
     if hits:
-        saw = msg(lang, f"saw.visible.{to}", where=name, count=len(procs), cmd=_cmd(hits[0][1]), pid=hits[0][0])
+        saw = msg(lang, f"saw.visible.{to}", where=name, count=count(lang, len(procs), "process"),
+                  cmd=_cmd(hits[0][1]), pid=hits[0][0])
     else:
-        saw = msg(lang, f"saw.invisible.{to}", where=name, count=len(procs), cmd=_cmd(wanted))
+        saw = msg(lang, f"saw.invisible.{to}", where=name, count=count(lang, len(procs), "process"),
+                  cmd=_cmd(wanted))
     return Result("process-visible", bool(hits) == visible, saw, expected)

@@ -61,6 +61,7 @@ def _course_dir(arg: str | None) -> Path:
 
 
 def cmd_check(args) -> int:
+    from .i18n import count
     from .validate import check_course
 
     root = _course_dir(args.dir)
@@ -68,16 +69,17 @@ def cmd_check(args) -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        print(f"{count('en', len(problems), 'problem')} found", file=sys.stderr)
         return 1
     lessons = len(course.lessons)
     steps = sum(len(lesson.steps) for lesson in course.lessons)
-    print(f"{root}: OK -- {lessons} lesson(s), {steps} step(s), languages: {', '.join(course.languages)}")
+    print(f"{root}: OK -- {count('en', lessons, 'lesson')}, {count('en', steps, 'step')}, "
+          f"languages: {', '.join(course.languages)}")
     return 0
 
 
 def cmd_solve(args) -> int:
-    from .i18n import msg
+    from .i18n import count, msg
     from .solve import solve
     from .validate import check_course
 
@@ -100,11 +102,14 @@ def cmd_solve(args) -> int:
                       lessons=", ".join(lesson.id for lesson in course.lessons)), file=sys.stderr)
             return 2
     report = solve(course, lang=args.lang, lessons=args.lesson, out=lambda line: print(line, flush=True))
+    lang = args.lang
+    lessons = count(lang, report.lessons, "lesson")
     if report.ok:
-        print(msg(args.lang, "solve.ok.skipped" if report.skipped else "solve.ok", lessons=report.lessons,
-                  steps=report.steps, checks=report.checks, quizzes=report.quizzes, skipped=report.skipped))
+        print(msg(lang, "solve.ok.skipped" if report.skipped else "solve.ok", lessons=lessons,
+                  steps=count(lang, report.steps, "step"), checks=count(lang, report.checks, "check"),
+                  quizzes=count(lang, report.quizzes, "quiz"), skipped=count(lang, report.skipped, "step")))
         return 0
-    print(msg(args.lang, "solve.failed", failures=len(report.failures), lessons=report.lessons))
+    print(msg(lang, "solve.failed", failures=count(lang, len(report.failures), "problem"), lessons=lessons))
     for failure in report.failures:
         print(f"  {failure}", file=sys.stderr)
     return 1
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise                    # the reader of our output has gone: the launcher ends quietly
     except FileNotFoundError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2

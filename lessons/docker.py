@@ -29,6 +29,20 @@ ALIASES = {
 for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait"):
     ALIASES[f"container {_v}"] = _v
 
+# Docker's own commands (``docker --help``, ``docker container --help``, ``docker image --help``):
+# one of these that the engine lacks is "not available yet"; any other word is no docker
+# command at all, and the nearest verb that works here is suggested, as docker does.
+DOCKER_VERBS = frozenset(
+    "attach build builder buildx checkpoint commit compose config container context cp create debug diff "
+    "events exec export history image images import info init inspect kill load login logout logs manifest "
+    "network node pause plugin port ps pull push rename restart rm rmi run save scout search secret service "
+    "stack start stats stop swarm system tag top trust unpause update version volume wait".split())
+DOCKER_GROUP_VERBS = {
+    "container": frozenset("attach commit cp create diff exec export inspect kill logs ls list ps pause port "
+                           "prune rename restart rm run start stats stop top unpause update wait".split()),
+    "image": frozenset("build history import inspect load ls list prune pull push rm save tag".split()),
+}
+
 # docker run flags the engine does not have, and what they are for.
 UNSUPPORTED_FLAGS = {
     "-p": "port", "--publish": "port", "-P": "port", "--publish-all": "port",
@@ -167,11 +181,16 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
     verb, rest = words[0], words[1:]
     if verb in ("--help", "-h", "help"):
         return EngineCommand(text, "help", ("--help",))
+    available = engine_verbs()
     if rest and f"{verb} {rest[0]}" in ALIASES:
         verb, rest = ALIASES[f"{verb} {rest[0]}"], rest[1:]
-    elif verb in ("container", "image"):
+    elif verb in DOCKER_GROUP_VERBS:
+        if rest and rest[0] not in DOCKER_GROUP_VERBS[verb] and not rest[0].startswith("-"):
+            known = [a.split(" ", 1)[1] for a in ALIASES if a.startswith(verb + " ")]
+            raise CommandError(_not_a_command(f"{verb} {rest[0]}", rest[0], known, lang, prefix=verb + " "))
         raise CommandError(msg(lang, "cmd.unsupported_verb", verb=" ".join(words[:2])))
-    available = engine_verbs()
+    elif verb not in DOCKER_VERBS and verb not in available:
+        raise CommandError(_not_a_command(verb, verb, [*available, *DOCKER_GROUP_VERBS], lang))
     if verb == "image inspect":
         if "image" not in available:
             raise CommandError(msg(lang, "cmd.unsupported_verb", verb="image inspect"))
@@ -197,6 +216,20 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
     return EngineCommand(text, verb, (verb, *rest), terminal=terminal,
                          interactive=bool(getattr(args, "interactive", False)),
                          detach=bool(getattr(args, "detach", False)))
+
+
+def _not_a_command(what: str, word: str, verbs, lang: str, prefix: str = "") -> str:
+    """docker's answer to a word that is none of its commands, with the nearest
+    one that works here (``docker exce`` -> did you mean ``docker exec``?)."""
+    import difflib
+
+    text = msg(lang, "cmd.not_a_command", verb=what)
+    near = difflib.get_close_matches(word, sorted(set(verbs)), n=3, cutoff=0.5)
+    # A verb as long as the word first: a key hit in its place or two swapped (rum: run, not rm).
+    near = [v for v in near if len(v) == len(word)] or near
+    if near:
+        text += msg(lang, "cmd.did_you_mean", command=f"docker {prefix}{near[0]}")
+    return text
 
 
 def _parse_or_explain(verb: str, rest: list[str], lang: str) -> argparse.Namespace:

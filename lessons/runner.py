@@ -12,6 +12,7 @@ are started with ``subprocess`` -- which execs at once -- never with a bare
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import os
 import re
@@ -42,6 +43,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r")
 def plain(text: str) -> str:
     """Terminal output without escape sequences and carriage returns."""
     return ANSI.sub("", text)
+
+
+def utf8_decoder():
+    """One decoder for one stream of output: a character whose bytes a read
+    boundary cuts in two is kept until its last byte comes (decoding each
+    chunk alone would turn both halves into U+FFFD). ``decode(b"", final=True)``
+    at the end gives what is left."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
 def _env() -> dict[str, str]:
@@ -92,6 +101,11 @@ def run(cmd: EngineCommand, *, typed: tuple[str, ...] = (), cancel=None, timeout
         except BrokenPipeError:
             pass
     out, deadline = b"", time.monotonic() + timeout
+    decoder = utf8_decoder()
+
+    def show(chunk: bytes, final: bool = False) -> None:
+        if on_output and (text := decoder.decode(chunk, final)):
+            on_output(text)
     os.set_blocking(proc.stdout.fileno(), False)
     cancelled = timed_out = False
     while True:
@@ -100,12 +114,13 @@ def run(cmd: EngineCommand, *, typed: tuple[str, ...] = (), cancel=None, timeout
             chunk = proc.stdout.read() or b""
             if chunk:
                 out += chunk
-                if on_output:
-                    on_output(chunk.decode("utf-8", "replace"))
+                show(chunk)
             elif proc.poll() is not None:
                 break
         elif proc.poll() is not None:
-            out += proc.stdout.read() or b""
+            chunk = proc.stdout.read() or b""
+            out += chunk
+            show(chunk)
             break
         if cancel is not None and cancel.is_set() and not cancelled:
             cancelled = True
@@ -114,6 +129,7 @@ def run(cmd: EngineCommand, *, typed: tuple[str, ...] = (), cancel=None, timeout
             timed_out = True
             _interrupt(proc)
     proc.stdout.close()
+    show(b"", final=True)
     return RunResult(cmd.source, proc.wait(), out.decode("utf-8", "replace"), cmd.notices,
                      cancelled=cancelled, timed_out=timed_out)
 
@@ -147,6 +163,7 @@ class TerminalSession:
         self.output = bytearray()
         self.timed_out = False
         self._closed = False
+        self._decoder = utf8_decoder()      # for on_output: one per terminal, so no character is cut
 
     def __enter__(self) -> "TerminalSession":
         return self
@@ -191,11 +208,14 @@ class TerminalSession:
                 return False
             if data:
                 last = time.monotonic()
-                if on_output:
-                    on_output(data.decode("utf-8", "replace"))
+                self._emit(data, on_output)
             elif time.monotonic() - last >= quiet and (len(self.output) > start or not need_output):
                 return True
         return True
+
+    def _emit(self, data: bytes, on_output, final: bool = False) -> None:
+        if on_output and (text := self._decoder.decode(data, final)):
+            on_output(text)
 
     def type_line(self, line: str, *, delay: float = 0.01) -> None:
         """Type ``line`` key by key, then Enter, as a person would."""
@@ -214,16 +234,22 @@ class TerminalSession:
                 break
             self.type_line(line)
         while time.monotonic() < deadline and not (cancel and cancel.is_set()):
-            if self.read(0.1) is None:
+            data = self.read(0.1)
+            if data is None:
                 break
-            if self.proc.poll() is not None and self.read(0.05) in (None, b""):
-                break
+            self._emit(data, on_output)
+            if self.proc.poll() is not None:
+                data = self.read(0.05)
+                if not data:
+                    break
+                self._emit(data, on_output)
         else:
             if cancel and cancel.is_set():
                 self.write(b"\x03")
             else:
                 self.timed_out = True
             self.write(b"\x04")
+        self._emit(b"", on_output, final=True)
         try:
             return self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -240,13 +266,15 @@ class TerminalSession:
         os.close(self.master)
 
 
-def failure_text(result: RunResult, lang: str, timeout: float = 120) -> str:
-    """Why a command did not succeed, in the learner's language."""
+def failure_text(result: RunResult, lang: str, timeout: float = 120, *, last_line: bool = False) -> str:
+    """Why a command did not succeed, in the learner's language. Its own
+    words (the last line of its output) only with ``last_line``: where its
+    output was shown as it ran, they are on the screen already."""
     if result.error:
         return result.error
     if result.cancelled:
         return msg(lang, "run.cancelled")
     if result.timed_out:
         return msg(lang, "run.timeout", seconds=int(timeout))
-    last = plain(result.output).strip().splitlines()
+    last = plain(result.output).strip().splitlines() if last_line else []
     return msg(lang, "run.done", code=result.exit_code) + (f": {last[-1]}" if last else "")

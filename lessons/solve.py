@@ -77,7 +77,8 @@ def _solve_step(lab: Lab, step, lang: str, out, report: Report, cancel) -> None:
     cursor, setup = lab.begin_step(step, cancel=cancel)
     for result in setup:
         if not result.ok:
-            line = msg(lang, "solve.command.fail", cmd=result.command, error=failure_text(result, lang))
+            line = msg(lang, "solve.command.fail", cmd=result.command,
+                       error=failure_text(result, lang, last_line=True))     # its output was not shown
             out(line)
             report.failures.append(f"{where}: {line.strip()}")
     if (why := lab.unavailable(step)) is not None:

@@ -32,7 +32,7 @@ import threading
 import time
 
 from .docker import EngineCommand, run_config
-from .runner import RunResult
+from .runner import RunResult, utf8_decoder
 
 
 class Gate:
@@ -123,9 +123,10 @@ def start_explained(cmd: EngineCommand, *, gate: Gate, cancel: threading.Event |
     output: list[str] = []
 
     def say(text: str) -> None:
-        output.append(text)
-        if on_output:
-            on_output(text)
+        if text:
+            output.append(text)
+            if on_output:
+                on_output(text)
 
     try:
         if on_begin:
@@ -146,7 +147,10 @@ def start_explained(cmd: EngineCommand, *, gate: Gate, cancel: threading.Event |
         if config.detach:
             say(start.id + "\n")
             return RunResult(cmd.source, 0, "".join(output), cmd.notices)
-        code, cancelled, timed_out = _follow(client, start, ours[0], say, cancel, timeout)
+        decoder = utf8_decoder()              # the container's output is one stream, read in chunks
+        code, cancelled, timed_out = _follow(client, start, ours[0], lambda data: say(decoder.decode(data)),
+                                             cancel, timeout)
+        say(decoder.decode(b"", True))
         return RunResult(cmd.source, code, "".join(output), cmd.notices, cancelled=cancelled, timed_out=timed_out)
     finally:
         start.close()
@@ -165,8 +169,9 @@ def _abandon(client, start) -> None:
         pass
 
 
-def _follow(client, start, fd: int, say, cancel, timeout: float) -> tuple[int, bool, bool]:
-    """The running container's output until it exits; (exit code, cancelled, timed out)."""
+def _follow(client, start, fd: int, feed, cancel, timeout: float) -> tuple[int, bool, bool]:
+    """The running container's output (its bytes to ``feed``) until it exits;
+    (exit code, cancelled, timed out)."""
     from engine import errors
 
     os.set_blocking(fd, False)
@@ -174,10 +179,10 @@ def _follow(client, start, fd: int, say, cancel, timeout: float) -> tuple[int, b
     cancelled = timed_out = False
     while True:
         ready, _, _ = select.select([fd, start], [], [], 0.1)
-        if fd in ready and _drain(fd, say) is None:
+        if fd in ready and _drain(fd, feed) is None:
             break                                       # every writer gone: it has exited
         if start in ready or _exit_buffered(start):
-            _drain(fd, say)
+            _drain(fd, feed)
             break
         if (cancel is not None and cancel.is_set() and not cancelled) or \
                 (time.monotonic() > deadline and not timed_out):
@@ -199,8 +204,8 @@ def _exit_buffered(start) -> bool:
     return start.pending()
 
 
-def _drain(fd: int, say) -> bool | None:
-    """Read what the pipe holds now: True if something came, None at its end."""
+def _drain(fd: int, feed) -> bool | None:
+    """Read what the pipe holds now (its bytes to ``feed``): True if something came, None at its end."""
     got = False
     while True:
         try:
@@ -210,7 +215,7 @@ def _drain(fd: int, say) -> bool | None:
         if not data:
             return None
         got = True
-        say(data.decode("utf-8", "replace"))
+        feed(data)
 
 
 def stage_lines(stage: dict, lang: str, *, number: int | None = None,

@@ -81,7 +81,15 @@ def test_every_step_opens_directly_and_needs_doing(core, view, folder):
             assert all(r.ok for r in setup), f"{step.id}: setup failed: {setup}"
             idle = lab.check(step, cursor)
             assert not all(r.passed for r in idle), f"{step.id}: its checks pass with nothing done"
-            lab.show_me(step)
+            # Each show-me command ends well, or as the step expects: an exit code a check names, or
+            # any where a limit is to be hit (a killed hog, a refused fork). A non-zero exit is put
+            # after an arrow in the app: it must not come where the lesson does not say why. (A
+            # shell typed into ends with its last command's code: that is the learner's.)
+            expected = {0} | {c.args["exit_code"] for c in step.checks if "exit_code" in c.args}
+            limit = any(c.kind == "limit-hit" for c in step.checks)
+            for command, ran in zip(step.show_me, lab.show_me(step)):
+                assert not ran.error and (ran.exit_code in expected or limit or command.type), \
+                    f"{step.id}: `{command.text}`: {ran}"
             results = lab.check(step, cursor, wait=10)
             assert all(r.passed for r in results), f"{step.id}: {[r for r in results if not r.passed]}"
     finally:

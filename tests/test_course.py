@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from lessons import checks, docker
 from lessons.docker import CommandError, Context, translate
-from lessons.i18n import CATALOG, LANGS, msg
+from lessons.i18n import CATALOG, LANGS, count, msg
 from lessons.loader import CourseError, load_course
 from lessons.model import Quiz
 from lessons.progress import VERSION, ProgressStore
@@ -136,6 +137,52 @@ def test_shipped_course_is_valid():
     assert len(course.glossary) >= 20
 
 
+# Values in a lesson's sample output that come from the run that made it: a
+# container's id (and hostname), a host PID, where a private user namespace
+# starts outside. The learner's own run shows others.
+_RUN_VALUES = [
+    re.compile(r"\b[0-9a-f]{12}\b"),                                     # ids, hostnames
+    re.compile(r"^\d+\s+(\d{3,})\s", re.M),                              # docker top: HOST PID
+    re.compile(r"host PID (\d{3,})|PID (\d{3,}) on the host"),            # inspect --namespaces, --explain
+    re.compile(r"^\s+0\s+([1-9]\d{3,})\s+\d+$", re.M),                    # a private uid map's base
+]
+_HEDGES = {"en": ("example", "yours", "your own", "will differ", "you saw"),
+           "zh": ("示例", "你的", "看到的", "会不同")}
+
+
+def _paragraphs(markdown: str) -> tuple[str, list[str]]:
+    """A lesson's sample output (its fenced blocks, joined) and its prose, one paragraph each."""
+    samples, prose, block, inside = [], [], [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            inside = not inside
+            prose.append("")
+            continue
+        (samples if inside else block).append(line)
+        if not inside and not line.strip():
+            prose.append(" ".join(block))
+            block = []
+    prose.append(" ".join(block))
+    return "\n".join(samples), [p for p in prose if p.strip()]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_lessons_quote_a_sample_runs_numbers_only_as_an_example(lang):
+    """A lesson shows sample output from one run; prose that quotes its PIDs, ids
+    or uid ranges says so ("in the example", "the number you saw"), never as if
+    they were what the learner's own screen shows."""
+    found = []
+    for md in sorted((REPO / "content").glob(f"*/{lang}.md")):
+        samples, prose = _paragraphs(md.read_text(encoding="utf-8"))
+        values = {v for pattern in _RUN_VALUES for m in pattern.finditer(samples)
+                  for v in (m.groups() or (m.group(0),)) if v}
+        for paragraph in prose:
+            quoted = sorted(v for v in values if re.search(rf"(?<![\w.]){v}(?!\w)", paragraph))
+            if quoted and not any(h in paragraph for h in _HEDGES[lang]):
+                found.append(f"{md.parent.name}/{md.name}: {quoted}: {paragraph[:100]}")
+    assert not found, "\n".join(found)
+
+
 def test_load_course_raises_with_every_problem(course):
     (course / HELLO / "zh.md").unlink()
     edit(course / HELLO / "lesson.toml", 'kind = "container-ran"', 'kind = "container-runs"')
@@ -150,7 +197,7 @@ def test_load_course_raises_with_every_problem(course):
 def test_check_passes_the_fixture_and_exits_0():
     proc = course_cli("check", str(FIXTURE))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK -- 2 lesson(s), 7 step(s)" in proc.stdout
+    assert "OK -- 2 lessons, 7 steps" in proc.stdout
 
 
 def test_check_default_is_the_shipped_course():
@@ -382,7 +429,7 @@ def test_check_cli_prints_every_problem_and_exits_1(course):
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("course/01-hello/zh.md: file is missing")
     assert lines[1].startswith("course/02-isolation/lesson.toml:") and "unknown check kind 'pid-1'" in lines[1]
-    assert "2 problem(s) found" in proc.stderr and "Traceback" not in proc.stderr
+    assert "2 problems found" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_check_cli_on_a_missing_folder_is_one_line(tmp_path):
@@ -488,6 +535,25 @@ def test_unsupported_docker_features_get_one_clear_line(lang):
         translate("docker run -p 80:80 lab true", Context(lang=lang), check_only=True)
 
 
+@pytest.mark.parametrize("lang,exce,build", [
+    ("en", "docker: 'exce' is not a docker command. Did you mean 'docker exec'?",
+     "'docker build' is not available in container-lab yet"),
+    ("zh", "docker：'exce' 不是 docker 命令。你是想输入 'docker exec' 吗？", "container-lab 暂不支持 'docker build'")])
+def test_a_word_that_is_no_docker_command_is_called_so_with_the_nearest_verb(lang, exce, build):
+    def error(text: str) -> str:
+        with pytest.raises(CommandError) as info:
+            translate(text, Context(lang=lang), check_only=True)
+        return str(info.value)
+    assert error("docker exce web ls") == exce
+    assert error("docker build .") == build                       # docker's, only not here yet
+    assert "'docker run'" in error("docker rum lab true")          # a key hit in its place, not rm
+    assert "'docker container exec'" in error("docker container exce web ls")
+    assert "'docker image ls'" in error("docker image lss")
+    nothing_near = error("docker xyzzy")
+    assert "'xyzzy'" in nothing_near and "docker xyzzy" not in nothing_near.replace("'xyzzy'", "")
+    assert ("Did you mean" not in nothing_near) and ("你是想" not in nothing_near)
+
+
 def test_pull_without_a_registry_says_what_will_happen():
     if "pull" in docker.engine_verbs():
         assert translate("docker pull ubuntu").argv == ("pull", "ubuntu")
@@ -513,12 +579,22 @@ def test_messages_exist_in_both_languages_with_the_same_placeholders():
         assert _placeholders(en) == _placeholders(CATALOG["zh"][key]), key
 
 
+def test_counted_nouns_agree_with_their_number():
+    assert [count("en", n, "quiz") for n in (0, 1, 2)] == ["0 quizzes", "1 quiz", "2 quizzes"]
+    assert [count("en", n, "process") for n in (1, 3)] == ["1 process", "3 processes"]
+    assert [count("zh", n, "process") for n in (1, 3)] == ["1 个进程", "3 个进程"]
+    for lang in LANGS:                        # no "lesson(s)", "quiz(zes)": each message counts its nouns
+        assert not [k for k, v in CATALOG[lang].items() if re.search(r"\w\((s|es|zes)\)", v)], lang
+
+
 def test_chinese_messages_space_latin_from_chinese():
     """A space between Chinese and Latin text, as the style guide asks (placeholders count as Latin)."""
     import re
     han = r"[\u4e00-\u9fff]"
     for key, text in CATALOG["zh"].items():
         bare = re.sub(r"\{(where|state|why)\}", "中", text)        # these hold Chinese phrases
+        # and these a number and its Chinese noun (count(): "3 个进程")
+        bare = re.sub(r"\{(count|periods|lessons|steps|checks|quizzes|skipped|failures)\}", "9 中", bare)
         bare = re.sub(r"\{[a-z_]+\}", "X", bare)
         assert not re.search(rf"{han}[A-Za-z0-9`]|[A-Za-z0-9`]{han}", bare), (key, text)
 
@@ -767,10 +843,13 @@ def test_solve_skips_and_explains_what_the_machine_lacks(tmp_path):
     assert "    – skipped: This step is not run on this machine, because it lacks memory limits" in "\n".join(lines)
     assert not any(line.lstrip().startswith("$") for line in lines)     # no command was run
     assert asked == [1]                                                   # doctor asked once per lab
-    assert msg("en", "solve.ok.skipped", lessons=report.lessons, steps=report.steps, checks=report.checks,
-               quizzes=report.quizzes, skipped=report.skipped) == (
-        "Solved: 1 lesson(s), 2 step(s), 0 check(s), 1 quiz(zes), all passed; "
-        "1 step(s) skipped, as this machine lacks what they need.")
+    counted = {lang: dict(lessons=count(lang, report.lessons, "lesson"), steps=count(lang, report.steps, "step"),
+                          checks=count(lang, report.checks, "check"), quizzes=count(lang, report.quizzes, "quiz"),
+                          skipped=count(lang, report.skipped, "step")) for lang in LANGS}
+    assert msg("en", "solve.ok.skipped", **counted["en"]) == (
+        "Solved: 1 lesson, 2 steps, 0 checks, 1 quiz, all passed; 1 step skipped, needing what this machine lacks.")
+    assert msg("zh", "solve.ok.skipped", **counted["zh"]) == (
+        "全部通过：1 课，2 个步骤，0 项检查，1 道测验；另有 1 个步骤因这台机器缺少所需条件而跳过。")
 
 
 def test_a_step_the_machine_can_do_runs_its_own_setup(tmp_path):

@@ -269,8 +269,9 @@ def test_process_visible(view):
     cl("run", "-d", "--name", "target", "lab", "sleep", "4321", check=True)
     cursor = view.cursor()
     hidden = check(view, "process-visible", cursor, container="watcher", command="sleep 4321", visible=False)
-    assert hidden.passed and hidden.saw == ("inside watcher, 1 processes are visible, and `sleep 4321` "
-                                            "is not one of them")
+    assert hidden.passed and hidden.saw == "inside watcher, 1 process can be seen, and `sleep 4321` is not one of them"
+    zh = check(view, "process-visible", cursor, "zh", container="watcher", command="sleep 4321", visible=False)
+    assert zh.saw == "在容器 watcher 内能看到 1 个进程，其中没有 `sleep 4321`"
     assert not check(view, "process-visible", cursor, container="watcher", command="sleep 4321").passed
     own = check(view, "process-visible", cursor, container="target", command="sleep 4321")
     assert own.passed and "(PID 1 there)" in own.saw
@@ -354,9 +355,81 @@ def test_a_cancelled_command_stops(view):
     assert result.cancelled and not result.ok
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_failed_command_says_its_error_once(lang):
+    """The app shows a command's output as it comes, then why it failed: the
+    engine's error line is in the output, and not said a second time."""
+    from lessons.runner import failure_text
+
+    seen: list[str] = []
+    result = run(translate("docker run nosuchimage", check_only=True), on_output=seen.append)
+    assert result.exit_code == 125 and not result.ok
+    screen = plain("".join(seen)) + failure_text(result, lang) + "\n"
+    assert screen.count("Unable to find image 'nosuchimage:latest' locally") == 1, screen
+    assert failure_text(result, lang) == ("exit code 125" if lang == "en" else "退出码 125")
+    # Where the output was not shown (course solve's setup), its last line says why.
+    assert failure_text(result, lang, last_line=True).endswith("Unable to find image 'nosuchimage:latest' locally")
+
+
+def test_the_cgroup_lessons_limit_files_are_read_without_an_error(view):
+    """The limits step reads the limit files of cgroup v1 or v2, whichever this
+    machine has: every command of its show-me ends with exit code 0 (nothing
+    the app would put after an arrow), and its checks pass."""
+    from lessons.content import content_dir
+
+    course = load_course(content_dir())
+    lesson = next(lesson for lesson in course.lessons if lesson.id.endswith("cgroups"))
+    lab = Lab(course, lesson, view=view)
+    step = lesson.step("limits")
+    try:
+        cursor, _ = lab.begin_step(step)
+        results = lab.show_me(step)
+        assert [r.exit_code for r in results] == [0] * len(step.show_me), results
+        assert "pids.max:50" in results[-1].output and ":67108864" in results[-1].output, results[-1].output
+        assert all(r.passed for r in lab.check(step, cursor, wait=5))
+    finally:
+        lab.cleanup()
+
+
+# A multi-byte character cut by a read boundary: 20000 lines of 13 bytes come in
+# chunks of whatever the pipe holds, so some chunk ends inside a character.
+WIDE = "docker run --rm lab sh -c 'yes 中中中中 | head -n 20000'"
+WIDE_TEXT = "中中中中\n" * 20000
+
+
+def test_output_streamed_while_it_runs_keeps_every_character():
+    seen: list[str] = []
+    result = run(translate(WIDE, check_only=True), on_output=seen.append)
+    assert result.ok, result
+    assert len(seen) > 1                                  # it came in pieces
+    assert "\ufffd" not in "".join(seen)
+    assert "".join(seen) == result.output == WIDE_TEXT
+
+
+def test_a_terminal_stream_keeps_every_character():
+    seen: list[str] = []
+    result = run(translate(WIDE.replace("--rm", "--rm -t"), check_only=True), on_output=seen.append)
+    assert result.ok, result
+    assert "\ufffd" not in "".join(seen)
+    assert plain("".join(seen)) == plain(result.output) == WIDE_TEXT
+
+
+def test_a_start_shown_stage_by_stage_keeps_every_character():
+    from lessons.stepwise import Gate, start_explained
+
+    gate = Gate()
+    gate.finish()
+    seen: list[str] = []
+    result = start_explained(translate(WIDE.replace("--rm", "--rm --explain"), check_only=True),
+                             gate=gate, on_output=seen.append)
+    assert result.exit_code == 0, result
+    assert len(seen) > 1 and "\ufffd" not in "".join(seen)
+    assert "".join(seen) == result.output == WIDE_TEXT
+
+
 # -- course solve ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lang,done", [("en", "Solved: 2 lesson(s), 7 step(s), 13 check(s), 2 quiz(zes), all passed."),
+@pytest.mark.parametrize("lang,done", [("en", "Solved: 2 lessons, 7 steps, 13 checks, 2 quizzes, all passed."),
                                        ("zh", "全部通过：2 课，7 个步骤，13 项检查，2 道测验。")])
 def test_course_solve_finishes_the_fixture_course(lang, done):
     proc = subprocess.run([sys.executable, "-m", "tui.launcher", "course", "solve", "--lang", lang, str(FIXTURE)],
@@ -428,4 +501,4 @@ def test_a_step_that_requires_what_this_machine_has_runs_for_real(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "skipped" not in proc.stdout
     assert "    ✓ the process limit was hit (the kernel refused a fork) in container bomb" in proc.stdout
-    assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson(s), 4 step(s)")
+    assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson, 4 steps")

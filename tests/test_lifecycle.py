@@ -395,4 +395,4 @@ def test_gc_sweeps_leftover_cgroups_and_dirs():
     proc = cl("gc", check=True)
     assert "e" * 64 in proc.stdout and str(debris) in proc.stdout
     assert not stray.exists() and not debris.exists()
-    assert "0 leftover(s) removed" in cl("gc", check=True).stdout
+    assert "0 leftovers removed" in cl("gc", check=True).stdout

@@ -18,14 +18,22 @@ APP_OPTIONS = ("--lang", "--lesson", "--course")
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
+    except SystemExit as e:
+        code = e.code
     except BrokenPipeError:
-        # `container-lab --help | head`: the reader has gone; that is no error. (Python's own
-        # flush of stdout at exit would fail again, so stdout goes to /dev/null first.)
+        code = 0             # `container-lab --help | head`: the reader has gone; that is no error
+    try:
+        # What is still buffered goes out here, where a closed pipe can be caught: left to
+        # Python's own flush at exit, it would be "Exception ignored ... BrokenPipeError"
+        # (stdout to a pipe is block-buffered on any machine without PYTHONUNBUFFERED).
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # That flush at exit would fail again, so stdout goes to /dev/null first.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    sys.exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -35,14 +43,7 @@ def _main(argv: list[str] | None) -> int:
         sys.exit(course_main(args[1:]))
     if args and not args[0].startswith(APP_OPTIONS):
         from engine.cli import main as engine_main
-        if args[0] not in ("-h", "--help"):
-            sys.exit(engine_main(args))
-        try:
-            code = engine_main(args)
-        except SystemExit as e:          # argparse's --help
-            code = e.code
-        print("\nCourses: container-lab course check|solve ...  (see container-lab course --help)")
-        sys.exit(code)
+        sys.exit(engine_main(args))      # its --help names the course's options too
     from tui.start import main as app_main
     sys.exit(app_main(args))
 
