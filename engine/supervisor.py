@@ -1247,7 +1247,7 @@ class Supervisor:
             msg = {}
         if "crash" in msg:
             self.crash_point(msg["crash"])
-        if "stage" in msg and st.client is not None:
+        if isinstance(msg.get("stage"), dict) and "error" not in msg and st.stepwise and st.client is not None:
             if not st.client.send({"event": "stage", "id": st.container.id, "stage": msg["stage"], "paused": True}):
                 self.abandon_start(st.container)
         if "userns" in msg and st.exec is None:
