@@ -77,6 +77,14 @@ def _is_pipe(fd: int) -> bool:
         return False
 
 
+def _is_null(fd: int) -> bool:
+    try:
+        st, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (st.st_mode, st.st_rdev) == (null.st_mode, null.st_rdev)
+
+
 class Relay:
     """Pipes between a container and the caller's own stdio: the container
     (and the supervisor) get pipe ends, never the caller's terminal or files,
@@ -493,6 +501,8 @@ class Client:
         if not attach or not fds:
             return [], None
         if relay is None:
+            if len(fds) == 3 and _is_null(fds[0]) and all(_is_pipe(fd) for fd in fds[1:]):
+                fds = fds[1:]             # nothing to read from: the container's stdin is /dev/null anyway
             relay = not all(_is_pipe(fd) for fd in fds)
         if not relay:
             return fds, None

@@ -574,7 +574,7 @@ class Supervisor:
             e.attached.discard(conn)
         for waiters in self.rm_waiters.values():
             waiters.discard(conn)
-        for sink in [k for k in self.sinks.values() if k.conn is conn]:
+        for sink in [k for k in [*self.sinks.values(), *self.ending_sinks] if k.conn is conn]:
             self.close_sink(sink)
         for st in list(self.starts.values()):
             if st.client is conn:
@@ -704,10 +704,10 @@ class Supervisor:
         return {"waiting": True}, []
 
     def op_kill(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
         sig = _number(msg, "signal", int(signal.SIGKILL), int)
         if not 0 <= sig < signal.NSIG:
             raise InvalidArgument(f"invalid signal {sig}")
+        c = self.find(msg.get("id"))
         if not c.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
@@ -1091,9 +1091,9 @@ class Supervisor:
 
         pidns_fd, fork_title, fork_ops = fork
         cfg = c.config
+        stdio, outputs, sinks = self.stdio_for(c, fds, attach)       # checked before anything is made
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
-        stdio, outputs, sinks = self.stdio_for(c, fds, attach)       # checked before anything is made
         try:
             transcript = runtime.Transcript()
             transcript.stage("limits", "Create the container's control group and write its limits")
