@@ -13,6 +13,13 @@ many belong to it. Every request gets one reply ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "...", "kind": "...", "exit_code": N}``; a client
 that asked to stay attached later gets ``{"event": "exit", ...}``.
 
+Nothing a container or a client does may hold the loop up: a start or an
+exec is answered when its child has exec'd (its start channel is watched,
+with a deadline), ``rm -f`` when the exit has happened, output to a client
+waits in its connection's queue, and a container's output is read at a
+bounded rate and copied to an attached client's pipe, never handed the
+client's own terminal or files.
+
 Start it with ``python -m engine.supervisor``; clients do that on demand.
 """
 
@@ -467,10 +474,11 @@ class Supervisor:
                     pass
             st.error = st.error or {"error": "the supervisor stopped", "stage": "", "exit_code": 125}
             self.end_start(st)
+        deadline = time.monotonic() + 10.0          # for all of them: a stuck one is given up on
         for c in list(self.containers.values()):
             if c.status == "running":
                 self.signal(c, signal.SIGKILL)
-                self.finish(c, self.wait_exit(c))
+                self.finish(c, self.wait_exit(c, max(0.2, deadline - time.monotonic())))
         self.tidy_all()
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)

@@ -16,9 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import termios
-import threading
 import time
 from pathlib import Path
 
