@@ -253,24 +253,32 @@ def test_a_request_over_the_limit_is_answered_at_once():
     assert timed_ps() < FAST
 
 
-def test_an_attached_container_gets_pipes_not_the_clients_terminal_or_files(tmp_path):
-    """Under a terminal, with stdout appended (>>) to a file: the container can
-    neither change the terminal's modes nor truncate the file."""
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_an_attached_container_gets_pipes_not_the_clients_terminal_or_files(verb, tmp_path):
+    """Under a terminal, with stdout appended (>>) to a file: the container (or
+    a process exec'd in one) can neither change the terminal's modes nor
+    truncate the file."""
     master, slave = pty.openpty()
     target = tmp_path / "out.txt"
     target.write_text("kept\n")
+    script = ["sh", "-c", "stty -echo; stty -echo <&2; : > /proc/self/fd/1; echo done"]
+    if verb == "run":
+        argv = ["run", "--rm", "-i", "lab", *script]
+    else:
+        cl("run", "-d", "--name", "host-of-exec", "lab", "sleep", "300", check=True)
+        argv = ["exec", "-i", "host-of-exec", *script]
     try:
         with open(target, "a") as out:
-            proc = subprocess.run(
-                [sys.executable, "-m", "engine.cli", "run", "--rm", "-i", "lab", "sh", "-c",
-                 "stty -echo; stty -echo <&2; : > /proc/self/fd/1; echo done"],
-                stdin=slave, stdout=out, stderr=slave, cwd=REPO, timeout=60)
+            proc = subprocess.run([sys.executable, "-m", "engine.cli", *argv],
+                                  stdin=slave, stdout=out, stderr=slave, cwd=REPO, timeout=60)
         assert proc.returncode == 0
         assert termios.tcgetattr(slave)[3] & termios.ECHO, "the container turned the client's echo off"
         assert target.read_text() == "kept\ndone\n"
     finally:
         os.close(master)
         os.close(slave)
+        if verb == "exec":
+            cl("rm", "-f", "host-of-exec")
 
 
 def test_attached_output_is_relayed_and_logged():
