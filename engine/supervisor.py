@@ -386,16 +386,18 @@ class Supervisor:
         """Log a failure with its traceback to <state>/supervisor.log (rotated
         past LOG_LIMIT, one old file kept) and to stderr if that is elsewhere."""
         text = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n{traceback.format_exc()}"
+        old = self.log_path.with_name(self.log_path.name + ".1")
         try:
             try:
                 if self.log_path.stat().st_size > LOG_LIMIT:
-                    os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+                    os.replace(self.log_path, old)
             except FileNotFoundError:
                 pass
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, text.encode("utf-8", "replace"))
-                same = os.path.samestat(os.fstat(fd), os.fstat(2))
+                err = os.fstat(2)
+                same = os.path.samestat(os.fstat(fd), err) or (old.exists() and os.path.samestat(old.stat(), err))
             finally:
                 os.close(fd)
         except OSError:
