@@ -347,13 +347,14 @@ class Supervisor:
             if self.throttled:
                 timers.append(self.next_refill - t)
             timeout = max(0.0, min(timers))
+            building = False
             if self.tidying:
                 # A child building its container: tidy meanwhile. Otherwise a short
                 # grace first: a next run would tidy while its child builds.
                 building = any(not st.stepwise for st in self.starts.values())
                 timeout = min(timeout, 0.0 if building else TIDY_GRACE)
             ready = self.sel.select(timeout=timeout)
-            if not ready and self.tidying:
+            if self.tidying and (building or not ready):
                 self.tidy_one()
             for key, events in ready:
                 kind, obj = key.data
