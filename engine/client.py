@@ -153,7 +153,7 @@ class Relay:
                 for fd in ready_r:
                     if fd is conn.sock:
                         try:
-                            alive = conn.feed(1 << 20)
+                            alive = conn.feed()
                         except OSError as e:
                             raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
                         if not alive:

@@ -100,7 +100,7 @@ class Channel:
     def receive(self) -> tuple[dict, list[int]]:
         """Block until a whole message has arrived; EOFError if the peer closed."""
         while (item := self.take()) is None:
-            if not self.feed(1 << 20 if self.max_message is None else 65536):
+            if not self.feed(1 << 18 if self.max_message is None else 65536):
                 raise EOFError("the connection was closed")
         return item
 
