@@ -756,12 +756,14 @@ class Supervisor:
             self.signal(c, signal.SIGKILL)
             self.rm_waiters.setdefault(c.id, set()).add(conn)
             return None
-        elif c.starting is not None:          # half-built (run --explain): ends, then goes
+        elif c.starting is not None:          # half-built: ends, then goes (answered by end_start)
             if not msg.get("force"):
                 raise ContainerError(f"cannot remove container {c.name}: it is being started; "
                                      "force remove to end it")
             c.config.remove = True
             self.abandon_start(c)
+            self.rm_waiters.setdefault(c.id, set()).add(conn)
+            return None
         else:
             self.remove(c)
         return {"id": c.id, "name": c.name}, []
@@ -1305,6 +1307,8 @@ class Supervisor:
             c.attached.clear()
             if c.config.remove or st.abandoned:
                 self.remove(c)
+            for conn in self.rm_waiters.pop(c.id, ()):
+                conn.send({"ok": True, "id": c.id, "name": c.name})
             if st.client is not None:
                 if st.stepwise:
                     st.client.send({"event": "start-failed", "id": c.id, "error": e.message,
