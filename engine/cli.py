@@ -535,7 +535,8 @@ def _timens(bare: bool, offsets: list[str]) -> dict | None:
 
 
 def _foreground(client, start, *, interactive: bool) -> int:
-    """Run an attached, non-tty process with our own stdio, forwarding the
+    """Run an attached, non-tty process, its stdio relayed to and from ours
+    through pipes (it never holds our terminal or files), forwarding the
     signals we get (docker's --sig-proxy), and return its exit code."""
     stdio = [0, 1, 2] if interactive else [1, 2]
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -583,7 +584,8 @@ def cmd_run(args, client) -> int:
     if config.tty:
         from .terminal import run_with_terminal
         return run_with_terminal(lambda size: client.run(config, winsize=size), interactive=config.interactive)
-    return _foreground(client, lambda stdio: client.run(config, stdio=stdio), interactive=config.interactive)
+    return _foreground(client, lambda stdio: client.run(config, stdio=stdio, relay=True),
+                       interactive=config.interactive)
 
 
 def _run_explained(client, config, *, pause: bool, lang: str | None) -> int:
@@ -594,7 +596,8 @@ def _run_explained(client, config, *, pause: bool, lang: str | None) -> int:
     lang = explain.language(lang)
     width = min(100, _terminal_width())
     stdio = [0, 1, 2] if config.interactive else [1, 2]
-    start = client.run_stepwise(config, stdio=[] if config.detach else stdio, attach=not config.detach)
+    start = client.run_stepwise(config, stdio=[] if config.detach else stdio, attach=not config.detach,
+                                relay=True)
     _warn(start.warnings)
     count = 0
     short = lambda text: text.replace(start.id, start.id[:12])  # noqa: E731 - paths hold the full id
@@ -647,7 +650,8 @@ def cmd_exec(args, client) -> int:
         return run_with_terminal(lambda size: client.exec(args.container, args.command, tty=True,
                                                           winsize=size, **opts),
                                  interactive=args.interactive)
-    return _foreground(client, lambda stdio: client.exec(args.container, args.command, stdio=stdio, **opts),
+    return _foreground(client, lambda stdio: client.exec(args.container, args.command, stdio=stdio, relay=True,
+                                                         **opts),
                        interactive=args.interactive)
 
 
@@ -669,7 +673,7 @@ def cmd_start(args, client) -> int:
         from .terminal import run_with_terminal
         return run_with_terminal(lambda size: client.start(ref, attach=True, winsize=size),
                                  interactive=args.interactive)
-    return _foreground(client, lambda stdio: client.start(ref, attach=True, stdio=stdio),
+    return _foreground(client, lambda stdio: client.start(ref, attach=True, stdio=stdio, relay=True),
                        interactive=args.interactive)
 
 

@@ -15,7 +15,7 @@ import time
 TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
 
 from . import errors, paths
-from .protocol import Channel, ProtocolError
+from .protocol import MAX_MESSAGE, Channel, ProtocolError, encode
 from .spec import ContainerConfig
 
 if TYPE_CHECKING:
@@ -34,7 +34,18 @@ def _error_from_reply(reply: dict) -> errors.EngineError:
 
 
 class _Conn(Channel):
-    """The client's end: a closed connection is a SupervisorError."""
+    """The client's end: a closed connection is a SupervisorError. Replies of
+    any size are read (from our own supervisor); a request is bounded."""
+
+    def __init__(self, sock: socket.socket):
+        super().__init__(sock, max_message=None)
+
+    def send(self, message: dict, fds: list[int] = ()) -> None:
+        size = len(encode(message, len(fds)))
+        if size > MAX_MESSAGE:
+            raise errors.InvalidArgument(f"request too large: {size >> 10} KiB (the supervisor accepts at most "
+                                         f"{MAX_MESSAGE >> 10} KiB)")
+        super().send(message, fds)
 
     def receive(self) -> tuple[dict, list[int]]:
         try:
@@ -43,9 +54,12 @@ class _Conn(Channel):
             raise errors.SupervisorError(f"the supervisor closed the connection ({e})") from None
 
 
-def _wait_for_exit(conn: _Conn) -> dict:
-    """Read a connection until its exit event: exit_code, oom_killed, error."""
+def _wait_for_exit(conn: _Conn, relay: "Relay | None" = None) -> dict:
+    """Read a connection until its exit event: exit_code, oom_killed, error
+    (copying a relay's streams meanwhile, and their rest after)."""
     conn.sock.settimeout(None)
+    if relay is not None:
+        return relay.run(conn)
     while True:
         message, fds = conn.receive()
         for fd in fds:
@@ -54,11 +68,180 @@ def _wait_for_exit(conn: _Conn) -> dict:
             return message
 
 
+def _is_pipe(fd: int) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    except OSError:
+        return False
+
+
+def _is_null(fd: int) -> bool:
+    try:
+        st, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (st.st_mode, st.st_rdev) == (null.st_mode, null.st_rdev)
+
+
+class Relay:
+    """Pipes between a container and the caller's own stdio: the container
+    (and the supervisor) get pipe ends, never the caller's terminal or files,
+    and the caller's side is copied here, in :meth:`run`, as Docker's and
+    Podman's clients do. ``fds``: ``[stdout, stderr]`` or ``[stdin, stdout, stderr]``."""
+
+    QUIET_AFTER_EXIT = 1.0       # seconds of silence after the exit that end the copy
+
+    def __init__(self, fds: list[int]):
+        self.targets = list(fds[-2:])           # the caller's stdout, stderr
+        self.stdin = fds[0] if len(fds) == 3 else None
+        self.remote: list[int] = []             # the ends sent to the supervisor
+        self.sources: dict[int, int] = {}       # our read end -> the caller's fd
+        self.input_w = -1
+        self.pending = b""                       # read from stdin, not yet written
+        try:
+            if self.stdin is not None:
+                r, self.input_w = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(self.input_w, False)
+                self.remote.append(r)
+            for target in self.targets:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                self.sources[r] = target
+                self.remote.append(w)
+        except OSError:
+            self.close()
+            raise
+
+    def sent(self) -> None:
+        """The supervisor holds its copies: close ours of its ends."""
+        for fd in self.remote:
+            os.close(fd)
+        self.remote = []
+
+    def run(self, conn: _Conn) -> dict:
+        """Copy until the exit event has come and the output pipes have ended."""
+        import select
+
+        exit_event = None
+        quiet_deadline = None
+        try:
+            while True:
+                if exit_event is None and conn.pending():
+                    message, fds = conn.receive()
+                    for fd in fds:
+                        os.close(fd)
+                    if message.get("event") == "exit":
+                        exit_event = message
+                        quiet_deadline = time.monotonic() + self.QUIET_AFTER_EXIT
+                        self.stop_input()
+                    continue
+                if exit_event is not None and not self.sources:
+                    return exit_event
+                readers = list(self.sources)
+                if exit_event is None:
+                    readers.append(conn.sock)
+                    if self.stdin is not None and not self.pending:
+                        readers.append(self.stdin)
+                writers = [self.input_w] if self.pending and self.input_w >= 0 else []
+                timeout = None
+                if quiet_deadline is not None:
+                    timeout = max(0.0, quiet_deadline - time.monotonic())
+                ready_r, ready_w, _ = select.select(readers, writers, [], timeout)
+                if not ready_r and not ready_w and quiet_deadline is not None:
+                    return exit_event       # the process left something holding its output: done
+                for fd in ready_r:
+                    if fd is conn.sock:
+                        try:
+                            alive = conn.feed()
+                        except OSError as e:
+                            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
+                        if not alive:
+                            raise errors.SupervisorError("the supervisor closed the connection")
+                    elif fd == self.stdin:
+                        self.read_input()
+                    else:
+                        self.copy_output(fd)
+                if ready_w:
+                    self.write_input()
+                if exit_event is not None and ready_r:
+                    quiet_deadline = time.monotonic() + self.QUIET_AFTER_EXIT
+        finally:
+            self.close()
+
+    def copy_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            os.close(fd)
+            del self.sources[fd]
+            return
+        target = self.sources[fd]
+        if target < 0:
+            return                        # the caller's side has gone: drained, dropped
+        try:
+            _write_all(target, data)
+        except OSError:                   # EPIPE (`| head` done): keep draining, stop copying
+            self.sources[fd] = -1
+
+    def read_input(self) -> None:
+        try:
+            data = os.read(self.stdin, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.stop_input()
+            return
+        self.pending = data
+        self.write_input()
+
+    def write_input(self) -> None:
+        try:
+            n = os.write(self.input_w, self.pending)
+        except BlockingIOError:
+            return
+        except OSError:                   # the container closed its stdin
+            self.stop_input()
+            return
+        self.pending = self.pending[n:]
+
+    def stop_input(self) -> None:
+        """Our input has ended (or the container has): the container sees EOF."""
+        self.stdin = None
+        self.pending = b""
+        if self.input_w >= 0:
+            os.close(self.input_w)
+            self.input_w = -1
+
+    def close(self) -> None:
+        self.sent()
+        self.stop_input()
+        for fd in self.sources:
+            os.close(fd)
+        self.sources = {}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import select
+
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:           # a caller's non-blocking fd: wait until it takes more
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
 class Attached:
     """A container started with ``attach=True``: wait for its exit here."""
 
-    def __init__(self, conn: _Conn, reply: dict, pty: int | None):
+    def __init__(self, conn: _Conn, reply: dict, pty: int | None, relay: Relay | None = None):
         self._conn = conn
+        self._relay = relay
         self.id: str = reply["id"]
         self.name: str = reply["name"]
         self.pid: int = reply["pid"]
@@ -70,10 +253,15 @@ class Attached:
         return self._conn.sock.fileno()
 
     def wait(self) -> dict:
-        """Block until the container exits; returns exit_code, oom_killed, error."""
-        return _wait_for_exit(self._conn)
+        """Block until the container exits (copying its relayed output meanwhile);
+        returns exit_code, oom_killed, error."""
+        relay, self._relay = self._relay, None
+        return _wait_for_exit(self._conn, relay)
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         self._conn.close()
 
 
@@ -93,9 +281,10 @@ class Stepwise:
         result = start.wait()
     """
 
-    def __init__(self, client: "Client", conn: _Conn, reply: dict):
+    def __init__(self, client: "Client", conn: _Conn, reply: dict, relay: Relay | None = None):
         self._client = client
         self._conn = conn
+        self._relay = relay
         self.id: str = reply["id"]
         self.name: str = reply["name"]
         self.pid: int = reply["pid"]
@@ -143,9 +332,13 @@ class Stepwise:
         """After the start, block until the container exits (attached starts only)."""
         while self.next_stage() is not None:
             self.proceed()
-        return _wait_for_exit(self._conn)
+        relay, self._relay = self._relay, None
+        return _wait_for_exit(self._conn, relay)
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         self._conn.close()
 
 
@@ -179,6 +372,8 @@ class Subscription:
             message, fds = self._conn.receive()
             for fd in fds:
                 os.close(fd)
+            if message.get("event") == "dropped":
+                raise errors.SupervisorError(message.get("error") or "the supervisor cut this subscription off")
             if message.get("event") == "event" and message["data"].get("seq", 0) > self.cursor:
                 self._queue.append(message["data"])
         event = self._queue.pop(0)
@@ -327,56 +522,101 @@ class Client:
             raise _error_from_reply(reply)
         return conn, reply, rfds
 
-    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool) -> "Attached | dict":
+    @staticmethod
+    def _stdio(fds, attach: bool, relay: bool | None) -> tuple[list[int], Relay | None]:
+        """What to send for ``fds``: the caller's own pipes as they are, or
+        (``relay`` True, or any fd not a pipe) the ends of a :class:`Relay`."""
+        fds = list(fds)
+        if not attach or not fds:
+            return [], None
+        if relay is None:
+            if len(fds) == 3 and _is_null(fds[0]) and all(_is_pipe(fd) for fd in fds[1:]):
+                fds = fds[1:]             # nothing to read from: the container's stdin is /dev/null anyway
+            relay = not all(_is_pipe(fd) for fd in fds)
+        if not relay:
+            return fds, None
+        r = Relay(fds)
+        return r.remote, r
+
+    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool,
+                          relay: bool | None = None) -> "Attached | dict":
         """A request whose reply may come with a terminal fd and, when
         attached, a later exit event on the same connection."""
-        conn, reply, rfds = self._open(op, {**fields, "attach": attach}, fds)
+        send, rel = self._stdio(fds, attach, relay)
+        try:
+            conn, reply, rfds = self._open(op, {**fields, "attach": attach}, send)
+        except BaseException:
+            if rel is not None:
+                rel.close()
+            raise
+        if rel is not None:
+            rel.sent()
         if not attach:
             conn.close()
             for fd in rfds:
                 os.close(fd)
             return reply
-        return Attached(conn, reply, rfds[0] if rfds else None)
+        return Attached(conn, reply, rfds[0] if rfds else None, rel)
 
     def run(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True,
-            winsize: tuple[int, int] | None = None) -> Attached | dict:
+            winsize: tuple[int, int] | None = None, relay: bool | None = None) -> Attached | dict:
         """Create and start a container.
 
-        ``stdio``: fds the container's output (and, with ``interactive``, input)
-        go to directly -- ``[stdout, stderr]`` or ``[stdin, stdout, stderr]``;
-        without them the supervisor keeps the output in the container's log.
+        ``stdio``: where the container's output (and, with ``interactive``,
+        input) goes -- ``[stdout, stderr]`` or ``[stdin, stdout, stderr]``. The
+        container only ever gets pipes: the caller's own pipes are handed on,
+        any other fd (a terminal, a file) is relayed through pipes of ours,
+        copied in :meth:`Attached.wait` (``relay=True``: relay pipes too).
+        The output is also kept in the container's log, as a detached one's is.
         With ``attach`` returns an :class:`Attached` (with the terminal master
         for a tty container), else the reply (id, name, pid).
         """
         config.validate()
         return self._attached_request("run", {"config": config.to_dict(),
                                               "winsize": list(winsize) if winsize else None},
-                                      stdio, attach)
+                                      stdio, attach, relay)
 
-    def run_stepwise(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True) -> Stepwise:
-        """Create a container and start it one stage at a time (see :class:`Stepwise`)."""
+    def create(self, config: ContainerConfig) -> dict:
+        """Create a container without starting it (docker create): id, name."""
         config.validate()
-        conn, reply, rfds = self._open("run", {"config": config.to_dict(), "attach": attach, "stepwise": True},
-                                       stdio)
+        return self.call("create", config=config.to_dict())
+
+    def run_stepwise(self, config: ContainerConfig, *, stdio: list[int] = (), attach: bool = True,
+                     relay: bool | None = None) -> Stepwise:
+        """Create a container and start it one stage at a time (see :class:`Stepwise`);
+        ``stdio`` and ``relay`` as for :meth:`run`."""
+        config.validate()
+        send, rel = self._stdio(stdio, attach, relay)
+        try:
+            conn, reply, rfds = self._open("run", {"config": config.to_dict(), "attach": attach,
+                                                   "stepwise": True}, send)
+        except BaseException:
+            if rel is not None:
+                rel.close()
+            raise
+        if rel is not None:
+            rel.sent()
         for fd in rfds:
             os.close(fd)
-        return Stepwise(self, conn, reply)
+        return Stepwise(self, conn, reply, rel)
 
     def start(self, ref: str, *, attach: bool = False, stdio: list[int] = (),
-              winsize: tuple[int, int] | None = None) -> Attached | dict:
+              winsize: tuple[int, int] | None = None, relay: bool | None = None) -> Attached | dict:
         """Start a stopped container again, its writable layer kept."""
         return self._attached_request("start", {"id": ref, "winsize": list(winsize) if winsize else None},
-                                      stdio, attach)
+                                      stdio, attach, relay)
 
     def exec(self, ref: str, cmd: list[str], *, env: list[str] = (), workdir: str | None = None,
              user: str | None = None, tty: bool = False, interactive: bool = False, detach: bool = False,
-             stdio: list[int] = (), winsize: tuple[int, int] | None = None) -> Attached | dict:
-        """Run ``cmd`` in running container ``ref`` (every namespace and its cgroup joined)."""
+             stdio: list[int] = (), winsize: tuple[int, int] | None = None,
+             relay: bool | None = None) -> Attached | dict:
+        """Run ``cmd`` in running container ``ref`` (every namespace and its cgroup joined);
+        ``stdio`` and ``relay`` as for :meth:`run` (nothing of an exec is logged)."""
         opts = {"cmd": list(cmd), "env": list(env), "workdir": workdir, "user": user, "tty": tty,
                 "interactive": interactive, "detach": detach}
         return self._attached_request("exec", {"id": ref, "exec": opts,
                                                "winsize": list(winsize) if winsize else None},
-                                      stdio, not detach)
+                                      stdio, not detach, relay)
 
     def wait(self, ref: str) -> dict:
         """Block until container ``ref`` has exited; returns its exit info."""

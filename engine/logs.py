@@ -1,4 +1,4 @@
-"""Container logs: the output of detached containers, kept on disk with a cap.
+"""Container logs: the output of containers (attached or not), kept on disk with a cap.
 
 Format (version 1, like docker's json-file driver): one JSON object per chunk
 of output in ``<container dir>/container.log``::
@@ -12,6 +12,7 @@ and nothing in memory. It lives in the data dir, not on a tmpfs.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Iterator
 
@@ -23,14 +24,30 @@ NAME = "container.log"
 
 
 class LogWriter:
-    """Appends chunks of a container's output (the supervisor's side)."""
+    """Appends chunks of a container's output (the supervisor's side).
+
+    Each stream has its own incremental UTF-8 decoder, so a character split
+    between two reads is stored whole; :meth:`flush` at the end writes what an
+    unfinished character left (as U+FFFD)."""
 
     def __init__(self, directory: Path):
         self.path = directory / NAME
+        self.decoders: dict[str, codecs.IncrementalDecoder] = {}
 
     def write(self, stream: str, data: bytes) -> None:
-        append_jsonl(self.path, {"stream": stream, "time": now(), "log": data.decode("utf-8", "replace")},
-                     rotate_at=ROTATE_AT)
+        decoder = self.decoders.get(stream)
+        if decoder is None:
+            decoder = self.decoders[stream] = codecs.getincrementaldecoder("utf-8")("replace")
+        self._append(stream, decoder.decode(data))
+
+    def flush(self) -> None:
+        for stream, decoder in self.decoders.items():
+            self._append(stream, decoder.decode(b"", True))
+        self.decoders.clear()
+
+    def _append(self, stream: str, text: str) -> None:
+        if text:
+            append_jsonl(self.path, {"stream": stream, "time": now(), "log": text}, rotate_at=ROTATE_AT)
 
 
 def read(directory: Path) -> Iterator[dict]:

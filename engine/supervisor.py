@@ -15,11 +15,19 @@ that asked to stay attached later gets ``{"event": "exit", ...}``. Each
 connection is held to the policy of its peer's uid, read from the kernel
 (SO_PEERCRED) when it is accepted -- see :mod:`engine.policy`.
 
+Nothing a container or a client does may hold the loop up: a start or an
+exec is answered when its child has exec'd (its start channel is watched,
+with a deadline), ``rm -f`` when the exit has happened, output to a client
+waits in its connection's queue, and a container's output is read at a
+bounded rate and copied to an attached client's pipe, never handed the
+client's own terminal or files.
+
 Start it with ``python -m engine.supervisor``; clients do that on demand.
 """
 
 from __future__ import annotations
 
+import array
 import collections
 import fcntl
 import json
@@ -29,6 +37,7 @@ import select
 import selectors
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -41,7 +50,7 @@ from .errors import (CgroupError, ContainerError, ContainerNotFound, EngineError
                      NameConflict, NotRunning, StartError)
 from .events import EventLog, now
 from .logs import LogWriter
-from .protocol import Channel, ProtocolError
+from .protocol import Channel, MessageTooLarge, ProtocolError, encode
 from .records import write_json_atomic
 from .spec import ContainerConfig, check_argv, check_process_options
 
@@ -54,6 +63,19 @@ LIMIT_CHECK_INTERVAL = 1.0         # seconds between looks at OOM and pids-limit
 # tidied). ``start`` is not one: it reuses the cgroup name being removed.
 TIDY_LATER = frozenset({"run", "exec"})
 TIDY_GRACE = 0.02                  # seconds of quiet after which the supervisor tidies anyway
+# A container's output costs the supervisor CPU outside the container's own
+# limits (reading, logging, copying to an attached client): each container may
+# have OUTPUT_RATE bytes a second of it read (in bursts up to OUTPUT_BURST);
+# past that its pipes are left unread until the next refill, and the container
+# waits on its own full pipe.
+OUTPUT_RATE = 2 << 20
+OUTPUT_BURST = 256 << 10
+OUTPUT_TICK = 0.05                 # seconds between refills
+SINK_BACKLOG = 1 << 20             # bytes kept for an attached client that does not read
+SUBSCRIBER_BACKLOG = 4 << 20       # bytes of unsent events after which a subscriber is cut off
+LOG_LIMIT = 1 << 20                # supervisor.log rotates past this size (one old file kept)
+MAX_LABELS = 64 << 10              # bytes of labels (keys and values) a container may carry
+MAX_ENV = 256 << 10                # bytes of environment given to run
 NAMESPACE_KINDS = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
@@ -63,17 +85,43 @@ _NAMES = ("babbage", "curie", "dijkstra", "hopper", "kernighan", "knuth", "lampo
 
 
 class Starting:
-    """A container being started one stage at a time (``run --explain``)."""
+    """A container's first process, or an ``exec`` process, on its way to
+    execve. The loop watches its start channel (never waiting on it); the
+    client's reply -- or, stage by stage (``run --explain``), its events --
+    is sent once the child has exec'd or failed, or when its deadline passes."""
 
-    def __init__(self, client, chan: socket.socket, transcript, attach: bool):
-        self.client = client            # the connection that gets each stage and sends proceed
+    def __init__(self, client, chan: socket.socket, transcript, attach: bool, *, container: Container,
+                 pid: int, stepwise: bool = False, exec_: "Exec | None" = None, sinks: dict | None = None):
+        self.client = client            # the connection that gets the reply (None once it has gone)
         self.chan = chan                # the start channel to the half-built container
         self.transcript = transcript    # the supervisor's own stages (limits, fork, cgroup)
         self.attach = attach
+        self.container = container
+        self.pid = pid
+        self.stepwise = stepwise        # run --explain: each stage waits for proceed; no deadline
+        self.exec = exec_               # set when this is an exec process
+        self.sinks = sinks or {}        # stream -> the attached client's pipe, copied to once it runs
+        self.deadline = None if stepwise else time.monotonic() + START_TIMEOUT
         self.pty = -1
         self.error: dict | None = None
         self.stages: list = []          # the child's, once it execs
         self.abandoned = False          # its client went away: the container goes too
+
+
+class Sink:
+    """An attached client's pipe that one output stream of a container is
+    copied to, as the container's output is logged: the container itself
+    never holds a client's fds. Written when writable; while its backlog is
+    past :data:`SINK_BACKLOG`, the container's pipe is not read (so the
+    container waits on its own full pipe, not the supervisor on the client)."""
+
+    def __init__(self, fd: int, conn, container: Container):
+        self.fd = fd
+        self.conn = conn
+        self.container = container
+        self.buf = bytearray()
+        self.closing = False            # its source has ended: closed once flushed
+        self.writing = False            # registered for EVENT_WRITE
 
 
 class Exec:
@@ -91,18 +139,70 @@ class Exec:
 
 
 class Connection(Channel):
-    """The supervisor's end of a client connection; a send to a vanished
-    client is not an error (it will be dropped when its socket reads EOF)."""
+    """The supervisor's end of a client connection, never blocking: what is
+    sent waits in an output queue, written whenever the socket is writable
+    (each message's fds ride with its first byte). A send to a vanished
+    client is not an error (it is dropped when its socket reads EOF)."""
+
+    def __init__(self, sock: socket.socket, sup: "Supervisor"):
+        super().__init__(sock)
+        self.sup = sup
+        self.out: collections.deque = collections.deque()   # [memoryview, [fds]] per message
+        self.queued = 0                  # bytes waiting in out
+        self.dead = False                # the peer has gone (or was cut off)
+        self.closing: float | None = None  # close once flushed, or at this time at the latest
 
     policy: "policy.Policy | None" = None    # decided at accept from the peer's credentials
     peer_uid: int = -1
 
     def send(self, message: dict, fds: list[int] = ()) -> bool:
-        try:
-            super().send(message, fds)
-            return True
-        except OSError:
+        if self.dead:
             return False
+        data = encode(message, len(fds))
+        self.out.append([memoryview(data), [os.dup(fd) for fd in fds]])
+        self.queued += len(data)
+        self.flush()
+        return not self.dead
+
+    def flush(self) -> None:
+        """Write what the socket takes now; watch for writability if more is left."""
+        while self.out and not self.dead:
+            view, fds = self.out[0]
+            try:
+                if fds:
+                    n = self.sock.sendmsg([view], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                    array.array("i", fds))])
+                else:
+                    n = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.dead = True
+                break
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+            self.queued -= n
+            if n < len(view):
+                self.out[0][0] = view[n:]
+            else:
+                self.out.popleft()
+        if self.dead:
+            self.discard()
+        self.sup.watch_connection(self)
+
+    def discard(self) -> None:
+        """Forget what was not sent (its fds closed)."""
+        for _view, fds in self.out:
+            for fd in fds:
+                os.close(fd)
+        self.out.clear()
+        self.queued = 0
+
+    def close(self) -> None:
+        self.dead = True
+        self.discard()
+        super().close()
 
 
 class Supervisor:
@@ -126,6 +226,17 @@ class Supervisor:
         self.containers: dict[str, Container] = {}
         self.execs: dict[str, Exec] = {}
         self.subscribers: set[Connection] = set()     # clients that get each event as it happens
+        self.starts: dict[int, Starting] = {}           # children on their way to execve, by id()
+        self.rm_waiters: dict[str, set] = {}            # container id -> clients of rm -f awaiting its exit
+        self.dropping: set[Connection] = set()          # connections to drop once the handler is done
+        self.sinks: dict[int, Sink] = {}                # a container's output pipe -> attached client's pipe
+        self.ending_sinks: set[Sink] = set()            # sinks whose source ended, flushing their rest
+        self.logs: dict[str, LogWriter] = {}            # container id -> its log (incremental decoders)
+        self.reading: set[int] = set()                  # output fds registered for reading
+        self.budget: dict[str, float] = {}              # container id -> output bytes it may still have read
+        self.throttled: set[str] = set()                # containers with output left unread for now
+        self.next_refill = 0.0
+        self.log_path = self.state / "supervisor.log"
         # Tidying after exits (see finish): done while a new container is being
         # built, when nothing else waits, or before any request that looks.
         self.tidying: collections.deque = collections.deque()
@@ -264,35 +375,101 @@ class Supervisor:
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         while self.running:
-            timeout = max(0.0, min([5.0, self.next_limit_check - time.monotonic()] + [
-                c.stop_deadline - time.monotonic() for c in self.containers.values() if c.stop_deadline]))
-            if self.tidying:        # a short grace first: a next run would tidy while its child builds
-                timeout = min(timeout, TIDY_GRACE)
+            t = time.monotonic()
+            timers = [5.0, self.next_limit_check - t]
+            timers += [c.stop_deadline - t for c in self.containers.values() if c.stop_deadline]
+            timers += [st.deadline - t for st in self.starts.values() if st.deadline]
+            timers += [conn.closing - t for conn in self.closing_connections()]
+            if self.throttled:
+                timers.append(self.next_refill - t)
+            timeout = max(0.0, min(timers))
+            building = False
+            if self.tidying:
+                # A child building its container: tidy meanwhile. Otherwise a short
+                # grace first: a next run would tidy while its child builds.
+                building = any(not st.stepwise for st in self.starts.values())
+                timeout = min(timeout, 0.0 if building else TIDY_GRACE)
             ready = self.sel.select(timeout=timeout)
-            if not ready and self.tidying:
+            if self.tidying and (building or not ready):
                 self.tidy_one()
-            for key, _ in ready:
+            for key, events in ready:
                 kind, obj = key.data
                 try:
-                    getattr(self, f"on_{kind}")(key.fileobj, obj)
+                    if kind == "client" and events & selectors.EVENT_WRITE:
+                        self.on_writable(obj)
+                    if kind != "client" or events & selectors.EVENT_READ:
+                        getattr(self, f"on_{kind}")(key.fileobj, obj)
                 except Exception:  # noqa: BLE001 - one bad event must not stop the supervisor
-                    traceback.print_exc()
+                    self.report(f"handling a {kind} event failed")
+                self.drop_pending()
             try:
                 self.on_tick()
             except Exception:  # noqa: BLE001
-                traceback.print_exc()
+                self.report("a timer failed")
+            self.drop_pending()
             if self.idle():
                 break
         self.shutdown()
 
+    def drop_pending(self) -> None:
+        while self.dropping:
+            self.drop(self.dropping.pop())
+
+    def closing_connections(self) -> list:
+        return [key.data[1] for key in self.sel.get_map().values()
+                if key.data[0] == "client" and key.data[1].closing is not None]
+
+    def report(self, what: str) -> None:
+        """Log a failure with its traceback to <state>/supervisor.log (rotated
+        past LOG_LIMIT, one old file kept) and to stderr if that is elsewhere."""
+        text = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n{traceback.format_exc()}"
+        old = self.log_path.with_name(self.log_path.name + ".1")
+        try:
+            try:
+                if self.log_path.stat().st_size > LOG_LIMIT:
+                    os.replace(self.log_path, old)
+            except FileNotFoundError:
+                pass
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, text.encode("utf-8", "replace"))
+                err = os.fstat(2)
+                same = os.path.samestat(os.fstat(fd), err) or (old.exists() and os.path.samestat(old.stat(), err))
+            finally:
+                os.close(fd)
+        except OSError:
+            same = False
+        if not same:
+            try:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
     def on_tick(self) -> None:
-        """Timers: stop timeouts that ran out, and a look at the limit counters."""
+        """Timers: stop timeouts that ran out, starts past their deadline,
+        connections closing, output budgets, and a look at the limit counters."""
         t = time.monotonic()
         for c in list(self.containers.values()):
             if c.stop_deadline and t >= c.stop_deadline:
                 c.stop_deadline = None
                 if c.status == "running":
                     self.signal(c, signal.SIGKILL)
+        for st in list(self.starts.values()):
+            if st.deadline and t >= st.deadline:
+                what = "process" if st.exec is not None else "container"
+                st.error = {"error": f"the {what} did not start in time ({START_TIMEOUT:.0f} s)", "stage": "",
+                            "exit_code": 125}
+                try:
+                    os.kill(st.pid, signal.SIGKILL)     # our child, not reaped yet: the pid is its own
+                except ProcessLookupError:
+                    pass
+                self.end_start(st)
+        for conn in self.closing_connections():
+            if t >= conn.closing:
+                self.dropping.add(conn)
+        if t >= self.next_refill:
+            self.refill(t)
         if t >= self.next_limit_check:
             self.next_limit_check = t + LIMIT_CHECK_INTERVAL
             for c in self.containers.values():
@@ -315,7 +492,8 @@ class Supervisor:
                 c.seen[counter] = value
 
     def idle(self) -> bool:
-        busy = bool(self.tidying) or any(c.status == "running" for c in self.containers.values()) or self.execs or any(
+        busy = bool(self.tidying) or bool(self.starts) or any(
+            c.status == "running" for c in self.containers.values()) or self.execs or any(
             key.data[0] == "client" for key in self.sel.get_map().values())
         if busy:
             self.last_activity = time.monotonic()
@@ -325,13 +503,21 @@ class Supervisor:
     def shutdown(self) -> None:
         """Stop every running container, then leave."""
         self.tidy_all()
+        for st in list(self.starts.values()):     # half-built: ended, its start recorded as failed
+            if st.exec is None:
+                self.abandon_start(st.container)
+            else:
+                try:
+                    os.kill(st.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            st.error = st.error or {"error": "the supervisor stopped", "stage": "", "exit_code": 125}
+            self.end_start(st)
+        deadline = time.monotonic() + 10.0          # for all of them: a stuck one is given up on
         for c in list(self.containers.values()):
             if c.status == "running":
                 self.signal(c, signal.SIGKILL)
-                self.finish(c, self.wait_exit(c))
-            while c.starting is not None:         # half-built: ended, its start recorded as failed
-                self.abandon_start(c)
-                self.on_starting(c.starting.chan, c)
+                self.finish(c, self.wait_exit(c, max(0.2, deadline - time.monotonic())))
         self.tidy_all()
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
@@ -352,8 +538,8 @@ class Supervisor:
             sock, _addr = server.accept()
         except BlockingIOError:
             return
-        sock.settimeout(5.0)
-        conn = Connection(sock)
+        sock.setblocking(False)          # never wait on a client: see Connection
+        conn = Connection(sock, self)
         self.admit_peer(conn)
         self.sel.register(sock, selectors.EVENT_READ, ("client", conn))
 
@@ -369,20 +555,70 @@ class Supervisor:
                                       seat=self.seat_policy)
 
     def on_client(self, sock, conn: Connection) -> None:
+        if conn.closing is not None:
+            return
         try:
             if not conn.feed():
                 self.drop(conn)
                 return
-            while (item := conn.take()) is not None:
-                self.handle(conn, *item)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
             self.drop(conn)
-        except ProtocolError as e:
-            conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
-            if "too large" in str(e):
-                self.drop(conn)
+            return
+        except MessageTooLarge as e:
+            self.refuse(conn, str(e))
+            return
+        while not conn.dead and conn.closing is None:
+            try:
+                item = conn.take()
+            except MessageTooLarge as e:
+                self.refuse(conn, str(e))
+                return
+            except ProtocolError as e:
+                conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
+                continue
+            if item is None:
+                break
+            self.handle(conn, *item)
+        if conn.dead:
+            self.drop(conn)
+
+    def refuse(self, conn: Connection, error: str) -> None:
+        """Answer a request too large to read at once, then hang up (the rest
+        of it is never read)."""
+        conn.send({"ok": False, "error": f"bad request: {error}", "kind": "InvalidArgument", "exit_code": 125})
+        self.close_when_flushed(conn)
+
+    def close_when_flushed(self, conn: Connection, grace: float = 5.0) -> None:
+        conn.closing = time.monotonic() + grace
+        conn.buf.clear()
+        self.watch_connection(conn)
+
+    def on_writable(self, conn: Connection) -> None:
+        conn.flush()
+
+    def watch_connection(self, conn: Connection) -> None:
+        """Keep a client's registration in step with its state: readable while
+        it may send requests, writable while output waits; gone once closed
+        and flushed."""
+        if conn.sock.fileno() < 0:
+            return
+        if conn.dead or (conn.closing is not None and not conn.out):
+            self.dropping.add(conn)         # dropped by the loop, not under a caller's feet
+            return
+        events = (0 if conn.closing is not None else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if conn.out else 0)
+        try:
+            key = self.sel.get_key(conn.sock)
+        except (KeyError, ValueError):
+            return                          # not registered yet (on_accept does it) or dropped
+        if key.events != events:
+            self.sel.modify(conn.sock, events, key.data)
 
     def drop(self, conn: Connection) -> None:
+        if conn.sock.fileno() < 0:
+            return
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -395,36 +631,46 @@ class Supervisor:
         self.subscribers.discard(conn)
         for e in self.execs.values():
             e.attached.discard(conn)
-        for c in self.containers.values():
-            if c.starting is not None and c.starting.client is conn:
-                self.abandon_start(c)
+        for waiters in self.rm_waiters.values():
+            waiters.discard(conn)
+        for sink in [k for k in [*self.sinks.values(), *self.ending_sinks] if k.conn is conn]:
+            self.close_sink(sink)
+        for st in list(self.starts.values()):
+            if st.client is conn:
+                st.client = None
+                if st.stepwise:
+                    self.abandon_start(st.container)
         conn.close()
 
     def handle(self, conn: Connection, msg: dict, fds: list[int]) -> None:
+        """Run one request. A handler returns its reply (and fds), or None when
+        the reply comes later (a start answered once its child has exec'd, an
+        rm -f once the exit has happened). A bad request is an InvalidArgument
+        with a clear message; anything else is a bug: logged with its
+        traceback, answered with one line."""
+        op = msg.get("op", "")
         try:
             if conn.policy is None:
                 raise policy.PolicyRefused(f"this container-lab supervisor serves root and uid {os.geteuid()}; "
                                            f"uid {conn.peer_uid} may not use it")
-            op = msg.get("op", "")
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
-                raise InvalidArgument(f"unknown request {op!r}")
+                raise InvalidArgument(f"unknown request {str(op)[:40]!r}")
             conn.policy.check_request(op)
             if op not in TIDY_LATER:
                 self.tidy_all()       # what a client sees (ps, ping, gc ...) is tidied already
-            reply, reply_fds = method(conn, msg, fds)
-            conn.send({"ok": True, **reply}, reply_fds)
-            for fd in reply_fds:
-                os.close(fd)
+            result = method(conn, msg, fds)
+            if result is not None:
+                reply, reply_fds = result
+                conn.send({"ok": True, **reply}, reply_fds)
+                for fd in reply_fds:
+                    os.close(fd)
         except EngineError as e:
-            conn.send({"ok": False, "error": e.message, "kind": type(e).__name__, "exit_code": e.exit_code,
-                       "stage": getattr(e, "stage", "")})
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            conn.send({"ok": False, "error": f"bad request: {e}", "kind": "InvalidArgument", "exit_code": 125})
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc()
-            conn.send({"ok": False, "error": f"internal error: {type(e).__name__}: {e}",
-                       "kind": "EngineError", "exit_code": 125})
+            conn.send(self.error_reply(e))
+        except Exception:  # noqa: BLE001 - a bug: logged, and the supervisor lives on
+            self.report(f"request {str(op)[:40]!r} failed")
+            conn.send({"ok": False, "error": f"the supervisor failed on this {str(op)[:40]} request "
+                       f"(an engine bug; details in {self.log_path})", "kind": "EngineError", "exit_code": 125})
         finally:
             for fd in fds:
                 try:
@@ -432,7 +678,12 @@ class Supervisor:
                 except OSError:
                     pass
             if conn.policy is None:
-                self.drop(conn)
+                self.close_when_flushed(conn)     # the refusal goes out first
+
+    @staticmethod
+    def error_reply(e: EngineError) -> dict:
+        return {"ok": False, "error": e.message, "kind": type(e).__name__, "exit_code": e.exit_code,
+                "stage": getattr(e, "stage", "")}
 
     # -- requests ------------------------------------------------------------
     def op_ping(self, conn, msg, fds):
@@ -446,15 +697,34 @@ class Supervisor:
     def op_subscribe(self, conn, msg, fds):
         """Events after the cursor ``after`` now (in the reply), then each new
         one as ``{"event": "event", "data": {...}}`` on this connection."""
-        after = int(msg.get("after") or 0)
+        after = _number(msg, "after", 0, int)
         self.subscribers.add(conn)
         return {"events": list(self.events.read(after=after)) if after < self.events.seq else [],
                 "seq": self.events.seq}, []
 
     def publish(self, event: dict) -> None:
         for conn in list(self.subscribers):
-            if not conn.send({"event": "event", "data": event}):
+            if conn.queued > SUBSCRIBER_BACKLOG:
+                self.cut_off(conn)
+            elif not conn.send({"event": "event", "data": event}):
                 self.subscribers.discard(conn)
+
+    def cut_off(self, conn: Connection) -> None:
+        """A subscriber too far behind (it stopped reading): what it has not
+        been sent is dropped, it is told so, and it is hung up on."""
+        self.subscribers.discard(conn)
+        head = conn.out.popleft() if conn.out else None
+        partly_sent = head is not None and head[0].nbytes < len(head[0].obj)
+        conn.discard()
+        if partly_sent:              # the message being written is finished, the rest dropped
+            conn.out.append(head)
+            conn.queued = head[0].nbytes
+        elif head is not None:
+            for fd in head[1]:
+                os.close(fd)
+        conn.send({"event": "dropped", "error": "events were coming faster than this client read them: "
+                   "it was cut off (subscribe again to go on)"})
+        self.close_when_flushed(conn)
 
     def op_ps(self, conn, msg, fds):
         items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
@@ -492,17 +762,17 @@ class Supervisor:
         return out
 
     def op_wait(self, conn, msg, fds):
-        c = self.find(msg["id"])
-        if c.status != "running":
+        c = self.find(msg.get("id"))
+        if c.status not in ("running", "starting"):
             return {"event": "exit", **self.exit_info(c)}, []
         c.attached.add(conn)
         return {"waiting": True}, []
 
     def op_kill(self, conn, msg, fds):
-        c = self.find(msg["id"])
         sig = msg.get("signal", signal.SIGKILL)
         if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
             raise InvalidArgument(f"invalid signal: {sig}")
+        c = self.find(msg.get("id"))
         if not c.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
@@ -510,17 +780,19 @@ class Supervisor:
 
     def op_stop(self, conn, msg, fds):
         """SIGTERM, then SIGKILL after the timeout (docker stop); the reply waits for the exit."""
-        c = self.find(msg["id"])
+        c = self.find(msg.get("id"))
+        timeout = _number(msg, "timeout", 10.0, float)
+        if c.status == "starting":
+            raise NotRunning(f"cannot stop container {c.name}: it is being started")
         if c.status != "running":
             return {"event": "exit", **self.exit_info(c)}, []
-        timeout = float(msg.get("timeout", 10))
         self.signal(c, signal.SIGTERM)
         c.stop_deadline = time.monotonic() + max(0.0, timeout)
         c.attached.add(conn)
         return {"waiting": True}, []
 
     def op_start(self, conn, msg, fds):
-        c = self.find(msg["id"])
+        c = self.find(msg.get("id"))
         if c.status in ("running", "starting"):
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
         conn.policy.admit(c.config)           # a container another policy created
@@ -528,20 +800,26 @@ class Supervisor:
         return self.launch(c, conn, msg, fds)
 
     def op_rm(self, conn, msg, fds):
-        c = self.find(msg["id"])
+        c = self.find(msg.get("id"))
         if c.status == "running":
             if not msg.get("force"):
                 raise ContainerError(f"cannot remove container {c.name}: container is running: "
                                      "stop the container before removing or force remove")
-            c.config.remove = True        # removed when its exit is handled, just below
+            # Removed when its exit is handled (finish); the reply waits for
+            # that, the loop does not: the kernel ends a PID 1 only once every
+            # process of its namespace is reaped, which may take a while.
+            c.config.remove = True
             self.signal(c, signal.SIGKILL)
-            self.finish(c, self.wait_exit(c))
-        elif c.starting is not None:          # half-built (run --explain): ends, then goes
+            self.rm_waiters.setdefault(c.id, set()).add(conn)
+            return None
+        elif c.starting is not None:          # half-built: ends, then goes (answered by end_start)
             if not msg.get("force"):
                 raise ContainerError(f"cannot remove container {c.name}: it is being started; "
                                      "force remove to end it")
             c.config.remove = True
             self.abandon_start(c)
+            self.rm_waiters.setdefault(c.id, set()).add(conn)
+            return None
         else:
             self.remove(c)
         return {"id": c.id, "name": c.name}, []
@@ -592,7 +870,7 @@ class Supervisor:
         return {"swept": swept}, []
 
     def op_run(self, conn, msg, fds):
-        config = ContainerConfig.from_dict(msg["config"]).validate()
+        config = _config_from(msg.get("config"))
         conn.policy.admit(config)
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
@@ -605,45 +883,51 @@ class Supervisor:
         c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
+    def op_create(self, conn, msg, fds):
+        """Create a container without starting it (docker create); ``start`` runs it."""
+        config = _config_from(msg.get("config"))
+        conn.policy.admit(config)
+        for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
+            self.sharing(mode, kind)
+        c = self.create(config)
+        return {"id": c.id, "name": c.name, "warnings": []}, []
+
     def launch(self, c: Container, conn, msg, fds):
-        """Start ``c``; attach the client if asked; hand it the terminal.
+        """Start ``c``: the reply is sent once its first process has exec'd or
+        failed (see :meth:`end_start`); attached, the client is handed the
+        terminal, or its pipes get the output.
 
         With ``stepwise`` the reply comes at once and the start goes on one
         stage at a time: the client gets a ``{"event": "stage"}`` after each
         stage and sends ``proceed`` for the next (see :class:`Stepwise`)."""
-        winsize = tuple(msg.get("winsize") or (24, 80))
+        winsize = _winsize(msg)
         attach = bool(msg.get("attach"))
-        stepwise = conn if msg.get("stepwise") else None
+        stepwise = bool(msg.get("stepwise"))
         try:
-            pty = self.start(c, fds, winsize, attach, stepwise)
+            st = self.start(c, conn, fds, winsize, attach, stepwise)
         except EngineError:
             if c.config.remove:
                 self.remove(c)
             raise
-        if stepwise is not None:
+        if stepwise:
             return {"id": c.id, "name": c.name, "pid": c.pid, "stepwise": True, "warnings": c.warnings,
-                    "stages": c.starting.transcript.done()}, []     # the supervisor's own, done already
-        reply = {"id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings}
-        reply_fds = []
-        if attach:
-            c.attached.add(conn)
-            if pty >= 0:
-                reply_fds = [os.dup(pty)]
-        elif pty >= 0:
-            self.start_draining(c, pty)
-        return reply, reply_fds
+                    "stages": st.transcript.done()}, []     # the supervisor's own, done already
+        return None
 
     def op_exec(self, conn, msg, fds):
-        c = self.find(msg["id"])
+        c = self.find(msg.get("id"))
         if not c.can_exec():
             raise NotRunning(f"container {c.id} is not running")
         opts = msg.get("exec") or {}
+        if not isinstance(opts, dict):
+            raise InvalidArgument("exec options must be an object")
         argv = opts.get("cmd") or []
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise InvalidArgument("exec needs a command")
         check_argv(argv)
-        extra_env, workdir, user = list(opts.get("env") or []), opts.get("workdir"), opts.get("user")
+        extra_env, workdir, user = opts.get("env") or [], opts.get("workdir"), opts.get("user")
         check_process_options(extra_env, workdir, user)
+        extra_env = list(extra_env)
         tty, detach = bool(opts.get("tty")), bool(opts.get("detach"))
         env = dict(item.partition("=")[::2] for item in c.process["env"])
         if tty:
@@ -653,43 +937,59 @@ class Supervisor:
             id=c.id, rootfs="", lowerdir="", upperdir="", workdir="", hostname=c.process["hostname"],
             argv=argv, env=[f"{k}={v}" for k, v in env.items()],
             cwd=workdir or c.process["cwd"], user=user or c.process["user"] or None,
-            tty=tty, winsize=tuple(msg.get("winsize") or (24, 80)),
+            tty=tty, winsize=_winsize(msg),
             procs_files=[str(p) for p in c.cgroup.procs_files()] if c.cgroup else [],
             userns=bool(c.process.get("userns")), **self.filters(c.config, []))
         if tty or detach or len(fds) < 2:
             stdio = (self.devnull,) * 3
         else:
-            stdin = fds[0] if opts.get("interactive") and len(fds) == 3 else self.devnull
-            stdio = (stdin, fds[-2], fds[-1])
+            # Pipes only (the client relays its own terminal and files): an
+            # exec'd process gets them as they are, nothing is logged.
+            interactive = opts.get("interactive") and len(fds) == 3
+            stdin = _pipe(fds[0], "standard input") if interactive else self.devnull
+            stdio = (stdin, _pipe(fds[-2], "standard output"), _pipe(fds[-1], "standard error"))
         pidns = os.open(f"/proc/{c.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
             pid, chan = self.fork_into(pidns, lambda ch: runtime.exec_main(spec, c.pid, ch, stdio, self.kernel))
         finally:
             os.close(pidns)
-        eid = secrets.token_hex(32)
-        e = Exec(eid, c, pid, argv, tty)
-        pty, error, _stages = self.read_start_channel(chan, pid)
-        chan.close()
+        e = Exec(secrets.token_hex(32), c, pid, argv, tty)
+        self.watch_start(Starting(conn, chan, None, not detach, container=c, pid=pid, exec_=e))
+        return None                     # answered by end_exec_start
+
+    def end_exec_start(self, st: Starting) -> None:
+        """An exec'd process has reached execve (it runs) or failed: tell its client."""
+        e, c = st.exec, st.container
+        error = st.error
+        if error is None and not st.stages:
+            error = {"error": "the process died before it could start", "stage": "", "exit_code": 125}
         if error:
-            os.waitpid(pid, 0)
-            os.close(e.pidfd)
-            if pty >= 0:
-                os.close(pty)
-            raise StartError(error["error"], stage=error.get("stage", ""), exit_code=error.get("exit_code", 126))
-        self.execs[eid] = e
-        e.pty = pty
+            self.reap(e.pid, e.pidfd)
+            if st.pty >= 0:
+                os.close(st.pty)
+            if st.client is not None:
+                st.client.send({"ok": False, "error": str(error.get("error")), "kind": "StartError",
+                                "exit_code": int(error.get("exit_code", 126)), "stage": error.get("stage", "")})
+            return
+        self.execs[e.id] = e
+        e.pty = st.pty
         self.sel.register(e.pidfd, selectors.EVENT_READ, ("exec_exit", e))
-        self.events.append("exec", **c.event_fields() | {"argv": argv, "tty": tty}, exec_id=eid)
+        self.events.append("exec", **c.event_fields() | {"argv": e.argv, "tty": e.tty}, exec_id=e.id)
+        if st.client is None:
+            return
         reply_fds = []
-        if not detach:
-            e.attached.add(conn)
-            if pty >= 0:
-                reply_fds = [os.dup(pty)]
-        return {"id": c.id, "name": c.name, "exec_id": eid, "pid": pid, "warnings": []}, reply_fds
+        if st.attach:
+            e.attached.add(st.client)
+            if e.pty >= 0:
+                reply_fds = [e.pty]
+        st.client.send({"ok": True, "id": c.id, "name": c.name, "exec_id": e.id, "pid": e.pid, "warnings": []},
+                       reply_fds)
 
     def on_exec_exit(self, _fileobj, e: Exec) -> None:
         try:
-            _pid, status = os.waitpid(e.pid, 0)
+            pid, status = os.waitpid(e.pid, os.WNOHANG)
+            if pid == 0:
+                return                   # not yet (its pidfd says it has exited: the next look reaps it)
             code = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             code = -9
@@ -702,7 +1002,7 @@ class Supervisor:
         c = e.container
         self.events.append("exec-exited", **c.event_fields() | {"argv": e.argv, "tty": e.tty},
                            exec_id=e.id, exit_code=code)
-        for conn in e.attached:
+        for conn in list(e.attached):
             conn.send({"event": "exit", "id": c.id, "exec_id": e.id, "exit_code": code, "oom_killed": False,
                        "error": ""})
 
@@ -890,22 +1190,22 @@ class Supervisor:
         child_chan.close()
         return pid, parent_chan
 
-    def start(self, c: Container, fds: list[int], winsize, attach: bool, stepwise=None) -> int:
-        """Fork the container's PID 1 and wait until it has exec'd (or failed).
-        Returns the supervisor's terminal master fd for a tty container, else -1.
-        Whatever goes wrong, nothing is left behind: no process, no cgroup."""
+    def start(self, c: Container, conn, fds: list[int], winsize, attach: bool, stepwise: bool) -> Starting:
+        """Fork the container's PID 1 and watch its start channel: the loop
+        completes the start (:meth:`end_start`) once the child has exec'd or
+        failed. Whatever goes wrong, nothing is left behind: no process, no cgroup."""
         try:
-            return self._start(c, fds, winsize, attach, stepwise)
+            return self._start(c, conn, fds, winsize, attach, stepwise)
         except EngineError:
             raise
-        except Exception as e:  # noqa: BLE001 - a bug or an unexpected answer from the kernel
-            traceback.print_exc()
+        except Exception:  # noqa: BLE001 - a bug or an unexpected answer from the kernel
+            self.report(f"starting container {c.id[:12]} failed")
             if c.pid and c.status != "running":
                 try:
                     os.kill(c.pid, signal.SIGKILL)
-                    os.waitpid(c.pid, 0)
-                except (ProcessLookupError, ChildProcessError):
+                except ProcessLookupError:
                     pass
+                self.reap(c.pid, -1)
             for fd in [c.pidfd, *c.outputs]:
                 if fd >= 0:
                     try:
@@ -913,20 +1213,21 @@ class Supervisor:
                     except OSError:
                         pass
             c.pidfd, c.outputs = -1, {}
-            self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
+            self.fail_start(c, f"internal error while starting (an engine bug; details in {self.log_path})", "")
 
-    def _start(self, c: Container, fds: list[int], winsize, attach: bool, stepwise) -> int:
+    def _start(self, c: Container, conn, fds: list[int], winsize, attach: bool, stepwise: bool) -> Starting:
         cfg = c.config
         # Namespaces to share are looked up first: a refusal leaves nothing made.
         shared = self.shared_namespaces(cfg)
         pidns_fd, fork_title, fork_ops = self.pid_namespace(cfg)
         try:
-            return self._start_in(c, fds, winsize, attach, stepwise, shared, (pidns_fd, fork_title, fork_ops))
+            return self._start_in(c, conn, fds, winsize, attach, stepwise, shared,
+                                  (pidns_fd, fork_title, fork_ops))
         finally:
             if pidns_fd not in (None, self.pidns_fd):
                 os.close(pidns_fd)
 
-    def _start_in(self, c: Container, fds, winsize, attach, stepwise, shared, fork) -> int:
+    def _start_in(self, c: Container, conn, fds, winsize, attach, stepwise, shared, fork) -> Starting:
         from .cgroups import Limits
 
         pidns_fd, fork_title, fork_ops = fork
@@ -935,45 +1236,56 @@ class Supervisor:
             init_fd, init_path = sealed.init_copy() if cfg.init else (-1, "")
         except OSError as e:
             self.fail_start(c, str(e), "init")
+        stdio, outputs, sinks = self.stdio_for(c, fds, attach)       # checked before anything is made
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
-        transcript = runtime.Transcript()
-        transcript.stage("limits", "Create the container's control group and write its limits")
-        limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
         try:
-            c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
-        except EngineError as e:
-            self.fail_start(c, str(e), "cgroup")
-        for hier, path in c.cgroup.paths.items():
-            transcript.op("mkdir", f"mkdir {path}", path=str(path), hierarchy=hier)
-        for path, value in c.cgroup.writes:
-            transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
-        c.warnings = list(c.cgroup.warnings)
-        self.crash_point("after-cgroup")
-        stdio, outputs = self.stdio_for(c, fds, attach)
-        spec = runtime.ChildSpec(
-            id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
-            upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
-            argv=c.process["argv"], env=c.process["env"], cwd=c.process["cwd"],
-            user=c.process["user"] or None, tty=cfg.tty, winsize=winsize,
-            init=cfg.init, init_fd=init_fd, init_path=init_path,
-            procs_files=[str(p) for p in c.cgroup.procs_files()],
-            cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
-            volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
-            etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
-            crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise is not None,
-            userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
-        transcript.stage("fork", fork_title)
-        for op in fork_ops:
-            transcript.op(**op)
-        c.outputs = outputs             # closed by start() if anything below fails
-        try:
-            pid, chan = self.fork_into(pidns_fd, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
-            c.pid = pid
-            self.crash_point("after-fork")
-        finally:
+            transcript = runtime.Transcript()
+            transcript.stage("limits", "Create the container's control group and write its limits")
+            limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
+            try:
+                c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
+            except EngineError as e:
+                self.fail_start(c, str(e), "cgroup")
+            for hier, path in c.cgroup.paths.items():
+                transcript.op("mkdir", f"mkdir {path}", path=str(path), hierarchy=hier)
+            for path, value in c.cgroup.writes:
+                transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
+            c.warnings = list(c.cgroup.warnings)
+            self.crash_point("after-cgroup")
+            spec = runtime.ChildSpec(
+                id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
+                upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
+                argv=c.process["argv"], env=c.process["env"], cwd=c.process["cwd"],
+                user=c.process["user"] or None, tty=cfg.tty, winsize=winsize,
+                init=cfg.init, init_fd=init_fd, init_path=init_path,
+                procs_files=[str(p) for p in c.cgroup.procs_files()],
+                cgroup_mounts=[m.as_dict() for m in self.cgroups.container_mounts()],
+                volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
+                etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
+                crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise,
+                userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
+            transcript.stage("fork", fork_title)
+            for op in fork_ops:
+                transcript.op(**op)
+            c.outputs = outputs             # closed by start() if anything below fails
+            try:
+                pid, chan = self.fork_into(pidns_fd, lambda ch: runtime.child_main(spec, ch, stdio, self.kernel))
+                c.pid = pid
+                self.crash_point("after-fork")
+            finally:
+                for fd in set(stdio) - {self.devnull}:
+                    os.close(fd)          # the child has its own copies
+                stdio = ()
+        except BaseException:
             for fd in set(stdio) - {self.devnull}:
-                os.close(fd)          # the child has its own copies
+                os.close(fd)
+            for fd in sinks.values():
+                os.close(fd)
+            if not c.outputs:
+                for fd in outputs:
+                    os.close(fd)
+            raise
         transcript.stage("cgroup", "Put the first process in the container's control group")
         joined = self.join_cgroup(c, pid, transcript)
         try:
@@ -983,14 +1295,16 @@ class Supervisor:
         transcript.done()
         c.pid_start = process_start_time(pid) or 0
         c.pidfd = os.pidfd_open(pid)
-        if stepwise is not None:
-            c.status = "starting"
-            c.starting = Starting(stepwise, chan, transcript, attach)
-            self.sel.register(chan, selectors.EVENT_READ, ("starting", c))
-            return -1
-        pty, error, child_stages = self.read_start_channel(chan, pid, c)
-        chan.close()
-        return self.complete_start(c, transcript, pty, error, child_stages)
+        c.status = "starting"
+        st = Starting(conn, chan, transcript, attach, container=c, pid=pid, stepwise=stepwise, sinks=sinks)
+        c.starting = st
+        self.watch_start(st)
+        return st
+
+    def watch_start(self, st: Starting) -> None:
+        st.chan.setblocking(False)
+        self.starts[id(st)] = st
+        self.sel.register(st.chan, selectors.EVENT_READ, ("starting", st))
 
     def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list) -> int:
         """The child has exec'd (or failed): record its transcript; then either
@@ -999,13 +1313,12 @@ class Supervisor:
         stages = transcript.done() + child_stages
         write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": stages}, durable=False)
         if error:
-            os.waitpid(pid, 0)
-            os.close(c.pidfd)
+            self.reap(pid, c.pidfd)
             c.pidfd = -1
             for fd in list(outputs) + ([pty] if pty >= 0 else []):
                 os.close(fd)
             c.outputs = {}
-            self.fail_start(c, error["error"], error.get("stage", ""), error.get("exit_code", 125))
+            self.fail_start(c, str(error.get("error")), error.get("stage", ""), error.get("exit_code", 125))
         c.status, c.started, c.adopted = "running", now(), False
         # Hold the container's mount namespace: when its last process exits, the
         # kernel then need not unmount its ~30 mounts before telling us -- we let
@@ -1018,40 +1331,95 @@ class Supervisor:
         c.outputs = outputs
         for fd in outputs:
             os.set_blocking(fd, False)
-            self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        self.pace_output(c)
         self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
         c.save()
         self.emit("started", c, pid=pid)
         return pty
 
-    # -- a start one stage at a time (run --explain) -------------------------
-    def on_starting(self, chan: socket.socket, c: Container) -> None:
-        """A message from a child started stage by stage: a stage done (passed
-        on to the client, which answers with ``proceed``), an id-map request,
-        the terminal, or the end of the channel (exec'd or failed)."""
-        st = c.starting
+    def reap(self, pid: int, pidfd: int) -> None:
+        """Reap a child that has failed or been killed, now if it is gone,
+        else when its pidfd says so -- never waiting for it."""
+        try:
+            done = os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            done = True
+        if done:
+            if pidfd >= 0:
+                os.close(pidfd)
+            return
+        if pidfd < 0:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                return
+        self.sel.register(pidfd, selectors.EVENT_READ, ("reap", pid))
+
+    def on_reap(self, pidfd, pid: int) -> None:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            pass
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+
+    # -- the end of a start ---------------------------------------------------
+    def on_starting(self, chan: socket.socket, st: Starting) -> None:
+        """A message from a child on its way to execve: a stage done (run
+        --explain: passed on to the client, which answers with ``proceed``),
+        an id-map request, the terminal, its transcript or its error; or the
+        end of the channel (exec'd or failed)."""
         try:
             data, fds, _f, _a = socket.recv_fds(chan, 1 << 20, 1)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data, fds = b"", []
-        if data:
-            msg = json.loads(data)
-            if fds:
-                st.pty = fds[0]
-            if "stage" in msg:
-                if not st.client.send({"event": "stage", "id": c.id, "stage": msg["stage"], "paused": True}):
-                    self.abandon_start(c)
-            if "userns" in msg:
-                chan.send(json.dumps(self.map_user_namespace(c, c.pid)).encode())
-            if "transcript" in msg:
-                st.stages = msg["transcript"]
-            if "error" in msg:
-                st.error = msg
+        if not data:
+            self.end_start(st)
             return
-        self.sel.unregister(chan)
-        chan.close()
+        for fd in fds[1:]:
+            os.close(fd)
+        if fds:
+            if st.pty >= 0:
+                os.close(st.pty)
+            st.pty = fds[0]
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            msg = {}
+        if not isinstance(msg, dict):
+            msg = {}
+        if "crash" in msg:
+            self.crash_point(msg["crash"])
+        if isinstance(msg.get("stage"), dict) and "error" not in msg and st.stepwise and st.client is not None:
+            if not st.client.send({"event": "stage", "id": st.container.id, "stage": msg["stage"], "paused": True}):
+                self.abandon_start(st.container)
+        if "userns" in msg and st.exec is None:
+            try:
+                chan.send(json.dumps(self.map_user_namespace(st.container, st.pid)).encode())
+            except OSError:
+                pass
+        if "transcript" in msg:
+            st.stages = msg["transcript"]
+        if "error" in msg:
+            st.error = msg
+
+    def end_start(self, st: Starting) -> None:
+        """The start channel has closed (or the deadline passed): complete the
+        start and answer its client."""
+        if self.starts.pop(id(st), None) is None:
+            return
+        try:
+            self.sel.unregister(st.chan)
+        except (KeyError, ValueError):
+            pass
+        st.chan.close()
+        if st.exec is not None:
+            self.end_exec_start(st)
+            return
+        c = st.container
         c.starting = None
         if st.error is None and not st.stages:
             st.error = {"error": "the container's first process died before it could start", "stage": "",
@@ -1061,25 +1429,50 @@ class Supervisor:
                 pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages)
             except EngineError:
                 raise
-            except Exception as e:  # noqa: BLE001 - a bug: end the start cleanly, as start() does
-                traceback.print_exc()
-                self.fail_start(c, f"internal error while starting: {type(e).__name__}: {e}", "")
+            except Exception:  # noqa: BLE001 - a bug: end the start cleanly, as start() does
+                self.report(f"completing the start of container {c.id[:12]} failed")
+                self.fail_start(c, f"internal error while starting (an engine bug; details in {self.log_path})", "")
         except EngineError as e:
+            for fd in st.sinks.values():
+                os.close(fd)
+            for conn in list(c.attached):         # wait/stop clients of a container that never ran
+                conn.send({"event": "exit", **self.exit_info(c)})
+            c.attached.clear()
             if c.config.remove or st.abandoned:
                 self.remove(c)
-            st.client.send({"event": "start-failed", "id": c.id, "error": e.message, "stage": getattr(e, "stage", ""),
-                            "exit_code": e.exit_code})
+            for conn in self.rm_waiters.pop(c.id, ()):
+                conn.send({"ok": True, "id": c.id, "name": c.name})
+            if st.client is not None:
+                if st.stepwise:
+                    st.client.send({"event": "start-failed", "id": c.id, "error": e.message,
+                                    "stage": getattr(e, "stage", ""), "exit_code": e.exit_code})
+                else:
+                    st.client.send(self.error_reply(e))
             return
-        st.client.send({"event": "started", "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings})
-        if st.attach:
+        reply_fds = []
+        if st.attach and st.client is not None:
             c.attached.add(st.client)
+            if pty >= 0:
+                reply_fds = [pty]
+            for fd, stream in c.outputs.items():
+                if stream in st.sinks:
+                    self.sinks[fd] = Sink(st.sinks.pop(stream), st.client, c)
         elif pty >= 0:
             self.start_draining(c, pty)
+        for fd in st.sinks.values():
+            os.close(fd)
+        if st.client is None:
+            return
+        if st.stepwise:
+            st.client.send({"event": "started", "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings})
+        else:
+            st.client.send({"ok": True, "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings},
+                           reply_fds)
 
     def op_proceed(self, conn, msg, fds):
         """Let a container started stage by stage go on to its next stage."""
-        c = self.find(msg["id"])
-        if c.starting is None:
+        c = self.find(msg.get("id"))
+        if c.starting is None or not c.starting.stepwise:
             raise NotRunning(f"container {c.name} is not being started stage by stage")
         try:
             c.starting.chan.send(json.dumps({"go": True}).encode())
@@ -1088,8 +1481,8 @@ class Supervisor:
         return {"id": c.id}, []
 
     def abandon_start(self, c: Container) -> None:
-        """The client of a stage-by-stage start went away: end the half-built
-        container; once its start has failed, it is removed (it never ran)."""
+        """End a half-built container (its stage-by-stage client went away, or
+        rm -f); once its start has failed, it is removed (it never ran)."""
         if c.starting is not None:
             c.starting.abandoned = True
         if c.pidfd >= 0:
@@ -1196,57 +1589,73 @@ class Supervisor:
         self.emit("exited", c, exit_code=code, oom_killed=False, error=message)
         raise StartError(message, stage=stage, exit_code=code)
 
-    def stdio_for(self, c: Container, fds: list[int], attach: bool) -> tuple[tuple[int, int, int], dict[int, str]]:
-        """The child's 0, 1, 2 and the pipe ends the supervisor drains to the log."""
+    def stdio_for(self, c: Container, fds: list[int], attach: bool
+                  ) -> tuple[tuple[int, int, int], dict[int, str], dict[str, int]]:
+        """The child's 0, 1, 2; the pipe ends the supervisor reads (logged, and
+        copied to an attached client); and the attached client's own pipes for
+        that copy, by stream. A client's fds never reach the container: only
+        pipes are accepted, and only a client's stdin pipe is handed over."""
         cfg = c.config
         if cfg.tty:
-            return (self.devnull,) * 3, {}
-        if not attach or len(fds) < 2:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            return (self.devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
-        stdin = os.dup(fds[0]) if cfg.interactive and len(fds) == 3 else self.devnull
-        return (stdin, os.dup(fds[-2]), os.dup(fds[-1])), {}
-
-    def read_start_channel(self, chan: socket.socket, pid: int, c: Container | None = None
-                           ) -> tuple[int, dict | None, list]:
-        """Messages from the child until it execs (the channel closes on exec)."""
-        pty, error, stages = -1, None, []
-        deadline = time.monotonic() + START_TIMEOUT
-        self.tidy_while_waiting(chan)
-        while True:
-            chan.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                data, fds, _f, _a = socket.recv_fds(chan, 1 << 20, 1)
-            except socket.timeout:
-                os.kill(pid, signal.SIGKILL)
-                return pty, {"error": "the container did not start in time", "stage": "", "exit_code": 125}, stages
-            except ConnectionResetError:
-                data, fds = b"", []
-            if not data:
-                break
-            msg = json.loads(data)
-            if "crash" in msg:
-                self.crash_point(msg["crash"])
-            if "userns" in msg and c is not None:
-                try:
-                    chan.send(json.dumps(self.map_user_namespace(c, pid)).encode())
-                except OSError:
-                    pass
-            if fds:
-                pty = fds[0]
-            if "transcript" in msg:
-                stages = msg["transcript"]
-            if "error" in msg:
-                error = msg
-        if error is None and not stages:
-            error = {"error": "the container's first process died before it could start", "stage": "", "exit_code": 125}
-        return pty, error, stages
+            return (self.devnull,) * 3, {}, {}
+        stdin, sinks = self.devnull, {}
+        if attach and len(fds) >= 2:
+            out, err = _pipe(fds[-2], "standard output"), _pipe(fds[-1], "standard error")
+            if cfg.interactive and len(fds) == 3:
+                stdin = _pipe(fds[0], "standard input")
+            sinks = {"stdout": os.dup(out), "stderr": os.dup(err)}
+            for fd in sinks.values():
+                os.set_blocking(fd, False)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        if stdin != self.devnull:
+            stdin = os.dup(stdin)
+        return (stdin, out_w, err_w), {out_r: "stdout", err_r: "stderr"}, sinks
 
     def start_draining(self, c: Container, fd: int) -> None:
         c.drain_pty = True
         os.set_blocking(fd, False)
-        self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        self.pace_output(c)
+
+    # -- output: logged, copied to an attached client, paced ------------------
+    def output_fds(self, c: Container) -> list[int]:
+        return list(c.outputs) + ([c.pty] if c.drain_pty and c.pty >= 0 else [])
+
+    def pace_output(self, c: Container) -> None:
+        """Read a container's output pipes only while it has budget left and
+        its attached client keeps up (see OUTPUT_RATE, SINK_BACKLOG)."""
+        budget = self.budget.get(c.id, OUTPUT_BURST)
+        held = False
+        for fd in self.output_fds(c):
+            sink = self.sinks.get(fd)
+            want = budget > 0 and (sink is None or len(sink.buf) < SINK_BACKLOG)
+            if want and fd not in self.reading:
+                self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+                self.reading.add(fd)
+            elif not want and fd in self.reading:
+                self.sel.unregister(fd)
+                self.reading.discard(fd)
+            held = held or not want
+        if held and budget <= 0:
+            self.throttled.add(c.id)
+        else:
+            self.throttled.discard(c.id)
+
+    def refill(self, t: float) -> None:
+        elapsed = t - (self.next_refill - OUTPUT_TICK) if self.next_refill else OUTPUT_TICK
+        self.next_refill = t + OUTPUT_TICK
+        for cid in list(self.budget):
+            value = min(OUTPUT_BURST, self.budget[cid] + OUTPUT_RATE * max(OUTPUT_TICK, elapsed))
+            if value >= OUTPUT_BURST:
+                del self.budget[cid]
+            else:
+                self.budget[cid] = value
+        for cid in list(self.throttled):
+            c = self.containers.get(cid)
+            if c is None:
+                self.throttled.discard(cid)
+            else:
+                self.pace_output(c)
 
     def on_output(self, fd, c: Container) -> None:
         try:
@@ -1256,14 +1665,85 @@ class Supervisor:
         except OSError:
             data = b""           # EIO: the terminal's other side closed
         if not data:
-            self.sel.unregister(fd)
+            self.unwatch_output(fd)
             if fd == c.pty:
                 c.pty = -1
             else:
                 c.outputs.pop(fd, None)
             os.close(fd)
+            self.end_sink(fd)
             return
-        LogWriter(c.dir).write(c.outputs.get(fd, "stdout"), data)
+        self.output(c, fd, data)
+        self.budget[c.id] = self.budget.get(c.id, OUTPUT_BURST) - len(data)
+        if self.budget[c.id] <= 0 or fd in self.sinks:
+            self.pace_output(c)
+
+    def output(self, c: Container, fd: int, data: bytes) -> None:
+        """Log a chunk of output, and copy it to the attached client's pipe."""
+        log = self.logs.get(c.id)
+        if log is None:
+            log = self.logs[c.id] = LogWriter(c.dir)
+        log.write(c.outputs.get(fd, "stdout"), data)
+        sink = self.sinks.get(fd)
+        if sink is not None:
+            sink.buf += data
+            self.flush_sink(sink)
+
+    def unwatch_output(self, fd: int) -> None:
+        if fd in self.reading:
+            self.reading.discard(fd)
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def on_sink(self, _fd, sink: Sink) -> None:
+        self.flush_sink(sink)
+
+    def flush_sink(self, sink: Sink) -> None:
+        while sink.buf:
+            try:
+                n = os.write(sink.fd, sink.buf[:1 << 16])
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:              # the client has gone (EPIPE): its copy ends, the log goes on
+                sink.buf.clear()
+                sink.closing = True
+                break
+            del sink.buf[:n]
+        if not sink.buf and sink.closing:
+            self.close_sink(sink)
+            return
+        want = bool(sink.buf)
+        if want != sink.writing:
+            if want:
+                self.sel.register(sink.fd, selectors.EVENT_WRITE, ("sink", sink))
+            else:
+                self.sel.unregister(sink.fd)
+            sink.writing = want
+        if len(sink.buf) < SINK_BACKLOG and sink in self.sinks.values():
+            self.pace_output(sink.container)
+
+    def end_sink(self, fd: int) -> None:
+        """The container's side of a sink has ended: flush the rest, then close."""
+        sink = self.sinks.pop(fd, None)
+        if sink is not None:
+            sink.closing = True
+            self.ending_sinks.add(sink)
+            self.flush_sink(sink)
+
+    def close_sink(self, sink: Sink) -> None:
+        if sink.writing:
+            self.sel.unregister(sink.fd)
+            sink.writing = False
+        os.close(sink.fd)
+        sink.fd = -1
+        self.ending_sinks.discard(sink)
+        for fd, other in list(self.sinks.items()):
+            if other is sink:
+                del self.sinks[fd]
+                if sink.container.status == "running":
+                    self.pace_output(sink.container)
 
     def on_exit(self, _fileobj, c: Container) -> None:
         """PID 1 of ``c`` has exited: reap it and record how."""
@@ -1279,12 +1759,14 @@ class Supervisor:
         self.finish(c, os.waitstatus_to_exitcode(status))
 
     def wait_exit(self, c: Container, timeout: float = 10.0) -> int:
-        """Block until ``c`` (just sent SIGKILL) has exited; its exit code.
+        """At shutdown only: wait (at most ``timeout`` s) until ``c``, just sent
+        SIGKILL, has exited; its exit code (255 if unknown). Requests never
+        wait here: rm -f answers when the loop sees the exit.
 
         The kernel lets a PID namespace's first process finish dying only once
         every process in the namespace is reaped -- and processes started by
         ``exec`` are the supervisor's children: reap those meanwhile, or both
-        would wait for each other forever."""
+        would wait for each other."""
         deadline = time.monotonic() + timeout
         # Containers started with --pid container:<c> die with it, and are ours to reap too.
         pidns = _ns_inode(c.pid, "pid")
@@ -1306,9 +1788,10 @@ class Supervisor:
         if c.adopted:                     # not our child: its pidfd said it is gone
             return 255
         try:
-            return os.waitstatus_to_exitcode(os.waitpid(c.pid, 0)[1])
+            pid, status = os.waitpid(c.pid, os.WNOHANG)
         except ChildProcessError:
             return 255
+        return os.waitstatus_to_exitcode(status) if pid else 255
 
     def finish(self, c: Container, code: int, error: str = "") -> None:
         """Record the exit and tell who waits; then release what the container held.
@@ -1327,12 +1810,18 @@ class Supervisor:
         for fd in list(c.outputs):
             self.drain_rest(c, fd)
             os.close(fd)
+            self.end_sink(fd)
         c.outputs = {}
         if c.pty >= 0:
             if c.drain_pty:
                 self.drain_rest(c, c.pty)
             os.close(c.pty)
             c.pty, c.drain_pty = -1, False
+        log = self.logs.pop(c.id, None)
+        if log is not None:
+            self.try_step(c, "flush log", log.flush)
+        self.budget.pop(c.id, None)
+        self.throttled.discard(c.id)
         c.exit_code = code if code >= 0 else 128 - code
         c.error = error or c.error
         c.stop_deadline = None
@@ -1350,6 +1839,12 @@ class Supervisor:
         for conn in list(c.attached):
             conn.send({"event": "exit", **self.exit_info(c)})
         c.attached.clear()
+        for conn in self.rm_waiters.pop(c.id, ()):      # rm -f: it has gone now
+            if c.config.remove and c.id not in self.containers:
+                conn.send({"ok": True, "id": c.id, "name": c.name})
+            else:
+                self.remove(c)
+                conn.send({"ok": True, "id": c.id, "name": c.name})
         mntns, c.mntns = c.mntns, -1
         self.tidying.append((c, mntns, cgroup))
 
@@ -1370,11 +1865,6 @@ class Supervisor:
         while self.tidying:
             self.tidy_one()
 
-    def tidy_while_waiting(self, chan: socket.socket) -> None:
-        """Tidy while a child builds its container, until it has news."""
-        while self.tidying and not select.select([chan], [], [], 0)[0]:
-            self.tidy_one()
-
     def try_step(self, c: Container, what: str, step):
         """Run one teardown step; a failure is logged and the next step still runs
         (gc sweeps what is left)."""
@@ -1385,12 +1875,10 @@ class Supervisor:
             return None
 
     def drain_rest(self, c: Container, fd: int) -> None:
-        try:
-            self.sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+        """What is left in an output pipe of a container that has exited (at
+        most a pipe's worth: its writers are gone), logged and copied."""
+        self.unwatch_output(fd)
         os.set_blocking(fd, False)
-        log = LogWriter(c.dir)
         while True:
             try:
                 data = os.read(fd, 65536)
@@ -1398,7 +1886,7 @@ class Supervisor:
                 break
             if not data:
                 break
-            log.write(c.outputs.get(fd, "stdout"), data)
+            self.output(c, fd, data)
 
     def exit_info(self, c: Container) -> dict:
         return {"id": c.id, "exit_code": c.exit_code, "oom_killed": c.oom_killed, "error": c.error}
@@ -1432,6 +1920,82 @@ class Supervisor:
             c.cgroup.destroy()
             c.cgroup = None
         shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def _number(msg: dict, field: str, default, kind):
+    """A numeric request field (``kind`` int or float), or an InvalidArgument naming it."""
+    value = msg.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise InvalidArgument(f"{field} must be a{'n integer' if kind is int else ' number'}, not {value!r:.40}")
+    if kind is float and not -1e9 < value < 1e9:
+        raise InvalidArgument(f"{field} is out of range")
+    return kind(value)
+
+
+def _winsize(msg: dict) -> tuple[int, int]:
+    size = msg.get("winsize") or (24, 80)
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 16 for n in size):
+        raise InvalidArgument("winsize must be [rows, columns]")
+    return tuple(size)
+
+
+def _pipe(fd: int, what: str) -> int:
+    """``fd`` if it is a pipe (a client's relay pipe), else an InvalidArgument:
+    a client's own terminal or file never goes to a container."""
+    try:
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    except OSError:
+        is_pipe = False
+    if not is_pipe:
+        raise InvalidArgument(f"an attached container's {what} must be a pipe (the client copies its own "
+                              "terminal or file to and from it)")
+    return fd
+
+
+# What each field of a container config may be (checked before ContainerConfig sees it).
+_STR, _OPT_STR, _BOOL = (str,), (str, type(None)), (bool,)
+_CONFIG_TYPES = {
+    "image": _STR, "cmd": (list,), "entrypoint": (list, type(None)), "name": _OPT_STR, "hostname": _OPT_STR,
+    "env": (list,), "workdir": _OPT_STR, "user": _OPT_STR, "volumes": (list,), "labels": (dict,),
+    "init": _BOOL, "tty": _BOOL, "interactive": _BOOL, "detach": _BOOL, "remove": _BOOL,
+    "network": _STR, "pid_mode": _STR, "ipc_mode": _STR, "uts_mode": _STR, "userns_mode": _STR,
+    "timens": (dict, type(None)), "seccomp": _STR, "no_new_privileges": _BOOL,
+    "memory": (int, type(None)), "memory_swap": (int, type(None)), "pids_limit": (int, type(None)),
+    "cpus": (int, float, type(None)),
+}
+
+
+def _config_from(data) -> ContainerConfig:
+    """A request's container config, its fields' types and sizes checked."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("a container config must be an object")
+    for key, value in data.items():
+        kinds = _CONFIG_TYPES.get(key)
+        if kinds is None:
+            continue                    # ContainerConfig names unknown options
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise InvalidArgument(f"invalid container option {key}: {type(value).__name__} is not allowed here")
+    for key in ("cmd", "entrypoint", "env"):
+        if not all(isinstance(item, str) for item in data.get(key) or []):
+            raise InvalidArgument(f"invalid container option {key}: a list of strings is expected")
+    labels = data.get("labels") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidArgument("invalid labels: keys and values must be strings")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in labels.items())
+    if size > MAX_LABELS:
+        raise InvalidArgument(f"labels too large: {size / 1024:.0f} KiB in all (at most {MAX_LABELS >> 10} KiB)")
+    size = sum(len(item.encode()) for item in data.get("env") or [])
+    if size > MAX_ENV:
+        raise InvalidArgument(f"environment too large: {size / 1024:.0f} KiB in all (at most {MAX_ENV >> 10} KiB)")
+    for vol in data.get("volumes") or []:
+        if not isinstance(vol, dict) or not set(vol) <= {"source", "target", "readonly"} or not all(
+                isinstance(vol.get(k), str) for k in ("source", "target")) or not isinstance(
+                vol.get("readonly", False), bool):
+            raise InvalidArgument("invalid volume: expected {source, target, readonly}")
+    return ContainerConfig.from_dict(data).validate()
 
 
 def _ns_inode(pid: int, kind: str) -> int | None:

@@ -118,3 +118,21 @@ def pytest_sessionfinish(session, exitstatus):
             dirs[:] = []
     shutil.rmtree(ROOT, ignore_errors=True)
 
+
+
+SUPERVISOR_LOG = ROOT / "run" / "supervisor.log"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test shows the tail of the session's supervisor log (its
+    tracebacks and what it said on stderr) beside its own report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        try:
+            tail = SUPERVISOR_LOG.read_bytes()[-8192:].decode("utf-8", "replace")
+        except OSError:
+            return
+        if tail.strip():
+            report.sections.append(("supervisor log (tail)", tail))
