@@ -51,7 +51,7 @@ def host_routes() -> list[ipaddress.IPv4Network]:
 
     out = []
     with IPRoute() as ipr:
-        for msg in ipr.get_routes(family=socket.AF_INET, table=0):     # table 0: all tables
+        for msg in ipr.get_routes(family=socket.AF_INET):     # a dump: every table
             dst, length = msg.get_attr("RTA_DST"), msg["dst_len"]
             if dst is None or length == 0:
                 continue

@@ -215,6 +215,7 @@ class Store:
         self.networks_dir = self.root / "networks"
         self.attachments_dir = self.root / "attachments"
         # Marks our links: "container-lab <8 hex of the data dir>".
+        self._depth = 0
         self.owner = f"{ALIAS_PREFIX} {hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]}"
 
     def _dirs(self) -> None:
@@ -227,11 +228,22 @@ class Store:
         network change happens under it, so two processes (two supervisors, a
         supervisor and ``gc``) never hand out one address twice. The kernel
         drops the lock when its holder dies, however it dies."""
+        if self._depth:                 # already held by this process: re-entrant
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self._dirs()
         fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
         finally:
             os.close(fd)
 
