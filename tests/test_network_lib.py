@@ -73,6 +73,7 @@ def store(tmp_path):
         forward = f.read()
     third = secrets.randbelow(200) + 20
     pools = tuple(f"10.{third}.{n}.0/24" for n in range(0, 8))
+    had_etc_netns = os.path.isdir("/etc/netns")
     s = Store(tmp_path / "net", table=f"cltest_{secrets.token_hex(3)}", pools=pools)
     s.made_netns: list[str] = []
     s.made_links: list[str] = []
@@ -87,6 +88,8 @@ def store(tmp_path):
         for name in s.made_netns:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+        if not had_etc_netns and os.path.isdir("/etc/netns") and not os.listdir("/etc/netns"):
+            os.rmdir("/etc/netns")
         with open(bridge.IP_FORWARD, "w") as f:
             f.write(forward)
     assert kernel_leftovers(s, s.made_netns) == []
@@ -144,6 +147,7 @@ def test_two_containers_ping_and_resolve_each_other(store):
     assert f"{a.address}/{a.prefixlen}" in inside
     assert a.mac in run("ip", "netns", "exec", ns_a, "ip", "link", "show", "eth0").stdout
     assert f"default via {net.gateway} dev eth0" in run("ip", "netns", "exec", ns_a, "ip", "route").stdout
+    assert records.mac_for(net.gateway) in run("ip", "link", "show", net.bridge).stdout   # fixed: see ensure_network
     host_end = run("ip", "-d", "link", "show", a.veth).stdout
     assert f"master {net.bridge}" in host_end and store.owner in host_end
 
@@ -494,9 +498,13 @@ def test_teardown_twice_is_fine(store):
         bridge.detach(store, att)
     assert store.attachments() == []
     assert run("ip", "link", "show", att.veth, check=False).returncode != 0
-    for _ in range(2):
-        bridge.remove_network(store, net)
-    assert bridge.nft_table(store.table) is None
+    other = ipam.lease(store, net, "9" * 64, name="user")
+    with pytest.raises(NetworkError, match="^network 'twice' is in use by container 'user': stop it or disconnect"):
+        bridge.destroy_network(store, "twice")
+    ipam.release(store, other)
+    bridge.destroy_network(store, "twice")
+    bridge.remove_network(store, net)
+    assert store.networks() == [] and bridge.nft_table(store.table) is None
     assert run("ip", "link", "show", net.bridge, check=False).returncode != 0
 
 

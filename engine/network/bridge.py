@@ -3,7 +3,7 @@
 What ``docker run`` does for ``--network bridge``, step by step, with the
 shell command that does the same on each line::
 
-    ip link add cl-3f2a9b10 type bridge                    # ensure_network: the network's switch
+    ip link add cl-3f2a9b10 address 02:42:ac:12:00:01 type bridge  # ensure_network: the network's switch
     ip addr add 172.18.0.1/16 dev cl-3f2a9b10              #   its gateway address, on the host
     ip link set cl-3f2a9b10 up
     sysctl -w net.ipv4.ip_forward=1                        #   the host may route for containers
@@ -65,7 +65,7 @@ import subprocess
 import threading
 from typing import Callable
 
-from .records import Attachment, Network, NetworkError, Store
+from .records import Attachment, Network, NetworkError, Store, mac_for
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 NFT_TIMEOUT = 10.0
@@ -251,7 +251,10 @@ def ensure_network(store: Store, net: Network) -> None:
             found = ipr.link_lookup(ifname=net.bridge)
             if not found:
                 try:
-                    ipr.link("add", ifname=net.bridge, kind="bridge")
+                    # A MAC of its own, set once: left to itself a bridge takes the lowest MAC
+                    # of its ports, so it would change as containers come and go, and every
+                    # container's ARP entry for the gateway would go stale for seconds.
+                    ipr.link("add", ifname=net.bridge, kind="bridge", address=mac_for(net.gateway))
                 except Exception as e:  # noqa: BLE001
                     if _netlink_error(e) != errno.EEXIST:
                         raise
@@ -293,6 +296,20 @@ def remove_network(store: Store, net: Network) -> None:
         if script:
             nft("\n".join(script) + "\n")
     _delete_link(net.bridge)
+
+
+def destroy_network(store: Store, name: str) -> Network:
+    """``network rm NAME``: refused while a container is attached; else the
+    kernel side (:func:`remove_network`), then the record."""
+    with store.lock():
+        net = store.network(name)
+        users = store.attachments(network_id=net.id)
+        if users:
+            raise NetworkError(f"network {net.name!r} is in use by container {users[0].name!r}: "
+                               "stop it or disconnect it first")
+        remove_network(store, net)
+        store.delete_network_record(net)
+    return net
 
 
 def _delete_link(name: str) -> bool:
@@ -376,14 +393,17 @@ def detach(store: Store, att: Attachment) -> None:
     then the veth pair (deleting the host end deletes both; ENODEV ignored --
     the pair also vanishes by itself when the container's namespace dies)."""
     if att.ports:
-        objects = nft_table(store.table)
-        if objects is not None:
-            _chains, elements = _existing(objects)
-            t = f"inet {store.table}"
-            script = [f"delete element {t} {m} {{ {k} }}" for m, k, _v in _port_elements(att)
-                      if k in elements.get(m, set())]
-            if script:
-                nft("\n".join(script) + "\n")
+        t = f"inet {store.table}"
+        elements = _port_elements(att)
+        try:        # the usual case, in one nft run: every element is there
+            nft("".join(f"delete element {t} {m} {{ {k} }}\n" for m, k, _v in elements))
+        except NetworkError:        # some are gone already (a replay): delete those still there
+            objects = nft_table(store.table)
+            if objects is not None:
+                _chains, present = _existing(objects)
+                script = [f"delete element {t} {m} {{ {k} }}" for m, k, _v in elements if k in present.get(m, set())]
+                if script:
+                    nft("\n".join(script) + "\n")
     _delete_link(att.veth)
 
 
