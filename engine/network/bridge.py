@@ -21,8 +21,9 @@ shell command that does the same on each line::
 
 The links are made with pyroute2's ``IPRoute`` -- netlink messages, what
 ``ip`` itself sends. Steps inside the container's namespace run on a
-short-lived thread that joins it with ``setns(2)`` (namespace membership is
-per thread) and leaves again; no process is forked.
+calling thread after it joins the namespace with ``setns(2)`` (namespace
+membership is per thread), and it goes back right after; no thread is
+started and no process forked.
 
 **Firewall rules** live in one nftables table of our own, ``inet
 container_lab`` (:data:`.records.DEFAULT_TABLE`); nothing else on the host is
@@ -62,7 +63,6 @@ import errno
 import json
 import os
 import subprocess
-import threading
 from typing import Callable
 
 from .records import Attachment, Network, NetworkError, Store, mac_for
@@ -202,32 +202,29 @@ def _netlink_error(e: Exception) -> int | None:
 
 
 def _in_netns(fd: int, work: Callable[[], object]) -> object:
-    """Run ``work()`` on a short-lived thread that joins the network namespace
-    ``fd`` refers to (setns(2) moves only the calling thread) and returns to
-    its own before it ends. Exceptions come back to the caller."""
+    """Run ``work()`` in the network namespace ``fd`` refers to, and come back.
+
+    setns(2) with CLONE_NEWNET moves only the calling *thread*, so the
+    caller's thread joins the namespace, works (a netlink socket made now
+    stays in that namespace), and returns to its own in a ``finally`` --
+    no thread to start, no process to fork. If going back ever failed, the
+    thread would be stranded in the container's namespace: that is raised as
+    a fatal error rather than hidden."""
     from ..syscalls import NAMESPACE_FLAGS, Syscalls
 
-    out: dict = {}
-
-    def run() -> None:
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    kernel = Syscalls()
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        kernel.setns(fd, NAMESPACE_FLAGS["net"])
         try:
-            Syscalls().setns(fd, NAMESPACE_FLAGS["net"])
-            try:
-                out["value"] = work()
-            finally:
-                Syscalls().setns(home, NAMESPACE_FLAGS["net"])
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            out["error"] = e
+            return work()
         finally:
-            os.close(home)
-
-    worker = threading.Thread(target=run, name="netns-setup", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
+            try:
+                kernel.setns(home, NAMESPACE_FLAGS["net"])
+            except OSError as e:
+                raise SystemExit(f"fatal: could not return to the host's network namespace: {e}") from None
+    finally:
+        os.close(home)
 
 
 def enable_ip_forwarding() -> bool:
@@ -345,14 +342,20 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
         except FileNotFoundError:
             raise NetworkError(f"process {pid} has exited: its network namespace is gone") from None
     try:
-        _delete_link(att.veth)                     # a leftover of an earlier try
         try:
             with _ipr() as ipr:
                 bridge = ipr.link_lookup(ifname=net.bridge)
                 if not bridge:
                     raise NetworkError(f"bridge {net.bridge} of network {net.name!r} is missing (ensure_network first)")
-                ipr.link("add", ifname=att.veth, kind="veth",
-                         peer={"ifname": "eth0", "address": att.mac, "net_ns_fd": netns_fd})
+                pair = dict(ifname=att.veth, kind="veth",
+                            peer={"ifname": "eth0", "address": att.mac, "net_ns_fd": netns_fd})
+                try:
+                    ipr.link("add", **pair)
+                except Exception as e:  # noqa: BLE001
+                    if _netlink_error(e) != errno.EEXIST:
+                        raise
+                    _delete_link(att.veth)          # a leftover of an earlier try: made anew
+                    ipr.link("add", **pair)
                 index = ipr.link_lookup(ifname=att.veth)[0]
                 ipr.link("set", index=index, master=bridge[0], state="up",
                          ifalias=f"{store.owner} container={att.container_id[:12]} network={net.name}")
@@ -363,9 +366,7 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
 
         def inside() -> None:
             with _ipr() as ipr:
-                lo = ipr.link_lookup(ifname="lo")
-                if lo:
-                    ipr.link("set", index=lo[0], state="up")
+                ipr.link("set", index=1, state="up")        # lo: ifindex 1 in every namespace
                 eth0 = ipr.link_lookup(ifname="eth0")[0]
                 ipr.addr("add", index=eth0, address=att.address, prefixlen=att.prefixlen)
                 ipr.link("set", index=eth0, state="up")
