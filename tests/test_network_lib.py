@@ -467,6 +467,21 @@ def test_dns_answers_names_forwards_the_rest_and_refuses_without_upstream(store)
             taken.close()
 
 
+def test_the_default_network_is_made_once_and_resolves_no_names(store):
+    first = ipam.default_network(store)
+    assert (first.name, first.dns, first.subnet) == ("bridge", False, store.pools[0])
+    assert ipam.default_network(store).id == first.id
+    att = ipam.lease(store, first, "a" * 64, name="web")
+    assert netdns.names_for(store, first) == {}
+    assert netdns.resolv_conf(first, "") == f"nameserver {first.gateway}\n" and att.address.endswith(".2")
+
+
+def test_importing_the_library_loads_neither_pyroute2_nor_dnspython():
+    code = ("import sys, engine.network.bridge, engine.network.ipam, engine.network.dns, engine.network.sweep; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyroute2', 'dns'}))")
+    assert run(PY, "-c", code).stdout.strip() == "[]"
+
+
 def test_hosts_and_resolv_conf_as_docker_writes_them(store):
     net = ipam.create_network(store, "files")
     att = ipam.lease(store, net, "a" * 64, name="web", aliases=["www"])

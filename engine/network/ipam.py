@@ -103,6 +103,20 @@ def create_network(store: Store, name: str, *, subnet: str | None = None, gatewa
     return record
 
 
+DEFAULT_NETWORK = "bridge"
+
+
+def default_network(store: Store) -> Network:
+    """Docker's default network, ``bridge``: made on first use, from the pools
+    like any other, but without name resolution (as on Docker's default bridge,
+    containers there reach each other by address only)."""
+    with store.lock():
+        try:
+            return store.network(DEFAULT_NETWORK)
+        except NetworkError:
+            return create_network(store, DEFAULT_NETWORK, dns=False)
+
+
 def parse_publish(spec: str) -> PortRecord:
     """``[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]`` as docker's ``-p`` takes it.
     A missing or empty HOST_PORT is 0: :func:`lease` picks a free one."""
