@@ -224,7 +224,7 @@ def fetch(address: str, port: int, *, netns_name: str | None = None) -> str:
     return run("ip", "netns", "exec", netns_name, PY, "-c", code).stdout.strip()
 
 
-def test_published_port_reached_through_dnat_from_host_and_from_another_host(store):
+def test_published_port_reached_through_dnat_and_traffic_out_masqueraded(store):
     net = ipam.create_network(store, "web")
     bridge.ensure_network(store, net)
     host_port = ipam._free_port("", "tcp")
@@ -250,6 +250,15 @@ def test_published_port_reached_through_dnat_from_host_and_from_another_host(sto
         run("ip", "-n", client_ns, "link", "set", peer_if, "up")
         assert fetch(outer, host_port, netns_name=client_ns) == f"hello {inner}"
         server.wait(timeout=10)
+        # The other way: out of the container to that "other host", masqueraded to the host's address there.
+        outside = subprocess.Popen(["ip", "netns", "exec", client_ns, PY, "-c", SERVER, "1"], stdout=subprocess.PIPE,
+                                   text=True)
+        try:
+            assert outside.stdout.readline().strip() == "ready"
+            assert fetch(inner, 80, netns_name=ns) == f"hello {outer}"
+        finally:
+            outside.kill()
+            outside.wait()
     finally:
         server.kill()
         server.wait()
