@@ -6,7 +6,6 @@ no link, no namespace, no table, and IPv4 forwarding as it was."""
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import secrets
@@ -220,7 +219,8 @@ def fetch(address: str, port: int, *, netns_name: str | None = None) -> str:
     if netns_name is None:
         with socket.create_connection((address, port), timeout=5) as c:
             return c.makefile().readline().strip()
-    code = f"import socket; c=socket.create_connection(({address!r},{port}),timeout=5); print(c.makefile().readline().strip())"
+    code = (f"import socket; c = socket.create_connection(({address!r}, {port}), timeout=5); "
+            "print(c.makefile().readline().strip())")
     return run("ip", "netns", "exec", netns_name, PY, "-c", code).stdout.strip()
 
 

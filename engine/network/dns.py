@@ -143,7 +143,8 @@ class DnsResponder:
             raise NetworkError(f"the DNS responder cannot listen on {address}:{port}/udp: {e.strerror}") from None
         self.address = self.sock.getsockname()
         self.upstream = _Upstream(self) if self.upstreams else None
-        self.pending: dict[int, tuple[tuple, int, float, int, bytes]] = {}   # new id -> client, id, deadline, try, query
+        # new id -> (client, its id, deadline, which upstream, the question's wire)
+        self.pending: dict[int, tuple[tuple, int, float, int, bytes]] = {}
         self.answered = self.forwarded = self.refused = 0
 
     # what a select loop needs

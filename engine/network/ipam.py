@@ -122,7 +122,8 @@ def parse_publish(spec: str) -> PortRecord:
     A missing or empty HOST_PORT is 0: :func:`lease` picks a free one."""
     m = PUBLISH_RE.match(spec.strip())
     if not m:
-        raise NetworkError(f"invalid port publication {spec!r}: expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]")
+        raise NetworkError(f"invalid port publication {spec!r}: "
+                           "expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]")
     host_ip = m.group("ip") or ""
     if host_ip:
         try:
@@ -172,7 +173,8 @@ def _check_ports(store: Store, ports: list[PortRecord]) -> list[PortRecord]:
         if p["host_port"] == 0:
             p["host_port"] = _free_port(p["host_ip"], p["proto"])
         key = (p["host_ip"], p["host_port"], p["proto"])
-        if any(_same_port(key, other) for other in published | {(q["host_ip"], q["host_port"], q["proto"]) for q in out}):
+        mine = {(q["host_ip"], q["host_port"], q["proto"]) for q in out}
+        if any(_same_port(key, other) for other in published | mine):
             raise NetworkError(f"host port {p['host_port']}/{p['proto']} is already published by a container")
         if not _port_free(p["host_ip"], p["host_port"], p["proto"]):
             where = f"{p['host_ip']}:" if p["host_ip"] else ""
