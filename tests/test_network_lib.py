@@ -215,6 +215,13 @@ for _ in range(int(sys.argv[1])):
 """
 
 
+def _br_netfilter() -> bool:
+    try:
+        return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def fetch(address: str, port: int, *, netns_name: str | None = None) -> str:
     if netns_name is None:
         with socket.create_connection((address, port), timeout=5) as c:
@@ -230,7 +237,8 @@ def test_published_port_reached_through_dnat_and_traffic_out_masqueraded(store):
     host_port = ipam._free_port("", "tcp")
     ns, att = container(store, net, "web", ports=[ipam.parse_publish(f"{host_port}:80")])
     assert att.ports == [{"host_ip": "", "host_port": host_port, "container_port": 80, "proto": "tcp"}]
-    server = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", SERVER, "2"], stdout=subprocess.PIPE, text=True)
+    neighbour_ns, neighbour = container(store, net, "neighbour")
+    server = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", SERVER, "3"], stdout=subprocess.PIPE, text=True)
     client_ns = f"clt-{secrets.token_hex(4)}"
     host_if, peer_if = f"clt{secrets.token_hex(3)}", "eth0"
     store.made_links.append(host_if)
@@ -238,6 +246,11 @@ def test_published_port_reached_through_dnat_and_traffic_out_masqueraded(store):
         assert server.stdout.readline().strip() == "ready"
         # From the host itself, to one of its own (non-loopback) addresses: the output chain's DNAT.
         assert fetch(net.gateway, host_port) == f"hello {net.gateway}"
+        # Hairpin: a container on the same network, through the host's port. Routed, it is
+        # masqueraded to the gateway (else the reply would come straight back from the wrong
+        # address); with br_netfilter on, the bridge itself un-NATs the reply, no masquerade.
+        seen = neighbour.address if _br_netfilter() else net.gateway
+        assert fetch(net.gateway, host_port, netns_name=neighbour_ns) == f"hello {seen}"
         # From a "client host": a namespace on a veth of its own, through prerouting DNAT and forwarding.
         run("ip", "netns", "add", client_ns)
         store.made_netns.append(client_ns)

@@ -45,6 +45,14 @@ handle::
                                oifname cl-XXXX return; oifname @bridges drop     # networks isolated
                              oifname @internal drop                               # --internal: no way in or out
 
+**br_netfilter.** When that module is loaded (``bridge-nf-call-iptables``
+= 1, as Docker and Kubernetes hosts often have it), packets *bridged*
+between two containers also pass the IPv4 hooks, with the bridge as both
+``iifname`` and ``oifname`` -- the ``return`` in ``fwd-cl-XXXX`` lets them
+through -- and a hairpin connection is bridged and un-NAT-ed by conntrack on
+the bridge itself, so the ``ct status dnat masquerade`` rule is not needed
+there and the server sees the client's own address.
+
 **127.0.0.1.** A published port reached at 127.0.0.1 cannot be DNAT-ed to a
 container without ``route_localnet=1`` (which lets martian packets through
 and is refused here). Docker runs a small userland proxy (``docker-proxy``)
