@@ -592,3 +592,41 @@ def test_sweep_removes_what_no_live_record_explains(store):
         run("ip", "link", "del", foreign)
         subprocess.run(["ip", "link", "del", extra], capture_output=True)
     assert ns_live
+
+
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53)); print("ready", flush=True)
+data, peer = s.recvfrom(512); s.sendto(data.upper(), peer)
+"""
+
+
+def test_a_container_given_by_pid_with_a_udp_port_and_its_death(store):
+    """The supervisor's way: the container is a process that made its own
+    network namespace (here ``unshare -n``), attached by its PID; when it
+    dies, its eth0 and so the whole veth pair go with it, and detach after
+    that is a no-op (ENODEV ignored)."""
+    net = ipam.create_network(store, "bypid")
+    bridge.ensure_network(store, net)
+    proc = subprocess.Popen(["unshare", "-n", PY, "-c", UDP_ECHO], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        att = ipam.lease(store, net, "d" * 64, name="udp", ports=[ipam.parse_publish("0:53/udp")],
+                         pid=proc.pid, start_ticks=sweep._start_ticks(proc.pid))
+        bridge.attach(store, net, att, pid=proc.pid)
+        inside = run("nsenter", "-t", str(proc.pid), "-n", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        assert f"{att.address}/{att.prefixlen}" in inside
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(5)
+            c.sendto(b"ping", (net.gateway, att.ports[0]["host_port"]))
+            assert c.recvfrom(512)[0] == b"PING"
+        assert proc.wait(timeout=10) == 0
+        wait_until(lambda: run("ip", "link", "show", att.veth, check=False).returncode != 0,
+                   what="the veth pair to go with the namespace")
+        assert sweep.pid_alive(att) is False
+        bridge.detach(store, att)                 # ENODEV: nothing to do, no error
+        with pytest.raises(NetworkError, match=f"process {proc.pid} has exited"):
+            bridge.attach(store, net, att, pid=proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
