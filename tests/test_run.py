@@ -124,11 +124,13 @@ def test_ipc_objects_are_isolated():
 
 
 def test_mount_inside_is_invisible_outside():
-    cid = cl("run", "-d", "lab", "sh", "-c", "mount -t tmpfs lab-secret /mnt && sleep 30").stdout.strip()
+    # The container may not mount itself (no CAP_SYS_ADMIN; seccomp refuses mount):
+    # root on the host mounts in its mount namespace instead.
+    cid = cl("run", "-d", "lab", "sleep", "30").stdout.strip()
     try:
         pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
-        wait_until(lambda: "lab-secret" in Path(f"/proc/{pid}/mountinfo").read_text(),
-                   message="the container's own mount of lab-secret")
+        subprocess.run(["nsenter", "-t", str(pid), "-m", "mount", "-t", "tmpfs", "lab-secret", "/mnt"], check=True)
+        assert "lab-secret" in Path(f"/proc/{pid}/mountinfo").read_text()
         with open("/proc/self/mountinfo") as f:
             assert "lab-secret" not in f.read()
         assert overlay_mounts() == []
@@ -138,15 +140,17 @@ def test_mount_inside_is_invisible_outside():
 
 def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
     """On a systemd host / is shared. In a fresh mount namespace made shared,
-    start a supervisor and a container that mounts; neither that namespace
+    start a supervisor and a container, mount in it; neither that namespace
     nor ours may see the container's mounts."""
     script = textwrap.dedent(f"""
         set -e
         mount --make-rshared /
         export CONTAINER_LAB_ROOT={tmp_path}/root
         cd {REPO}
-        cid=$({sys.executable} -m engine.cli run -d lab sh -c 'mount -t tmpfs shared-secret /mnt && sleep 30')
-        sleep 0.5
+        cid=$({sys.executable} -m engine.cli run -d lab sleep 30)
+        pid=$({sys.executable} -m engine.cli inspect $cid | {sys.executable} -c 'import json, sys; print(json.load(sys.stdin)[0]["pid"])')
+        nsenter -t $pid -m mount -t tmpfs shared-secret /mnt
+        echo "inside: $(grep -c shared-secret /proc/$pid/mountinfo)"
         echo "propagation: $(findmnt -no PROPAGATION /)"
         echo "seen: $(grep -c -e shared-secret -e {tmp_path}/root /proc/self/mountinfo || true)"
         {sys.executable} -m engine.cli rm -f $cid >/dev/null
@@ -155,7 +159,7 @@ def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
     before = Path("/proc/self/mountinfo").read_text()
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "propagation: shared" in proc.stdout
+    assert "propagation: shared" in proc.stdout and "inside: 1" in proc.stdout, proc.stdout
     assert "seen: 0" in proc.stdout, proc.stdout
     after = Path("/proc/self/mountinfo").read_text()
     assert "shared-secret" not in after
