@@ -12,12 +12,12 @@ a. ``container-lab --help`` (``python -m tui.launcher --help``), from
    Target: a median of at most 500 ms.
 b. one ``engine.netinfo.read`` of a loopback-only container, interleaved with
    ``nsenter -t PID -n ip -j addr``. Target: a median of at most 50 ms.
-c. events: a container started through ``Client().run`` (``true``, ``--rm``);
-   from ``run`` returning (the container has started) until its ``started``,
-   ``exited`` and ``removed`` events reach a ``Client().subscribe``
-   subscription, and until a running ``container-lab events --follow``
-   prints its ``started`` line. Targets: medians of at most 1.5 s for the
-   line, 2 s for ``removed``.
+c. events: a container started through ``Client().run`` (``true``, ``--rm``)
+   on a thread; from that call until it returns (the container has started),
+   until its ``started``, ``exited`` and ``removed`` events reach a
+   ``Client().subscribe`` subscription, and until a running ``container-lab
+   events --follow`` prints its ``started`` line. Targets, after ``run``
+   returned: at most 1.5 s for the line, 2 s for ``removed``.
 d. a changed command line in ``observe.snapshot``, polled every 10 ms: after
    an exec (noticed at once: the process's name and argument addresses in
    /proc/PID/stat change), against argv rewritten in place (seen only at the
@@ -134,10 +134,16 @@ def bench_network(pid: int, runs: int) -> dict:
 # -- (c) events ---------------------------------------------------------------------------
 
 def bench_events(client, runs: int) -> dict:
+    """From the call of ``Client().run`` (made on a thread of its own, so that
+    this one sees each event as it arrives) to each event."""
+    import threading
+
+    from engine.client import Client
     from engine.spec import ContainerConfig
 
     name = PREFIX + "ev"
-    rows = {"sub:started": "subscription: `started`", "follow": "`events --follow` prints `started`",
+    rows = {"returned": "`Client().run` returns (the container has started)",
+            "sub:started": "subscription: `started`", "follow": "`events --follow` prints `started`",
             "sub:exited": "subscription: `exited`", "sub:removed": "subscription: `removed`"}
     samples: dict[str, list[float]] = {label: [] for label in rows.values()}
     follower = subprocess.Popen([sys.executable, "-m", "engine.cli", "events", "--follow", "--since",
@@ -145,14 +151,22 @@ def bench_events(client, runs: int) -> dict:
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, bufsize=0)
     buffered = b""
     null = os.open(os.devnull, os.O_RDWR)
+    runner = Client()
+
+    def run(seen: dict) -> None:
+        attached = runner.run(ContainerConfig(image="lab", name=name, cmd=["true"], remove=True), stdio=[null, null])
+        seen["returned"] = time.perf_counter()
+        attached.wait()
+        attached.close()
+
     try:
         with client.subscribe(after=client.cursor()) as sub:
             for n in range(runs + 1):               # the first round warms up
-                attached = client.run(ContainerConfig(image="lab", name=name, cmd=["true"], remove=True),
-                                      stdio=[null, null])
-                returned = time.perf_counter()
                 seen: dict[str, float] = {}
-                while len(seen) < len(rows) and time.perf_counter() < returned + 30:
+                called = time.perf_counter()
+                thread = threading.Thread(target=run, args=(seen,))
+                thread.start()
+                while len(seen) < len(rows) and time.perf_counter() < called + 30:
                     ready = [sub] if sub.pending() else select.select([sub, follower.stdout], [], [], 0.5)[0]
                     if sub in ready:
                         event = sub.get(timeout=0)
@@ -163,13 +177,12 @@ def bench_events(client, runs: int) -> dict:
                         if b"\n" in buffered:
                             buffered = buffered.split(b"\n", 1)[1]
                             seen.setdefault("follow", time.perf_counter())
-                attached.wait()
-                attached.close()
+                thread.join(30)
                 if len(seen) < len(rows):
-                    raise RuntimeError(f"not every event came within 30 s: only {sorted(seen)}")
+                    raise RuntimeError(f"not everything came within 30 s: only {sorted(seen)}")
                 for key, label in rows.items():
                     if n:
-                        samples[label].append((seen[key] - returned) * 1000)
+                        samples[label].append((seen[key] - called) * 1000)
     finally:
         follower.kill()
         follower.wait()
@@ -258,12 +271,14 @@ def report(meta: dict, results: dict) -> str:
                      results["network"], "netinfo.read", TARGETS["network"])
     if "events" in results:
         ev = results["events"]
-        out += table(f"(c) from `Client().run` returning (`true`, `--rm`) to each event, {meta['runs']} runs", ev,
-                     None, None)
-        follow, removed = ev["`events --follow` prints `started`"], ev["subscription: `removed`"]
-        out += [f"Targets: the `--follow` line at most 1500 ms "
-                f"({'met' if follow['median'] <= 1500 else 'NOT met'}), `removed` at most 2000 ms "
-                f"({'met' if removed['median'] <= 2000 else 'NOT met'}).", ""]
+        out += table(f"(c) from the call of `Client().run` (`true`, `--rm`) to each event, {meta['runs']} runs",
+                     ev, "`run` returning", None)
+        first = next(iter(ev.values()))["median"]
+        late = {label: round(row["median"] - first, 1) + 0.0 for label, row in list(ev.items())[1:]}
+        follow, removed = late["`events --follow` prints `started`"], late["subscription: `removed`"]
+        out += [f"After `run` returned (medians): the `--follow` line {follow:.1f} ms (target: at most 1500 ms, "
+                f"{'met' if follow <= 1500 else 'NOT met'}), `removed` {removed:.1f} ms (target: at most 2000 ms, "
+                f"{'met' if removed <= 2000 else 'NOT met'}).", ""]
     if "observe" in results:
         out += table("(d) from the change to the first `observe.snapshot` (polled every 10 ms) that shows it",
                      results["observe"], "the exec", None)
