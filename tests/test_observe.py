@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -38,9 +39,17 @@ def _showing(c, name: str, argv: list[str]) -> tuple[dict, dict]:
 
 
 def _go(host_pid: int) -> None:
-    """Let the shell blocked on the container's fifo /tmp/go go on."""
-    with open(f"/proc/{host_pid}/root/tmp/go", "w") as f:
-        f.write("\n")
+    """Let the shell that reads the container's fifo /tmp/go go on, once it has opened it."""
+    def opened() -> list[int]:
+        try:
+            return [os.open(f"/proc/{host_pid}/root/tmp/go", os.O_WRONLY | os.O_NONBLOCK)]
+        except OSError as e:
+            if e.errno != errno.ENXIO:          # ENXIO: no reader yet
+                raise
+            return []
+    (fd,) = wait_until(opened, message="the shell to open the fifo /tmp/go")
+    os.write(fd, b"\n")
+    os.close(fd)
 
 
 def test_processes_with_container_and_host_pids(family):
