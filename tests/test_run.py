@@ -57,7 +57,8 @@ def test_pid_1_and_only_the_containers_processes():
 def test_pid_1_sees_only_its_own_children():
     # ps only once the background child has become sleep (until then it is a second sh)
     proc = cl("run", "--rm", "lab", "sh", "-c",
-              "sleep 5 & until read -r c < /proc/$!/comm && [ \"$c\" = sleep ]; do :; done; ps -eo pid,comm --no-headers")
+              "sleep 5 & until read -r c < /proc/$!/comm && [ \"$c\" = sleep ]; do :; done; "
+              "ps -eo pid,comm --no-headers")
     pids = {int(line.split()[0]): line.split()[1] for line in proc.stdout.strip().splitlines()}
     assert pids[1] == "sh" and set(pids.values()) == {"sh", "sleep", "ps"}, proc.stdout
     assert max(pids) < 10
@@ -148,7 +149,8 @@ def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
         export CONTAINER_LAB_ROOT={tmp_path}/root
         cd {REPO}
         cid=$({sys.executable} -m engine.cli run -d lab sleep 30)
-        pid=$({sys.executable} -m engine.cli inspect $cid | {sys.executable} -c 'import json, sys; print(json.load(sys.stdin)[0]["pid"])')
+        info=$({sys.executable} -m engine.cli inspect $cid)
+        pid=$(echo "$info" | {sys.executable} -c 'import json, sys; print(json.load(sys.stdin)[0]["pid"])')
         nsenter -t $pid -m mount -t tmpfs shared-secret /mnt
         echo "inside: $(grep -c shared-secret /proc/$pid/mountinfo)"
         echo "propagation: $(findmnt -no PROPAGATION /)"
@@ -412,8 +414,9 @@ def test_duplicate_name_is_refused():
 
 # -- a real terminal ---------------------------------------------------------------
 
-def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: float = 30) -> tuple[int, str]:
-    """Run the CLI on a real pseudo-terminal, type ``keys`` (delay, bytes), collect the screen."""
+def _pty_session(args: list[str], keys: list[tuple], timeout: float = 30) -> tuple[int, str]:
+    """Run the CLI on a real pseudo-terminal, type each of ``keys`` (ready, bytes) as soon as
+    ``ready(the output so far)`` holds, collect the screen."""
     import pty
     import select
 
@@ -425,11 +428,9 @@ def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: floa
     out = b""
     deadline = time.monotonic() + timeout
     pending = list(keys)
-    next_at = time.monotonic() + (pending[0][0] if pending else 0)
     while time.monotonic() < deadline:
-        if pending and time.monotonic() >= next_at:
+        if pending and pending[0][0](out):
             os.write(master, pending.pop(0)[1])
-            next_at = time.monotonic() + (pending[0][0] if pending else 0)
         r, _, _ = select.select([master], [], [], 0.05)
         if r:
             try:
@@ -447,9 +448,17 @@ def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: floa
 
 
 def test_interactive_shell_on_a_real_terminal():
-    code, screen = _pty_session(["run", "--rm", "-it", "lab", "bash"], [
-        (1.0, b"ps -ef\r"), (0.5, b"hostname; tty\r"), (0.5, b"sleep 100\r"), (0.5, b"\x03"),
-        (0.5, b"echo after ctrl-c $?\r"), (0.5, b"stty size\r"), (0.5, b"exit 7\r")])
+    from engine.client import Client
+
+    def prompt(n: int):                 # bash has shown its n-th prompt
+        return lambda out: out.count(b":/# ") >= n
+
+    def sleeping(_out) -> bool:
+        return child_commands(Client().inspect("tty-shell")["pid"]) == [["sleep", "100"]]
+
+    code, screen = _pty_session(["run", "--rm", "-it", "--name", "tty-shell", "lab", "bash"], [
+        (prompt(1), b"ps -ef\r"), (prompt(2), b"hostname; tty\r"), (prompt(3), b"sleep 100\r"), (sleeping, b"\x03"),
+        (prompt(4), b"echo after ctrl-c $?\r"), (prompt(5), b"stty size\r"), (prompt(6), b"exit 7\r")])
     assert code == 7, screen
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.replace("\r", ""))
     lines = [ln.strip() for ln in plain.splitlines()]
