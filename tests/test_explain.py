@@ -136,10 +136,11 @@ def test_pause_leaves_a_half_built_container_to_look_at():
 def test_leaving_a_paused_start_ends_the_container_and_leaves_nothing():
     proc = cl("run", "--name", "abandoned", "--explain", "--pause", "lab", "true", input="\n\n\n")
     assert proc.returncode == 125 and "no more input" in proc.stderr and len(proc.stderr.splitlines()) == 1
-    def removed():
+
+    def inspect_fails():
         state = cl("inspect", "abandoned")
         return state if state.returncode != 0 else None
-    state = wait_until(removed, interval=0.1, message="abandoned to be removed")
+    state = wait_until(inspect_fails, interval=0.1, message="abandoned to be removed")
     assert "No such container" in state.stderr, state.stdout    # it never ran: gone
     assert cgroup_dirs() == []
     removed = [e for e in map(json.loads, cl("events", "--format", "json").stdout.splitlines())

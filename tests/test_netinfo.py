@@ -48,8 +48,12 @@ def snapshot_when(name: str, ready, timeout: float = 3.0) -> dict:
     kernel settles a link's operstate a moment after ``ip link set`` returns
     (its linkwatch work), so a state change is waited for, within ``timeout``."""
     snaps = []
+
+    def look() -> bool:
+        snaps.append(client().snapshot(name))
+        return ready(snaps[-1])
     try:
-        wait_until(lambda: ready(snaps.append(client().snapshot(name)) or snaps[-1]), timeout=timeout)
+        wait_until(look, timeout=timeout)
     except AssertionError:
         pass                                # the caller's assertions say what is missing
     return snaps[-1]
