@@ -19,6 +19,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from waiting import wait_until
+
 SERVICE, ISSUER = "container-lab-test", "container-lab-test-issuer"
 
 
@@ -116,18 +118,23 @@ class RegistryServer:
         self.log = open(self.work / "registry.log", "wb")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.work / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
+
+        def up() -> bool:
             try:
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2).close()
-                break
             except urllib.error.HTTPError:
-                break                     # 401 with token auth: it is up
+                pass                      # 401 with token auth: it is up
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise RuntimeError(f"docker-registry did not start: {(self.work / 'registry.log').read_text()}")
-                time.sleep(0.05)
+                if self.proc.poll() is not None:
+                    raise RuntimeError("it exited") from None
+                return False
+            return True
+        try:
+            wait_until(up, timeout=20, message=f"docker-registry to answer on {self.host}")
+        except (AssertionError, RuntimeError) as e:
+            log = (self.work / "registry.log").read_text()
+            self.close()
+            raise RuntimeError(f"docker-registry did not start ({e}): {log}") from None
 
     def _request(self, method: str, url: str, *, data: bytes | None = None, headers: dict | None = None,
                  scope: str = "") -> urllib.request.Request:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from engine import cgroups
 from engine.cgroups import (Limits, Mount, NoDriver, Symlink, V1Driver, V2Driver, detect,
                             parse_size)
 from engine.errors import CgroupError, InvalidArgument
+from waiting import wait_until
 
 M = 1 << 20
 
@@ -636,9 +636,7 @@ def test_real_kill_all_empties_a_busy_cgroup(real):
     cg = real.driver.create("busy", Limits(pids=50), parent=real.parent)
     script = "import os, time\nfor _ in range(5):\n    os.fork()\ntime.sleep(30)\n"
     p = real.popen(cg, [sys.executable, "-c", script])
-    deadline = time.monotonic() + 10
-    while len(cg.pids()) < 32 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(cg.pids()) >= 32, message="32 processes in the cgroup")
     assert len(cg.pids()) == 32                            # 2**5 processes
     assert cg.kill_all() is True
     assert cg.pids() == []

@@ -8,11 +8,11 @@ import re
 import select
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import REPO, cgroup_dirs, cl, needs_root
+from waiting import wait_until
 
 from engine import explain
 
@@ -136,13 +136,12 @@ def test_pause_leaves_a_half_built_container_to_look_at():
 def test_leaving_a_paused_start_ends_the_container_and_leaves_nothing():
     proc = cl("run", "--name", "abandoned", "--explain", "--pause", "lab", "true", input="\n\n\n")
     assert proc.returncode == 125 and "no more input" in proc.stderr and len(proc.stderr.splitlines()) == 1
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def inspect_fails():
         state = cl("inspect", "abandoned")
-        if state.returncode != 0:
-            break
-        time.sleep(0.1)
-    assert state.returncode != 0 and "No such container" in state.stderr, state.stdout    # it never ran: gone
+        return state if state.returncode != 0 else None
+    state = wait_until(inspect_fails, interval=0.1, message="abandoned to be removed")
+    assert "No such container" in state.stderr, state.stdout    # it never ran: gone
     assert cgroup_dirs() == []
     removed = [e for e in map(json.loads, cl("events", "--format", "json").stdout.splitlines())
                if e.get("name") == "abandoned"]

@@ -256,20 +256,22 @@ def test_store_dirs_are_private(store):
 
 
 def test_concurrent_builds_make_one_image(tmp_path):
-    root, go = tmp_path / "images", tmp_path / "go"
-    # Each worker waits for the "go" file, so all four race for the empty store.
+    root = tmp_path / "images"
+    # Each worker reads its stdin, one pipe for all, until it closes: all four race for the empty store.
     code = (
-        "import sys, time\nfrom pathlib import Path\nfrom engine.images import ImageStore\n"
-        "while not Path(sys.argv[2]).exists(): time.sleep(0.005)\n"
+        "import sys\nfrom pathlib import Path\nfrom engine.images import ImageStore\n"
+        "sys.stdin.read()\n"
         "print(ImageStore(Path(sys.argv[1])).ensure_lab().digest)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    gate, go = os.pipe()
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(root), str(go)], cwd=REPO, env=env,
+        subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=REPO, env=env, stdin=gate,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(4)
     ]
-    go.touch()
+    os.close(gate)
+    os.close(go)
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
     digests = {out.strip() for out, _ in results}

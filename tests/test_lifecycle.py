@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts
+from waiting import gone, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -112,16 +114,15 @@ def test_stop_sends_term_then_kill_after_the_timeout():
     t0 = time.monotonic()
     assert cl("stop", "-t", "1", "stubborn").returncode == 0
     took = time.monotonic() - t0
-    assert 0.9 < took < 5, took
+    assert took > 0.9, took                                 # it gave TERM its second
     assert inspect("stubborn")["exit_code"] == 137         # sleep as PID 1 ignores TERM: KILLed
     assert cl("stop", "stubborn").returncode == 0          # stopping a stopped container is fine
     cl("rm", "stubborn", check=True)
 
 
 def test_stop_a_container_that_handles_term_is_quick(web):
-    t0 = time.monotonic()
-    assert cl("stop", web).returncode == 0
-    assert time.monotonic() - t0 < 3
+    # It returns when the container exits, not at the timeout (which would outlast cl's 60 s).
+    assert cl("stop", "-t", "600", web).returncode == 0
     info = inspect(web)
     assert info["status"] == "exited" and info["exit_code"] == 0
     assert cl("logs", "--tail", "1", web).stdout == "bye\n"
@@ -178,9 +179,8 @@ def test_logs_tail_timestamps_streams_and_follow(tmp_path):
        "for i in 1 2 3 4 5; do echo out$i; done; echo err >&2; "
        "while [ ! -e /sig/go ]; do sleep 0.05; done; echo late", check=True)
     try:
-        deadline = time.monotonic() + 20
-        while "err" not in cl("logs", "talker").stderr and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: "err" in cl("logs", "talker").stderr, timeout=20, interval=0.1,
+                   message="talker's line on stderr")
         proc = cl("logs", "--tail", "2", "talker")      # the last 2 lines of both streams
         assert proc.stdout == "out5\n" and proc.stderr == "err\n"
         stamped = cl("logs", "-t", "--tail", "2", "talker").stdout
@@ -200,11 +200,11 @@ def test_logs_are_capped_so_yes_cannot_fill_the_disk(monkeypatch):
     cl("run", "-d", "--name", "yes", "lab", "yes", check=True)
     try:
         cdir = ROOT / "lib" / "containers" / inspect("yes")["id"]
-        deadline = time.monotonic() + 60
-        while not (cdir / "container.log.1").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        assert (cdir / "container.log.1").exists()
+        wait_until((cdir / "container.log.1").exists, timeout=60, interval=0.2, message="a rotated log")
+        # A second rotation: the cap holds after the rotated file was replaced too.
+        first = (cdir / "container.log.1").stat().st_ino
+        wait_until(lambda: (cdir / "container.log.1").stat().st_ino != first, timeout=60, interval=0.2,
+                   message="the rotated log to be replaced")
         sizes = [p.stat().st_size for p in cdir.glob("container.log*")]
         assert 1 <= len(sizes) <= 2 and max(sizes) <= logs.ROTATE_AT + 65536 * 2
     finally:
@@ -304,24 +304,40 @@ def test_thirty_detached_runs_in_parallel_get_unique_names():
         cl("rm", "-f", c["id"], check=True)
 
 
+def _connections(pid: int) -> int:
+    """How many client connections process ``pid`` holds: sockets accepted on
+    the supervisor's socket (they carry its path in /proc/net/unix)."""
+    path = str(ROOT / "run" / "supervisor.sock")
+    with open("/proc/net/unix") as f:
+        accepted = {f"socket:[{x[6]}]" for x in (line.split() for line in f) if x[7:] == [path] and x[5] == "03"}
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    return sum(link in accepted for link in links)
+
+
 def test_fifty_execs_racing_a_stop_neither_hang_nor_leak_fds():
     from engine.client import Client
 
     sup = Client().ping()["pid"]
-    time.sleep(0.2)                       # let the supervisor close the ping's connection
+    wait_until(lambda: _connections(sup) == 0, message="the supervisor to close the ping's connection")
     fds_before = len(os.listdir(f"/proc/{sup}/fd"))
     cl("run", "-d", "--name", "racer", "lab", "sleep", "300", check=True)
+    procs = Path(next(iter(inspect("racer")["cgroup"].values()))) / "cgroup.procs"
     with ThreadPoolExecutor(max_workers=10) as pool:
         execs = [pool.submit(cl, "exec", "racer", "sleep", "0.2", timeout=60) for _ in range(50)]
-        time.sleep(0.3)
+        wait_until(lambda: len(procs.read_text().split()) > 1, message="an exec running in racer")
         stopper = pool.submit(cl, "stop", "-t", "1", "racer", timeout=60)
         codes = [f.result().returncode for f in execs]
         assert stopper.result().returncode == 0
     # Each exec either ran (0), was killed with the container (137), or was refused (1).
     assert set(codes) <= {0, 1, 137}, codes
     cl("rm", "racer", check=True)
-    time.sleep(0.2)
-    assert len(os.listdir(f"/proc/{sup}/fd")) <= fds_before
+    wait_until(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= fds_before,
+               message=f"the supervisor back to at most {fds_before} fds")
 
 
 # -- crashes ------------------------------------------------------------------------------------
@@ -346,7 +362,8 @@ def test_a_supervisor_killed_during_a_start_leaves_nothing_after_the_next_comman
         message = err.read()
     assert proc.returncode == 125 and "supervisor" in message, message
     assert len(message.strip().splitlines()) == 1
-    time.sleep(0.3)
+    crashed = int((ROOT / "run" / "supervisor.pid").read_text())
+    wait_until(lambda: gone(crashed), message=f"the crashed supervisor {crashed} to be gone")
     # The next command starts a clean supervisor, which reconciles what it finds.
     listing = cl("ps", "-a", "--format", "json")
     assert listing.returncode == 0
@@ -375,9 +392,7 @@ def test_an_internal_error_during_a_start_leaves_nothing_and_the_supervisor_live
 def test_a_cli_killed_mid_run_leaves_a_container_that_rm_f_removes():
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--name", "abandoned", "lab", "sleep", "304"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _processes_with("sleep 304") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: _processes_with("sleep 304"), message="the container's sleep 304")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert inspect("abandoned")["status"] == "running"      # as with docker: the container goes on

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import time
 
 import pytest
 
 from conftest import cl, needs_root
+from waiting import child_commands, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -17,7 +18,9 @@ pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 def family():
     """A running container: sh as PID 1 with two sleeping children."""
     cl("run", "-d", "--name", "family", "lab", "sh", "-c", "sleep 100 & sleep 200 & wait", check=True)
-    time.sleep(0.3)
+    pid = json.loads(cl("inspect", "family", check=True).stdout)[0]["pid"]
+    wait_until(lambda: sorted(child_commands(pid)) == [["sleep", "100"], ["sleep", "200"]],
+               message="family's two sleeps")
     yield "family"
     cl("rm", "-f", "family")
 
@@ -25,6 +28,28 @@ def family():
 def client():
     from engine.client import Client
     return Client()
+
+
+def _showing(c, name: str, argv: list[str]) -> tuple[dict, dict]:
+    """The first snapshot of ``name`` that shows a process running ``argv``, and that process."""
+    def look():
+        snap = c.snapshot(name)
+        return [(snap, p) for p in snap["processes"] if p["cmd"] == argv]
+    return wait_until(look, message=f"{argv} in a snapshot of {name}")[0]
+
+
+def _go(host_pid: int) -> None:
+    """Let the shell that reads the container's fifo /tmp/go go on, once it has opened it."""
+    def opened() -> list[int]:
+        try:
+            return [os.open(f"/proc/{host_pid}/root/tmp/go", os.O_WRONLY | os.O_NONBLOCK)]
+        except OSError as e:
+            if e.errno != errno.ENXIO:          # ENXIO: no reader yet
+                raise
+            return []
+    (fd,) = wait_until(opened, message="the shell to open the fifo /tmp/go")
+    os.write(fd, b"\n")
+    os.close(fd)
 
 
 def test_processes_with_container_and_host_pids(family):
@@ -89,8 +114,7 @@ def test_compare_sees_processes_start_and_exit(family):
     c = client()
     first = c.snapshot(family)
     cl("exec", "-d", family, "sleep", "30", check=True)
-    time.sleep(0.3)
-    second = c.snapshot(family)
+    second, _ = _showing(c, family, ["sleep", "30"])
     change = observe.compare(first, second)
     assert [p["cmd"] for p in change["started"]] == [["sleep", "30"]] and change["exited"] == []
     assert change["cpu_cores"] is not None and change["cpu_cores"] >= 0
@@ -123,19 +147,19 @@ def test_snapshots_of_a_container_churning_processes_never_fail():
         cl("rm", "-f", "churn")
 
 
-def test_a_process_that_execs_shows_its_new_command_at_once(family):
+def test_a_process_that_execs_shows_its_new_command_at_once(family, monkeypatch):
     from engine import observe
 
+    # No timed re-read within this test: a new command can only come from the exec being noticed.
+    monkeypatch.setattr(observe, "REFRESH_FIRST", 3600.0)
     c = client()
-    cl("exec", "-d", family, "sh", "-c", "sleep 0.3; exec sleep 77", check=True)
-    time.sleep(0.1)
-    before = c.snapshot(family)
-    shell = next(p for p in before["processes"] if p["cmd"] == ["sh", "-c", "sleep 0.3; exec sleep 77"])
-    seen = time.monotonic()
-    time.sleep(0.5)                                     # it has exec'd meanwhile
+    cl("exec", family, "mkfifo", "/tmp/go", check=True)
+    argv = ["sh", "-c", "read _ < /tmp/go; exec sleep 77"]
+    cl("exec", "-d", family, *argv, check=True)
+    before, shell = _showing(c, family, argv)
+    _go(shell["host_pid"])
+    wait_until(lambda: open(f"/proc/{shell['host_pid']}/comm").read() == "sleep\n", message="the exec of sleep 77")
     after = c.snapshot(family)
-    # Sooner than any timed re-read: it is the exec that was noticed.
-    assert time.monotonic() - seen < 0.75 * observe.REFRESH_FIRST
     same = next(p for p in after["processes"] if p["host_pid"] == shell["host_pid"])
     assert same["cmd"] == ["sleep", "77"] and same["name"] == "sleep"
     assert same["start_ticks"] == shell["start_ticks"] and same["pid"] == shell["pid"]
@@ -149,19 +173,20 @@ def test_argv_rewritten_in_place_shows_after_a_while(family):
 
     c = client()
     # dd writes a new name over sh's argv in memory; /proc/PID/mem is how a test can.
-    script = ("sleep 0.2; printf 'renamed' | dd of=/proc/$$/mem bs=1 seek=$(cut -d' ' -f48 /proc/$$/stat) "
+    script = ("read _ < /tmp/go; printf 'renamed' | dd of=/proc/$$/mem bs=1 seek=$(cut -d' ' -f48 /proc/$$/stat) "
               "conv=notrunc status=none; sleep 60")
+    cl("exec", family, "mkfifo", "/tmp/go", check=True)
     cl("exec", "-d", family, "sh", "-c", script, check=True)
-    time.sleep(0.1)
-    first = c.snapshot(family)
-    target = next(p for p in first["processes"] if p["cmd"][:2] == ["sh", "-c"] and p["pid"] != 1)
-    deadline = time.monotonic() + 2 * observe.REFRESH_FIRST + 1
-    while time.monotonic() < deadline:
-        snap = c.snapshot(family)
-        now = next(p for p in snap["processes"] if p["host_pid"] == target["host_pid"])
-        if now["cmd"][0].startswith("renamed"):
-            break
-        time.sleep(0.1)
+    _first, target = _showing(c, family, ["sh", "-c", script])
+    _go(target["host_pid"])
+    wait_until(lambda: open(f"/proc/{target['host_pid']}/cmdline").read().startswith("renamed"),
+               message="dd's write over sh's argv")
+
+    def renamed():
+        now = next(p for p in c.snapshot(family)["processes"] if p["host_pid"] == target["host_pid"])
+        return now if now["cmd"][0].startswith("renamed") else None
+    now = wait_until(renamed, timeout=2 * observe.REFRESH_FIRST + 1, interval=0.1,
+                     message="the rewritten argv in a snapshot")
     with open(f"/proc/{target['host_pid']}/cmdline", "rb") as f:
         truth = f.read().rstrip(b"\0").decode().split("\0")
     assert truth[0].startswith("renamed")                # the write worked
@@ -194,9 +219,8 @@ def test_uid_inside_a_user_namespace_is_mapped():
     child = subprocess.Popen(["setpriv", "--reuid=100005", "--regid=100005", "--clear-groups",
                               "unshare", "--user", "sleep", "60"])
     try:
-        deadline = time.monotonic() + 5
-        while observe.process(child.pid)["name"] != "sleep" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: observe.process(child.pid)["name"] == "sleep", timeout=5, interval=0.02,
+                   message="unshare to exec sleep")
         with open(f"/proc/{child.pid}/uid_map", "w") as f:    # root may write it once, from outside
             f.write("0 100000 65536\n")
         ranges = observe.id_map(child.pid)
@@ -247,8 +271,9 @@ def test_few_fds_left_means_fewer_kept_and_nothing_missing():
 
     cl("run", "-d", "--name", "many", "lab", "sh", "-c", "for i in $(seq 30); do sleep 100 & done; wait", check=True)
     try:
-        time.sleep(0.5)
         record = client().inspect("many")
+        wait_until(lambda: sorted(child_commands(record["pid"])) == [["sleep", "100"]] * 30,
+                   message="many's 30 sleeps")
         code = ("import json, os, resource, sys\n"
                 "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
                 "from engine import observe\n"

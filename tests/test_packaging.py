@@ -89,16 +89,12 @@ def test_no_other_distribution_claims_our_package_names():
 
 # -- container-lab --help ------------------------------------------------------------
 
-def test_container_lab_help_is_quick_and_lists_the_verbs():
-    cmd = [sys.executable, "-m", "tui.launcher", "--help"]
-    subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=60)       # warm the .pyc files
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - start
-    print(f"container-lab --help: {elapsed * 1000:.0f} ms (target < 500 ms)")
+def test_container_lab_help_lists_the_verbs():
+    """(How long it takes: bench/timings.py; what keeps it light: the import tests above.)"""
+    proc = subprocess.run([sys.executable, "-m", "tui.launcher", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "run" in proc.stdout
-    assert elapsed < 1.5, f"container-lab --help took {elapsed:.2f} s"
 
 
 # -- the wheel ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts, settle
+from waiting import child_commands, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image", "no_leftovers")]
 
@@ -56,7 +57,8 @@ def test_pid_1_and_only_the_containers_processes():
 def test_pid_1_sees_only_its_own_children():
     # ps only once the background child has become sleep (until then it is a second sh)
     proc = cl("run", "--rm", "lab", "sh", "-c",
-              "sleep 5 & until [ \"$(cat /proc/$!/comm)\" = sleep ]; do :; done; ps -eo pid,comm --no-headers")
+              "sleep 5 & until read -r c < /proc/$!/comm && [ \"$c\" = sleep ]; do :; done; "
+              "ps -eo pid,comm --no-headers")
     pids = {int(line.split()[0]): line.split()[1] for line in proc.stdout.strip().splitlines()}
     assert pids[1] == "sh" and set(pids.values()) == {"sh", "sleep", "ps"}, proc.stdout
     assert max(pids) < 10
@@ -123,9 +125,13 @@ def test_ipc_objects_are_isolated():
 
 
 def test_mount_inside_is_invisible_outside():
-    cid = cl("run", "-d", "lab", "sh", "-c", "mount -t tmpfs lab-secret /mnt && sleep 30").stdout.strip()
+    # The container may not mount itself (no CAP_SYS_ADMIN; seccomp refuses mount):
+    # root on the host mounts in its mount namespace instead.
+    cid = cl("run", "-d", "lab", "sleep", "30").stdout.strip()
     try:
-        time.sleep(0.3)
+        pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
+        subprocess.run(["nsenter", "-t", str(pid), "-m", "mount", "-t", "tmpfs", "lab-secret", "/mnt"], check=True)
+        assert "lab-secret" in Path(f"/proc/{pid}/mountinfo").read_text()
         with open("/proc/self/mountinfo") as f:
             assert "lab-secret" not in f.read()
         assert overlay_mounts() == []
@@ -135,15 +141,18 @@ def test_mount_inside_is_invisible_outside():
 
 def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
     """On a systemd host / is shared. In a fresh mount namespace made shared,
-    start a supervisor and a container that mounts; neither that namespace
+    start a supervisor and a container, mount in it; neither that namespace
     nor ours may see the container's mounts."""
     script = textwrap.dedent(f"""
         set -e
         mount --make-rshared /
         export CONTAINER_LAB_ROOT={tmp_path}/root
         cd {REPO}
-        cid=$({sys.executable} -m engine.cli run -d lab sh -c 'mount -t tmpfs shared-secret /mnt && sleep 30')
-        sleep 0.5
+        cid=$({sys.executable} -m engine.cli run -d lab sleep 30)
+        info=$({sys.executable} -m engine.cli inspect $cid)
+        pid=$(echo "$info" | {sys.executable} -c 'import json, sys; print(json.load(sys.stdin)[0]["pid"])')
+        nsenter -t $pid -m mount -t tmpfs shared-secret /mnt
+        echo "inside: $(grep -c shared-secret /proc/$pid/mountinfo)"
         echo "propagation: $(findmnt -no PROPAGATION /)"
         echo "seen: $(grep -c -e shared-secret -e {tmp_path}/root /proc/self/mountinfo || true)"
         {sys.executable} -m engine.cli rm -f $cid >/dev/null
@@ -152,7 +161,7 @@ def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
     before = Path("/proc/self/mountinfo").read_text()
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "propagation: shared" in proc.stdout
+    assert "propagation: shared" in proc.stdout and "inside: 1" in proc.stdout, proc.stdout
     assert "seen: 0" in proc.stdout, proc.stdout
     after = Path("/proc/self/mountinfo").read_text()
     assert "shared-secret" not in after
@@ -276,13 +285,16 @@ def test_kill_from_outside_gives_137():
 
 # -- detached, --rm, cleanup ----------------------------------------------------------
 
-def test_detached_container_outlives_the_cli_and_its_exit_is_recorded():
-    t0 = time.monotonic()
-    proc = cl("run", "-d", "--name", "bg", "lab", "sh", "-c", "sleep 1; echo done; exit 3")
-    assert proc.returncode == 0 and time.monotonic() - t0 < 1.0
+def test_detached_container_outlives_the_cli_and_its_exit_is_recorded(tmp_path):
+    tmp_path.chmod(0o755)
+    # The container ends only when told (the file go): -d has returned while it runs.
+    proc = cl("run", "-d", "--name", "bg", "-v", f"{tmp_path}:/sig", "lab", "sh", "-c",
+              "while [ ! -e /sig/go ]; do sleep 0.05; done; echo done; exit 3")
+    assert proc.returncode == 0, proc.stderr
     cid = proc.stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
     assert "bg" in cl("ps").stdout
+    (tmp_path / "go").touch()
     assert cl("wait", "bg").stdout.strip() == "3"
     info = json.loads(cl("inspect", "bg", check=True).stdout)[0]
     assert info["status"] == "exited" and info["exit_code"] == 3 and info["finished"]
@@ -306,7 +318,8 @@ def test_init_reaps_orphans_and_forwards_signals():
     assert rows == [["1", "init -- ps -eo pid,args --no-headers"], ["2", "ps -eo pid,args --no-headers"]], proc.stdout
     from engine.client import Client
     cid = cl("run", "-d", "--init", "lab", "sleep", "60", check=True).stdout.strip()
-    time.sleep(0.3)
+    pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
+    wait_until(lambda: child_commands(pid) == [["sleep", "60"]], message="the init to start sleep 60")
     Client().kill(cid, 15)          # sleep has no handler: SIGTERM ends it, via the init
     assert cl("wait", cid).stdout.strip() == "143"
     cl("rm", cid, check=True)
@@ -401,8 +414,9 @@ def test_duplicate_name_is_refused():
 
 # -- a real terminal ---------------------------------------------------------------
 
-def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: float = 30) -> tuple[int, str]:
-    """Run the CLI on a real pseudo-terminal, type ``keys`` (delay, bytes), collect the screen."""
+def _pty_session(args: list[str], keys: list[tuple], timeout: float = 30) -> tuple[int, str]:
+    """Run the CLI on a real pseudo-terminal, type each of ``keys`` (ready, bytes) as soon as
+    ``ready(the output so far)`` holds, collect the screen."""
     import pty
     import select
 
@@ -414,11 +428,9 @@ def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: floa
     out = b""
     deadline = time.monotonic() + timeout
     pending = list(keys)
-    next_at = time.monotonic() + (pending[0][0] if pending else 0)
     while time.monotonic() < deadline:
-        if pending and time.monotonic() >= next_at:
+        if pending and pending[0][0](out):
             os.write(master, pending.pop(0)[1])
-            next_at = time.monotonic() + (pending[0][0] if pending else 0)
         r, _, _ = select.select([master], [], [], 0.05)
         if r:
             try:
@@ -436,9 +448,17 @@ def _pty_session(args: list[str], keys: list[tuple[float, bytes]], timeout: floa
 
 
 def test_interactive_shell_on_a_real_terminal():
-    code, screen = _pty_session(["run", "--rm", "-it", "lab", "bash"], [
-        (1.0, b"ps -ef\r"), (0.5, b"hostname; tty\r"), (0.5, b"sleep 100\r"), (0.5, b"\x03"),
-        (0.5, b"echo after ctrl-c $?\r"), (0.5, b"stty size\r"), (0.5, b"exit 7\r")])
+    from engine.client import Client
+
+    def prompt(n: int):                 # bash has shown its n-th prompt
+        return lambda out: out.count(b":/# ") >= n
+
+    def sleeping(_out) -> bool:
+        return child_commands(Client().inspect("tty-shell")["pid"]) == [["sleep", "100"]]
+
+    code, screen = _pty_session(["run", "--rm", "-it", "--name", "tty-shell", "lab", "bash"], [
+        (prompt(1), b"ps -ef\r"), (prompt(2), b"hostname; tty\r"), (prompt(3), b"sleep 100\r"), (sleeping, b"\x03"),
+        (prompt(4), b"echo after ctrl-c $?\r"), (prompt(5), b"stty size\r"), (prompt(6), b"exit 7\r")])
     assert code == 7, screen
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.replace("\r", ""))
     lines = [ln.strip() for ln in plain.splitlines()]

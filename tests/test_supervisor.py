@@ -9,11 +9,11 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root
+from waiting import gone, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -103,24 +103,15 @@ def test_a_crashed_supervisor_is_replaced_and_its_running_container_adopted():
     the running container (same pid AND start time), so ps, exec, rm -f work."""
     cid = cl("run", "-d", "--name", "orphan", "lab", "sleep", "300", check=True).stdout.strip()
     host_pid = json.loads(cl("inspect", cid, check=True).stdout)[0]["pid"]
-    os.kill(supervisor_pid(), signal.SIGKILL)
-    time.sleep(0.2)
+    crashed = supervisor_pid()
+    os.kill(crashed, signal.SIGKILL)
+    wait_until(lambda: gone(crashed), message=f"the killed supervisor {crashed} to be gone")
     info = json.loads(cl("inspect", "orphan", check=True).stdout)[0]
     assert info["status"] == "running" and info["pid"] == host_pid and info["adopted"] is True
     assert cl("exec", "orphan", "hostname").stdout.strip() == cid[:12]
     assert "orphan" in cl("ps").stdout
     assert cl("rm", "-f", "orphan").returncode == 0
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = open(f"/proc/{host_pid}/stat").read().split()[2]
-        except FileNotFoundError:
-            break
-        if state == "Z":
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"the adopted container process {host_pid} still runs")
+    wait_until(lambda: gone(host_pid), timeout=5, message=f"the adopted container process {host_pid} to end")
     assert cgroup_dirs() == []
 
 
@@ -179,8 +170,6 @@ def test_exited_containers_are_tidied_while_the_next_one_starts_and_when_idle():
     second = run_rm()
     assert not (containers / first).exists()
     # Nobody asks anything: the supervisor tidies after a quiet spell by itself.
-    deadline = time.monotonic() + 5
-    while (containers / second).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not (containers / second).exists(), "a --rm container's files outlived a quiet spell"
+    wait_until(lambda: not (containers / second).exists(), timeout=5, interval=0.01,
+               message="a --rm container's files to go after a quiet spell")
     assert cgroup_dirs() == []
