@@ -231,6 +231,30 @@ def test_o_opens_a_shell_in_the_lessons_running_container(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_terminal_opened_again_in_the_same_step_replaces_the_last(tmp_path):
+    """A session ended, the next one in the same step: the last screen goes before the new
+    terminal takes its place (the same widget id: never two at once)."""
+    pytest.importorskip("tui.widgets.terminal")
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            for n in range(3):
+                await pilot.press("o")
+                await wait_for(pilot, lambda: screen.terminal is not None, 30, f"terminal {n + 1}")
+                view = screen.terminal[0]
+                await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+                assert list(screen.query("#terminal")) == [view]
+                await typed(pilot, view, f"echo session-{n}; exit")
+                await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+                assert f"session-{n}" in view.text               # its last screen stays until the next
+            await quit_app(pilot, app)
+    asyncio.run(scenario())
+
+
 # -- leaving tidily, and after a crash ------------------------------------------------------------------
 
 def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):

@@ -188,6 +188,7 @@ class LessonScreen(Localized, Screen):
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
         self.revealing: StepView | None = None    # a step whose new results are shown once laid out
+        self._removing: list[tuple[Widget, object]] = []  # (widget, its AwaitRemove): ids not reused before
 
     # -- composing --------------------------------------------------------------------------
     @property
@@ -465,10 +466,13 @@ class LessonScreen(Localized, Screen):
             self.post_message(self.CommandDone(step.id, [result], ref=names[0] if names else None))
 
     # -- a step-through start (docker run --explain) ------------------------------------------
-    def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
+    async def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
         if message.step_id != self.step.id or not self.is_attached:
             message.gate.stop()                   # the learner has moved on already
             return
+        for panel in self.query("#stages"):       # the previous start's panel (show me: one more --explain)
+            self._discard(panel)
+        await self._gone("stages")
         self.stepping = StepThrough(message.step_id, message.gate, message.name, message.lang)
         panel = StagePanel(self.lang, message.name, id="stages")
         panel.fixed_lang = message.lang
@@ -530,7 +534,7 @@ class LessonScreen(Localized, Screen):
         if stepping.stopped:
             self.output.say(t(self.lang, "output.stopped", name=stepping.container))
         for panel in self.query("#stages"):
-            panel.remove()
+            self._discard(panel)
         self.refresh_bindings()
 
     def action_show(self) -> None:
@@ -869,8 +873,9 @@ class LessonScreen(Localized, Screen):
             return
         self.post_message(self.TerminalReady(step_id, attached.pty, attached=attached, title=f"{ref}: sh"))
 
-    def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
+    async def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
         self._drop_closed_terminal()
+        await self._gone("terminal")              # the last session's screen, gone before its id is reused
         view = terminal_view()(message.fd, attached=message.attached, lang=self.lang, id="terminal")
         self.terminal = (view, message.session, message.attached, message.step_id)
         self.query_one("#side").mount(view)
@@ -919,9 +924,22 @@ class LessonScreen(Localized, Screen):
     def _drop_closed_terminal(self) -> None:
         if self.terminal is None:
             for view in self.query("#terminal"):
-                view.remove()
+                self._discard(view)
             self.remove_class("-terminal")
             self.remove_class("-show-side")
+
+    def _discard(self, widget: Widget) -> None:
+        """Remove ``widget`` (once); a widget that takes its id later waits until it is gone (:meth:`_gone`)."""
+        if any(w is widget for w, _ in self._removing):
+            return
+        self._removing.append((widget, widget.remove()))
+
+    async def _gone(self, widget_id: str) -> None:
+        """Wait until the widgets with ``widget_id`` being removed are gone: a widget id is
+        never reused while the old widget is still in the DOM (DuplicateIds)."""
+        for widget, removal in [r for r in self._removing if r[0].id == widget_id]:
+            await removal
+            self._removing = [r for r in self._removing if r[0] is not widget]
 
     def close_terminal(self) -> None:
         """End an open terminal session (leaving the lesson, quitting): the widget,
@@ -931,7 +949,7 @@ class LessonScreen(Localized, Screen):
             return
         view, session, attached, _ = self.terminal
         self.terminal = None
-        view.remove()
+        self._discard(view)
         if session is not None:
             _end_session(session)
         if attached is not None:
