@@ -255,6 +255,55 @@ def test_a_terminal_opened_again_in_the_same_step_replaces_the_last(tmp_path):
     asyncio.run(scenario())
 
 
+def test_an_open_terminal_is_one_key_away_and_typed_letters_do_not_reset_or_quit(tmp_path):
+    """80x24: Ctrl+] leaves the terminal, F3 and t put the keys back into it; while the session
+    is open, an x or a q typed outside it (\"exit\" typed in the lesson) neither resets nor quits."""
+    pytest.importorskip("tui.widgets.terminal")
+
+    def notices():
+        return [n.message for n in app._notifications]
+
+    async def scenario():
+        nonlocal app
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            (web,) = [c["id"] for c in course_containers()]
+            await pilot.press("o")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            view = screen.terminal[0]
+            await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+            assert view.has_focus and screen.has_class("-show-side")
+            await pilot.press("ctrl+right_square_bracket")  # back to the lesson: the lesson shows
+            assert not screen.has_class("-show-side") and not view.has_focus
+            assert "t " + t("en", "key.terminal") in screen_text(app).splitlines()[-1]
+            await pilot.press(*"exit")                      # meant for the shell, typed in the lesson
+            await pilot.pause()
+            assert app.is_running and screen.terminal is not None and view.has_focus   # t: back in it
+            assert t("en", "busy.terminal") in notices()    # x said why it did nothing
+            assert [c["id"] for c in course_containers()] == [web] and screen.busy is None
+            assert t("en", "output.reset") not in screen.output.plain
+            await pilot.press("ctrl+right_square_bracket", "q")
+            await pilot.pause()
+            assert app.is_running and t("en", "quit.terminal_open") in notices()
+            await pilot.press("f3")                         # the lab side, and the keys into the terminal
+            assert screen.has_class("-show-side") and view.has_focus
+            await pilot.press("f3")
+            assert not screen.has_class("-show-side") and screen.focused is screen.query_one("#lesson-scroll")
+            await pilot.press("t")
+            assert screen.has_class("-show-side") and view.has_focus
+            await typed(pilot, view, "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            await pilot.press("ctrl+right_square_bracket")
+            assert "t " + t("en", "key.terminal") not in screen_text(app).splitlines()[-1]
+            await quit_app(pilot, app)
+
+    app = None
+    asyncio.run(scenario())
+
+
 # -- leaving tidily, and after a crash ------------------------------------------------------------------
 
 def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):

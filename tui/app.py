@@ -206,9 +206,14 @@ class ContainerLabApp(Localized, App[None]):
             self.push_screen(HelpScreen(self.lang))
 
     # -- leaving --------------------------------------------------------------------------------
-    def action_quit(self) -> None:
-        """Ctrl+Q / q: remove the course's containers (asking about the learner's own), then quit."""
+    def action_quit(self, how: str = "") -> None:
+        """Ctrl+Q / q: remove the course's containers (asking about the learner's own), then quit.
+        A lone q (``how="key"``: a letter typed meant for the terminal, maybe) does not end an
+        open terminal session: it says how to quit and how to get back to it."""
         if self.quitting:
+            return
+        if how == "key" and any(getattr(screen, "terminal", None) is not None for screen in self.screen_stack):
+            self.notify(t(self.lang, "quit.terminal_open"), severity="warning")
             return
         self.quitting = True
         for screen in self.screen_stack:

@@ -24,7 +24,7 @@ def help_rows(app, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
     def merged(keys) -> list[tuple[str, str]]:
         rows: dict[str, list[str]] = {}
         for k in keys:
-            rows.setdefault(k.action, []).append(_display(app, k))
+            rows.setdefault(k.action.partition(":")[0], []).append(_display(app, k))
         return [("  ".join(shown), t(lang, f"help.{action}")) for action, shown in rows.items()]
 
     def other(name: str) -> list[tuple[str, str]]:

@@ -77,7 +77,7 @@ APP_KEYS = (
     Key("f2", "switch_language", "key.lang", priority=True),
     Key("l", "switch_language", "key.lang", show=False),
     Key("ctrl+q", "quit", "key.quit", priority=True),
-    Key("q", "quit", "key.quit", show=False),
+    Key("q", "quit:key", "key.quit", show=False),     # a lone q asks nothing but does not end a terminal session
 )
 
 # The app's F1 and F2 again, for a screen to list first: the footer shows a
@@ -95,7 +95,8 @@ STAGE_KEYS = (
 )
 
 LESSON_KEYS = (
-    Key("f3", "side", "key.side"),
+    Key("f3", "side", "key.side", priority=True),      # from inside the terminal too: back to the lesson
+    Key("t", "terminal", "key.terminal"),                # only while a terminal session is open, not focused
     *STAGE_KEYS,
     Key("r", "run", "key.run"),
     Key("c", "check", "key.check"),

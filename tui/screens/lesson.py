@@ -263,6 +263,8 @@ class LessonScreen(Localized, Screen):
             return self.has_class("-narrow")
         if action == "shell":
             return self.machine.root and has_terminal_view()
+        if action == "terminal":
+            return self.terminal is not None and self.focused is not self.terminal[0]
         if action in ("stage_next", "stage_finish", "stage_stop"):
             return self.stepping is not None and not self.stepping.stopped
         if self.stepping is not None and action in ("run", "check", "show", "reset"):
@@ -339,8 +341,22 @@ class LessonScreen(Localized, Screen):
         self.query_one("#command", CommandLine).focus()
 
     def action_side(self) -> None:
-        """F3 (narrow screens): the lesson or the lab."""
+        """F3 (narrow screens): the lesson or the lab -- with an open terminal, the keys go with it."""
         self.toggle_class("-show-side")
+        if self.has_class("-show-side") and self.terminal is not None:
+            self.terminal[0].focus()
+        elif not self.has_class("-show-side") and self.focused is not None \
+                and self.query_one("#side") in self.focused.ancestors_with_self:
+            self.query_one("#lesson-scroll").focus()
+
+    def action_terminal(self) -> None:
+        """t: back into the open terminal session (Ctrl+] leaves it again)."""
+        if self.terminal is None:
+            return
+        if self.has_class("-narrow"):
+            self.add_class("-show-side")
+        self.terminal[0].focus()
+        self.refresh_bindings()
 
     # -- the lab: setting up, running, checking ---------------------------------------------------
     @work(thread=True, exclusive=True, group="begin", exit_on_error=False)
@@ -781,7 +797,8 @@ class LessonScreen(Localized, Screen):
             hints.last().scroll_visible(animate=False)
 
     def action_reset(self) -> None:
-        """x: reset the step -- the lesson's containers removed, its starting state made again."""
+        """x: reset the step -- the lesson's containers removed, its starting state made again
+        (never while a terminal session is open: the learner is told how to get back to it)."""
         step = self.step
         if self.why(step) is not None or self.busy is not None or self.terminal is not None:
             self._ready()
@@ -894,6 +911,7 @@ class LessonScreen(Localized, Screen):
         event.stop()
         self.remove_class("-show-side")
         self.query_one("#lesson-scroll").focus()
+        self.refresh_bindings()                   # t (back to the terminal) in the footer
 
     def on_terminal_view_closed(self, event) -> None:
         """The session ended: its last screen stays in view until the next one (or the next step)."""
@@ -903,6 +921,7 @@ class LessonScreen(Localized, Screen):
         view, session, _attached, step_id = self.terminal
         self.terminal = None
         self.busy = None
+        self.refresh_bindings()                   # t (back to the terminal) goes from the footer
         code = event.exit_code
         if session is not None:
             code = _end_session(session)
