@@ -170,6 +170,18 @@ def test_process_table_shows_container_pid_beside_host_pid(web, lang):
     assert tr("proc.exec", lang) in texts(exec_row)[-1]
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_process_note_speaks_of_the_rows_shown_when_pid_1_is_not_one_of_them(lang):
+    """docker run --pid container:anchor: the container's one process is PID 3 of anchor's namespace."""
+    snap = {"pid": 17936, "processes": [{"pid": 3, "host_pid": 17936, "ppid": 0, "uid": 0, "uid_host": 0,
+                                         "state": "S", "cmd": ["sleep", "600"]}]}
+    table = m.process_table(snap, lang)
+    assert texts(table.rows[0])[:2] == ["3", "17936"]
+    assert tr("proc.exec", lang) not in texts(table.rows[0])[-1]        # its own command, not an exec
+    assert tr("proc.pid1", lang, host_pid=17936) not in table.note
+    assert tr("proc.pidn", lang, pid=3, host_pid=17936) in table.note and tr("proc.no_pid1", lang) in table.note
+
+
 def test_new_processes_are_those_not_seen_before(scene):
     early = scene.history("web")[0]
     now = scene.snapshot("web")

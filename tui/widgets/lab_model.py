@@ -353,8 +353,8 @@ def process_table(snapshot: dict | None, lang: str, *, new: frozenset | set = fr
     rows = []
     for prefix, p in process_tree(procs):
         cmd = command_text(p.get("cmd"))
-        if p["pid"] != 1 and not p.get("ppid"):
-            cmd = f"{cmd} {tr('proc.exec', lang)}"
+        if p["pid"] != 1 and not p.get("ppid") and p["host_pid"] != (snapshot or {}).get("pid"):
+            cmd = f"{cmd} {tr('proc.exec', lang)}"       # (not the container's own command, in another's PID ns)
         state = p.get("state", "?")
         cells: list[CellType] = [Cell(str(p["pid"]), "pid"), Cell(str(p["host_pid"]), "host-pid"),
                                  user_name(p.get("uid"))]
@@ -368,9 +368,17 @@ def process_table(snapshot: dict | None, lang: str, *, new: frozenset | set = fr
         rows.append(Row(tuple(cells), style=style, key=str(p["host_pid"])))
     note = ""
     if procs:
-        first = next((p for p in procs if p["pid"] == 1), procs[0])
+        # said of the rows shown: PID 1 when it is one of them, else the lowest PID there is
+        # (a container started with --pid container:OTHER has none of its own)
+        first = next((p for p in procs if p["pid"] == 1), None)
         note = (tr("proc.count", lang, count=len(procs)) if len(procs) != 1 else tr("proc.count.one", lang))
-        note = sentences(lang, note, tr("proc.pid1", lang, host_pid=first["host_pid"]))
+        if first is not None:
+            note = sentences(lang, note, tr("proc.pid1", lang, host_pid=first["host_pid"]))
+        else:
+            first = next((p for p in procs if p["host_pid"] == snapshot.get("pid")), None) \
+                or min(procs, key=lambda p: p["pid"])
+            note = sentences(lang, note, tr("proc.pidn", lang, pid=first["pid"], host_pid=first["host_pid"]),
+                             tr("proc.no_pid1", lang))
         if mapped and first.get("uid") == 0:
             note = sentences(lang, note, tr("proc.note.userns", lang, uid=first.get("uid_host")))
     elif snapshot is not None:

@@ -72,6 +72,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "proc.count.one": {"en": "One process.", "zh": "只有 1 个进程。"},
     "proc.pid1": {"en": "PID 1 inside is PID {host_pid} on the host: one process, two numbers.",
                   "zh": "容器里的 1 号进程在宿主机上是 {host_pid} 号：同一个进程，两个编号。"},
+    "proc.pidn": {"en": "PID {pid} inside is PID {host_pid} on the host: one process, two numbers.",
+                  "zh": "容器里的 {pid} 号进程在宿主机上是 {host_pid} 号：同一个进程，两个编号。"},
+    "proc.no_pid1": {"en": "No PID 1 here: it joined another container's PID namespace, whose PID 1 is that "
+                           "container's.",
+                     "zh": "这里没有 1 号进程：它加入了另一个容器的 PID 命名空间，那里的 1 号进程属于那个容器。"},
     "proc.note.userns": {"en": "Root inside is uid {uid} on the host: a user namespace maps them.",
                          "zh": "容器里的 root 在宿主机上是 uid {uid}：由用户命名空间映射而来。"},
     "proc.none": {"en": "No processes: the container has just exited.",
