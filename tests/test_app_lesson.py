@@ -304,6 +304,65 @@ def test_an_open_terminal_is_one_key_away_and_typed_letters_do_not_reset_or_quit
     asyncio.run(scenario())
 
 
+def test_two_apps_of_one_user_keep_to_their_own_containers(tmp_path):
+    """Another app of the same user (its Lab, with its own session) runs web, the isolation
+    lesson's setup, and mine, a container its learner started. This app's lab panel lists
+    neither, its setup says in one line whose web is (and neither uses nor removes it), and
+    quitting neither asks about mine nor removes anything of the other's."""
+    from lessons.lab import LABEL_SESSION, Lab
+    from tui import course_cache
+    from tui.widgets.lab import LabPanel
+
+    course = course_cache.load(FIXTURE_COURSE)
+    other = Lab(course, course.lesson("isolation"), session="4242-0ther")
+    other.begin_step(course.lesson("isolation").steps[0])
+    assert other.run("docker run -d --name mine lab sleep 300").ok
+    theirs = {c["name"]: c["id"] for c in course_containers()}
+    assert sorted(theirs) == ["mine", "web"]
+    assert {c["labels"][LABEL_SESSION] for c in course_containers()} == {"4242-0ther"}
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation",
+                       mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            taken = "The name web is taken by a container of another container-lab app running as this user " \
+                    "(process 4242)"
+            await wait_for(pilot, lambda: any(taken in line for line in screen.output.plain), 60,
+                           "the setup to say whose web is")
+            panel = screen.lab_panel()
+            assert isinstance(panel, LabPanel)
+            await wait_for(pilot, lambda: panel.refreshes > 0, 30, "the lab panel")
+            assert panel._containers == []                  # the other app's are not this one's
+            await quit_app(pilot, app)                      # nothing of its own: no question
+        assert {c["name"]: c["id"] for c in course_containers()} == theirs
+
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello",
+                       mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "hello" in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")                          # docker run ubuntu echo Hello World
+            await wait_for(pilot, lambda: len(course_containers()) == 3, 60, "hello's container")
+            (mine,) = [c for c in course_containers() if c["id"] not in theirs.values()]
+            assert mine["labels"][LABEL_SESSION] == app.session != "4242-0ther"
+            panel = screen.lab_panel()
+            await wait_for(pilot, lambda: [c["id"] for c in panel._containers] == [mine["id"]], 30,
+                           "the lab panel to list this app's container alone")
+            await quit_app(pilot, app)                      # its own removed, the other's kept
+        assert {c["name"]: c["id"] for c in course_containers()} == theirs
+        zh = Lab(course, course.lesson("isolation"), lang="zh", session="5151-third")
+        assert zh.taken(zh.translate("docker run -d --name web lab sleep 1")) == \
+            "名称 web 已被本用户另一个正在运行的 container-lab 应用（进程 4242）的容器占用：请换一个名称，或先退出那个应用。"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.cleanup()
+
+
 # -- leaving tidily, and after a crash ------------------------------------------------------------------
 
 def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):

@@ -34,7 +34,7 @@ from tui.i18n import other, t
 from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.session import LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, remove
+from tui.session import LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id, remove
 
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's
@@ -67,8 +67,9 @@ class ContainerLabApp(Localized, App[None]):
         super().__init__()
         self.lang, self.course, self.machine, self.learner = lang, course, machine, learner
         self.start_lesson = lesson
+        self.session = new_session_id()  # labels what this app starts: another app of the user has its own
         self.make_lab = lab or self._real_lab
-        self.lab_panel = lab_panel or default_lab_panel
+        self.lab_panel = lab_panel or (lambda lang: default_lab_panel(lang, session=self.session))
         self.mark = mark
         self.engine = engine            # False: never talk to the engine (screenshots)
         self.quitting = False
@@ -81,7 +82,7 @@ class ContainerLabApp(Localized, App[None]):
         def make():
             from lessons.lab import Lab
             try:
-                return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor)
+                return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor, session=self.session)
             except TypeError:           # a lessons package without requirements
                 return Lab(self.course, lesson, lang=self.lang)
         return LazyLab(make, self.machine.doctor)
@@ -104,7 +105,7 @@ class ContainerLabApp(Localized, App[None]):
         for notice in self.learner.store.notice_texts(self.lang):
             self.notify(notice, severity="warning", timeout=20)
         if self.mark is not None and self.engine:
-            stale = self.mark.begin(self.course.id)
+            stale = self.mark.begin(self.course.id, self.session)
             if stale is not None:
                 self._list_containers("crash", stale)
 
@@ -232,7 +233,8 @@ class ContainerLabApp(Localized, App[None]):
         from tui.session import running_containers
 
         containers = running_containers(autostart=False)
-        mine = left_by(stale, containers) if stale is not None else course_containers(containers, self.course.id)
+        mine = left_by(stale, containers) if stale is not None \
+            else course_containers(containers, self.course.id, session=self.session)
         self.post_message(self.Containers(purpose, mine))
 
     def on_container_lab_app_containers(self, message: Containers) -> None:
@@ -277,7 +279,8 @@ class ContainerLabApp(Localized, App[None]):
     def _remove_lesson_containers(self, lesson_id: str) -> None:
         from tui.session import engine_client, running_containers
 
-        containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id)
+        containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id,
+                                       session=self.session)
         keep = {c["id"] for c in learners_own(containers)}
         try:
             remove(engine_client(autostart=False), [c for c in containers if c["id"] not in keep])
@@ -290,11 +293,13 @@ class ContainerLabApp(Localized, App[None]):
         self.exit()
 
 
-def default_lab_panel(lang: str) -> Widget:
-    """The live lab panel (:mod:`tui.widgets.lab`), or a placeholder where it is not installed."""
+def default_lab_panel(lang: str, session: str | None = None) -> Widget:
+    """The live lab panel (:mod:`tui.widgets.lab`) on the containers app session ``session``
+    started (all the engine's without one), or a placeholder where it is not installed."""
     try:
         from tui.widgets.lab import LabPanel
+        from tui.widgets.sources import EngineSource
     except ImportError:
         from tui.screens.parts import LabPlaceholder
         return LabPlaceholder(lang)
-    return LabPanel(lang=lang)
+    return LabPanel(lang=lang, source=EngineSource(session=session))

@@ -442,6 +442,11 @@ class LessonScreen(Localized, Screen):
                 self.post_message(self.Output(f"{e}\n"))
                 self.post_message(self.CommandDone(step.id, [], check=False))
                 return
+            taken = getattr(self.lab, "taken", None)
+            if cmd.terminal and taken is not None and (why := taken(cmd)) is not None:
+                self.post_message(self.Output(f"{why}\n"))     # another app's container has that --name
+                self.post_message(self.CommandDone(step.id, [], check=False))
+                return
             if cmd.terminal:
                 self.post_message(self.TerminalWanted(step.id, cmd))
                 return

@@ -27,18 +27,25 @@ from pathlib import Path
 
 
 class EngineSource:
-    """The real engine, through :class:`engine.client.Client`."""
+    """The real engine, through :class:`engine.client.Client`; with ``session``, only the
+    containers that app session started (labelled ``course.session``, see :mod:`lessons.lab`)."""
 
-    def __init__(self, client=None):
+    SESSION_LABEL = "course.session"
+
+    def __init__(self, client=None, *, session: str | None = None):
         if client is None:
             from engine.client import Client
             client = Client()
         self.client = client
+        self.session = session
         self._configs: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def containers(self) -> list[dict]:
-        return self.client.ps(all=True)
+        found = self.client.ps(all=True)
+        if self.session is None:
+            return found
+        return [c for c in found if (c.get("labels") or {}).get(self.SESSION_LABEL) == self.session]
 
     def snapshot(self, ref: str) -> dict:
         return self.client.snapshot(ref)
