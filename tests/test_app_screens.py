@@ -598,3 +598,23 @@ def test_the_lab_panels_empty_message_is_on_screen_whole(tmp_path, lang, size):
             text = screen_text(app)
             assert all(line.strip() in text for line in shown)
     run(scenario())
+
+
+def test_n_on_a_lesson_just_opened_brings_step_1_up_before_moving_on(tmp_path):
+    """80x24: step 1 is the current step below the introduction; the first n shows it (at the top
+    of the lesson pane), it does not skip it. The next n is step 2."""
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            scroll = screen.query_one("#lesson-scroll")
+            assert screen.index == 0 and scroll.scroll_y == 0
+            title = screen.view("hello").query_one(".step-title")
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.index == 0 and scroll.scroll_y > 0
+            assert title.region.y == scroll.region.y            # step 1's heading at the top of the pane
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.step.id == "shell"
+    run(scenario())

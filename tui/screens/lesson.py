@@ -188,6 +188,8 @@ class LessonScreen(Localized, Screen):
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
         self.revealing: StepView | None = None    # a step whose new results are shown once laid out
+        # opened at step 1, below the introduction: the first n brings step 1 up rather than skip it
+        self.intro_first = self.index == 0
         self._removing: list[tuple[Widget, object]] = []  # (widget, its AwaitRemove): ids not reused before
 
     # -- composing --------------------------------------------------------------------------
@@ -318,6 +320,7 @@ class LessonScreen(Localized, Screen):
         if not 0 <= index < len(self.lesson.steps) or index == self.index:
             return
         leaving = self.step
+        self.intro_first = False
         self.stop_stepping()                                # a half-built container does not follow
         if leaving.quiz is None and not leaving.checks and leaving.id not in self.learner.done(self.lesson):
             self._complete(leaving, show=False)            # a step to read is done once read
@@ -325,7 +328,15 @@ class LessonScreen(Localized, Screen):
         self._enter_step(save=True)
 
     def action_next(self) -> None:
-        """n: the next step."""
+        """n: the next step (on a lesson just opened at step 1 under its introduction:
+        step 1 first, brought to the top, as it is the current step already)."""
+        if self.intro_first and self.lesson.steps:
+            self.intro_first = False
+            scroll = self.query_one("#lesson-scroll", VerticalScroll)
+            top = _y_in(self.view(self.step.id), scroll)
+            if scroll.scroll_y < min(top, scroll.max_scroll_y):
+                scroll.scroll_to(y=top, animate=False, immediate=True)
+                return
         self.go(self.index + 1)
 
     def action_previous(self) -> None:
@@ -424,6 +435,7 @@ class LessonScreen(Localized, Screen):
     def run_command(self, text: str) -> None:
         """Run one docker-style command the learner gave, for the current step."""
         step = self.step
+        self.intro_first = False                  # working on step 1: n goes on
         self.busy = text
         self.output.say(f"$ {text}")
         self.view(step.id).set_status("status.running", command=text)
@@ -564,6 +576,7 @@ class LessonScreen(Localized, Screen):
         if not step.show_me or not self._ready():
             return
         self.busy = " && ".join(c.text for c in step.show_me)
+        self.intro_first = False
         log = self.output
         log.say(t(self.lang, "output.show"))
         for command in step.show_me:
@@ -675,6 +688,7 @@ class LessonScreen(Localized, Screen):
     def action_check(self) -> None:
         """c: check the step (or answer its quiz)."""
         step = self.step
+        self.intro_first = False
         view = self.view(step.id)
         if step.quiz is not None:
             quiz = view.quiz()
