@@ -618,3 +618,34 @@ def test_n_on_a_lesson_just_opened_brings_step_1_up_before_moving_on(tmp_path):
             await pilot.pause()
             assert screen.step.id == "shell"
     run(scenario())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_each_hint_asked_for_is_scrolled_into_view(tmp_path, size):
+    """h: the newest hint is on screen whole, however far below the step's text it is."""
+    from app_support import pinned_course
+
+    async def scenario():
+        course = pinned_course(tmp_path, "09-namespaces")
+        app = make_app("en", machine=ROOT_V2, course=course, progress_dir=tmp_path / "progress", lab=StubLab,
+                       engine=False, lesson="09-namespaces")
+        async with app.run_test(size=size) as pilot:
+            screen = await lesson_ready(pilot, app)
+            while screen.index < 1:
+                await pilot.press("n")
+                await pilot.pause()
+            step = screen.step
+            assert len(step.hints) >= 2
+            scroll = screen.query_one("#lesson-scroll")
+            for n in range(1, len(step.hints) + 1):
+                await pilot.press("h")
+                view = screen.view(step.id)
+
+                def shown() -> bool:
+                    hints = view.query(".hint-text")
+                    if len(hints) != n or getattr(screen, "hinting", None) is not None:
+                        return False
+                    box = hints.last().region
+                    return box.height > 0 and scroll.region.y <= box.y and box.bottom <= scroll.region.bottom
+                await wait_for(pilot, shown, 5, f"hint {n} on screen")
+    run(scenario())

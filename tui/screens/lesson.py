@@ -188,6 +188,7 @@ class LessonScreen(Localized, Screen):
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
         self.revealing: StepView | None = None    # a step whose new results are shown once laid out
+        self.hinting: tuple[StepView, int] | None = None  # (step, hints shown): the newest shown once laid out
         # opened at step 1, below the introduction: the first n brings step 1 up rather than skip it
         self.intro_first = self.index == 0
         self._removing: list[tuple[Widget, object]] = []  # (widget, its AwaitRemove): ids not reused before
@@ -771,11 +772,15 @@ class LessonScreen(Localized, Screen):
             return
         view.show_hints(view.hints_shown + 1)
         self.learner.record_step(self.lesson, step.id, hints=view.hints_shown)
-        self.call_after_refresh(self._show_hints, view)
+        self.hinting = (view, view.hints_shown)   # scrolled into view once laid out: _laid_out
+        self.call_after_refresh(self._laid_out, self)
 
     def _laid_out(self, _screen=None) -> None:
         """After a layout: new check results waiting to be shown are, once their
-        box has its new height (a refresh alone does not mean the layout is done)."""
+        box has its new height (a refresh alone does not mean the layout is done); so is a
+        new hint (its step's work area is composed anew: the hint is there once laid out)."""
+        if self.hinting is not None:
+            self._reveal_hint()
         view = self.revealing
         if view is None:
             return
@@ -810,10 +815,25 @@ class LessonScreen(Localized, Screen):
             y = _y_in(last, scroll) + last.virtual_region_with_margin.height - height
         scroll.scroll_to(y=max(0, y), animate=False, immediate=True)
 
-    def _show_hints(self, view: StepView) -> None:
+    def _reveal_hint(self) -> None:
+        view, count = self.hinting
+        hints = view.query(".hint-text") if view.is_attached else []
+        if len(hints) != count:
+            if not view.is_attached or view.hints_shown != count:
+                self.hinting = None               # gone, or another hint asked for since
+            return                                # not composed yet: the next layout
+        last = hints.last()
+        size = last.content_size
+        if not size.height or size.height != last.get_content_height(size, self.app.size, size.width):
+            return
+        self.hinting = None
         self._refocus()
-        if hints := view.query(".hint-text"):
-            hints.last().scroll_visible(animate=False)
+        scroll = self.query_one("#lesson-scroll", VerticalScroll)
+        top = _y_in(last, scroll)
+        bottom = top + last.virtual_region_with_margin.height
+        height = scroll.scrollable_content_region.height
+        if top < scroll.scroll_y or bottom > scroll.scroll_y + height:     # not all of it in view
+            scroll.scroll_to(y=max(0, min(top, bottom - height)), animate=False, immediate=True)
 
     def action_reset(self) -> None:
         """x: reset the step -- the lesson's containers removed, its starting state made again
