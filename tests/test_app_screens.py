@@ -649,3 +649,61 @@ def test_each_hint_asked_for_is_scrolled_into_view(tmp_path, size):
                     return box.height > 0 and scroll.region.y <= box.y and box.bottom <= scroll.region.bottom
                 await wait_for(pilot, shown, 5, f"hint {n} on screen")
     run(scenario())
+
+
+@pytest.mark.parametrize("lesson, size", [("01-what-is-a-container", (120, 40)),
+                                          ("07-shell-in-a-container", (80, 24))])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_quiz_answers_wrap_whole_show_the_choice_by_a_mark_and_explanations_hang_under_them(tmp_path, lesson,
+                                                                                           size, lang):
+    """Every option of every quiz of the lesson is on screen whole (wrapped under its button,
+    never cut with "…"), the chosen one marked by a sign, not a colour alone; after an answer,
+    each explanation is indented under its option."""
+    from app_support import pinned_course
+
+    def box_lines(text: str) -> list[str]:
+        """The quiz's rows: between its top and bottom border, without the borders."""
+        lines = text.splitlines()
+        top = next(i for i, line in enumerate(lines) if "▔▔▔" in line)
+        bottom = next(i for i, line in enumerate(lines) if "▁▁▁" in line and i > top)
+        return [line.split("▊", 1)[1].rsplit("▎", 1)[0] for line in lines[top + 1:bottom]]
+
+    async def scenario():
+        course = pinned_course(tmp_path, lesson)
+        app = make_app(lang, machine=ROOT_V2, course=course, progress_dir=tmp_path / "progress", lab=StubLab,
+                       engine=False, lesson=lesson)
+        async with app.run_test(size=size) as pilot:
+            screen = await lesson_ready(pilot, app)
+            quizzes = [n for n, s in enumerate(screen.lesson.steps) if s.quiz is not None]
+            assert quizzes
+            for index in quizzes:
+                screen.go(index)
+                step = screen.step
+                await wait_for(pilot, lambda: screen.view(step.id).quiz() is not None
+                               and screen.focused is screen.view(step.id).quiz().choices(), 5, "the quiz")
+                await pilot.press("space" if step.quiz.multiple else "enter")     # the first option chosen
+                await pilot.pause()
+                rows = box_lines(screen_text(app))
+                starts = [n for n, row in enumerate(rows) if row.lstrip().startswith("▐")]
+                assert len(starts) == len(step.quiz.options)
+                for n, (at, oid) in enumerate(zip(starts, step.quiz.options)):
+                    end = starts[n + 1] if n + 1 < len(starts) else len(rows)
+                    head, *rest = rows[at:end]
+                    mark = head.lstrip()[1]
+                    assert mark == ((" ", "✓") if step.quiz.multiple else (" ", "●"))[n == 0], head
+                    assert all(r.startswith(" " * 5) for r in rest), rows   # hanging under its text
+                    shown = "".join("".join(x.split()) for x in [head.lstrip()[3:], *rest])
+                    assert "…" not in shown
+                    assert shown == "".join(option_text(step, lang, oid).split())
+                await pilot.press("c")
+                await pilot.pause()
+                quiz = screen.view(step.id).quiz()
+                feedback = quiz.query_one(".quiz-feedback")
+                lines = [line.rstrip() for line in "\n".join(
+                    "".join(seg.text for seg in strip) for strip in feedback.render_lines(feedback.region.reset_offset)
+                ).splitlines() if line.strip()]
+                first = option_text(step, lang, step.quiz.options[0])
+                at = next(n for n, line in enumerate(lines) if line.lstrip().startswith(("✓", "✗")))
+                assert lines[at].lstrip()[2:].startswith(first[:10])
+                assert all(line.startswith("  ") and line.strip() for line in lines[at + 1:]), lines
+    run(scenario())
