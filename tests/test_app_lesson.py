@@ -363,6 +363,61 @@ def test_two_apps_of_one_user_keep_to_their_own_containers(tmp_path):
         other.cleanup()
 
 
+def test_the_lab_panel_follows_what_was_just_started_and_keeps_to_the_lesson(tmp_path):
+    """A foreground run without a name, an -it run with one, an -it run without one: the lab
+    panel shows each as soon as it is started. A container kept from another lesson is not
+    in the next lesson's panel."""
+    pytest.importorskip("tui.widgets.terminal")
+    from tui.widgets.lab import LabPanel
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello", mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "hello" in screen.cursors and isinstance(screen.lab_panel(), LabPanel),
+                           60, "the step to be ready")
+            panel = screen.lab_panel()
+
+            def newest() -> dict:
+                return max(course_containers(), key=lambda c: c["created"])
+
+            async def shown(what: str) -> dict:
+                started = newest()
+                await wait_for(pilot, lambda: panel.selected == started["id"], 30, f"the panel to show {what}")
+                return started
+
+            await pilot.press("colon", *"docker run -d --name keep lab sleep 300", "enter")
+            assert (await shown("keep"))["name"] == "keep"
+            await pilot.press("escape", "r")                # docker run ubuntu echo Hello World: no name, no -d
+            await wait_for(pilot, lambda: screen.busy is None and len(course_containers()) == 2, 60, "hello")
+            assert (await shown("echo's container"))["name"] != "keep"
+            screen.go(1)                                     # docker run -it --name shell ubuntu bash
+            await wait_for(pilot, lambda: "shell" in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            assert (await shown("shell"))["name"] == "shell"
+            await typed(pilot, screen.terminal[0], "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            await pilot.press("colon", *"docker run -it lab sh", "enter")    # -it, no name
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            assert (await shown("sh's container"))["name"] not in ("shell", "keep")
+            await typed(pilot, screen.terminal[0], "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            app.open_lesson("isolation")                    # keep stays (the learner's own, running)
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen) and app.screen is not screen
+                           and isinstance(app.screen.lab_panel(), LabPanel), 10, "the next lesson")
+            panel = app.screen.lab_panel()
+            await wait_for(pilot, lambda: [c["name"] for c in panel._containers] == ["web"], 60,
+                           "the panel to list the lesson's web alone")
+            assert "keep" in [c["name"] for c in course_containers()]
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 30, "the question")
+            await pilot.press("enter")                      # "Remove them"
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
 # -- leaving tidily, and after a crash ------------------------------------------------------------------
 
 def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):

@@ -137,6 +137,13 @@ class LessonScreen(Localized, Screen):
             self.step_id, self.fd, self.session, self.attached, self.title = step_id, fd, session, attached, title
             self.typing, self.then = typing, then
 
+    class Follow(Message):
+        """A command started (or went into) container ``ref``: the lab panel shows it."""
+
+        def __init__(self, ref: str) -> None:
+            super().__init__()
+            self.ref = ref
+
     class StagesBegan(Message):
         """A step-through start has made its container (``name``), half-built."""
 
@@ -231,6 +238,8 @@ class LessonScreen(Localized, Screen):
         learner reads at once, and the panel fills in a moment later."""
         panel = self._lab_panel(self.lang)
         panel.id = "lab"
+        if hasattr(getattr(panel, "source", None), "lesson"):
+            panel.source.lesson = self.lesson.id      # not the containers kept from other lessons
         self.query_one("#lab-waiting").remove()
         self.query_one("#side").mount(panel, before=0)
 
@@ -448,6 +457,7 @@ class LessonScreen(Localized, Screen):
         from lessons.runner import plain
 
         cancel = get_current_worker().cancelled_event
+        since = _now()
         try:
             try:
                 cmd = self.lab.translate(text, step, "learner")
@@ -471,7 +481,46 @@ class LessonScreen(Localized, Screen):
         except Exception as e:  # noqa: BLE001
             self.post_message(self.LabFailed("lab.failed.run", _error(e)))
             return
-        self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)))
+        self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)
+                                           or self._started_ref(cmd, since)))
+
+    def _started_ref(self, cmd, since: str) -> str | None:
+        """(In a worker.) The container ``cmd`` started (the lesson's newest since ``since``:
+        a run without --name or -d prints no id) or went into (exec), for the lab panel."""
+        if cmd is None:
+            return None
+        if getattr(cmd, "verb", "") == "exec":
+            return _exec_target(cmd)
+        if getattr(cmd, "verb", "") != "run":
+            return None
+        return self._newest_since(since)
+
+    def _newest_since(self, since: str) -> str | None:
+        containers = getattr(self.lab, "containers", None)
+        try:
+            found = [c for c in (containers() if containers else []) if (c.get("created") or "") >= since]
+        except Exception:  # noqa: BLE001 - only which container the panel shows
+            return None
+        return max(found, key=lambda c: c.get("created") or "")["id"] if found else None
+
+    def _follow_started(self, cmd, since: str, timeout: float = 5.0) -> None:
+        """(In a worker.) The lab panel to the container an interactive command starts, once it
+        exists (the command runs on its own pseudo-terminal: its id is nowhere else)."""
+        import time
+
+        if cmd.verb == "run" and cmd.name:
+            self.post_message(self.Follow(cmd.name))
+            return
+        deadline = time.monotonic() + timeout
+        while (ref := self._started_ref(cmd, since)) is None and cmd.verb == "run" \
+                and time.monotonic() < deadline and not get_current_worker().is_cancelled:
+            time.sleep(0.1)
+        if ref is not None:
+            self.post_message(self.Follow(ref))
+
+    def on_lesson_screen_follow(self, message: Follow) -> None:
+        if hasattr(panel := self.lab_panel(), "select"):
+            panel.select(message.ref)
 
     def _step_through(self, step: Step, text: str, cmd, cancel, *, origin: str = "learner",
                       pace: float | None = None, report: bool = True):
@@ -593,6 +642,7 @@ class LessonScreen(Localized, Screen):
 
         cancel = get_current_worker().cancelled_event
         on_output = lambda s: self.post_message(self.Output(plain(s)))  # noqa: E731
+        since = _now()
         try:
             if start == 0 and not self._show_in_terminal(step) and not self._show_stepwise(step):
                 results = self.lab.show_me(step, cancel=cancel, on_output=on_output)
@@ -616,11 +666,12 @@ class LessonScreen(Localized, Screen):
                     session = TerminalSession(cmd.argv)
                     self.post_message(self.TerminalReady(step.id, session.master, session=session,
                                                          title=cmd.source, typing=command.type, then=index + 1))
+                    self._follow_started(cmd, since)
                     return
         except Exception as e:  # noqa: BLE001
             self.post_message(self.LabFailed("lab.failed.run", _error(e)))
             return
-        self.post_message(self.CommandDone(step.id, results))
+        self.post_message(self.CommandDone(step.id, results, ref=self._newest_since(since)))
 
     def _show_stepwise(self, step: Step) -> bool:
         """(In a worker.) Whether show me starts a ``docker run --explain`` of the
@@ -896,6 +947,7 @@ class LessonScreen(Localized, Screen):
     def _open_session(self, step_id: str, command) -> None:
         from lessons.runner import TerminalSession
 
+        since = _now()
         try:
             session = TerminalSession(command.argv)
         except Exception as e:  # noqa: BLE001
@@ -904,6 +956,7 @@ class LessonScreen(Localized, Screen):
         for notice in command.notices:
             self.post_message(self.Output(notice + "\n"))
         self.post_message(self.TerminalReady(step_id, session.master, session=session, title=command.source))
+        self._follow_started(command, since)
 
     def action_shell(self) -> None:
         """o: a shell in the container picked in the lab panel (or the lesson's newest running one)."""
@@ -1088,6 +1141,27 @@ def _translated(lab, text: str, step: Step):
         return lab.translate(text, step, "show")
     except CommandError:
         return None
+
+
+def _now() -> str:
+    """Now, as the engine writes a container's ``created``."""
+    from tui.session import _now as now
+    return now()
+
+
+EXEC_VALUED = {"-u", "--user", "-e", "--env", "-w", "--workdir"}
+
+
+def _exec_target(cmd) -> str | None:
+    """The container a translated ``exec`` goes into: its first word that is not an option."""
+    words = list(getattr(cmd, "argv", ())[1:])
+    while words:
+        word = words.pop(0)
+        if word in EXEC_VALUED:
+            words = words[1:]
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _container_ref(cmd, result) -> str | None:
