@@ -37,12 +37,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "tab.network": {"en": "Network", "zh": "网络"},
     "tab.resources": {"en": "Resources", "zh": "资源"},
     "tab.transcript": {"en": "What happened", "zh": "启动过程"},
-    "tab.short.processes": {"en": "Procs", "zh": "进程"},
-    "tab.short.namespaces": {"en": "NS", "zh": "命名空间"},
-    "tab.short.mounts": {"en": "Mounts", "zh": "挂载"},
-    "tab.short.network": {"en": "Net", "zh": "网络"},
-    "tab.short.resources": {"en": "Usage", "zh": "资源"},
-    "tab.short.transcript": {"en": "Start", "zh": "启动"},
 
     # -- the container list -------------------------------------------------------------
     "col.name": {"en": "name", "zh": "名称"},
@@ -107,9 +101,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "ns.what.user": {"en": "user and group IDs", "zh": "用户与用户组 ID"},
     "ns.what.cgroup": {"en": "view of the cgroup tree", "zh": "所见的控制组树"},
     "ns.what.time": {"en": "boot and monotonic clocks", "zh": "启动时钟与单调时钟"},
-    "ns.note": {"en": "Numbers are namespace inodes: equal means shared. The host column "
-                      "is read from {reference}.",
-                "zh": "数字是命名空间的 inode：相同即为共享。宿主机一列读自{reference}。"},
+    "ns.note": {"en": "Numbers are namespace inodes: equal means shared. The host's are read from {reference}.",
+                "zh": "数字是命名空间的 inode：相同即为共享。宿主机的编号读自{reference}。"},
     "ns.ref.host": {"en": "the host's PID 1", "zh": "宿主机的 1 号进程"},
     "ns.ref.self": {"en": "this app's own process", "zh": "本程序自己的进程"},
     "ns.none": {"en": "No namespaces to show: the container is not running.",
