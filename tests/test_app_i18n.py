@@ -97,13 +97,13 @@ def test_every_message_the_code_names_is_in_the_template():
 
 
 def test_every_message_of_the_template_is_used():
-    from tui.screens.keys import APP_KEYS, LESSON_KEYS, WELCOME_KEYS
+    from tui.screens.keys import APP_KEYS, LESSON_KEYS, MAP_KEYS, WELCOME_KEYS
     from tui.screens.parts import StepView
 
     code = _code()
     used = set(_LITERAL.findall(code)) | {k for groups in _STATUS.findall(code) for k in groups if k}
     # messages the code builds from a name
-    used |= {f"help.{k.action}" for k in (*APP_KEYS, *LESSON_KEYS, *WELCOME_KEYS)}
+    used |= {f"help.{k.action.partition(':')[0]}" for k in (*APP_KEYS, *LESSON_KEYS, *WELCOME_KEYS, *MAP_KEYS)}
     used |= {f"button.{a}" for a in (*StepView.BUTTONS, "run", "next", "previous")}
     used |= {f"limit.{name}" for name in ("memory", "pids", "cpu", "swap")} | {"check.cgroup.v1", "check.cgroup.v2"}
     used |= {f"map.status.{s}" for s in ("new", "started", "complete")}

@@ -707,3 +707,39 @@ def test_quiz_answers_wrap_whole_show_the_choice_by_a_mark_and_explanations_hang
                 assert lines[at].lstrip()[2:].startswith(first[:10])
                 assert all(line.startswith("  ") and line.strip() for line in lines[at + 1:]), lines
     run(scenario())
+
+
+def test_a_quiz_step_offers_only_the_keys_it_has_and_the_map_is_left_with_esc_or_m(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            footer = screen_text(app).splitlines()[-1]
+            assert all(f"{k} {t('en', f'key.{a}')}" in footer for k, a in (("r", "run"), ("h", "hint"), ("s", "show")))
+            screen.go(2)                                    # "Why so fast?": a quiz, nothing to run or show
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert f"c {t('en', 'key.check')}" in footer
+            for key, action in (("r", "run"), ("h", "hint"), ("s", "show")):
+                assert f"{key} {t('en', f'key.{action}')}" not in footer, footer
+            for leave in ("escape", "m"):
+                await pilot.press("escape", "m")            # (Esc first: the quiz's choices have the focus)
+                await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+                assert f"esc {t('en', 'key.map_back')}" in screen_text(app).splitlines()[-1]
+                await pilot.press(leave)
+                await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "back to the lesson")
+                screen = app.screen
+                assert screen.step.id == "why"
+    run(scenario())
+
+
+def test_the_map_opened_from_the_welcome_screen_goes_back_there(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen")
+            app.open_map()
+            await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen again")
+    run(scenario())

@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 from lessons.model import Course, Lesson
 from tui.i18n import t
-from tui.screens.keys import FRONT_KEYS, Localized, bindings
+from tui.screens.keys import FRONT_KEYS, MAP_KEYS, Localized, bindings
 from tui.screens.parts import inline_text
 from tui.session import Learner
 
@@ -38,8 +38,14 @@ def lesson_row(number: int, lesson: Lesson, lang: str, learner: Learner, current
 class CourseMapScreen(Localized, Screen):
     """The lessons, in order, with what the learner has done in each."""
 
-    BINDINGS = bindings(*FRONT_KEYS)
+    BINDINGS = bindings(*FRONT_KEYS, *MAP_KEYS)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    class Back(Message):
+        """The learner leaves the map (Esc, m): back where they were."""
+
+    def action_map_back(self) -> None:
+        self.post_message(self.Back())
 
     class LessonChosen(Message):
         """The learner picked a lesson."""

@@ -86,6 +86,8 @@ FRONT_KEYS = APP_KEYS[0], APP_KEYS[2]
 
 WELCOME_KEYS = (Key("enter", "start", "key.start"),)
 
+MAP_KEYS = (Key("escape,m", "map_back", "key.map_back"),)
+
 # A step-through start (docker run --explain): only while one is under way, in the
 # footer before the lesson's other keys (at 80 columns they must fit), in the help after.
 STAGE_KEYS = (

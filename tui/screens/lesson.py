@@ -89,7 +89,7 @@ class LessonScreen(Localized, Screen):
 
     typing_delay = 0.03          # "show me" in the terminal: seconds between two keys
     typing_quiet = 0.4           # ... and how long the screen stays still before a line is typed
-    stage_pace = 2.5             # "show me" of a docker run --explain: seconds each stage stays shown
+    stage_pace = 1.5             # "show me" of a docker run --explain: seconds each stage stays shown
 
     # -- what the workers report ------------------------------------------------------------
     class StepReady(Message):
@@ -147,9 +147,9 @@ class LessonScreen(Localized, Screen):
     class StagesBegan(Message):
         """A step-through start has made its container (``name``), half-built."""
 
-        def __init__(self, step_id: str, gate, name: str, lang: str | None) -> None:
+        def __init__(self, step_id: str, gate, name: str, lang: str | None, pace: float | None = None) -> None:
             super().__init__()
-            self.step_id, self.gate, self.name, self.lang = step_id, gate, name, lang
+            self.step_id, self.gate, self.name, self.lang, self.pace = step_id, gate, name, lang, pace
 
     class StageDone(Message):
         """Stage ``number`` of a step-through start is done; the worker waits for the learner."""
@@ -281,6 +281,10 @@ class LessonScreen(Localized, Screen):
             return self.stepping is not None and not self.stepping.stopped
         if self.stepping is not None and action in ("run", "check", "show", "reset"):
             return False                          # the start under way first: the footer says how
+        if action in ("run", "hint", "show", "reset") and self.lesson.steps:
+            step = self.step                      # a key the step has nothing for is not offered (a quiz)
+            return bool({"run": step.commands, "hint": step.hints, "show": step.show_me,
+                         "reset": step.commands or step.setup}[action])
         return True
 
     # -- moving between steps ---------------------------------------------------------------------
@@ -295,6 +299,7 @@ class LessonScreen(Localized, Screen):
         if save:
             self.learner.set_position(self.lesson, step.id)
         view = self.view(step.id)
+        self.refresh_bindings()                   # the keys this step has
         self.call_after_refresh(self._scroll_to, view)
         self.call_after_refresh(self._refocus, True)
         if not (step.commands or step.checks or step.quiz) and step.id not in self.learner.done(self.lesson):
@@ -535,7 +540,7 @@ class LessonScreen(Localized, Screen):
 
         def began(_cid: str, name: str) -> None:
             names.append(name)
-            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang))
+            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang, pace))
 
         result = self.lab.run_explained(
             text, step, gate=gate, origin=origin, cancel=cancel, on_begin=began,
@@ -559,6 +564,7 @@ class LessonScreen(Localized, Screen):
         self.stepping = StepThrough(message.step_id, message.gate, message.name, message.lang)
         panel = StagePanel(self.lang, message.name, id="stages")
         panel.fixed_lang = message.lang
+        panel.paced = message.pace
         self.query_one("#lesson-col").mount(panel, before=self.output)
         self.view(message.step_id).set_status("status.stepping")
         focused = self.focused

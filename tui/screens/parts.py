@@ -482,6 +482,7 @@ class StagePanel(Static):
         self.lang, self.container = lang, name
         self.stage: tuple[int, dict, bool] | None = None      # (number, stage, last)
         self.fixed_lang: str | None = None                    # run --explain --lang: always that one
+        self.paced: float | None = None                       # show me: seconds a stage stays shown
 
     def on_mount(self) -> None:
         self._draw()
@@ -513,10 +514,14 @@ class StagePanel(Static):
         title, explanation, ops = self.lines()
         text = Text()
         text.append(title, style="bold")
+        if self.paced is not None and not self.stage[2]:      # first, where a short panel still shows it
+            seconds = f"{self.paced:g}"
+            text.append("\n" + t(self.lang, "stage.paced", seconds=seconds), style="italic")
         for line in explanation:
             text.append("\n" + line)
-        key = "stage.last" if self.stage[2] else "stage.paused"
-        text.append("\n" + t(self.lang, key, name=self.container), style="italic")
+        if self.paced is None or self.stage[2]:
+            key = "stage.last" if self.stage[2] else "stage.paused"
+            text.append("\n" + t(self.lang, key, name=self.container), style="italic")
         for line in ops:
             text.append("\n" + line, style="dim")
         self.update(text)
