@@ -743,3 +743,35 @@ def test_the_map_opened_from_the_welcome_screen_goes_back_there(tmp_path):
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen again")
     run(scenario())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_failure_in_a_worker_is_one_line_on_screen_and_its_traceback_in_the_log(tmp_path, lang):
+    """A bug met while running a command (a KeyError): the learner reads one line naming it and
+    the log; the log in the learner's state dir has the traceback. An error meant for readers
+    (the engine's, a refused command) is its own words alone."""
+    from tui import failures
+
+    class Broken(StubLab):
+        def run(self, command, step=None, **kwargs):
+            return {}["exit_code"]
+
+    async def scenario():
+        app = make_app(lang, machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "progress", lab=Broken,
+                       engine=False, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.busy is None, 5, "the command to fail")
+            await pilot.pause()
+            log = tmp_path / "progress" / failures.LOG
+            said = t(lang, "lab.failed.run", error=t(lang, "failure.logged", error="KeyError: 'exit_code'",
+                                                      log=str(log)))
+            assert said in screen.output.plain
+            text = log.read_text()
+            assert "Traceback (most recent call last)" in text and "KeyError: 'exit_code'" in text
+            assert "hello: lab.failed.run" in text and "return {}[\"exit_code\"]" in text
+    run(scenario())
+    from engine.errors import NameConflict
+    assert failures.one_line(NameConflict("the name web is in use"), tmp_path / "x.log", lang) == \
+        "the name web is in use"

@@ -279,7 +279,7 @@ class ContainerLabApp(Localized, App[None]):
             if containers:
                 removed = remove(engine_client(autostart=False), containers)
         except Exception as e:  # noqa: BLE001 - leaving must not fail; gc sweeps the rest
-            self.call_from_thread(self.notify, str(e), severity="error")
+            self.call_from_thread(self.notify, self.failure(e, f"removing containers ({purpose})"), severity="error")
         if purpose == "quit":
             self.call_from_thread(self._done)
         elif removed:
@@ -297,6 +297,22 @@ class ContainerLabApp(Localized, App[None]):
             remove(engine_client(autostart=False), [c for c in containers if c["id"] not in keep])
         except Exception:  # noqa: BLE001 - quitting (or gc) removes what is left
             pass
+
+    def failure(self, error: BaseException, doing: str) -> str:
+        """(Any thread.) ``error`` logged with its traceback in the learner's state dir; one line for the learner."""
+        from tui import failures
+
+        log = failures.record(getattr(self.learner.store, "dir", None), error, doing)
+        return failures.one_line(error, log, self.lang)
+
+    def on_worker_state_changed(self, event) -> None:
+        """An app worker that failed without saying so (a bug): logged, one line on screen."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(self.failure(event.worker.error, event.worker.name or "worker"), severity="error", timeout=15)
+            if self.quitting and event.worker.group == "containers":
+                self._done()                # quitting must not hang on a failed listing
 
     def _done(self) -> None:
         if self.mark is not None:

@@ -394,7 +394,7 @@ class LessonScreen(Localized, Screen):
             else:
                 cursor, setup = self.lab.begin_step(step, cancel=cancel)
         except Exception as e:  # noqa: BLE001 - the engine's trouble is the learner's message, not a crash
-            self.post_message(self.LabFailed("lab.failed.setup", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.setup", self._failure(e, "lab.failed.setup")))
             return
         self.post_message(self.StepReady(step.id, cursor, setup, reset))
 
@@ -484,7 +484,7 @@ class LessonScreen(Localized, Screen):
             result = self.lab.run(text, step, origin="learner", cancel=cancel,
                                   on_output=lambda s: self.post_message(self.Output(plain(s))))
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
         self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)
                                            or self._started_ref(cmd, since)))
@@ -675,7 +675,7 @@ class LessonScreen(Localized, Screen):
                     self._follow_started(cmd, since)
                     return
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
         self.post_message(self.CommandDone(step.id, results, ref=self._newest_since(since)))
 
@@ -779,7 +779,7 @@ class LessonScreen(Localized, Screen):
         try:
             results = self.lab.check(step, cursor, wait=wait, cancel=worker.cancelled_event)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.check", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.check", self._failure(e, "lab.failed.check")))
             return
         if not worker.is_cancelled:               # a newer check replaced this one
             self.post_message(self.Checked(step.id, results, lang))
@@ -957,7 +957,7 @@ class LessonScreen(Localized, Screen):
         try:
             session = TerminalSession(command.argv)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
         for notice in command.notices:
             self.post_message(self.Output(notice + "\n"))
@@ -984,7 +984,7 @@ class LessonScreen(Localized, Screen):
             from engine.client import Client
             attached = Client().exec(ref, ["sh"], tty=True, interactive=True)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.shell", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.shell", self._failure(e, "lab.failed.shell")))
             return
         self.post_message(self.TerminalReady(step_id, attached.pty, attached=attached, title=f"{ref}: sh"))
 
@@ -1086,6 +1086,20 @@ class LessonScreen(Localized, Screen):
         self.close_terminal()
         self.stop_stepping()
 
+    # -- failures ---------------------------------------------------------------------------------
+    def _failure(self, error: BaseException, doing: str) -> str:
+        """(Any thread.) ``error`` logged with its traceback in the learner's state dir; one line for the learner."""
+        return self.app.failure(error, f"{self.lesson.id}: {doing}")
+
+    def on_worker_state_changed(self, event) -> None:
+        """A worker that failed without saying so (a bug): logged, and one line on screen."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.busy = None
+            self.notify(self._failure(event.worker.error, event.worker.name or "worker"), severity="error",
+                        timeout=15)
+
     # -- the lab panel ------------------------------------------------------------------------
     def on_lab_panel_container_selected(self, event) -> None:
         self.selected = getattr(event, "name", None) or getattr(event, "container_id", None) or self.selected
@@ -1133,10 +1147,6 @@ def _y_in(widget: Widget, scroll: Widget) -> int:
         y += node.virtual_region.y + node.styles.gutter.top
         node = node.parent
     return y
-
-
-def _error(e: BaseException) -> str:
-    return str(e) or type(e).__name__
 
 
 def _translated(lab, text: str, step: Step):
