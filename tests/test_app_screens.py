@@ -682,7 +682,15 @@ def test_quiz_answers_wrap_whole_show_the_choice_by_a_mark_and_explanations_hang
                 await wait_for(pilot, lambda: screen.view(step.id).quiz() is not None
                                and screen.focused is screen.view(step.id).quiz().choices(), 5, "the quiz")
                 await pilot.press("space" if step.quiz.multiple else "enter")     # the first option chosen
-                await pilot.pause()
+
+                def whole_box() -> bool:
+                    lines = screen_text(app).splitlines()
+                    tops = [i for i, line in enumerate(lines) if "▔▔▔" in line]
+                    if bool(tops) and any("▁▁▁" in line for line in lines[tops[0] + 1:]):
+                        return True
+                    screen.view(step.id).quiz().choices().scroll_visible(animate=False, top=True)
+                    return False
+                await wait_for(pilot, whole_box, 5, "the quiz on screen")      # (scrolled to after a refresh)
                 rows = box_lines(screen_text(app))
                 starts = [n for n, row in enumerate(rows) if row.lstrip().startswith("▐")]
                 assert len(starts) == len(step.quiz.options)
