@@ -392,3 +392,22 @@ def test_the_scene_is_real_engine_data():
     assert snap["version"] == 1 and snap["processes"][0]["pid"] == 1
     assert snap["processes"][0]["host_pid"] == snap["pid"] != 1
     assert "/tmp/clw-" not in SCENE.read_text()                   # no private test paths
+
+
+@pytest.mark.parametrize("width", range(24, 81, 7))
+def test_a_wrapped_command_is_its_text_in_order_with_no_space_added_and_paths_broken_at_slashes(width):
+    text = 'write("/sys/fs/cgroup/container-lab/0123456789ab/memory.limit_in_bytes", "67108864") ' \
+           'echo $$ > /sys/fs/cgroup/pids/container-lab/0123456789ab/cgroup.procs'
+    rows = m._wrapped("   ⚙ ", text, width, "kernel")
+    rest = text
+    for n, row in enumerate(rows):
+        line = texts(row)[0]
+        assert cell_len(line) <= width
+        piece = line[len("   ⚙ "):] if n == 0 else line.lstrip(" ")
+        rest = rest.lstrip(" ")
+        assert rest.startswith(piece), (piece, rest)          # what the text says next, nothing inserted
+        rest = rest[len(piece):]
+    assert rest == ""
+    for row in rows[1:]:                                       # a path breaks before one of its slashes
+        line = texts(row)[0].lstrip(" ")
+        assert not line.startswith(("es", "cs", "ry")), [texts(r)[0] for r in rows]

@@ -764,12 +764,14 @@ def wrap_command(text: str, width: int, *, long_word: int = 16) -> list[str]:
         if cell_len(word) > long_word or cell_len(word) > width:
             room = width - cell_len(line + sep)
             if room > 4:
-                line += sep + word[:room]
-                word = word[room:]
+                cut = _cut(word, room)
+                line += sep + word[:cut]
+                word = word[cut:]
             lines.append(line)
             while cell_len(word) > width:
-                lines.append(word[:width])
-                word = word[width:]
+                cut = _cut(word, width)
+                lines.append(word[:cut])
+                word = word[cut:]
             line = word
         else:
             lines.append(line)
@@ -779,11 +781,22 @@ def wrap_command(text: str, width: int, *, long_word: int = 16) -> list[str]:
     return lines
 
 
+def _cut(word: str, room: int) -> int:
+    """Where to break a word too long for ``room`` cells: before its last ``/`` that
+    leaves at least half the room filled (a path breaks between its parts), else at the room."""
+    at = word.rfind("/", 1, room)
+    return at if at >= room // 2 else room
+
+
 def _wrapped(lead: str, text: str, width: int, style: str) -> list[Row]:
-    """``text`` after ``lead``, wrapped, continuation lines indented under it."""
+    """``text`` after ``lead``, wrapped, continuation lines indented under it (the text
+    after the first line wrapped as it is: a word broken there gets no space inside)."""
     pad = " " * (cell_len(lead) + 2)
     first = wrap_command(text, width - cell_len(lead))
-    rest = wrap_command(" ".join(first[1:]), width - len(pad)) if len(first) > 1 else []
+    rest = []
+    if len(first) > 1:
+        after = text[len(first[0]):].lstrip(" ") if text.startswith(first[0]) else " ".join(first[1:])
+        rest = wrap_command(after, width - len(pad))
     return [Row((lead + first[0],), style=style, span=True)] + [
         Row((pad + line,), style=style, span=True) for line in rest]
 
