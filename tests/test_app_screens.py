@@ -783,3 +783,21 @@ def test_a_failure_in_a_worker_is_one_line_on_screen_and_its_traceback_in_the_lo
     from engine.errors import NameConflict
     assert failures.one_line(NameConflict("the name web is in use"), tmp_path / "x.log", lang) == \
         "the name web is in use"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_at_80_columns_the_footer_keeps_help_quit_and_every_lesson_key(lang):
+    async def scenario():
+        import tempfile
+        from pathlib import Path
+
+        app = app_for(Path(tempfile.mkdtemp()), lang, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await lesson_ready(pilot, app)
+            footer = screen_text(app).splitlines()[-1]
+            shown = [f"F1 {t(lang, 'key.help')}", f"^q {t(lang, 'key.quit')}", f"F3 {t(lang, 'key.side')}",
+                     f"r {t(lang, 'key.run')}", f"n p {t(lang, 'key.steps')}", f"m {t(lang, 'key.map')}"]
+            for words in shown:
+                assert words in footer, footer
+            assert footer.index(shown[1]) < footer.index(shown[2])     # quit before the lesson's keys
+    run(scenario())

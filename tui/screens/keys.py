@@ -28,6 +28,7 @@ class Key:
     label: str
     show: bool = True
     priority: bool = False
+    group: str | None = None        # catalog key: keys of one group share one footer label
 
 
 def bindings(*keys: Key) -> list[Binding]:
@@ -35,8 +36,9 @@ def bindings(*keys: Key) -> list[Binding]:
     out = []
     for lang in LANGS:
         for k in keys:
+            group = Binding.Group(t(lang, k.group), compact=False) if k.group else None
             out.append(Binding(k.keys, f"localized('{lang}', '{k.action}')", t(lang, k.label),
-                               show=k.show, priority=k.priority, key_display=key_display(k.keys)))
+                               show=k.show, priority=k.priority, key_display=key_display(k.keys), group=group))
     return out
 
 
@@ -80,9 +82,9 @@ APP_KEYS = (
     Key("q", "quit:key", "key.quit", show=False),     # a lone q asks nothing but does not end a terminal session
 )
 
-# The app's F1 and F2 again, for a screen to list first: the footer shows a
-# screen's keys before the app's, and these two must fit at 80 columns.
-FRONT_KEYS = APP_KEYS[0], APP_KEYS[2]
+# The app's F1, F2 and Ctrl+Q again, for a screen to list first: the footer shows a
+# screen's keys before the app's, and help, language and quit must show at 80 columns.
+FRONT_KEYS = APP_KEYS[0], APP_KEYS[2], APP_KEYS[4]
 
 WELCOME_KEYS = (Key("enter", "start", "key.start"),)
 
@@ -104,8 +106,8 @@ LESSON_KEYS = (
     Key("c", "check", "key.check"),
     Key("h", "hint", "key.hint"),
     Key("s", "show", "key.show"),
-    Key("n", "next", "key.next"),
-    Key("p", "previous", "key.previous"),
+    Key("n", "next", "key.next", group="key.steps"),        # "n p Steps": the footer fits 80 columns
+    Key("p", "previous", "key.previous", group="key.steps"),
     Key("x", "reset", "key.reset", show=False),
     Key("o", "shell", "key.shell", show=False),
     Key("colon", "command", "key.command", show=False),

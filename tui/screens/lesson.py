@@ -233,6 +233,11 @@ class LessonScreen(Localized, Screen):
         self._enter_step(save=True)
         self.call_after_refresh(self._mount_lab_panel)
 
+    def on_resize(self, event) -> None:
+        """Narrower than 100 columns, the footer's keys close up: help, language, quit and
+        the lesson's keys all fit in 80 (in Chinese too)."""
+        self.query_one(Footer).compact = event.size.width < 100
+
     def _mount_lab_panel(self) -> None:
         """The lab panel takes its place once the lesson has been drawn: the
         learner reads at once, and the panel fills in a moment later."""
