@@ -22,7 +22,7 @@ from rich.cells import cell_len
 
 from tui.widgets import lab_model as m
 from tui.widgets.sources import FixtureSource
-from tui.widgets.strings import LANGS, STRINGS, catalog, tr
+from tui.widgets.strings import LANGS, STRINGS, catalog, counted, tr
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "tests/fixtures/snapshots/lesson.json"
@@ -301,9 +301,9 @@ def test_oom_and_limit_hits_stand_out_among_the_events(scene, lang):
     rows = {r.cells[0].text.split("  ", 1)[1]: r.cells[0].style for r in table.rows
             if r.key and r.key.startswith("ev:")}
     oom = next(e for e in events if e["kind"] == "oom")
-    assert rows[tr("ev.oom", lang, count=oom["count"])] == "error"
+    assert rows[counted("ev.oom", lang, oom["count"])] == "error"
     hit = next(e for e in events if e["kind"] == "pids-limit-hit")
-    assert rows[tr("ev.pids-limit-hit", lang, count=hit["count"])] == "warn"
+    assert rows[counted("ev.pids-limit-hit", lang, hit["count"])] == "warn"
     keys = [r.key for r in table.rows if r.key and r.key.startswith("ev:")]
     assert keys == sorted(keys, key=lambda k: -int(k[3:]))          # the newest first
     assert [r.key for r in table.rows[:2]] == ["memory", "memory:history"]

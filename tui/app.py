@@ -30,7 +30,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from lessons.model import Course, Lesson
-from tui.i18n import other, t
+from tui.i18n import other, t, tn
 from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
@@ -283,8 +283,8 @@ class ContainerLabApp(Localized, App[None]):
         if purpose == "quit":
             self.call_from_thread(self._done)
         elif removed:
-            self.call_from_thread(self.notify, t(self.lang, "crash.cleaned", count=len(removed),
-                                                 names=t(self.lang, "list.sep").join(removed)), timeout=10)
+            self.call_from_thread(self.notify, tn(self.lang, "crash.cleaned", len(removed),
+                                                  names=t(self.lang, "list.sep").join(removed)), timeout=10)
 
     @work(thread=True, group="containers", exit_on_error=False)
     def _remove_lesson_containers(self, lesson_id: str) -> None:

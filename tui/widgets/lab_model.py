@@ -22,7 +22,7 @@ from typing import Iterable, NamedTuple, Sequence, Union
 
 from rich.cells import cell_len
 
-from .strings import tr
+from .strings import counted, tr
 
 TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript")
 NAMESPACE_ORDER = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
@@ -644,7 +644,7 @@ def event_text(event: dict, lang: str) -> tuple[str, str] | None:
     """One engine event as (text, style) for the events list, None if not shown."""
     kind = event.get("kind")
     if kind in ("oom", "pids-limit-hit"):
-        return tr(f"ev.{kind}", lang, count=event.get("count", 1)), "error" if kind == "oom" else "warn"
+        return counted(f"ev.{kind}", lang, event.get("count", 1)), "error" if kind == "oom" else "warn"
     if kind == "exited":
         if event.get("oom_killed"):
             return tr("ev.exited_oom", lang, code=event.get("exit_code")), "error"

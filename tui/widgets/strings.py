@@ -177,10 +177,14 @@ STRINGS: dict[str, dict[str, str]] = {
                  "zh": "用量与限额读自容器的控制组（cgroup），限额由内核强制执行。"},
     "res.events": {"en": "Events", "zh": "事件"},
     "res.no_events": {"en": "nothing yet", "zh": "暂无"},
-    "ev.oom": {"en": "out of memory: the kernel killed {count} process(es)",
+    "ev.oom": {"en": "out of memory: the kernel killed {count} processes",
                "zh": "内存不足：内核杀掉了 {count} 个进程"},
-    "ev.pids-limit-hit": {"en": "process limit reached {count} time(s): fork() failed",
+    "ev.oom.one": {"en": "out of memory: the kernel killed a process",
+                   "zh": "内存不足：内核杀掉了 1 个进程"},
+    "ev.pids-limit-hit": {"en": "process limit reached {count} times: fork() failed",
                           "zh": "进程数达到上限 {count} 次：fork() 失败"},
+    "ev.pids-limit-hit.one": {"en": "process limit reached once: fork() failed",
+                              "zh": "进程数达到上限 1 次：fork() 失败"},
     "ev.started": {"en": "started", "zh": "已启动"},
     "ev.created": {"en": "created", "zh": "已创建"},
     "ev.exited": {"en": "exited with code {code}", "zh": "已退出，退出码 {code}"},
@@ -214,6 +218,11 @@ def tr(key: str, lang: str, /, **fields) -> str:
     entry = STRINGS[key]
     text = entry.get(lang) or entry["en"]
     return text.format(**fields) if fields else text
+
+
+def counted(key: str, lang: str, count: int, /, **fields) -> str:
+    """``key`` for ``count`` things: ``key.one`` when there is one (and the catalog has it)."""
+    return tr(f"{key}.one" if count == 1 and f"{key}.one" in STRINGS else key, lang, count=count, **fields)
 
 
 def catalog(lang: str) -> dict[str, str]:
