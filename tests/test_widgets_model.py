@@ -411,3 +411,16 @@ def test_a_wrapped_command_is_its_text_in_order_with_no_space_added_and_paths_br
     for row in rows[1:]:                                       # a path breaks before one of its slashes
         line = texts(row)[0].lstrip(" ")
         assert not line.startswith(("es", "cs", "ry")), [texts(r)[0] for r in rows]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_mounts_headings_wrap_to_the_panel_and_the_writable_layer_has_a_label(scene, lang):
+    snap = scene.snapshot("web")
+    table = m.mount_table(snap, scene.diff("web"), lang, 38)
+    headings = [texts(r)[0] for r in table.rows if r.style == "section"]
+    assert all(cell_len(h) <= 38 for h in headings)
+    joined = "".join(h.replace(" ", "") for h in headings)
+    for key in ("mnt.layers", "mnt.upper", "mnt.changes", "mnt.table"):
+        assert tr(key, lang).replace(" ", "") in joined                 # whole, in order of the words
+    upper = next(r for r in table.rows if r.key == "upper")
+    assert texts(upper)[:2] == [tr("mnt.writable", lang), "upper"]

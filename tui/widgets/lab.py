@@ -141,8 +141,8 @@ class LabPanel(Vertical):
         if narrow != self._narrow:
             self._narrow = narrow
             self.set_class(narrow, "-tabs-two-rows")
-        if self._tab == "transcript":                # wrapped to the width: wrap again
-            self.call_after_refresh(self._redraw_tab, "transcript")
+        if self._tab in ("transcript", "mounts"):     # wrapped to the width: wrap again
+            self.call_after_refresh(self._redraw_tab, self._tab)
 
     # -- the app's API --------------------------------------------------------------------
     def set_language(self, lang: str) -> None:
@@ -412,7 +412,9 @@ class LabPanel(Vertical):
             changed = {k for k, until in self._changed.items() if until > now or not self.live}
             table = model.namespace_table(snap, lang, changed=changed)
         elif tab == "mounts":
-            table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang)
+            rows = self.query_one(f"#lab-{tab}", RowList)
+            width = (rows.scrollable_content_region.width or self.size.width or 60) - 1
+            table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang, width)
         elif tab == "network":
             table = model.network_table(snap, lang)
         elif tab == "resources":

@@ -481,21 +481,31 @@ def layer_name(path: str) -> str:
     return base[:12] if len(base) >= 32 and all(ch in "0123456789abcdef" for ch in base) else path
 
 
-def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lang: str) -> Table:
+def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lang: str,
+                width: int | None = None) -> Table:
     """The overlay spelled out -- image layers (read-only), the writable layer,
-    its changes (``docker diff``) -- then the mount table as the container sees it."""
+    its changes (``docker diff``) -- then the mount table as the container sees it.
+    ``width``: the headings are wrapped to it (else each is one line)."""
+    from engine import explain
+
+    def heading(text: str) -> list[Row]:
+        """A section heading: wrapped to ``width``, never cut."""
+        lines = explain.wrap(text, max(12, width)) if width else [text]
+        return [Row((line,), style="section", span=True) for line in lines]
+
     rows: list[Row] = []
     overlay = overlay_of(snapshot)
     if overlay:
-        rows.append(Row((tr("mnt.layers", lang),), style="section", span=True))
+        rows += heading(tr("mnt.layers", lang))
         lower = overlay.get("lower") or []
         for n, path in enumerate(lower):
             rows.append(Row((Cell(tr("mnt.layer", lang, n=len(lower) - n), "dim"),
                              Cell(layer_name(path), "layer"), "", Cell(path, "dim")), key=f"layer:{n}"))
-        rows.append(Row((tr("mnt.upper", lang),), style="section", span=True))
-        rows.append(Row(("", Cell("upper", "upper"), "", Cell(overlay.get("upper", ""), "dim")), key="upper"))
+        rows += heading(tr("mnt.upper", lang))
+        rows.append(Row((Cell(tr("mnt.writable", lang), "dim"), Cell("upper", "upper"), "",
+                         Cell(overlay.get("upper", ""), "dim")), key="upper"))
     if diff is not None:
-        rows.append(Row((tr("mnt.changes", lang),), style="section", span=True))
+        rows += heading(tr("mnt.changes", lang))
         if not diff:
             rows.append(Row((Cell("  " + tr("mnt.no_changes", lang), "dim"),), span=True))
         for kind, path in diff:
@@ -504,7 +514,7 @@ def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lan
                              Cell(path, style), "", ""), key=f"diff:{path}"))
     mounts = (snapshot or {}).get("mounts") or []
     if mounts:
-        rows.append(Row((tr("mnt.table", lang),), style="section", span=True))
+        rows += heading(tr("mnt.table", lang))
         rows.append(Row(tuple(tr(k, lang) for k in ("col.fstype", "col.target", "col.source", "col.options")),
                         style="subheader"))
     for m in mounts:

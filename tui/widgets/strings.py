@@ -112,6 +112,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "mnt.layers": {"en": "Image layers (read-only, shared by every container of the image)",
                    "zh": "镜像层（只读，同一镜像的所有容器共享）"},
     "mnt.layer": {"en": "layer {n}", "zh": "第 {n} 层"},
+    "mnt.writable": {"en": "writable", "zh": "可写层"},
     "mnt.upper": {"en": "Writable layer (this container's alone)",
                   "zh": "可写层（容器存储层，只属于这个容器）"},
     "mnt.changes": {"en": "Changes in the writable layer", "zh": "可写层里的改动"},
