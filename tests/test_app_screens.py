@@ -750,6 +750,12 @@ def test_the_map_opened_from_the_welcome_screen_goes_back_there(tmp_path):
             await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen again")
+            await pilot.press("enter")                      # start: lesson 1, over the map, over the welcome
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the first lesson")
+            await pilot.press("m")
+            await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+            await pilot.press("escape")                     # back to that lesson, not the welcome screen
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the lesson again")
     run(scenario())
 
 

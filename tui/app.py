@@ -159,15 +159,15 @@ class ContainerLabApp(Localized, App[None]):
         self.open_lesson(message.lesson_id)
 
     def on_course_map_screen_back(self, _message: CourseMapScreen.Back) -> None:
-        """Esc / m on the map: the welcome screen it was opened from, else the lesson
-        and step the learner was at (the map stays when there is neither)."""
+        """Esc / m on the map: back to the lesson and step the learner was at, else (a new
+        learner who has opened no lesson yet) to the welcome screen under the map."""
         from tui.screens.welcome import WelcomeScreen
 
         below = self.screen_stack[-2] if len(self.screen_stack) > 1 else None
-        if isinstance(below, WelcomeScreen):
-            self.pop_screen()
-        elif (position := self.learner.position()) is not None:
+        if (position := self.learner.position()) is not None:
             self.open_lesson(*position)
+        elif isinstance(below, WelcomeScreen):
+            self.pop_screen()
 
     def on_lesson_screen_open_map(self, _message: LessonScreen.OpenMap) -> None:
         self.leave_lesson()
