@@ -807,3 +807,21 @@ def test_at_80_columns_the_footer_keeps_help_quit_and_every_lesson_key(lang):
                 assert words in footer, footer
             assert footer.index(shown[1]) < footer.index(shown[2])     # quit before the lesson's keys
     run(scenario())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_welcome_screen_names_the_course_it_opened(tmp_path, lang):
+    """--course DIR: the welcome screen's first line is that course's title (and its size), in
+    the learner's language, and F2 rewords it."""
+    async def scenario():
+        app = app_for(tmp_path, lang)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen")
+            first = screen_text(app).splitlines()[1].strip()
+            assert first == t(lang, "welcome.course", title=app.course.title[lang], count=2)
+            await pilot.press("f2")
+            await pilot.pause()
+            other_lang = "zh" if lang == "en" else "en"
+            assert screen_text(app).splitlines()[1].strip() == \
+                t(other_lang, "welcome.course", title=app.course.title[other_lang], count=2)
+    run(scenario())

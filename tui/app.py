@@ -99,7 +99,7 @@ class ContainerLabApp(Localized, App[None]):
             return self._lesson_screen(self.start_lesson)
         if position is not None:
             return self._lesson_screen(*position)
-        return WelcomeScreen(self.lang, self.machine)
+        return WelcomeScreen(self.lang, self.machine, self.course)
 
     def on_mount(self) -> None:
         for notice in self.learner.store.notice_texts(self.lang):
