@@ -9,6 +9,7 @@ engine.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -137,7 +138,9 @@ def hanging(first: Content, text: Content, width: int) -> list[Content]:
     return [first + Content(" ") + lines[0], *(Content(" " * GUTTER) + line for line in lines[1:])]
 
 
+@cache
 def _radio_button():
+    """The Choice class (made once, when a quiz is first shown: only quizzes need these widgets)."""
     from textual.widgets import RadioButton
 
     class Choice(RadioButton):
@@ -173,7 +176,9 @@ def _radio_button():
     return Choice
 
 
+@cache
 def _selection_list():
+    """The Choices class (made once, when a several-answers quiz is first shown)."""
     from rich.segment import Segment
     from rich.style import Style
     from textual.strip import Strip
