@@ -15,6 +15,11 @@ is gone. On both screens the lab panel's borders stand in one column on every
 row: a real terminal is where Chinese text that the app measures differently
 from the terminal would show.
 
+A second session, at 80x24, works lesson 7's embedded terminal: opened with r, ended with exit and
+opened again in the same step (a second terminal widget, never two at once); left with Ctrl+], and
+the word "exit" typed by mistake in the lesson neither resets the step nor quits (x, q), while t and
+F3 put the keys back into the still-open session.
+
 The app runs in a clean environment: HOME and XDG_STATE_HOME in a temporary
 directory (fresh progress; no SUDO_USER, which would send progress to the
 invoking user's home) and this test session's private engine
