@@ -12,6 +12,9 @@ say what the learner wants with messages. It talks to the engine itself for
 one thing only: removing the course's containers when a lesson is left, when
 the app quits (asking first about those the learner started in the
 background) and at start after a session that crashed (:mod:`tui.session`).
+Each app is a *session* with an id of its own (:attr:`ContainerLabApp.session`)
+that labels every container it starts: two apps of one user on one engine
+each show, remove and ask about their own alone (see :mod:`lessons.lab`).
 
 :func:`tui.start.make_app` builds it (and :func:`tui.start.main` is
 ``container-lab`` with no verb); tests pin the machine, the course, the

@@ -25,6 +25,14 @@ start and removes the container.
 "Show me" on a step whose command is interactive (``-it``) opens the
 embedded terminal and types the step's lines into it where the learner can
 see them, at a readable pace (:attr:`LessonScreen.typing_delay` a key).
+
+The terminal never traps the keys: Ctrl+] leaves it with the session still
+open, t (and F3 on a narrow screen, from inside it too) goes back; while a
+session is open, a lone q does not quit and x does not reset (each says
+why). The lab panel follows what the learner just started (``Follow``:
+a run's container, named or not, an exec's). A failure in a worker is
+logged with its traceback in the learner's state dir and said in one line
+(:mod:`tui.failures`).
 """
 
 from __future__ import annotations
