@@ -464,3 +464,34 @@ def test_the_next_start_removes_what_a_crashed_session_left(tmp_path):
             await quit_app(pilot, app)
         assert not (progress / "app-session.json").exists()
     asyncio.run(scenario())
+
+
+def test_the_next_start_removes_what_a_crashed_app_left_even_when_its_mark_was_written_over(tmp_path):
+    """Two apps of one learner: the mark file is the last one's. One crashed (its process is
+    gone): its containers go at the next start all the same, found by their session label;
+    those of an app still running (here: this process) stay."""
+    from lessons.lab import Lab
+    from tui import course_cache
+
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    course = course_cache.load(FIXTURE_COURSE)
+    lesson = course.lesson("isolation")
+    gone = Lab(course, lesson, session=f"{crashed.pid}-dead")
+    alive = Lab(course, lesson, session=f"{os.getpid()}-alive")
+    assert gone.run("docker run -d --name left-by-crash lab sleep 300").ok
+    assert alive.run("docker run -d --name still-used lab sleep 300").ok
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: [c["name"] for c in course_containers()] == ["still-used"], 30,
+                           "the crashed app's container to go")
+            await quit_app(pilot, app)
+        assert [c["name"] for c in course_containers()] == ["still-used"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        alive.cleanup()
+        gone.cleanup()

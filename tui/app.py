@@ -37,7 +37,8 @@ from tui.i18n import other, t, tn
 from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.session import LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id, remove
+from tui.session import (LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id,
+                         orphans, remove)
 
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's
@@ -109,8 +110,7 @@ class ContainerLabApp(Localized, App[None]):
             self.notify(notice, severity="warning", timeout=20)
         if self.mark is not None and self.engine:
             stale = self.mark.begin(self.course.id, self.session)
-            if stale is not None:
-                self._list_containers("crash", stale)
+            self._list_containers("crash", stale)     # (also what crashed apps left whose mark is gone)
 
     def open_map(self) -> None:
         """The course map (made when first wanted): the screens above it go. The
@@ -247,8 +247,11 @@ class ContainerLabApp(Localized, App[None]):
         from tui.session import running_containers
 
         containers = running_containers(autostart=False)
-        mine = left_by(stale, containers) if stale is not None \
-            else course_containers(containers, self.course.id, session=self.session)
+        if purpose == "crash":
+            found = (left_by(stale, containers) if stale is not None else []) + orphans(containers, self.course.id)
+            mine = list({c["id"]: c for c in found}.values())
+        else:
+            mine = course_containers(containers, self.course.id, session=self.session)
         self.post_message(self.Containers(purpose, mine))
 
     def on_container_lab_app_containers(self, message: Containers) -> None:

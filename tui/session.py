@@ -218,6 +218,21 @@ def left_by(stale: dict, containers: list[dict]) -> list[dict]:
             if since and (c.get("created") or "") >= since]
 
 
+def orphans(containers: list[dict], course_id: str) -> list[dict]:
+    """The containers of ``course_id`` whose app session's process is gone: it crashed or
+    was killed -- found by their session label (its process id first), whoever's mark file
+    another app of the same learner wrote over since. Those without a session label
+    (``course solve``, an older app) and those of a running app are not."""
+    from lessons.lab import LABEL_SESSION
+
+    out = []
+    for c in course_containers(containers, course_id):
+        pid = ((c.get("labels") or {}).get(LABEL_SESSION) or "").split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            out.append(c)
+    return out
+
+
 # -- a lesson's lab, made when first needed ---------------------------------------------
 
 class LazyLab:
