@@ -27,9 +27,18 @@ runs nothing and returns one result with ``skipped`` set and the message as
 its output, :meth:`Lab.check` returns one result per check with ``skipped``
 (and ``passed``, so the learner may go on) and the message as what it saw,
 and the step's own setup is not made.
+
+Sessions: two apps of one user share one engine. A Lab made with a
+``session`` id labels every container it starts ``course.session=ID``,
+lists and removes only those (:meth:`Lab.containers`, :meth:`Lab.cleanup`),
+and never takes over or removes a container of another session: a name one
+of those holds is a one-line error saying whose (:meth:`Lab.taken`).
+Without ``session`` (``course solve``) nothing changes.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from . import requirements
 from .checks import Result, evaluate_all
@@ -38,16 +47,34 @@ from .i18n import msg
 from .model import Command, Course, Lesson, Step
 from .runner import RunResult, run
 
+LABEL_SESSION = "course.session"     # the app session that started a container
+
+TAKEN = {
+    "en": "The name {name} is taken by a container of another container-lab app running as this user "
+          "(process {pid}): use another name, or quit that app first.",
+    "zh": "名称 {name} 已被本用户另一个正在运行的 container-lab 应用（进程 {pid}）的容器占用："
+          "请换一个名称，或先退出那个应用。",
+}
+
+
+def session_of(container: dict) -> str | None:
+    """The app session that started ``container`` (a ``ps`` or ``inspect`` record), if any."""
+    labels = container.get("labels") or (container.get("config") or {}).get("labels") or {}
+    return labels.get(LABEL_SESSION)
+
 
 class Lab:
     """One lesson's lab against the real engine; ``lang`` is the learner's language."""
 
-    def __init__(self, course: Course, lesson: Lesson, *, lang: str = "en", view=None, doctor=None):
+    def __init__(self, course: Course, lesson: Lesson, *, lang: str = "en", view=None, doctor=None,
+                 session: str | None = None):
         """``doctor``: a callable returning what :func:`engine.doctor.diagnose`
-        returns (the default); asked once, when a step first requires something."""
+        returns (the default); asked once, when a step first requires something.
+        ``session``: the app session's id (its process id first), see the module docstring."""
         from .view import EngineView
 
         self.course, self.lesson, self.lang = course, lesson, lang
+        self.session = session
         self.view = view or EngineView()
         self._doctor = doctor or requirements.diagnose
         self._diagnosis: dict | None = None
@@ -73,8 +100,24 @@ class Lab:
                        fallback=self.lesson.fallback, lang=self.lang)
 
     def translate(self, text: str, step: Step | None = None, origin: str = "learner") -> EngineCommand:
-        """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`)."""
-        return translate(text, self.context(step, origin))
+        """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`);
+        a container it starts carries this Lab's session label."""
+        cmd = translate(text, self.context(step, origin))
+        if self.session and cmd.verb == "run" and cmd.argv[:1] == ("run",):
+            cmd = replace(cmd, argv=("run", "--label", f"{LABEL_SESSION}={self.session}", *cmd.argv[1:]),
+                          labels={**cmd.labels, LABEL_SESSION: self.session})
+        return cmd
+
+    def taken(self, cmd: EngineCommand) -> str | None:
+        """Why ``cmd`` may not use its ``--name``: another app session's container has it
+        (the learner's message, naming that session's process); None when it may."""
+        if not self.session or cmd.verb != "run" or not cmd.name:
+            return None
+        existing = self.view.container(cmd.name)
+        owner = session_of(existing) if existing is not None else None
+        if owner is None or owner == self.session:
+            return None
+        return TAKEN.get(self.lang, TAKEN["en"]).format(name=cmd.name, pid=owner.split("-")[0])
 
     def run(self, command: Command | str, step: Step | None = None, *, origin: str = "learner",
             cancel=None, on_output=None, timeout: float = 120) -> RunResult:
@@ -94,6 +137,8 @@ class Lab:
             cmd = self.translate(command.text, step, origin)
         except CommandError as e:
             return command, RunResult(command.text, 125, str(e), error=str(e))
+        if (why := self.taken(cmd)) is not None:
+            return command, RunResult(command.text, 125, why, error=why)
         for notice in cmd.notices:
             if on_output:
                 on_output(notice + "\n")
@@ -115,10 +160,11 @@ class Lab:
 
     # -- the lab's state -------------------------------------------------------------
     def containers(self) -> list[dict]:
-        """This lesson's containers (those its commands started), newest first."""
+        """This lesson's containers (those its commands started -- in this session, if it has one), newest first."""
         return [c for c in self.view.containers()
                 if (c.get("labels") or {}).get(LABEL_COURSE) == self.course.id
-                and (c.get("labels") or {}).get(LABEL_LESSON) == self.lesson.id]
+                and (c.get("labels") or {}).get(LABEL_LESSON) == self.lesson.id
+                and (self.session is None or session_of(c) == self.session)]
 
     def cleanup(self) -> list[str]:
         """Remove every container of this lesson; returns their names."""
@@ -134,10 +180,13 @@ class Lab:
         return removed
 
     def ensure(self, commands, step: Step | None, *, cancel=None) -> list[RunResult]:
-        """Bring each setup container into being unless it already is."""
+        """Bring each setup container into being unless it already is (one of another
+        session's by that name is neither used nor removed: CommandError, saying whose)."""
         results = []
         for command in commands:
             cmd = self.translate(command.text, step, "setup")
+            if (why := self.taken(cmd)) is not None:
+                raise CommandError(why)
             existing = self.view.container(cmd.name) if cmd.name else None
             if existing is not None and (existing.get("status") == "running" or not cmd.detach):
                 continue

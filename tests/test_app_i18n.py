@@ -97,17 +97,18 @@ def test_every_message_the_code_names_is_in_the_template():
 
 
 def test_every_message_of_the_template_is_used():
-    from tui.screens.keys import APP_KEYS, LESSON_KEYS, WELCOME_KEYS
+    from tui.screens.keys import APP_KEYS, LESSON_KEYS, MAP_KEYS, WELCOME_KEYS
     from tui.screens.parts import StepView
 
     code = _code()
     used = set(_LITERAL.findall(code)) | {k for groups in _STATUS.findall(code) for k in groups if k}
     # messages the code builds from a name
-    used |= {f"help.{k.action}" for k in (*APP_KEYS, *LESSON_KEYS, *WELCOME_KEYS)}
+    used |= {f"help.{k.action.partition(':')[0]}" for k in (*APP_KEYS, *LESSON_KEYS, *WELCOME_KEYS, *MAP_KEYS)}
     used |= {f"button.{a}" for a in (*StepView.BUTTONS, "run", "next", "previous")}
     used |= {f"limit.{name}" for name in ("memory", "pids", "cpu", "swap")} | {"check.cgroup.v1", "check.cgroup.v2"}
     used |= {f"map.status.{s}" for s in ("new", "started", "complete")}
     used |= {key for key in TEMPLATE if f'"{key}"' in code}
+    used |= {f"{key}.one" for key in used if f"{key}.one" in TEMPLATE}       # tn(): one thing
     assert set(TEMPLATE) <= used, f"never used: {sorted(set(TEMPLATE) - used)}"
 
 
@@ -163,3 +164,23 @@ def test_language_comes_from_the_locale(env, lang):
 def test_other_language():
     assert other("en") == "zh" and other("zh") == "en"
     assert set(LANGS) == {"en", "zh"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_counts_are_words_not_plural_marks(lang):
+    """One thing is said in the singular; no "(s)" or "(es)" in what the app says."""
+    from tui.i18n import tn
+    from tui.widgets.strings import counted
+
+    said = [tn(lang, "crash.cleaned", 1, names="web"), tn(lang, "crash.cleaned", 2, names="web, db"),
+            tn(lang, "note.bad_course", 1, path="p", first="x"), tn(lang, "count.steps", 1),
+            tn(lang, "count.checks", 1), tn(lang, "count.checks", 3),
+            counted("ev.oom", lang, 1), counted("ev.pids-limit-hit", lang, 1), counted("ev.oom", lang, 4)]
+    for text in said:
+        assert "(s)" not in text and "(es)" not in text and "(zes)" not in text, text
+    if lang == "en":
+        assert said[3] == "1 step" and said[4] == "1 check" and said[5] == "3 checks"
+        assert "the container it left was removed: web" in said[0] and "the 2 containers" in said[1]
+        assert counted("ev.oom", lang, 1) == "out of memory: the kernel killed a process"
+    for key in catalog(lang):
+        assert not re.search(r"\w\((s|es|zes)\)", t(lang, key)), key             # "Show me (s)" is a key

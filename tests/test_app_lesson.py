@@ -231,6 +231,193 @@ def test_o_opens_a_shell_in_the_lessons_running_container(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_terminal_opened_again_in_the_same_step_replaces_the_last(tmp_path):
+    """A session ended, the next one in the same step: the last screen goes before the new
+    terminal takes its place (the same widget id: never two at once)."""
+    pytest.importorskip("tui.widgets.terminal")
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            for n in range(3):
+                await pilot.press("o")
+                await wait_for(pilot, lambda: screen.terminal is not None, 30, f"terminal {n + 1}")
+                view = screen.terminal[0]
+                await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+                assert list(screen.query("#terminal")) == [view]
+                await typed(pilot, view, f"echo session-{n}; exit")
+                await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+                assert f"session-{n}" in view.text               # its last screen stays until the next
+            await quit_app(pilot, app)
+    asyncio.run(scenario())
+
+
+def test_an_open_terminal_is_one_key_away_and_typed_letters_do_not_reset_or_quit(tmp_path):
+    """80x24: Ctrl+] leaves the terminal, F3 and t put the keys back into it; while the session
+    is open, an x or a q typed outside it (\"exit\" typed in the lesson) neither resets nor quits."""
+    pytest.importorskip("tui.widgets.terminal")
+
+    def notices():
+        return [n.message for n in app._notifications]
+
+    async def scenario():
+        nonlocal app
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
+            (web,) = [c["id"] for c in course_containers()]
+            await pilot.press("o")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            view = screen.terminal[0]
+            await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
+            assert view.has_focus and screen.has_class("-show-side")
+            await pilot.press("ctrl+right_square_bracket")  # back to the lesson: the lesson shows
+            assert not screen.has_class("-show-side") and not view.has_focus
+            assert "t " + t("en", "key.terminal") in screen_text(app).splitlines()[-1]
+            await pilot.press(*"exit")                      # meant for the shell, typed in the lesson
+            await pilot.pause()
+            assert app.is_running and screen.terminal is not None and view.has_focus   # t: back in it
+            assert t("en", "busy.terminal") in notices()    # x said why it did nothing
+            assert [c["id"] for c in course_containers()] == [web] and screen.busy is None
+            assert t("en", "output.reset") not in screen.output.plain
+            await pilot.press("ctrl+right_square_bracket", "q")
+            await pilot.pause()
+            assert app.is_running and t("en", "quit.terminal_open") in notices()
+            await pilot.press("f3")                         # the lab side, and the keys into the terminal
+            assert screen.has_class("-show-side") and view.has_focus
+            await pilot.press("f3")
+            assert not screen.has_class("-show-side") and screen.focused is screen.query_one("#lesson-scroll")
+            await pilot.press("t")
+            assert screen.has_class("-show-side") and view.has_focus
+            await typed(pilot, view, "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            await pilot.press("ctrl+right_square_bracket")
+            assert "t " + t("en", "key.terminal") not in screen_text(app).splitlines()[-1]
+            await quit_app(pilot, app)
+
+    app = None
+    asyncio.run(scenario())
+
+
+def test_two_apps_of_one_user_keep_to_their_own_containers(tmp_path):
+    """Another app of the same user (its Lab, with its own session) runs web, the isolation
+    lesson's setup, and mine, a container its learner started. This app's lab panel lists
+    neither, its setup says in one line whose web is (and neither uses nor removes it), and
+    quitting neither asks about mine nor removes anything of the other's."""
+    from lessons.lab import LABEL_SESSION, Lab
+    from tui import course_cache
+    from tui.widgets.lab import LabPanel
+
+    course = course_cache.load(FIXTURE_COURSE)
+    other = Lab(course, course.lesson("isolation"), session="4242-0ther")
+    other.begin_step(course.lesson("isolation").steps[0])
+    assert other.run("docker run -d --name mine lab sleep 300").ok
+    theirs = {c["name"]: c["id"] for c in course_containers()}
+    assert sorted(theirs) == ["mine", "web"]
+    assert {c["labels"][LABEL_SESSION] for c in course_containers()} == {"4242-0ther"}
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="isolation",
+                       mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            taken = "The name web is taken by a container of another container-lab app running as this user " \
+                    "(process 4242)"
+            await wait_for(pilot, lambda: any(taken in line for line in screen.output.plain), 60,
+                           "the setup to say whose web is")
+            panel = screen.lab_panel()
+            assert isinstance(panel, LabPanel)
+            await wait_for(pilot, lambda: panel.refreshes > 0, 30, "the lab panel")
+            assert panel._containers == []                  # the other app's are not this one's
+            await quit_app(pilot, app)                      # nothing of its own: no question
+        assert {c["name"]: c["id"] for c in course_containers()} == theirs
+
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello",
+                       mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "hello" in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")                          # docker run ubuntu echo Hello World
+            await wait_for(pilot, lambda: len(course_containers()) == 3, 60, "hello's container")
+            (mine,) = [c for c in course_containers() if c["id"] not in theirs.values()]
+            assert mine["labels"][LABEL_SESSION] == app.session != "4242-0ther"
+            panel = screen.lab_panel()
+            await wait_for(pilot, lambda: [c["id"] for c in panel._containers] == [mine["id"]], 30,
+                           "the lab panel to list this app's container alone")
+            await quit_app(pilot, app)                      # its own removed, the other's kept
+        assert {c["name"]: c["id"] for c in course_containers()} == theirs
+        zh = Lab(course, course.lesson("isolation"), lang="zh", session="5151-third")
+        assert zh.taken(zh.translate("docker run -d --name web lab sleep 1")) == \
+            "名称 web 已被本用户另一个正在运行的 container-lab 应用（进程 4242）的容器占用：请换一个名称，或先退出那个应用。"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.cleanup()
+
+
+def test_the_lab_panel_follows_what_was_just_started_and_keeps_to_the_lesson(tmp_path):
+    """A foreground run without a name, an -it run with one, an -it run without one: the lab
+    panel shows each as soon as it is started. A container kept from another lesson is not
+    in the next lesson's panel."""
+    pytest.importorskip("tui.widgets.terminal")
+    from tui.widgets.lab import LabPanel
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello", mark=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the lesson")
+            screen = app.screen
+            await wait_for(pilot, lambda: "hello" in screen.cursors and isinstance(screen.lab_panel(), LabPanel),
+                           60, "the step to be ready")
+            panel = screen.lab_panel()
+
+            def newest() -> dict:
+                return max(course_containers(), key=lambda c: c["created"])
+
+            async def shown(what: str) -> dict:
+                started = newest()
+                await wait_for(pilot, lambda: panel.selected == started["id"], 30, f"the panel to show {what}")
+                return started
+
+            await pilot.press("colon", *"docker run -d --name keep lab sleep 300", "enter")
+            assert (await shown("keep"))["name"] == "keep"
+            await pilot.press("escape", "r")                # docker run ubuntu echo Hello World: no name, no -d
+            await wait_for(pilot, lambda: screen.busy is None and len(course_containers()) == 2, 60, "hello")
+            assert (await shown("echo's container"))["name"] != "keep"
+            screen.go(1)                                     # docker run -it --name shell ubuntu bash
+            await wait_for(pilot, lambda: "shell" in screen.cursors, 60, "the step to be ready")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            assert (await shown("shell"))["name"] == "shell"
+            await typed(pilot, screen.terminal[0], "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            await pilot.press("colon", *"docker run -it lab sh", "enter")    # -it, no name
+            await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
+            assert (await shown("sh's container"))["name"] not in ("shell", "keep")
+            await typed(pilot, screen.terminal[0], "exit")
+            await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
+            app.open_lesson("isolation")                    # keep stays (the learner's own, running)
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen) and app.screen is not screen
+                           and isinstance(app.screen.lab_panel(), LabPanel), 10, "the next lesson")
+            panel = app.screen.lab_panel()
+            await wait_for(pilot, lambda: [c["name"] for c in panel._containers] == ["web"], 60,
+                           "the panel to list the lesson's web alone")
+            assert "keep" in [c["name"] for c in course_containers()]
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), 30, "the question")
+            await pilot.press("enter")                      # "Remove them"
+            await wait_for(pilot, lambda: not app.is_running, 30, "the app to quit")
+    asyncio.run(scenario())
+
+
 # -- leaving tidily, and after a crash ------------------------------------------------------------------
 
 def test_leaving_a_lesson_removes_its_containers_but_the_learners_own(tmp_path):
@@ -277,3 +464,34 @@ def test_the_next_start_removes_what_a_crashed_session_left(tmp_path):
             await quit_app(pilot, app)
         assert not (progress / "app-session.json").exists()
     asyncio.run(scenario())
+
+
+def test_the_next_start_removes_what_a_crashed_app_left_even_when_its_mark_was_written_over(tmp_path):
+    """Two apps of one learner: the mark file is the last one's. One crashed (its process is
+    gone): its containers go at the next start all the same, found by their session label;
+    those of an app still running (here: this process) stay."""
+    from lessons.lab import Lab
+    from tui import course_cache
+
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    course = course_cache.load(FIXTURE_COURSE)
+    lesson = course.lesson("isolation")
+    gone = Lab(course, lesson, session=f"{crashed.pid}-dead")
+    alive = Lab(course, lesson, session=f"{os.getpid()}-alive")
+    assert gone.run("docker run -d --name left-by-crash lab sleep 300").ok
+    assert alive.run("docker run -d --name still-used lab sleep 300").ok
+
+    async def scenario():
+        app = make_app("en", course=FIXTURE_COURSE, progress_dir=tmp_path / "progress", lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: [c["name"] for c in course_containers()] == ["still-used"], 30,
+                           "the crashed app's container to go")
+            await quit_app(pilot, app)
+        assert [c["name"] for c in course_containers()] == ["still-used"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        alive.cleanup()
+        gone.cleanup()

@@ -598,3 +598,230 @@ def test_the_lab_panels_empty_message_is_on_screen_whole(tmp_path, lang, size):
             text = screen_text(app)
             assert all(line.strip() in text for line in shown)
     run(scenario())
+
+
+def test_n_on_a_lesson_just_opened_brings_step_1_up_before_moving_on(tmp_path):
+    """80x24: step 1 is the current step below the introduction; the first n shows it (at the top
+    of the lesson pane), it does not skip it. The next n is step 2."""
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            scroll = screen.query_one("#lesson-scroll")
+            assert screen.index == 0 and scroll.scroll_y == 0
+            title = screen.view("hello").query_one(".step-title")
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.index == 0 and scroll.scroll_y > 0
+            assert title.region.y == scroll.region.y            # step 1's heading at the top of the pane
+            await pilot.press("n")
+            await pilot.pause()
+            assert screen.step.id == "shell"
+    run(scenario())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_each_hint_asked_for_is_scrolled_into_view(tmp_path, size):
+    """h: the newest hint is on screen whole, however far below the step's text it is."""
+    from app_support import pinned_course
+
+    async def scenario():
+        course = pinned_course(tmp_path, "09-namespaces")
+        app = make_app("en", machine=ROOT_V2, course=course, progress_dir=tmp_path / "progress", lab=StubLab,
+                       engine=False, lesson="09-namespaces")
+        async with app.run_test(size=size) as pilot:
+            screen = await lesson_ready(pilot, app)
+            while screen.index < 1:
+                await pilot.press("n")
+                await pilot.pause()
+            step = screen.step
+            assert len(step.hints) >= 2
+            scroll = screen.query_one("#lesson-scroll")
+            for n in range(1, len(step.hints) + 1):
+                await pilot.press("h")
+                view = screen.view(step.id)
+
+                def shown() -> bool:
+                    hints = view.query(".hint-text")
+                    if len(hints) != n or getattr(screen, "hinting", None) is not None:
+                        return False
+                    box = hints.last().region
+                    return box.height > 0 and scroll.region.y <= box.y and box.bottom <= scroll.region.bottom
+                await wait_for(pilot, shown, 5, f"hint {n} on screen")
+    run(scenario())
+
+
+@pytest.mark.parametrize("lesson, size", [("01-what-is-a-container", (120, 40)),
+                                          ("07-shell-in-a-container", (80, 24))])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_quiz_answers_wrap_whole_show_the_choice_by_a_mark_and_explanations_hang_under_them(tmp_path, lesson,
+                                                                                           size, lang):
+    """Every option of every quiz of the lesson is on screen whole (wrapped under its button,
+    never cut with "…"), the chosen one marked by a sign, not a colour alone; after an answer,
+    each explanation is indented under its option."""
+    from app_support import pinned_course
+
+    def box_lines(text: str) -> list[str]:
+        """The quiz's rows: between its top and bottom border, without the borders."""
+        lines = text.splitlines()
+        top = next(i for i, line in enumerate(lines) if "▔▔▔" in line)
+        bottom = next(i for i, line in enumerate(lines) if "▁▁▁" in line and i > top)
+        return [line.split("▊", 1)[1].rsplit("▎", 1)[0] for line in lines[top + 1:bottom]]
+
+    async def scenario():
+        course = pinned_course(tmp_path, lesson)
+        app = make_app(lang, machine=ROOT_V2, course=course, progress_dir=tmp_path / "progress", lab=StubLab,
+                       engine=False, lesson=lesson)
+        async with app.run_test(size=size) as pilot:
+            screen = await lesson_ready(pilot, app)
+            quizzes = [n for n, s in enumerate(screen.lesson.steps) if s.quiz is not None]
+            assert quizzes
+            for index in quizzes:
+                screen.go(index)
+                step = screen.step
+                await wait_for(pilot, lambda: screen.view(step.id).quiz() is not None
+                               and screen.focused is screen.view(step.id).quiz().choices(), 5, "the quiz")
+                await pilot.press("space" if step.quiz.multiple else "enter")     # the first option chosen
+
+                def whole_box() -> bool:
+                    lines = screen_text(app).splitlines()
+                    tops = [i for i, line in enumerate(lines) if "▔▔▔" in line]
+                    if bool(tops) and any("▁▁▁" in line for line in lines[tops[0] + 1:]):
+                        return True
+                    screen.view(step.id).quiz().choices().scroll_visible(animate=False, top=True)
+                    return False
+                await wait_for(pilot, whole_box, 5, "the quiz on screen")      # (scrolled to after a refresh)
+                rows = box_lines(screen_text(app))
+                starts = [n for n, row in enumerate(rows) if row.lstrip().startswith("▐")]
+                assert len(starts) == len(step.quiz.options)
+                for n, (at, oid) in enumerate(zip(starts, step.quiz.options)):
+                    end = starts[n + 1] if n + 1 < len(starts) else len(rows)
+                    head, *rest = rows[at:end]
+                    mark = head.lstrip()[1]
+                    assert mark == ((" ", "✓") if step.quiz.multiple else (" ", "●"))[n == 0], head
+                    assert all(r.startswith(" " * 5) for r in rest), rows   # hanging under its text
+                    shown = "".join("".join(x.split()) for x in [head.lstrip()[3:], *rest])
+                    assert "…" not in shown
+                    assert shown == "".join(option_text(step, lang, oid).split())
+                await pilot.press("c")
+                await pilot.pause()
+                quiz = screen.view(step.id).quiz()
+                feedback = quiz.query_one(".quiz-feedback")
+                lines = [line.rstrip() for line in "\n".join(
+                    "".join(seg.text for seg in strip) for strip in feedback.render_lines(feedback.region.reset_offset)
+                ).splitlines() if line.strip()]
+                first = option_text(step, lang, step.quiz.options[0])
+                at = next(n for n, line in enumerate(lines) if line.lstrip().startswith(("✓", "✗")))
+                assert lines[at].lstrip()[2:].startswith(first[:10])
+                assert all(line.startswith("  ") and line.strip() for line in lines[at + 1:]), lines
+    run(scenario())
+
+
+def test_a_quiz_step_offers_only_the_keys_it_has_and_the_map_is_left_with_esc_or_m(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            footer = screen_text(app).splitlines()[-1]
+            assert all(f"{k} {t('en', f'key.{a}')}" in footer for k, a in (("r", "run"), ("h", "hint"), ("s", "show")))
+            screen.go(2)                                    # "Why so fast?": a quiz, nothing to run or show
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert f"c {t('en', 'key.check')}" in footer
+            for key, action in (("r", "run"), ("h", "hint"), ("s", "show")):
+                assert f"{key} {t('en', f'key.{action}')}" not in footer, footer
+            for leave in ("escape", "m"):
+                await pilot.press("escape", "m")            # (Esc first: the quiz's choices have the focus)
+                await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+                assert f"esc {t('en', 'key.map_back')}" in screen_text(app).splitlines()[-1]
+                await pilot.press(leave)
+                await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "back to the lesson")
+                screen = app.screen
+                assert screen.step.id == "why"
+    run(scenario())
+
+
+def test_the_map_opened_from_the_welcome_screen_goes_back_there(tmp_path):
+    async def scenario():
+        app = app_for(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen")
+            app.open_map()
+            await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen again")
+            await pilot.press("enter")                      # start: lesson 1, over the map, over the welcome
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the first lesson")
+            await pilot.press("m")
+            await wait_for(pilot, lambda: isinstance(app.screen, CourseMapScreen), 5, "the map")
+            await pilot.press("escape")                     # back to that lesson, not the welcome screen
+            await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5, "the lesson again")
+    run(scenario())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_failure_in_a_worker_is_one_line_on_screen_and_its_traceback_in_the_log(tmp_path, lang):
+    """A bug met while running a command (a KeyError): the learner reads one line naming it and
+    the log; the log in the learner's state dir has the traceback. An error meant for readers
+    (the engine's, a refused command) is its own words alone."""
+    from tui import failures
+
+    class Broken(StubLab):
+        def run(self, command, step=None, **kwargs):
+            return {}["exit_code"]
+
+    async def scenario():
+        app = make_app(lang, machine=ROOT_V2, course=FIXTURE, progress_dir=tmp_path / "progress", lab=Broken,
+                       engine=False, lesson="hello")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await lesson_ready(pilot, app)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.busy is None, 5, "the command to fail")
+            await pilot.pause()
+            log = tmp_path / "progress" / failures.LOG
+            said = t(lang, "lab.failed.run", error=t(lang, "failure.logged", error="KeyError: 'exit_code'",
+                                                      log=str(log)))
+            assert said in screen.output.plain
+            text = log.read_text()
+            assert "Traceback (most recent call last)" in text and "KeyError: 'exit_code'" in text
+            assert "hello: lab.failed.run" in text and "return {}[\"exit_code\"]" in text
+    run(scenario())
+    from engine.errors import NameConflict
+    assert failures.one_line(NameConflict("the name web is in use"), tmp_path / "x.log", lang) == \
+        "the name web is in use"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_at_80_columns_the_footer_keeps_help_quit_and_every_lesson_key(lang):
+    async def scenario():
+        import tempfile
+        from pathlib import Path
+
+        app = app_for(Path(tempfile.mkdtemp()), lang, lesson="hello")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await lesson_ready(pilot, app)
+            footer = screen_text(app).splitlines()[-1]
+            shown = [f"F1 {t(lang, 'key.help')}", f"^q {t(lang, 'key.quit')}", f"F3 {t(lang, 'key.side')}",
+                     f"r {t(lang, 'key.run')}", f"n p {t(lang, 'key.steps')}", f"m {t(lang, 'key.map')}"]
+            for words in shown:
+                assert words in footer, footer
+            assert footer.index(shown[1]) < footer.index(shown[2])     # quit before the lesson's keys
+    run(scenario())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_welcome_screen_names_the_course_it_opened(tmp_path, lang):
+    """--course DIR: the welcome screen's first line is that course's title (and its size), in
+    the learner's language, and F2 rewords it."""
+    async def scenario():
+        app = app_for(tmp_path, lang)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, WelcomeScreen), 5, "the welcome screen")
+            first = screen_text(app).splitlines()[1].strip()
+            assert first == t(lang, "welcome.course", title=app.course.title[lang], count=2)
+            await pilot.press("f2")
+            await pilot.pause()
+            other_lang = "zh" if lang == "en" else "en"
+            assert screen_text(app).splitlines()[1].strip() == \
+                t(other_lang, "welcome.course", title=app.course.title[other_lang], count=2)
+    run(scenario())

@@ -128,6 +128,19 @@ def test_a_crashed_session_is_found_by_the_next_one(tmp_path):
     assert [c["name"] for c in left] == ["during"]
 
 
+def test_a_crashed_session_leaves_behind_only_what_it_labelled(tmp_path):
+    """Another app of the same user ran at the same time: its containers, made after the crashed
+    one began, are not the crashed one's (each app labels what it starts with its session)."""
+    (tmp_path / "app-session.json").write_text(json.dumps(
+        {"pid": dead_pid(), "started": "2026-05-01T10:00:00.000000Z", "course": "fixture", "session": "1-a"}))
+    stale = SessionMark(tmp_path).begin("fixture", "2-b")
+    assert json.loads((tmp_path / "app-session.json").read_text())["session"] == "2-b"
+    crashed, alive = container("crashed"), container("alive", created="2026-05-01T10:00:01.000000Z")
+    crashed["labels"]["course.session"], alive["labels"]["course.session"] = "1-a", "3-c"
+    assert left_by(stale, [crashed, alive]) == [crashed]
+    assert course_containers([crashed, alive], "fixture", session="3-c") == [alive]
+
+
 def test_a_session_still_running_is_not_taken_for_a_crash(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

@@ -217,15 +217,20 @@ def test_show_me_steps_through_an_explained_start_by_itself(lang, tmp_path, monk
             screen = await open_step(pilot, app, "stages")
             seen: list[str] = []
 
+            paced = t(lang, "stage.paced", seconds="0.2")
+            said: list[bool] = []
+
             def watch() -> bool:
                 shown = stage_shown(screen)
                 if shown is not None and (not seen or seen[-1] != shown[1]["id"]):
                     seen.append(shown[1]["id"])
+                    said.append(paced in str(screen.query_one("#stages").render()))
                 return "stages" in app.learner.done(screen.lesson)
 
             await pilot.press("s")
             await wait_for(pilot, watch, 90, "show me to step through and pass")
             assert len(seen) >= 3, seen                                  # the panel moved on, no key pressed
+            assert said[0] and any(said), said                          # ... saying f skips ahead
             logged = [re.search(r"\[\d+\] (\w+)", line) for line in screen.output.plain]
             logged = [m.group(1) for m in logged if m]
             for stage in ("limits", "rootfs", "pivot_root", "seccomp", "exec"):   # every stage was shown

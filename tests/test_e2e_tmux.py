@@ -15,6 +15,11 @@ is gone. On both screens the lab panel's borders stand in one column on every
 row: a real terminal is where Chinese text that the app measures differently
 from the terminal would show.
 
+A second session, at 80x24, works lesson 7's embedded terminal: opened with r, ended with exit and
+opened again in the same step (a second terminal widget, never two at once); left with Ctrl+], and
+the word "exit" typed by mistake in the lesson neither resets the step nor quits (x, q), while t and
+F3 put the keys back into the still-open session.
+
 The app runs in a clean environment: HOME and XDG_STATE_HOME in a temporary
 directory (fresh progress; no SUDO_USER, which would send progress to the
 invoking user's home) and this test session's private engine
@@ -78,8 +83,8 @@ class Pane:
         assert proc.returncode == 0, f"tmux {' '.join(args)} -> {proc.returncode}: {proc.stderr}"
         return proc.stdout
 
-    def start(self, argv: list[str], cwd: Path) -> None:
-        self.tmux("new-session", "-d", "-s", "lab", "-x", str(COLS), "-y", str(ROWS), "-c", str(cwd), *argv)
+    def start(self, argv: list[str], cwd: Path, cols: int = COLS, rows: int = ROWS) -> None:
+        self.tmux("new-session", "-d", "-s", "lab", "-x", str(cols), "-y", str(rows), "-c", str(cwd), *argv)
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "lab", *keys)
@@ -252,6 +257,95 @@ def test_a_learner_in_a_real_terminal_sees_a_real_container_and_chinese():
             pane.kill()
         try:
             cl("rm", "-f", NAME)
+            for c in course_containers():
+                cl("rm", "-f", c["id"])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def test_an_embedded_terminal_reopened_left_and_found_again_at_80_columns():
+    """Lesson 7's first step (``docker run -ti ubuntu bash``) at 80x24: the terminal opens with
+    r, ends with exit, and opens again with r in the same step; Ctrl+] leaves it, and the word
+    "exit" typed by mistake in the lesson neither resets the step (x: the session survives) nor
+    quits (q), while t and F3 put the keys back into the terminal. Then the app quits cleanly."""
+    script = Path(sys.executable).parent / "container-lab"
+    course = course_cache.load()
+    lesson = course.lesson(LESSON)
+    assert "-ti" in lesson.steps[0].commands[0].text.split() and len(lesson.steps[0].commands) == 1
+    assert course_containers() == []
+    work = Path(tempfile.mkdtemp(prefix="e2e-tmux-", dir="/tmp"))
+    home = work / "home"
+    home.mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TERM": "xterm-256color",
+           "LANG": "C.UTF-8", "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
+           **{k: v for k, v in os.environ.items() if k.startswith("CONTAINER_LAB_")}}
+    title = "Terminal · ctrl+] back to the lesson"
+    pane = None
+
+    def footer(s: str) -> str:
+        return (s.rstrip("\n").splitlines() or [""])[-1]
+
+    def open_terminal(what: str) -> str:
+        """r until the step's -ti command runs (r while the step is being prepared only says so)."""
+        deadline = time.monotonic() + 60
+        def live(s: str) -> bool:               # a terminal, not the last one's screen ("has ended")
+            return title in s and "The shell has ended" not in s
+
+        while not live(pane.text()):
+            assert time.monotonic() < deadline, f"r never opened the terminal:\n{pane.text()}"
+            pane.keys("r")
+            try:
+                pane.wait_for(live, what, 3)
+            except AssertionError:
+                pass
+        return pane.wait_for(lambda s: re.search(r"root@\w+:/# ", s), f"{what}: a prompt")
+
+    def in_terminal(word: str) -> str:
+        pane.keys("C-u")
+        pane.type(f"echo {word}-$((6*7))")
+        pane.keys("Enter")
+        return pane.wait_for(lambda s: f"{word}-42" in s, f"the shell to answer {word}")
+
+    try:
+        pane = Pane(work, env)
+        pane.start(["sh", "-c", WRAPPER, str(script), "--lang", "en", "--lesson", LESSON], work, 80, 24)
+        pane.wait_for(lambda s: "r " + t("en", "key.run") in footer(s), "the lesson")
+        open_terminal("the first terminal")
+        in_terminal("one")
+        pane.type("exit")
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "The shell has ended" in s, "the first session to end")
+        screen = open_terminal("the terminal opened again")           # the same step, the same widget id
+        assert "one-42" not in screen and "Traceback" not in screen, screen
+        in_terminal("two")
+
+        # Ctrl+]: the lesson; its footer names the key back. "exit" typed there: x does not reset
+        # the step (which would remove the container the shell runs in), t goes back to the terminal.
+        pane.keys("C-]")
+        pane.wait_for(lambda s: title not in s and "t " + t("en", "key.terminal") in footer(s), "the lesson")
+        pane.type("exit")
+        pane.wait_for(lambda s: title in s, "t to show the terminal again")
+        in_terminal("three")                                            # the same session, still alive
+        pane.keys("C-]")
+        pane.wait_for(lambda s: title not in s, "the lesson")
+        pane.keys("F2")
+        pane.wait_for(lambda s: "t " + t("zh", "key.terminal") in footer(s), "the footer in Chinese")
+        pane.keys("q")                                                  # a lone q does not quit ...
+        pane.wait_for(lambda s: "Ctrl+Q" in s and "t " + t("zh", "key.terminal") in footer(s), "q to explain")
+        pane.keys("F3")                                                 # ... F3 is the terminal again
+        pane.wait_for(lambda s: title.split(" · ")[0] in s or "终端" in s.splitlines()[1], "F3: the terminal")
+        in_terminal("four")
+        pane.type("exit")
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "exit" in s and "four-42" in s and "ctrl+]" not in footer(s), "the session to end")
+        pane.keys("C-q")
+        screen = pane.wait_for(lambda s: "[container-lab exited:" in s, "the app to exit", timeout=30)
+        assert "[container-lab exited: 0; tty modes restored]" in screen, screen
+        assert course_containers() == []
+    finally:
+        if pane is not None:
+            pane.kill()
+        try:
             for c in course_containers():
                 cl("rm", "-f", c["id"])
         finally:

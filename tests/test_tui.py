@@ -94,8 +94,12 @@ def test_words_for_a_machine_without_some_limits():
 
 
 def test_both_languages_fill_every_widget():
+    from app_support import FIXTURE
+    from lessons.loader import load_course
+
+    course = load_course(FIXTURE)
     for machine in (ROOT_V2, USER_NONE):
-        en, zh = welcome_text("en", machine), welcome_text("zh", machine)
+        en, zh = welcome_text("en", machine, course), welcome_text("zh", machine, course)
         assert en.keys() == zh.keys()
         assert all(zh[k] and en[k] for k in en)
 
@@ -294,6 +298,7 @@ def test_eighty_by_twenty_four_shows_the_start_of_the_welcome(tmp_path):
             await pilot.pause()
             text = screen_text(app).splitlines()
             assert len(text) == 24
-            assert t("en", "about.title") in text[1]                  # under the header, not scrolled away
+            assert app.course.title["en"] in text[1]                  # under the header, not scrolled away
+            assert t("en", "about.title") in text[3]
             assert "F2" in text[-1] and t("en", "key.lang") in text[-1]
     run(scenario())

@@ -21,6 +21,7 @@ from textual.widgets import Static, TabbedContent
 from conftest import cl, needs_root
 from tui.widgets import lab_model
 from tui.widgets.lab import LabPanel
+from tui.widgets.lab_model import TABS
 from tui.widgets.rows import RowList
 from tui.widgets.sources import FixtureSource
 from tui.widgets.strings import tr
@@ -191,15 +192,25 @@ def test_set_language_rewords_the_same_widgets_in_place():
     run(scenario())
 
 
-def test_a_narrow_panel_keeps_pids_and_command_and_uses_short_tab_labels():
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_narrow_panel_keeps_pids_and_command_and_every_tab_its_one_name(lang):
+    """44 columns: the tabs stand in two rows, each with the name it has at any width
+    (the lessons name them so), all of them on screen."""
+    from app_support import screen_text
+
     async def scenario():
-        app = LabApp("en", narrow=True)
+        app = LabApp(lang, narrow=True)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             header = lines(app.query_one("#lab-processes", RowList))[0]
-            assert header.split()[:3] == ["PID", "host", "PID"] and "command" in header
-            assert "user" not in header and "memory" not in header
-            assert app.query_one(TabbedContent).get_tab("processes").label.plain == "Procs"
+            if lang == "en":
+                assert header.split()[:3] == ["PID", "host", "PID"] and "command" in header
+                assert "user" not in header and "memory" not in header
+            tabs = app.query_one(TabbedContent)
+            text = screen_text(app)
+            for tab in TABS:
+                assert tabs.get_tab(tab).label.plain == tr(f"tab.{tab}", lang)
+                assert tr(f"tab.{tab}", lang) in text
     run(scenario())
 
 

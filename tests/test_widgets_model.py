@@ -22,7 +22,7 @@ from rich.cells import cell_len
 
 from tui.widgets import lab_model as m
 from tui.widgets.sources import FixtureSource
-from tui.widgets.strings import LANGS, STRINGS, catalog, tr
+from tui.widgets.strings import LANGS, STRINGS, catalog, counted, tr
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "tests/fixtures/snapshots/lesson.json"
@@ -170,6 +170,18 @@ def test_process_table_shows_container_pid_beside_host_pid(web, lang):
     assert tr("proc.exec", lang) in texts(exec_row)[-1]
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_process_note_speaks_of_the_rows_shown_when_pid_1_is_not_one_of_them(lang):
+    """docker run --pid container:anchor: the container's one process is PID 3 of anchor's namespace."""
+    snap = {"pid": 17936, "processes": [{"pid": 3, "host_pid": 17936, "ppid": 0, "uid": 0, "uid_host": 0,
+                                         "state": "S", "cmd": ["sleep", "600"]}]}
+    table = m.process_table(snap, lang)
+    assert texts(table.rows[0])[:2] == ["3", "17936"]
+    assert tr("proc.exec", lang) not in texts(table.rows[0])[-1]        # its own command, not an exec
+    assert tr("proc.pid1", lang, host_pid=17936) not in table.note
+    assert tr("proc.pidn", lang, pid=3, host_pid=17936) in table.note and tr("proc.no_pid1", lang) in table.note
+
+
 def test_new_processes_are_those_not_seen_before(scene):
     early = scene.history("web")[0]
     now = scene.snapshot("web")
@@ -289,9 +301,9 @@ def test_oom_and_limit_hits_stand_out_among_the_events(scene, lang):
     rows = {r.cells[0].text.split("  ", 1)[1]: r.cells[0].style for r in table.rows
             if r.key and r.key.startswith("ev:")}
     oom = next(e for e in events if e["kind"] == "oom")
-    assert rows[tr("ev.oom", lang, count=oom["count"])] == "error"
+    assert rows[counted("ev.oom", lang, oom["count"])] == "error"
     hit = next(e for e in events if e["kind"] == "pids-limit-hit")
-    assert rows[tr("ev.pids-limit-hit", lang, count=hit["count"])] == "warn"
+    assert rows[counted("ev.pids-limit-hit", lang, hit["count"])] == "warn"
     keys = [r.key for r in table.rows if r.key and r.key.startswith("ev:")]
     assert keys == sorted(keys, key=lambda k: -int(k[3:]))          # the newest first
     assert [r.key for r in table.rows[:2]] == ["memory", "memory:history"]
@@ -380,3 +392,35 @@ def test_the_scene_is_real_engine_data():
     assert snap["version"] == 1 and snap["processes"][0]["pid"] == 1
     assert snap["processes"][0]["host_pid"] == snap["pid"] != 1
     assert "/tmp/clw-" not in SCENE.read_text()                   # no private test paths
+
+
+@pytest.mark.parametrize("width", range(24, 81, 7))
+def test_a_wrapped_command_is_its_text_in_order_with_no_space_added_and_paths_broken_at_slashes(width):
+    text = 'write("/sys/fs/cgroup/container-lab/0123456789ab/memory.limit_in_bytes", "67108864") ' \
+           'echo $$ > /sys/fs/cgroup/pids/container-lab/0123456789ab/cgroup.procs'
+    rows = m._wrapped("   ⚙ ", text, width, "kernel")
+    rest = text
+    for n, row in enumerate(rows):
+        line = texts(row)[0]
+        assert cell_len(line) <= width
+        piece = line[len("   ⚙ "):] if n == 0 else line.lstrip(" ")
+        rest = rest.lstrip(" ")
+        assert rest.startswith(piece), (piece, rest)          # what the text says next, nothing inserted
+        rest = rest[len(piece):]
+    assert rest == ""
+    for row in rows[1:]:                                       # a path breaks before one of its slashes
+        line = texts(row)[0].lstrip(" ")
+        assert not line.startswith(("es", "cs", "ry")), [texts(r)[0] for r in rows]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_mounts_headings_wrap_to_the_panel_and_the_writable_layer_has_a_label(scene, lang):
+    snap = scene.snapshot("web")
+    table = m.mount_table(snap, scene.diff("web"), lang, 38)
+    headings = [texts(r)[0] for r in table.rows if r.style == "section"]
+    assert all(cell_len(h) <= 38 for h in headings)
+    joined = "".join(h.replace(" ", "") for h in headings)
+    for key in ("mnt.layers", "mnt.upper", "mnt.changes", "mnt.table"):
+        assert tr(key, lang).replace(" ", "") in joined                 # whole, in order of the words
+    upper = next(r for r in table.rows if r.key == "upper")
+    assert texts(upper)[:2] == [tr("mnt.writable", lang), "upper"]

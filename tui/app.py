@@ -12,6 +12,9 @@ say what the learner wants with messages. It talks to the engine itself for
 one thing only: removing the course's containers when a lesson is left, when
 the app quits (asking first about those the learner started in the
 background) and at start after a session that crashed (:mod:`tui.session`).
+Each app is a *session* with an id of its own (:attr:`ContainerLabApp.session`)
+that labels every container it starts: two apps of one user on one engine
+each show, remove and ask about their own alone (see :mod:`lessons.lab`).
 
 :func:`tui.start.make_app` builds it (and :func:`tui.start.main` is
 ``container-lab`` with no verb); tests pin the machine, the course, the
@@ -30,11 +33,12 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from lessons.model import Course, Lesson
-from tui.i18n import other, t
+from tui.i18n import other, t, tn
 from tui.machine import Machine
 from tui.screens import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.session import LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, remove
+from tui.session import (LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id,
+                         orphans, remove)
 
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's
@@ -67,8 +71,9 @@ class ContainerLabApp(Localized, App[None]):
         super().__init__()
         self.lang, self.course, self.machine, self.learner = lang, course, machine, learner
         self.start_lesson = lesson
+        self.session = new_session_id()  # labels what this app starts: another app of the user has its own
         self.make_lab = lab or self._real_lab
-        self.lab_panel = lab_panel or default_lab_panel
+        self.lab_panel = lab_panel or (lambda lang: default_lab_panel(lang, session=self.session))
         self.mark = mark
         self.engine = engine            # False: never talk to the engine (screenshots)
         self.quitting = False
@@ -81,7 +86,7 @@ class ContainerLabApp(Localized, App[None]):
         def make():
             from lessons.lab import Lab
             try:
-                return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor)
+                return Lab(self.course, lesson, lang=self.lang, doctor=self.machine.doctor, session=self.session)
             except TypeError:           # a lessons package without requirements
                 return Lab(self.course, lesson, lang=self.lang)
         return LazyLab(make, self.machine.doctor)
@@ -98,15 +103,14 @@ class ContainerLabApp(Localized, App[None]):
             return self._lesson_screen(self.start_lesson)
         if position is not None:
             return self._lesson_screen(*position)
-        return WelcomeScreen(self.lang, self.machine)
+        return WelcomeScreen(self.lang, self.machine, self.course)
 
     def on_mount(self) -> None:
         for notice in self.learner.store.notice_texts(self.lang):
             self.notify(notice, severity="warning", timeout=20)
         if self.mark is not None and self.engine:
-            stale = self.mark.begin(self.course.id)
-            if stale is not None:
-                self._list_containers("crash", stale)
+            stale = self.mark.begin(self.course.id, self.session)
+            self._list_containers("crash", stale)     # (also what crashed apps left whose mark is gone)
 
     def open_map(self) -> None:
         """The course map (made when first wanted): the screens above it go. The
@@ -157,6 +161,17 @@ class ContainerLabApp(Localized, App[None]):
     def on_course_map_screen_lesson_chosen(self, message: CourseMapScreen.LessonChosen) -> None:
         self.open_lesson(message.lesson_id)
 
+    def on_course_map_screen_back(self, _message: CourseMapScreen.Back) -> None:
+        """Esc / m on the map: back to the lesson and step the learner was at, else (a new
+        learner who has opened no lesson yet) to the welcome screen under the map."""
+        from tui.screens.welcome import WelcomeScreen
+
+        below = self.screen_stack[-2] if len(self.screen_stack) > 1 else None
+        if (position := self.learner.position()) is not None:
+            self.open_lesson(*position)
+        elif isinstance(below, WelcomeScreen):
+            self.pop_screen()
+
     def on_lesson_screen_open_map(self, _message: LessonScreen.OpenMap) -> None:
         self.leave_lesson()
 
@@ -206,9 +221,14 @@ class ContainerLabApp(Localized, App[None]):
             self.push_screen(HelpScreen(self.lang))
 
     # -- leaving --------------------------------------------------------------------------------
-    def action_quit(self) -> None:
-        """Ctrl+Q / q: remove the course's containers (asking about the learner's own), then quit."""
+    def action_quit(self, how: str = "") -> None:
+        """Ctrl+Q / q: remove the course's containers (asking about the learner's own), then quit.
+        A lone q (``how="key"``: a letter typed meant for the terminal, maybe) does not end an
+        open terminal session: it says how to quit and how to get back to it."""
         if self.quitting:
+            return
+        if how == "key" and any(getattr(screen, "terminal", None) is not None for screen in self.screen_stack):
+            self.notify(t(self.lang, "quit.terminal_open"), severity="warning")
             return
         self.quitting = True
         for screen in self.screen_stack:
@@ -227,7 +247,11 @@ class ContainerLabApp(Localized, App[None]):
         from tui.session import running_containers
 
         containers = running_containers(autostart=False)
-        mine = left_by(stale, containers) if stale is not None else course_containers(containers, self.course.id)
+        if purpose == "crash":
+            found = (left_by(stale, containers) if stale is not None else []) + orphans(containers, self.course.id)
+            mine = list({c["id"]: c for c in found}.values())
+        else:
+            mine = course_containers(containers, self.course.id, session=self.session)
         self.post_message(self.Containers(purpose, mine))
 
     def on_container_lab_app_containers(self, message: Containers) -> None:
@@ -261,23 +285,40 @@ class ContainerLabApp(Localized, App[None]):
             if containers:
                 removed = remove(engine_client(autostart=False), containers)
         except Exception as e:  # noqa: BLE001 - leaving must not fail; gc sweeps the rest
-            self.call_from_thread(self.notify, str(e), severity="error")
+            self.call_from_thread(self.notify, self.failure(e, f"removing containers ({purpose})"), severity="error")
         if purpose == "quit":
             self.call_from_thread(self._done)
         elif removed:
-            self.call_from_thread(self.notify, t(self.lang, "crash.cleaned", count=len(removed),
-                                                 names=t(self.lang, "list.sep").join(removed)), timeout=10)
+            self.call_from_thread(self.notify, tn(self.lang, "crash.cleaned", len(removed),
+                                                  names=t(self.lang, "list.sep").join(removed)), timeout=10)
 
     @work(thread=True, group="containers", exit_on_error=False)
     def _remove_lesson_containers(self, lesson_id: str) -> None:
         from tui.session import engine_client, running_containers
 
-        containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id)
+        containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id,
+                                       session=self.session)
         keep = {c["id"] for c in learners_own(containers)}
         try:
             remove(engine_client(autostart=False), [c for c in containers if c["id"] not in keep])
         except Exception:  # noqa: BLE001 - quitting (or gc) removes what is left
             pass
+
+    def failure(self, error: BaseException, doing: str) -> str:
+        """(Any thread.) ``error`` logged with its traceback in the learner's state dir; one line for the learner."""
+        from tui import failures
+
+        log = failures.record(getattr(self.learner.store, "dir", None), error, doing)
+        return failures.one_line(error, log, self.lang)
+
+    def on_worker_state_changed(self, event) -> None:
+        """An app worker that failed without saying so (a bug): logged, one line on screen."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(self.failure(event.worker.error, event.worker.name or "worker"), severity="error", timeout=15)
+            if self.quitting and event.worker.group == "containers":
+                self._done()                # quitting must not hang on a failed listing
 
     def _done(self) -> None:
         if self.mark is not None:
@@ -285,11 +326,13 @@ class ContainerLabApp(Localized, App[None]):
         self.exit()
 
 
-def default_lab_panel(lang: str) -> Widget:
-    """The live lab panel (:mod:`tui.widgets.lab`), or a placeholder where it is not installed."""
+def default_lab_panel(lang: str, session: str | None = None) -> Widget:
+    """The live lab panel (:mod:`tui.widgets.lab`) on the containers app session ``session``
+    started (all the engine's without one), or a placeholder where it is not installed."""
     try:
         from tui.widgets.lab import LabPanel
+        from tui.widgets.sources import EngineSource
     except ImportError:
         from tui.screens.parts import LabPlaceholder
         return LabPlaceholder(lang)
-    return LabPanel(lang=lang)
+    return LabPanel(lang=lang, source=EngineSource(session=session))

@@ -200,6 +200,11 @@ def t(lang: str, key: str, /, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def tn(lang: str, key: str, count: int, /, **values: object) -> str:
+    """``key`` for ``count`` things: ``key.one`` when there is one (and the template has it)."""
+    return t(lang, f"{key}.one" if count == 1 and f"{key}.one" in template() else key, count=count, **values)
+
+
 def catalog(lang: str) -> dict[str, str]:
     """Every message in ``lang``, by key (for tests and tools)."""
     return {key: t(lang, key) for key in template()}

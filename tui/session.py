@@ -87,14 +87,25 @@ class Learner:
 
 # -- the course's containers --------------------------------------------------------
 
-def course_containers(containers: list[dict], course_id: str, lesson_id: str | None = None) -> list[dict]:
-    """Those of ``containers`` (``ps -a`` records) that ``course_id`` (and ``lesson_id``) started."""
+def course_containers(containers: list[dict], course_id: str, lesson_id: str | None = None, *,
+                      session: str | None = None) -> list[dict]:
+    """Those of ``containers`` (``ps -a`` records) that ``course_id`` (and ``lesson_id``) started
+    -- in app session ``session`` when given (another app of the same user has its own)."""
+    from lessons.lab import LABEL_SESSION
+
     out = []
     for c in containers:
         labels = c.get("labels") or {}
-        if labels.get(LABEL_COURSE) == course_id and (lesson_id is None or labels.get(LABEL_LESSON) == lesson_id):
+        if labels.get(LABEL_COURSE) == course_id and (lesson_id is None or labels.get(LABEL_LESSON) == lesson_id) \
+                and (session is None or labels.get(LABEL_SESSION) == session):
             out.append(c)
     return out
+
+
+def new_session_id() -> str:
+    """An id for one app session: its process id (which the learner's messages name), then a random part."""
+    import secrets
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def learners_own(containers: list[dict]) -> list[dict]:
@@ -168,7 +179,7 @@ class SessionMark:
         self.path = Path(directory) / MARK
         self.started = ""
 
-    def begin(self, course_id: str) -> dict | None:
+    def begin(self, course_id: str, session: str | None = None) -> dict | None:
         stale = None
         try:
             previous = json.loads(self.path.read_text())
@@ -182,7 +193,7 @@ class SessionMark:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{MARK}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"pid": os.getpid(), "started": self.started, "course": course_id,
-                                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+                                       "session": session, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}))
             os.replace(tmp, self.path)
         except OSError:
             pass
@@ -198,11 +209,28 @@ class SessionMark:
 
 
 def left_by(stale: dict, containers: list[dict]) -> list[dict]:
-    """The containers a crashed session (``stale``: its mark) left behind:
-    its course's, created after it began."""
+    """The containers a crashed session (``stale``: its mark) left behind: its course's,
+    labelled with its session id (or, from a mark without one, created after it began)."""
+    if stale.get("session"):
+        return course_containers(containers, stale.get("course", ""), session=stale["session"])
     since = stale.get("started", "")
     return [c for c in course_containers(containers, stale.get("course", ""))
             if since and (c.get("created") or "") >= since]
+
+
+def orphans(containers: list[dict], course_id: str) -> list[dict]:
+    """The containers of ``course_id`` whose app session's process is gone: it crashed or
+    was killed -- found by their session label (its process id first), whoever's mark file
+    another app of the same learner wrote over since. Those without a session label
+    (``course solve``, an older app) and those of a running app are not."""
+    from lessons.lab import LABEL_SESSION
+
+    out = []
+    for c in course_containers(containers, course_id):
+        pid = ((c.get("labels") or {}).get(LABEL_SESSION) or "").split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            out.append(c)
+    return out
 
 
 # -- a lesson's lab, made when first needed ---------------------------------------------

@@ -19,7 +19,7 @@ from textual.widget import Widget
 
 from lessons.model import Course
 from tui.app import ContainerLabApp
-from tui.i18n import LANGS, detect_language, t
+from tui.i18n import LANGS, detect_language, t, tn
 from tui.machine import Machine, check_machine
 from tui.session import Learner, SessionMark
 
@@ -80,7 +80,7 @@ def main(args: list[str]) -> int:
     try:
         course = course_cache.load(ns.course)
     except CourseError as e:
-        print(t(lang, "note.bad_course", path=where, problems=len(e.problems), first=str(e.problems[0])),
+        print(tn(lang, "note.bad_course", len(e.problems), path=where, first=str(e.problems[0])),
               file=sys.stderr)
         return 1
     except OSError as e:

@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 from lessons.model import Course, Lesson
 from tui.i18n import t
-from tui.screens.keys import FRONT_KEYS, Localized, bindings
+from tui.screens.keys import FRONT_KEYS, MAP_KEYS, Localized, bindings
 from tui.screens.parts import inline_text
 from tui.session import Learner
 
@@ -22,15 +22,17 @@ def first_paragraph(markdown: str) -> str:
     return inline_text(markdown.strip().split("\n\n", 1)[0])
 
 
-def lesson_row(number: int, lesson: Lesson, lang: str, learner: Learner, current: bool) -> Table:
-    """One line of the map: number, mark, title, steps done."""
+def lesson_row(number: int, lesson: Lesson, lang: str, learner: Learner, current: bool,
+               steps_width: int | None = None) -> Table:
+    """One line of the map: number, mark, title, steps done (in a column ``steps_width``
+    wide, the same on every line: "0/10" lines up with "0/8", and nothing moves the border)."""
     done, total = len(learner.done(lesson)), len(lesson.steps)
     mark = "✓" if learner.complete(lesson) else ("▸" if current else ("•" if done else " "))
     row = Table.grid(expand=True, padding=(0, 1))
     row.add_column(width=2, justify="right")
     row.add_column(width=1)
     row.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-    row.add_column(justify="right", no_wrap=True)
+    row.add_column(justify="right", no_wrap=True, width=steps_width)
     row.add_row(str(number), mark, lesson.title.get(lang, lesson.id), t(lang, "map.steps", done=done, total=total))
     return row
 
@@ -38,8 +40,14 @@ def lesson_row(number: int, lesson: Lesson, lang: str, learner: Learner, current
 class CourseMapScreen(Localized, Screen):
     """The lessons, in order, with what the learner has done in each."""
 
-    BINDINGS = bindings(*FRONT_KEYS)
+    BINDINGS = bindings(*FRONT_KEYS, *MAP_KEYS)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    class Back(Message):
+        """The learner leaves the map (Esc, m): back where they were."""
+
+    def action_map_back(self) -> None:
+        self.post_message(self.Back())
 
     class LessonChosen(Message):
         """The learner picked a lesson."""
@@ -70,8 +78,12 @@ class CourseMapScreen(Localized, Screen):
         return pos[0] if pos else None
 
     def _options(self) -> list[Option]:
+        from rich.cells import cell_len
+
         current = self._current_lesson()
-        return [Option(lesson_row(n, lesson, self.lang, self.learner, lesson.id == current), id=lesson.id)
+        width = max((cell_len(t(self.lang, "map.steps", done=len(lesson.steps), total=len(lesson.steps)))
+                     for lesson in self.course.lessons), default=None)
+        return [Option(lesson_row(n, lesson, self.lang, self.learner, lesson.id == current, width), id=lesson.id)
                 for n, lesson in enumerate(self.course.lessons, 1)]
 
     def on_mount(self) -> None:

@@ -8,7 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tui.i18n import t
+from tui.i18n import t, tn
 from tui.screens.keys import relabel
 
 
@@ -66,8 +66,8 @@ class CompletionScreen(Dialog):
         lang = self.lang
         return {
             "dialog-title": t(lang, "complete.title"),
-            "dialog-body": t(lang, "complete.body", title=self.title_by_lang.get(lang, ""), steps=self.steps,
-                             checks=self.checks),
+            "dialog-body": t(lang, "complete.body", title=self.title_by_lang.get(lang, ""),
+                             steps=tn(lang, "count.steps", self.steps), checks=tn(lang, "count.checks", self.checks)),
             "dialog-next": (t(lang, "complete.next", title=self.next_title.get(lang, "")) if self.next_title
                             else t(lang, "complete.last")),
         }

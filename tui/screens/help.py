@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.i18n import t
-from tui.screens.keys import APP_KEYS, LESSON_KEYS, OTHER_KEYS, STAGE_KEYS, WELCOME_KEYS, Key, key_display
+from tui.screens.keys import APP_KEYS, LESSON_KEYS, MAP_KEYS, OTHER_KEYS, STAGE_KEYS, WELCOME_KEYS, Key, key_display
 
 
 def _display(app, key: Key) -> str:
@@ -24,7 +24,7 @@ def help_rows(app, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
     def merged(keys) -> list[tuple[str, str]]:
         rows: dict[str, list[str]] = {}
         for k in keys:
-            rows.setdefault(k.action, []).append(_display(app, k))
+            rows.setdefault(k.action.partition(":")[0], []).append(_display(app, k))
         return [("  ".join(shown), t(lang, f"help.{action}")) for action, shown in rows.items()]
 
     def other(name: str) -> list[tuple[str, str]]:
@@ -35,7 +35,7 @@ def help_rows(app, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
         (t(lang, "help.section.lesson"), merged(k for k in LESSON_KEYS if k not in STAGE_KEYS) + other("quiz")
          + merged(STAGE_KEYS)),
         (t(lang, "help.section.welcome"), merged(WELCOME_KEYS)),
-        (t(lang, "help.section.map"), other("map")),
+        (t(lang, "help.section.map"), other("map") + merged(MAP_KEYS)),
         (t(lang, "help.section.command"), other("command")),
         (t(lang, "help.section.terminal"), other("terminal")),
     ]

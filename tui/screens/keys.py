@@ -28,6 +28,7 @@ class Key:
     label: str
     show: bool = True
     priority: bool = False
+    group: str | None = None        # catalog key: keys of one group share one footer label
 
 
 def bindings(*keys: Key) -> list[Binding]:
@@ -35,8 +36,9 @@ def bindings(*keys: Key) -> list[Binding]:
     out = []
     for lang in LANGS:
         for k in keys:
+            group = Binding.Group(t(lang, k.group), compact=False) if k.group else None
             out.append(Binding(k.keys, f"localized('{lang}', '{k.action}')", t(lang, k.label),
-                               show=k.show, priority=k.priority, key_display=key_display(k.keys)))
+                               show=k.show, priority=k.priority, key_display=key_display(k.keys), group=group))
     return out
 
 
@@ -77,14 +79,16 @@ APP_KEYS = (
     Key("f2", "switch_language", "key.lang", priority=True),
     Key("l", "switch_language", "key.lang", show=False),
     Key("ctrl+q", "quit", "key.quit", priority=True),
-    Key("q", "quit", "key.quit", show=False),
+    Key("q", "quit:key", "key.quit", show=False),     # a lone q asks nothing but does not end a terminal session
 )
 
-# The app's F1 and F2 again, for a screen to list first: the footer shows a
-# screen's keys before the app's, and these two must fit at 80 columns.
-FRONT_KEYS = APP_KEYS[0], APP_KEYS[2]
+# The app's F1, F2 and Ctrl+Q again, for a screen to list first: the footer shows a
+# screen's keys before the app's, and help, language and quit must show at 80 columns.
+FRONT_KEYS = APP_KEYS[0], APP_KEYS[2], APP_KEYS[4]
 
 WELCOME_KEYS = (Key("enter", "start", "key.start"),)
+
+MAP_KEYS = (Key("escape,m", "map_back", "key.map_back"),)
 
 # A step-through start (docker run --explain): only while one is under way, in the
 # footer before the lesson's other keys (at 80 columns they must fit), in the help after.
@@ -95,14 +99,15 @@ STAGE_KEYS = (
 )
 
 LESSON_KEYS = (
-    Key("f3", "side", "key.side"),
+    Key("f3", "side", "key.side", priority=True),      # from inside the terminal too: back to the lesson
+    Key("t", "terminal", "key.terminal"),                # only while a terminal session is open, not focused
     *STAGE_KEYS,
     Key("r", "run", "key.run"),
     Key("c", "check", "key.check"),
     Key("h", "hint", "key.hint"),
     Key("s", "show", "key.show"),
-    Key("n", "next", "key.next"),
-    Key("p", "previous", "key.previous"),
+    Key("n", "next", "key.next", group="key.steps"),        # "n p Steps": the footer fits 80 columns
+    Key("p", "previous", "key.previous", group="key.steps"),
     Key("x", "reset", "key.reset", show=False),
     Key("o", "shell", "key.shell", show=False),
     Key("colon", "command", "key.command", show=False),

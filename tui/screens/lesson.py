@@ -25,6 +25,14 @@ start and removes the container.
 "Show me" on a step whose command is interactive (``-it``) opens the
 embedded terminal and types the step's lines into it where the learner can
 see them, at a readable pace (:attr:`LessonScreen.typing_delay` a key).
+
+The terminal never traps the keys: Ctrl+] leaves it with the session still
+open, t (and F3 on a narrow screen, from inside it too) goes back; while a
+session is open, a lone q does not quit and x does not reset (each says
+why). The lab panel follows what the learner just started (``Follow``:
+a run's container, named or not, an exec's). A failure in a worker is
+logged with its traceback in the learner's state dir and said in one line
+(:mod:`tui.failures`).
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ class LessonScreen(Localized, Screen):
 
     typing_delay = 0.03          # "show me" in the terminal: seconds between two keys
     typing_quiet = 0.4           # ... and how long the screen stays still before a line is typed
-    stage_pace = 2.5             # "show me" of a docker run --explain: seconds each stage stays shown
+    stage_pace = 1.5             # "show me" of a docker run --explain: seconds each stage stays shown
 
     # -- what the workers report ------------------------------------------------------------
     class StepReady(Message):
@@ -137,12 +145,19 @@ class LessonScreen(Localized, Screen):
             self.step_id, self.fd, self.session, self.attached, self.title = step_id, fd, session, attached, title
             self.typing, self.then = typing, then
 
+    class Follow(Message):
+        """A command started (or went into) container ``ref``: the lab panel shows it."""
+
+        def __init__(self, ref: str) -> None:
+            super().__init__()
+            self.ref = ref
+
     class StagesBegan(Message):
         """A step-through start has made its container (``name``), half-built."""
 
-        def __init__(self, step_id: str, gate, name: str, lang: str | None) -> None:
+        def __init__(self, step_id: str, gate, name: str, lang: str | None, pace: float | None = None) -> None:
             super().__init__()
-            self.step_id, self.gate, self.name, self.lang = step_id, gate, name, lang
+            self.step_id, self.gate, self.name, self.lang, self.pace = step_id, gate, name, lang, pace
 
     class StageDone(Message):
         """Stage ``number`` of a step-through start is done; the worker waits for the learner."""
@@ -188,6 +203,10 @@ class LessonScreen(Localized, Screen):
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
         self.revealing: StepView | None = None    # a step whose new results are shown once laid out
+        self.hinting: tuple[StepView, int] | None = None  # (step, hints shown): the newest shown once laid out
+        # opened at step 1, below the introduction: the first n brings step 1 up rather than skip it
+        self.intro_first = self.index == 0
+        self._removing: list[tuple[Widget, object]] = []  # (widget, its AwaitRemove): ids not reused before
 
     # -- composing --------------------------------------------------------------------------
     @property
@@ -222,11 +241,18 @@ class LessonScreen(Localized, Screen):
         self._enter_step(save=True)
         self.call_after_refresh(self._mount_lab_panel)
 
+    def on_resize(self, event) -> None:
+        """Narrower than 100 columns, the footer's keys close up: help, language, quit and
+        the lesson's keys all fit in 80 (in Chinese too)."""
+        self.query_one(Footer).compact = event.size.width < 100
+
     def _mount_lab_panel(self) -> None:
         """The lab panel takes its place once the lesson has been drawn: the
         learner reads at once, and the panel fills in a moment later."""
         panel = self._lab_panel(self.lang)
         panel.id = "lab"
+        if hasattr(getattr(panel, "source", None), "lesson"):
+            panel.source.lesson = self.lesson.id      # not the containers kept from other lessons
         self.query_one("#lab-waiting").remove()
         self.query_one("#side").mount(panel, before=0)
 
@@ -262,10 +288,16 @@ class LessonScreen(Localized, Screen):
             return self.has_class("-narrow")
         if action == "shell":
             return self.machine.root and has_terminal_view()
+        if action == "terminal":
+            return self.terminal is not None and self.focused is not self.terminal[0]
         if action in ("stage_next", "stage_finish", "stage_stop"):
             return self.stepping is not None and not self.stepping.stopped
         if self.stepping is not None and action in ("run", "check", "show", "reset"):
             return False                          # the start under way first: the footer says how
+        if action in ("run", "hint", "show", "reset") and self.lesson.steps:
+            step = self.step                      # a key the step has nothing for is not offered (a quiz)
+            return bool({"run": step.commands, "hint": step.hints, "show": step.show_me,
+                         "reset": step.commands or step.setup}[action])
         return True
 
     # -- moving between steps ---------------------------------------------------------------------
@@ -280,6 +312,7 @@ class LessonScreen(Localized, Screen):
         if save:
             self.learner.set_position(self.lesson, step.id)
         view = self.view(step.id)
+        self.refresh_bindings()                   # the keys this step has
         self.call_after_refresh(self._scroll_to, view)
         self.call_after_refresh(self._refocus, True)
         if not (step.commands or step.checks or step.quiz) and step.id not in self.learner.done(self.lesson):
@@ -315,6 +348,7 @@ class LessonScreen(Localized, Screen):
         if not 0 <= index < len(self.lesson.steps) or index == self.index:
             return
         leaving = self.step
+        self.intro_first = False
         self.stop_stepping()                                # a half-built container does not follow
         if leaving.quiz is None and not leaving.checks and leaving.id not in self.learner.done(self.lesson):
             self._complete(leaving, show=False)            # a step to read is done once read
@@ -322,7 +356,15 @@ class LessonScreen(Localized, Screen):
         self._enter_step(save=True)
 
     def action_next(self) -> None:
-        """n: the next step."""
+        """n: the next step (on a lesson just opened at step 1 under its introduction:
+        step 1 first, brought to the top, as it is the current step already)."""
+        if self.intro_first and self.lesson.steps:
+            self.intro_first = False
+            scroll = self.query_one("#lesson-scroll", VerticalScroll)
+            top = _y_in(self.view(self.step.id), scroll)
+            if scroll.scroll_y < min(top, scroll.max_scroll_y):
+                scroll.scroll_to(y=top, animate=False, immediate=True)
+                return
         self.go(self.index + 1)
 
     def action_previous(self) -> None:
@@ -338,8 +380,22 @@ class LessonScreen(Localized, Screen):
         self.query_one("#command", CommandLine).focus()
 
     def action_side(self) -> None:
-        """F3 (narrow screens): the lesson or the lab."""
+        """F3 (narrow screens): the lesson or the lab -- with an open terminal, the keys go with it."""
         self.toggle_class("-show-side")
+        if self.has_class("-show-side") and self.terminal is not None:
+            self.terminal[0].focus()
+        elif not self.has_class("-show-side") and self.focused is not None \
+                and self.query_one("#side") in self.focused.ancestors_with_self:
+            self.query_one("#lesson-scroll").focus()
+
+    def action_terminal(self) -> None:
+        """t: back into the open terminal session (Ctrl+] leaves it again)."""
+        if self.terminal is None:
+            return
+        if self.has_class("-narrow"):
+            self.add_class("-show-side")
+        self.terminal[0].focus()
+        self.refresh_bindings()
 
     # -- the lab: setting up, running, checking ---------------------------------------------------
     @work(thread=True, exclusive=True, group="begin", exit_on_error=False)
@@ -351,7 +407,7 @@ class LessonScreen(Localized, Screen):
             else:
                 cursor, setup = self.lab.begin_step(step, cancel=cancel)
         except Exception as e:  # noqa: BLE001 - the engine's trouble is the learner's message, not a crash
-            self.post_message(self.LabFailed("lab.failed.setup", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.setup", self._failure(e, "lab.failed.setup")))
             return
         self.post_message(self.StepReady(step.id, cursor, setup, reset))
 
@@ -407,6 +463,7 @@ class LessonScreen(Localized, Screen):
     def run_command(self, text: str) -> None:
         """Run one docker-style command the learner gave, for the current step."""
         step = self.step
+        self.intro_first = False                  # working on step 1: n goes on
         self.busy = text
         self.output.say(f"$ {text}")
         self.view(step.id).set_status("status.running", command=text)
@@ -418,11 +475,17 @@ class LessonScreen(Localized, Screen):
         from lessons.runner import plain
 
         cancel = get_current_worker().cancelled_event
+        since = _now()
         try:
             try:
                 cmd = self.lab.translate(text, step, "learner")
             except CommandError as e:
                 self.post_message(self.Output(f"{e}\n"))
+                self.post_message(self.CommandDone(step.id, [], check=False))
+                return
+            taken = getattr(self.lab, "taken", None)
+            if cmd.terminal and taken is not None and (why := taken(cmd)) is not None:
+                self.post_message(self.Output(f"{why}\n"))     # another app's container has that --name
                 self.post_message(self.CommandDone(step.id, [], check=False))
                 return
             if cmd.terminal:
@@ -434,9 +497,48 @@ class LessonScreen(Localized, Screen):
             result = self.lab.run(text, step, origin="learner", cancel=cancel,
                                   on_output=lambda s: self.post_message(self.Output(plain(s))))
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
-        self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)))
+        self.post_message(self.CommandDone(step.id, [result], ref=_container_ref(cmd, result)
+                                           or self._started_ref(cmd, since)))
+
+    def _started_ref(self, cmd, since: str) -> str | None:
+        """(In a worker.) The container ``cmd`` started (the lesson's newest since ``since``:
+        a run without --name or -d prints no id) or went into (exec), for the lab panel."""
+        if cmd is None:
+            return None
+        if getattr(cmd, "verb", "") == "exec":
+            return _exec_target(cmd)
+        if getattr(cmd, "verb", "") != "run":
+            return None
+        return self._newest_since(since)
+
+    def _newest_since(self, since: str) -> str | None:
+        containers = getattr(self.lab, "containers", None)
+        try:
+            found = [c for c in (containers() if containers else []) if (c.get("created") or "") >= since]
+        except Exception:  # noqa: BLE001 - only which container the panel shows
+            return None
+        return max(found, key=lambda c: c.get("created") or "")["id"] if found else None
+
+    def _follow_started(self, cmd, since: str, timeout: float = 5.0) -> None:
+        """(In a worker.) The lab panel to the container an interactive command starts, once it
+        exists (the command runs on its own pseudo-terminal: its id is nowhere else)."""
+        import time
+
+        if cmd.verb == "run" and cmd.name:
+            self.post_message(self.Follow(cmd.name))
+            return
+        deadline = time.monotonic() + timeout
+        while (ref := self._started_ref(cmd, since)) is None and cmd.verb == "run" \
+                and time.monotonic() < deadline and not get_current_worker().is_cancelled:
+            time.sleep(0.1)
+        if ref is not None:
+            self.post_message(self.Follow(ref))
+
+    def on_lesson_screen_follow(self, message: Follow) -> None:
+        if hasattr(panel := self.lab_panel(), "select"):
+            panel.select(message.ref)
 
     def _step_through(self, step: Step, text: str, cmd, cancel, *, origin: str = "learner",
                       pace: float | None = None, report: bool = True):
@@ -451,7 +553,7 @@ class LessonScreen(Localized, Screen):
 
         def began(_cid: str, name: str) -> None:
             names.append(name)
-            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang))
+            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang, pace))
 
         result = self.lab.run_explained(
             text, step, gate=gate, origin=origin, cancel=cancel, on_begin=began,
@@ -465,13 +567,17 @@ class LessonScreen(Localized, Screen):
             self.post_message(self.CommandDone(step.id, [result], ref=names[0] if names else None))
 
     # -- a step-through start (docker run --explain) ------------------------------------------
-    def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
+    async def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
         if message.step_id != self.step.id or not self.is_attached:
             message.gate.stop()                   # the learner has moved on already
             return
+        for panel in self.query("#stages"):       # the previous start's panel (show me: one more --explain)
+            self._discard(panel)
+        await self._gone("stages")
         self.stepping = StepThrough(message.step_id, message.gate, message.name, message.lang)
         panel = StagePanel(self.lang, message.name, id="stages")
         panel.fixed_lang = message.lang
+        panel.paced = message.pace
         self.query_one("#lesson-col").mount(panel, before=self.output)
         self.view(message.step_id).set_status("status.stepping")
         focused = self.focused
@@ -530,7 +636,7 @@ class LessonScreen(Localized, Screen):
         if stepping.stopped:
             self.output.say(t(self.lang, "output.stopped", name=stepping.container))
         for panel in self.query("#stages"):
-            panel.remove()
+            self._discard(panel)
         self.refresh_bindings()
 
     def action_show(self) -> None:
@@ -539,6 +645,7 @@ class LessonScreen(Localized, Screen):
         if not step.show_me or not self._ready():
             return
         self.busy = " && ".join(c.text for c in step.show_me)
+        self.intro_first = False
         log = self.output
         log.say(t(self.lang, "output.show"))
         for command in step.show_me:
@@ -554,6 +661,7 @@ class LessonScreen(Localized, Screen):
 
         cancel = get_current_worker().cancelled_event
         on_output = lambda s: self.post_message(self.Output(plain(s)))  # noqa: E731
+        since = _now()
         try:
             if start == 0 and not self._show_in_terminal(step) and not self._show_stepwise(step):
                 results = self.lab.show_me(step, cancel=cancel, on_output=on_output)
@@ -577,11 +685,12 @@ class LessonScreen(Localized, Screen):
                     session = TerminalSession(cmd.argv)
                     self.post_message(self.TerminalReady(step.id, session.master, session=session,
                                                          title=cmd.source, typing=command.type, then=index + 1))
+                    self._follow_started(cmd, since)
                     return
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
-        self.post_message(self.CommandDone(step.id, results))
+        self.post_message(self.CommandDone(step.id, results, ref=self._newest_since(since)))
 
     def _show_stepwise(self, step: Step) -> bool:
         """(In a worker.) Whether show me starts a ``docker run --explain`` of the
@@ -650,6 +759,7 @@ class LessonScreen(Localized, Screen):
     def action_check(self) -> None:
         """c: check the step (or answer its quiz)."""
         step = self.step
+        self.intro_first = False
         view = self.view(step.id)
         if step.quiz is not None:
             quiz = view.quiz()
@@ -682,7 +792,7 @@ class LessonScreen(Localized, Screen):
         try:
             results = self.lab.check(step, cursor, wait=wait, cancel=worker.cancelled_event)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.check", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.check", self._failure(e, "lab.failed.check")))
             return
         if not worker.is_cancelled:               # a newer check replaced this one
             self.post_message(self.Checked(step.id, results, lang))
@@ -732,11 +842,15 @@ class LessonScreen(Localized, Screen):
             return
         view.show_hints(view.hints_shown + 1)
         self.learner.record_step(self.lesson, step.id, hints=view.hints_shown)
-        self.call_after_refresh(self._show_hints, view)
+        self.hinting = (view, view.hints_shown)   # scrolled into view once laid out: _laid_out
+        self.call_after_refresh(self._laid_out, self)
 
     def _laid_out(self, _screen=None) -> None:
         """After a layout: new check results waiting to be shown are, once their
-        box has its new height (a refresh alone does not mean the layout is done)."""
+        box has its new height (a refresh alone does not mean the layout is done); so is a
+        new hint (its step's work area is composed anew: the hint is there once laid out)."""
+        if self.hinting is not None:
+            self._reveal_hint()
         view = self.revealing
         if view is None:
             return
@@ -771,13 +885,29 @@ class LessonScreen(Localized, Screen):
             y = _y_in(last, scroll) + last.virtual_region_with_margin.height - height
         scroll.scroll_to(y=max(0, y), animate=False, immediate=True)
 
-    def _show_hints(self, view: StepView) -> None:
+    def _reveal_hint(self) -> None:
+        view, count = self.hinting
+        hints = view.query(".hint-text") if view.is_attached else []
+        if len(hints) != count:
+            if not view.is_attached or view.hints_shown != count:
+                self.hinting = None               # gone, or another hint asked for since
+            return                                # not composed yet: the next layout
+        last = hints.last()
+        size = last.content_size
+        if not size.height or size.height != last.get_content_height(size, self.app.size, size.width):
+            return
+        self.hinting = None
         self._refocus()
-        if hints := view.query(".hint-text"):
-            hints.last().scroll_visible(animate=False)
+        scroll = self.query_one("#lesson-scroll", VerticalScroll)
+        top = _y_in(last, scroll)
+        bottom = top + last.virtual_region_with_margin.height
+        height = scroll.scrollable_content_region.height
+        if top < scroll.scroll_y or bottom > scroll.scroll_y + height:     # not all of it in view
+            scroll.scroll_to(y=max(0, min(top, bottom - height)), animate=False, immediate=True)
 
     def action_reset(self) -> None:
-        """x: reset the step -- the lesson's containers removed, its starting state made again."""
+        """x: reset the step -- the lesson's containers removed, its starting state made again
+        (never while a terminal session is open: the learner is told how to get back to it)."""
         step = self.step
         if self.why(step) is not None or self.busy is not None or self.terminal is not None:
             self._ready()
@@ -836,14 +966,16 @@ class LessonScreen(Localized, Screen):
     def _open_session(self, step_id: str, command) -> None:
         from lessons.runner import TerminalSession
 
+        since = _now()
         try:
             session = TerminalSession(command.argv)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.run", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
         for notice in command.notices:
             self.post_message(self.Output(notice + "\n"))
         self.post_message(self.TerminalReady(step_id, session.master, session=session, title=command.source))
+        self._follow_started(command, since)
 
     def action_shell(self) -> None:
         """o: a shell in the container picked in the lab panel (or the lesson's newest running one)."""
@@ -865,12 +997,13 @@ class LessonScreen(Localized, Screen):
             from engine.client import Client
             attached = Client().exec(ref, ["sh"], tty=True, interactive=True)
         except Exception as e:  # noqa: BLE001
-            self.post_message(self.LabFailed("lab.failed.shell", _error(e)))
+            self.post_message(self.LabFailed("lab.failed.shell", self._failure(e, "lab.failed.shell")))
             return
         self.post_message(self.TerminalReady(step_id, attached.pty, attached=attached, title=f"{ref}: sh"))
 
-    def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
+    async def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
         self._drop_closed_terminal()
+        await self._gone("terminal")              # the last session's screen, gone before its id is reused
         view = terminal_view()(message.fd, attached=message.attached, lang=self.lang, id="terminal")
         self.terminal = (view, message.session, message.attached, message.step_id)
         self.query_one("#side").mount(view)
@@ -889,6 +1022,7 @@ class LessonScreen(Localized, Screen):
         event.stop()
         self.remove_class("-show-side")
         self.query_one("#lesson-scroll").focus()
+        self.refresh_bindings()                   # t (back to the terminal) in the footer
 
     def on_terminal_view_closed(self, event) -> None:
         """The session ended: its last screen stays in view until the next one (or the next step)."""
@@ -898,6 +1032,7 @@ class LessonScreen(Localized, Screen):
         view, session, _attached, step_id = self.terminal
         self.terminal = None
         self.busy = None
+        self.refresh_bindings()                   # t (back to the terminal) goes from the footer
         code = event.exit_code
         if session is not None:
             code = _end_session(session)
@@ -919,9 +1054,22 @@ class LessonScreen(Localized, Screen):
     def _drop_closed_terminal(self) -> None:
         if self.terminal is None:
             for view in self.query("#terminal"):
-                view.remove()
+                self._discard(view)
             self.remove_class("-terminal")
             self.remove_class("-show-side")
+
+    def _discard(self, widget: Widget) -> None:
+        """Remove ``widget`` (once); a widget that takes its id later waits until it is gone (:meth:`_gone`)."""
+        if any(w is widget for w, _ in self._removing):
+            return
+        self._removing.append((widget, widget.remove()))
+
+    async def _gone(self, widget_id: str) -> None:
+        """Wait until the widgets with ``widget_id`` being removed are gone: a widget id is
+        never reused while the old widget is still in the DOM (DuplicateIds)."""
+        for widget, removal in [r for r in self._removing if r[0].id == widget_id]:
+            await removal
+            self._removing = [r for r in self._removing if r[0] is not widget]
 
     def close_terminal(self) -> None:
         """End an open terminal session (leaving the lesson, quitting): the widget,
@@ -931,7 +1079,7 @@ class LessonScreen(Localized, Screen):
             return
         view, session, attached, _ = self.terminal
         self.terminal = None
-        view.remove()
+        self._discard(view)
         if session is not None:
             _end_session(session)
         if attached is not None:
@@ -950,6 +1098,20 @@ class LessonScreen(Localized, Screen):
     def on_unmount(self) -> None:
         self.close_terminal()
         self.stop_stepping()
+
+    # -- failures ---------------------------------------------------------------------------------
+    def _failure(self, error: BaseException, doing: str) -> str:
+        """(Any thread.) ``error`` logged with its traceback in the learner's state dir; one line for the learner."""
+        return self.app.failure(error, f"{self.lesson.id}: {doing}")
+
+    def on_worker_state_changed(self, event) -> None:
+        """A worker that failed without saying so (a bug): logged, and one line on screen."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.busy = None
+            self.notify(self._failure(event.worker.error, event.worker.name or "worker"), severity="error",
+                        timeout=15)
 
     # -- the lab panel ------------------------------------------------------------------------
     def on_lab_panel_container_selected(self, event) -> None:
@@ -1000,10 +1162,6 @@ def _y_in(widget: Widget, scroll: Widget) -> int:
     return y
 
 
-def _error(e: BaseException) -> str:
-    return str(e) or type(e).__name__
-
-
 def _translated(lab, text: str, step: Step):
     """``text`` as the engine command show me runs (None if it does not translate)."""
     from lessons.docker import CommandError
@@ -1012,6 +1170,27 @@ def _translated(lab, text: str, step: Step):
         return lab.translate(text, step, "show")
     except CommandError:
         return None
+
+
+def _now() -> str:
+    """Now, as the engine writes a container's ``created``."""
+    from tui.session import _now as now
+    return now()
+
+
+EXEC_VALUED = {"-u", "--user", "-e", "--env", "-w", "--workdir"}
+
+
+def _exec_target(cmd) -> str | None:
+    """The container a translated ``exec`` goes into: its first word that is not an option."""
+    words = list(getattr(cmd, "argv", ())[1:])
+    while words:
+        word = words.pop(0)
+        if word in EXEC_VALUED:
+            words = words[1:]
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _container_ref(cmd, result) -> str | None:

@@ -9,15 +9,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
-from tui.i18n import LANGS, t
+from tui.i18n import LANGS, t, tn
 from tui.machine import LIMITS, Machine
 from tui.screens.keys import FRONT_KEYS, WELCOME_KEYS, Localized, bindings, relabel
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 
 
-def welcome_text(lang: str, machine: Machine) -> dict[str, str]:
-    """Every text on the welcome screen, keyed by the id of the widget that shows it."""
+def welcome_text(lang: str, machine: Machine, course=None) -> dict[str, str]:
+    """Every text on the welcome screen, keyed by the id of the widget that shows it
+    (``course``: the one the app opened -- the shipped course or one given with --course)."""
     def mark(ok: bool) -> str:
         return "✓" if ok else "✗"
 
@@ -30,7 +31,10 @@ def welcome_text(lang: str, machine: Machine) -> dict[str, str]:
     else:
         cgroup = t(lang, "check.cgroup.none", reason=machine.cgroup_reason or "?")
     missing = [f for f in LIMITS if f not in machine.limits and f != "swap"]
+    lessons = len(course.lessons) if course is not None else 0
     return {
+        "course-title": tn(lang, "welcome.course", lessons, title=course.title.get(lang, course.id))
+        if course is not None else "",
         "about-title": t(lang, "about.title"),
         "about-body": t(lang, "about.body"),
         "about-how": t(lang, "about.how"),
@@ -72,19 +76,21 @@ class WelcomeScreen(Localized, Screen):
             super().__init__()
             self.lang = lang
 
-    def __init__(self, lang: str, machine: Machine) -> None:
+    def __init__(self, lang: str, machine: Machine, course=None) -> None:
         super().__init__()
         self.lang = lang
         self.machine = machine
+        self.course = course
 
     def compose(self) -> ComposeResult:
-        text = welcome_text(self.lang, self.machine)
+        text = welcome_text(self.lang, self.machine, self.course)
 
         def static(wid: str, *classes: str) -> Static:
             return Static(text[wid], id=wid, classes=" ".join(classes), markup=False)
 
         yield Header()
         with VerticalScroll(id="body"):
+            yield static("course-title", "course")
             yield static("about-title", "section")
             yield static("about-body")
             yield static("about-how")
@@ -125,7 +131,7 @@ class WelcomeScreen(Localized, Screen):
         """Re-render every text in ``lang``, in place (scroll position and focus kept)."""
         self.lang = lang
         self.sub_title = t(lang, "subtitle.welcome")
-        for wid, text in welcome_text(lang, self.machine).items():
+        for wid, text in welcome_text(lang, self.machine, self.course).items():
             self.query_one(f"#{wid}", Static).update(text)
         relabel(self.query_one("#start", Button), t(lang, "start.button"))
         relabel(self.query_one("#map", Button), t(lang, "start.map"))

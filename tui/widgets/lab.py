@@ -42,7 +42,7 @@ from . import lab_model as model
 from .rows import RowList
 from .strings import tr
 
-NARROW = 64                   # below this width the tabs use their short labels
+NARROW = 64                   # below this width the tabs stand in two rows of three (one name each, always)
 NEW_FOR = 2.0                 # seconds a new process stays highlighted
 CHANGED_FOR = 6.0             # seconds a changed namespace stays highlighted
 HISTORY = 120                 # snapshots kept per container for the sparklines
@@ -140,9 +140,9 @@ class LabPanel(Vertical):
         narrow = self.size.width < NARROW
         if narrow != self._narrow:
             self._narrow = narrow
-            self._label_tabs()
-        if self._tab == "transcript":                # wrapped to the width: wrap again
-            self.call_after_refresh(self._redraw_tab, "transcript")
+            self.set_class(narrow, "-tabs-two-rows")
+        if self._tab in ("transcript", "mounts"):     # wrapped to the width: wrap again
+            self.call_after_refresh(self._redraw_tab, self._tab)
 
     # -- the app's API --------------------------------------------------------------------
     def set_language(self, lang: str) -> None:
@@ -370,9 +370,8 @@ class LabPanel(Vertical):
 
     def _label_tabs(self) -> None:
         tabs = self.query_one("#lab-tabs", TabbedContent)
-        prefix = "tab.short." if self._narrow else "tab."
-        for tab in model.TABS:
-            tabs.get_tab(tab).label = tr(prefix + tab, self.lang)
+        for tab in model.TABS:              # the names the lessons use, at every width
+            tabs.get_tab(tab).label = tr("tab." + tab, self.lang)
 
     def _redraw(self) -> None:
         """Everything shown, from the data in hand (no fetching)."""
@@ -413,7 +412,9 @@ class LabPanel(Vertical):
             changed = {k for k, until in self._changed.items() if until > now or not self.live}
             table = model.namespace_table(snap, lang, changed=changed)
         elif tab == "mounts":
-            table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang)
+            rows = self.query_one(f"#lab-{tab}", RowList)
+            width = (rows.scrollable_content_region.width or self.size.width or 60) - 1
+            table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang, width)
         elif tab == "network":
             table = model.network_table(snap, lang)
         elif tab == "resources":

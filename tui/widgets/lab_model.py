@@ -22,7 +22,7 @@ from typing import Iterable, NamedTuple, Sequence, Union
 
 from rich.cells import cell_len
 
-from .strings import tr
+from .strings import counted, tr
 
 TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript")
 NAMESPACE_ORDER = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
@@ -353,8 +353,8 @@ def process_table(snapshot: dict | None, lang: str, *, new: frozenset | set = fr
     rows = []
     for prefix, p in process_tree(procs):
         cmd = command_text(p.get("cmd"))
-        if p["pid"] != 1 and not p.get("ppid"):
-            cmd = f"{cmd} {tr('proc.exec', lang)}"
+        if p["pid"] != 1 and not p.get("ppid") and p["host_pid"] != (snapshot or {}).get("pid"):
+            cmd = f"{cmd} {tr('proc.exec', lang)}"       # (not the container's own command, in another's PID ns)
         state = p.get("state", "?")
         cells: list[CellType] = [Cell(str(p["pid"]), "pid"), Cell(str(p["host_pid"]), "host-pid"),
                                  user_name(p.get("uid"))]
@@ -368,9 +368,17 @@ def process_table(snapshot: dict | None, lang: str, *, new: frozenset | set = fr
         rows.append(Row(tuple(cells), style=style, key=str(p["host_pid"])))
     note = ""
     if procs:
-        first = next((p for p in procs if p["pid"] == 1), procs[0])
+        # said of the rows shown: PID 1 when it is one of them, else the lowest PID there is
+        # (a container started with --pid container:OTHER has none of its own)
+        first = next((p for p in procs if p["pid"] == 1), None)
         note = (tr("proc.count", lang, count=len(procs)) if len(procs) != 1 else tr("proc.count.one", lang))
-        note = sentences(lang, note, tr("proc.pid1", lang, host_pid=first["host_pid"]))
+        if first is not None:
+            note = sentences(lang, note, tr("proc.pid1", lang, host_pid=first["host_pid"]))
+        else:
+            first = next((p for p in procs if p["host_pid"] == snapshot.get("pid")), None) \
+                or min(procs, key=lambda p: p["pid"])
+            note = sentences(lang, note, tr("proc.pidn", lang, pid=first["pid"], host_pid=first["host_pid"]),
+                             tr("proc.no_pid1", lang))
         if mapped and first.get("uid") == 0:
             note = sentences(lang, note, tr("proc.note.userns", lang, uid=first.get("uid_host")))
     elif snapshot is not None:
@@ -473,21 +481,31 @@ def layer_name(path: str) -> str:
     return base[:12] if len(base) >= 32 and all(ch in "0123456789abcdef" for ch in base) else path
 
 
-def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lang: str) -> Table:
+def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lang: str,
+                width: int | None = None) -> Table:
     """The overlay spelled out -- image layers (read-only), the writable layer,
-    its changes (``docker diff``) -- then the mount table as the container sees it."""
+    its changes (``docker diff``) -- then the mount table as the container sees it.
+    ``width``: the headings are wrapped to it (else each is one line)."""
+    from engine import explain
+
+    def heading(text: str) -> list[Row]:
+        """A section heading: wrapped to ``width``, never cut."""
+        lines = explain.wrap(text, max(12, width)) if width else [text]
+        return [Row((line,), style="section", span=True) for line in lines]
+
     rows: list[Row] = []
     overlay = overlay_of(snapshot)
     if overlay:
-        rows.append(Row((tr("mnt.layers", lang),), style="section", span=True))
+        rows += heading(tr("mnt.layers", lang))
         lower = overlay.get("lower") or []
         for n, path in enumerate(lower):
             rows.append(Row((Cell(tr("mnt.layer", lang, n=len(lower) - n), "dim"),
                              Cell(layer_name(path), "layer"), "", Cell(path, "dim")), key=f"layer:{n}"))
-        rows.append(Row((tr("mnt.upper", lang),), style="section", span=True))
-        rows.append(Row(("", Cell("upper", "upper"), "", Cell(overlay.get("upper", ""), "dim")), key="upper"))
+        rows += heading(tr("mnt.upper", lang))
+        rows.append(Row((Cell(tr("mnt.writable", lang), "dim"), Cell("upper", "upper"), "",
+                         Cell(overlay.get("upper", ""), "dim")), key="upper"))
     if diff is not None:
-        rows.append(Row((tr("mnt.changes", lang),), style="section", span=True))
+        rows += heading(tr("mnt.changes", lang))
         if not diff:
             rows.append(Row((Cell("  " + tr("mnt.no_changes", lang), "dim"),), span=True))
         for kind, path in diff:
@@ -496,7 +514,7 @@ def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lan
                              Cell(path, style), "", ""), key=f"diff:{path}"))
     mounts = (snapshot or {}).get("mounts") or []
     if mounts:
-        rows.append(Row((tr("mnt.table", lang),), style="section", span=True))
+        rows += heading(tr("mnt.table", lang))
         rows.append(Row(tuple(tr(k, lang) for k in ("col.fstype", "col.target", "col.source", "col.options")),
                         style="subheader"))
     for m in mounts:
@@ -636,7 +654,7 @@ def event_text(event: dict, lang: str) -> tuple[str, str] | None:
     """One engine event as (text, style) for the events list, None if not shown."""
     kind = event.get("kind")
     if kind in ("oom", "pids-limit-hit"):
-        return tr(f"ev.{kind}", lang, count=event.get("count", 1)), "error" if kind == "oom" else "warn"
+        return counted(f"ev.{kind}", lang, event.get("count", 1)), "error" if kind == "oom" else "warn"
     if kind == "exited":
         if event.get("oom_killed"):
             return tr("ev.exited_oom", lang, code=event.get("exit_code")), "error"
@@ -756,12 +774,14 @@ def wrap_command(text: str, width: int, *, long_word: int = 16) -> list[str]:
         if cell_len(word) > long_word or cell_len(word) > width:
             room = width - cell_len(line + sep)
             if room > 4:
-                line += sep + word[:room]
-                word = word[room:]
+                cut = _cut(word, room)
+                line += sep + word[:cut]
+                word = word[cut:]
             lines.append(line)
             while cell_len(word) > width:
-                lines.append(word[:width])
-                word = word[width:]
+                cut = _cut(word, width)
+                lines.append(word[:cut])
+                word = word[cut:]
             line = word
         else:
             lines.append(line)
@@ -771,11 +791,22 @@ def wrap_command(text: str, width: int, *, long_word: int = 16) -> list[str]:
     return lines
 
 
+def _cut(word: str, room: int) -> int:
+    """Where to break a word too long for ``room`` cells: before its last ``/`` that
+    leaves at least half the room filled (a path breaks between its parts), else at the room."""
+    at = word.rfind("/", 1, room)
+    return at if at >= room // 2 else room
+
+
 def _wrapped(lead: str, text: str, width: int, style: str) -> list[Row]:
-    """``text`` after ``lead``, wrapped, continuation lines indented under it."""
+    """``text`` after ``lead``, wrapped, continuation lines indented under it (the text
+    after the first line wrapped as it is: a word broken there gets no space inside)."""
     pad = " " * (cell_len(lead) + 2)
     first = wrap_command(text, width - cell_len(lead))
-    rest = wrap_command(" ".join(first[1:]), width - len(pad)) if len(first) > 1 else []
+    rest = []
+    if len(first) > 1:
+        after = text[len(first[0]):].lstrip(" ") if text.startswith(first[0]) else " ".join(first[1:])
+        rest = wrap_command(after, width - len(pad))
     return [Row((lead + first[0],), style=style, span=True)] + [
         Row((pad + line,), style=style, span=True) for line in rest]
 

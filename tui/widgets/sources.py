@@ -27,18 +27,27 @@ from pathlib import Path
 
 
 class EngineSource:
-    """The real engine, through :class:`engine.client.Client`."""
+    """The real engine, through :class:`engine.client.Client`; with ``session``, only the
+    containers that app session started (labelled ``course.session``, see :mod:`lessons.lab`)."""
 
-    def __init__(self, client=None):
+    SESSION_LABEL, LESSON_LABEL = "course.session", "course.lesson"
+
+    def __init__(self, client=None, *, session: str | None = None, lesson: str | None = None):
         if client is None:
             from engine.client import Client
             client = Client()
         self.client = client
+        self.session = session
+        self.lesson = lesson                 # with session: that lesson's containers alone
         self._configs: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def containers(self) -> list[dict]:
-        return self.client.ps(all=True)
+        found = self.client.ps(all=True)
+        if self.session is None:
+            return found
+        return [c for c in found if (c.get("labels") or {}).get(self.SESSION_LABEL) == self.session
+                and (self.lesson is None or (c.get("labels") or {}).get(self.LESSON_LABEL) == self.lesson)]
 
     def snapshot(self, ref: str) -> dict:
         return self.client.snapshot(ref)

@@ -37,12 +37,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "tab.network": {"en": "Network", "zh": "网络"},
     "tab.resources": {"en": "Resources", "zh": "资源"},
     "tab.transcript": {"en": "What happened", "zh": "启动过程"},
-    "tab.short.processes": {"en": "Procs", "zh": "进程"},
-    "tab.short.namespaces": {"en": "NS", "zh": "命名空间"},
-    "tab.short.mounts": {"en": "Mounts", "zh": "挂载"},
-    "tab.short.network": {"en": "Net", "zh": "网络"},
-    "tab.short.resources": {"en": "Usage", "zh": "资源"},
-    "tab.short.transcript": {"en": "Start", "zh": "启动"},
 
     # -- the container list -------------------------------------------------------------
     "col.name": {"en": "name", "zh": "名称"},
@@ -72,6 +66,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "proc.count.one": {"en": "One process.", "zh": "只有 1 个进程。"},
     "proc.pid1": {"en": "PID 1 inside is PID {host_pid} on the host: one process, two numbers.",
                   "zh": "容器里的 1 号进程在宿主机上是 {host_pid} 号：同一个进程，两个编号。"},
+    "proc.pidn": {"en": "PID {pid} inside is PID {host_pid} on the host.",
+                  "zh": "容器里的 {pid} 号进程在宿主机上是 {host_pid} 号。"},
+    "proc.no_pid1": {"en": "No PID 1 here: its PID namespace is another container's.",
+                     "zh": "这里没有 1 号进程：它用的是另一个容器的 PID 命名空间。"},
     "proc.note.userns": {"en": "Root inside is uid {uid} on the host: a user namespace maps them.",
                          "zh": "容器里的 root 在宿主机上是 uid {uid}：由用户命名空间映射而来。"},
     "proc.none": {"en": "No processes: the container has just exited.",
@@ -102,9 +100,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "ns.what.user": {"en": "user and group IDs", "zh": "用户与用户组 ID"},
     "ns.what.cgroup": {"en": "view of the cgroup tree", "zh": "所见的控制组树"},
     "ns.what.time": {"en": "boot and monotonic clocks", "zh": "启动时钟与单调时钟"},
-    "ns.note": {"en": "Numbers are namespace inodes: equal means shared. The host column "
-                      "is read from {reference}.",
-                "zh": "数字是命名空间的 inode：相同即为共享。宿主机一列读自{reference}。"},
+    "ns.note": {"en": "Numbers are namespace inodes: equal means shared. The host's are read from {reference}.",
+                "zh": "数字是命名空间的 inode：相同即为共享。宿主机的编号读自{reference}。"},
     "ns.ref.host": {"en": "the host's PID 1", "zh": "宿主机的 1 号进程"},
     "ns.ref.self": {"en": "this app's own process", "zh": "本程序自己的进程"},
     "ns.none": {"en": "No namespaces to show: the container is not running.",
@@ -114,6 +111,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "mnt.layers": {"en": "Image layers (read-only, shared by every container of the image)",
                    "zh": "镜像层（只读，同一镜像的所有容器共享）"},
     "mnt.layer": {"en": "layer {n}", "zh": "第 {n} 层"},
+    "mnt.writable": {"en": "writable", "zh": "可写层"},
     "mnt.upper": {"en": "Writable layer (this container's alone)",
                   "zh": "可写层（容器存储层，只属于这个容器）"},
     "mnt.changes": {"en": "Changes in the writable layer", "zh": "可写层里的改动"},
@@ -179,10 +177,14 @@ STRINGS: dict[str, dict[str, str]] = {
                  "zh": "用量与限额读自容器的控制组（cgroup），限额由内核强制执行。"},
     "res.events": {"en": "Events", "zh": "事件"},
     "res.no_events": {"en": "nothing yet", "zh": "暂无"},
-    "ev.oom": {"en": "out of memory: the kernel killed {count} process(es)",
+    "ev.oom": {"en": "out of memory: the kernel killed {count} processes",
                "zh": "内存不足：内核杀掉了 {count} 个进程"},
-    "ev.pids-limit-hit": {"en": "process limit reached {count} time(s): fork() failed",
+    "ev.oom.one": {"en": "out of memory: the kernel killed a process",
+                   "zh": "内存不足：内核杀掉了 1 个进程"},
+    "ev.pids-limit-hit": {"en": "process limit reached {count} times: fork() failed",
                           "zh": "进程数达到上限 {count} 次：fork() 失败"},
+    "ev.pids-limit-hit.one": {"en": "process limit reached once: fork() failed",
+                              "zh": "进程数达到上限 1 次：fork() 失败"},
     "ev.started": {"en": "started", "zh": "已启动"},
     "ev.created": {"en": "created", "zh": "已创建"},
     "ev.exited": {"en": "exited with code {code}", "zh": "已退出，退出码 {code}"},
@@ -216,6 +218,11 @@ def tr(key: str, lang: str, /, **fields) -> str:
     entry = STRINGS[key]
     text = entry.get(lang) or entry["en"]
     return text.format(**fields) if fields else text
+
+
+def counted(key: str, lang: str, count: int, /, **fields) -> str:
+    """``key`` for ``count`` things: ``key.one`` when there is one (and the catalog has it)."""
+    return tr(f"{key}.one" if count == 1 and f"{key}.one" in STRINGS else key, lang, count=count, **fields)
 
 
 def catalog(lang: str) -> dict[str, str]:
