@@ -7,11 +7,11 @@ files of their own.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
+from .. import transcript
 from ..container import Container
 from ..errors import ContainerError, ContainerNotFound, InvalidArgument, NotRunning
 from .settings import PROTOCOL, SUBSCRIBER_BACKLOG, NAMESPACE_KINDS
@@ -76,10 +76,7 @@ class Requests:
         rec["adopted"] = c.adopted
         rec["warnings"] = c.warnings
         if msg.get("transcript"):
-            try:
-                rec["transcript"] = json.loads((c.dir / "transcript.json").read_text())
-            except (OSError, ValueError):
-                rec["transcript"] = None
+            rec["transcript"] = transcript.load(c.dir)
         return {"container": rec}, []
 
     def namespaces(self, c: Container) -> dict:

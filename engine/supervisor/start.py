@@ -21,8 +21,9 @@ from .. import syscalls as sc
 from ..container import Container, process_start_time
 from ..errors import EngineError, InvalidArgument, NotRunning, StartError
 from ..events import now
-from ..records import write_json_atomic
 from ..spec import ContainerConfig
+from ..transcript import Transcript
+from ..transcript import save as save_transcript
 from .state import Starting, Sink
 from .create import _config_from
 
@@ -151,7 +152,7 @@ class Start:
         c.exit_code, c.oom_killed, c.error, c.finished = None, False, "", ""
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         try:
-            transcript = runtime.Transcript()
+            transcript = Transcript()
             transcript.stage("limits", "Create the container's control group and write its limits")
             limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
             try:
@@ -326,7 +327,7 @@ class Start:
         clean up after the failure, or watch it run. Returns the terminal master or -1."""
         pid, outputs = c.pid, c.outputs
         stages = transcript.done() + child_stages
-        write_json_atomic(c.dir / "transcript.json", {"version": 1, "stages": stages}, durable=False)
+        save_transcript(c.dir, stages)
         if error:
             self.reap(pid, c.pidfd)
             c.pidfd = -1
