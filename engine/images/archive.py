@@ -49,6 +49,7 @@ from engine.errors import ImageError, InvalidArgument
 from engine.images.extract import detect_compression, limits_from_env
 from engine.images.layer import FIXED_MTIME
 from engine.images.reference import familiar_reference, parse_reference, qualified_reference
+from engine.spec import human_size as _human
 from engine.images.store import (
     CONFIG_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPES, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
     MAX_JSON_BLOB, Image, ImageStore, check_descriptor,
@@ -399,14 +400,6 @@ def _blob_name(digest: str) -> str:
 
 def _sha256_of(f: BinaryIO) -> str:
     return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return str(n)
 
 
 # -- save ----------------------------------------------------------------------
