@@ -16,6 +16,7 @@ from pathlib import Path
 from ..container import Container
 from ..errors import EngineError
 from ..events import now
+from ..namespaces import inode as _ns_inode
 
 
 class Reaping:
@@ -224,10 +225,4 @@ class Reaping:
             c.cgroup = None
         shutil.rmtree(c.dir, ignore_errors=True)
 
-
-def _ns_inode(pid: int, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
 

@@ -1,5 +1,7 @@
 """The supervisor's fixed numbers: deadlines, output pacing, size bounds."""
 
+from ..namespaces import KINDS
+
 PROTOCOL = 1
 START_TIMEOUT = 30.0               # seconds a child may take to reach execve
 LIMIT_CHECK_INTERVAL = 1.0         # seconds between looks at OOM and pids-limit counters
@@ -22,4 +24,4 @@ SUBSCRIBER_BACKLOG = 4 << 20       # bytes of unsent events after which a subscr
 LOG_LIMIT = 1 << 20                # supervisor.log rotates past this size (one old file kept)
 MAX_LABELS = 64 << 10              # bytes of labels (keys and values) a container may carry
 MAX_ENV = 256 << 10                # bytes of environment given to run
-NAMESPACE_KINDS = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
+NAMESPACE_KINDS = KINDS           # the kinds inspect shows, in order (engine.namespaces)
