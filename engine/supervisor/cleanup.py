@@ -19,7 +19,7 @@ class Cleanup:
         """Remove every stopped container."""
         removed = []
         for c in list(self.containers.values()):
-            if c.status not in ("running", "starting"):
+            if c.status.can_remove():
                 size = _dir_size(c.dir / "upper")
                 self.remove(c)
                 removed.append({"id": c.id, "size": size})

@@ -21,7 +21,7 @@ class Execs:
 
     def op_exec(self, conn, msg, fds):
         c = self.find(msg.get("id"))
-        if not c.can_exec():
+        if not c.status.can_exec():
             raise NotRunning(f"container {c.id} is not running")
         opts = msg.get("exec") or {}
         if not isinstance(opts, dict):

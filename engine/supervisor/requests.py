@@ -105,7 +105,7 @@ class Requests:
         if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
             raise InvalidArgument(f"invalid signal: {sig}")
         c = self.find(msg.get("id"))
-        if not c.can_kill():
+        if not c.status.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
         return {"id": c.id}, []
@@ -125,7 +125,7 @@ class Requests:
 
     def op_start(self, conn, msg, fds):
         c = self.find(msg.get("id"))
-        if c.status in ("running", "starting"):
+        if not c.status.can_start():          # running, or being started
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
         conn.policy.admit(c.config)           # a container another policy created
         c.volume_resolve = conn.policy.volume_resolve()
