@@ -49,11 +49,11 @@ from engine.errors import ImageError, InvalidArgument
 from engine.images.extract import detect_compression, limits_from_env
 from engine.images.layer import FIXED_MTIME
 from engine.images.reference import familiar_reference, parse_reference, qualified_reference
-from engine.spec import human_size as _human
 from engine.images.store import (
     CONFIG_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPES, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
     MAX_JSON_BLOB, Image, ImageStore, check_descriptor,
 )
+from engine.spec import human_size as _human
 
 MAX_MEMBERS = 200_000
 LINK_HOPS = 8

@@ -14,7 +14,7 @@ from .. import paths, runtime
 from ..container import Container
 from ..errors import InvalidArgument, NameConflict
 from ..spec import ContainerConfig, check_argv, check_process_options
-from .settings import MAX_LABELS, MAX_ENV
+from .settings import MAX_ENV, MAX_LABELS
 
 
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",

@@ -12,8 +12,8 @@ import selectors
 from .. import runtime
 from ..errors import InvalidArgument, NotRunning
 from ..spec import check_argv, check_process_options
-from .state import Starting, Exec
-from .start import _winsize, _pipe
+from .start import _pipe, _winsize
+from .state import Exec, Starting
 
 
 class Execs:

@@ -24,9 +24,9 @@ from ..container import Container, process_start_time
 from ..errors import CgroupError, EngineError
 from ..events import EventLog, now
 from ..logs import LogWriter
-from .settings import START_TIMEOUT, LIMIT_CHECK_INTERVAL, TIDY_GRACE, LOG_LIMIT
-from .state import Starting, Sink, Exec
 from .connections import Connection
+from .settings import LIMIT_CHECK_INTERVAL, LOG_LIMIT, START_TIMEOUT, TIDY_GRACE
+from .state import Exec, Sink, Starting
 
 
 class Loop:

@@ -10,7 +10,7 @@ import selectors
 
 from ..container import Container
 from ..logs import LogWriter
-from .settings import OUTPUT_RATE, OUTPUT_BURST, OUTPUT_TICK, SINK_BACKLOG
+from .settings import OUTPUT_BURST, OUTPUT_RATE, OUTPUT_TICK, SINK_BACKLOG
 from .state import Sink
 
 

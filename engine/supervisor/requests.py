@@ -14,8 +14,8 @@ import time
 from .. import transcript
 from ..container import Container
 from ..errors import ContainerError, ContainerNotFound, InvalidArgument, NotRunning
-from .settings import PROTOCOL, SUBSCRIBER_BACKLOG, NAMESPACE_KINDS
 from .connections import Connection
+from .settings import NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
 
 
 class Requests:

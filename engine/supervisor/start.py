@@ -24,8 +24,8 @@ from ..events import now
 from ..spec import ContainerConfig
 from ..transcript import Transcript
 from ..transcript import save as save_transcript
-from .state import Starting, Sink
 from .create import _config_from
+from .state import Sink, Starting
 
 
 class Start:
