@@ -1,20 +1,8 @@
 """A container's record: what it was asked to be, and what became of it.
 
-The record is ``<data>/containers/<id>/container.json`` (schema version 1),
-written atomically on every change of state::
-
-    {"version": 1, "id": "<64 hex>", "name": "brave_turing",
-     "config": {...ContainerConfig...},
-     "image": {"requested": "ubuntu", "ref": "lab:latest", "id": "sha256:...",
-               "digest": "sha256:...", "layers": ["<dir>", ...]},
-     "process": {"argv": [...], "env": [...], "cwd": "/", "user": "",
-                 "hostname": "...", "lowerdir": "...",
-                 "userns": null | {"base": 100000, "size": 65536}},   # --userns private
-     "status": "created" | "starting" | "running" | "exited",
-     "pid": 4312, "pid_start": 123456,      # host pid and its start time (clock ticks)
-     "exit_code": 0, "oom_killed": false, "error": "",
-     "created": "...", "started": "...", "finished": "...",
-     "cgroup": {"memory": "/sys/fs/cgroup/memory/container-lab/<id>", ...}}
+The record is ``<data>/containers/<id>/container.json`` (schema version 1,
+:class:`Record` below), written atomically on every change of state. Its
+``status`` is a :class:`Status`, which says what each state allows.
 
 ``pid_start`` lets a restarted supervisor tell its container from an
 unrelated process that reused the pid.
@@ -24,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from enum import StrEnum
 from pathlib import Path
+from typing import TypedDict
 
 from .errors import EngineError
 from .events import now
@@ -32,7 +22,77 @@ from .records import write_json_atomic
 from .spec import NAME_RE, ContainerConfig
 
 VERSION = 1
-STATES = ("created", "starting", "running", "exited")   # "starting": run --explain, half-built
+
+
+class Status(StrEnum):
+    """A container's state, and what each one allows (the supervisor asks these)."""
+
+    CREATED = "created"         # made (run, create), never started
+    STARTING = "starting"       # its first process is on its way to execve (run --explain: half-built)
+    RUNNING = "running"
+    EXITED = "exited"
+
+    def can_start(self) -> bool:
+        return self in (Status.CREATED, Status.EXITED)
+
+    def can_exec(self) -> bool:
+        return self is Status.RUNNING
+
+    def can_kill(self) -> bool:
+        return self is Status.RUNNING
+
+    def can_remove(self) -> bool:
+        """Without force: neither running nor half-built."""
+        return self in (Status.CREATED, Status.EXITED)
+
+
+STATES = tuple(Status)
+
+
+class ImageRef(TypedDict):
+    requested: str              # as the user wrote it: "ubuntu"
+    ref: str                    # what it resolved to: "docker.io/library/ubuntu:latest"
+    id: str                     # "sha256:..." (the config's digest)
+    digest: str                 # the manifest's digest
+    layers: list[str]           # layer directories, lowest first (shifted copies with --userns private)
+
+
+class UserNamespace(TypedDict):
+    base: int                   # host uid/gid of root inside
+    size: int
+
+
+class Process(TypedDict):
+    argv: list[str]
+    env: list[str]              # "KEY=VALUE"
+    cwd: str
+    user: str                   # "" for the image's (root)
+    hostname: str
+    lowerdir: str               # overlayfs lowerdir= value
+    userns: UserNamespace | None    # --userns private
+
+
+class Record(TypedDict):
+    """``container.json``, as :meth:`Container.record` writes it. A record
+    written before a container ran may lack ``started``, ``finished``,
+    ``error``, ``cgroup`` and ``pid_start`` (see :func:`check_record`)."""
+
+    version: int                # VERSION
+    id: str                     # 64 hex digits, also the directory's name
+    name: str
+    config: dict                # ContainerConfig.to_dict()
+    image: ImageRef
+    process: Process
+    status: Status
+    pid: int                    # host pid of PID 1; 0 when not running
+    pid_start: int              # its start time in clock ticks since boot
+    exit_code: int | None
+    oom_killed: bool
+    error: str
+    created: str                # RFC 3339 times
+    started: str
+    finished: str
+    cgroup: dict[str, str]      # hierarchy -> cgroup directory
 ID_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -118,7 +178,7 @@ class Container:
         self.name = name
         self.config = config
         self.dir = cdir
-        self.status = "created"
+        self.status = Status.CREATED
         self.pid = 0
         self.pid_start = 0
         self.exit_code: int | None = None
@@ -144,18 +204,17 @@ class Container:
         self.starting = None            # a supervisor.Starting while started stage by stage
         self.volume_resolve = 0         # openat2 flags for volume sources: the starting client's policy
 
-    # -- lifecycle guards (what each state allows) ------------------------------
-    def can_start(self) -> bool:
-        return self.status in ("created", "exited")
+    @property
+    def status(self) -> Status:
+        """The state (what it allows: :class:`Status`); set from a Status or its string."""
+        return self._status
 
-    def can_exec(self) -> bool:
-        return self.status == "running"
-
-    def can_kill(self) -> bool:
-        return self.status == "running"
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = Status(value)
 
     # -- the record ---------------------------------------------------------------
-    def record(self) -> dict:
+    def record(self) -> Record:
         """The persisted record (schema version 1)."""
         return {
             "version": VERSION, "id": self.id, "name": self.name, "config": self.config.to_dict(),

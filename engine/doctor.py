@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 
 from . import sealed
+from .namespaces import KINDS as NAMESPACES
 from .seccomp import program, refused
 
 VERSION = 1
-NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time")
 LIMITS = ("memory", "pids", "cpu", "swap")
 REQUIRED = ("root", "overlayfs", "ns.pid", "ns.mnt", "ns.uts", "ns.ipc", "ns.net", "exe.sealed")
 

@@ -1,7 +1,7 @@
 """What each stage of a container's start does, in plain words (English and 中文).
 
 ``run --explain`` prints these beside the kernel operations and the shell
-commands of the transcript (:class:`engine.runtime.Transcript`); the app's
+commands of the transcript (:class:`engine.transcript.Transcript`); the app's
 step-through start shows the same texts. Keyed by stage id; both languages
 hold exactly the same keys (a test checks it).
 """

@@ -17,50 +17,12 @@ read from the host's /proc and cgroup files -- no need to enter it:
   namespace for a moment.
 
 :func:`snapshot` returns plain, JSON-serialisable data (schema
-:data:`VERSION`); :func:`compare` says what changed between two snapshots;
-:func:`diff_layer` lists the writable layer's changes the way ``docker diff``
-does.
+:data:`VERSION`: :class:`Snapshot` and the TypedDicts beside it);
+:func:`compare` says what changed between two snapshots; :func:`diff_layer`
+lists the writable layer's changes the way ``docker diff`` does.
 
-The snapshot
-------------
-``version``, ``time`` (epoch seconds), ``id``, ``name``, ``status``, ``pid``
-(the host PID of the container's PID 1), ``reference`` (where the host's
-namespaces were read), and:
-
-``processes``
-    one dict per process, sorted by ``pid``: ``pid`` (in the container's PID
-    namespace), ``host_pid``, ``nspid`` (every level, host first, so a
-    namespace the learner nests inside the container shows too), ``ppid``
-    (inside; 0 for PID 1 and for processes started from outside, like
-    ``exec``), ``ppid_host``, ``uid`` (inside the container: the host uid
-    mapped through the container's uid_map, 65534 when unmapped, as the
-    kernel shows it), ``uid_host``, ``state`` (R, S, D, Z, T ...), ``name``,
-    ``cmd`` (argv; ``[name]`` for kernel threads and zombies),
-    ``start_ticks`` (clock ticks after boot), ``started`` (epoch seconds),
-    ``threads``, ``rss_kb``.
-``namespaces``
-    kind -> ``inode``, ``host``, ``shared_with_host`` and, given ``others``,
-    ``shared_with`` (other containers' names).
-``mounts``
-    the container's mountinfo, the overlay's layers picked out.
-``network``
-    None when it could not be read -- ``network_error`` then says why (the
-    container exited meanwhile, no permission ...). Else ``inode`` (of the
-    network namespace), ``entered`` (False when it is the caller's own, as
-    with ``--network host``), and lists of
-    ``interfaces`` (``index``, ``name``, ``kind`` -- veth, bridge, dummy ...,
-    None for lo --, ``type`` -- loopback, ether ... --, ``state`` -- the
-    operstate: up, down, unknown ... --, ``up`` and ``lower_up`` flags,
-    ``flags``, ``mtu``, ``mac``, ``link`` -- a veth's peer index --,
-    ``link_netnsid``, ``master``, ``rx_bytes``, ``tx_bytes``, ``rx_packets``,
-    ``tx_packets``),
-    ``addresses`` (``family`` inet/inet6, ``address``, ``prefixlen``,
-    ``interface``, ``index``, ``scope``) and
-    ``routes`` of the main table (``family``, ``dst`` -- "default" or
-    "10.0.0.0/24" --, ``gateway``, ``dev``, ``prefsrc``, ``metric``,
-    ``table``, ``protocol``, ``scope``, ``type``).
-``resources``
-    the cgroup's usage and limits, or None.
+(Over 600 lines on purpose: the snapshot's parts share one per-process cache,
+and its schema is kept beside the code that fills it.)
 
 How it stays cheap
 ------------------
@@ -98,9 +60,12 @@ import os
 import stat as stat_mod
 import threading
 import time
+from typing import TypedDict
+
+from .namespaces import KINDS as NAMESPACES
+from .namespaces import inode as _ns_inode
 
 VERSION = 1
-NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 REFRESH_FIRST = 1.0        # argv and uid of a process that did not exec: read again after this,
 REFRESH_MAX = 16.0         # then after twice as long each time, up to this (each +-25 %)
 OVERFLOW_UID = 65534       # what the kernel shows for a uid with no mapping
@@ -109,6 +74,103 @@ _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _BOOT_TIME: list[float] = []
 _IDENTITY = [(0, 0, 4294967295)]         # the initial user namespace's uid_map
+
+
+# -- the snapshot's schema ---------------------------------------------------------
+
+class Process(TypedDict):
+    """One process of the container (the list is sorted by ``pid``)."""
+
+    pid: int                    # in the container's PID namespace
+    host_pid: int
+    nspid: list[int]            # every level, host first: a namespace nested inside shows too
+    ppid: int                   # inside; 0 for PID 1 and for processes started from outside (exec)
+    ppid_host: int
+    uid: int                    # inside: the host uid through the uid_map (65534 when unmapped)
+    uid_host: int
+    state: str                  # R, S, D, Z, T ...
+    name: str
+    cmd: list[str]              # argv; [name] for kernel threads and zombies
+    start_ticks: int            # clock ticks after boot
+    started: float              # epoch seconds
+    threads: int
+    rss_kb: int
+
+
+class Namespace(TypedDict, total=False):
+    inode: int
+    host: int | None            # the reference's inode of the same kind
+    shared_with_host: bool
+    shared_with: list[str]      # other containers' names (only when ``others`` was given)
+
+
+class Interface(TypedDict):
+    index: int
+    name: str
+    kind: str | None            # veth, bridge, dummy ...; None for lo
+    type: str                   # loopback, ether ...
+    state: str                  # the operstate: up, down, unknown ...
+    up: bool
+    lower_up: bool
+    flags: list[str]
+    mtu: int
+    mac: str | None
+    link: int | None            # a veth's peer index
+    link_netnsid: int | None
+    master: int | None
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+
+
+class Address(TypedDict):
+    family: str                 # inet, inet6
+    address: str
+    prefixlen: int
+    interface: str
+    index: int
+    scope: str
+
+
+class Route(TypedDict):
+    family: str
+    dst: str                    # "default" or "10.0.0.0/24"
+    gateway: str | None
+    dev: str | None
+    prefsrc: str | None
+    metric: int | None
+    table: int
+    protocol: str
+    scope: str
+    type: str
+
+
+class Network(TypedDict):
+    inode: int                  # of the network namespace
+    entered: bool               # False when it is the caller's own (--network host)
+    interfaces: list[Interface]
+    addresses: list[Address]
+    routes: list[Route]         # of the main table
+
+
+class Snapshot(TypedDict):
+    """What :func:`snapshot` returns (schema :data:`VERSION`)."""
+
+    version: int
+    time: float                 # epoch seconds
+    id: str
+    name: str
+    status: str
+    pid: int                    # the host PID of the container's PID 1
+    reference: str              # where the host's namespaces were read
+    processes: list[Process]
+    namespaces: dict[str, Namespace]    # by kind (engine.namespaces.KINDS)
+    mounts: list[dict]          # the container's mountinfo, the overlay's layers picked out
+    hostname: str | None
+    network: Network | None     # None when it could not be read ...
+    network_error: str | None   # ... and then why (exited meanwhile, no permission ...)
+    resources: dict | None      # the cgroup's usage and limits (engine.cgroups.Cgroup.usage)
 
 
 def _read_bytes(path: str, size: int = 4096) -> bytes | None:
@@ -136,13 +198,6 @@ def _read_bytes(path: str, size: int = 4096) -> bytes | None:
 def _read(path: str) -> str | None:
     data = _read_bytes(path)
     return None if data is None else data.decode("utf-8", "replace")
-
-
-def _ns_inode(pid: int | str, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
 
 
 def reference_namespaces() -> tuple[dict[str, int], str]:
@@ -532,7 +587,7 @@ def namespaces(pid: int, reference: dict[str, int], others: dict[str, int] | Non
 
 
 def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
-             network: bool = True) -> dict:
+             network: bool = True) -> Snapshot:
     """Everything the lab panel shows of one container, from its ``inspect`` record.
 
     ``cgroup``: the container's :class:`engine.cgroups.Cgroup` (for usage and
@@ -544,7 +599,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     pid = record.get("pid") or 0
     running = record.get("status") in ("running", "starting") and pid > 0   # starting: run --explain
     reference, ref_source = reference_namespaces()
-    snap = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
+    snap: Snapshot = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
             "status": record.get("status"), "pid": pid, "reference": ref_source,
             "processes": [], "namespaces": {}, "mounts": [], "hostname": None, "network": None,
             "network_error": "the container is not running", "resources": None}

@@ -1,6 +1,7 @@
 """Small, careful file writing shared by the engine's records.
 
 - :func:`write_json_atomic`: a whole JSON document, replaced atomically.
+- :func:`json_object`: bytes that must be one JSON object, or a one-line error.
 - :func:`append_jsonl` / :func:`read_jsonl`: a JSON-lines file that rotates
   into ``NAME.1`` past a size, so it can neither grow without bound nor be
   read half-written (a torn last line is skipped).
@@ -12,6 +13,20 @@ import json
 import os
 from pathlib import Path
 from typing import Iterator
+
+
+def json_object(data: bytes, what: str, error: type[Exception], limit: int | None = None) -> dict:
+    """``data`` parsed as a JSON object, or ``error`` naming ``what`` in one line
+    (too large for ``limit`` bytes, not JSON, or JSON but not an object)."""
+    if limit is not None and len(data) > limit:
+        raise error(f"the {what} is larger than {limit} bytes; refused")
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"the {what} is not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise error(f"the {what} is not a JSON object")
+    return value
 
 
 def write_json_atomic(path: Path, data: dict, *, durable: bool = True) -> None:

@@ -53,11 +53,11 @@ import socket
 import stat
 import struct
 import termios
-import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import sealed, seccomp
+from .transcript import Transcript  # also imported from here by older code
 from . import syscalls as sc
 
 # Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb.
@@ -139,52 +139,6 @@ class StageError(Exception):
     def __init__(self, stage: str, message: str, code: int = EXIT_ENGINE):
         super().__init__(message)
         self.stage, self.message, self.code = stage, message, code
-
-
-class Transcript:
-    """Ordered stages, each with the kernel operations done and their shell twin.
-
-    Saved as ``<container dir>/transcript.json`` for every start (schema version 1)::
-
-        {"version": 1, "stages": [
-            {"id": "rootfs", "title": "Mount the image layers ...",
-             "ops": [{"call": "mount", "shell": "mount -t overlay -o ... overlay /...",
-                      "source": "overlay", "target": "...", "fstype": "overlay",
-                      "flags": "nodev", "data": "lowerdir=...,upperdir=...,workdir=..."}]},
-            ...]}
-
-    Stage ids, in order: ``limits`` and ``fork`` (done by the supervisor), then
-    this module's ``cgroup``, ``namespaces``, ``propagation``, ``rootfs``,
-    ``proc``, ``dev``, ``sys``, ``pivot_root``, ``hostname``, ``tty`` (with
-    -t), ``seccomp`` (unless unconfined), ``capabilities``, ``init`` (with
-    --init), ``exec``. Each op
-    has ``call`` (the kernel call), ``shell`` (the equivalent command) and
-    call-specific detail.
-    """
-
-    def __init__(self) -> None:
-        self.stages: list[dict] = []
-        self._t0: float | None = None
-
-    def stage(self, sid: str, title: str) -> None:
-        """Open a new stage (and close the previous one's clock)."""
-        self._close()
-        self.stages.append({"id": sid, "title": title, "ops": [], "ms": 0.0})
-        self._t0 = time.perf_counter()
-
-    def _close(self) -> None:
-        if self.stages and self._t0 is not None:
-            self.stages[-1]["ms"] = round((time.perf_counter() - self._t0) * 1000, 3)
-            self._t0 = None
-
-    def done(self) -> list[dict]:
-        """The stages, with the last one's time taken now."""
-        self._close()
-        return self.stages
-
-    def op(self, call: str, shell: str, **detail) -> None:
-        """Record one kernel operation in the current stage."""
-        self.stages[-1]["ops"].append({"call": call, "shell": shell, **detail})
 
 
 _NS_OPTION = {"mnt": "mount", "uts": "uts", "ipc": "ipc", "net": "net", "pid": "pid",

@@ -57,6 +57,15 @@ def parse_size(text: str) -> int:
     return size
 
 
+def human_size(n: float) -> str:
+    """A size as docker prints one: decimal units, three digits (``"64.1MB"``, ``"512B"``)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return str(n)
+
+
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
 MAX_ID = (1 << 31) - 1            # uids and gids as runc and Docker accept them
 PIDS_MAX = 4194304                # the kernel's PID_MAX_LIMIT: pids.max takes no more

@@ -198,3 +198,21 @@ def test_the_run_path_stays_light():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_run_command_line_reaches_the_client_with_nothing_heavy():
+    """What `container-lab run --rm -m 64m lab true` imports before it talks to the
+    supervisor: its flags read by engine.cli.fastrun, so no argparse (with gettext
+    and locale), and none of the course's, the network's or the images' modules."""
+    code = ("import sys, tui.launcher, engine.cli, engine.client\n"
+            "from engine.cli.fastrun import parse_run\n"
+            "args = parse_run(['--rm', '-m', '64m', 'lab', 'true'])\n"
+            "assert args is not None and args.func.__name__ == 'cmd_run'\n"
+            "engine.cli.config_from(args)\n"
+            "engine.client.Client(autostart=False).socket_path\n"
+            "heavy = ('argparse', 'gettext', 'locale', 'dataclasses', 'inspect', 'pathlib', 'shutil', 'typing',\n"
+            "         'difflib', 'importlib.metadata', 'textual', 'rich', 'pyroute2', 'dns', 'engine.network',\n"
+            "         'engine.images', 'engine.supervisor', 'engine.runtime', 'lessons', 'tui.app')\n"
+            "print(' '.join(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == ""

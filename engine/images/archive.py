@@ -53,6 +53,7 @@ from engine.images.store import (
     CONFIG_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPES, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
     MAX_JSON_BLOB, Image, ImageStore, check_descriptor,
 )
+from engine.spec import human_size as _human
 
 MAX_MEMBERS = 200_000
 LINK_HOPS = 8
@@ -399,14 +400,6 @@ def _blob_name(digest: str) -> str:
 
 def _sha256_of(f: BinaryIO) -> str:
     return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return str(n)
 
 
 # -- save ----------------------------------------------------------------------

@@ -47,6 +47,7 @@ from typing import Callable, Iterator
 
 from engine.errors import ImageError, ImageNotFound
 from engine.images.reference import DIGEST_RE, Reference
+from engine.records import json_object
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -338,11 +339,11 @@ class Registry:
     def image_manifest(self, repository: str, reference: str) -> tuple[bytes, dict, str]:
         """The host platform's image manifest: (body, parsed, digest), through an index if need be."""
         body, media_type, digest = self.manifest(repository, reference)
-        parsed = _json_object(body, "manifest")
+        parsed = json_object(body, "registry's manifest", RegistryError)
         if media_type in INDEXES or "manifests" in parsed:
             chosen = pick_platform(parsed, repository, reference)
             body, media_type, digest = self.manifest(repository, chosen)
-            parsed = _json_object(body, "manifest")
+            parsed = json_object(body, "registry's manifest", RegistryError)
             if media_type in INDEXES or "manifests" in parsed:
                 raise RegistryError(f"{repository}: an index that points at another index is not supported")
         check_manifest(parsed, f"{repository}:{reference}")
@@ -448,16 +449,6 @@ def check_manifest(m: dict, what: str) -> None:
             raise RegistryError(f"{what} has zstd-compressed layers, which are not supported")
         if "foreign" in media or "nondistributable" in media:
             raise RegistryError(f"{what} has a foreign layer ({media}), which cannot be pulled")
-
-
-def _json_object(body: bytes, what: str) -> dict:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise RegistryError(f"the registry's {what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise RegistryError(f"the registry's {what} is not a JSON object")
-    return value
 
 
 def _reason(e: BaseException) -> str:

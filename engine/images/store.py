@@ -46,6 +46,7 @@ from engine.errors import ImageError, ImageNotFound, InvalidArgument
 from engine.images import lab, layer
 from engine.images.reference import DIGEST_RE, Reference, familiar_reference, parse_reference
 from engine.paths import ensure_private_dir
+from engine.records import json_object
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -720,18 +721,6 @@ class _CheckedBlob:
             self.out.close()
 
 
-def _json_object(data: bytes, what: str) -> dict:
-    if len(data) > MAX_JSON_BLOB:
-        raise ImageError(f"the {what} is larger than {MAX_JSON_BLOB} bytes; refused")
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ImageError(f"the {what} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ImageError(f"the {what} is not a JSON object")
-    return obj
-
-
 def check_descriptor(desc, what: str) -> dict:
     """``desc`` if it is a well-formed descriptor (digest sha256:<hex>, size >= 0), else an ImageError."""
     if not isinstance(desc, dict):
@@ -746,7 +735,7 @@ def check_descriptor(desc, what: str) -> dict:
 
 def _check_image(manifest_bytes: bytes, config_bytes: bytes) -> tuple[dict, dict, list[dict]]:
     """The manifest, config and layer descriptors, checked against each other."""
-    manifest = _json_object(manifest_bytes, "manifest")
+    manifest = json_object(manifest_bytes, "manifest", ImageError, MAX_JSON_BLOB)
     media = manifest.get("mediaType", MANIFEST_MEDIA_TYPE)
     if media in INDEX_MEDIA_TYPES or "manifests" in manifest:
         raise ImageError("the manifest is an image index (one image per platform), not an image manifest")
@@ -774,7 +763,7 @@ def _check_image(manifest_bytes: bytes, config_bytes: bytes) -> tuple[dict, dict
         raise ImageError(f"the config does not match its descriptor: it is {digest[:19]}... "
                          f"({len(config_bytes)} bytes), the manifest says {config_desc['digest'][:19]}... "
                          f"({config_desc['size']} bytes); refused")
-    config = _json_object(config_bytes, "config")
+    config = json_object(config_bytes, "config", ImageError, MAX_JSON_BLOB)
     if config.get("os", "linux") != "linux":
         raise ImageError(f"the image is for {config.get('os')!r}, not linux")
     rootfs = config.get("rootfs")

@@ -1,0 +1,7 @@
+"""``python -m engine.cli VERB ...``"""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""The small requests about containers and events: ping, subscribe, ps,
+inspect, wait, kill, stop, start (of a created container), rm -- and
+:meth:`Requests.find`, which turns a name or id prefix into a container.
+Starting (run, create, exec) and removing wholesale (prune, gc, rmi) have
+files of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .. import transcript
+from ..container import Container
+from ..errors import ContainerError, ContainerNotFound, InvalidArgument, NotRunning
+from .connections import Connection
+from .settings import NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
+
+
+class Requests:
+    """The requests that look at containers or signal them."""
+
+    def op_ping(self, conn, msg, fds):
+        return {"protocol": PROTOCOL, "pid": os.getpid(), "cgroups": self.cgroups.name,
+                "events_seq": self.events.seq}, []
+
+    def op_shutdown(self, conn, msg, fds):
+        self.running = False
+        return {}, []
+
+    def op_subscribe(self, conn, msg, fds):
+        """Events after the cursor ``after`` now (in the reply), then each new
+        one as ``{"event": "event", "data": {...}}`` on this connection."""
+        after = _number(msg, "after", 0, int)
+        self.subscribers.add(conn)
+        return {"events": list(self.events.read(after=after)) if after < self.events.seq else [],
+                "seq": self.events.seq}, []
+
+    def publish(self, event: dict) -> None:
+        for conn in list(self.subscribers):
+            if conn.queued > SUBSCRIBER_BACKLOG:
+                self.cut_off(conn)
+            elif not conn.send({"event": "event", "data": event}):
+                self.subscribers.discard(conn)
+
+    def cut_off(self, conn: Connection) -> None:
+        """A subscriber too far behind (it stopped reading): what it has not
+        been sent is dropped, it is told so, and it is hung up on."""
+        self.subscribers.discard(conn)
+        head = conn.out.popleft() if conn.out else None
+        partly_sent = head is not None and head[0].nbytes < len(head[0].obj)
+        conn.discard()
+        if partly_sent:              # the message being written is finished, the rest dropped
+            conn.out.append(head)
+            conn.queued = head[0].nbytes
+        elif head is not None:
+            for fd in head[1]:
+                os.close(fd)
+        conn.send({"event": "dropped", "error": "events were coming faster than this client read them: "
+                   "it was cut off (subscribe again to go on)"})
+        self.close_when_flushed(conn)
+
+    def op_ps(self, conn, msg, fds):
+        items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
+        if not msg.get("all"):
+            items = [c for c in items if c["status"] in ("running", "starting")]
+        return {"containers": items}, []
+
+    def op_inspect(self, conn, msg, fds):
+        c = self.find(msg["id"])
+        rec = c.record()
+        rec["namespaces"] = self.namespaces(c)
+        rec["rootfs"] = {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper"),
+                         "work": str(c.dir / "work")}
+        rec["adopted"] = c.adopted
+        rec["warnings"] = c.warnings
+        if msg.get("transcript"):
+            rec["transcript"] = transcript.load(c.dir)
+        return {"container": rec}, []
+
+    def namespaces(self, c: Container) -> dict:
+        """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
+        if c.status not in ("running", "starting") or not c.pid:
+            return {}
+        out = {}
+        for kind in NAMESPACE_KINDS:
+            try:
+                mine = os.stat(f"/proc/{c.pid}/ns/{kind}").st_ino
+                host = os.stat(f"/proc/self/ns/{kind}").st_ino
+            except OSError:
+                continue
+            out[kind] = {"container": mine, "host": host, "shared": mine == host}
+        return out
+
+    def op_wait(self, conn, msg, fds):
+        c = self.find(msg.get("id"))
+        if c.status not in ("running", "starting"):
+            return {"event": "exit", **self.exit_info(c)}, []
+        c.attached.add(conn)
+        return {"waiting": True}, []
+
+    def op_kill(self, conn, msg, fds):
+        sig = msg.get("signal", signal.SIGKILL)
+        if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
+            raise InvalidArgument(f"invalid signal: {sig}")
+        c = self.find(msg.get("id"))
+        if not c.status.can_kill():
+            raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
+        self.signal(c, sig)
+        return {"id": c.id}, []
+
+    def op_stop(self, conn, msg, fds):
+        """SIGTERM, then SIGKILL after the timeout (docker stop); the reply waits for the exit."""
+        c = self.find(msg.get("id"))
+        timeout = _number(msg, "timeout", 10.0, float)
+        if c.status == "starting":
+            raise NotRunning(f"cannot stop container {c.name}: it is being started")
+        if c.status != "running":
+            return {"event": "exit", **self.exit_info(c)}, []
+        self.signal(c, signal.SIGTERM)
+        c.stop_deadline = time.monotonic() + max(0.0, timeout)
+        c.attached.add(conn)
+        return {"waiting": True}, []
+
+    def op_start(self, conn, msg, fds):
+        c = self.find(msg.get("id"))
+        if not c.status.can_start():          # running, or being started
+            return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
+        conn.policy.admit(c.config)           # a container another policy created
+        c.volume_resolve = conn.policy.volume_resolve()
+        return self.launch(c, conn, msg, fds)
+
+    def op_rm(self, conn, msg, fds):
+        c = self.find(msg.get("id"))
+        if c.status == "running":
+            if not msg.get("force"):
+                raise ContainerError(f"cannot remove container {c.name}: container is running: "
+                                     "stop the container before removing or force remove")
+            # Removed when its exit is handled (finish); the reply waits for
+            # that, the loop does not: the kernel ends a PID 1 only once every
+            # process of its namespace is reaped, which may take a while.
+            c.config.remove = True
+            self.signal(c, signal.SIGKILL)
+            self.rm_waiters.setdefault(c.id, set()).add(conn)
+            return None
+        elif c.starting is not None:          # half-built: ends, then goes (answered by end_start)
+            if not msg.get("force"):
+                raise ContainerError(f"cannot remove container {c.name}: it is being started; "
+                                     "force remove to end it")
+            c.config.remove = True
+            self.abandon_start(c)
+            self.rm_waiters.setdefault(c.id, set()).add(conn)
+            return None
+        else:
+            self.remove(c)
+        return {"id": c.id, "name": c.name}, []
+
+    def find(self, ref: str) -> Container:
+        """By full id, unique id prefix or name (docker's rules)."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("a container name or id is required")
+        for c in self.containers.values():
+            if c.name == ref or c.id == ref:
+                return c
+        matches = [c for c in self.containers.values() if c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple containers match id prefix {ref!r}")
+        raise ContainerNotFound(f"No such container: {ref}")
+
+
+def _number(msg: dict, field: str, default, kind):
+    """A numeric request field (``kind`` int or float), or an InvalidArgument naming it."""
+    value = msg.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise InvalidArgument(f"{field} must be a{'n integer' if kind is int else ' number'}, not {value!r:.40}")
+    if kind is float and not -1e9 < value < 1e9:
+        raise InvalidArgument(f"{field} is out of range")
+    return kind(value)
+
