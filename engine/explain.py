@@ -8,7 +8,6 @@ hold exactly the same keys (a test checks it).
 
 from __future__ import annotations
 
-import os
 
 LANGUAGES = ("en", "zh")
 
@@ -193,14 +192,10 @@ UI: dict[str, dict[str, str]] = {
 
 
 def language(explicit: str | None = None) -> str:
-    """``explicit`` if given, else from LC_ALL, LC_MESSAGES, LANG, LANGUAGE (zh* -> zh)."""
-    if explicit:
-        return explicit
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
-        value = os.environ.get(var, "")
-        if value:
-            return "zh" if value.lower().startswith("zh") else "en"
-    return "en"
+    """``explicit`` if given, else the locale's (:func:`engine.lang.detect`, as the app reads it)."""
+    from .lang import detect
+
+    return explicit or detect()
 
 
 def stage_text(stage_id: str, lang: str) -> str:

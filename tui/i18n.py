@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import gettext
 import io
-import os
 import struct
 from dataclasses import dataclass
 from functools import cache
@@ -216,15 +215,9 @@ def other(lang: str) -> str:
 
 
 def detect_language(environ: Mapping[str, str] | None = None) -> str:
-    """``zh`` when the locale asks for Chinese, else ``en``.
+    """``zh`` when the locale asks for Chinese, else ``en``: the engine's
+    one detector (:func:`engine.lang.detect`), so the app and ``run --explain``
+    never disagree."""
+    from engine.lang import detect
 
-    Reads LANGUAGE, LC_ALL, LC_MESSAGES and LANG in gettext's order; the first
-    one set decides (LANGUAGE may list several, ``zh_CN:en``: its first counts).
-    """
-    env = os.environ if environ is None else environ
-    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(var, "").strip()
-        if value:
-            first = value.split(":")[0].strip().lower()
-            return "zh" if first.startswith("zh") else DEFAULT_LANG
-    return DEFAULT_LANG
+    return detect(environ)
