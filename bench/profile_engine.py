@@ -273,8 +273,8 @@ def main() -> int:
     sup = subprocess.Popen(argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                            start_new_session=True)
     client = Client(autostart=False)
-    from engine.images import ImageStore
     from engine import paths
+    from engine.images import ImageStore
     ImageStore(paths.data_dir() / "images").resolve("lab")          # built before the clock starts
     deadline = time.monotonic() + 30
     while not os.path.exists(client.socket_path):
@@ -289,7 +289,7 @@ def main() -> int:
     cfg = dict(image="lab", cmd=["true"], remove=True, memory=64 << 20, pids_limit=100)
     client_t = []
     try:
-        for i in range(args.runs + 5):
+        for _ in range(args.runs + 5):
             if args.cold:
                 time.sleep(0.2)
             t0 = time.perf_counter()

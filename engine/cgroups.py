@@ -32,9 +32,9 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from engine.errors import CgroupError, InvalidArgument
 from engine.spec import parse_size  # noqa: F401 - part of this module's API

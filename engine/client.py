@@ -12,11 +12,11 @@ import socket
 import sys
 import time
 
-TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
-
 from . import errors, paths
 from .protocol import MAX_MESSAGE, Channel, ProtocolError, encode
 from .spec import ContainerConfig
+
+TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,7 +54,7 @@ class _Conn(Channel):
             raise errors.SupervisorError(f"the supervisor closed the connection ({e})") from None
 
 
-def _wait_for_exit(conn: _Conn, relay: "Relay | None" = None) -> dict:
+def _wait_for_exit(conn: _Conn, relay: Relay | None = None) -> dict:
     """Read a connection until its exit event: exit_code, oom_killed, error
     (copying a relay's streams meanwhile, and their rest after)."""
     conn.sock.settimeout(None)
@@ -281,7 +281,7 @@ class Stepwise:
         result = start.wait()
     """
 
-    def __init__(self, client: "Client", conn: _Conn, reply: dict, relay: Relay | None = None):
+    def __init__(self, client: Client, conn: _Conn, reply: dict, relay: Relay | None = None):
         self._client = client
         self._conn = conn
         self._relay = relay
@@ -387,7 +387,7 @@ class Subscription:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Subscription":
+    def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -419,7 +419,7 @@ class Client:
         except PermissionError:
             sock.close()
             raise errors.SupervisorError(
-                f"permission denied on {self.socket_path}: the supervisor belongs to another user")
+                f"permission denied on {self.socket_path}: the supervisor belongs to another user") from None
         try:
             self._check_peer(sock)
         except BaseException:
@@ -539,7 +539,7 @@ class Client:
         return r.remote, r
 
     def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool,
-                          relay: bool | None = None) -> "Attached | dict":
+                          relay: bool | None = None) -> Attached | dict:
         """A request whose reply may come with a terminal fd and, when
         attached, a later exit event on the same connection."""
         send, rel = self._stdio(fds, attach, relay)
@@ -722,7 +722,7 @@ class Client:
         except CgroupError:
             return None
 
-    def container_dir(self, ref: str) -> "Path":
+    def container_dir(self, ref: str) -> Path:
         """Where a container's files (log, transcript, layers) are."""
         return paths.data_dir() / "containers" / self.inspect(ref)["id"]
 

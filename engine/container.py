@@ -232,7 +232,7 @@ class Container:
         write_json_atomic(self.dir / "container.json", self.record(), durable=False)
 
     @classmethod
-    def load(cls, cdir: Path) -> "Container":
+    def load(cls, cdir: Path) -> Container:
         """Read and check a record; raises OSError if it cannot be read,
         DamagedRecord (a ValueError) naming what is wrong if it is damaged."""
         import os

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .records import append_jsonl, read_jsonl
 

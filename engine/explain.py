@@ -8,7 +8,6 @@ hold exactly the same keys (a test checks it).
 
 from __future__ import annotations
 
-
 LANGUAGES = ("en", "zh")
 
 STAGES: dict[str, dict[str, str]] = {

@@ -13,8 +13,8 @@ and nothing in memory. It lives in the data dir, not on a tmpfs.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .events import now
 from .records import append_jsonl, read_jsonl

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+
 TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
 
 if TYPE_CHECKING:
@@ -64,13 +65,13 @@ def data_path() -> str:
     return os.path.join(base, APP)
 
 
-def state_dir() -> "Path":
+def state_dir() -> Path:
     """:func:`state_path` as a Path."""
     from pathlib import Path
     return Path(state_path())
 
 
-def data_dir() -> "Path":
+def data_dir() -> Path:
     """:func:`data_path` as a Path."""
     from pathlib import Path
     return Path(data_path())
@@ -121,7 +122,7 @@ def ensure_private_dir(path, mode: int = 0o700):
     return path
 
 
-def learner_home() -> "Path":
+def learner_home() -> Path:
     """Home of the person at the keyboard: SUDO_USER's under sudo, else ours."""
     from pathlib import Path
 
@@ -134,7 +135,7 @@ def learner_home() -> "Path":
     return Path.home()
 
 
-def learner_state_dir() -> "Path":
+def learner_state_dir() -> Path:
     """The learner's settings and progress (XDG state dir of the invoking user)."""
     from pathlib import Path
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def json_object(data: bytes, what: str, error: type[Exception], limit: int | None = None) -> dict:

@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import sealed, seccomp
-from .transcript import Transcript  # also imported from here by older code
 from . import syscalls as sc
+from .transcript import Transcript  # also imported from here by older code
 
 # Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb.
 DEFAULT_CAPS = {

@@ -148,7 +148,7 @@ def program(machine: str) -> list[tuple[int, int, int, int]] | None:
             out.append(item)
     resolved = []
     for i, (op, jt, jf, k) in enumerate(out):
-        def offset(label):
+        def offset(label, i=i):
             if label is None:
                 return 0
             off = labels[label] - (i + 1)

@@ -133,7 +133,7 @@ class Volume:
         return {"source": self.source, "target": self.target, "readonly": self.readonly}
 
     @classmethod
-    def parse(cls, text: str) -> "Volume":
+    def parse(cls, text: str) -> Volume:
         """Parse ``HOST:CTR[:ro|rw]``; host paths must be absolute and exist."""
         parts = text.split(":")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
@@ -305,7 +305,7 @@ class ContainerConfig:
                 if not path.startswith("/"):
                     raise InvalidArgument(f"invalid volume path {_shown(path)}: it must be absolute")
 
-    def validate(self) -> "ContainerConfig":
+    def validate(self) -> ContainerConfig:
         """Raise InvalidArgument naming the first bad field; return self."""
         self._check_types()
         if not self.image:
@@ -373,7 +373,7 @@ class ContainerConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ContainerConfig":
+    def from_dict(cls, data: dict) -> ContainerConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an InvalidArgument."""
         if not isinstance(data, dict):
             raise InvalidArgument("a container config must be an object")

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .docker import LABEL_IMAGE, normalize_image
 from .i18n import count, msg

@@ -23,13 +23,12 @@ all the problems) only when asked for a usable course.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
-import dataclasses
 from pathlib import Path
 
-from .model import (LANGS, CheckSpec, Command, Course, Lesson, OptionText, Problem, Quiz, Step,
-                    StepText, Term)
+from .model import LANGS, CheckSpec, Command, Course, Lesson, OptionText, Problem, Quiz, Step, StepText, Term
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FOLDER_RE = re.compile(r"^(\d+)-([a-z0-9][a-z0-9-]*)$")

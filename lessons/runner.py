@@ -165,7 +165,7 @@ class TerminalSession:
         self._closed = False
         self._decoder = utf8_decoder()      # for on_output: one per terminal, so no character is cut
 
-    def __enter__(self) -> "TerminalSession":
+    def __enter__(self) -> TerminalSession:
         return self
 
     def __exit__(self, *exc) -> None:

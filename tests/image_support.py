@@ -10,9 +10,9 @@ import io
 import json
 import tarfile
 
-from conftest import ROOT
-
 from engine.images import ImageStore
+
+from conftest import ROOT
 
 
 def _sha(data: bytes) -> str:

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from engine import cgroups
-from engine.cgroups import (Limits, Mount, NoDriver, Symlink, V1Driver, V2Driver, detect,
-                            parse_size)
+from engine.cgroups import Limits, Mount, NoDriver, Symlink, V1Driver, V2Driver, detect, parse_size
 from engine.errors import CgroupError, InvalidArgument
+
 from waiting import wait_until
 
 M = 1 << 20

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO, needs_root, overlay_mounts, settle
 from lessons.lab import Lab
 from lessons.loader import load_course
 from lessons.solve import solve
 from lessons.view import EngineView
+
+from conftest import REPO, needs_root, overlay_mounts, settle
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cl, needs_root, overlay_mounts, settle
 from lessons.checks import evaluate, evaluate_all
 from lessons.docker import LABEL_IMAGE, Context, translate
 from lessons.lab import Lab
@@ -28,6 +27,8 @@ from lessons.model import CheckSpec
 from lessons.runner import TerminalSession, plain, run
 from lessons.solve import solve
 from lessons.view import EngineView
+
+from conftest import REPO, cl, needs_root, overlay_mounts, settle
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
 import select
 import subprocess
@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
+from engine import explain
+
 from conftest import REPO, cgroup_dirs, cl, needs_root
 from waiting import wait_until
-
-from engine import explain
 
 ORDER = ["limits", "fork", "cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "cgroupns", "sys",
          "pivot_root", "hostname", "seccomp", "capabilities", "exec"]

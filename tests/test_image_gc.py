@@ -16,12 +16,12 @@ import time
 
 import pytest
 
-from conftest import REPO, ROOT, cl, needs_root
-
 from engine.client import Client
 from engine.errors import EngineError
 from engine.images import ImageStore
 from engine.spec import ContainerConfig
+
+from conftest import REPO, ROOT, cl, needs_root
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -182,8 +182,9 @@ def test_image_prune_asks_first_and_all_removes_unused_images():
 def test_an_image_stored_while_its_shared_layer_is_removed_is_refused(tmp_path):
     """A load finds layer X in the store and does not unpack it again; an rmi
     removes X before the load publishes: the load fails, no image without X."""
-    from engine.errors import ImageError
     from test_image_io import image_parts, layer_tar
+
+    from engine.errors import ImageError
 
     store = ImageStore(tmp_path / "images")
     shared, own = layer_tar(("x", "f", b"x")), layer_tar(("y", "f", b"y"))

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ROOT, cl, needs_root, overlay_mounts
 from engine.errors import ImageError, InvalidArgument
 from engine.images import ImageStore
 from engine.images.extract import Limits, extract_layer
+
+from conftest import REPO, ROOT, cl, needs_root, overlay_mounts
 
 IS_ROOT = os.geteuid() == 0
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conftest import ROOT, cl, needs_root
 from test_image_io import docker_archive, empty_root, layer_tar, load, store_files  # noqa: F401 (a fixture)
 
 from engine.images import ImageStore
+
+from conftest import ROOT, cl, needs_root
 
 STORE = ROOT / "lib" / "images"
 

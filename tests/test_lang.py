@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import cl, needs_root
 from engine import explain
 from engine.lang import detect
 from tui.i18n import detect_language
+
+from conftest import cl, needs_root
 
 
 @pytest.mark.parametrize("env, lang", [

@@ -402,6 +402,7 @@ def test_a_cli_killed_mid_run_leaves_a_container_that_rm_f_removes():
 
 def test_gc_sweeps_leftover_cgroups_and_dirs():
     from engine.cgroups import Limits, detect
+
     from conftest import CGROUP_PARENT
 
     driver = detect()

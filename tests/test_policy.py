@@ -23,10 +23,10 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, ROOT, cl, needs_root
-
 from engine import policy
 from engine.spec import ContainerConfig
+
+from conftest import REPO, ROOT, cl, needs_root
 
 pytestmark = needs_root
 SYSTEM_PYTHON = "/usr/bin/python3"

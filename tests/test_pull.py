@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from engine.images import registry as reg
+
 from conftest import ROOT, cl, needs_root
 from registry_support import RegistryServer
-
-from engine.images import registry as reg
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 

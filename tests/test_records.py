@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, cgroup_dirs, cl, needs_root
-
 from engine.container import Container, DamagedRecord, check_record
+
+from conftest import ROOT, cgroup_dirs, cl, needs_root
 
 CONTAINERS = ROOT / "lib" / "containers"
 DAMAGED = ROOT / "lib" / "damaged"

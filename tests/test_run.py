@@ -367,7 +367,7 @@ def test_one_hundred_run_rm_cycles_leave_nothing_behind():
     client = Client()
     sup_pid = client.ping()["pid"]
     before = containers_on_disk()
-    for i in range(100):
+    for _ in range(100):
         cid = cl("run", "-d", "lab", "true", check=True).stdout.strip()
         assert cl("wait", cid).stdout.strip() == "0"
         cl("rm", cid, check=True)

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from conftest import cl, needs_root
-
 from engine import seccomp
 from engine.errors import InvalidArgument
 from engine.spec import ContainerConfig, parse_security_opts
+
+from conftest import cl, needs_root
 
 ERRNO = seccomp.RET_ERRNO
 EPERM, ENOSYS, ALLOW = ERRNO | errno.EPERM, ERRNO | errno.ENOSYS, seccomp.RET_ALLOW

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cl, needs_root
-
 from engine.client import Client
+
+from conftest import ROOT, cl, needs_root
 
 pytestmark = needs_root
 

@@ -11,7 +11,6 @@ import sys
 
 from . import PROG, VERBS
 
-
 USAGE = """\
 container-lab [--lang en|zh] [--lesson ID] [--course DIR]
        container-lab course check|solve ...

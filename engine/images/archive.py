@@ -42,16 +42,24 @@ import re
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from engine.errors import ImageError, InvalidArgument
 from engine.images.extract import detect_compression, limits_from_env
 from engine.images.layer import FIXED_MTIME
 from engine.images.reference import familiar_reference, parse_reference, qualified_reference
 from engine.images.store import (
-    CONFIG_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPES, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
-    MAX_JSON_BLOB, Image, ImageStore, check_descriptor,
+    CONFIG_MEDIA_TYPE,
+    DOCKER_MANIFEST_MEDIA_TYPE,
+    INDEX_MEDIA_TYPES,
+    LAYER_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    MAX_JSON_BLOB,
+    Image,
+    ImageStore,
+    check_descriptor,
 )
 from engine.spec import human_size as _human
 
@@ -183,7 +191,7 @@ class _Archive:
             self.tar.close()
             raise
 
-    def __enter__(self) -> "_Archive":
+    def __enter__(self) -> _Archive:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.images.store import Image, ImageStore
@@ -94,8 +94,8 @@ def since(created: str, now: datetime | None = None) -> str:
     except (ValueError, AttributeError):
         return ""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+        when = when.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     if seconds < 1:
         return "Less than a second ago"
     if seconds < 60:

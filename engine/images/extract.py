@@ -49,9 +49,10 @@ import shutil
 import stat
 import tarfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from engine.errors import ImageError
 from engine.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
@@ -293,7 +294,7 @@ def diff_id_of(stream: BinaryIO, *, limits: Limits | None = None, what: str = "l
 
 
 def _open_tar(stream: BinaryIO, limits: Limits, what: str, used: Used | None = None,
-              dest: Path | None = None) -> tuple["_Measured", str]:
+              dest: Path | None = None) -> tuple[_Measured, str]:
     """The uncompressed tar inside a layer blob (gzip or plain, from its first
     bytes), hashed and bounded as it is read; and the compression found."""
     head = stream.read(8)

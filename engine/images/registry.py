@@ -37,13 +37,12 @@ import platform
 import re
 import socket
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from engine.errors import ImageError, ImageNotFound
 from engine.images.reference import DIGEST_RE, Reference

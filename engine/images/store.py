@@ -36,11 +36,12 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Mapping
+from typing import BinaryIO
 
 from engine.errors import ImageError, ImageNotFound, InvalidArgument
 from engine.images import lab, layer
@@ -185,7 +186,7 @@ class ImageStore:
         except (ImageNotFound, InvalidArgument) as e:
             hexpart = name.removeprefix("sha256:")
             if not (0 < len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
-                raise ImageNotFound(f"No such image: {name}") if isinstance(e, ImageNotFound) else e
+                raise (ImageNotFound(f"No such image: {name}") if isinstance(e, ImageNotFound) else e) from None
         found: dict[str, Image] = {}
         for image in self.list():
             if image.id.removeprefix("sha256:").startswith(hexpart):
@@ -322,7 +323,7 @@ class ImageStore:
                     # Both are here, but maybe never together: a compressed blob
                     # must still unpack to the diff_id this config gives it.
                     stored = new_blobs.get(desc["digest"], self.blob_path(desc["digest"]))
-                    self._receive_layer(lambda _d: open(stored, "rb"), desc, diff_id, what, None, None, lowers,
+                    self._receive_layer(lambda _d, path=stored: open(path, "rb"), desc, diff_id, what, None, None, lowers,
                                         limits, warn or log.warning)
                 paired.add((desc["digest"], diff_id))
                 lowers.append(new_layers.get(diff_id, stored_layer))
@@ -494,7 +495,7 @@ class ImageStore:
                 tar_size = layer.write_tar(entries, rootfs, tar)
                 diff_id = self._put_blob_file(tar)
                 self._put_layer(rootfs, diff_id)
-                created = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+                created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
                 config_digest, config_size = self._put_json_blob({
                     "created": created,
                     "architecture": _ARCH.get(platform.machine(), platform.machine()),

@@ -71,7 +71,7 @@ import errno
 import json
 import os
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 from .records import Attachment, Network, NetworkError, Store, mac_for
 

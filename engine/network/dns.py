@@ -34,7 +34,7 @@ import ipaddress
 import random
 import socket
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from .records import Attachment, Network, NetworkError, Store
 
@@ -103,7 +103,7 @@ def resolv_conf(net: Network, host_text: str) -> str:
 class _Upstream:
     """The forwarding socket, a selectable of its own."""
 
-    def __init__(self, responder: "DnsResponder"):
+    def __init__(self, responder: DnsResponder):
         self.responder = responder
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         self.sock.bind(("0.0.0.0", 0))

@@ -34,8 +34,18 @@ import ipaddress
 import re
 import socket
 
-from .records import (NAME_RE, Attachment, Network, NetworkError, PortRecord, Store, bridge_name, mac_for,
-                      new_network_id, veth_name)
+from .records import (
+    NAME_RE,
+    Attachment,
+    Network,
+    NetworkError,
+    PortRecord,
+    Store,
+    bridge_name,
+    mac_for,
+    new_network_id,
+    veth_name,
+)
 
 DEFAULT_POOLS: tuple[str, ...] = tuple(f"172.{n}.0.0/16" for n in range(17, 32)) + \
     tuple(f"192.168.{n}.0/20" for n in range(0, 256, 16))

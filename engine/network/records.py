@@ -44,10 +44,11 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, TypedDict
+from typing import TypedDict
 
 from ..errors import EngineError
 from ..records import write_json_atomic
@@ -149,7 +150,7 @@ class Network:
                              dns=self.dns, options=dict(self.options), created=self.created)
 
     @classmethod
-    def from_record(cls, rec: NetworkRecord) -> "Network":
+    def from_record(cls, rec: NetworkRecord) -> Network:
         return cls(name=rec["name"], id=rec["id"], subnet=rec["subnet"], gateway=rec["gateway"],
                    bridge=rec["bridge"], internal=bool(rec.get("internal")), dns=bool(rec.get("dns", True)),
                    options=dict(rec.get("options") or {}), driver=rec.get("driver", "bridge"),
@@ -186,7 +187,7 @@ class Attachment:
                                 start_ticks=self.start_ticks, created=self.created)
 
     @classmethod
-    def from_record(cls, rec: AttachmentRecord) -> "Attachment":
+    def from_record(cls, rec: AttachmentRecord) -> Attachment:
         return cls(container_id=rec["container_id"], name=rec["name"], network=rec["network"],
                    network_id=rec["network_id"], address=rec["address"], prefixlen=int(rec["prefixlen"]),
                    gateway=rec["gateway"], mac=rec["mac"], veth=rec["veth"],

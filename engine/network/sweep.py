@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import bridge
 from .records import BRIDGE_PREFIX, VETH_PREFIX, Attachment, Store

@@ -66,9 +66,22 @@ from .loop import Loop
 from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number
-from .settings import (LIMIT_CHECK_INTERVAL, LOG_LIMIT, MAX_ENV, MAX_LABELS, NAMESPACE_KINDS, OUTPUT_BURST,
-                       OUTPUT_RATE, OUTPUT_TICK, PROTOCOL, SINK_BACKLOG, START_TIMEOUT, SUBSCRIBER_BACKLOG,
-                       TIDY_GRACE, TIDY_LATER)
+from .settings import (
+    LIMIT_CHECK_INTERVAL,
+    LOG_LIMIT,
+    MAX_ENV,
+    MAX_LABELS,
+    NAMESPACE_KINDS,
+    OUTPUT_BURST,
+    OUTPUT_RATE,
+    OUTPUT_TICK,
+    PROTOCOL,
+    SINK_BACKLOG,
+    START_TIMEOUT,
+    SUBSCRIBER_BACKLOG,
+    TIDY_GRACE,
+    TIDY_LATER,
+)
 from .sharing import Sharing
 from .start import Start, _pipe, _winsize
 from .state import Exec, Sink, Starting

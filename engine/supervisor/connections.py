@@ -18,6 +18,7 @@ from ..errors import EngineError, InvalidArgument
 from ..protocol import Channel, MessageTooLarge, ProtocolError, encode
 from .settings import TIDY_LATER
 
+
 class Connection(Channel):
     """The supervisor's end of a client connection, never blocking: what is
     sent waits in an output queue, written whenever the socket is writable
@@ -32,7 +33,7 @@ class Connection(Channel):
         self.dead = False                # the peer has gone (or was cut off)
         self.closing: float | None = None  # close once flushed, or at this time at the latest
 
-    policy: "policy.Policy | None" = None    # decided at accept from the peer's credentials
+    policy: policy.Policy | None = None    # decided at accept from the peer's credentials
     peer_uid: int = -1
 
     def send(self, message: dict, fds: list[int] = ()) -> bool:

@@ -16,7 +16,6 @@ from ..errors import InvalidArgument, NameConflict
 from ..spec import ContainerConfig, check_argv, check_process_options
 from .settings import MAX_ENV, MAX_LABELS
 
-
 _ADJECTIVES = ("brave", "calm", "clever", "eager", "gentle", "happy", "keen", "lucid", "merry",
                "nimble", "quiet", "quirky", "sharp", "sleepy", "swift", "tender", "vivid", "wise")
 _NAMES = ("babbage", "curie", "dijkstra", "hopper", "kernighan", "knuth", "lamport", "liskov",

@@ -26,7 +26,7 @@ def main() -> None:
         sealed.reexec_sealed()
     except OSError as e:
         print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     idle = float(os.environ.get("CONTAINER_LAB_SUPERVISOR_IDLE", "600"))
     ready_r = ready_w = -1
     if "--daemon" in sys.argv[1:]:
@@ -42,7 +42,7 @@ def main() -> None:
         sup.listen()
     except (OSError, EngineError) as e:
         print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     if ready_w >= 0:
         os.write(ready_w, b"1")
         os.close(ready_w)

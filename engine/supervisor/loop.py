@@ -91,7 +91,7 @@ class Loop:
         try:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit("container-lab supervisor: another supervisor is running for this state dir")
+            raise SystemExit("container-lab supervisor: another supervisor is running for this state dir") from None
         sock_path = self.state / "supervisor.sock"
         try:
             sock_path.unlink()

@@ -64,7 +64,7 @@ class Sharing:
                 signal.pidfd_send_signal(other.pidfd, 0)
             except OSError:
                 os.close(fd)
-                raise NotRunning(f"cannot join the pid namespace of container {other.name}: it has stopped")
+                raise NotRunning(f"cannot join the pid namespace of container {other.name}: it has stopped") from None
             return fd, f"Fork the first process into the PID namespace of container {other.name}", [
                 {"call": "setns", "shell": f"nsenter --pid={path} --fork", "flags": ["CLONE_NEWPID"],
                  "namespace": "pid", "path": path}]

@@ -20,7 +20,7 @@ class Starting:
     is sent once the child has exec'd or failed, or when its deadline passes."""
 
     def __init__(self, client, chan: socket.socket, transcript, attach: bool, *, container: Container,
-                 pid: int, stepwise: bool = False, exec_: "Exec | None" = None, sinks: dict | None = None):
+                 pid: int, stepwise: bool = False, exec_: Exec | None = None, sinks: dict | None = None):
         self.client = client            # the connection that gets the reply (None once it has gone)
         self.chan = chan                # the start channel to the half-built container
         self.transcript = transcript    # the supervisor's own stages (limits, fork, cgroup)
