@@ -102,7 +102,10 @@ def pytest_sessionfinish(session, exitstatus):
     skipped-everything run pass as green (a skipped test is not a passed test)."""
     from engine.client import Client
 
-    if exitstatus == 0 and (problems := _empty_or_skipped(session)):
+    # Under pytest-xdist each worker is a session of its own (with its own engine
+    # root and cgroup parent); only the controller sees every result.
+    worker = hasattr(session.config, "workerinput")
+    if exitstatus == 0 and not worker and (problems := _empty_or_skipped(session)):
         print("\ncontainer-lab: " + "; ".join(problems), file=sys.stderr)
         session.exitstatus = 1
 
