@@ -1,6 +1,6 @@
 """What the lab panel's live refresh costs: CPU of the app process, per wall second.
 
-    sudo /work/main/.venv/bin/python bench/app_lab.py [--procs 500] [--seconds 10] [--rate 2]
+    sudo .venv/bin/python bench/app_lab.py [--procs 500] [--seconds 10] [--rate 2]
 
 Starts a real container with ``--procs`` sleeping processes through the
 engine, then runs, headless in ``App.run_test()`` at 120x40, (1) an app

@@ -1,7 +1,7 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """How long ``container-lab`` takes from exec to its first painted screen.
 
-    /work/main/.venv/bin/python bench/app_startup.py [--runs N] [--course DIR] [--size 120x40]
+    .venv/bin/python bench/app_startup.py [--runs N] [--course DIR] [--size 120x40]
 
 What is timed: the wall time from ``Popen`` of ``python -m tui.launcher`` (what
 the ``container-lab`` script runs) on a fresh pseudo-terminal of the given size,

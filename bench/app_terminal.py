@@ -1,6 +1,6 @@
 """Keystroke-to-echo latency of the embedded terminal, typed through a Pilot.
 
-    sudo /work/main/.venv/bin/python bench/app_terminal.py [--chars 200] [--shell bash]
+    sudo .venv/bin/python bench/app_terminal.py [--chars 200] [--shell bash]
 
 Starts a real interactive container (``bash --norc`` by default: readline
 echoes each key itself, as a learner's shell does; ``--shell cat`` leaves

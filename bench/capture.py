@@ -1,7 +1,7 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Plain-text captures of the lesson screen in a real terminal, in English and in Chinese.
 
-    sudo /work/main/.venv/bin/python bench/capture.py --out-dir DIR [--lesson ID] [--step ID] [--size 120x40]
+    sudo .venv/bin/python bench/capture.py --out-dir DIR [--lesson ID] [--step ID] [--size 120x40]
 
 tmux runs the installed ``container-lab`` (next to this Python) on a private
 server at the given size. The learner's progress says LESSON, STEP (default:

@@ -1,4 +1,4 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """What the CLI's imports cost: ``python -X importtime`` of ``container-lab run
 --rm lab true``, as the console script runs it, with bytecode caches.
 

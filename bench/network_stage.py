@@ -1,7 +1,7 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Network stage benchmark: what plugging a container into a bridge costs.
 
-    sudo /work/main/.venv/bin/python bench/network_stage.py [--runs N]
+    sudo .venv/bin/python bench/network_stage.py [--runs N]
 
 For each run a fresh network namespace (``ip netns add``, not timed) stands in
 for a container, and these are timed, side by side in one run:

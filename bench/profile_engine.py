@@ -1,7 +1,7 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Where the time of one ``Client().run(...)`` goes: a timeline per container.
 
-    sudo /work/main/.venv/bin/python bench/profile_engine.py [--runs 100] [--cold] [--cprofile FILE]
+    sudo .venv/bin/python bench/profile_engine.py [--runs 100] [--cold] [--cprofile FILE]
 
 Starts its own supervisor (same CONTAINER_LAB_ROOT as bench/startup.py, in the
 foreground) with timing wrappers put around the engine's functions at run

@@ -1,9 +1,9 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Snapshot benchmark: what the lab panel's live view of a busy container
 costs, against getting the same facts with ps, lsns, findmnt and ip, side by
 side in ONE run.
 
-    sudo /work/main/.venv/bin/python bench/snapshot.py [--runs N] [--quick]
+    sudo .venv/bin/python bench/snapshot.py [--runs N] [--quick]
 
 It starts (through ``engine.client.Client``, the real engine) a container
 running 500 processes -- ``sh`` and 499 ``sleep 1000`` -- and two small ones

@@ -1,8 +1,8 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Container start-up benchmark: container-lab's engine against crun, runc,
 bubblewrap and (when installed) podman, side by side in ONE run.
 
-    sudo /work/main/.venv/bin/python bench/startup.py [--runs N] [--quick]
+    sudo .venv/bin/python bench/startup.py [--runs N] [--quick]
 
 What is timed (see bench/README.md for the full story):
 

@@ -1,9 +1,9 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """How soon things happen: the wall-clock figures the test suite does not
 assert (a busy machine would fail them), measured here as medians over many
 runs, side by side with a baseline in the same run.
 
-    sudo /work/main/.venv/bin/python bench/timings.py [--runs N] [--quick]
+    sudo .venv/bin/python bench/timings.py [--runs N] [--quick]
 
 a. ``container-lab --help`` (``python -m tui.launcher --help``), from
    posix_spawn to waitpid, interleaved with ``python -c pass`` and
