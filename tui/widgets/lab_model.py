@@ -22,10 +22,11 @@ from typing import Iterable, NamedTuple, Sequence, Union
 
 from rich.cells import cell_len
 
+from engine.namespaces import KINDS as NAMESPACE_ORDER
+
 from .strings import counted, tr
 
 TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript")
-NAMESPACE_ORDER = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 GAP = 1                      # cells between two columns
 
