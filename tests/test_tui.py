@@ -302,3 +302,27 @@ def test_eighty_by_twenty_four_shows_the_start_of_the_welcome(tmp_path):
             assert t("en", "about.title") in text[3]
             assert "F2" in text[-1] and t("en", "key.lang") in text[-1]
     run(scenario())
+
+
+def test_the_private_wrap_patterns_cjk_replaces_are_still_there():
+    """tui.text.cjk replaces a private regular expression in Textual and in Rich: when
+    a new version moves or changes one, this fails saying which (and pyproject.toml's
+    upper bounds are the versions it was tested with)."""
+    from tui.text import cjk
+
+    assert cjk.moved() is None, cjk.moved()
+
+
+def test_a_moved_private_pattern_is_said_in_one_line_and_nothing_is_patched(monkeypatch):
+    import re
+
+    import textual._wrap
+
+    from tui.text import cjk
+
+    monkeypatch.setattr(textual._wrap, "re_chunk", re.compile(r"\S+"))
+    said = cjk.moved()
+    assert said is not None and "\n" not in said and "textual._wrap.re_chunk" in said and "in textual " in said
+    assert cjk.install() is False and textual._wrap.re_chunk.pattern == r"\S+"
+    monkeypatch.delattr(textual._wrap, "re_chunk")
+    assert "textual._wrap.re_chunk is gone" in cjk.moved()

@@ -35,7 +35,7 @@ from textual.widget import Widget
 from lessons.model import Course, Lesson
 from tui.i18n import other, t, tn
 from tui.machine import Machine
-from tui.screens import cjk
+from tui.text import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
 from tui.session import (LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id,
                          orphans, remove)
@@ -77,7 +77,7 @@ class ContainerLabApp(Localized, App[None]):
         self.mark = mark
         self.engine = engine            # False: never talk to the engine (screenshots)
         self.quitting = False
-        cjk.install()                   # Chinese lines break between characters (see tui.screens.cjk)
+        cjk.install()                   # Chinese lines break between characters (see tui.text.cjk)
 
     def on_unmount(self) -> None:
         cjk.uninstall()

@@ -97,7 +97,7 @@ def option_text(step: Step, lang: str, oid: str) -> str:
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 CODE_STYLE = "bold $text-accent"       # bold: it still stands out under NO_COLOR
-NO_BREAK = "\u00a0"                    # a line does not break here (tui.screens.cjk)
+NO_BREAK = "\u00a0"                    # a line does not break here (tui.text.cjk)
 
 
 def code_content(text: str) -> Content:
