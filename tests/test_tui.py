@@ -326,3 +326,23 @@ def test_a_moved_private_pattern_is_said_in_one_line_and_nothing_is_patched(monk
     assert cjk.install() is False and textual._wrap.re_chunk.pattern == r"\S+"
     monkeypatch.delattr(textual._wrap, "re_chunk")
     assert "textual._wrap.re_chunk is gone" in cjk.moved()
+
+
+def test_the_real_lab_and_the_stub_are_both_lesson_labs_and_both_panels_lab_views(tmp_path):
+    """The lesson screen calls what tui.contracts lists, without asking first: the
+    test stub and the real classes must all offer it."""
+    from lessons.lab import Lab
+    from lessons.loader import load_course
+    from tui.contracts import LabView, LessonLab
+    from tui.screens.parts import LabPlaceholder
+    from tui.widgets.lab import LabPanel
+    from tui.widgets.sources import FixtureSource
+
+    course = load_course(FIXTURE)
+    lesson = course.lessons[0]
+    assert isinstance(Lab(course, lesson, view=object()), LessonLab)
+    assert isinstance(StubLab(lesson), LessonLab)
+    panel = LabPanel("en", FixtureSource({"containers": [], "snapshots": {}}))
+    assert isinstance(panel, LabView) and isinstance(LabPlaceholder("en"), LabView)
+    panel.show_lesson(lesson.id)
+    assert panel.source.lesson == lesson.id

@@ -358,6 +358,7 @@ def test_a_half_built_container_is_shown_as_built_so_far(scene):
 
     class Starting:
         asked: list[str] = []
+        lesson = None
 
         def containers(self):
             return [half]

@@ -566,3 +566,13 @@ class LabPlaceholder(Static):
 
     def set_language(self, lang: str) -> None:
         self.update(t(lang, "lab.placeholder"))
+
+    # It shows no container: what to show is not its business (tui.contracts.LabView).
+    def show_lesson(self, lesson_id: str) -> None:
+        pass
+
+    def select(self, ref: str) -> None:
+        pass
+
+    def show_tab(self, name: str) -> None:
+        pass

@@ -20,8 +20,8 @@ How the data moves (attributes down, messages up):
   and no thread: the source is read once, on the loop, and on each
   :meth:`select` or :meth:`show_tab`.
 
-The app's API: ``LabPanel(lang="en", source=None)``, :meth:`set_language`,
-:meth:`select`, :meth:`show_tab` and the message
+The app's API (:class:`tui.contracts.LabView`): ``LabPanel(lang="en", source=None)``,
+:meth:`set_language`, :meth:`show_lesson`, :meth:`select`, :meth:`show_tab` and the message
 :class:`LabPanel.ContainerSelected`.
 """
 
@@ -151,6 +151,10 @@ class LabPanel(Vertical):
             return                                  # compose uses it
         self._label_tabs()
         self._redraw()
+
+    def show_lesson(self, lesson_id: str) -> None:
+        """That lesson's containers alone (a source for one app session lists its lesson's)."""
+        self.source.lesson = lesson_id
 
     def select(self, ref: str) -> None:
         """Show container ``ref`` (id, id prefix or name); it may appear later."""

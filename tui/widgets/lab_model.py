@@ -12,6 +12,11 @@ A row's ``style`` and a cell's ``style`` name a component class of the
 RowList (``rows--<style>``), so every colour stays in the ``.tcss`` file.
 
 No Textual here (a packaging test checks it).
+
+Why one file of about 700 lines: it is one short pure function (or two) per
+tab of the panel, all built from the same formatters and words, and read
+together when a tab's look changes; the generic parts went to
+:mod:`tui.widgets.table` and the reading of a source to :mod:`tui.widgets.sources`.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ class Subscription(Protocol):
 class LabSource(Protocol):
     """What the lab panel reads (see the module docstring)."""
 
+    lesson: str | None           # whose containers alone it lists (None: every one it has)
+
     def containers(self) -> list[dict]: ...
 
     def snapshot(self, ref: str) -> dict: ...
@@ -137,6 +139,8 @@ class FixtureSource:
     The file holds ``containers``, and per container id ``snapshots`` (a
     history, oldest first; the last is "now"), ``transcripts``, ``diffs``,
     ``configs``, plus ``events``."""
+
+    lesson: str | None = None            # a recorded scene lists what it recorded, whatever the lesson
 
     def __init__(self, path: str | Path | dict):
         self.scene = path if isinstance(path, dict) else json.loads(Path(path).read_text())
