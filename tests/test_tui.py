@@ -346,3 +346,41 @@ def test_the_real_lab_and_the_stub_are_both_lesson_labs_and_both_panels_lab_view
     assert isinstance(panel, LabView) and isinstance(LabPlaceholder("en"), LabView)
     panel.show_lesson(lesson.id)
     assert panel.source.lesson == lesson.id
+
+
+def test_the_step_through_control_hands_the_learners_keys_to_the_gate():
+    """Enter, f and Esc (or leaving) reach the start's gate; once stopped the keys go
+    and its stages are no longer shown; its end is the end of that step's start alone."""
+    import threading
+
+    from lessons.stepwise import Gate
+    from tui.screens.stepthrough import STAGE_TABS, StagesBegan, StepThroughControl
+
+    control = StepThroughControl()
+    assert not control.active and control.stop() is False and control.end("s1") is None
+    gate = Gate()
+    control.begin(StagesBegan("s1", gate, "web", None))
+    assert control.active and control.showing("s1").container == "web" and control.showing("s2") is None
+    control.next()
+    assert gate.wait(threading.Event())                 # one stage let through
+    control.finish()
+    assert gate.finishing
+    assert control.stop() is True and gate.stopped and not control.active and control.stop() is False
+    assert control.showing("s1") is None                # stopping: no more stages drawn
+    assert control.end("s2") is None and control.current is not None
+    assert control.end("s1").stopped and control.current is None
+
+    class Panel:
+        said: list = []
+
+        def select(self, ref):
+            self.said.append(("select", ref))
+
+        def show_tab(self, name):
+            self.said.append(("tab", name))
+
+    panel = Panel()
+    StepThroughControl.show_stage(panel, "web", "pivot_root")
+    StepThroughControl.show_stage(panel, "web", "tty")
+    StepThroughControl.show_stage(None, "web", "fork")    # no panel yet: nothing to do
+    assert panel.said == [("select", "web"), ("tab", STAGE_TABS["pivot_root"]), ("select", "web")]
