@@ -37,6 +37,18 @@ why). The lab panel follows what the learner just started (``Follow``:
 a run's container, named or not, an exec's). A failure in a worker is
 logged with its traceback in the learner's state dir and said in one line
 (:mod:`tui.failures`).
+
+Why one file of about 1,100 lines: it is the lesson flow -- one state (the
+current step, the command running, each step's check cursor, the open
+terminal, the start under way) that every key, button and worker report
+reads and changes, and the order in which those happen is the behaviour the
+app tests pin down. Split into mixins, that state would be shared across
+files without an owner. What has a life of its own is elsewhere: the widgets
+(:mod:`tui.screens.parts`), where the lesson pane scrolls to
+(:mod:`tui.screens.lesson_scroll`), the terminal and its session
+(:mod:`tui.widgets.terminal_pane`), the step-through start
+(:mod:`tui.screens.stepthrough`), the lab's and lab panel's contracts
+(:mod:`tui.contracts`).
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ from typing import Callable
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
@@ -58,6 +70,7 @@ from tui.contracts import LabView, LessonLab
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.keys import FRONT_KEYS, LESSON_KEYS, Localized, bindings
+from tui.screens.lesson_scroll import LessonScroll
 from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StagePanel, StepView
 from tui.screens.stepthrough import StageDone, StagesBegan, StepThroughControl, start_stepwise
 from tui.session import Learner
@@ -207,7 +220,7 @@ class LessonScreen(Localized, Screen):
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="lesson-col"):
-                with VerticalScroll(id="lesson-scroll"):
+                with LessonScroll(id="lesson-scroll"):
                     yield Static(id="lesson-title", classes="section", markup=False)
                     yield LessonMarkdown(self.lesson.intro.get(self.lang, ""), id="lesson-intro")
                     for n, step in enumerate(self.lesson.steps, 1):
@@ -322,12 +335,12 @@ class LessonScreen(Localized, Screen):
         else:
             self.query_one("#lesson-scroll").focus()
 
+    @property
+    def lesson_scroll(self) -> LessonScroll:
+        return self.query_one("#lesson-scroll", LessonScroll)
+
     def _scroll_to(self, view: StepView) -> None:
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        if view.number == 1:
-            scroll.scroll_home(animate=False)          # the lesson's title and introduction too
-        else:
-            scroll.scroll_to_widget(view, top=True, animate=False)
+        self.lesson_scroll.show_step(view, view.number)
 
     def go(self, index: int) -> None:
         """Make step ``index`` the current one."""
@@ -346,10 +359,7 @@ class LessonScreen(Localized, Screen):
         step 1 first, brought to the top, as it is the current step already)."""
         if self.intro_first and self.lesson.steps:
             self.intro_first = False
-            scroll = self.query_one("#lesson-scroll", VerticalScroll)
-            top = _y_in(self.view(self.step.id), scroll)
-            if scroll.scroll_y < min(top, scroll.max_scroll_y):
-                scroll.scroll_to(y=top, animate=False, immediate=True)
+            if self.lesson_scroll.bring_up(self.view(self.step.id)):
                 return
         self.go(self.index + 1)
 
@@ -788,9 +798,7 @@ class LessonScreen(Localized, Screen):
             self.revealing = None
             return
         box = work.query_one(".results", Static)
-        size = box.content_size
-        if not box.display or not size.height or \
-                size.height != box.get_content_height(size, self.app.size, size.width):
+        if not box.display or not LessonScroll.laid_out(box, self.app.size):
             return                                # not laid out yet: the next layout
         self.revealing = None
         self._show_results(view)
@@ -803,16 +811,8 @@ class LessonScreen(Localized, Screen):
         work = view.work()
         if work is None or not work.query(".results") or not view.is_mounted:
             return
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        height = scroll.scrollable_content_region.height
-        results = work.query_one(".results")
-        top = _y_in(view.query_one(".step-title"), scroll)
-        if _y_in(results, scroll) + results.virtual_region_with_margin.height - top <= height:
-            y = top
-        else:
-            last = work.query(".step-nav, .results").last()
-            y = _y_in(last, scroll) + last.virtual_region_with_margin.height - height
-        scroll.scroll_to(y=max(0, y), animate=False, immediate=True)
+        self.lesson_scroll.show_results(view.query_one(".step-title"), work.query_one(".results"),
+                                 work.query(".step-nav, .results").last())
 
     def _reveal_hint(self) -> None:
         view, count = self.hinting
@@ -822,17 +822,11 @@ class LessonScreen(Localized, Screen):
                 self.hinting = None               # gone, or another hint asked for since
             return                                # not composed yet: the next layout
         last = hints.last()
-        size = last.content_size
-        if not size.height or size.height != last.get_content_height(size, self.app.size, size.width):
+        if not LessonScroll.laid_out(last, self.app.size):
             return
         self.hinting = None
         self._refocus()
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        top = _y_in(last, scroll)
-        bottom = top + last.virtual_region_with_margin.height
-        height = scroll.scrollable_content_region.height
-        if top < scroll.scroll_y or bottom > scroll.scroll_y + height:     # not all of it in view
-            scroll.scroll_to(y=max(0, min(top, bottom - height)), animate=False, immediate=True)
+        self.lesson_scroll.show_whole(last)
 
     def action_reset(self) -> None:
         """x: reset the step -- the lesson's containers removed, its starting state made again
@@ -1056,17 +1050,6 @@ class LessonScreen(Localized, Screen):
                 widget.set_language(lang)
         if self.lesson.steps:
             self.call_after_refresh(self._refocus)
-
-
-def _y_in(widget: Widget, scroll: Widget) -> int:
-    """The top of ``widget``'s margin box in ``scroll``'s content, scrolled or not
-    (each :attr:`~textual.widget.Widget.virtual_region` is within its parent's padding)."""
-    y = widget.virtual_region_with_margin.y
-    node = widget.parent
-    while node is not None and node is not scroll:
-        y += node.virtual_region.y + node.styles.gutter.top
-        node = node.parent
-    return y
 
 
 def _translated(lab, text: str, step: Step):
