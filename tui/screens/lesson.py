@@ -624,7 +624,8 @@ class LessonScreen(Localized, Screen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _show(self, step: Step, start: int = 0) -> None:
         """Show me from command ``start`` on: an interactive one opens the terminal
-        (its lines typed there, visibly: see :meth:`TerminalPane.type_lines <tui.widgets.terminal_pane.TerminalPane.type_lines>`), the others run here."""
+        (its lines typed there, visibly: :meth:`tui.widgets.terminal_pane.TerminalPane.type_lines`),
+        the others run here."""
         from lessons.runner import TerminalSession, plain
 
         cancel = get_current_worker().cancelled_event
