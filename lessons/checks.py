@@ -45,10 +45,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.namespaces import KINDS as NAMESPACES
+
 from .docker import LABEL_IMAGE, normalize_image
 from .i18n import count, msg
 
-NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 LIMITS = ("memory", "pids", "cpu")
 
 

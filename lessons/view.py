@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 
+from engine import namespaces
+
 # Runs in a fresh interpreter: join the UTS namespace of PID argv[1], print its hostname.
 _HOSTNAME_HELPER = """\
 import ctypes, os, socket, sys
@@ -75,10 +77,7 @@ class EngineView:
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def namespace_inode(self, pid: int | str, kind: str) -> int | None:
-        try:
-            return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-        except OSError:
-            return None
+        return namespaces.inode(pid, kind)
 
     def cpu_throttled(self, record: dict) -> tuple[int, int] | None:
         """(periods in which the kernel throttled the container, periods so

@@ -24,8 +24,9 @@ USER_NONE = Machine.pinned(root=False, cgroup="none", limits=(), overlayfs=False
 
 
 class StubLab:
-    """A lesson's lab without an engine: every step is ready at once, every
-    check passes once asked (worded in the lab's language), nothing runs."""
+    """A lesson's lab without an engine (a :class:`tui.contracts.LessonLab`, as the
+    real one): every step is ready at once, every check passes once asked (worded
+    in the lab's language), nothing runs."""
 
     def __init__(self, lesson):
         self.lesson, self.lang = lesson, "en"
@@ -59,6 +60,14 @@ class StubLab:
         if on_output:
             on_output("pretend output\n")
         return RunResult(command, 0, "pretend output\n")
+
+    def run_explained(self, command, step=None, *, gate, origin="learner", cancel=None, on_begin=None,
+                      on_stage=None, on_output=None):
+        """No engine, so no stages: the command "runs" at once, as :meth:`run`."""
+        return self.run(command, step, origin=origin, cancel=cancel, on_output=on_output)
+
+    def taken(self, cmd):
+        return None
 
     def show_me(self, step, *, cancel=None, on_output=None, origin="show"):
         return [self.run(c.text, step, on_output=on_output) for c in step.show_me]

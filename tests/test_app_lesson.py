@@ -194,7 +194,7 @@ def test_an_interactive_step_runs_in_the_embedded_terminal(tmp_path):
             await wait_for(pilot, lambda: "shell" in screen.cursors, 60, "the step to be ready")
             await pilot.press("r")
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
-            view = screen.terminal[0]
+            view = screen.terminal
             await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
             assert view.has_focus and screen.has_class("-terminal")
             await pilot.press("r")                          # typed into the shell, not a Run
@@ -220,7 +220,7 @@ def test_o_opens_a_shell_in_the_lessons_running_container(tmp_path):
             await wait_for(pilot, lambda: "look" in screen.cursors, 60, "the lesson's setup (web)")
             await pilot.press("o")
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
-            view = screen.terminal[0]
+            view = screen.terminal
             await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
             await typed(pilot, view, "cat /proc/1/cmdline | tr '\\0' ' '; echo")
             await wait_for(pilot, lambda: "sleep 1000" in view.text, 10, "PID 1 of web")
@@ -245,7 +245,7 @@ def test_a_terminal_opened_again_in_the_same_step_replaces_the_last(tmp_path):
             for n in range(3):
                 await pilot.press("o")
                 await wait_for(pilot, lambda: screen.terminal is not None, 30, f"terminal {n + 1}")
-                view = screen.terminal[0]
+                view = screen.terminal
                 await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
                 assert list(screen.query("#terminal")) == [view]
                 await typed(pilot, view, f"echo session-{n}; exit")
@@ -273,7 +273,7 @@ def test_an_open_terminal_is_one_key_away_and_typed_letters_do_not_reset_or_quit
             (web,) = [c["id"] for c in course_containers()]
             await pilot.press("o")
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
-            view = screen.terminal[0]
+            view = screen.terminal
             await wait_for(pilot, lambda: "#" in view.text, 30, "a prompt")
             assert view.has_focus and screen.has_class("-show-side")
             await pilot.press("ctrl+right_square_bracket")  # back to the lesson: the lesson shows
@@ -397,12 +397,12 @@ def test_the_lab_panel_follows_what_was_just_started_and_keeps_to_the_lesson(tmp
             await pilot.press("r")
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
             assert (await shown("shell"))["name"] == "shell"
-            await typed(pilot, screen.terminal[0], "exit")
+            await typed(pilot, screen.terminal, "exit")
             await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
             await pilot.press("colon", *"docker run -it lab sh", "enter")    # -it, no name
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
             assert (await shown("sh's container"))["name"] not in ("shell", "keep")
-            await typed(pilot, screen.terminal[0], "exit")
+            await typed(pilot, screen.terminal, "exit")
             await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
             app.open_lesson("isolation")                    # keep stays (the learner's own, running)
             await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen) and app.screen is not screen

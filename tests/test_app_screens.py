@@ -542,7 +542,6 @@ def test_after_show_me_a_step_is_shown_from_its_heading_or_at_its_results(tmp_pa
     its heading when heading to results fit in the pane, else its results at the bottom."""
     from app_support import pinned_course
     from lessons.content import content_dir
-    from tui.screens.lesson import _y_in
 
     lesson_dir = next(p.name for p in sorted(content_dir().iterdir()) if p.name.startswith("08-"))
     course = pinned_course(tmp_path, lesson_dir)
@@ -562,7 +561,7 @@ def test_after_show_me_a_step_is_shown_from_its_heading_or_at_its_results(tmp_pa
                 await wait_for(pilot, lambda: view.results and screen.busy is None, 5, "show me and its check")
                 await pilot.pause(0.1)
                 title, results = view.query_one(".step-title"), view.query_one(".results")
-                tall = _y_in(results, scroll) + results.outer_size.height - _y_in(title, scroll)
+                tall = scroll.y_of(results) + results.outer_size.height - scroll.y_of(title)
                 if tall <= scroll.scrollable_content_region.height:
                     fitted += 1
                     assert title.region.y == scroll.region.y, step.id           # the heading at the top

@@ -176,7 +176,7 @@ def test_show_me_types_an_interactive_step_into_the_terminal(lang, tmp_path, mon
             screen = await open_step(pilot, app, "shell")
             await pilot.press("s")
             await wait_for(pilot, lambda: screen.terminal is not None, 30, "the terminal")
-            view = screen.terminal[0]
+            view = screen.terminal
             await wait_for(pilot, lambda: "ps -ef" in view.text, 30, "ps -ef typed")
             await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
             await wait_for(pilot, lambda: "shell" in app.learner.done(screen.lesson), 30, "the checks to pass")
@@ -192,7 +192,7 @@ def test_show_me_types_an_interactive_step_into_the_terminal(lang, tmp_path, mon
             screen = await open_step(pilot, app, "make-sure")
             await pilot.press("s")
             await wait_for(pilot, lambda: screen.terminal is not None, 60, "the terminal")
-            view = screen.terminal[0]
+            view = screen.terminal
             await wait_for(pilot, lambda: screen.terminal is None, 30, "the session to end")
             await wait_for(pilot, lambda: "make-sure" in app.learner.done(screen.lesson), 30, "the checks to pass")
             box = {c["name"]: c for c in containers()}["box"]

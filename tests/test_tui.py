@@ -302,3 +302,85 @@ def test_eighty_by_twenty_four_shows_the_start_of_the_welcome(tmp_path):
             assert t("en", "about.title") in text[3]
             assert "F2" in text[-1] and t("en", "key.lang") in text[-1]
     run(scenario())
+
+
+def test_the_private_wrap_patterns_cjk_replaces_are_still_there():
+    """tui.text.cjk replaces a private regular expression in Textual and in Rich: when
+    a new version moves or changes one, this fails saying which (and pyproject.toml's
+    upper bounds are the versions it was tested with)."""
+    from tui.text import cjk
+
+    assert cjk.moved() is None, cjk.moved()
+
+
+def test_a_moved_private_pattern_is_said_in_one_line_and_nothing_is_patched(monkeypatch):
+    import re
+
+    import textual._wrap
+
+    from tui.text import cjk
+
+    monkeypatch.setattr(textual._wrap, "re_chunk", re.compile(r"\S+"))
+    said = cjk.moved()
+    assert said is not None and "\n" not in said and "textual._wrap.re_chunk" in said and "in textual " in said
+    assert cjk.install() is False and textual._wrap.re_chunk.pattern == r"\S+"
+    monkeypatch.delattr(textual._wrap, "re_chunk")
+    assert "textual._wrap.re_chunk is gone" in cjk.moved()
+
+
+def test_the_real_lab_and_the_stub_are_both_lesson_labs_and_both_panels_lab_views(tmp_path):
+    """The lesson screen calls what tui.contracts lists, without asking first: the
+    test stub and the real classes must all offer it."""
+    from lessons.lab import Lab
+    from lessons.loader import load_course
+    from tui.contracts import LabView, LessonLab
+    from tui.screens.parts import LabPlaceholder
+    from tui.widgets.lab import LabPanel
+    from tui.widgets.sources import FixtureSource
+
+    course = load_course(FIXTURE)
+    lesson = course.lessons[0]
+    assert isinstance(Lab(course, lesson, view=object()), LessonLab)
+    assert isinstance(StubLab(lesson), LessonLab)
+    panel = LabPanel("en", FixtureSource({"containers": [], "snapshots": {}}))
+    assert isinstance(panel, LabView) and isinstance(LabPlaceholder("en"), LabView)
+    panel.show_lesson(lesson.id)
+    assert panel.source.lesson == lesson.id
+
+
+def test_the_step_through_control_hands_the_learners_keys_to_the_gate():
+    """Enter, f and Esc (or leaving) reach the start's gate; once stopped the keys go
+    and its stages are no longer shown; its end is the end of that step's start alone."""
+    import threading
+
+    from lessons.stepwise import Gate
+    from tui.screens.stepthrough import STAGE_TABS, StagesBegan, StepThroughControl
+
+    control = StepThroughControl()
+    assert not control.active and control.stop() is False and control.end("s1") is None
+    gate = Gate()
+    control.begin(StagesBegan("s1", gate, "web", None))
+    assert control.active and control.showing("s1").container == "web" and control.showing("s2") is None
+    control.next()
+    assert gate.wait(threading.Event())                 # one stage let through
+    control.finish()
+    assert gate.finishing
+    assert control.stop() is True and gate.stopped and not control.active and control.stop() is False
+    assert control.showing("s1") is None                # stopping: no more stages drawn
+    assert control.end("s2") is None and control.current is not None
+    assert control.end("s1").stopped and control.current is None
+
+    class Panel:
+        said: list = []
+
+        def select(self, ref):
+            self.said.append(("select", ref))
+
+        def show_tab(self, name):
+            self.said.append(("tab", name))
+
+    panel = Panel()
+    StepThroughControl.show_stage(panel, "web", "pivot_root")
+    StepThroughControl.show_stage(panel, "web", "tty")
+    StepThroughControl.show_stage(None, "web", "fork")    # no panel yet: nothing to do
+    assert panel.said == [("select", "web"), ("tab", STAGE_TABS["pivot_root"]), ("select", "web")]

@@ -19,7 +19,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static, TabbedContent
 
 from conftest import cl, needs_root
-from tui.widgets import lab_model
+from tui.widgets import table as tm
 from tui.widgets.lab import LabPanel
 from tui.widgets.lab_model import TABS
 from tui.widgets.rows import RowList
@@ -131,7 +131,7 @@ def test_select_shows_that_container_and_says_so():
             panel.select("db")
             await pilot.pause()
             assert panel.border_title == "Lab · db"
-            assert [lab_model.text_of(c) for c in rows.table.rows[0].cells][-1] == "sleep 3000"
+            assert [tm.text_of(c) for c in rows.table.rows[0].cells][-1] == "sleep 3000"
             assert [m.name for m in selections(seen)][-2:] == ["web", "db"]
             with pytest.raises(ValueError, match="unknown tab"):
                 panel.show_tab("volumes")
@@ -316,7 +316,7 @@ def test_new_processes_and_changed_namespaces_are_highlighted():
             app.query_one(LabPanel).show_tab("processes")
             await pilot.pause()
             procs = app.query_one("#lab-processes", RowList).table
-            new = [lab_model.text_of(r.cells[-1]) for r in procs.rows if r.style == "new"]
+            new = [tm.text_of(r.cells[-1]) for r in procs.rows if r.style == "new"]
             assert any(cmd.startswith("sleep 300") for cmd in new)
             assert not any(cmd.startswith("sleep 1000") for cmd in new)
     run(scenario())
@@ -346,7 +346,7 @@ def test_a_real_container_shows_up_with_its_process_tree(lab_image):
                 rows = app.query_one("#lab-processes", RowList)
 
                 def shown():
-                    return {lab_model.text_of(r.cells[1]): [lab_model.text_of(c) for c in r.cells]
+                    return {tm.text_of(r.cells[1]): [tm.text_of(c) for c in r.cells]
                             for r in rows.table.rows}
 
                 assert await until(pilot, lambda: len(shown()) == 3, timeout=10), shown()
@@ -385,7 +385,7 @@ def test_a_real_oom_kill_arrives_as_an_event(lab_image):
                 rows = app.query_one("#lab-resources", RowList)
                 assert await until(pilot, lambda: any(r.key == "memory" for r in rows.table.rows))
                 gauge = next(r for r in rows.table.rows if r.key == "memory")
-                assert lab_model.text_of(gauge.cells[2]).endswith("of 32.0 MiB")
+                assert tm.text_of(gauge.cells[2]).endswith("of 32.0 MiB")
                 cl("exec", name, "sh", "-c", "head -c 100000000 /dev/zero | tail > /dev/null")
 
                 def oom_rows():

@@ -21,7 +21,8 @@ import pytest
 from rich.cells import cell_len
 
 from tui.widgets import lab_model as m
-from tui.widgets.sources import FixtureSource
+from tui.widgets import table as tm
+from tui.widgets.sources import FixtureSource, LabSource, fetch
 from tui.widgets.strings import LANGS, STRINGS, catalog, counted, tr
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,11 +39,11 @@ def web(scene) -> dict:
     return scene.snapshot("web")
 
 
-def texts(row: m.Row) -> list[str]:
-    return [m.text_of(c) for c in row.cells]
+def texts(row: tm.Row) -> list[str]:
+    return [tm.text_of(c) for c in row.cells]
 
 
-def row_by_key(table: m.Table, key: str) -> m.Row:
+def row_by_key(table: tm.Table, key: str) -> tm.Row:
     return next(r for r in table.rows if r.key == key)
 
 
@@ -85,7 +86,7 @@ def test_catalog_is_flat_per_language_and_tr_fills_fields():
 
 
 def test_pure_modules_do_not_import_textual():
-    probe = ("import tui.widgets.lab_model, tui.widgets.strings, tui.widgets.sources, tui.widgets.vt, sys\n"
+    probe = ("import tui.widgets.lab_model, tui.widgets.table, tui.widgets.strings, tui.widgets.sources, tui.widgets.vt, sys\n"
              "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -95,15 +96,15 @@ def test_pure_modules_do_not_import_textual():
 # -- fitting columns -------------------------------------------------------------------
 
 def test_fit_columns_drops_the_highest_priority_first_and_gives_the_flex_column_the_rest():
-    cols = (m.Column("a", 5), m.Column("b", 8), m.Column("c", 6, priority=3), m.Column("d", 4, priority=1),
-            m.Column("cmd", 30, flex=True, min_width=10))
-    wide = m.fit_columns(cols, 100)
+    cols = (tm.Column("a", 5), tm.Column("b", 8), tm.Column("c", 6, priority=3), tm.Column("d", 4, priority=1),
+            tm.Column("cmd", 30, flex=True, min_width=10))
+    wide = tm.fit_columns(cols, 100)
     assert [i for i, _ in wide] == [0, 1, 2, 3, 4]
     assert sum(w for _, w in wide) + 4 == 100                 # the flex column took what was left
-    narrow = m.fit_columns(cols, 32)
+    narrow = tm.fit_columns(cols, 32)
     assert [i for i, _ in narrow] == [0, 1, 3, 4]             # c (priority 3) went first
     assert sum(w for _, w in narrow) + 3 <= 32
-    tiny = m.fit_columns(cols, 20)
+    tiny = tm.fit_columns(cols, 20)
     assert [i for i, _ in tiny][:2] == [0, 1]                 # priority 0 stays, cut if need be
     assert sum(w for _, w in tiny) + len(tiny) - 1 <= 20
 
@@ -339,14 +340,14 @@ def test_transcript_stage_by_stage_wrapped_to_the_width(scene, lang):
 # -- fetch: one refresh, from any source ----------------------------------------------------------
 
 def test_fetch_selects_falls_back_and_asks_only_for_what_the_tab_needs(scene):
-    data = m.fetch(scene, "db", tab="processes")
+    data = fetch(scene, "db", tab="processes")
     assert data.snapshot["name"] == "db" and data.diff is None and data.transcript
     assert data.transcript_key[0] == data.selected
-    again = m.fetch(scene, "db", tab="mounts", have_transcript=data.transcript_key)
+    again = fetch(scene, "db", tab="mounts", have_transcript=data.transcript_key)
     assert again.transcript is None and again.diff == []
-    fallback = m.fetch(scene, "not-yet", fallback=scene.snapshot("web")["id"], tab="processes")
+    fallback = fetch(scene, "not-yet", fallback=scene.snapshot("web")["id"], tab="processes")
     assert fallback.snapshot["name"] == "web"
-    stopped = m.fetch(scene, "hello", tab="processes")
+    stopped = fetch(scene, "hello", tab="processes")
     assert stopped.snapshot["status"] == "exited" and stopped.snapshot["processes"] == []
 
 
@@ -357,6 +358,7 @@ def test_a_half_built_container_is_shown_as_built_so_far(scene):
 
     class Starting:
         asked: list[str] = []
+        lesson = None
 
         def containers(self):
             return [half]
@@ -368,12 +370,32 @@ def test_a_half_built_container_is_shown_as_built_so_far(scene):
         def transcript(self, ref):
             return []
 
+        def config(self, ref):
+            return {}
+
+        def history(self, ref):
+            return []
+
+        def diff(self, ref):
+            return []
+
+        def subscribe(self, after=None):
+            return FixtureSource({"containers": []}).subscribe()
+
     source = Starting()
-    data = m.fetch(source, "half", tab="namespaces")
+    assert isinstance(source, LabSource)
+    data = fetch(source, "half", tab="namespaces")
     assert source.asked == [half["id"]] and data.snapshot["processes"]
     row = m.container_table([half], "zh").rows[0]
     assert texts(row)[0] == "◐ half" and texts(row)[2] == "启动中" and row.style == ""
     assert texts(m.container_table([half], "en").rows[0])[2] == "starting"
+
+
+def test_the_engine_and_a_recorded_scene_are_both_lab_sources(scene):
+    from tui.widgets.sources import EngineSource
+
+    assert isinstance(scene, LabSource) and isinstance(EngineSource(client=object()), LabSource)
+    assert EngineSource(client=object()).history("web") == []      # the live engine: sparklines start now
 
 
 def test_fetch_reports_an_unreachable_engine_instead_of_raising():
@@ -381,7 +403,7 @@ def test_fetch_reports_an_unreachable_engine_instead_of_raising():
         def containers(self):
             raise ConnectionRefusedError("no supervisor is listening")
 
-    data = m.fetch(Down(), None, tab="processes")
+    data = fetch(Down(), None, tab="processes")
     assert data.error == "no supervisor is listening" and data.containers == []
 
 

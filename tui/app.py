@@ -33,9 +33,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from lessons.model import Course, Lesson
+from tui.contracts import Translatable
 from tui.i18n import other, t, tn
 from tui.machine import Machine
-from tui.screens import cjk
+from tui.text import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
 from tui.session import (LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id,
                          orphans, remove)
@@ -77,7 +78,7 @@ class ContainerLabApp(Localized, App[None]):
         self.mark = mark
         self.engine = engine            # False: never talk to the engine (screenshots)
         self.quitting = False
-        cjk.install()                   # Chinese lines break between characters (see tui.screens.cjk)
+        cjk.install()                   # Chinese lines break between characters (see tui.text.cjk)
 
     def on_unmount(self) -> None:
         cjk.uninstall()
@@ -203,7 +204,7 @@ class ContainerLabApp(Localized, App[None]):
         except OSError as e:
             self.notify(t(lang, "progress.unsaved", error=str(e)), severity="warning")
         for screen in self.screen_stack:
-            if hasattr(screen, "set_language"):
+            if isinstance(screen, Translatable):      # (not Textual's own screens)
                 screen.set_language(lang)
         self.refresh_bindings()
 
@@ -231,10 +232,11 @@ class ContainerLabApp(Localized, App[None]):
             self.notify(t(self.lang, "quit.terminal_open"), severity="warning")
             return
         self.quitting = True
+        from tui.screens.lesson import LessonScreen
+
         for screen in self.screen_stack:
-            if hasattr(screen, "close_terminal"):
+            if isinstance(screen, LessonScreen):
                 screen.close_terminal()
-            if hasattr(screen, "stop_stepping"):
                 screen.stop_stepping()          # a half-built container (run --explain) ends
         if not (self.engine and self.machine.root):
             self._done()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.namespaces import KINDS as NAMESPACES
+
 LIMITS = ("memory", "pids", "cpu", "swap")
-NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time")
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,6 +11,7 @@ hides it, ``None`` shows it greyed out). The help screen lists the same
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from textual.binding import Binding
@@ -67,7 +68,7 @@ class Localized:
         name, _, arg = action.partition(":")
         method = getattr(self, f"action_{name}", None) or getattr(self.app, f"action_{name}")
         result = method(arg) if arg else method()
-        if hasattr(result, "__await__"):
+        if inspect.isawaitable(result):
             await result
 
 

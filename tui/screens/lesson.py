@@ -24,7 +24,11 @@ start and removes the container.
 
 "Show me" on a step whose command is interactive (``-it``) opens the
 embedded terminal and types the step's lines into it where the learner can
-see them, at a readable pace (:attr:`LessonScreen.typing_delay` a key).
+see them, at a readable pace (:attr:`LessonScreen.typing_delay` a key): the
+terminal and the session behind it are a :class:`tui.widgets.terminal_pane.TerminalPane`,
+the step-through start's state and keys a
+:class:`tui.screens.stepthrough.StepThroughControl`; what a lab and a lab panel
+must offer is in :mod:`tui.contracts`.
 
 The terminal never traps the keys: Ctrl+] leaves it with the session still
 open, t (and F3 on a narrow screen, from inside it too) goes back; while a
@@ -33,18 +37,28 @@ why). The lab panel follows what the learner just started (``Follow``:
 a run's container, named or not, an exec's). A failure in a worker is
 logged with its traceback in the learner's state dir and said in one line
 (:mod:`tui.failures`).
+
+Why one file of about 1,100 lines: it is the lesson flow -- one state (the
+current step, the command running, each step's check cursor, the open
+terminal, the start under way) that every key, button and worker report
+reads and changes, and the order in which those happen is the behaviour the
+app tests pin down. Split into mixins, that state would be shared across
+files without an owner. What has a life of its own is elsewhere: the widgets
+(:mod:`tui.screens.parts`), where the lesson pane scrolls to
+(:mod:`tui.screens.lesson_scroll`), the terminal and its session
+(:mod:`tui.widgets.terminal_pane`), the step-through start
+(:mod:`tui.screens.stepthrough`), the lab's and lab panel's contracts
+(:mod:`tui.contracts`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import dataclass
 from typing import Callable
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
@@ -52,20 +66,23 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from lessons.model import Course, Lesson, Step
+from tui.contracts import LabView, LessonLab
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.keys import FRONT_KEYS, LESSON_KEYS, Localized, bindings
+from tui.screens.lesson_scroll import LessonScroll
 from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StagePanel, StepView
+from tui.screens.stepthrough import StageDone, StagesBegan, StepThroughControl, start_stepwise
 from tui.session import Learner
 
 def terminal_view():
     """The embedded terminal's widget class (imported when first needed: pyte is not
     cheap), or None where it is not installed -- interactive commands say so instead."""
     try:
-        from tui.widgets.terminal import TerminalView
+        from tui.widgets.terminal_pane import TerminalPane
     except ImportError:
         return None
-    return TerminalView
+    return TerminalPane
 
 
 def has_terminal_view() -> bool:
@@ -78,24 +95,13 @@ def has_terminal_view() -> bool:
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
-@dataclass
-class StepThrough:
-    """A step-through start under way: the gate the worker waits on, and what it is starting."""
-
-    step_id: str
-    gate: object                 # lessons.stepwise.Gate
-    container: str = ""          # its name, once it exists
-    lang: str | None = None      # run --explain --lang: the explanations always in that language
-    stopped: bool = False
-
-
 class LessonScreen(Localized, Screen):
     """One lesson, worked step by step against the real engine."""
 
     BINDINGS = bindings(*FRONT_KEYS, *LESSON_KEYS)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
-    typing_delay = 0.03          # "show me" in the terminal: seconds between two keys
+    typing_delay = 0.03          # "show me" in the terminal: seconds between two keys (TerminalPane)
     typing_quiet = 0.4           # ... and how long the screen stays still before a line is typed
     stage_pace = 1.5             # "show me" of a docker run --explain: seconds each stage stays shown
 
@@ -152,20 +158,6 @@ class LessonScreen(Localized, Screen):
             super().__init__()
             self.ref = ref
 
-    class StagesBegan(Message):
-        """A step-through start has made its container (``name``), half-built."""
-
-        def __init__(self, step_id: str, gate, name: str, lang: str | None, pace: float | None = None) -> None:
-            super().__init__()
-            self.step_id, self.gate, self.name, self.lang, self.pace = step_id, gate, name, lang, pace
-
-    class StageDone(Message):
-        """Stage ``number`` of a step-through start is done; the worker waits for the learner."""
-
-        def __init__(self, step_id: str, number: int, stage: dict, paused: bool) -> None:
-            super().__init__()
-            self.step_id, self.number, self.stage, self.paused = step_id, number, stage, paused
-
     class LabFailed(Message):
         """The engine could not do something; ``error`` says why."""
 
@@ -184,8 +176,9 @@ class LessonScreen(Localized, Screen):
             super().__init__()
             self.lesson_id = lesson_id
 
-    def __init__(self, lang: str, course: Course, lesson: Lesson, learner: Learner, lab, machine: Machine, *,
-                 step_id: str | None = None, lab_panel: Callable[[str], Widget] | None = None) -> None:
+    def __init__(self, lang: str, course: Course, lesson: Lesson, learner: Learner, lab: LessonLab,
+                 machine: Machine, *, step_id: str | None = None,
+                 lab_panel: Callable[[str], LabView] | None = None) -> None:
         super().__init__()
         self.lang, self.course, self.lesson, self.learner = lang, course, lesson, learner
         self.lab, self.machine = lab, machine
@@ -197,9 +190,9 @@ class LessonScreen(Localized, Screen):
         self.cursors: dict[str, int] = {}        # step id -> cursor its checks count from
         self.next_command: dict[str, int] = {}   # step id -> the command Run runs next
         self.busy: str | None = None             # the command running, if any
-        self.terminal = None                     # (TerminalView, session, attached, step id)
+        self.terminal = None                     # the open TerminalPane, if any
         self.selected: str | None = None         # the container picked in the lab panel
-        self.stepping: StepThrough | None = None  # a docker run --explain going stage by stage
+        self.stepper = StepThroughControl()       # a docker run --explain going stage by stage
         self.show_rest: tuple[str, int] | None = None  # (step id, show-me command next) after a terminal
         self.completed_shown = learner.complete(lesson)
         self.revealing: StepView | None = None    # a step whose new results are shown once laid out
@@ -209,6 +202,11 @@ class LessonScreen(Localized, Screen):
         self._removing: list[tuple[Widget, object]] = []  # (widget, its AwaitRemove): ids not reused before
 
     # -- composing --------------------------------------------------------------------------
+    @property
+    def stepping(self):
+        """The step-through start under way (:class:`~tui.screens.stepthrough.StepThrough`), or None."""
+        return self.stepper.current
+
     @property
     def step(self) -> Step:
         return self.lesson.steps[self.index]
@@ -222,7 +220,7 @@ class LessonScreen(Localized, Screen):
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="lesson-col"):
-                with VerticalScroll(id="lesson-scroll"):
+                with LessonScroll(id="lesson-scroll"):
                     yield Static(id="lesson-title", classes="section", markup=False)
                     yield LessonMarkdown(self.lesson.intro.get(self.lang, ""), id="lesson-intro")
                     for n, step in enumerate(self.lesson.steps, 1):
@@ -249,14 +247,16 @@ class LessonScreen(Localized, Screen):
     def _mount_lab_panel(self) -> None:
         """The lab panel takes its place once the lesson has been drawn: the
         learner reads at once, and the panel fills in a moment later."""
+        side = self.query_one("#side")
+        if not side.is_mounted:
+            return                                    # the app quit before the panel came
         panel = self._lab_panel(self.lang)
         panel.id = "lab"
-        if hasattr(getattr(panel, "source", None), "lesson"):
-            panel.source.lesson = self.lesson.id      # not the containers kept from other lessons
+        panel.show_lesson(self.lesson.id)             # not the containers kept from other lessons
         self.query_one("#lab-waiting").remove()
-        self.query_one("#side").mount(panel, before=0)
+        side.mount(panel, before=0)
 
-    def lab_panel(self) -> Widget | None:
+    def lab_panel(self) -> LabView | None:
         """The lab panel, once it is there."""
         found = self.query("#lab")
         return found.first() if found else None
@@ -280,8 +280,7 @@ class LessonScreen(Localized, Screen):
             return None
         if not self.machine.root:
             return t(self.lang, "need.root", detail=self.machine.detail("root"))
-        unavailable = getattr(self.lab, "unavailable", None)       # steps may declare `requires`
-        return unavailable(step) if unavailable is not None else None
+        return self.lab.unavailable(step)         # steps may declare `requires`
 
     def can(self, action: str) -> bool | None:
         if action == "side":
@@ -289,9 +288,9 @@ class LessonScreen(Localized, Screen):
         if action == "shell":
             return self.machine.root and has_terminal_view()
         if action == "terminal":
-            return self.terminal is not None and self.focused is not self.terminal[0]
+            return self.terminal is not None and self.focused is not self.terminal
         if action in ("stage_next", "stage_finish", "stage_stop"):
-            return self.stepping is not None and not self.stepping.stopped
+            return self.stepper.active
         if self.stepping is not None and action in ("run", "check", "show", "reset"):
             return False                          # the start under way first: the footer says how
         if action in ("run", "hint", "show", "reset") and self.lesson.steps:
@@ -336,12 +335,12 @@ class LessonScreen(Localized, Screen):
         else:
             self.query_one("#lesson-scroll").focus()
 
+    @property
+    def lesson_scroll(self) -> LessonScroll:
+        return self.query_one("#lesson-scroll", LessonScroll)
+
     def _scroll_to(self, view: StepView) -> None:
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        if view.number == 1:
-            scroll.scroll_home(animate=False)          # the lesson's title and introduction too
-        else:
-            scroll.scroll_to_widget(view, top=True, animate=False)
+        self.lesson_scroll.show_step(view, view.number)
 
     def go(self, index: int) -> None:
         """Make step ``index`` the current one."""
@@ -360,10 +359,7 @@ class LessonScreen(Localized, Screen):
         step 1 first, brought to the top, as it is the current step already)."""
         if self.intro_first and self.lesson.steps:
             self.intro_first = False
-            scroll = self.query_one("#lesson-scroll", VerticalScroll)
-            top = _y_in(self.view(self.step.id), scroll)
-            if scroll.scroll_y < min(top, scroll.max_scroll_y):
-                scroll.scroll_to(y=top, animate=False, immediate=True)
+            if self.lesson_scroll.bring_up(self.view(self.step.id)):
                 return
         self.go(self.index + 1)
 
@@ -383,7 +379,7 @@ class LessonScreen(Localized, Screen):
         """F3 (narrow screens): the lesson or the lab -- with an open terminal, the keys go with it."""
         self.toggle_class("-show-side")
         if self.has_class("-show-side") and self.terminal is not None:
-            self.terminal[0].focus()
+            self.terminal.focus()
         elif not self.has_class("-show-side") and self.focused is not None \
                 and self.query_one("#side") in self.focused.ancestors_with_self:
             self.query_one("#lesson-scroll").focus()
@@ -394,7 +390,7 @@ class LessonScreen(Localized, Screen):
             return
         if self.has_class("-narrow"):
             self.add_class("-show-side")
-        self.terminal[0].focus()
+        self.terminal.focus()
         self.refresh_bindings()
 
     # -- the lab: setting up, running, checking ---------------------------------------------------
@@ -483,15 +479,14 @@ class LessonScreen(Localized, Screen):
                 self.post_message(self.Output(f"{e}\n"))
                 self.post_message(self.CommandDone(step.id, [], check=False))
                 return
-            taken = getattr(self.lab, "taken", None)
-            if cmd.terminal and taken is not None and (why := taken(cmd)) is not None:
+            if cmd.terminal and (why := self.lab.taken(cmd)) is not None:
                 self.post_message(self.Output(f"{why}\n"))     # another app's container has that --name
                 self.post_message(self.CommandDone(step.id, [], check=False))
                 return
             if cmd.terminal:
                 self.post_message(self.TerminalWanted(step.id, cmd))
                 return
-            if cmd.explain and hasattr(self.lab, "run_explained"):
+            if cmd.explain:
                 self._step_through(step, text, cmd, cancel)
                 return
             result = self.lab.run(text, step, origin="learner", cancel=cancel,
@@ -514,9 +509,8 @@ class LessonScreen(Localized, Screen):
         return self._newest_since(since)
 
     def _newest_since(self, since: str) -> str | None:
-        containers = getattr(self.lab, "containers", None)
         try:
-            found = [c for c in (containers() if containers else []) if (c.get("created") or "") >= since]
+            found = [c for c in self.lab.containers() if (c.get("created") or "") >= since]
         except Exception:  # noqa: BLE001 - only which container the panel shows
             return None
         return max(found, key=lambda c: c.get("created") or "")["id"] if found else None
@@ -537,28 +531,18 @@ class LessonScreen(Localized, Screen):
             self.post_message(self.Follow(ref))
 
     def on_lesson_screen_follow(self, message: Follow) -> None:
-        if hasattr(panel := self.lab_panel(), "select"):
+        if (panel := self.lab_panel()) is not None:
             panel.select(message.ref)
 
     def _step_through(self, step: Step, text: str, cmd, cancel, *, origin: str = "learner",
                       pace: float | None = None, report: bool = True):
-        """(In a worker.) ``docker run --explain``, one stage at a time: each stage
-        reported, then a wait for the learner's key (or the end of the start) -- or,
-        for show me, ``pace`` seconds, keys still working. With ``report`` the
+        """(In a worker.) ``docker run --explain``, one stage at a time
+        (:func:`tui.screens.stepthrough.start_stepwise`). With ``report`` the
         screen is told the command is done; else its result is returned."""
         from lessons.runner import plain
-        from lessons.stepwise import Gate
 
-        gate, names = Gate(pace), []
-
-        def began(_cid: str, name: str) -> None:
-            names.append(name)
-            self.post_message(self.StagesBegan(step.id, gate, name, cmd.explain_lang, pace))
-
-        result = self.lab.run_explained(
-            text, step, gate=gate, origin=origin, cancel=cancel, on_begin=began,
-            on_stage=lambda number, stage, paused: self.post_message(self.StageDone(step.id, number, stage, paused)),
-            on_output=lambda s: self.post_message(self.Output(plain(s))))
+        result, names = start_stepwise(self.lab, step, text, cmd, cancel, post=self.post_message, origin=origin,
+                                       pace=pace, on_output=lambda s: self.post_message(self.Output(plain(s))))
         if not report:
             return result               # show me's CommandDone, at the end, closes the stage panel
         if result.cancelled and names:            # stopped: said by the screen, nothing to check
@@ -567,14 +551,14 @@ class LessonScreen(Localized, Screen):
             self.post_message(self.CommandDone(step.id, [result], ref=names[0] if names else None))
 
     # -- a step-through start (docker run --explain) ------------------------------------------
-    async def on_lesson_screen_stages_began(self, message: StagesBegan) -> None:
+    async def on_stages_began(self, message: StagesBegan) -> None:
         if message.step_id != self.step.id or not self.is_attached:
             message.gate.stop()                   # the learner has moved on already
             return
         for panel in self.query("#stages"):       # the previous start's panel (show me: one more --explain)
             self._discard(panel)
         await self._gone("stages")
-        self.stepping = StepThrough(message.step_id, message.gate, message.name, message.lang)
+        self.stepper.begin(message)
         panel = StagePanel(self.lang, message.name, id="stages")
         panel.fixed_lang = message.lang
         panel.paced = message.pace
@@ -583,37 +567,25 @@ class LessonScreen(Localized, Screen):
         focused = self.focused
         if focused is None or focused is self.query_one("#command") or focused.has_class("run"):
             self.query_one("#lesson-scroll").focus()    # Enter and Space are the stage keys now
-        self._show_half_built(message.name, None)
+        self.stepper.show_stage(self.lab_panel(), message.name, None)
         self.refresh_bindings()
 
-    def on_lesson_screen_stage_done(self, message: StageDone) -> None:
-        stepping = self.stepping
-        if stepping is None or stepping.step_id != message.step_id or stepping.stopped:
+    def on_stage_done(self, message: StageDone) -> None:
+        stepping = self.stepper.showing(message.step_id)
+        if stepping is None:
             return
         panel = self.query_one("#stages", StagePanel)
         panel.show(message.number, message.stage, last=message.stage.get("id") == "exec")
         self.output.say(panel.lines()[0])
-        self._show_half_built(stepping.container, message.stage.get("id"))
-
-    def _show_half_built(self, name: str, stage_id: str | None) -> None:
-        """The lab panel on the container being built, at the tab where the stage shows."""
-        panel = self.lab_panel()
-        if panel is None or not hasattr(panel, "select"):
-            return
-        panel.select(name)                        # (and refreshed now, not at the next tick)
-        tab = STAGE_TABS.get(stage_id or "")
-        if tab is not None and hasattr(panel, "show_tab"):
-            panel.show_tab(tab)
+        self.stepper.show_stage(self.lab_panel(), stepping.container, message.stage.get("id"))
 
     def action_stage_next(self) -> None:
         """Enter / Space: the next stage of the start under way."""
-        if self.stepping is not None:
-            self.stepping.gate.next()
+        self.stepper.next()
 
     def action_stage_finish(self) -> None:
         """f: every remaining stage of the start under way."""
-        if self.stepping is not None:
-            self.stepping.gate.finish()
+        self.stepper.finish()
 
     def action_stage_stop(self) -> None:
         """Esc: end the start under way; the half-built container is removed."""
@@ -622,17 +594,13 @@ class LessonScreen(Localized, Screen):
     def stop_stepping(self) -> None:
         """End a step-through start (the learner stopped it, left the step, the lesson or the app):
         its worker removes the half-built container and reports back."""
-        if self.stepping is None or self.stepping.stopped:
-            return
-        self.stepping.stopped = True
-        self.stepping.gate.stop()
-        self.refresh_bindings()
+        if self.stepper.stop():
+            self.refresh_bindings()
 
     def _end_stepping(self, step_id: str) -> None:
-        stepping = self.stepping
-        if stepping is None or stepping.step_id != step_id:
+        stepping = self.stepper.end(step_id)
+        if stepping is None:
             return
-        self.stepping = None
         if stepping.stopped:
             self.output.say(t(self.lang, "output.stopped", name=stepping.container))
         for panel in self.query("#stages"):
@@ -656,7 +624,8 @@ class LessonScreen(Localized, Screen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _show(self, step: Step, start: int = 0) -> None:
         """Show me from command ``start`` on: an interactive one opens the terminal
-        (its lines typed there, visibly: see :meth:`_type_lines`), the others run here."""
+        (its lines typed there, visibly: :meth:`tui.widgets.terminal_pane.TerminalPane.type_lines`),
+        the others run here."""
         from lessons.runner import TerminalSession, plain
 
         cancel = get_current_worker().cancelled_event
@@ -672,7 +641,7 @@ class LessonScreen(Localized, Screen):
                         break
                     command = step.show_me[index]
                     cmd = _translated(self.lab, command.text, step)
-                    if cmd is not None and cmd.explain and hasattr(self.lab, "run_explained"):
+                    if cmd is not None and cmd.explain:
                         results.append(self._step_through(step, command.text, cmd, cancel, origin="show",
                                                           pace=self.stage_pace, report=False))
                         continue
@@ -695,7 +664,7 @@ class LessonScreen(Localized, Screen):
     def _show_stepwise(self, step: Step) -> bool:
         """(In a worker.) Whether show me starts a ``docker run --explain`` of the
         step stage by stage (each shown for ``stage_pace`` seconds)."""
-        if not hasattr(self.lab, "run_explained") or self.lab.unavailable(step) is not None:
+        if self.lab.unavailable(step) is not None:
             return False
         return any(getattr(_translated(self.lab, c.text, step), "explain", False) for c in step.show_me)
 
@@ -705,35 +674,6 @@ class LessonScreen(Localized, Screen):
         if not has_terminal_view() or self.lab.unavailable(step) is not None:
             return False
         return any(getattr(_translated(self.lab, c.text, step), "terminal", False) for c in step.show_me)
-
-    async def _type_lines(self, view, lines: tuple[str, ...]) -> None:
-        """Type ``lines`` into the terminal where the learner sees them: each once the
-        screen has been still a moment (a prompt waits), a key every ``typing_delay``."""
-        for line in lines:
-            if not await self._screen_still(view):
-                return
-            for ch in line:
-                if view.closed:
-                    return
-                view.type_text(ch)
-                await asyncio.sleep(self.typing_delay)
-            view.type_text("\r")
-
-    async def _screen_still(self, view, limit: float = 15.0) -> bool:
-        """Wait until the terminal has shown something new and then nothing for
-        ``typing_quiet`` seconds (False: it closed)."""
-        loop = asyncio.get_running_loop()
-        seen, start = view.bytes_in, loop.time()
-        last = start
-        while loop.time() - start < limit:
-            await asyncio.sleep(0.05)
-            if view.closed:
-                return False
-            if view.bytes_in != seen:
-                seen, last = view.bytes_in, loop.time()
-            elif seen and loop.time() - last >= self.typing_quiet:
-                return True
-        return not view.closed
 
     def on_lesson_screen_output(self, message: Output) -> None:
         self.output.feed(message.text)
@@ -748,7 +688,7 @@ class LessonScreen(Localized, Screen):
         for result in message.results:
             if not result.ok and not getattr(result, "skipped", False):
                 log.say(f"→ {failure_text(result, self.lang)}")
-        if message.ref and hasattr(panel := self.lab_panel(), "select"):
+        if message.ref and (panel := self.lab_panel()) is not None:
             panel.select(message.ref)
         view = self.view(message.step_id)
         view.set_status("")
@@ -859,9 +799,7 @@ class LessonScreen(Localized, Screen):
             self.revealing = None
             return
         box = work.query_one(".results", Static)
-        size = box.content_size
-        if not box.display or not size.height or \
-                size.height != box.get_content_height(size, self.app.size, size.width):
+        if not box.display or not LessonScroll.laid_out(box, self.app.size):
             return                                # not laid out yet: the next layout
         self.revealing = None
         self._show_results(view)
@@ -874,16 +812,8 @@ class LessonScreen(Localized, Screen):
         work = view.work()
         if work is None or not work.query(".results") or not view.is_mounted:
             return
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        height = scroll.scrollable_content_region.height
-        results = work.query_one(".results")
-        top = _y_in(view.query_one(".step-title"), scroll)
-        if _y_in(results, scroll) + results.virtual_region_with_margin.height - top <= height:
-            y = top
-        else:
-            last = work.query(".step-nav, .results").last()
-            y = _y_in(last, scroll) + last.virtual_region_with_margin.height - height
-        scroll.scroll_to(y=max(0, y), animate=False, immediate=True)
+        self.lesson_scroll.show_results(view.query_one(".step-title"), work.query_one(".results"),
+                                 work.query(".step-nav, .results").last())
 
     def _reveal_hint(self) -> None:
         view, count = self.hinting
@@ -893,17 +823,11 @@ class LessonScreen(Localized, Screen):
                 self.hinting = None               # gone, or another hint asked for since
             return                                # not composed yet: the next layout
         last = hints.last()
-        size = last.content_size
-        if not size.height or size.height != last.get_content_height(size, self.app.size, size.width):
+        if not LessonScroll.laid_out(last, self.app.size):
             return
         self.hinting = None
         self._refocus()
-        scroll = self.query_one("#lesson-scroll", VerticalScroll)
-        top = _y_in(last, scroll)
-        bottom = top + last.virtual_region_with_margin.height
-        height = scroll.scrollable_content_region.height
-        if top < scroll.scroll_y or bottom > scroll.scroll_y + height:     # not all of it in view
-            scroll.scroll_to(y=max(0, min(top, bottom - height)), animate=False, immediate=True)
+        self.lesson_scroll.show_whole(last)
 
     def action_reset(self) -> None:
         """x: reset the step -- the lesson's containers removed, its starting state made again
@@ -1004,8 +928,10 @@ class LessonScreen(Localized, Screen):
     async def on_lesson_screen_terminal_ready(self, message: TerminalReady) -> None:
         self._drop_closed_terminal()
         await self._gone("terminal")              # the last session's screen, gone before its id is reused
-        view = terminal_view()(message.fd, attached=message.attached, lang=self.lang, id="terminal")
-        self.terminal = (view, message.session, message.attached, message.step_id)
+        view = terminal_view()(message.fd, step_id=message.step_id, session=message.session,
+                               attached=message.attached, lang=self.lang, id="terminal")
+        view.typing_delay, view.typing_quiet = self.typing_delay, self.typing_quiet
+        self.terminal = view
         self.query_one("#side").mount(view)
         self.add_class("-terminal")
         if self.has_class("-narrow"):
@@ -1013,9 +939,7 @@ class LessonScreen(Localized, Screen):
         view.focus()
         if message.then is not None:
             self.show_rest = (message.step_id, message.then)
-        if message.typing:
-            self.run_worker(self._type_lines(view, message.typing), group="typing", exclusive=True,
-                            exit_on_error=False)
+        view.type_lines(message.typing)
 
     def on_terminal_view_release_focus(self, event) -> None:
         """Ctrl+]: back to the lesson; the session stays open."""
@@ -1029,13 +953,11 @@ class LessonScreen(Localized, Screen):
         event.stop()
         if self.terminal is None:
             return
-        view, session, _attached, step_id = self.terminal
+        view, step_id = self.terminal, self.terminal.step_id
         self.terminal = None
         self.busy = None
         self.refresh_bindings()                   # t (back to the terminal) goes from the footer
-        code = event.exit_code
-        if session is not None:
-            code = _end_session(session)
+        code = view.ended(event.exit_code)
         if self.focused is view:
             self.query_one("#lesson-scroll").focus()
         if code is not None:
@@ -1077,16 +999,10 @@ class LessonScreen(Localized, Screen):
         self.show_rest = None
         if self.terminal is None:
             return
-        view, session, attached, _ = self.terminal
+        view = self.terminal
         self.terminal = None
         self._discard(view)
-        if session is not None:
-            _end_session(session)
-        if attached is not None:
-            try:
-                attached.close()
-            except OSError:
-                pass
+        view.hang_up()
 
     def put_to_rest(self) -> None:
         """The learner left the lesson: its terminal is closed and its work stopped."""
@@ -1130,36 +1046,11 @@ class LessonScreen(Localized, Screen):
             view.set_unavailable(self.why(step))
             if view.results and step.checks and step.id in self.cursors and self.why(step) is None:
                 self._check(step)                 # check messages, worded anew
-        for widget in (self.lab_panel(), *self.query("#lab-waiting"), *self.query("#stages"),
-                       self.terminal[0] if self.terminal else None):
-            if widget is not None and hasattr(widget, "set_language"):
+        for widget in (self.lab_panel(), *self.query("#lab-waiting"), *self.query("#stages"), self.terminal):
+            if widget is not None:
                 widget.set_language(lang)
         if self.lesson.steps:
             self.call_after_refresh(self._refocus)
-
-
-# Where a stage of a container's start shows in the lab panel (a stage not here, tty,
-# leaves the tab as it is). seccomp and capabilities restrict the process about to
-# become the container's command; no tab lists filters or capabilities, so the panel
-# shows that process.
-STAGE_TABS = {
-    "limits": "resources", "cgroup": "resources", "fork": "processes", "exec": "processes",
-    "seccomp": "processes", "capabilities": "processes",
-    "namespaces": "namespaces", "cgroupns": "namespaces", "hostname": "namespaces", "user": "namespaces",
-    "propagation": "mounts", "rootfs": "mounts", "proc": "mounts", "dev": "mounts", "sys": "mounts",
-    "pivot_root": "mounts",
-}
-
-
-def _y_in(widget: Widget, scroll: Widget) -> int:
-    """The top of ``widget``'s margin box in ``scroll``'s content, scrolled or not
-    (each :attr:`~textual.widget.Widget.virtual_region` is within its parent's padding)."""
-    y = widget.virtual_region_with_margin.y
-    node = widget.parent
-    while node is not None and node is not scroll:
-        y += node.virtual_region.y + node.styles.gutter.top
-        node = node.parent
-    return y
 
 
 def _translated(lab, text: str, step: Step):
@@ -1202,13 +1093,3 @@ def _container_ref(cmd, result) -> str | None:
         return cmd.name
     lines = [line.strip() for line in result.output.splitlines() if line.strip()]
     return lines[-1] if lines and CONTAINER_ID.match(lines[-1]) else None
-
-
-def _end_session(session) -> int | None:
-    """The exit code of a terminal session's program (``container-lab run -it``),
-    once it ends; killed if it will not. Its pty is the TerminalView's to close."""
-    try:
-        return session.proc.wait(timeout=5)
-    except Exception:  # noqa: BLE001 - hung up but still there
-        session.proc.kill()
-        return session.proc.wait()

@@ -97,7 +97,7 @@ def option_text(step: Step, lang: str, oid: str) -> str:
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 CODE_STYLE = "bold $text-accent"       # bold: it still stands out under NO_COLOR
-NO_BREAK = "\u00a0"                    # a line does not break here (tui.screens.cjk)
+NO_BREAK = "\u00a0"                    # a line does not break here (tui.text.cjk)
 
 
 def code_content(text: str) -> Content:
@@ -566,3 +566,13 @@ class LabPlaceholder(Static):
 
     def set_language(self, lang: str) -> None:
         self.update(t(lang, "lab.placeholder"))
+
+    # It shows no container: what to show is not its business (tui.contracts.LabView).
+    def show_lesson(self, lesson_id: str) -> None:
+        pass
+
+    def select(self, ref: str) -> None:
+        pass
+
+    def show_tab(self, name: str) -> None:
+        pass

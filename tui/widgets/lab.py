@@ -20,8 +20,8 @@ How the data moves (attributes down, messages up):
   and no thread: the source is read once, on the loop, and on each
   :meth:`select` or :meth:`show_tab`.
 
-The app's API: ``LabPanel(lang="en", source=None)``, :meth:`set_language`,
-:meth:`select`, :meth:`show_tab` and the message
+The app's API (:class:`tui.contracts.LabView`): ``LabPanel(lang="en", source=None)``,
+:meth:`set_language`, :meth:`show_lesson`, :meth:`select`, :meth:`show_tab` and the message
 :class:`LabPanel.ContainerSelected`.
 """
 
@@ -39,6 +39,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from . import lab_model as model
+from .sources import Fetched as FetchedData, LabSource, fetch
 from .rows import RowList
 from .strings import tr
 
@@ -69,7 +70,7 @@ class LabPanel(Vertical):
     class Fetched(Message):
         """A refresh's data, from the worker thread (plain data only)."""
 
-        def __init__(self, data: model.Fetched) -> None:
+        def __init__(self, data: FetchedData) -> None:
             super().__init__()
             self.data = data
 
@@ -80,7 +81,7 @@ class LabPanel(Vertical):
             super().__init__()
             self.events = events
 
-    def __init__(self, lang: str = "en", source=None, *, rate: float = 2.0, live: bool = True,
+    def __init__(self, lang: str = "en", source: LabSource | None = None, *, rate: float = 2.0, live: bool = True,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         if source is None:
@@ -103,7 +104,6 @@ class LabPanel(Vertical):
         self._configs: dict[str, dict] = {}
         self._diffs: dict[str, list] = {}
         self._events: dict[str, deque] = {}
-        self._has_events = hasattr(source, "subscribe")
         self._error: str | None = None
         self._generation = 0
         self._applied = 0
@@ -130,8 +130,7 @@ class LabPanel(Vertical):
         self.border_title = tr("lab.title", self.lang)
         if self.live:
             self.set_interval(1 / self.rate, self._tick, name="lab-refresh")
-            if self._has_events:
-                self._listen()
+            self._listen()
         else:
             self._drain_events()
         self._request()
@@ -152,6 +151,10 @@ class LabPanel(Vertical):
             return                                  # compose uses it
         self._label_tabs()
         self._redraw()
+
+    def show_lesson(self, lesson_id: str) -> None:
+        """That lesson's containers alone (a source for one app session lists its lesson's)."""
+        self.source.lesson = lesson_id
 
     def select(self, ref: str) -> None:
         """Show container ``ref`` (id, id prefix or name); it may appear later."""
@@ -204,7 +207,7 @@ class LabPanel(Vertical):
         have = self._transcript_key.get(self._selected or "")
         want_config = not self._selected or self._selected not in self._configs
         if not self.live:
-            data = model.fetch(self.source, wanted, fallback=self._selected, tab=self._tab,
+            data = fetch(self.source, wanted, fallback=self._selected, tab=self._tab,
                                have_transcript=have, want_config=True, generation=self._generation)
             self._seed_history(data)
             self._apply(data)
@@ -215,15 +218,15 @@ class LabPanel(Vertical):
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
     def _fetch(self, wanted, fallback, tab, have, want_config, generation) -> None:
-        data = model.fetch(self.source, wanted, fallback=fallback, tab=tab, have_transcript=have,
+        data = fetch(self.source, wanted, fallback=fallback, tab=tab, have_transcript=have,
                            want_config=want_config, generation=generation)
         if not get_current_worker().is_cancelled:
             self.post_message(self.Fetched(data))
 
-    def _seed_history(self, data: model.Fetched) -> None:
+    def _seed_history(self, data: FetchedData) -> None:
         """A recorded scene's earlier snapshots, so sparklines and highlights show."""
         sid = data.selected
-        if sid and sid not in self._history and hasattr(self.source, "history"):
+        if sid and sid not in self._history:
             for snap in self.source.history(sid):
                 self._remember(sid, snap)
 
@@ -232,7 +235,7 @@ class LabPanel(Vertical):
         message.stop()
         self._apply(message.data)
 
-    def _apply(self, data: model.Fetched) -> None:
+    def _apply(self, data: FetchedData) -> None:
         if data.generation < self._applied:
             return                                  # overtaken by a newer refresh
         self._applied = data.generation
@@ -287,9 +290,6 @@ class LabPanel(Vertical):
             self._new[host_pid] = now + NEW_FOR
         for kind in model.namespace_changes(before, snap):
             self._changed[kind] = now + CHANGED_FOR
-        if not self._has_events:
-            for event in model.counter_events(before, snap):
-                self._events.setdefault(cid, deque(maxlen=100)).append(event)
         self._remember(cid, snap)
         self._snap = snap
 
@@ -319,8 +319,6 @@ class LabPanel(Vertical):
             sub.close()
 
     def _drain_events(self) -> None:
-        if not self._has_events:
-            return
         sub = self.source.subscribe()
         events = []
         while (event := sub.get(timeout=0)) is not None:

@@ -1,6 +1,7 @@
 """What the lab panel shows, as plain rows: snapshot dicts in, tables out.
 
-Every function here is pure -- engine data (``Client.ps``, ``Client.snapshot``,
+Every function here is pure (what fetches the data is :mod:`tui.widgets.sources`,
+the table and its column fitting :mod:`tui.widgets.table`) -- engine data (``Client.ps``, ``Client.snapshot``,
 ``Client.diff``, a transcript's stages, events) and a language in, a
 :class:`Table` out -- so they are tested without Textual and without an
 engine. The widget (:mod:`tui.widgets.lab`) only lays the tables out, and
@@ -11,141 +12,28 @@ A row's ``style`` and a cell's ``style`` name a component class of the
 RowList (``rows--<style>``), so every colour stays in the ``.tcss`` file.
 
 No Textual here (a packaging test checks it).
+
+Why one file of about 700 lines: it is one short pure function (or two) per
+tab of the panel, all built from the same formatters and words, and read
+together when a tab's look changes; the generic parts went to
+:mod:`tui.widgets.table` and the reading of a source to :mod:`tui.widgets.sources`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, NamedTuple, Sequence, Union
+from typing import Iterable, Sequence
 
 from rich.cells import cell_len
 
+from engine.namespaces import KINDS as NAMESPACE_ORDER
+
 from .strings import counted, tr
+from .table import Bar, Cell, CellType, Column, Row, Spark, Table, sized
 
 TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript")
-NAMESPACE_ORDER = ("pid", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
-GAP = 1                      # cells between two columns
-
-
-# -- the table model ----------------------------------------------------------------
-
-class Cell(NamedTuple):
-    """A piece of text with a style of its own (a component class suffix)."""
-    text: str
-    style: str = ""
-
-
-class Bar(NamedTuple):
-    """A gauge bar that fills its column: ``fraction`` of it is used."""
-    fraction: float
-    style: str = "bar"
-
-
-class Spark(NamedTuple):
-    """A sparkline that fills its column with the newest ``values``, scaled to ``top``."""
-    values: tuple[float, ...]
-    top: float = 0.0
-    style: str = "spark"
-
-
-CellType = Union[str, Cell, Bar, Spark]
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: its header, natural width, and how soon it is dropped."""
-    label: str
-    width: int = 0                 # natural width in cells (header and widest cell)
-    priority: int = 0              # 0: always kept; higher numbers are dropped first
-    justify: str = "left"          # "left" or "right"
-    flex: bool = False             # takes what is left over (truncated when short)
-    min_width: int = 0             # a flex column is dropped below this
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line: a cell per column, or one cell across the line (``span``)."""
-    cells: tuple[CellType, ...]
-    style: str = ""
-    key: str | None = None
-    span: bool = False
-
-
-@dataclass(frozen=True)
-class Table:
-    """Columns, rows, and a short note shown under them."""
-    columns: tuple[Column, ...] = ()
-    rows: tuple[Row, ...] = ()
-    note: str = ""
-    header: bool = True
-
-
-def text_of(cell: CellType) -> str:
-    if isinstance(cell, str):
-        return cell
-    if isinstance(cell, Cell):
-        return cell.text
-    return ""
-
-
-def _sized(columns: Sequence[Column], rows: Sequence[Row], *, cap: int = 60) -> tuple[Column, ...]:
-    """The columns with their natural widths measured over the rows (at most ``cap``)."""
-    widths = [cell_len(c.label) for c in columns]
-    for row in rows:
-        if row.span:
-            continue
-        for i, cell in enumerate(row.cells):
-            text = text_of(cell)
-            n = len(text) if text.isascii() else cell_len(text)
-            if n > widths[i]:
-                widths[i] = n
-    return tuple(Column(c.label, max(c.width, min(w, cap)), c.priority, c.justify, c.flex, c.min_width)
-                 for c, w in zip(columns, widths))
-
-
-def fit_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
-    """Which columns fit in ``width`` cells, and how wide each is: ``[(index, width)]``.
-
-    Columns are dropped highest ``priority`` first (of equal ones, the one
-    further right first) until the rest fit at their natural widths -- a flex
-    column counts its ``min_width`` -- and the flex column then takes the
-    spare cells. Priority-0 columns are never dropped: when even they do not
-    fit, the rightmost are cut."""
-    keep = list(range(len(columns)))
-
-    def need(indices) -> int:
-        total = sum((columns[i].min_width or columns[i].width) if columns[i].flex else columns[i].width
-                    for i in indices)
-        return total + GAP * max(0, len(indices) - 1)
-
-    for i in sorted(keep, key=lambda i: (columns[i].priority, i), reverse=True):
-        if need(keep) <= width:
-            break
-        if columns[i].priority > 0:
-            keep.remove(i)
-    spare = max(0, width - need(keep))
-    out = []
-    for i in keep:
-        c = columns[i]
-        w = c.width
-        if c.flex:
-            w = (c.min_width or c.width) + spare
-            spare = 0
-        out.append((i, max(1, w)))
-    used = sum(w for _, w in out) + GAP * max(0, len(out) - 1)
-    while out and used > width:
-        i, w = out[-1]
-        cut = min(w - 1, used - width)
-        if cut <= 0:
-            out.pop()
-            used -= w + GAP
-            continue
-        out[-1] = (i, w - cut)
-        used -= cut
-    return out
 
 
 # -- small formatters -----------------------------------------------------------------
@@ -288,7 +176,7 @@ def container_table(containers: Sequence[dict], lang: str) -> Table:
     cols = (Column(tr("col.name", lang)), Column(tr("col.role", lang), priority=3),
             Column(tr("col.status", lang), priority=1), Column(tr("col.image", lang), priority=4),
             Column(tr("col.command", lang), priority=2, flex=True, min_width=10))
-    return Table(_sized(cols, rows, cap=40), tuple(rows))
+    return Table(sized(cols, rows, cap=40), tuple(rows))
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -383,7 +271,7 @@ def process_table(snapshot: dict | None, lang: str, *, new: frozenset | set = fr
             note = sentences(lang, note, tr("proc.note.userns", lang, uid=first.get("uid_host")))
     elif snapshot is not None:
         note = tr("proc.none", lang)
-    return Table(_sized(cols, rows), tuple(rows), note)
+    return Table(sized(cols, rows), tuple(rows), note)
 
 
 _STATES = {f"state.{s}" for s in "RSDZTtI"}
@@ -459,7 +347,7 @@ def namespace_table(snapshot: dict | None, lang: str, *, changed: set | frozense
         note = tr("ns.note", lang, reference=where)
     elif snapshot is not None:
         note = tr("ns.none", lang)
-    return Table(_sized(cols, rows), tuple(rows), note)
+    return Table(sized(cols, rows), tuple(rows), note)
 
 
 _NS_WHAT = {f"ns.what.{k}" for k in NAMESPACE_ORDER}
@@ -523,7 +411,7 @@ def mount_table(snapshot: dict | None, diff: Sequence[Sequence[str]] | None, lan
                         key=f"mount:{m.get('id')}"))
     cols = (Column(""), Column(""), Column("", priority=2), Column("", priority=1, flex=True, min_width=12))
     note = tr("mnt.note", lang) if overlay else (tr("mnt.none", lang) if snapshot is not None and not mounts else "")
-    return Table(_sized(cols, rows, cap=48), tuple(rows), note, header=False)
+    return Table(sized(cols, rows, cap=48), tuple(rows), note, header=False)
 
 
 # -- network ----------------------------------------------------------------------------------
@@ -579,7 +467,7 @@ def network_table(snapshot: dict | None, lang: str) -> Table:
         note = tr("net.note.none", lang)
     else:
         note = tr("net.note.own", lang)
-    return Table(_sized(cols, rows, cap=40), tuple(rows), note, header=False)
+    return Table(sized(cols, rows, cap=40), tuple(rows), note, header=False)
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -711,7 +599,7 @@ def resource_table(history: Sequence[dict], events: Sequence[dict], lang: str, *
                         key=f"ev:{e.get('seq', n)}"))
     cols = (Column("", priority=0), Column("", flex=True, min_width=6, width=40),
             Column("", priority=0))
-    return Table(_sized(cols, rows), tuple(rows), tr("res.note", lang) if gs else "", header=False)
+    return Table(sized(cols, rows), tuple(rows), tr("res.note", lang) if gs else "", header=False)
 
 
 # -- what happened ------------------------------------------------------------------------------
@@ -809,56 +697,3 @@ def _wrapped(lead: str, text: str, width: int, style: str) -> list[Row]:
         rest = wrap_command(after, width - len(pad))
     return [Row((lead + first[0],), style=style, span=True)] + [
         Row((pad + line,), style=style, span=True) for line in rest]
-
-
-# -- everything for one refresh -----------------------------------------------------------------
-
-@dataclass
-class Fetched:
-    """What one refresh brought back from the source (plain data, from a worker thread)."""
-    containers: list[dict] = field(default_factory=list)
-    selected: str | None = None
-    snapshot: dict | None = None
-    diff: list | None = None
-    transcript: list | None = None
-    transcript_key: tuple | None = None
-    config: dict | None = None
-    error: str | None = None
-    generation: int = 0
-
-
-def fetch(source, selected: str | None, *, fallback: str | None = None, tab: str,
-          have_transcript: tuple | None = None, want_config: bool = True, generation: int = 0) -> Fetched:
-    """One refresh: the containers, the snapshot of ``selected`` (else of
-    ``fallback``, else of :func:`default_selection`), and what the shown tab
-    needs besides (the layer diff for Mounts; the transcript once per start).
-    Called on a worker thread; never touches a widget. Errors come back in
-    ``error``; a container that vanished meanwhile is no error."""
-    out = Fetched(generation=generation)
-    try:
-        out.containers = list(source.containers())
-    except Exception as e:  # noqa: BLE001 - shown in the panel, the next refresh tries again
-        out.error = str(e) or type(e).__name__
-        return out
-    chosen = (find_container(out.containers, selected) or find_container(out.containers, fallback)
-              or find_container(out.containers, default_selection(out.containers)))
-    if chosen is None:
-        return out
-    out.selected = chosen["id"]
-    try:
-        if chosen.get("status") == "running" or (chosen.get("status") == "starting" and chosen.get("pid")):
-            out.snapshot = source.snapshot(chosen["id"])        # half-built (run --explain): as built so far
-        else:
-            out.snapshot = {"id": chosen["id"], "name": chosen.get("name"), "status": chosen.get("status"),
-                            "processes": [], "namespaces": {}, "mounts": [], "network": None, "resources": None}
-        key = (chosen["id"], chosen.get("started", ""))
-        if have_transcript != key:
-            out.transcript = list(source.transcript(chosen["id"]) or [])
-            out.transcript_key = key
-        if want_config and hasattr(source, "config"):
-            out.config = source.config(chosen["id"])
-        if tab == "mounts":
-            out.diff = [tuple(d) for d in source.diff(chosen["id"])]
-    except Exception as e:  # noqa: BLE001 - removed meanwhile, or the engine went away
-        out.error = str(e) or type(e).__name__
-    return out

@@ -1,9 +1,9 @@
-"""RowList: draws a :class:`~tui.widgets.lab_model.Table`, one line at a time.
+"""RowList: draws a :class:`~tui.widgets.table.Table`, one line at a time.
 
 Textual's line API (like ``Log`` and ``DataTable``): only the lines on
 screen are drawn, so a table of 500 processes costs no more to show than
 one of 20, and a line that did not change comes from a cache. The columns
-are fitted to the width at draw time (:func:`lab_model.fit_columns`): in a
+are fitted to the width at draw time (:func:`table.fit_columns`): in a
 narrow panel the least important ones go first. The header stays on top
 while the rows scroll under it. The text shown when there are no rows
 (``empty``) wraps to the width.
@@ -33,7 +33,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .lab_model import SPARK_CHARS, GAP, Bar, Cell, Row, Spark, Table, fit_columns
+from .table import SPARK_CHARS, GAP, Bar, Cell, Row, Spark, Table, fit_columns
 
 STYLES = ("header", "cursor", "section", "subheader", "dim", "new", "changed", "shared", "isolated",
           "ok", "warn", "error", "full", "title", "text", "shell", "kernel", "pid", "host-pid", "name",
@@ -123,7 +123,7 @@ class RowList(ScrollView, can_focus=True):
         return default
 
     def _empty_lines(self, width: int) -> list[str]:
-        """The ``empty`` text wrapped to ``width`` (Chinese too: see tui.screens.cjk)."""
+        """The ``empty`` text wrapped to ``width`` (Chinese too: see tui.text.cjk)."""
         if not self.empty:
             return []
         if width <= 0:

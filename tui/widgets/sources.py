@@ -1,29 +1,63 @@
 """Where the lab panel's data comes from: the engine, or a recorded scene.
 
-A *source* is any object with these methods (all called on a worker
-thread, never on the app's loop):
+A *source* is what :class:`LabSource` says: an object with these methods
+(all called on a worker thread, never on the app's loop):
 
 - ``containers()`` -> the ``Client.ps(all=True)`` records;
 - ``snapshot(ref)`` -> ``Client.snapshot(ref)`` (see :mod:`engine.observe`);
 - ``transcript(ref)`` -> the start's stages (``inspect(..., transcript=True)``);
 - ``diff(ref)`` -> the writable layer's changes, ``[(kind, path)]``;
-
-and, optionally, ``config(ref)`` (the container's config: its limits),
-``history(ref)`` (earlier snapshots, oldest first, to seed the sparklines;
-one with only ``time`` and ``resources`` counts for those alone)
-and ``subscribe(after=None)`` (an object with ``get(timeout)`` and
-``close()``, like :class:`engine.client.Subscription`).
+- ``config(ref)`` -> the container's config (its limits);
+- ``history(ref)`` -> earlier snapshots, oldest first, to seed the sparklines
+  (one with only ``time`` and ``resources`` counts for those alone; the
+  live engine has none: ``[]``);
+- ``subscribe(after=None)`` -> a :class:`Subscription`, like
+  :class:`engine.client.Subscription`.
 
 :class:`EngineSource` asks the real engine; :class:`FixtureSource` plays a
 scene recorded by :func:`record` from a JSON file (the snapshot tests use
-it: same data every run, no engine). No Textual here.
+it: same data every run, no engine). :func:`fetch` is one refresh of the
+panel, read from a source into a :class:`Fetched`. No Textual here.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .lab_model import default_selection, find_container
+
+
+class Subscription(Protocol):
+    """Engine events, one at a time: None when none came within ``timeout``."""
+
+    def get(self, timeout: float | None = None) -> dict | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LabSource(Protocol):
+    """What the lab panel reads (see the module docstring)."""
+
+    lesson: str | None           # whose containers alone it lists (None: every one it has)
+
+    def containers(self) -> list[dict]: ...
+
+    def snapshot(self, ref: str) -> dict: ...
+
+    def transcript(self, ref: str) -> list[dict]: ...
+
+    def config(self, ref: str) -> dict: ...
+
+    def history(self, ref: str) -> list[dict]: ...
+
+    def diff(self, ref: str) -> list[tuple[str, str]]: ...
+
+    def subscribe(self, after: int | None = None) -> Subscription: ...
 
 
 class EngineSource:
@@ -68,6 +102,10 @@ class EngineSource:
             self._configs[record["id"]] = record.get("config") or {}
         return self._configs[record["id"]]
 
+    def history(self, ref: str) -> list[dict]:
+        """None kept: the live engine's sparklines start now."""
+        return []
+
     def diff(self, ref: str) -> list[tuple[str, str]]:
         return self.client.diff(ref)
 
@@ -101,6 +139,8 @@ class FixtureSource:
     The file holds ``containers``, and per container id ``snapshots`` (a
     history, oldest first; the last is "now"), ``transcripts``, ``diffs``,
     ``configs``, plus ``events``."""
+
+    lesson: str | None = None            # a recorded scene lists what it recorded, whatever the lesson
 
     def __init__(self, path: str | Path | dict):
         self.scene = path if isinstance(path, dict) else json.loads(Path(path).read_text())
@@ -170,3 +210,56 @@ def record(client, *, history: int = 1, interval: float = 0.5, events_after: int
     for old, new in (replace or {}).items():
         text = text.replace(old, new)
     return json.loads(text)
+
+
+# -- everything for one refresh -----------------------------------------------------------------
+
+@dataclass
+class Fetched:
+    """What one refresh brought back from the source (plain data, from a worker thread)."""
+    containers: list[dict] = field(default_factory=list)
+    selected: str | None = None
+    snapshot: dict | None = None
+    diff: list | None = None
+    transcript: list | None = None
+    transcript_key: tuple | None = None
+    config: dict | None = None
+    error: str | None = None
+    generation: int = 0
+
+
+def fetch(source: LabSource, selected: str | None, *, fallback: str | None = None, tab: str,
+          have_transcript: tuple | None = None, want_config: bool = True, generation: int = 0) -> Fetched:
+    """One refresh: the containers, the snapshot of ``selected`` (else of
+    ``fallback``, else of :func:`default_selection`), and what the shown tab
+    needs besides (the layer diff for Mounts; the transcript once per start).
+    Called on a worker thread; never touches a widget. Errors come back in
+    ``error``; a container that vanished meanwhile is no error."""
+    out = Fetched(generation=generation)
+    try:
+        out.containers = list(source.containers())
+    except Exception as e:  # noqa: BLE001 - shown in the panel, the next refresh tries again
+        out.error = str(e) or type(e).__name__
+        return out
+    chosen = (find_container(out.containers, selected) or find_container(out.containers, fallback)
+              or find_container(out.containers, default_selection(out.containers)))
+    if chosen is None:
+        return out
+    out.selected = chosen["id"]
+    try:
+        if chosen.get("status") == "running" or (chosen.get("status") == "starting" and chosen.get("pid")):
+            out.snapshot = source.snapshot(chosen["id"])        # half-built (run --explain): as built so far
+        else:
+            out.snapshot = {"id": chosen["id"], "name": chosen.get("name"), "status": chosen.get("status"),
+                            "processes": [], "namespaces": {}, "mounts": [], "network": None, "resources": None}
+        key = (chosen["id"], chosen.get("started", ""))
+        if have_transcript != key:
+            out.transcript = list(source.transcript(chosen["id"]) or [])
+            out.transcript_key = key
+        if want_config:
+            out.config = source.config(chosen["id"])
+        if tab == "mounts":
+            out.diff = [tuple(d) for d in source.diff(chosen["id"])]
+    except Exception as e:  # noqa: BLE001 - removed meanwhile, or the engine went away
+        out.error = str(e) or type(e).__name__
+    return out

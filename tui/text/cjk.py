@@ -14,9 +14,11 @@ here it holds, as it should: the app writes a code span's spaces as no-break
 spaces (``tui.screens.parts.code_content``), so ``ps -ef`` stays on one line.
 
 It replaces one regular expression in each library (their word splitter),
-checking first that the module still has it; if a new version changed that,
-nothing is replaced and Chinese wraps as before. ``tests/test_app_screens.py``
-checks the effect.
+checking first that the module still has it, as the pattern it was written
+against (:data:`EXPECTED`); if a new version changed that, nothing is replaced
+and Chinese wraps as before. pyproject.toml pins the newest versions this was
+tested with; :func:`moved` says in one line what changed (a test fails with
+it), and ``tests/test_app_screens.py`` checks the effect.
 """
 
 from __future__ import annotations
@@ -36,7 +38,33 @@ _WORD = (rf"[{_OPEN}]*[{_HAN}][{_CLOSE}]*"
 TEXTUAL_CHUNK = re.compile(rf"(?:{_WORD})[{_SP}]*|[{_SP}]+")     # was: \S+\s*|\s+
 RICH_WORD = re.compile(rf"[{_SP}]*(?:{_WORD})[{_SP}]*")           # was: \s*\S+\s*
 
+# The private patterns replaced, as the tested versions have them (textual 8.2.8, rich 15.0.0).
+EXPECTED = {("textual._wrap", "re_chunk"): r"\S+\s*|\s+", ("rich._wrap", "re_word"): r"\s*\S+\s*"}
+
 _saved: tuple | None = None
+
+
+def moved() -> str | None:
+    """What of the private API :func:`install` patches is no longer as it was tested
+    (one line, naming the module, the name and the installed version), or None."""
+    import importlib
+
+    def version(package: str) -> str:
+        from importlib.metadata import version
+        return version(package)
+
+    for (module, name), pattern in EXPECTED.items():
+        package = module.split(".")[0]
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return f"{module} is gone in {package} {version(package)}: tui.text.cjk cannot break Chinese lines"
+        if not isinstance(found, re.Pattern):
+            return f"{module}.{name} is gone in {package} {version(package)}: tui.text.cjk cannot break Chinese lines"
+        if found.pattern != pattern:
+            return (f"{module}.{name} is now {found.pattern!r} in {package} {version(package)} "
+                    f"(tui.text.cjk was written against {pattern!r})")
+    return None
 
 
 def install() -> bool:
@@ -49,8 +77,7 @@ def install() -> bool:
 
     if _saved is not None:
         return True
-    if not (isinstance(getattr(textual._wrap, "re_chunk", None), re.Pattern)
-            and isinstance(getattr(rich._wrap, "re_word", None), re.Pattern)):
+    if moved() is not None:
         return False
     _saved = (textual._wrap.re_chunk, rich._wrap.re_word)
     textual._wrap.re_chunk = TEXTUAL_CHUNK
