@@ -15,8 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from tui.i18n import (LANGS, LOCALE_DIR, Entry, PoError, catalog, compile_mo, detect_language, other, parse_po,
-                      t, template)
+from tui.i18n import (
+    LANGS,
+    LOCALE_DIR,
+    Entry,
+    PoError,
+    catalog,
+    compile_mo,
+    detect_language,
+    other,
+    parse_po,
+    t,
+    template,
+)
 
 TUI = Path(__file__).resolve().parent.parent / "tui"
 ZH = {e.context: e for e in parse_po((LOCALE_DIR / "zh.po").read_text(encoding="utf-8"), "zh.po") if e.context}

@@ -15,20 +15,27 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from textual.widgets import RadioSet, SelectionList
 
-from app_support import no_course_containers_left  # noqa: F401 - autouse: nothing of a course is left
-from app_support import course_containers, pinned_course, quit_app, screen_text, wait_for
-from conftest import cl, needs_root
 from lessons.i18n import msg
-from tui.start import make_app
 from tui.i18n import t
 from tui.screens.dialogs import CompletionScreen, QuitScreen
 from tui.screens.lesson import LessonScreen
+from tui.start import make_app
+
+from app_support import (
+    course_containers,
+    no_course_containers_left,  # noqa: F401 - autouse: nothing of a course is left
+    pinned_course,
+    quit_app,
+    screen_text,
+    wait_for,
+)
+from conftest import cl, needs_root
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -446,7 +453,7 @@ def test_the_next_start_removes_what_a_crashed_session_left(tmp_path):
     progress.mkdir()
     crashed = subprocess.Popen([sys.executable, "-c", "pass"])
     crashed.wait()
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     (progress / "app-session.json").write_text(json.dumps({"pid": crashed.pid, "started": started,
                                                            "course": "fixture"}))
     for name, origin in (("left-setup", "setup"), ("left-mine", "learner")):

@@ -13,11 +13,9 @@ import json
 import pytest
 from textual.widgets import RadioButton, RadioSet
 
-from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 from lessons.checks import Result
 from lessons.i18n import msg
 from lessons.progress import ProgressStore
-from tui.start import make_app
 from tui.i18n import t
 from tui.machine import Machine
 from tui.screens.course_map import CourseMapScreen
@@ -25,6 +23,9 @@ from tui.screens.dialogs import CompletionScreen
 from tui.screens.lesson import LessonScreen
 from tui.screens.parts import option_text
 from tui.screens.welcome import WelcomeScreen
+from tui.start import make_app
+
+from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -389,8 +390,9 @@ def test_chinese_lines_break_between_characters_while_the_app_runs(tmp_path):
 def test_a_step_needing_a_limit_this_machine_lacks_explains_with_the_real_lab(tmp_path, lang):
     """The lessons' own ``requires`` and container-lab doctor's verdict, through the real Lab:
     a machine without memory limits gets the memory step explained, not run."""
-    from app_support import pinned_course
     from lessons.requirements import explain, lacking
+
+    from app_support import pinned_course
 
     machine = Machine.pinned(limits=("pids", "cpu"), reason="no memory controller")
     course = pinned_course(tmp_path, "10-cgroups")
@@ -540,8 +542,9 @@ def test_after_a_check_a_step_too_tall_shows_its_results(tmp_path):
 def test_after_show_me_a_step_is_shown_from_its_heading_or_at_its_results(tmp_path):
     """Show me on each step of a lesson of the shipped course (pinned) that has one: the step from
     its heading when heading to results fit in the pane, else its results at the bottom."""
-    from app_support import pinned_course
     from lessons.content import content_dir
+
+    from app_support import pinned_course
 
     lesson_dir = next(p.name for p in sorted(content_dir().iterdir()) if p.name.startswith("08-"))
     course = pinned_course(tmp_path, lesson_dir)

@@ -10,10 +10,11 @@ import os
 import subprocess
 import sys
 
-from app_support import FIXTURE
 from lessons.loader import load_course
 from lessons.progress import ProgressStore
 from tui.session import Learner, SessionMark, course_containers, learners_own, left_by, remove
+
+from app_support import FIXTURE
 
 COURSE = load_course(FIXTURE)
 

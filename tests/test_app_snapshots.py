@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import FIXTURE, ROOT_V2, StubLab
 from lessons.progress import ProgressStore
-from tui.start import make_app
 from tui.screens.parts import LabPlaceholder
+from tui.start import make_app
+
+from app_support import FIXTURE, ROOT_V2, StubLab
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 

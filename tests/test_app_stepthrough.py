@@ -24,15 +24,21 @@ import re
 
 import pytest
 
-from app_support import engine_containers as containers
-from app_support import no_course_containers_left  # noqa: F401 - autouse: nothing of a course is left
-from app_support import pinned_course, quit_app, screen_text, wait_for
-from conftest import cgroup_dirs, needs_root, overlay_mounts
 from engine import explain
 from lessons.docker import LABEL_COURSE
 from tui.i18n import other, t
 from tui.screens.lesson import LessonScreen
 from tui.start import make_app
+
+from app_support import engine_containers as containers
+from app_support import (
+    no_course_containers_left,  # noqa: F401 - autouse: nothing of a course is left
+    pinned_course,
+    quit_app,
+    screen_text,
+    wait_for,
+)
+from conftest import cgroup_dirs, needs_root, overlay_mounts
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 

@@ -42,10 +42,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cl, needs_root, settle
 from lessons.docker import LABEL_COURSE
 from tui import course_cache
 from tui.i18n import t
+
+from conftest import cl, needs_root, settle
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 

@@ -13,14 +13,15 @@ import asyncio
 import pytest
 from textual.widgets import Static
 
-from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 from tui import start as tui_start
-from tui.start import main, make_app
 from tui.i18n import detect_language, t
 from tui.machine import Machine, check_machine
 from tui.screens.help import HelpScreen
 from tui.screens.lesson import LessonScreen
 from tui.screens.welcome import WelcomeScreen, welcome_text
+from tui.start import main, make_app
+
+from app_support import FIXTURE, ROOT_V2, USER_NONE, StubLab, screen_text, wait_for
 
 SIZE = (80, 24)
 # A few words that only the Chinese screen shows, and their English counterparts.
@@ -94,8 +95,9 @@ def test_words_for_a_machine_without_some_limits():
 
 
 def test_both_languages_fill_every_widget():
-    from app_support import FIXTURE
     from lessons.loader import load_course
+
+    from app_support import FIXTURE
 
     course = load_course(FIXTURE)
     for machine in (ROOT_V2, USER_NONE):

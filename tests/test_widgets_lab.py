@@ -10,7 +10,6 @@ them. Pilot tests check the behaviour; the last ones run the real engine.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -18,13 +17,14 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static, TabbedContent
 
-from conftest import cl, needs_root
 from tui.widgets import table as tm
 from tui.widgets.lab import LabPanel
 from tui.widgets.lab_model import TABS
 from tui.widgets.rows import RowList
 from tui.widgets.sources import FixtureSource
 from tui.widgets.strings import tr
+
+from conftest import cl, needs_root
 
 SCENE = Path(__file__).resolve().parent / "fixtures/snapshots/lesson.json"
 

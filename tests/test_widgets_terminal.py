@@ -18,10 +18,11 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Input
 
-from conftest import cl, needs_root
 from tui.widgets.strings import tr
 from tui.widgets.terminal import TerminalView
 from tui.widgets.vt import RELEASE_KEY, TerminalScreen, char_style, key_bytes, line_segments
+
+from conftest import cl, needs_root
 from waiting import child_commands
 
 SIZE = (80, 24)                    # the app; the terminal inside its border is 78x22

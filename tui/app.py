@@ -24,7 +24,8 @@ same screens.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -36,10 +37,19 @@ from lessons.model import Course, Lesson
 from tui.contracts import Translatable
 from tui.i18n import other, t, tn
 from tui.machine import Machine
-from tui.text import cjk
 from tui.screens.keys import APP_KEYS, Localized, bindings
-from tui.session import (LazyLab, Learner, SessionMark, course_containers, learners_own, left_by, new_session_id,
-                         orphans, remove)
+from tui.session import (
+    LazyLab,
+    Learner,
+    SessionMark,
+    course_containers,
+    learners_own,
+    left_by,
+    new_session_id,
+    orphans,
+    remove,
+)
+from tui.text import cjk
 
 # The screens are imported where they are first needed: the first frame is
 # drawn sooner when the welcome screen does not wait for the lesson screen's

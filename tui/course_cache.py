@@ -71,7 +71,7 @@ def load(root: Path | str | None = None) -> Course:
                 return course
     except Exception:  # noqa: BLE001 - no cache, or a bad one: read the course
         pass
-    from lessons.loader import load_course      # markdown-it and the engine's parser: only on a miss
+    from lessons.loader import load_course  # markdown-it and the engine's parser: only on a miss
 
     course = load_course(root)
     _store(path, course)

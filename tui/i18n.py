@@ -35,10 +35,10 @@ from __future__ import annotations
 import gettext
 import io
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Mapping
 
 LANGS = ("en", "zh")
 DEFAULT_LANG = "en"

@@ -74,7 +74,7 @@ class Machine:
 
     @classmethod
     def pinned(cls, *, root: bool = True, cgroup: str = "v2", limits=LIMITS, overlayfs: bool = True,
-               reason: str = "") -> "Machine":
+               reason: str = "") -> Machine:
         """A made-up machine, for tests and screenshots: every doctor check, as given."""
         checks = [{"id": "root", "ok": root, "detail": "running as root" if root else
                    "not root: containers need root for now (rootless mode is not built yet); use sudo"},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lessons.docker import LABEL_COURSE, LABEL_LESSON, LABEL_ORIGIN
@@ -153,7 +153,7 @@ def running_containers(*, autostart: bool = False) -> list[dict]:
 
 def _now() -> str:
     """Now, as the engine writes ``created`` (ISO 8601, UTC, microseconds)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _alive(pid: int) -> bool:

@@ -54,7 +54,7 @@ files without an owner. What has a life of its own is elsewhere: the widgets
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -74,6 +74,7 @@ from tui.screens.lesson_scroll import LessonScroll
 from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, QuizView, StagePanel, StepView
 from tui.screens.stepthrough import StageDone, StagesBegan, StepThroughControl, start_stepwise
 from tui.session import Learner
+
 
 def terminal_view():
     """The embedded terminal's widget class (imported when first needed: pyte is not

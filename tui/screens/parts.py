@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from rich.text import Text
 from textual.widgets import Button, Input, RichLog, Static
 
 from lessons.model import Step
@@ -234,7 +234,7 @@ class QuizView(Vertical):
         self.step, self.lang, self.chosen, self.answered = step, lang, chosen, answered
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import RadioSet     # here: only quizzes need them
+        from textual.widgets import RadioSet  # here: only quizzes need them
         from textual.widgets.selection_list import Selection
 
         RadioButton, SelectionList = _radio_button(), _selection_list()
@@ -276,7 +276,7 @@ class StepWork(Vertical):
     """The current step's text and working area: commands with Run, the buttons,
     its quiz, hints, status and check results -- composed from its :class:`StepView`'s state."""
 
-    def __init__(self, view: "StepView") -> None:
+    def __init__(self, view: StepView) -> None:
         super().__init__(classes="step-work")
         self.view = view
 

@@ -15,8 +15,9 @@ to show (:meth:`StepThroughControl.show_stage`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 

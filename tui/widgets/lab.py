@@ -39,8 +39,9 @@ from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from . import lab_model as model
-from .sources import Fetched as FetchedData, LabSource, fetch
 from .rows import RowList
+from .sources import Fetched as FetchedData
+from .sources import LabSource, fetch
 from .strings import tr
 
 NARROW = 64                   # below this width the tabs stand in two rows of three (one name each, always)
@@ -57,14 +58,14 @@ class LabPanel(Vertical):
     class ContainerSelected(Message):
         """The panel now shows another container (the user chose it, or :meth:`select`)."""
 
-        def __init__(self, panel: "LabPanel", container_id: str, name: str) -> None:
+        def __init__(self, panel: LabPanel, container_id: str, name: str) -> None:
             super().__init__()
             self.panel = panel
             self.container_id = container_id
             self.name = name
 
         @property
-        def control(self) -> "LabPanel":
+        def control(self) -> LabPanel:
             return self.panel
 
     class Fetched(Message):

@@ -22,9 +22,9 @@ together when a tab's look changes; the generic parts went to
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 from rich.cells import cell_len
 

@@ -33,7 +33,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .table import SPARK_CHARS, GAP, Bar, Cell, Row, Spark, Table, fit_columns
+from .table import GAP, SPARK_CHARS, Bar, Cell, Row, Spark, Table, fit_columns
 
 STYLES = ("header", "cursor", "section", "subheader", "dim", "new", "changed", "shared", "isolated",
           "ok", "warn", "error", "full", "title", "text", "shell", "kernel", "pid", "host-pid", "name",
@@ -58,13 +58,13 @@ class RowList(ScrollView, can_focus=True):
     class Highlighted(Message):
         """The user moved the cursor to the row with ``key``."""
 
-        def __init__(self, row_list: "RowList", key: str | None) -> None:
+        def __init__(self, row_list: RowList, key: str | None) -> None:
             super().__init__()
             self.row_list = row_list
             self.key = key
 
         @property
-        def control(self) -> "RowList":
+        def control(self) -> RowList:
             return self.row_list
 
     def __init__(self, *, cursor: bool = False, below=None, name: str | None = None, id: str | None = None,

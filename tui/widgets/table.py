@@ -11,8 +11,9 @@ No Textual here (a packaging test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence, Union
+from typing import NamedTuple
 
 from rich.cells import cell_len
 
@@ -41,7 +42,7 @@ class Spark(NamedTuple):
     style: str = "spark"
 
 
-CellType = Union[str, Cell, Bar, Spark]
+CellType = str | Cell | Bar | Spark
 
 
 @dataclass(frozen=True)

@@ -69,24 +69,24 @@ class TerminalView(Widget, can_focus=True):
     class ReleaseFocus(Message):
         """Ctrl-] was pressed: the learner wants to leave the terminal."""
 
-        def __init__(self, terminal: "TerminalView") -> None:
+        def __init__(self, terminal: TerminalView) -> None:
             super().__init__()
             self.terminal = terminal
 
         @property
-        def control(self) -> "TerminalView":
+        def control(self) -> TerminalView:
             return self.terminal
 
     class Closed(Message):
         """The container side of the terminal has gone; ``exit_code`` is None if unknown."""
 
-        def __init__(self, terminal: "TerminalView", exit_code: int | None) -> None:
+        def __init__(self, terminal: TerminalView, exit_code: int | None) -> None:
             super().__init__()
             self.terminal = terminal
             self.exit_code = exit_code
 
         @property
-        def control(self) -> "TerminalView":
+        def control(self) -> TerminalView:
             return self.terminal
 
     def __init__(self, fd: int, *, attached=None, lang: str = "en", history: int = 2000,
