@@ -5,12 +5,14 @@ attached clients.
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import selectors
 
 from .. import runtime
 from ..errors import InvalidArgument, NotRunning
+from ..policy import PolicyRefused
 from ..spec import check_argv, check_process_options
 from .start import _pipe, _winsize
 from .state import Exec, Starting
@@ -23,6 +25,11 @@ class Execs:
         c = self.find(msg.get("id"))
         if not c.status.can_exec():
             raise NotRunning(f"container {c.id} is not running")
+        try:                # the process gets the container's namespaces, cgroup and filter
+            conn.policy.admit(copy.copy(c.config))
+        except PolicyRefused as e:
+            raise PolicyRefused(f"cannot exec in container {c.name}: it was started with what this client "
+                                f"may not have: {e.message}") from None
         opts = msg.get("exec") or {}
         if not isinstance(opts, dict):
             raise InvalidArgument("exec options must be an object")
