@@ -413,3 +413,25 @@ def test_gc_sweeps_leftover_cgroups_and_dirs():
     assert "e" * 64 in proc.stdout and str(debris) in proc.stdout
     assert not stray.exists() and not debris.exists()
     assert "0 leftovers removed" in cl("gc", check=True).stdout
+
+
+def test_gc_leaves_the_cgroup_of_a_container_being_started():
+    """gc removes the cgroups of containers that are not running -- a
+    container half-way through its start (here paused between stages, as
+    ``run --explain`` does) is not one of them: its cgroup and its first
+    process stay, and its start goes on."""
+    from engine.client import Client
+    from engine.spec import ContainerConfig
+
+    start = Client().run_stepwise(ContainerConfig("lab", cmd=["echo", "built"]))
+    try:
+        assert inspect(start.id)["status"] == "starting"
+        mine = [d for d in cgroup_dirs() if d.endswith(start.id)]
+        assert mine, "the half-built container has no cgroup"
+        assert cl("gc").returncode == 0
+        assert [d for d in cgroup_dirs() if d.endswith(start.id)] == mine
+        assert start.wait()["exit_code"] == 0
+        assert cl("logs", start.id).stdout == "built\n"
+    finally:
+        start.close()
+        cl("rm", "-f", start.id)
