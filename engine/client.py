@@ -330,8 +330,9 @@ class Stepwise:
 
     def wait(self) -> dict:
         """After the start, block until the container exits (attached starts only)."""
-        while self.next_stage() is not None:
-            self.proceed()
+        while (report := self.next_stage()) is not None:
+            if report["paused"]:            # the supervisor's own stages come done: nothing waits there
+                self.proceed()
         relay, self._relay = self._relay, None
         return _wait_for_exit(self._conn, relay)
 
