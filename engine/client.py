@@ -421,6 +421,10 @@ class Client:
             sock.close()
             raise errors.SupervisorError(
                 f"permission denied on {self.socket_path}: the supervisor belongs to another user") from None
+        except OSError as e:            # a path too long for a Unix socket, a file where a directory is ...
+            sock.close()
+            raise errors.SupervisorError(f"cannot connect to the supervisor at {self.socket_path}: "
+                                         f"{e.strerror or e}") from None
         try:
             self._check_peer(sock)
         except BaseException:
