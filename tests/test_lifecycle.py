@@ -438,3 +438,37 @@ def test_gc_leaves_the_cgroup_of_a_container_being_started():
     finally:
         start.close()
         cl("rm", "-f", start.id)
+
+
+def test_an_exec_that_meets_a_pid_1_just_gone_is_told_it_is_not_running():
+    """An exec request read before the loop has seen its container's PID 1
+    exit (both ready at once: the supervisor is stopped meanwhile, the
+    request sent first) is answered "not running", not as an engine bug."""
+    import socket
+
+    from engine.client import Client
+
+    sup = Client().ping()["pid"]
+    cl("run", "-d", "--name", "just-gone", "lab", "sleep", "300", check=True)
+    pid = inspect("just-gone")["pid"]
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(20)
+            s.connect(str(ROOT / "run" / "supervisor.sock"))
+            f = s.makefile("rb")
+            s.sendall(b'{"op": "ping"}\n')
+            assert json.loads(f.readline())["ok"]          # accepted and watched
+            os.kill(sup, signal.SIGSTOP)
+            try:
+                s.sendall(json.dumps({"op": "exec", "id": "just-gone",
+                                      "exec": {"cmd": ["true"], "detach": True}}).encode() + b"\n")
+                os.kill(pid, signal.SIGKILL)
+                wait_until(lambda: gone(pid) or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+                           message="the container's PID 1 to be dead")
+            finally:
+                os.kill(sup, signal.SIGCONT)
+            reply = json.loads(f.readline())
+        assert not reply["ok"] and reply["kind"] == "NotRunning", reply
+        assert "is not running" in reply["error"], reply
+    finally:
+        cl("rm", "-f", "just-gone")
