@@ -367,3 +367,22 @@ def test_a_seat_may_not_exec_into_a_container_its_policy_would_refuse(seat):
         assert proc.returncode == 0 and proc.stdout.strip() == "hi", proc.stderr
     finally:
         cl("rm", "-f", "owners")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gc"], "a classroom seat may not run gc"),
+    (["container", "prune", "-f"], "a classroom seat may not remove every stopped container"),
+    (["rmi", "lab"], "a classroom seat may not remove images"),
+    (["image", "prune", "-a", "-f"], "a classroom seat may not remove images"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_a_seat_may_not_remove_what_the_whole_room_shares(seat, args, words):
+    """Until seats own their containers and images, what removes the room's
+    (another seat's stopped containers, the images every seat runs) or
+    sweeps the engine's own state is refused for a seat, as shutdown is."""
+    cl("run", "--name", "someone-elses", "lab", "true", check=True)          # stopped, kept
+    try:
+        one_line(seat_cl(seat, *args), words)
+        assert cl("inspect", "someone-elses").returncode == 0
+        assert "lab" in cl("images").stdout
+    finally:
+        cl("rm", "-f", "someone-elses")
