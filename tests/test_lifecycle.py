@@ -472,3 +472,30 @@ def test_an_exec_that_meets_a_pid_1_just_gone_is_told_it_is_not_running():
         assert "is not running" in reply["error"], reply
     finally:
         cl("rm", "-f", "just-gone")
+
+
+def test_starts_and_execs_that_fail_at_each_point_leave_the_supervisor_no_fd():
+    """Failed starts (the command, the user, the working directory, a volume,
+    a namespace to join, attached or not) and failed execs: the supervisor's
+    fds are back where they were."""
+    from engine.client import Client
+
+    sup = Client().ping()["pid"]
+    cl("run", "-d", "--name", "fd-keeper", "--init", "lab", "sleep", "300", check=True)   # tini's copy made
+    try:
+        wait_until(lambda: _connections(sup) == 0, message="the supervisor to close earlier connections")
+        before = len(os.listdir(f"/proc/{sup}/fd"))
+        for args in (["lab", "/nonexistent"], ["-u", "nobody-here", "lab", "true"], ["-w", "/etc/passwd", "lab", "true"],
+                     ["-v", "/etc/hostname:/etc/passwd/x", "lab", "true"], ["--pid", "container:nobody", "lab", "true"],
+                     ["--init", "lab", "/nonexistent"]):
+            for mode in ([], ["-d"], ["-i"]):
+                proc = cl("run", "--rm", *mode, *args, input="")
+                assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        for args in (["/nonexistent"], ["-u", "nobody-here", "true"], ["-w", "/etc/passwd", "true"]):
+            for mode in ([], ["-d"], ["-i"]):
+                proc = cl("exec", *mode, *args[:-1], "fd-keeper", args[-1], input="")
+                assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        wait_until(lambda: _connections(sup) == 0 and len(os.listdir(f"/proc/{sup}/fd")) <= before,
+                   message=f"the supervisor back to at most {before} fds")
+    finally:
+        cl("rm", "-f", "fd-keeper")
