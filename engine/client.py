@@ -330,8 +330,9 @@ class Stepwise:
 
     def wait(self) -> dict:
         """After the start, block until the container exits (attached starts only)."""
-        while self.next_stage() is not None:
-            self.proceed()
+        while (report := self.next_stage()) is not None:
+            if report["paused"]:            # the supervisor's own stages come done: nothing waits there
+                self.proceed()
         relay, self._relay = self._relay, None
         return _wait_for_exit(self._conn, relay)
 
@@ -420,6 +421,10 @@ class Client:
             sock.close()
             raise errors.SupervisorError(
                 f"permission denied on {self.socket_path}: the supervisor belongs to another user") from None
+        except OSError as e:            # a path too long for a Unix socket, a file where a directory is ...
+            sock.close()
+            raise errors.SupervisorError(f"cannot connect to the supervisor at {self.socket_path}: "
+                                         f"{e.strerror or e}") from None
         try:
             self._check_peer(sock)
         except BaseException:

@@ -113,7 +113,9 @@ class SeatPolicy(Policy):
       ``--cpus 0``) and limits above the seat's :class:`Budget`: one seat must
       not take the room's memory, processes or CPU. No ``--cpus`` means the
       budget's CPU share;
-    - the ``shutdown`` request: it would stop every seat's containers.
+    - the ``shutdown`` request: it would stop every seat's containers; and,
+      until seats own their containers and images, ``gc``, ``prune`` and
+      ``rmi`` (they reach every seat's).
 
     Still to come with the classroom: a private user namespace for each seat
     (root inside an unprivileged uid outside), per-seat container names and
@@ -193,6 +195,13 @@ class SeatPolicy(Policy):
     def check_request(self, op: str) -> None:
         if op == "shutdown":
             raise PolicyRefused("a classroom seat may not stop the supervisor: every seat's containers would stop")
+        # Until seats own their containers and images, these reach the whole room's.
+        if op == "gc":
+            raise PolicyRefused("a classroom seat may not run gc: it sweeps the engine's state for every seat")
+        if op == "prune":
+            raise PolicyRefused("a classroom seat may not remove every stopped container: other seats' would go too")
+        if op == "rmi":
+            raise PolicyRefused("a classroom seat may not remove images: every seat runs the same ones")
 
 
 def open_volume_source(source: str, resolve: int) -> int:

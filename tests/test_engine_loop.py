@@ -369,3 +369,41 @@ def test_bad_requests_are_named_and_bugs_are_logged_not_leaked():
     finally:
         cl("rm", "-f", "buggy-loop")
         Client().shutdown()            # the next test gets a supervisor without the injection
+
+
+def test_fds_that_no_request_claims_are_not_kept():
+    """File descriptors sent beside requests that do not claim them (``nfds``
+    0) are closed, not kept for the connection's life: a client cannot make
+    the supervisor hold thousands of its fds (and run out of its own)."""
+    from engine.client import Client
+
+    sup = Client().ping()["pid"]
+    r, w = os.pipe()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(SOCK))
+            f = s.makefile("rb")
+            s.sendall(b'{"op": "ping"}\n')
+            assert json.loads(f.readline())["ok"]
+            before = len(os.listdir(f"/proc/{sup}/fd"))
+            for _ in range(50):
+                socket.send_fds(s, [b'{"op": "ping"}\n'], [r, w])
+                assert json.loads(f.readline())["ok"]
+            wait_for(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before, what="the unclaimed fds closed")
+            # Many at once, more than any request may carry: refused, and hung up on.
+            try:
+                for _ in range(8):
+                    socket.send_fds(s, [b" "], [r] * 16)
+            except (BrokenPipeError, ConnectionResetError):
+                pass                            # hung up on already
+            reply = f.readline()
+            assert "file descriptors" in json.loads(reply)["error"], reply
+            try:
+                assert f.readline() == b""
+            except ConnectionResetError:        # closed with what it never read: a reset
+                pass
+    finally:
+        os.close(r)
+        os.close(w)
+    wait_for(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before - 1, what="the connection's fds closed")

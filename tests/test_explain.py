@@ -165,6 +165,9 @@ def test_stepwise_start_through_the_client_api():
             start.proceed()
     assert seen == ORDER and paused == ORDER[3:]         # the supervisor's own stages come done
     assert start.wait()["exit_code"] == 3
+    # wait() straight away sees the start through itself: it proceeds where a stage waits, nowhere else.
+    start = client.run_stepwise(ContainerConfig("lab", cmd=["sh", "-c", "exit 4"], remove=True))
+    assert start.wait()["exit_code"] == 4
     before = client.ps(all=True)
     with pytest.raises(Exception, match="cannot give the container a terminal"):
         client.run_stepwise(ContainerConfig("lab", cmd=["true"], tty=True))

@@ -413,3 +413,89 @@ def test_gc_sweeps_leftover_cgroups_and_dirs():
     assert "e" * 64 in proc.stdout and str(debris) in proc.stdout
     assert not stray.exists() and not debris.exists()
     assert "0 leftovers removed" in cl("gc", check=True).stdout
+
+
+def test_gc_leaves_the_cgroup_of_a_container_being_started():
+    """gc removes the cgroups of containers that are not running -- a
+    container half-way through its start (here paused between stages, as
+    ``run --explain`` does) is not one of them: its cgroup and its first
+    process stay, and its start goes on."""
+    from engine.client import Client
+    from engine.spec import ContainerConfig
+
+    start = Client().run_stepwise(ContainerConfig("lab", cmd=["echo", "built"]))
+    try:
+        assert inspect(start.id)["status"] == "starting"
+        mine = [d for d in cgroup_dirs() if d.endswith(start.id)]
+        assert mine, "the half-built container has no cgroup"
+        assert cl("gc").returncode == 0
+        assert [d for d in cgroup_dirs() if d.endswith(start.id)] == mine
+        while (report := start.next_stage()) is not None:
+            if report["paused"]:
+                start.proceed()
+        assert start.wait()["exit_code"] == 0
+        assert cl("logs", start.id).stdout == "built\n"
+    finally:
+        start.close()
+        cl("rm", "-f", start.id)
+
+
+def test_an_exec_that_meets_a_pid_1_just_gone_is_told_it_is_not_running():
+    """An exec request read before the loop has seen its container's PID 1
+    exit (both ready at once: the supervisor is stopped meanwhile, the
+    request sent first) is answered "not running", not as an engine bug."""
+    import socket
+
+    from engine.client import Client
+
+    sup = Client().ping()["pid"]
+    cl("run", "-d", "--name", "just-gone", "lab", "sleep", "300", check=True)
+    pid = inspect("just-gone")["pid"]
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(20)
+            s.connect(str(ROOT / "run" / "supervisor.sock"))
+            f = s.makefile("rb")
+            s.sendall(b'{"op": "ping"}\n')
+            assert json.loads(f.readline())["ok"]          # accepted and watched
+            os.kill(sup, signal.SIGSTOP)
+            try:
+                s.sendall(json.dumps({"op": "exec", "id": "just-gone",
+                                      "exec": {"cmd": ["true"], "detach": True}}).encode() + b"\n")
+                os.kill(pid, signal.SIGKILL)
+                wait_until(lambda: gone(pid) or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+                           message="the container's PID 1 to be dead")
+            finally:
+                os.kill(sup, signal.SIGCONT)
+            reply = json.loads(f.readline())
+        assert not reply["ok"] and reply["kind"] == "NotRunning", reply
+        assert "is not running" in reply["error"], reply
+    finally:
+        cl("rm", "-f", "just-gone")
+
+
+def test_starts_and_execs_that_fail_at_each_point_leave_the_supervisor_no_fd():
+    """Failed starts (the command, the user, the working directory, a volume,
+    a namespace to join, attached or not) and failed execs: the supervisor's
+    fds are back where they were."""
+    from engine.client import Client
+
+    sup = Client().ping()["pid"]
+    cl("run", "-d", "--name", "fd-keeper", "--init", "lab", "sleep", "300", check=True)   # tini's copy made
+    try:
+        wait_until(lambda: _connections(sup) == 0, message="the supervisor to close earlier connections")
+        before = len(os.listdir(f"/proc/{sup}/fd"))
+        for args in (["lab", "/nonexistent"], ["-u", "nobody-here", "lab", "true"], ["-w", "/etc/passwd", "lab", "true"],
+                     ["-v", "/etc/hostname:/etc/passwd/x", "lab", "true"], ["--pid", "container:nobody", "lab", "true"],
+                     ["--init", "lab", "/nonexistent"]):
+            for mode in ([], ["-d"], ["-i"]):
+                proc = cl("run", "--rm", *mode, *args, input="")
+                assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        for args in (["/nonexistent"], ["-u", "nobody-here", "true"], ["-w", "/etc/passwd", "true"]):
+            for mode in ([], ["-d"], ["-i"]):
+                proc = cl("exec", *mode, *args[:-1], "fd-keeper", args[-1], input="")
+                assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        wait_until(lambda: _connections(sup) == 0 and len(os.listdir(f"/proc/{sup}/fd")) <= before,
+                   message=f"the supervisor back to at most {before} fds")
+    finally:
+        cl("rm", "-f", "fd-keeper")

@@ -342,3 +342,50 @@ def test_peer_decisions():
     assert isinstance(policy.for_peer(1234, own_uid=0, seats=seats), policy.SeatPolicy)
     assert policy.for_peer(4321, own_uid=0, seats=seats) is None
     assert policy.seat_uids_from_env({policy.SEAT_UIDS_ENV: "12, 34,x"}) == {12, 34}
+
+
+def test_a_seat_may_not_exec_into_a_container_its_policy_would_refuse(seat):
+    """exec runs a seat's process in a container's namespaces, cgroup and
+    filter: into one started with what a seat may not have (here the host's
+    PID namespace, no system call filter, no memory limit) it is refused, one
+    line naming the flag -- else a seat would reach the server's processes
+    through the owner's container."""
+    for flags, words in ((["--pid", "host"], "--pid host is not allowed for a classroom seat"),
+                         (["--security-opt", "seccomp=unconfined"], "seccomp=unconfined is not allowed"),
+                         (["-m", "0"], "-m 0 or -1 (no memory limit) is not allowed")):
+        cl("run", "-d", "--name", "owners", *flags, "lab", "sleep", "300", check=True)
+        try:
+            proc = seat_cl(seat, "exec", "owners", "cat", "/proc/1/cmdline")
+            one_line(proc, "cannot exec in container owners", words)
+            assert proc.stdout == ""
+        finally:
+            cl("rm", "-f", "owners")
+    # A container within the seat's policy takes the seat's exec as before.
+    cl("run", "-d", "--name", "owners", "-m", "64m", "lab", "sleep", "300", check=True)
+    try:
+        proc = seat_cl(seat, "exec", "owners", "echo", "hi")
+        assert proc.returncode == 0 and proc.stdout.strip() == "hi", proc.stderr
+    finally:
+        cl("rm", "-f", "owners")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gc"], "a classroom seat may not run gc"),
+    (["container", "prune", "-f"], "a classroom seat may not remove every stopped container"),
+    (["rmi", "lab"], "a classroom seat may not remove images"),
+    (["image", "prune", "-a", "-f"], "a classroom seat may not remove images"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_a_seat_may_not_remove_what_the_whole_room_shares(seat, args, words):
+    """Until seats own their containers and images, what removes the room's
+    (another seat's stopped containers, the images every seat runs) or
+    sweeps the engine's own state is refused for a seat, as shutdown is."""
+    cl("run", "--name", "someone-elses", "lab", "true", check=True)          # stopped, kept
+    try:
+        proc = seat_cl(seat, *args)
+        err = proc.stderr.strip()
+        assert proc.returncode in (1, 125) and "\n" not in err and words in err, (proc.returncode, err)  # rmi: 1
+        assert "Traceback" not in err and proc.stdout == "", proc.stdout
+        assert cl("inspect", "someone-elses").returncode == 0
+        assert "lab" in cl("images").stdout
+    finally:
+        cl("rm", "-f", "someone-elses")

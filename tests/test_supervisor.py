@@ -173,3 +173,21 @@ def test_exited_containers_are_tidied_while_the_next_one_starts_and_when_idle():
     wait_until(lambda: not (containers / second).exists(), timeout=5, interval=0.01,
                message="a --rm container's files to go after a quiet spell")
     assert cgroup_dirs() == []
+
+
+@pytest.mark.parametrize("make", ["too-long", "not-a-directory"])
+def test_a_socket_path_that_cannot_be_connected_to_is_one_line(tmp_path, make):
+    """A state dir whose socket path is too long for a Unix socket, or that
+    is a file: the CLI says so in one line, no traceback."""
+    if make == "too-long":
+        root = tmp_path / ("x" * 110)
+        root.mkdir()
+    else:
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "run").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "ps"], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "CONTAINER_LAB_ROOT": str(root)}, timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 125 and "\n" not in err and "Traceback" not in err, err
+    assert "supervisor" in err and str(root) in err, err

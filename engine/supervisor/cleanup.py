@@ -50,7 +50,7 @@ class Cleanup:
         for entry in sorted(damaged.iterdir()) if damaged.is_dir() else []:
             shutil.rmtree(entry, ignore_errors=True)
             swept.append(f"damaged record {entry.name.rsplit('.', 1)[0]}")
-        running = {c.id for c in self.containers.values() if c.status == "running"}
+        running = {c.id for c in self.containers.values() if c.status in ("running", "starting")}
         for cid in self.cgroups.list_ids(self.cgroup_parent):
             if cid not in running:
                 try:

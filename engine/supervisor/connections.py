@@ -15,7 +15,7 @@ import time
 
 from .. import policy
 from ..errors import EngineError, InvalidArgument
-from ..protocol import Channel, MessageTooLarge, ProtocolError, encode
+from ..protocol import MAX_FDS, Channel, MessageTooLarge, ProtocolError, encode
 from .settings import TIDY_LATER
 
 
@@ -137,6 +137,16 @@ class Connections:
             if item is None:
                 break
             self.handle(conn, *item)
+        if conn.fds and not conn.dead and conn.closing is None:
+            # fds ride with the first byte of their message: with no message
+            # begun, none is anyone's; past what one request may carry, the
+            # client is sending fds that no request claims.
+            if not conn.buf:
+                for fd in conn.fds:
+                    os.close(fd)
+                conn.fds.clear()
+            elif len(conn.fds) > MAX_FDS:
+                self.refuse(conn, f"more than {MAX_FDS} file descriptors sent for one request")
         if conn.dead:
             self.drop(conn)
 

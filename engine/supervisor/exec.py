@@ -5,12 +5,15 @@ attached clients.
 
 from __future__ import annotations
 
+import copy
+import errno
 import os
 import secrets
 import selectors
 
 from .. import runtime
 from ..errors import InvalidArgument, NotRunning
+from ..policy import PolicyRefused
 from ..spec import check_argv, check_process_options
 from .start import _pipe, _winsize
 from .state import Exec, Starting
@@ -23,6 +26,11 @@ class Execs:
         c = self.find(msg.get("id"))
         if not c.status.can_exec():
             raise NotRunning(f"container {c.id} is not running")
+        try:                # the process gets the container's namespaces, cgroup and filter
+            conn.policy.admit(copy.copy(c.config))
+        except PolicyRefused as e:
+            raise PolicyRefused(f"cannot exec in container {c.name}: it was started with what this client "
+                                f"may not have: {e.message}") from None
         opts = msg.get("exec") or {}
         if not isinstance(opts, dict):
             raise InvalidArgument("exec options must be an object")
@@ -53,9 +61,19 @@ class Execs:
             interactive = opts.get("interactive") and len(fds) == 3
             stdin = _pipe(fds[0], "standard input") if interactive else self.devnull
             stdio = (stdin, _pipe(fds[-2], "standard output"), _pipe(fds[-1], "standard error"))
-        pidns = os.open(f"/proc/{c.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        # Its PID 1 may have exited with the exit not handled yet (both ready at
+        # once): its namespace files are gone, or its PID namespace takes no
+        # new process (ENOMEM from fork).
+        try:
+            pidns = os.open(f"/proc/{c.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            raise NotRunning(f"container {c.id} is not running") from None
         try:
             pid, chan = self.fork_into(pidns, lambda ch: runtime.exec_main(spec, c.pid, ch, stdio, self.kernel))
+        except OSError as e:
+            if e.errno != errno.ENOMEM:
+                raise
+            raise NotRunning(f"container {c.id} is not running") from None
         finally:
             os.close(pidns)
         e = Exec(secrets.token_hex(32), c, pid, argv, tty)
