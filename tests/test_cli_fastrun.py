@@ -36,12 +36,14 @@ PLAIN = [
     "lab --rm -it true",
     "-i lab cat",
     "'' true",
+    "-m 64m lab echo --ne",                 # after the image, a word for the command, never an abbreviation
+    "-m 64m lab echo --n --c --=x",
 ]
 NOT_PLAIN = [
     "",
     "--rm",
     "--help",
-    "--mem 64m lab true",                   # an abbreviation argparse accepts
+    "--mem 64m lab true",                   # an abbreviation: refused, as docker refuses it
     "-m64m lab true",                       # an attached value
     "-m abc lab true",                      # a bad value: argparse words the error
     "--pids-limit -1 lab true",             # a value that starts with -
@@ -71,3 +73,16 @@ def test_a_plain_line_reads_as_argparse_reads_it(line):
 @pytest.mark.parametrize("line", NOT_PLAIN)
 def test_anything_else_goes_to_argparse(line):
     assert parse_run(shlex.split(line)) is None
+
+
+@pytest.mark.parametrize("line", ["-m64m lab echo --ne", "-m 64m lab echo --ne"])
+def test_words_after_the_image_go_to_the_command_on_either_path(line):
+    """Both paths (the fast one and argparse, which -m64m takes) give the command
+    its own words: argparse once refused `--ne` as ambiguous (--network, --net)."""
+    assert _argparse(shlex.split(line))["command"] == ["echo", "--ne"]
+
+
+def test_an_abbreviated_flag_is_refused_as_docker_refuses_it():
+    with pytest.raises(SystemExit) as e:
+        _argparse(["--mem", "64m", "lab", "true"])
+    assert e.value.code == 125

@@ -73,6 +73,9 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Formatter)
+        # No abbreviated flags, as docker has none: `run lab echo --ne` hands
+        # `--ne` to the command instead of refusing it as short for --network.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
