@@ -249,8 +249,8 @@ class LessonScreen(Localized, Screen):
         """The lab panel takes its place once the lesson has been drawn: the
         learner reads at once, and the panel fills in a moment later."""
         side = self.query_one("#side")
-        if not side.is_mounted:
-            return                                    # the app quit before the panel came
+        if not (side.is_mounted and side.is_attached):
+            return                                    # the app quit, or the screen left, before the panel came
         panel = self._lab_panel(self.lang)
         panel.id = "lab"
         panel.show_lesson(self.lesson.id)             # not the containers kept from other lessons
