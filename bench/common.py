@@ -93,3 +93,40 @@ def clean_engine(root: Path, cgroup_parent: str, *, keep_root: bool = False, log
         log(f"  cgroup parent {cgroup_parent}: {e}")
     if not keep_root and not (root / "run" / "supervisor.sock").exists():
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _terminate(*_):
+    raise KeyboardInterrupt
+
+
+def begin(lock_file: Path, log=print):
+    """What a benchmark checks before it starts: root, and no other benchmark
+    (the lock, held as long as the returned file is open; None: say why and
+    stop). Ctrl-C, kill and a closed terminal then all end in the caller's
+    clean-up (SIGINT too when the shell that started us had it ignored)."""
+    import fcntl
+    import signal
+
+    if os.geteuid() != 0:
+        log("run me as root: containers with cgroup limits need it")
+        return None
+    lock = open(lock_file, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another benchmark holds {lock_file}")
+        lock.close()
+        return None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    return lock
+
+
+def run_meta(**extra) -> dict:
+    """The header of a result: date, machine, commit, the command line, the load."""
+    import time
+
+    command = " ".join([sys.executable, os.path.relpath(os.path.abspath(sys.argv[0]), REPO), *sys.argv[1:]])
+    return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "git": git_info(), "command": command,
+            **extra, "load_before": os.getloadavg()[0]}

@@ -32,7 +32,6 @@ CONTAINER_LAB_ROOT=/tmp/clab-timings (``--keep-root`` keeps the built image).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import os
@@ -49,7 +48,7 @@ BENCH_ROOT = Path("/tmp/clab-timings")
 LOCK_FILE = Path("/tmp/clab-bench.lock")           # shared with the other benchmarks: never two at once
 CGROUP_PARENT = "clab-timings"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, clean_engine, git_info, machine, percentile, use_engine_root  # noqa: E402
+from common import REPO, begin, clean_engine, percentile, run_meta, use_engine_root  # noqa: E402
 
 # Before the engine is imported: never touch a learner's containers or cgroups.
 use_engine_root(BENCH_ROOT, CGROUP_PARENT)
@@ -294,8 +293,6 @@ def cleanup(keep_root: bool, *, final: bool = True) -> None:
     clean_engine(BENCH_ROOT, CGROUP_PARENT, keep_root=keep_root, log=log)
 
 
-def _terminate(*_):
-    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -311,22 +308,11 @@ def main() -> int:
     args = ap.parse_args()
     args.runs = args.runs or (10 if args.quick else 30)
     args.rewrites = args.rewrites or (3 if args.quick else 10)
-    if os.geteuid() != 0:
-        log("run me as root: containers with cgroup limits need it")
+    lock = begin(LOCK_FILE, log)
+    if lock is None:
         return 2
-    lock = open(LOCK_FILE, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another benchmark holds {LOCK_FILE}")
-        return 2
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
 
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "git": git_info(),
-            "command": " ".join([sys.executable, os.path.relpath(os.path.abspath(sys.argv[0]), REPO), *sys.argv[1:]]),
-            "runs": args.runs, "load_before": os.getloadavg()[0]}
+    meta = run_meta(runs=args.runs)
     results: dict = {}
     code = 0
     try:

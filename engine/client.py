@@ -543,19 +543,27 @@ class Client:
         r = Relay(fds)
         return r.remote, r
 
-    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool,
-                          relay: bool | None = None) -> Attached | dict:
-        """A request whose reply may come with a terminal fd and, when
-        attached, a later exit event on the same connection."""
+    def _open_with_stdio(self, op: str, fields: dict, fds, attach: bool, relay: bool | None
+                         ) -> tuple[_Conn, dict, list[int], Relay | None]:
+        """:meth:`_open` with the caller's stdio handed over as pipes
+        (:meth:`_stdio`): the relay is closed if the request fails, and told
+        its far ends are sent once it went through."""
         send, rel = self._stdio(fds, attach, relay)
         try:
-            conn, reply, rfds = self._open(op, {**fields, "attach": attach}, send)
+            conn, reply, rfds = self._open(op, fields, send)
         except BaseException:
             if rel is not None:
                 rel.close()
             raise
         if rel is not None:
             rel.sent()
+        return conn, reply, rfds, rel
+
+    def _attached_request(self, op: str, fields: dict, fds: list[int], attach: bool,
+                          relay: bool | None = None) -> Attached | dict:
+        """A request whose reply may come with a terminal fd and, when
+        attached, a later exit event on the same connection."""
+        conn, reply, rfds, rel = self._open_with_stdio(op, {**fields, "attach": attach}, fds, attach, relay)
         if not attach:
             conn.close()
             for fd in rfds:
@@ -591,16 +599,8 @@ class Client:
         """Create a container and start it one stage at a time (see :class:`Stepwise`);
         ``stdio`` and ``relay`` as for :meth:`run`."""
         config.validate()
-        send, rel = self._stdio(stdio, attach, relay)
-        try:
-            conn, reply, rfds = self._open("run", {"config": config.to_dict(), "attach": attach,
-                                                   "stepwise": True}, send)
-        except BaseException:
-            if rel is not None:
-                rel.close()
-            raise
-        if rel is not None:
-            rel.sent()
+        conn, reply, rfds, rel = self._open_with_stdio(
+            "run", {"config": config.to_dict(), "attach": attach, "stepwise": True}, stdio, attach, relay)
         for fd in rfds:
             os.close(fd)
         return Stepwise(self, conn, reply, rel)

@@ -164,10 +164,10 @@ def process_start_time(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-    except OSError:
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):       # gone, or gone half-way through the read
         return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
 
 
 class Container:

@@ -235,9 +235,11 @@ def _in_namespace(pid: int, work, kind: str = "net") -> tuple[int | None, tuple]
     except PermissionError:
         raise Unavailable(f"no permission to open /proc/{pid}/ns/{kind} (run as root, "
                           "or as the user who owns the container)") from None
+    from .container import process_start_time
+
     home = -1
     try:
-        start_ticks = _start_ticks(pid)
+        start_ticks = process_start_time(pid)
         inode = os.fstat(fd).st_ino
         home = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
         entered = inode != os.fstat(home).st_ino
@@ -271,15 +273,6 @@ def _join_and_query(pid: int) -> tuple[int | None, dict]:
     start_ticks, (network, inode, entered) = _in_namespace(pid, query)
     network.update(inode=inode, entered=entered)
     return start_ticks, network
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _route_socket(groups: int = 0) -> socket.socket:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, ROOT, cl, needs_root
+from waiting import gone, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -39,14 +40,18 @@ def timed_ps(timeout: float = 20) -> float:
     return time.monotonic() - t0
 
 
-def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+def failing_while_ps_stays_fast(*args: str) -> tuple[int, str]:
+    """Run ``container-lab ARGS`` in the background; another client's ps must be
+    answered fast meanwhile. The command's exit code and stderr."""
+    slow = subprocess.Popen([sys.executable, "-m", "engine.cli", *args],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert timed_ps() < FAST
+        _out, err = slow.communicate(timeout=10)
+    finally:
+        slow.kill()
+        slow.wait()
+    return slow.returncode, err
 
 
 def test_a_fifo_passwd_in_a_running_container_holds_up_nobody():
@@ -56,15 +61,8 @@ def test_a_fifo_passwd_in_a_running_container_holds_up_nobody():
     cl("run", "-d", "--name", "fifo-inside", "lab", "sleep", "300", check=True)
     try:
         cl("exec", "fifo-inside", "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd", check=True)
-        slow = subprocess.Popen([sys.executable, "-m", "engine.cli", "exec", "-u", "nobody", "fifo-inside", "id"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert timed_ps() < FAST
-            out, err = slow.communicate(timeout=10)
-        finally:
-            slow.kill()
-            slow.wait()
-        assert slow.returncode != 0
+        code, err = failing_while_ps_stays_fast("exec", "-u", "nobody", "fifo-inside", "id")
+        assert code != 0
         assert err.strip() == ("container-lab: unable to find user nobody: /etc/passwd is not a regular file"), err
         t0 = time.monotonic()
         proc = cl("exec", "fifo-inside", "id", "-u", timeout=20)
@@ -91,16 +89,8 @@ def _fifo_image(tmp_path: Path) -> str:
 def test_an_image_with_a_fifo_passwd_starts_without_holding_up_the_engine(tmp_path):
     image = _fifo_image(tmp_path)
     try:
-        slow = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--rm", "-u", "nobody", image,
-                                 "/bin/tini", "--version"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert timed_ps() < FAST
-            _out, err = slow.communicate(timeout=10)
-        finally:
-            slow.kill()
-            slow.wait()
-        assert slow.returncode == 125
+        code, err = failing_while_ps_stays_fast("run", "--rm", "-u", "nobody", image, "/bin/tini", "--version")
+        assert code == 125
         assert err.strip() == "container-lab: unable to find user nobody: /etc/passwd is not a regular file", err
         proc = cl("run", "--rm", image, "/bin/tini", "--version", timeout=20)      # root: no lookup needed
         assert proc.returncode == 0 and "tini version" in proc.stdout, proc.stderr
@@ -136,8 +126,7 @@ def test_rm_f_of_a_pid_1_that_cannot_finish_dying_holds_up_nobody():
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Our guest is killed with the rest, and stays a zombie until we reap it.
-        wait_for(lambda: open(f"/proc/{guest}/stat").read().split(")")[1].split()[0] == "Z",
-                 what="the guest to be killed")
+        wait_until(lambda: gone(guest), message="the guest to be killed")
         assert timed_ps() < FAST
         t0 = time.monotonic()
         assert cl("rm", "-f", "bystander", timeout=20).returncode == 0
@@ -390,7 +379,7 @@ def test_fds_that_no_request_claims_are_not_kept():
             for _ in range(50):
                 socket.send_fds(s, [b'{"op": "ping"}\n'], [r, w])
                 assert json.loads(f.readline())["ok"]
-            wait_for(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before, what="the unclaimed fds closed")
+            wait_until(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before, message="the unclaimed fds closed")
             # Many at once, more than any request may carry: refused, and hung up on.
             try:
                 for _ in range(8):
@@ -406,4 +395,4 @@ def test_fds_that_no_request_claims_are_not_kept():
     finally:
         os.close(r)
         os.close(w)
-    wait_for(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before - 1, what="the connection's fds closed")
+    wait_until(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before - 1, message="the connection's fds closed")

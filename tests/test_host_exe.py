@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cl, needs_root
+from waiting import wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -191,16 +192,6 @@ def inner_pid(host_pid: int) -> int:
     return int(re.search(r"^NSpid:\s*(.*)$", status, re.M).group(1).split()[-1])
 
 
-def poll(what: str, condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def probe(name: str, target: str) -> dict[str, str]:
     """Run exeprobe on ``target`` inside container ``name``."""
     proc = cl("exec", name, "/helpers/exeprobe", target)
@@ -242,7 +233,7 @@ def test_exec_of_a_proc_self_exe_script_runs_a_sealed_copy_not_the_host_interpre
             if argv[:3] == [b"/proc/self/exe", b"-S", b"/usr/bin/sh"] and os.path.exists(f"/proc/{pid}/root/tmp/ran"):
                 return pid
         return None
-    pid = poll("the #!/proc/self/exe script to run in the container", evil)
+    pid = wait_until(evil, timeout=20, message="the #!/proc/self/exe script to run in the container")
 
     # The host's view: the interpreter running in the container is not the host's file ...
     exe = os.stat(f"/proc/{pid}/exe")
@@ -338,7 +329,7 @@ def test_init_reaps_orphans_forwards_sigterm_and_returns_the_exit_code(names):
         comms = sorted(Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode()
                        for p in pids_in_namespace(ns))
         return comms == ["init", "sleep"]
-    poll("the orphans to be reaped (only the init and sleep left)", only_init_and_sleep)
+    wait_until(only_init_and_sleep, timeout=20, message="the orphans to be reaped (only the init and sleep left)")
     Client().kill(name, 15)         # sleep has no handler: SIGTERM ends it, via the init
     assert cl("wait", name).stdout.strip() == "143"
 

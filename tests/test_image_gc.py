@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 
 import pytest
 
@@ -22,6 +21,7 @@ from engine.images import ImageStore
 from engine.spec import ContainerConfig
 
 from conftest import REPO, ROOT, cl, needs_root
+from waiting import wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -77,14 +77,6 @@ def finish_start(start) -> None:
             start.proceed()
 
 
-def wait_for(condition, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return result
-
-
 def test_rmi_and_a_start_in_flight_never_leave_a_container_without_its_layers():
     """rmi -f is held just before it deletes (the test holds the store's
     lock); a start of the same image goes in meanwhile. Whatever order the
@@ -99,7 +91,7 @@ def test_rmi_and_a_start_in_flight_never_leave_a_container_without_its_layers():
         fcntl.flock(lock, fcntl.LOCK_SH)        # what a reader (a start resolving an image) holds
         rmi = subprocess.Popen([sys.executable, "-m", "engine.cli", "rmi", "-f", "racer:1"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        waiters = wait_for(lambda: lock_waiters(STORE / "lock"), "rmi to wait for the store's lock")
+        waiters = wait_until(lambda: lock_waiters(STORE / "lock"), timeout=30, message="rmi to wait for the store's lock")
 
         def start():
             try:

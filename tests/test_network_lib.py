@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.container import process_start_time
 from engine.network import NetworkError, Store, bridge, ipam, records, sweep
 from engine.network import dns as netdns
 
@@ -612,7 +613,7 @@ def test_a_container_given_by_pid_with_a_udp_port_and_its_death(store):
     try:
         assert proc.stdout.readline().strip() == "ready"
         att = ipam.lease(store, net, "d" * 64, name="udp", ports=[ipam.parse_publish("0:53/udp")],
-                         pid=proc.pid, start_ticks=sweep._start_ticks(proc.pid))
+                         pid=proc.pid, start_ticks=process_start_time(proc.pid))
         bridge.attach(store, net, att, pid=proc.pid)
         inside = run("nsenter", "-t", str(proc.pid), "-n", "ip", "-o", "-4", "addr", "show", "eth0").stdout
         assert f"{att.address}/{att.prefixlen}" in inside

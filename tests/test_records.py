@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
 from engine.container import Container, DamagedRecord, check_record
 
 from conftest import ROOT, cgroup_dirs, cl, needs_root
+from waiting import gone, wait_until
 
 CONTAINERS = ROOT / "lib" / "containers"
 DAMAGED = ROOT / "lib" / "damaged"
@@ -26,10 +26,7 @@ def _stop_supervisor(kill: bool = False) -> None:
     if kill:                     # as a crash would: the running containers stay
         pid = Client().ping()["pid"]
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" \
-                and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: gone(pid), message="the killed supervisor to exit")
     else:
         Client().shutdown()
 
@@ -94,16 +91,7 @@ def test_a_running_record_with_a_bad_pid_does_not_stop_every_command():
         proc = cl(*args)
         assert "TypeError" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert cl("ps", "-a").returncode == 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if open(f"/proc/{host_pid}/stat").read().split()[2] == "Z":
-                break
-        except FileNotFoundError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"the container {host_pid} of the damaged record still runs")
+    wait_until(lambda: gone(host_pid), message=f"the container {host_pid} of the damaged record to end")
     assert cgroup_dirs() == []
     assert f"damaged record {cid}" in cl("gc", check=True).stdout
 

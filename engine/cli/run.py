@@ -73,7 +73,7 @@ def _add_run(sub, help_text: str) -> None:
                    help="with --explain: wait for Enter after each stage (look at the half-built "
                         "container with top or inspect meanwhile)")
     r.add_argument("--lang", choices=["en", "zh"], help="with --explain: the language of the explanations "
-                   "(default: from LANG, zh* -> 中文)")
+                   "(default: your locale: LANGUAGE, LC_ALL, LC_MESSAGES, LANG; zh* -> 中文)")
     r.add_argument("--help", action="help", help="show this help and exit")
     r.add_argument("image", metavar="IMAGE", help="image to run, e.g. lab (built in, works offline)")
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")

@@ -32,26 +32,18 @@ import os
 import time
 from collections.abc import Callable
 
+from ..container import process_start_time
 from . import bridge
 from .records import BRIDGE_PREFIX, VETH_PREFIX, Attachment, Store
 
 GRACE = 60.0
 
 
-def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def pid_alive(att: Attachment, now: float | None = None) -> bool:
     """The default liveness test: the recorded PID is still the recorded process."""
     if att.pid <= 0:
         return (time.time() if now is None else now) - att.created < GRACE
-    ticks = _start_ticks(att.pid)
+    ticks = process_start_time(att.pid)
     return ticks is not None and (not att.start_ticks or ticks == att.start_ticks)
 
 
