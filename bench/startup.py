@@ -20,7 +20,10 @@ What is timed (see bench/README.md for the full story):
 * ``bwrap``  ``bwrap --unshare-all --die-with-parent --bind <rootfs> / --proc /proc
              --dev /dev true``: no cgroup, no limits at all.
 * ``podman`` ``podman --runtime runc run --rm --network none -m 64m --pids-limit 100
-             --rootfs <rootfs>:O true`` (overlay over the same layer), if installed.
+             --rootfs <rootfs>:O true`` (overlay over the same layer), if installed;
+             ``podman-bridge`` the same on podman's default bridge (netavark).
+* ``api-none``, ``cli-none``: ``api`` and ``cli`` with ``--network none`` -- the
+             difference to ``api``/``cli`` (default bridge) is the network stage's cost.
 
 Each tool runs ``--runs`` times per mode: ``hot`` (back to back) and ``cold``
 (0.2 s of sleep before every run, not timed). Tools are interleaved in blocks
@@ -239,7 +242,8 @@ class Tool:
 
 class ApiTool(Tool):
     name = "api"
-    label = "container-lab API (in-process Client)"
+    label = "container-lab API (in-process Client; default bridge network)"
+    network = "bridge"
 
     def __init__(self):
         from engine.client import Client
@@ -251,7 +255,8 @@ class ApiTool(Tool):
         Client, ContainerConfig = self.Client, self.ContainerConfig
         t0 = time.perf_counter()
         run = Client().run(ContainerConfig(image="lab", cmd=["true"], remove=True, memory=MEMORY,
-                                           pids_limit=PIDS), stdio=[self.devnull, self.devnull])
+                                           pids_limit=PIDS, network=self.network),
+                           stdio=[self.devnull, self.devnull])
         info = run.wait()
         run.close()
         t1 = time.perf_counter()
@@ -260,12 +265,27 @@ class ApiTool(Tool):
         return (t1 - t0) * 1000.0
 
 
+class ApiNoneTool(ApiTool):
+    name = "api-none"
+    label = "container-lab API, `--network none` (loopback only: no network stage)"
+    network = "none"
+
+
 class CliTool(Tool):
     name = "cli"
-    label = "container-lab CLI (`run --rm -m 64m --pids-limit 100 lab true`)"
+    label = "container-lab CLI (`run --rm -m 64m --pids-limit 100 lab true`; default bridge network)"
 
     def once(self) -> float:
         return spawn_wait([CLI, "run", "--rm", "-m", "64m", "--pids-limit", str(PIDS), "lab", "true"])
+
+
+class CliNoneTool(Tool):
+    name = "cli-none"
+    label = "container-lab CLI, `--network none`"
+
+    def once(self) -> float:
+        return spawn_wait([CLI, "run", "--rm", "--network", "none", "-m", "64m", "--pids-limit", str(PIDS),
+                           "lab", "true"])
 
 
 class CliNoPycTool(Tool):
@@ -318,13 +338,22 @@ class BwrapTool(Tool):
 
 class PodmanTool(Tool):
     name = "podman"
+    network = "none"
 
     def __init__(self, rootfs: Path):
         self.argv = ["podman", "--runtime", "runc", "run", "--rm", "--label", "clabbench=1",
                      "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                     "-m", "64m", "--pids-limit", str(PIDS), "--network", "none",
+                     "-m", "64m", "--pids-limit", str(PIDS), "--network", self.network,
                      "--rootfs", f"{rootfs}:O", "true"]
-        self.label = f"podman {_version(['podman', '--version'])} (runc, `--rootfs <layer>:O`, `--network none`)"
+        self.label = (f"podman {_version(['podman', '--version'])} (runc, `--rootfs <layer>:O`, "
+                      f"`--network {self.network}`)")
+
+
+class PodmanBridgeTool(PodmanTool):
+    """podman's default bridge: netavark makes the veth pair and the rules."""
+
+    name = "podman-bridge"
+    network = "bridge"
 
     def once(self) -> float:
         return spawn_wait(self.argv)
@@ -692,7 +721,7 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=10, help="back-to-back runs of one tool before the next (default 10)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed runs per tool before timing (default 5)")
     ap.add_argument("--modes", default="hot,cold", help="hot,cold (default both)")
-    ap.add_argument("--tools", default="api,cli,cli-nopyc,crun,runc,bwrap,podman", help="which tools (default all)")
+    ap.add_argument("--tools", default="api,api-none,cli,cli-none,cli-nopyc,crun,runc,bwrap,podman,podman-bridge", help="which tools (default all)")
     ap.add_argument("--density", type=int, default=None,
                     help="containers for the density test (default 100, 30 with --quick; 0 skips it)")
     ap.add_argument("--density-reps", type=int, default=None, help="density rounds (default 3, 1 with --quick)")
@@ -745,8 +774,12 @@ def main() -> int:
             try:
                 if name == "api":
                     t = ApiTool()
+                elif name == "api-none":
+                    t = ApiNoneTool()
                 elif name == "cli":
                     t = CliTool()
+                elif name == "cli-none":
+                    t = CliNoneTool()
                 elif name == "cli-nopyc":
                     t = CliNoPycTool()
                 elif name == "crun":
@@ -756,11 +789,11 @@ def main() -> int:
                     t = RuncTool(bundle_true)
                 elif name == "bwrap":
                     t = BwrapTool(rootfs)
-                elif name == "podman":
+                elif name in ("podman", "podman-bridge"):
                     if shutil.which("podman") is None:
-                        meta["skipped"]["podman"] = "not installed (`apt-get install -y podman`)"
+                        meta["skipped"][name] = "not installed (`apt-get install -y podman`)"
                         continue
-                    t = PodmanTool(rootfs)
+                    t = PodmanTool(rootfs) if name == "podman" else PodmanBridgeTool(rootfs)
                 else:
                     raise RunError(f"unknown tool {name}")
                 t.once()              # does it work at all here? (also the first warm-up run)

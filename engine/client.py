@@ -660,6 +660,32 @@ class Client:
     def inspect(self, ref: str, *, transcript: bool = False) -> dict:
         return self.call("inspect", id=ref, transcript=transcript)["container"]
 
+    # networks
+    def network_create(self, name: str, *, subnet: str | None = None, internal: bool = False) -> dict:
+        return self.call("network_create", name=name, subnet=subnet, internal=internal)["network"]
+
+    def networks(self) -> list[dict]:
+        return self.call("network_ls")["networks"]
+
+    def network_inspect(self, name: str) -> dict:
+        return self.call("network_inspect", name=name)["network"]
+
+    def network_remove(self, name: str) -> dict:
+        return self.call("network_rm", name=name)
+
+    def network_connect(self, network: str, container: str, *, aliases=(), ip: str | None = None) -> dict:
+        return self.call("network_connect", network=network, container=container, aliases=list(aliases), ip=ip)
+
+    def network_disconnect(self, network: str, container: str) -> dict:
+        return self.call("network_disconnect", network=network, container=container)
+
+    def network_prune(self) -> list[str]:
+        return self.call("network_prune")["removed"]
+
+    def port(self, ref: str) -> list[dict]:
+        """A container's published ports: {host_ip, host_port, container_port, proto, container_ip}."""
+        return self.call("port", id=ref)["ports"]
+
     def prune(self) -> list[dict]:
         """Remove every stopped container; returns [{id, size}]."""
         return self.call("prune")["removed"]

@@ -97,6 +97,8 @@ def diagnose() -> dict:
           f"writable layers can be bounded (--storage-opt size): {why}" if bounded else
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
+    check("network.bridge", *_network_support(root))
+
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
     try:
@@ -117,3 +119,20 @@ def diagnose() -> dict:
     ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
+
+
+def _network_support(root: bool) -> tuple[bool, str]:
+    """Whether containers get the default bridge network (else a loopback only, with a warning)."""
+    import importlib.util
+    import shutil
+
+    missing = [what for what, ok in (
+        ("root (the engine makes bridges, veth pairs and nftables rules)", root),
+        ("the nft command (install nftables)", shutil.which("nft") is not None),
+        ("pyroute2 (pip install pyroute2)", importlib.util.find_spec("pyroute2") is not None),
+        ("dnspython (pip install dnspython)", importlib.util.find_spec("dns") is not None),
+    ) if not ok]
+    if missing:
+        return False, ("containers get a loopback device only (as --network none); networks need "
+                       + ", ".join(missing))
+    return True, "containers get the default bridge network: an address, names, published ports (-p)"

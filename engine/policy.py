@@ -113,9 +113,10 @@ class SeatPolicy(Policy):
       ``--cpus 0``) and limits above the seat's :class:`Budget`: one seat must
       not take the room's memory, processes or CPU. No ``--cpus`` means the
       budget's CPU share;
+    - host ports below 1024 (``-p 80:80``): those are the server's services;
     - the ``shutdown`` request: it would stop every seat's containers; and,
-      until seats own their containers and images, ``gc``, ``prune`` and
-      ``rmi`` (they reach every seat's).
+      until seats own their containers, images and networks, ``gc``,
+      ``prune``, ``rmi`` and network changes (they reach every seat's).
 
     Still to come with the classroom: a private user namespace for each seat
     (root inside an unprivileged uid outside), per-seat container names and
@@ -142,6 +143,11 @@ class SeatPolicy(Policy):
                                 "its containers keep the system call filter")
         for vol in config.volumes:
             self.check_volume_source(vol.source)
+        for spec in config.publish:
+            port = spec.split("/")[0].split(":")
+            if len(port) >= 2 and port[-2].isdigit() and 0 < int(port[-2]) < 1024:
+                raise PolicyRefused(f"-p {spec}: a classroom seat may publish host ports from 1024 up only "
+                                    "(the ports below are the server's own services)")
         self._check_limits(config)
 
     def _check_limits(self, config: ContainerConfig) -> None:
@@ -202,6 +208,9 @@ class SeatPolicy(Policy):
             raise PolicyRefused("a classroom seat may not remove every stopped container: other seats' would go too")
         if op == "rmi":
             raise PolicyRefused("a classroom seat may not remove images: every seat runs the same ones")
+        if op.startswith("network_") and op not in ("network_ls", "network_inspect"):
+            raise PolicyRefused(f"a classroom seat may not {op[8:]} networks or connections: until seats own "
+                                "their networks, a change would reach every seat's containers")
 
 
 def open_volume_source(source: str, resolve: int) -> int:

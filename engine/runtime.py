@@ -369,14 +369,24 @@ class Builder:
     def stage_namespaces(self) -> None:
         s = self.spec
         created = ["mnt"] + [k for k in ("uts", "ipc", "net") if k in s.new_ns]
+        shared = [k for k, target in s.join_ns.items() if not target.get("made")]
+        made = [target for target in s.join_ns.values() if target.get("made")]
         self.begin("namespaces", f"Create new {', '.join(_NS_TITLES[k] for k in created)} namespaces"
-                   + (f"; join {', '.join(_NS_TITLES[k] for k in s.join_ns)} of another container"
-                      if s.join_ns else ""))
+                   + (f"; join {', '.join(_NS_TITLES[k] for k in shared)} of another container" if shared else "")
+                   + "".join(f"; enter the network namespace the engine plugged into network {t['network']}"
+                             for t in made))
         # Join first: the host's /proc is still in sight, and the new mount
         # namespace below is made in whatever else this process is in.
         for kind, target in s.join_ns.items():
             self.t.op("setns", f"nsenter --{_NS_OPTION[kind]}={target['path']}", namespace=kind,
                       path=target["path"])
+            if "fd" in target:          # made by the supervisor for this container (a network of ours)
+                try:
+                    self.k.setns(target["fd"], sc.NAMESPACE_FLAGS[kind])
+                except OSError as e:
+                    self.fail(f"cannot enter the {kind} namespace made for it: {os.strerror(e.errno)}")
+                os.close(target["fd"])
+                continue
             try:
                 fd = os.open(target["path"], os.O_RDONLY | os.O_CLOEXEC)
             except OSError as e:
@@ -846,18 +856,18 @@ def _crash_point(spec: ChildSpec, chan: socket.socket, name: str) -> None:
         send(chan, {"crash": name})
 
 
-def _enter_child(stdio: tuple[int, int, int], chan: socket.socket, keep: int = -1) -> socket.socket:
+def _enter_child(stdio: tuple[int, int, int], chan: socket.socket, keep: tuple[int, ...] = ()) -> socket.socket:
     """First steps of every forked child: only 0-2 and the start channel may
-    cross into the container (and ``keep``, as fd 4, close-on-exec: the
-    sealed init); default signal dispositions."""
-    if keep >= 0:
-        keep = fcntl.fcntl(keep, fcntl.F_DUPFD_CLOEXEC, 5)     # out of the way of 0-3
+    cross into the container (and the fds in ``keep``, as 4, 5 ...,
+    close-on-exec: the sealed init, the network namespace made for it);
+    default signal dispositions."""
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 8) for fd in keep]     # out of the way of 0-7
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     os.dup2(chan.fileno(), 3, inheritable=False)
-    if keep >= 0:
-        os.dup2(keep, 4, inheritable=False)
-    os.closerange(5 if keep >= 0 else 4, 1 << 20)
+    for n, fd in enumerate(moved):
+        os.dup2(fd, 4 + n, inheritable=False)
+    os.closerange(4 + len(moved), 1 << 20)
     _reset_signals()
     return socket.socket(fileno=3)
 
@@ -869,10 +879,13 @@ def _child(stdio: tuple[int, int, int], chan: socket.socket, spec: ChildSpec, ke
     transcript = Transcript()
     b = None
     try:
-        kept = spec.init_fd if spec.init else -1
-        chan = _enter_child(stdio, chan, kept)
-        if kept >= 0:
+        kept = [spec.init_fd] if spec.init and spec.init_fd >= 0 else []
+        made = [t for t in spec.join_ns.values() if "fd" in t]
+        chan = _enter_child(stdio, chan, tuple(kept + [t["fd"] for t in made]))
+        if kept:
             spec.init_fd = 4
+        for n, target in enumerate(made):
+            target["fd"] = 4 + len(kept) + n
         b = Builder(spec, kernel or sc.Syscalls(), transcript, chan)
         stages(b)
         failure = {"error": "the command returned", "stage": "exec", "exit_code": EXIT_ENGINE}

@@ -16,6 +16,8 @@ from .errors import InvalidArgument
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+ALIAS_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
 LABEL_KEY_RE = re.compile(r"^[^=\0\s]+$")
 
@@ -27,7 +29,7 @@ DEFAULT_PIDS = 1024
 
 # Namespace modes (docker's names). "container:NAME" joins that running
 # container's namespace; "host" stays in the supervisor's (the host's).
-NETWORK_MODES = ("none", "host")
+NETWORK_MODES = ("bridge", "none", "host")      # or container:NAME, or a user network's name
 PID_MODES = ("private", "host")
 IPC_MODES = ("private", "shareable", "host")
 UTS_MODES = ("private", "host")
@@ -155,8 +157,8 @@ def _check_mode(flag: str, value, modes: tuple, *, share: bool) -> None:
         return
     if share and isinstance(value, str) and value.startswith("container:") and NAME_RE.match(value[10:]):
         return
-    if flag == "network" and value == "bridge":
-        raise InvalidArgument("network 'bridge' is not supported yet (available: none, host, container:NAME)")
+    if flag == "network" and isinstance(value, str) and NETWORK_NAME_RE.match(value):
+        return                      # a user network (``network create NAME``): looked up when the container starts
     choices = ", ".join(modes + (("container:NAME",) if share else ()))
     raise InvalidArgument(f"invalid --{flag} value {value!r} (expected one of: {choices})")
 
@@ -230,7 +232,8 @@ def parse_storage_opts(items: list[str]) -> dict:
 _FIELDS = {
     "image": None, "cmd": list, "entrypoint": None, "name": None, "hostname": None, "env": list,
     "workdir": None, "user": None, "volumes": list, "labels": dict, "init": False, "tty": False,
-    "interactive": False, "detach": False, "remove": False, "network": "none",
+    "interactive": False, "detach": False, "remove": False, "network": "bridge",
+    "network_aliases": list, "ip": None, "publish": list, "publish_all": False,
     "pid_mode": "private", "ipc_mode": "private", "uts_mode": "private", "userns_mode": "host",
     "timens": None, "seccomp": "default", "no_new_privileges": False,
     "memory": DEFAULT_MEMORY, "memory_swap": None, "pids_limit": DEFAULT_PIDS, "cpus": None,
@@ -243,7 +246,9 @@ class ContainerConfig:
 
     Fields (keyword arguments): image, cmd, entrypoint, name, hostname, env,
     workdir, user, volumes, labels, init, tty, interactive, detach, remove,
-    network, pid_mode, ipc_mode, uts_mode, userns_mode, timens, seccomp,
+    network ("bridge", "none", "host", "container:NAME" or a network's name),
+    network_aliases, ip (on a user network), publish (``-p`` specs), publish_all
+    (``-P``), pid_mode, ipc_mode, uts_mode, userns_mode, timens, seccomp,
     no_new_privileges, memory, memory_swap, pids_limit, cpus, storage_opt
     ({"size": bytes}: the writable layer's limit) -- see ``run --help``.
     """
@@ -289,9 +294,10 @@ class ContainerConfig:
                      "a number"),
         }
         kinds.update({k: (lambda v: v is None or isinstance(v, str), "a string")
-                      for k in ("name", "hostname", "workdir", "user")})
+                      for k in ("name", "hostname", "workdir", "user", "ip")})
         kinds.update({k: (lambda v: isinstance(v, bool), "true or false")
-                      for k in ("init", "tty", "interactive", "detach", "remove")})
+                      for k in ("init", "tty", "interactive", "detach", "remove", "publish_all")})
+        kinds.update({k: (strings, "a list of strings") for k in ("network_aliases", "publish")})
         for key, (ok, what) in kinds.items():
             if not ok(getattr(self, key)):
                 raise InvalidArgument(f"invalid {key} {_shown(getattr(self, key))}: expected {what}")
@@ -324,6 +330,7 @@ class ContainerConfig:
             if not LABEL_KEY_RE.match(key):
                 raise InvalidArgument(f"invalid label key '{key}'")
         _check_mode("network", self.network, NETWORK_MODES, share=True)
+        self._check_network()
         _check_mode("pid", self.pid_mode, PID_MODES, share=True)
         _check_mode("ipc", self.ipc_mode, IPC_MODES, share=True)
         _check_mode("uts", self.uts_mode, UTS_MODES, share=False)
@@ -365,11 +372,42 @@ class ContainerConfig:
             raise InvalidArgument("duplicate mount point in volumes")
         return self
 
+    def joins_network(self) -> bool:
+        """Whether the container is plugged into a network (the default bridge or a user network)."""
+        return self.network not in ("none", "host") and not self.network.startswith("container:")
+
+    def _check_network(self) -> None:
+        """--network-alias, --ip and -p/-P make sense only on a network of ours."""
+        bridged = self.joins_network()
+        if len(self.publish) > 64 or len(self.network_aliases) > 32:
+            raise InvalidArgument("too many published ports or network aliases (at most 64 and 32)")
+        if (self.publish or self.publish_all) and not bridged:
+            raise InvalidArgument(f"ports cannot be published with --network {self.network}: "
+                                  "the container has no network of ours to forward them to")
+        if self.publish:
+            from .network.ipam import parse_publish
+
+            for spec in self.publish:
+                parse_publish(spec)
+        if self.network_aliases and (self.network == "bridge" or not bridged):
+            raise InvalidArgument("network-scoped aliases are supported only on user networks "
+                                  "(`network create NAME`, then --network NAME)")
+        for alias in self.network_aliases:
+            if len(alias) > 253 or not ALIAS_RE.match(alias):
+                raise InvalidArgument(f"invalid network alias {_shown(alias)}: expected a DNS name such as web")
+        if self.ip is not None:
+            if self.network == "bridge" or not bridged:
+                raise InvalidArgument("a user specified IP address (--ip) is supported on user networks only")
+            parts = self.ip.split(".")
+            if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 and len(p) <= 3 for p in parts):
+                raise InvalidArgument(f"invalid --ip {_shown(self.ip)}: expected an IPv4 address such as 10.10.0.5")
+
     def to_dict(self) -> dict:
         """A JSON-serialisable dict."""
         out = {k: getattr(self, k) for k in _FIELDS}
         out["volumes"] = [v.to_dict() for v in self.volumes]
         out["cmd"], out["env"], out["labels"] = list(self.cmd), list(self.env), dict(self.labels)
+        out["network_aliases"], out["publish"] = list(self.network_aliases), list(self.publish)
         return out
 
     @classmethod

@@ -24,6 +24,10 @@ CGROUP_PARENT = f"container-lab-test-{os.getpid()}"
 os.environ["CONTAINER_LAB_ROOT"] = str(ROOT)
 os.environ["CONTAINER_LAB_CGROUP_PARENT"] = CGROUP_PARENT
 os.environ["CONTAINER_LAB_SUPERVISOR_IDLE"] = "300"
+# Networks of the tests come from a range of their own (TEST-NET-like private
+# space no learner's network uses); two sessions at once each take a free
+# subnet of it, as two engines on one host do.
+os.environ["CONTAINER_LAB_NETWORK_POOLS"] = ",".join(f"10.213.{n}.0/24" for n in range(0, 256))
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: real namespaces, overlayfs and cgroups")
@@ -110,6 +114,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
     Client(autostart=False).shutdown()
+    if IS_ROOT:
+        # The networks of this session: bridges, nft table, records (the learner's stay).
+        from engine.supervisor.networks import remove_all_networks
+
+        try:
+            remove_all_networks(ROOT / "lib")
+        except Exception as e:  # noqa: BLE001 - reported, and the leftover check below sees it
+            print(f"\ncontainer-lab: removing the session's networks failed: {e}", file=sys.stderr)
     # The supervisor removes each container's cgroup; drop the session's parent dirs.
     for base, dirs, _files in os.walk("/sys/fs/cgroup"):
         if CGROUP_PARENT in dirs:

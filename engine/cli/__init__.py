@@ -12,6 +12,7 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``containers.py``  ps, stop, kill, rm, container prune, logs, wait, inspect, top, diff
 - ``images.py``      images, image ..., history, pull, rmi, load, save
 - ``system.py``      doctor, gc, events
+- ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
 - ``parser.py``      argparse: the help text, --version, :func:`build_parser`
 - ``values.py``      converters for argument values (sizes, limits, signals)
 - ``output.py``      warnings, exit reports, tables
@@ -65,6 +66,9 @@ VERBS = {
     "rmi": ("remove images", _verb("images", "_add_rmi")),
     "load": ("load images from a tar archive (docker save or OCI)", _verb("images", "_add_load")),
     "save": ("save images to a tar archive, for machines with no network", _verb("images", "_add_save")),
+    "network": ("manage networks (create, ls, inspect, rm, connect, disconnect, prune)",
+                _verb("networks", "_add_network")),
+    "port": ("list a container's published ports", _verb("networks", "_add_port")),
     "doctor": ("say what this machine can do for containers, and why not", _verb("system", "_add_doctor")),
 }
 

@@ -137,14 +137,16 @@ def cmd_ps(args, client) -> int:
         for c in items:
             print(json.dumps(c))
         return 0
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    from .networks import ports_column
+
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for c in items:
         command = " ".join(c["command"])
         command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
         status = "Up" if c["status"] == "running" else (
             f"Exited ({c['exit_code']})" if c["status"] == "exited" else c["status"].capitalize())
         rows.append((c["id"][:12], c["image"].get("requested", ""), command, c["created"][:19].replace("T", " "),
-                     status, c["name"]))
+                     status, ports_column(c.get("ports") or []), c["name"]))
     _table(rows)
     return 0
 

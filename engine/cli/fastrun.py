@@ -21,7 +21,7 @@ from . import values
 # Flags that take no value: option -> dest.
 SWITCHES = {"-i": "interactive", "--interactive": "interactive", "-t": "tty", "--tty": "tty",
             "-d": "detach", "--detach": "detach", "--rm": "remove", "--init": "init", "--timens": "timens",
-            "--explain": "explain", "--pause": "pause"}
+            "--explain": "explain", "--pause": "pause", "-P": "publish_all", "--publish-all": "publish_all"}
 # Flags that take one value: option -> (dest, converter or None, appended).
 OPTIONS = {
     "--name": ("name", None, False), "-h": ("hostname", None, False), "--hostname": ("hostname", None, False),
@@ -35,6 +35,8 @@ OPTIONS = {
     "--pids-limit": ("pids_limit", values._pids, False),
     "--cpus": ("cpus", values._cpus, False),
     "--network": ("network", None, False), "--net": ("network", None, False),
+    "--network-alias": ("network_alias", None, True), "--ip": ("ip", None, False),
+    "-p": ("publish", None, True), "--publish": ("publish", None, True),
     "--pid": ("pid_mode", None, False), "--ipc": ("ipc_mode", None, False), "--uts": ("uts_mode", None, False),
     "--userns": ("userns_mode", None, False),
     "--clock-offset": ("clock_offset", None, True),
@@ -51,7 +53,8 @@ def defaults() -> dict:
 
     return dict(interactive=False, tty=False, detach=False, remove=False, name=None, hostname=None, env=[],
                 workdir=None, user=None, volume=[], init=False, label=[], memory=DEFAULT_MEMORY, memory_swap=None,
-                pids_limit=DEFAULT_PIDS, cpus=None, network="none", pid_mode="private", ipc_mode="private",
+                pids_limit=DEFAULT_PIDS, cpus=None, network="bridge", network_alias=[], ip=None,
+                publish=[], publish_all=False, pid_mode="private", ipc_mode="private",
                 uts_mode="private", userns_mode="host", timens=False, clock_offset=[], security_opt=[],
                 storage_opt=[], explain=False, pause=False, lang=None)
 

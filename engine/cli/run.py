@@ -43,9 +43,17 @@ def _add_run(sub, help_text: str) -> None:
     r.add_argument("--pids-limit", type=_pids, default=DEFAULT_PIDS, metavar="N",
                    help=f"maximum number of processes (default {DEFAULT_PIDS}; -1 for none)")
     r.add_argument("--cpus", type=_cpus, metavar="N", help="CPU limit, e.g. 0.5 for half a core")
-    r.add_argument("--network", "--net", default="none", metavar="MODE",
-                   help="network namespace: none (a new one with loopback only; the default), "
-                        "host (the host's), container:NAME (share NAME's)")
+    r.add_argument("--network", "--net", default="bridge", metavar="NETWORK",
+                   help="bridge (the default network: an address of its own, a way out through the host), "
+                        "a network made with `network create`, none (loopback only), host (the host's own "
+                        "network), or container:NAME (share another container's)")
+    r.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name the container answers to on its (user) network")
+    r.add_argument("--ip", metavar="ADDRESS", help="its address on a user network, e.g. 10.10.0.5")
+    r.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOST:]PORT[/udp]",
+                   help="publish a container port on the host, e.g. -p 8080:80 (-p 80: a free host port)")
+    r.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every port the image exposes, each on a free host port")
     r.add_argument("--pid", dest="pid_mode", default="private", metavar="MODE",
                    help="PID namespace: private (the default), host, container:NAME")
     r.add_argument("--ipc", dest="ipc_mode", default="private", metavar="MODE",
@@ -114,7 +122,8 @@ def config_from(args):
         env=list(args.env), workdir=args.workdir, user=args.user,
         volumes=[Volume.parse(v) for v in args.volume], labels=dict(args.label), init=args.init,
         tty=args.tty, interactive=args.interactive, detach=args.detach, remove=args.remove,
-        network=args.network, pid_mode=args.pid_mode, ipc_mode=args.ipc_mode, uts_mode=args.uts_mode,
+        network=args.network, network_aliases=list(args.network_alias), ip=args.ip,
+        publish=list(args.publish), publish_all=args.publish_all, pid_mode=args.pid_mode, ipc_mode=args.ipc_mode, uts_mode=args.uts_mode,
         userns_mode=args.userns_mode, timens=_timens(args.timens, args.clock_offset), memory=args.memory,
         memory_swap=args.memory_swap, pids_limit=args.pids_limit, cpus=args.cpus,
         storage_opt=parse_storage_opts(getattr(args, "storage_opt", None) or []),

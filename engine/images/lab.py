@@ -36,7 +36,13 @@ OPTIONAL_TOOLS = (
     "clear", "less", "tput",
     # the login shell of `nobody` in the generated /etc/passwd
     "nologin",
+    # networking lessons: busybox (Debian's busybox-static) gives the applets below
+    "busybox",
 )
+# Busybox applets the networking lessons use -- a web server, a TCP/UDP
+# Swiss army knife, a downloader, a DNS lookup -- linked to /usr/bin/busybox
+# where the host has no tool of that name of its own.
+BUSYBOX_APPLETS = ("httpd", "nc", "wget", "nslookup")
 TERMINALS = (
     "xterm", "xterm-256color", "screen", "screen-256color", "tmux",
     "tmux-256color", "linux", "vt100", "dumb",
@@ -51,7 +57,9 @@ CONFIG = {
     "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     "Cmd": ["/bin/bash"],
     "WorkingDir": "/",
-    "Labels": {"org.container-lab.image": "lab"},
+    # The recipe's version: a store whose lab image was assembled by an older
+    # recipe assembles it again (ImageStore._load_lab).
+    "Labels": {"org.container-lab.image": "lab", "org.container-lab.recipe": "2"},
 }
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
@@ -208,6 +216,11 @@ def build_entries() -> list[Entry]:
         tree.add_host(p)
         for lib in needed:
             tree.add_host(lib)
+
+    if "busybox" in found:
+        for applet in BUSYBOX_APPLETS:
+            if f"usr/bin/{applet}" not in tree.entries and f"usr/sbin/{applet}" not in tree.entries:
+                tree.add(Entry(f"usr/bin/{applet}", "symlink", 0o777, target="busybox"))
 
     for term in TERMINALS:
         for d in HOST_TERMINFO_DIRS:

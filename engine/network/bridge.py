@@ -356,7 +356,7 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
                 if not bridge:
                     raise NetworkError(f"bridge {net.bridge} of network {net.name!r} is missing (ensure_network first)")
                 pair = dict(ifname=att.veth, kind="veth",
-                            peer={"ifname": "eth0", "address": att.mac, "net_ns_fd": netns_fd})
+                            peer={"ifname": att.ifname, "address": att.mac, "net_ns_fd": netns_fd})
                 try:
                     ipr.link("add", **pair)
                 except Exception as e:  # noqa: BLE001
@@ -375,16 +375,16 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
         def inside() -> None:
             with _ipr() as ipr:
                 ipr.link("set", index=1, state="up")        # lo: ifindex 1 in every namespace
-                eth0 = ipr.link_lookup(ifname="eth0")[0]
+                eth0 = ipr.link_lookup(ifname=att.ifname)[0]
                 ipr.addr("add", index=eth0, address=att.address, prefixlen=att.prefixlen)
                 ipr.link("set", index=eth0, state="up")
-                if not net.internal:
+                if not net.internal and att.default_route:
                     ipr.route("add", dst="0.0.0.0/0", gateway=att.gateway, oif=eth0)
         try:
             _in_netns(netns_fd, inside)
         except Exception as e:  # noqa: BLE001
             _delete_link(att.veth)
-            raise NetworkError(f"could not configure eth0 in {att.name!r}: {e}") from None
+            raise NetworkError(f"could not configure {att.ifname} in {att.name!r}: {e}") from None
     finally:
         if own_fd >= 0:
             os.close(own_fd)

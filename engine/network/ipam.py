@@ -195,7 +195,7 @@ def _check_ports(store: Store, ports: list[PortRecord]) -> list[PortRecord]:
 
 def lease(store: Store, network: Network, container_id: str, *, name: str, aliases: list[str] | None = None,
           ip: str | None = None, ports: list[PortRecord] | None = None, pid: int = 0,
-          start_ticks: int = 0) -> Attachment:
+          start_ticks: int = 0, ifname: str = "eth0", default_route: bool = True) -> Attachment:
     """Lease an address on ``network`` for a container and record the
     attachment, before anything is made in the kernel. The same container
     on the same network gets its existing lease back (idempotent).
@@ -236,7 +236,8 @@ def lease(store: Store, network: Network, container_id: str, *, name: str, alias
         att = Attachment(container_id=container_id, name=name, network=network.name, network_id=network.id,
                          address=str(address), prefixlen=subnet.prefixlen, gateway=network.gateway,
                          mac=mac_for(str(address)), veth=veth_name(container_id, network.id),
-                         aliases=list(aliases or []), ports=ports, pid=pid, start_ticks=start_ticks)
+                         aliases=list(aliases or []), ports=ports, pid=pid, start_ticks=start_ticks,
+                         ifname=ifname, default_route=default_route)
         store.save_attachment(att)           # the lease, on disk, before the lock is dropped
     return att
 

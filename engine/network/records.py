@@ -102,6 +102,8 @@ class AttachmentRecord(TypedDict):
     pid: int                # the container's PID 1 (0 until known)
     start_ticks: int        # field 22 of /proc/PID/stat: tells a reused PID apart
     created: float
+    ifname: str             # the container's end: "eth0", "eth1" for a second network
+    default_route: bool     # its way out is this network's gateway (the first network's)
 
 
 # ---- names ----------------------------------------------------------------------------------
@@ -173,6 +175,8 @@ class Attachment:
     pid: int = 0
     start_ticks: int = 0
     created: float = field(default_factory=time.time)
+    ifname: str = "eth0"            # the container's end: eth0, then eth1 ... (network connect)
+    default_route: bool = True      # False on a network connected to later: the first one keeps the way out
 
     @property
     def key(self) -> str:
@@ -184,7 +188,8 @@ class Attachment:
                                 network_id=self.network_id, address=self.address, prefixlen=self.prefixlen,
                                 gateway=self.gateway, mac=self.mac, aliases=list(self.aliases),
                                 veth=self.veth, ports=[PortRecord(**p) for p in self.ports], pid=self.pid,
-                                start_ticks=self.start_ticks, created=self.created)
+                                start_ticks=self.start_ticks, created=self.created, ifname=self.ifname,
+                                default_route=self.default_route)
 
     @classmethod
     def from_record(cls, rec: AttachmentRecord) -> Attachment:
@@ -193,7 +198,8 @@ class Attachment:
                    gateway=rec["gateway"], mac=rec["mac"], veth=rec["veth"],
                    aliases=list(rec.get("aliases") or []), ports=[PortRecord(**p) for p in rec.get("ports") or []],
                    pid=int(rec.get("pid") or 0), start_ticks=int(rec.get("start_ticks") or 0),
-                   created=rec.get("created", 0.0))
+                   created=rec.get("created", 0.0), ifname=rec.get("ifname") or "eth0",
+                   default_route=bool(rec.get("default_route", True)))
 
 
 # ---- the store ------------------------------------------------------------------------------

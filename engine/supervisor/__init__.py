@@ -37,6 +37,8 @@ Where each part lives (one file per concern, each opening with what it holds):
 - ``start.py``       where a container starts: cgroup, fork into its
                      namespaces, the start channel, stage-by-stage starts
 - ``sharing.py``     ``container:NAME`` / ``host`` namespaces, user namespace maps
+- ``networks.py``    containers on networks (namespace, lease, veth, names,
+                     ports) and the ``network ...`` and ``port`` requests
 - ``exec.py``        processes started in a running container
 - ``output.py``      containers' output: paced, logged, copied to clients
 - ``reap.py``        exits, tidying after them, signals, removal
@@ -63,6 +65,7 @@ from .create import Create, _config_from, _resolv_conf
 from .daemon import main
 from .exec import Execs
 from .loop import Loop
+from .networks import Networking, NetworkRequests
 from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number
@@ -87,7 +90,8 @@ from .start import Start, _pipe, _winsize
 from .state import Exec, Sink, Starting
 
 
-class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Execs, Output, Reaping, Cleanup):
+class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, Execs, Output,
+                 Reaping, Cleanup):
     """The supervisor: one process per user, the parent of every container
     (see the module's docstring for which part lives where)."""
 

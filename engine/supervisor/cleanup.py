@@ -58,6 +58,8 @@ class Cleanup:
                     swept.append(f"cgroup {self.cgroup_parent}/{cid}")
                 except CgroupError:
                     pass
+        for kind, items in self.sweep_networks().items():
+            swept += [f"{kind[:-1] if kind.endswith('s') else kind} {item}" for item in items]
         return {"swept": swept}, []
 
     def op_rmi(self, conn, msg, fds):

@@ -31,6 +31,7 @@ class Create:
         conn.policy.admit(config)
         for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
             self.sharing(mode, kind)
+        self.check_network_config(config)
         c = self.create(config)
         return {"id": c.id, "name": c.name, "warnings": []}, []
 
@@ -98,7 +99,7 @@ class Create:
             os.chown(cdir / "upper", base, base)      # "/" inside belongs to root inside
             userns = {"base": base, "size": size}
         c.image = {"requested": config.image, "ref": image.ref, "id": image.id, "digest": image.digest,
-                   "layers": [str(p) for p in layers]}
+                   "layers": [str(p) for p in layers], "exposed": sorted(img.get("ExposedPorts") or {})}
         c.process = {"argv": argv, "env": [f"{k}={v}" for k, v in env.items()],
                      "cwd": config.workdir or img.get("WorkingDir") or "/",
                      "user": config.user or img.get("User") or "", "hostname": hostname,

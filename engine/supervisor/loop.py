@@ -135,6 +135,7 @@ class Loop:
                 self.remove_files(c)
                 continue
             self.containers[c.id] = c
+        self.resume_networks()
 
     def set_aside(self, cdir: Path, why: Exception) -> Path | None:
         """A damaged record: no field of it can be trusted, so its container
@@ -293,6 +294,7 @@ class Loop:
         if t >= self.next_refill:
             self.refill(t)
         if t >= self.next_limit_check:
+            self.network_timers()
             self.next_limit_check = t + LIMIT_CHECK_INTERVAL
             for c in self.containers.values():
                 if c.status == "running":
@@ -341,6 +343,7 @@ class Loop:
                 self.signal(c, signal.SIGKILL)
                 self.finish(c, self.wait_exit(c, max(0.2, deadline - time.monotonic())))
         self.tidy_all()
+        self.stop_network_services()
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
         except EngineError:

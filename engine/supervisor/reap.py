@@ -160,6 +160,8 @@ class Reaping:
         c, mntns, cgroup = self.tidying.popleft()
         if mntns >= 0:
             os.close(mntns)
+        if c.status not in ("running", "starting"):      # (not started again meanwhile)
+            self.unplug(c)
         if cgroup is not None:
             self.try_step(c, "remove cgroup", cgroup.destroy)
         if c.config.remove and c.id not in self.containers:
@@ -204,6 +206,7 @@ class Reaping:
             pass
 
     def remove(self, c: Container) -> None:
+        self.unplug(c)
         self.containers.pop(c.id, None)
         self.remove_files(c)
         self.emit("removed", c)

@@ -62,7 +62,8 @@ class Requests:
         self.close_when_flushed(conn)
 
     def op_ps(self, conn, msg, fds):
-        items = [c.summary() for c in sorted(self.containers.values(), key=lambda c: c.created)]
+        items = [c.summary() | {"ports": self.ports_of(c)}
+                 for c in sorted(self.containers.values(), key=lambda c: c.created)]
         if not msg.get("all"):
             items = [c for c in items if c["status"] in ("running", "starting")]
         return {"containers": items}, []
@@ -75,6 +76,7 @@ class Requests:
                          "work": str(c.dir / "work")}
         rec["adopted"] = c.adopted
         rec["warnings"] = c.warnings
+        rec["NetworkSettings"] = self.network_settings(c)
         if msg.get("transcript"):
             rec["transcript"] = transcript.load(c.dir)
         return {"container": rec}, []

@@ -39,6 +39,7 @@ class Start:
                               "try `sudo container-lab run ...`")
         for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
             self.sharing(mode, kind)        # refused before anything is made, as docker does
+        self.check_network_config(config)
         if msg.get("stepwise") and config.tty:
             raise InvalidArgument("a stage-by-stage start cannot give the container a terminal (-t)")
         c = self.create(config)
@@ -165,6 +166,15 @@ class Start:
                 transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
             c.warnings = list(c.cgroup.warnings)
             self.crash_point("after-cgroup")
+            if cfg.joins_network():
+                try:
+                    netns = self.plug_in(c, transcript)
+                except EngineError as e:
+                    self.fail_start(c, str(e), "network")
+                if netns is None:                   # no networking here: a loopback of its own, as --network none
+                    shared["new_ns"] = [*shared["new_ns"], "net"]
+                else:
+                    shared["join_ns"] = {**shared["join_ns"], "net": netns}
             spec = runtime.ChildSpec(
                 id=c.id, rootfs=str(c.dir / "rootfs"), lowerdir=c.process["lowerdir"],
                 upperdir=str(c.dir / "upper"), workdir=str(c.dir / "work"), hostname=c.process["hostname"],
@@ -189,7 +199,15 @@ class Start:
                 for fd in set(stdio) - {self.devnull}:
                     os.close(fd)          # the child has its own copies
                 stdio = ()
+                for target in shared["join_ns"].values():
+                    if "fd" in target:
+                        os.close(target.pop("fd"))
+            if "net" in shared["join_ns"]:
+                self.attached_to(c, pid)
         except BaseException:
+            for target in shared["join_ns"].values():
+                if "fd" in target:
+                    os.close(target.pop("fd"))
             for fd in set(stdio) - {self.devnull}:
                 os.close(fd)
             for fd in sinks.values():
@@ -394,6 +412,7 @@ class Start:
             raise RuntimeError(f"injected failure at {name}")
 
     def fail_start(self, c: Container, message: str, stage: str, code: int = 125):
+        self.unplug(c)
         if c.cgroup is not None:
             c.cgroup.destroy()
             c.cgroup = None

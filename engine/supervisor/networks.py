@@ -1,0 +1,530 @@
+"""Containers on networks: the supervisor's side of :mod:`engine.network`.
+
+A container on a network of ours (the default ``bridge``, or one made with
+``network create``) gets its network namespace from the supervisor, before
+its first process is forked, as podman does with netavark: the supervisor
+makes the namespace (``unshare(CLONE_NEWNET)`` on its own thread, then back),
+leases the address, plugs the namespace into the network's bridge with a veth
+pair and publishes the ports -- then the child joins that namespace with
+``setns(2)`` in its ``namespaces`` stage. A refusal (a port in use, no
+address left) therefore comes before anything is forked, and the child never
+waits for the network.
+
+Per network in use, a :class:`~engine.network.dns.DnsResponder` on the
+gateway's port 53 answers the containers' names (user networks) and
+forwards the rest to the host's resolvers; its sockets sit in the loop's
+selector as ``("netsock", obj)``. A published port also gets a userland
+proxy on the host's loopback (see :meth:`Networking.open_proxies`).
+
+When a container exits, its attachments are torn down (port elements, veth,
+lease) while the next container is being built (:meth:`tidy_one`); a crash
+leaves records that :func:`engine.network.sweep.sweep` reconciles at
+start-up and in ``gc``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import selectors
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import syscalls as sc
+from ..container import Container
+from ..errors import EngineError, InvalidArgument
+from ..spec import ContainerConfig
+
+POOLS_ENV = "CONTAINER_LAB_NETWORK_POOLS"     # "10.88.0.0/24,10.88.1.0/24": where new subnets come from
+# Subnets are chosen, and bridges made, under one host-wide lock: two engines
+# (a learner's and a test's) would otherwise pick the same free subnet.
+HOST_LOCK = "/run/container-lab.networks.lock"
+
+
+def _table_for(data: Path) -> str:
+    """The nftables table of a data directory: ``container_lab`` for the
+    usual one, a table of its own for any other (tests, sandboxes), so that
+    two engines never sweep each other's rules."""
+    if str(data) == os.path.join("/var/lib", "container-lab"):
+        return "container_lab"
+    return "container_lab_" + hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:8]
+
+
+@contextmanager
+def host_lock():
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Networking:
+    """Networks for containers: namespaces, leases, veths, names, ports."""
+
+    # -- the store, the networks ------------------------------------------------------------
+    @property
+    def net_store(self):
+        store = getattr(self, "_net_store", None)
+        if store is None:
+            from ..network import Store
+
+            pools = tuple(p.strip() for p in os.environ.get(POOLS_ENV, "").split(",") if p.strip()) or None
+            store = self._net_store = Store(self.data / "network", table=_table_for(self.data), pools=pools)
+        return store
+
+    def network_named(self, name: str, *, make_default: bool = True):
+        """The network ``name`` refers to; ``bridge`` is made on first use."""
+        from ..network import NetworkError, ipam
+
+        if name == ipam.DEFAULT_NETWORK and make_default:
+            try:
+                return self.net_store.network(name)
+            except NetworkError:
+                return self.create_network(name, dns=False)
+        try:
+            return self.net_store.network(name)
+        except NetworkError:
+            raise InvalidArgument(f"network {name} not found") from None
+
+    def create_network(self, name: str, **options):
+        """``network create``: the record, then the bridge and its rules at once
+        (under the host-wide lock, so the next engine to choose a subnet sees
+        this one's route)."""
+        from ..network import ipam
+
+        with host_lock():
+            net = ipam.create_network(self.net_store, name, **options)
+            try:
+                self.ensure_network(net)
+            except EngineError:
+                with self.net_store.lock():
+                    self.net_store.delete_network_record(net)
+                raise
+        return net
+
+    def ensure_network(self, net) -> None:
+        """The bridge, its address and our rules, checked once per network per supervisor life."""
+        from ..network import bridge
+
+        ready = self.__dict__.setdefault("_nets_ready", set())
+        if net.id in ready:
+            return
+        bridge.ensure_network(self.net_store, net)
+        ready.add(net.id)
+        self.responder_for(net)
+
+    def responder_for(self, net):
+        """The network's DNS responder (made once; None if port 53 of its gateway is taken)."""
+        from ..network import NetworkError
+        from ..network import dns as netdns
+
+        responders = self.__dict__.setdefault("_responders", {})
+        if net.id not in responders:
+            try:
+                r = netdns.DnsResponder(net.gateway, names=netdns.names_for(self.net_store, net),
+                                        upstreams=netdns.host_nameservers(netdns.read_host_resolv()))
+            except NetworkError as e:
+                print(f"network {net.name}: no name service: {e}", flush=True)
+                r = None
+            else:
+                for obj in r.selectables():
+                    self.sel.register(obj, selectors.EVENT_READ, ("netsock", obj))
+            responders[net.id] = r
+        return responders[net.id]
+
+    def on_netsock(self, _fileobj, obj) -> None:
+        obj.on_readable()
+
+    def refresh_names(self, network_id: str) -> None:
+        from ..network import dns as netdns
+
+        r = self.__dict__.get("_responders", {}).get(network_id)
+        if r is None:
+            return
+        net = next((n for n in self.net_store.networks() if n.id == network_id), None)
+        if net is not None:
+            r.set_names(netdns.names_for(self.net_store, net))
+
+    def close_network_service(self, network_id: str) -> None:
+        r = self.__dict__.get("_responders", {}).pop(network_id, None)
+        self.__dict__.get("_nets_ready", set()).discard(network_id)
+        if r is not None:
+            for obj in r.selectables():
+                try:
+                    self.sel.unregister(obj)
+                except (KeyError, ValueError):
+                    pass
+            r.close()
+
+    def resume_networks(self) -> None:
+        """At start-up: sweep what a crashed supervisor left, and serve names
+        again on the networks adopted containers are on."""
+        if not (self.data / "network").exists():
+            return
+        self.sweep_networks()
+        in_use = {a.network_id for a in self.net_store.attachments()}
+        for net in self.net_store.networks():
+            if net.id in in_use:
+                try:
+                    self.ensure_network(net)
+                except EngineError as e:
+                    print(f"network {net.name}: {e}", flush=True)
+
+    def stop_network_services(self) -> None:
+        for network_id in list(self.__dict__.get("_responders", {})):
+            self.close_network_service(network_id)
+
+    def network_timers(self) -> None:
+        for r in self.__dict__.get("_responders", {}).values():
+            if r is not None:
+                r.expire()
+
+    # -- checks before anything is made -----------------------------------------------------
+    def check_network_config(self, cfg: ContainerConfig) -> None:
+        """``run``/``create``: the network exists, --ip fits it, the ports are
+        free -- refused here, with nothing created."""
+        if not cfg.joins_network():
+            return
+        from ..network import NetworkError, ipam
+
+        if cfg.network != ipam.DEFAULT_NETWORK:
+            net = self.network_named(cfg.network)
+            if cfg.publish and net.internal:
+                raise InvalidArgument(f"network {net.name} is internal: it cannot publish ports")
+        try:
+            ipam._check_ports(self.net_store, [ipam.parse_publish(p) for p in cfg.publish if _fixed(p)])
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+
+    # -- a container's start ----------------------------------------------------------------
+    def plug_in(self, c: Container, transcript) -> dict | None:
+        """Make the container's network namespace and plug it into its network:
+        returns the ChildSpec's ``join_ns["net"]`` (the namespace as an fd the
+        child inherits), or None where the default network cannot be made
+        (then the container gets a loopback only, with a warning). Whatever
+        fails, nothing is left: no lease, no veth."""
+        from ..network import NetworkError, bridge, ipam
+        from ..network import dns as netdns
+
+        cfg = c.config
+        self.unplug(c)                      # a previous run's leftovers (a crash): made anew
+        try:
+            net = self.network_named(cfg.network)
+            self.ensure_network(net)
+        except NetworkError as e:
+            if cfg.network != ipam.DEFAULT_NETWORK:
+                raise InvalidArgument(str(e)) from None
+            c.warnings.append(f"no network for this container ({e}): it has a loopback device only, "
+                              "as with --network none (`container-lab doctor` says more)")
+            return None
+        ports = [ipam.parse_publish(p) for p in cfg.publish] + self.exposed_ports(c)
+        transcript.stage("network", f"Give the container a network: a veth pair to network {net.name}")
+        store = self.net_store
+        try:
+            att = ipam.lease(store, net, c.id, name=c.name, aliases=list(cfg.network_aliases), ip=cfg.ip,
+                             ports=ports)
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+        fd = -1
+        try:
+            fd = self.new_netns()
+            transcript.op("unshare", "ip netns add NS  # a new network namespace, held open by the engine",
+                          flags=["CLONE_NEWNET"], by="supervisor")
+            for shell, fields in plug_ops(store, net, att):
+                transcript.op("netlink" if shell.startswith("ip ") else "nft", shell, by="supervisor", **fields)
+            try:
+                bridge.attach(store, net, att, netns_fd=fd)
+            except NetworkError as e:
+                if "is missing" not in str(e):
+                    raise
+                self.__dict__.get("_nets_ready", set()).discard(net.id)   # someone deleted the bridge
+                self.ensure_network(net)
+                bridge.attach(store, net, att, netns_fd=fd)
+            (c.dir / "hosts").write_text(netdns.hosts_file(att, c.process["hostname"]))
+            (c.dir / "resolv.conf").write_text(netdns.resolv_conf(net, netdns.read_host_resolv()))
+        except BaseException as e:
+            if fd >= 0:
+                os.close(fd)
+            try:
+                ipam.release(store, att)
+            except OSError:
+                pass
+            if isinstance(e, NetworkError):
+                raise InvalidArgument(str(e)) from None
+            raise
+        self.refresh_names(net.id)
+        return {"fd": fd, "path": f"(network {net.name})", "network": net.name, "made": True}
+
+    def attached_to(self, c: Container, pid: int) -> None:
+        """The child has been forked: its PID goes into its leases (the sweep's liveness check)."""
+        from ..container import process_start_time
+        from ..network import ipam
+
+        for att in self.net_store.attachments(container_id=c.id):
+            ipam.set_pid(self.net_store, att, pid, process_start_time(pid) or 0)
+
+    def new_netns(self) -> int:
+        """A new network namespace, as an fd: made on this thread and left
+        again at once (a namespace lives while an fd or a process holds it)."""
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.kernel.unshare(sc.CLONE_NEWNET)
+            try:
+                return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            finally:
+                self.kernel.setns(home, sc.CLONE_NEWNET)
+        finally:
+            os.close(home)
+
+    def exposed_ports(self, c: Container) -> list:
+        """``-P``: each port the image exposes, on a free host port."""
+        from ..network.records import PortRecord
+
+        if not c.config.publish_all:
+            return []
+        out = []
+        for key in (c.image.get("exposed") or []):
+            port, _, proto = str(key).partition("/")
+            if port.isdigit() and 0 < int(port) < 65536 and (proto or "tcp") in ("tcp", "udp"):
+                out.append(PortRecord(host_ip="", host_port=0, container_port=int(port), proto=proto or "tcp"))
+        return out
+
+    def unplug(self, c: Container) -> None:
+        """Every attachment of ``c``: port elements, veth, lease (idempotent)."""
+        from ..network import bridge
+
+        store = self.net_store if c.config.joins_network() or self.__dict__.get("_net_store") else None
+        if store is None or not store.attachments_dir.exists():
+            return
+        for att in store.attachments(container_id=c.id):
+            try:
+                bridge.teardown(store, att)
+            except EngineError as e:
+                print(f"container {c.id[:12]}: network teardown failed: {e}", flush=True)
+            self.refresh_names(att.network_id)
+
+    def sweep_networks(self) -> dict:
+        """After a crash (start-up) and in gc: leases of containers no longer
+        running, links and rules no record explains."""
+        from ..network import sweep
+
+        store = self.net_store
+        if not store.root.exists():
+            return {}
+        running = {cid for cid, c in self.containers.items() if c.status == "running" or c.starting}
+        try:
+            return sweep.sweep(store, alive=lambda att: att.container_id in running)
+        except EngineError as e:
+            print(f"network sweep failed: {e}", flush=True)
+            return {}
+
+
+def _fixed(spec: str) -> bool:
+    """A -p spec naming its host port (a free one is chosen for the others)."""
+    head = spec.split("/")[0].split(":")
+    return len(head) >= 2 and head[-2] not in ("", "0")
+
+
+def plug_ops(store, net, att) -> list[tuple[str, dict]]:
+    """What :func:`engine.network.bridge.attach` does, as shell commands, for the transcript."""
+    from ..network import bridge
+
+    ops = [(f"ip link add {att.veth} type veth peer name {att.ifname} address {att.mac} netns NS",
+            {"device": att.veth, "peer": att.ifname}),
+           (f"ip link set {att.veth} master {net.bridge} up", {"device": att.veth, "master": net.bridge}),
+           (f"ip -n NS addr add {att.address}/{att.prefixlen} dev {att.ifname}", {"address": att.address}),
+           (f"ip -n NS link set {att.ifname} up", {"device": att.ifname})]
+    if not net.internal and att.default_route:
+        ops.append((f"ip -n NS route add default via {att.gateway}", {"gateway": att.gateway}))
+    for m, k, v in bridge._port_elements(att):
+        ops.append((f"nft add element inet {store.table} {m} '{{ {k} : {v} }}'", {"map": m}))
+    return ops
+
+
+def remove_all_networks(data: Path) -> list[str]:
+    """Every network of a data directory, its bridge, rules and records: for a
+    test session or a sandbox that is thrown away whole (its supervisor has
+    stopped). Returns the names removed."""
+    from ..network import Store, bridge, sweep
+
+    root = data / "network"
+    if not root.exists():
+        return []
+    store = Store(root, table=_table_for(data))
+    with store.lock():
+        for att in store.attachments():
+            bridge.teardown(store, att)
+        gone = []
+        for net in store.networks():
+            bridge.remove_network(store, net)
+            store.delete_network_record(net)
+            gone.append(net.name)
+    sweep.sweep(store)
+    return gone
+
+
+class NetworkRequests:
+    """``network create|ls|inspect|rm|connect|disconnect|prune`` and ``port``."""
+
+    def op_network_create(self, conn, msg, fds):
+        name = msg.get("name")
+        if not isinstance(name, str):
+            raise InvalidArgument("a network needs a name")
+        from ..network import NetworkError, ipam
+
+        if name in ("bridge", "none", "host") or name.startswith("container:"):
+            if name == ipam.DEFAULT_NETWORK:
+                self.network_named(name)        # made on first use anyway
+            raise InvalidArgument(f"network {name} already exists (it is predefined)")
+        subnet, internal = msg.get("subnet"), msg.get("internal", False)
+        if subnet is not None and not isinstance(subnet, str) or not isinstance(internal, bool):
+            raise InvalidArgument("subnet must be a CIDR and internal true or false")
+        try:
+            net = self.create_network(name, subnet=subnet, internal=internal)
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+        return {"network": self.network_info(net)}, []
+
+    def op_network_ls(self, conn, msg, fds):
+        self.network_named("bridge")            # docker always lists its default network
+        return {"networks": [self.network_info(n, members=False) for n in self.net_store.networks()]}, []
+
+    def op_network_inspect(self, conn, msg, fds):
+        return {"network": self.network_info(self.network_named(str(msg.get("name")), make_default=True))}, []
+
+    def op_network_rm(self, conn, msg, fds):
+        from ..network import NetworkError, bridge, ipam
+
+        name = str(msg.get("name"))
+        if name in (ipam.DEFAULT_NETWORK, "none", "host"):
+            raise InvalidArgument(f"{name} is a pre-defined network and cannot be removed")
+        net = self.network_named(name)
+        self.tidy_all()                                  # exits already seen release their leases first
+        try:
+            bridge.destroy_network(self.net_store, net.name)
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+        self.close_network_service(net.id)
+        return {"name": net.name, "id": net.id}, []
+
+    def op_network_prune(self, conn, msg, fds):
+        from ..network import NetworkError, bridge, ipam
+
+        self.tidy_all()
+        removed = []
+        for net in self.net_store.networks():
+            if net.name == ipam.DEFAULT_NETWORK or self.net_store.attachments(network_id=net.id):
+                continue
+            try:
+                bridge.destroy_network(self.net_store, net.name)
+            except NetworkError:
+                continue
+            self.close_network_service(net.id)
+            removed.append(net.name)
+        return {"removed": removed}, []
+
+    def op_network_connect(self, conn, msg, fds):
+        """Plug a running container into one more network: ``eth1``, ``eth2`` ..."""
+        from ..network import NetworkError, bridge, ipam
+        from ..network import dns as netdns
+
+        c = self.find(msg.get("container"))
+        net = self.network_named(str(msg.get("network")))
+        if c.status != "running" or not c.pid:
+            raise InvalidArgument(f"container {c.name} is not running: start it, then connect it")
+        if not c.config.joins_network():
+            raise InvalidArgument(f"container {c.name} runs with --network {c.config.network}: "
+                                  "it cannot be connected to a network")
+        aliases = msg.get("aliases") or []
+        ip = msg.get("ip")
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases) or (
+                ip is not None and not isinstance(ip, str)):
+            raise InvalidArgument("aliases must be a list of names and ip an address")
+        mine = self.net_store.attachments(container_id=c.id)
+        if any(a.network_id == net.id for a in mine):
+            raise InvalidArgument(f"container {c.name} is already connected to network {net.name}")
+        used = {a.ifname for a in mine}
+        ifname = next(f"eth{n}" for n in range(64) if f"eth{n}" not in used)
+        try:
+            self.ensure_network(net)
+            att = ipam.lease(self.net_store, net, c.id, name=c.name, aliases=aliases, ip=ip, pid=c.pid,
+                             start_ticks=c.pid_start, ifname=ifname, default_route=not mine)
+            try:
+                bridge.attach(self.net_store, net, att, pid=c.pid)
+            except NetworkError:
+                ipam.release(self.net_store, att)
+                raise
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+        (c.dir / "hosts").write_text(netdns.hosts_file(self.net_store.attachments(container_id=c.id)[0],
+                                                       c.process["hostname"]))
+        self.refresh_names(net.id)
+        self.emit("network-connect", c, network=net.name, address=att.address)
+        return {"container": c.name, "network": net.name, "address": att.address, "ifname": ifname}, []
+
+    def op_network_disconnect(self, conn, msg, fds):
+        from ..network import NetworkError, bridge
+
+        c = self.find(msg.get("container"))
+        net = self.network_named(str(msg.get("network")))
+        att = next((a for a in self.net_store.attachments(container_id=c.id) if a.network_id == net.id), None)
+        if att is None:
+            raise InvalidArgument(f"container {c.name} is not connected to network {net.name}")
+        try:
+            bridge.teardown(self.net_store, att)
+        except NetworkError as e:
+            raise InvalidArgument(str(e)) from None
+        self.refresh_names(net.id)
+        self.emit("network-disconnect", c, network=net.name)
+        return {"container": c.name, "network": net.name}, []
+
+    def op_port(self, conn, msg, fds):
+        c = self.find(msg.get("id"))
+        return {"name": c.name, "ports": self.ports_of(c)}, []
+
+    # -- what inspect, ps and port show -----------------------------------------------------
+    def ports_of(self, c: Container) -> list[dict]:
+        if not c.config.joins_network() or c.status not in ("running", "starting"):
+            return []
+        return [dict(p, container_ip=a.address) for a in self.net_store.attachments(container_id=c.id)
+                for p in a.ports]
+
+    def network_settings(self, c: Container) -> dict:
+        """docker inspect's ``NetworkSettings``: the first network's address at
+        the top, every network under ``Networks``, ``Ports`` as docker keys them."""
+        atts = self.net_store.attachments(container_id=c.id) if c.config.joins_network() and \
+            c.status in ("running", "starting") else []
+        ports: dict[str, list[dict] | None] = {f"{k}": None for k in c.image.get("exposed") or []
+                                               if c.config.publish_all}
+        for a in atts:
+            for p in a.ports:
+                ports.setdefault(f"{p['container_port']}/{p['proto']}", [])
+                ports[f"{p['container_port']}/{p['proto']}"] = (ports[f"{p['container_port']}/{p['proto']}"] or []) + [
+                    {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}]
+        first = atts[0] if atts else None
+        networks = {a.network: {"NetworkID": a.network_id, "IPAddress": a.address, "IPPrefixLen": a.prefixlen,
+                                "Gateway": a.gateway, "MacAddress": a.mac, "Aliases": list(a.aliases) or None,
+                                "InterfaceName": a.ifname, "HostInterface": a.veth} for a in atts}
+        if not atts and c.config.joins_network():
+            networks = {c.config.network: {"NetworkID": "", "IPAddress": "", "IPPrefixLen": 0, "Gateway": "",
+                                           "MacAddress": "", "Aliases": list(c.config.network_aliases) or None}}
+        return {"IPAddress": first.address if first else "", "IPPrefixLen": first.prefixlen if first else 0,
+                "Gateway": first.gateway if first and first.default_route else "",
+                "MacAddress": first.mac if first else "", "Ports": ports, "Networks": networks,
+                "NetworkMode": c.config.network}
+
+    def network_info(self, net, *, members: bool = True) -> dict:
+        info = {"Name": net.name, "Id": net.id, "Driver": net.driver, "Internal": net.internal,
+                "Bridge": net.bridge, "EnableDNS": net.dns, "Created": net.created,
+                "IPAM": {"Config": [{"Subnet": net.subnet, "Gateway": net.gateway}]}}
+        if members:
+            info["Containers"] = {a.container_id: {"Name": a.name, "IPv4Address": f"{a.address}/{a.prefixlen}",
+                                                   "MacAddress": a.mac, "Aliases": a.aliases,
+                                                   "HostInterface": a.veth}
+                                  for a in self.net_store.attachments(network_id=net.id)}
+        else:
+            info["Containers"] = len(self.net_store.attachments(network_id=net.id))
+        return info
