@@ -142,6 +142,7 @@ def interleaved(rows: dict, runs: int, every: dict | None = None) -> dict[str, l
 
 def bench_snapshot(client, name: str, runs: int) -> dict:
     from engine import netinfo, observe
+    from engine.observe.watch import _Watch
 
     record = client.inspect(name)
     cgroup = client._cgroup_of(record)
@@ -150,7 +151,7 @@ def bench_snapshot(client, name: str, runs: int) -> dict:
     assert len(snap["processes"]) >= BIG_PROCS, len(snap["processes"])
     assert snap["network"] is not None, snap["network_error"]
     pids = [pid] + sorted(p for p in observe.members(cgroup) if p != pid)
-    watch = observe._Watch()
+    watch = _Watch()
     observe.processes(pids, watch=watch)
     cpu0 = cpu_seconds()
     for _ in range(runs):

@@ -367,7 +367,7 @@ def test_bad_names(tmp_path, cid, parent):
 
 
 def test_destroy_reports_a_busy_cgroup(tmp_path, monkeypatch):
-    monkeypatch.setattr(cgroups, "_KILL_TIMEOUT", 0.1)
+    monkeypatch.setattr(cgroups.Cgroup, "kill_timeout", 0.1)
     drv = v2_driver(tmp_path)
     cg = drv.create("c1", Limits())
     (cg.paths["unified"] / "child").mkdir()                # rmdir -> EBUSY
@@ -444,14 +444,14 @@ def test_detect_none_v2_without_controllers(tmp_path):
 
 def test_detect_none_when_not_writable(tmp_path, monkeypatch):
     root = make_files(tmp_path / "cg", V2_ROOT)
-    monkeypatch.setattr(cgroups.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(cgroups.detection.os, "access", lambda path, mode: False)
     drv = detect(root, mountinfo(tmp_path, [f"30 23 0:26 / {root} rw - cgroup2 cgroup2 rw"]))
     assert isinstance(drv, NoDriver) and "not writable" in drv.reason
 
 
 def test_detect_none_v1_not_writable(tmp_path, monkeypatch):
     base = tmp_path / "cg"
-    monkeypatch.setattr(cgroups.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(cgroups.detection.os, "access", lambda path, mode: False)
     drv = detect(base, v1_mountinfo(tmp_path, base))
     assert isinstance(drv, NoDriver) and "not writable" in drv.reason
 

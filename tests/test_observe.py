@@ -149,9 +149,10 @@ def test_snapshots_of_a_container_churning_processes_never_fail():
 
 def test_a_process_that_execs_shows_its_new_command_at_once(family, monkeypatch):
     from engine import observe
+    from engine.observe import procs
 
     # No timed re-read within this test: a new command can only come from the exec being noticed.
-    monkeypatch.setattr(observe, "REFRESH_FIRST", 3600.0)
+    monkeypatch.setattr(procs, "REFRESH_FIRST", 3600.0)
     c = client()
     cl("exec", family, "mkfifo", "/tmp/go", check=True)
     argv = ["sh", "-c", "read _ < /tmp/go; exec sleep 77"]

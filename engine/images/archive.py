@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import ImageError, InvalidArgument
-from engine.images.extract import detect_compression, limits_from_env
+from engine.images.extract import detect_compression
 from engine.images.layer import FIXED_MTIME
+from engine.images.limits import limits_from_env
 from engine.images.reference import familiar_reference, parse_reference, qualified_reference
 from engine.images.store import (
     CONFIG_MEDIA_TYPE,

@@ -488,7 +488,7 @@ def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
     say({"event": "resolved", "repository": repository, "host": host, "digest": digest,
          "layers": len(manifest["layers"])})
     new = False
-    from engine.images.extract import check_declared_sizes, check_free_space, limits_from_env
+    from engine.images.limits import check_declared_sizes, check_free_space, limits_from_env
 
     config = manifest["config"]
     if config["size"] > MAX_CONFIG:

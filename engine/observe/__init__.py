@@ -1,0 +1,102 @@
+"""Seeing inside a running container, read straight from the kernel.
+
+A container is processes on the host's kernel, so everything about it can be
+read from the host's /proc and cgroup files -- no need to enter it:
+
+- its processes are the members of its cgroup (``cgroup.procs``), and each
+  one's ``NSpid`` line in /proc/PID/status gives its PID on the host AND
+  inside its own PID namespace (4312 outside is 1 inside);
+- its namespaces are the inodes behind /proc/PID/ns/*; two processes share a
+  namespace exactly when the inodes are equal;
+- its mounts are /proc/PID/mountinfo of its first process, which lists the
+  mount table as the container sees it;
+- its network is what netlink answers inside its network namespace: that is
+  the one part that has to be read from in there (see :mod:`engine.netinfo`);
+- its writable layer is the overlay's upper directory;
+- its hostname is what ``uname`` says on a thread that joined its UTS
+  namespace for a moment.
+
+:func:`snapshot` returns plain, JSON-serialisable data (schema
+:data:`VERSION`: :class:`Snapshot` and the TypedDicts of :mod:`.schema`);
+:func:`compare` says what changed between two snapshots; :func:`diff_layer`
+lists the writable layer's changes the way ``docker diff`` does.
+
+Where each part lives:
+
+- :mod:`.schema` -- :class:`Snapshot` and its parts, schema :data:`VERSION`;
+- :mod:`.procs` -- the processes (members of the cgroup), and how reading
+  them stays cheap;
+- :mod:`.watch` -- what snapshots remember of a container between calls;
+- :mod:`.ns` -- the namespaces, compared with the host's, and the hostname;
+- :mod:`.mountinfo` -- the mount table, the overlay's layers picked out;
+- :mod:`.network` -- the network, through :mod:`engine.netinfo`;
+- :mod:`.changes` -- :func:`compare` and :func:`diff_layer`;
+- :mod:`.procfs` -- reading a /proc file that may vanish mid-read;
+- here -- :func:`snapshot`, which puts the parts together.
+
+Processes that vanish mid-read are skipped. Safe to call from any thread:
+snapshots of one container take turns (a lock), the network is read on a
+short-lived thread of its own that ends before the call returns.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .changes import compare, cpu_rate, diff_layer
+from .mountinfo import mounts
+from .network import _watched_network, read_network
+from .ns import hostname, namespaces, reference_namespaces
+from .procs import OVERFLOW_UID, REFRESH_FIRST, REFRESH_MAX, id_map, map_id, members, process, processes
+from .schema import VERSION, Address, Interface, Namespace, Network, Process, Route, Snapshot
+from .watch import _watch, forget
+
+__all__ = [
+    "VERSION", "REFRESH_FIRST", "REFRESH_MAX", "OVERFLOW_UID",
+    "Snapshot", "Process", "Namespace", "Network", "Interface", "Address", "Route",
+    "snapshot", "compare", "cpu_rate", "diff_layer", "forget",
+    "process", "processes", "members", "id_map", "map_id",
+    "mounts", "namespaces", "reference_namespaces", "hostname", "read_network",
+]
+
+
+def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
+             network: bool = True) -> Snapshot:
+    """Everything the lab panel shows of one container, from its ``inspect`` record.
+
+    ``cgroup``: the container's :class:`engine.cgroups.Cgroup` (for usage and
+    its member processes); ``others``: name -> PID 1 of other containers;
+    ``network``: False to leave the network out (``network_error`` says so).
+    Never raises for what the container does meanwhile: a process that exits
+    is left out, a network that cannot be read is None with the reason."""
+    taken = time.time()
+    pid = record.get("pid") or 0
+    running = record.get("status") in ("running", "starting") and pid > 0   # starting: run --explain
+    reference, ref_source = reference_namespaces()
+    snap: Snapshot = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
+            "status": record.get("status"), "pid": pid, "reference": ref_source,
+            "processes": [], "namespaces": {}, "mounts": [], "hostname": None, "network": None,
+            "network_error": "the container is not running", "resources": None}
+    if not running:
+        forget(record["id"])
+        return snap
+    pids = members(cgroup) if cgroup is not None else []
+    pids = [pid] + sorted(p for p in pids if p != pid)      # PID 1 first: its NSpid sets the level
+    watch = _watch(record["id"])
+    snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
+    snap["namespaces"] = namespaces(pid, reference, others)
+    snap["mounts"] = mounts(pid)
+    snap["hostname"] = hostname(pid)
+    if cgroup is not None:
+        try:
+            snap["resources"] = cgroup.usage()
+        except OSError:
+            snap["resources"] = None
+    if network:
+        # On a thread of its own, waited for: run beside the /proc reading
+        # above, it would only fight this thread for the GIL.
+        snap["network"], snap["network_error"] = _watched_network(watch, pid, snap["processes"])
+    else:
+        snap["network_error"] = "not asked for"
+    return snap
+
