@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from .catalog import Catalog
-from .lang import LANGS
+from .lang import LANGS, detect
 
 LANGUAGES = LANGS
 MESSAGES = Catalog(os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale"))
@@ -42,8 +42,6 @@ def __getattr__(name: str):
 
 def language(explicit: str | None = None) -> str:
     """``explicit`` if given, else the locale's (:func:`engine.lang.detect`, as the app reads it)."""
-    from .lang import detect
-
     return explicit or detect()
 
 
