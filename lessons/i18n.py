@@ -1,10 +1,13 @@
 """What the course framework says to learners, in English and Chinese.
 
-One keyed catalog per language, with the same keys and the same
-``{placeholders}`` (``tests/test_course.py`` checks the parity). Commands,
-paths, image names and flags are values, never part of a translation.
-Chinese follows the project's terms -- 镜像、容器、命名空间、控制组、宿主机 --
-with a space between Chinese and Latin text and full-width punctuation.
+The words are in the package's gettext catalog, ``lessons/locale/``
+(``container-lab.pot`` in English, ``zh.po``; the format, and how to add a
+message: :mod:`engine.catalog`). The code asks for a message by its key
+(:func:`msg`) and for a number with its noun by the noun (:func:`count`,
+"1 lesson", "2 lessons", "2 课": gettext's plural forms). Commands, paths,
+image names and flags are values, never part of a translation. Chinese
+follows the project's terms -- 镜像、容器、命名空间、控制组、宿主机 -- with a space
+between Chinese and Latin text and full-width punctuation.
 
 Messages for instructors (``course check``) are English only: they name
 files, keys and lines, not ideas.
@@ -12,338 +15,33 @@ files, keys and lines, not ideas.
 
 from __future__ import annotations
 
-LANGS = ("en", "zh")
+import os
 
-CATALOG: dict[str, dict[str, str]] = {
-    "en": {
-        "list.sep": "; ",
-        "list.more": " (and {n} more)",
-        # counted nouns (count(): one, or any other number)
-        "n.lesson.one": "{n} lesson", "n.lesson.other": "{n} lessons",
-        "n.step.one": "{n} step", "n.step.other": "{n} steps",
-        "n.check.one": "{n} check", "n.check.other": "{n} checks",
-        "n.quiz.one": "{n} quiz", "n.quiz.other": "{n} quizzes",
-        "n.problem.one": "{n} problem", "n.problem.other": "{n} problems",
-        "n.process.one": "{n} process", "n.process.other": "{n} processes",
-        "n.fork.one": "{n} fork", "n.fork.other": "{n} forks",
-        "n.cpu_period.one": "{n} CPU period", "n.cpu_period.other": "{n} CPU periods",
-        "where.named": "in container {name}",
-        "where.any": "in a container started in this step",
-        # commands
-        "cmd.quote": "cannot read this command: {error}",
-        "cmd.empty": "the command is empty",
-        "cmd.not_docker": "only docker commands run here ('{word}' is not one); "
-                          "commands inside a container go into its terminal",
-        "cmd.no_verb": "docker needs a command, like: docker run lab echo hi",
-        "cmd.global_flag": "docker's global option {flag} is not supported here",
-        "cmd.unsupported_verb": "'docker {verb}' is not available in container-lab yet",
-        "cmd.not_a_command": "docker: '{verb}' is not a docker command.",
-        "cmd.did_you_mean": " Did you mean '{command}'?",
-        "cmd.unsupported_flag": "'docker {verb} {flag}' is not supported by container-lab: {why}",
-        "cmd.invalid": "docker {verb}: {error}",
-        "cmd.save_to_file": "docker save: give the archive a file, with -o FILE (its bytes cannot be shown here)",
-        "cmd.load_from_file": "docker load: name the archive with -i FILE (nothing can be typed into it here)",
-        "flag.port": "there is no bridge network with port mapping yet",
-        "flag.privileged": "a privileged container would not be isolated, and this course is about isolation",
-        "flag.caps": "containers keep Docker's default capabilities",
-        "flag.mount": "use -v /host/path:/container/path for a bind mount",
-        "flag.restart": "there is no restart policy",
-        "flag.platform": "images run on this machine's own platform",
-        "flag.entrypoint": "give the command after the image name instead",
-        "flag.device": "devices cannot be passed in",
-        "flag.network": "only the network modes the engine lists in 'run --help' are available",
-        "flag.logging": "output goes to the container's own log",
-        "flag.readonly": "the writable layer cannot be turned off",
-        "flag.ulimit": "use --pids-limit, --memory or --cpus: cgroup limits",
-        "flag.cpuset": "use --cpus to limit CPU",
-        "flag.reservation": "use --memory for a hard limit",
-        "flag.pull": "images come from the local store",
-        "flag.envfile": "pass each variable with -e KEY=VALUE",
-        "notice.fallback": "The image {image} is not in the local store and cannot be pulled "
-                           "(container-lab has no registry client yet), so this runs on the built-in "
-                           "{fallback} image instead. The event log records both names.",
-        "pull.present": "{image}: already in the local image store",
-        "pull.fallback": "{image} cannot be pulled: container-lab has no registry client yet. "
-                         "The lesson runs on the built-in {fallback} image instead.",
-        "pull.missing": "{image} cannot be pulled: container-lab has no registry client yet, "
-                        "and it is not in the local store",
-        # checks: expected
-        "check.unknown": "unknown check '{kind}'",
-        "check.engine_error": "the engine could not answer: {error}",
-        "exp.container_ran": "a container ran",
-        "exp.image": "from the image {image}",
-        "exp.argv": "running `{cmd}`",
-        "exp.name": "named {name}",
-        "exp.exit_code": "exited with code {code}",
-        "exp.exec_ran": "a command ran with exec {where}",
-        "exp.interactive": "an interactive session (a terminal, -it) opened {where}",
-        "exp.running": "container {name} is running",
-        "exp.not_running": "container {name} is not running",
-        "exp.pid1": "PID 1 {where} is `{cmd}`",
-        "exp.hostname": "the hostname {where} differs from the host's ({host})",
-        "exp.hostname_is": "it is {name}",
-        "exp.deleted": "{path} deleted {where}, in its writable layer only (the image still has it)",
-        "exp.limit.memory": "the memory limit was hit (the kernel's OOM killer acted) {where}",
-        "exp.limit.pids": "the process limit was hit (the kernel refused a fork) {where}",
-        "exp.limit.cpu": "the CPU limit was enforced (the kernel throttled the container) {where}",
-        "exp.ns.shared.host": "{name} shares the host's {kind} namespace",
-        "exp.ns.shared.ctr": "{name} and {other} share one {kind} namespace",
-        "exp.ns.isolated.host": "{name} has its own {kind} namespace, not the host's",
-        "exp.ns.isolated.ctr": "{name} and {other} each have their own {kind} namespace",
-        "exp.visible.host": "`{cmd}` is visible from the host",
-        "exp.visible.ctr": "`{cmd}` is visible from inside {where}",
-        "exp.invisible.host": "`{cmd}` is not visible from the host",
-        "exp.invisible.ctr": "`{cmd}` is not visible from inside {where}",
-        # checks: what was seen
-        "saw.no_container": "no container has run since this step began",
-        "saw.container": "{name}: {image} `{cmd}`, {state}",
-        "saw.image_fallback": "{image} (run on {fallback})",
-        "saw.exited": "exited with code {code}",
-        "saw.running": "running",
-        "saw.status": "{status}",
-        "saw.state_of": "{name} ({image}) is {state}",
-        "saw.no_such": "there is no container named {name}",
-        "saw.not_running": "{name} is not running",
-        "saw.exec": "exec in {name}: `{cmd}` exited with code {code}",
-        "saw.no_exec": "no command has run with exec since this step began",
-        "saw.session.run.tty": "{name} was started with a terminal: `{cmd}`",
-        "saw.session.run.plain": "{name} was started without a terminal (no -t): `{cmd}`",
-        "saw.session.exec.tty": "an interactive exec in {name}: `{cmd}`",
-        "saw.session.exec.plain": "a non-interactive exec in {name} (no -t, so it does not count): `{cmd}`",
-        "saw.no_session": "no container or exec has started since this step began",
-        "saw.pid1.live": "PID 1 in {name} is `{cmd}` (read from the kernel)",
-        "saw.pid1.record": "PID 1 in {name} was `{cmd}` (it has exited)",
-        "saw.unreadable": "the hostname inside {name} could not be read",
-        "saw.hostname": "inside {name} the hostname is {inside}; on the host it is {host}",
-        "saw.deleted": "{path} is deleted in {name}'s writable layer, and the image still has it",
-        "saw.change.D": "{path} is gone from {name}, but the image does not have it either",
-        "saw.change.C": "{path} was changed in {name}, not deleted",
-        "saw.change.A": "{path} was added in {name}, not deleted",
-        "saw.change.none": "{path} is unchanged in {name}",
-        "saw.oom": "the kernel's OOM killer acted in {name}",
-        "saw.pids": "the kernel refused {count} in {name}: its pids limit",
-        "saw.no_limit": "no limit has been hit since this step began",
-        "saw.cpu": "the kernel held {name} back in {throttled} of its {periods}: its CPU limit",
-        "saw.cpu.none": "{name} has not been throttled yet ({periods} so far)",
-        "saw.cpu.unreadable": "the CPU accounting of {name} cannot be read (was a CPU limit set with --cpus?)",
-        "saw.ns.unreadable": "the {kind} namespaces could not be read",
-        "saw.ns.same.host": "{name} is in the host's {kind} namespace ({a})",
-        "saw.ns.same.ctr": "{name} and {other} are in the same {kind} namespace ({a})",
-        "saw.ns.different.host": "{name} is in {kind} namespace {a}, the host in {b}",
-        "saw.ns.different.ctr": "{name} is in {kind} namespace {a}, {other} in {b}",
-        "saw.visible.host": "the host sees {count}, `{cmd}` among them (PID {pid})",
-        "saw.visible.ctr": "inside {where}, {count} can be seen, `{cmd}` among them (PID {pid} there)",
-        "saw.invisible.host": "the host sees {count}, and `{cmd}` is not one of them",
-        "saw.invisible.ctr": "inside {where}, {count} can be seen, and `{cmd}` is not one of them",
-        # what a step requires of this machine (container-lab doctor's checks)
-        "req.skipped": "This step is not run on this machine, because it lacks {needs}. "
-                       "Read on to see what it would show.",
-        "req.one": "{what} (doctor: {id}: {detail})",
-        "req.ns": "{kind} namespaces",
-        "req.root": "root privileges",
-        "req.kernel": "a Linux kernel",
-        "req.overlayfs": "overlayfs (a union filesystem)",
-        "req.seccomp": "a system call filter (seccomp)",
-        "req.exe.sealed": "sealed in-memory executables (memfd seals)",
-        "req.init": "a real init for --init (tini)",
-        "req.storage.quota": "bounded writable layers (--storage-opt size)",
-        "req.userns.private": "a private user namespace (--userns private)",
-        "req.cgroup.memory": "memory limits",
-        "req.cgroup.pids": "process-count limits",
-        "req.cgroup.cpu": "CPU limits",
-        "req.cgroup.swap": "swap limits",
-        "check.skipped": "not checked: the step was not run on this machine",
-        # running commands
-        "run.done": "exit code {code}",
-        "run.cancelled": "cancelled",
-        "run.timeout": "stopped after {seconds} s: the command did not finish",
-        "run.failed": "could not run it: {error}",
-        # progress
-        "progress.corrupt": "Your progress file could not be read ({error}); it was kept as {path} "
-                            "and you start afresh.",
-        "progress.future": "Your progress file was written by a newer container-lab (format {version}); "
-                           "it was kept as {path} and you start afresh.",
-        # solve
-        "solve.lesson": "Lesson {lesson}: {title}",
-        "solve.step": "  step {step}: {title}",
-        "solve.command": "    $ {cmd}",
-        "solve.typed": "      > {line}",
-        "solve.check.pass": "    ✓ {expected}",
-        "solve.check.fail": "    ✗ expected: {expected}\n      saw: {saw}",
-        "solve.quiz.pass": "    ✓ quiz answered: {answer}",
-        "solve.quiz.fail": "    ✗ quiz: the answer {answer} was not accepted",
-        "solve.quiz.wrong_accepted": "    ✗ quiz: the wrong answer {answer} was accepted",
-        "solve.command.fail": "    ✗ `{cmd}`: {error}",
-        "solve.ok": "Solved: {lessons}, {steps}, {checks}, {quizzes}, all passed.",
-        "solve.skipped": "    – skipped: {why}",
-        "solve.ok.skipped": "Solved: {lessons}, {steps}, {checks}, {quizzes}, all passed; "
-                            "{skipped} skipped, needing what this machine lacks.",
-        "solve.failed": "Not solved: {failures} in {lessons}.",
-        "solve.no_lesson": "no lesson '{lesson}' in this course (lessons: {lessons})",
-        "course.invalid": "this course has mistakes; run: container-lab course check {path}",
-    },
-    "zh": {
-        "list.sep": "；",
-        "list.more": "（另有 {n} 项）",
-        "n.lesson.one": "{n} 课", "n.lesson.other": "{n} 课",
-        "n.step.one": "{n} 个步骤", "n.step.other": "{n} 个步骤",
-        "n.check.one": "{n} 项检查", "n.check.other": "{n} 项检查",
-        "n.quiz.one": "{n} 道测验", "n.quiz.other": "{n} 道测验",
-        "n.problem.one": "{n} 个问题", "n.problem.other": "{n} 个问题",
-        "n.process.one": "{n} 个进程", "n.process.other": "{n} 个进程",
-        "n.fork.one": "{n} 次 fork", "n.fork.other": "{n} 次 fork",
-        "n.cpu_period.one": "{n} 个 CPU 调度周期", "n.cpu_period.other": "{n} 个 CPU 调度周期",
-        "where.named": "在容器 {name} 中",
-        "where.any": "在本步骤启动的容器中",
-        "cmd.quote": "无法解析这条命令：{error}",
-        "cmd.empty": "命令为空",
-        "cmd.not_docker": "这里只能运行 docker 命令（'{word}' 不是）；要在容器里执行的命令，请在容器的终端中输入",
-        "cmd.no_verb": "docker 后面需要跟一个子命令，例如：docker run lab echo hi",
-        "cmd.global_flag": "这里不支持 docker 的全局选项 {flag}",
-        "cmd.unsupported_verb": "container-lab 暂不支持 'docker {verb}'",
-        "cmd.not_a_command": "docker：'{verb}' 不是 docker 命令。",
-        "cmd.did_you_mean": "你是想输入 '{command}' 吗？",
-        "cmd.unsupported_flag": "container-lab 不支持 'docker {verb} {flag}'：{why}",
-        "cmd.invalid": "docker {verb}：{error}",
-        "cmd.save_to_file": "docker save：请用 -o FILE 把归档写入文件（这里无法显示归档的字节）",
-        "cmd.load_from_file": "docker load：请用 -i FILE 指定归档文件（这里无法向它输入内容）",
-        "flag.port": "目前还没有支持端口映射的桥接网络",
-        "flag.privileged": "特权容器失去了隔离，而本课程讲的正是隔离",
-        "flag.caps": "容器保留 Docker 默认的权能（capability）集合",
-        "flag.mount": "请用 -v /宿主机路径:/容器内路径 进行绑定挂载",
-        "flag.restart": "不支持重启策略",
-        "flag.platform": "镜像只在本机自己的平台上运行",
-        "flag.entrypoint": "请把要运行的命令写在镜像名之后",
-        "flag.device": "不能把设备传入容器",
-        "flag.network": "只能使用引擎在 'run --help' 中列出的网络模式",
-        "flag.logging": "输出写入容器自己的日志",
-        "flag.readonly": "容器存储层（可写层）不能关闭",
-        "flag.ulimit": "请使用 --pids-limit、--memory 或 --cpus，即控制组限制",
-        "flag.cpuset": "请用 --cpus 限制 CPU",
-        "flag.reservation": "请用 --memory 设置硬性上限",
-        "flag.pull": "镜像来自本地镜像存储",
-        "flag.envfile": "请用 -e KEY=VALUE 逐个传入环境变量",
-        "notice.fallback": "本地镜像存储中没有镜像 {image}，也无法拉取（container-lab 尚不支持注册服务器），"
-                           "因此改用内置镜像 {fallback} 运行。事件日志会同时记下这两个名字。",
-        "pull.present": "{image}：本地镜像存储中已有",
-        "pull.fallback": "无法拉取 {image}：container-lab 尚不支持注册服务器。本课改用内置镜像 {fallback}。",
-        "pull.missing": "无法拉取 {image}：container-lab 尚不支持注册服务器，本地镜像存储中也没有它",
-        "check.unknown": "未知的检查 '{kind}'",
-        "check.engine_error": "引擎无法回答：{error}",
-        "exp.container_ran": "运行过一个容器",
-        "exp.image": "使用镜像 {image}",
-        "exp.argv": "运行 `{cmd}`",
-        "exp.name": "名为 {name}",
-        "exp.exit_code": "退出码为 {code}",
-        "exp.exec_ran": "{where}用 exec 运行过一条命令",
-        "exp.interactive": "{where}打开过交互式会话（带终端，-it）",
-        "exp.running": "容器 {name} 正在运行",
-        "exp.not_running": "容器 {name} 没有在运行",
-        "exp.pid1": "{where}，PID 1 是 `{cmd}`",
-        "exp.hostname": "{where}的主机名与宿主机的（{host}）不同",
-        "exp.hostname_is": "主机名是 {name}",
-        "exp.deleted": "{where}删除了 {path}，而且只删在容器存储层中（镜像里仍然有它）",
-        "exp.limit.memory": "{where}触及内存上限（内核的 OOM killer 出手了）",
-        "exp.limit.pids": "{where}触及进程数上限（内核拒绝了 fork）",
-        "exp.limit.cpu": "{where}，CPU 上限生效了（内核对容器进行了限流）",
-        "exp.ns.shared.host": "{name} 与宿主机共用同一个 {kind} 命名空间",
-        "exp.ns.shared.ctr": "{name} 与 {other} 共用同一个 {kind} 命名空间",
-        "exp.ns.isolated.host": "{name} 有自己的 {kind} 命名空间，而不是宿主机的",
-        "exp.ns.isolated.ctr": "{name} 与 {other} 各有自己的 {kind} 命名空间",
-        "exp.visible.host": "在宿主机上能看到 `{cmd}`",
-        "exp.visible.ctr": "在容器 {where} 内能看到 `{cmd}`",
-        "exp.invisible.host": "在宿主机上看不到 `{cmd}`",
-        "exp.invisible.ctr": "在容器 {where} 内看不到 `{cmd}`",
-        "saw.no_container": "本步骤开始以来还没有运行过容器",
-        "saw.container": "{name}：{image} `{cmd}`，{state}",
-        "saw.image_fallback": "{image}（以 {fallback} 运行）",
-        "saw.exited": "已退出，退出码 {code}",
-        "saw.running": "正在运行",
-        "saw.status": "{status}",
-        "saw.state_of": "{name}（{image}）的状态：{state}",
-        "saw.no_such": "没有名为 {name} 的容器",
-        "saw.not_running": "{name} 没有在运行",
-        "saw.exec": "在 {name} 中 exec：`{cmd}`，退出码 {code}",
-        "saw.no_exec": "本步骤开始以来还没有用 exec 运行过命令",
-        "saw.session.run.tty": "{name} 启动时带有终端：`{cmd}`",
-        "saw.session.run.plain": "{name} 启动时没有终端（缺少 -t）：`{cmd}`",
-        "saw.session.exec.tty": "在 {name} 中有一次交互式 exec：`{cmd}`",
-        "saw.session.exec.plain": "在 {name} 中有一次非交互式 exec（缺少 -t，不算数）：`{cmd}`",
-        "saw.no_session": "本步骤开始以来没有启动过容器，也没有 exec",
-        "saw.pid1.live": "{name} 中的 PID 1 是 `{cmd}`（从内核读取）",
-        "saw.pid1.record": "{name} 中的 PID 1 曾是 `{cmd}`（容器已退出）",
-        "saw.unreadable": "无法读取 {name} 内的主机名",
-        "saw.hostname": "{name} 内的主机名是 {inside}，宿主机的是 {host}",
-        "saw.deleted": "{path} 在 {name} 的容器存储层中被删除，而镜像里仍然有它",
-        "saw.change.D": "{name} 中已没有 {path}，但镜像里本来也没有它",
-        "saw.change.C": "{name} 中的 {path} 被修改了，而不是被删除",
-        "saw.change.A": "{path} 是在 {name} 中新增的，而不是被删除",
-        "saw.change.none": "{name} 中的 {path} 没有变化",
-        "saw.oom": "内核的 OOM killer 在 {name} 中出手了",
-        "saw.pids": "内核在 {name} 中拒绝了 {count}：触及了进程数上限",
-        "saw.no_limit": "本步骤开始以来没有触及任何限制",
-        "saw.cpu": "在 {name} 的 {periods}中，内核有 {throttled} 个周期让它停下等待：这就是它的 CPU 上限",
-        "saw.cpu.none": "{name} 还没有被限流（目前共 {periods}）",
-        "saw.cpu.unreadable": "无法读取 {name} 的 CPU 统计（是否用 --cpus 设置了 CPU 上限？）",
-        "saw.ns.unreadable": "无法读取 {kind} 命名空间",
-        "saw.ns.same.host": "{name} 处于宿主机的 {kind} 命名空间（{a}）",
-        "saw.ns.same.ctr": "{name} 与 {other} 处于同一个 {kind} 命名空间（{a}）",
-        "saw.ns.different.host": "{name} 的 {kind} 命名空间是 {a}，宿主机的是 {b}",
-        "saw.ns.different.ctr": "{name} 的 {kind} 命名空间是 {a}，{other} 的是 {b}",
-        "saw.visible.host": "宿主机上能看到 {count}，其中有 `{cmd}`（PID {pid}）",
-        "saw.visible.ctr": "在容器 {where} 内能看到 {count}，其中有 `{cmd}`（在容器内的 PID 是 {pid}）",
-        "saw.invisible.host": "宿主机上能看到 {count}，其中没有 `{cmd}`",
-        "saw.invisible.ctr": "在容器 {where} 内能看到 {count}，其中没有 `{cmd}`",
-        "req.skipped": "这台机器缺少：{needs}。因此本步骤不在这里运行，请继续阅读，了解它本来会展示的内容。",
-        "req.one": "{what}（doctor：{id}，{detail}）",
-        "req.ns": "{kind} 命名空间",
-        "req.root": "root 权限",
-        "req.kernel": "Linux 内核",
-        "req.overlayfs": "overlayfs（联合文件系统）",
-        "req.seccomp": "系统调用过滤（seccomp）",
-        "req.exe.sealed": "密封的内存中可执行文件（memfd 封印）",
-        "req.init": "供 --init 使用的真正 init 进程（tini）",
-        "req.storage.quota": "有大小上限的容器存储层（--storage-opt size）",
-        "req.userns.private": "私有的用户命名空间（--userns private）",
-        "req.cgroup.memory": "内存限制",
-        "req.cgroup.pids": "进程数限制",
-        "req.cgroup.cpu": "CPU 限制",
-        "req.cgroup.swap": "交换空间限制",
-        "check.skipped": "未检查：本步骤没有在这台机器上运行",
-        "run.done": "退出码 {code}",
-        "run.cancelled": "已取消",
-        "run.timeout": "{seconds} 秒后仍未结束，已停止",
-        "run.failed": "无法运行：{error}",
-        "progress.corrupt": "无法读取你的学习进度文件（{error}）；原文件已保留为 {path}，进度将重新开始。",
-        "progress.future": "你的学习进度文件由更新版本的 container-lab 写入（格式 {version}）；"
-                           "原文件已保留为 {path}，进度将重新开始。",
-        "solve.lesson": "第 {lesson} 课：{title}",
-        "solve.step": "  步骤 {step}：{title}",
-        "solve.command": "    $ {cmd}",
-        "solve.typed": "      > {line}",
-        "solve.check.pass": "    ✓ {expected}",
-        "solve.check.fail": "    ✗ 预期：{expected}\n      实际：{saw}",
-        "solve.quiz.pass": "    ✓ 测验已答对：{answer}",
-        "solve.quiz.fail": "    ✗ 测验：答案 {answer} 未被接受",
-        "solve.quiz.wrong_accepted": "    ✗ 测验：错误答案 {answer} 竟被接受",
-        "solve.command.fail": "    ✗ `{cmd}`：{error}",
-        "solve.ok": "全部通过：{lessons}，{steps}，{checks}，{quizzes}。",
-        "solve.skipped": "    – 已跳过：{why}",
-        "solve.ok.skipped": "全部通过：{lessons}，{steps}，{checks}，{quizzes}；"
-                            "另有 {skipped}因这台机器缺少所需条件而跳过。",
-        "solve.failed": "未能完成：{lessons}中有 {failures}。",
-        "solve.no_lesson": "本课程中没有课程 '{lesson}'（现有：{lessons}）",
-        "course.invalid": "这门课程有错误，请运行：container-lab course check {path}",
-    },
-}
+from engine.catalog import Catalog
+from engine.lang import LANGS
+
+MESSAGES = Catalog(os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale"))
+
+
+def __getattr__(name: str):
+    """``CATALOG``: every message of each language, ``{lang: {key: text}}`` (a
+    counted noun as ``n.<noun>.one`` and ``n.<noun>.other``) -- a fresh copy for
+    tests and tools; the catalog is where the words are."""
+    if name == "CATALOG":
+        return {lang: catalog(lang) for lang in LANGS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def count(lang: str, n: int, noun: str) -> str:
     """``n`` and the noun, as the language counts it: "1 lesson", "2 lessons"; "2 课"."""
-    return msg(lang, f"n.{noun}.{'one' if n == 1 else 'other'}", n=n)
+    return MESSAGES.plural(lang, f"n.{noun}", n).format(n=n)
 
 
 def msg(lang: str, key: str, /, **values: object) -> str:
     """The message ``key`` in ``lang`` (English when the language is unknown)."""
-    table = CATALOG.get(lang) or CATALOG["en"]
-    return table[key].format(**values)
+    return MESSAGES.text(lang, key).format(**values)
+
+
+def catalog(lang: str) -> dict[str, str]:
+    """Every message in ``lang``, by key, as written (for tests and tools)."""
+    return MESSAGES.table(lang)

@@ -136,6 +136,24 @@ def test_wheel_ships_the_course_and_the_styles(wheel):
     assert "tui/launcher.py" in names and "lessons/content.py" in names
 
 
+def test_wheel_ships_every_catalog_and_reads_it_installed(wheel, tmp_path):
+    """Every gettext catalog (engine/catalog.py) is in the wheel, and read from
+    there: the words come from the installed copy, not from this checkout."""
+    catalogs = {str(p.relative_to(REPO)) for package in PACKAGES for p in (REPO / package).rglob("locale/*.po*")}
+    assert len(catalogs) >= 8 and catalogs <= set(wheel.namelist())
+    wheel.extractall(tmp_path / "site")
+    code = ("import engine.explain, lessons.i18n, tui.i18n, tui.widgets.strings as w\n"
+            "print(engine.explain.MESSAGES.locale_dir)\n"
+            "print(engine.explain.stage_title({'id': 'rootfs'}, 'zh'), lessons.i18n.count('zh', 3, 'process'),\n"
+            "      tui.i18n.t('zh', 'key.quit'), w.tr('tab.mounts', 'zh'), sep='|')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert proc.returncode == 0, proc.stderr
+    where, words = proc.stdout.splitlines()
+    assert where == str(tmp_path / "site" / "engine" / "locale")
+    assert words == "挂载镜像层和可写层（overlayfs）|3 个进程|退出|挂载点"
+
+
 def test_wheel_declares_the_console_script(wheel):
     entry_points = wheel.read(f"{_dist_info(wheel)}/entry_points.txt").decode()
     lines = [line.replace(" ", "") for line in entry_points.splitlines()]
