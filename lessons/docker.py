@@ -45,7 +45,6 @@ DOCKER_GROUP_VERBS = {
 
 # docker run flags the engine does not have, and what they are for.
 UNSUPPORTED_FLAGS = {
-    "-p": "port", "--publish": "port", "-P": "port", "--publish-all": "port",
     "--privileged": "privileged", "--cap-add": "caps", "--cap-drop": "caps",
     "--mount": "mount", "--restart": "restart", "--platform": "platform", "--entrypoint": "entrypoint",
     "--device": "device", "--link": "network", "--add-host": "network",

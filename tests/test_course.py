@@ -374,14 +374,14 @@ def test_titles_and_blocks_in_the_wrong_place(course):
 
 def test_unparseable_commands(course):
     toml = course / HELLO / "lesson.toml"
-    edit(toml, '"docker run ubuntu echo Hello World"', '"docker run -p 80:80 ubuntu echo Hello World"')
+    edit(toml, '"docker run ubuntu echo Hello World"', '"docker run --privileged ubuntu echo Hello World"')
     iso = course / "02-isolation" / "lesson.toml"
     edit(iso, '"docker exec web ps -ef"', '"docker exec web \'ps -ef"')
     edit(iso, '"docker run -d --name other lab sleep 1002"', '"ls -l /"')
     found = problems(course)
-    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '-p 80:80')}: command 'docker run -p 80:80 ubuntu echo " \
-           f"Hello World': 'docker run -p' is not supported by container-lab: there is no bridge network with " \
-           f"port mapping yet" in found
+    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '--privileged')}: command 'docker run --privileged ubuntu " \
+           f"echo Hello World': 'docker run --privileged' is not supported by container-lab: a privileged container " \
+           f"would not be isolated, and this course is about isolation" in found
     assert f"course/02-isolation/lesson.toml:{line_of(iso, 'docker exec web')}: command 'docker exec web " \
            f"'ps -ef': cannot read this command: No closing quotation" in found
     assert any(p.startswith(f"course/02-isolation/lesson.toml:{line_of(iso, 'ls -l /')}: command 'ls -l /': "
@@ -454,7 +454,8 @@ def test_every_check_kind_validates_its_arguments():
         ["check 'namespace': 'shared' must be true or false"]
     assert checks.validate("file-deleted", {}) == ["check 'file-deleted': 'path' is required"]
     expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
-                "file-deleted", "limit-hit", "namespace", "process-visible"}
+                "file-deleted", "limit-hit", "namespace", "process-visible", "address-assigned", "same-network",
+                "port-published"}
     assert set(checks.CHECKS) == expected
 
 
@@ -525,14 +526,16 @@ def test_docker_verbs_and_groups_map_onto_the_engine():
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_unsupported_docker_features_get_one_clear_line(lang):
-    for text in ("docker push lab", "docker run -p 8080:80 lab true", "docker run --privileged lab true",
+    for text in ("docker push lab", "docker run --expose 80 lab true", "docker run --privileged lab true",
                  "docker -H tcp://x ps", "docker swarm init", "docker run --bogus lab true", "echo hi", "docker"):
         with pytest.raises(CommandError) as info:
             translate(text, Context(lang=lang), check_only=True)
         message = str(info.value)
         assert message and "\n" not in message and "usage:" not in message, (text, message)
-    with pytest.raises(CommandError, match="端口映射" if lang == "zh" else "port mapping"):
-        translate("docker run -p 80:80 lab true", Context(lang=lang), check_only=True)
+    with pytest.raises(CommandError, match="发布端口" if lang == "zh" else "publish a port with -p"):
+        translate("docker run --expose 80 lab true", Context(lang=lang), check_only=True)
+    assert translate("docker run -d -p 8080:80 --network lab-net lab true", Context(lang=lang)).argv[:5] == \
+        ("run", "-d", "-p", "8080:80", "--network")
 
 
 @pytest.mark.parametrize("lang,exce,build", [

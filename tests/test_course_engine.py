@@ -325,9 +325,9 @@ def test_lab_setup_is_ensured_reset_and_labelled(view):
 def test_lab_run_reports_a_bad_command_without_raising(view):
     course = load_course(FIXTURE)
     lab = Lab(course, course.lesson("hello"), lang="zh", view=view)
-    result = lab.run("docker run -p 80:80 ubuntu true")
+    result = lab.run("docker run --privileged ubuntu true")
     assert not result.ok and result.exit_code == 125
-    assert result.error.startswith("container-lab 不支持 'docker run -p'")
+    assert result.error.startswith("container-lab 不支持 'docker run --privileged'")
 
 
 def test_show_me_and_checks_for_one_step(view):

@@ -221,7 +221,7 @@ class Networking:
                               "as with --network none (`container-lab doctor` says more)")
             return None
         ports = [ipam.parse_publish(p) for p in cfg.publish] + self.exposed_ports(c)
-        transcript.stage("network", f"Give the container a network: a veth pair to network {net.name}")
+        transcript.stage("network", f"Give the container a network: a veth pair to the bridge of network {net.name}")
         store = self.net_store
         try:
             att = ipam.lease(store, net, c.id, name=c.name, aliases=list(cfg.network_aliases), ip=cfg.ip,
@@ -256,7 +256,7 @@ class Networking:
                 raise InvalidArgument(str(e)) from None
             raise
         self.refresh_names(net.id)
-        return {"fd": fd, "path": f"(network {net.name})", "network": net.name, "made": True}
+        return {"fd": fd, "path": "/run/netns/NS", "network": net.name, "made": True}
 
     def attached_to(self, c: Container, pid: int) -> None:
         """The child has been forked: its PID goes into its leases (the sweep's liveness check)."""
