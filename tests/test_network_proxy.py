@@ -392,10 +392,14 @@ def test_past_the_cap_a_new_connection_is_closed_at_once(target):
 def test_a_reader_that_stalls_is_held_back_and_others_go_on(target):
     """Backpressure: a client that sends and never reads fills the kernel's
     buffers and then the proxy's, which stops reading it; the proxy holds no
-    more than its bounded buffers, and another connection is served meanwhile."""
+    more than its bounded buffers, sleeps while everything is stalled (no
+    busy loop on a socket it cannot serve), and serves another connection
+    meanwhile."""
     echo = PortProxy("127.0.0.1", 0, "tcp", target.address, 7)
     web = PortProxy("127.0.0.1", 0, "tcp", target.address, 80)
     most = 0
+    quiet = [threading.Event(), threading.Event()]     # a stalled second begins, ends
+    cpu: list[float] = []                              # this (the loop's) thread's CPU time then
 
     def scenario():
         digest = hashlib.sha256()
@@ -414,6 +418,9 @@ def test_a_reader_that_stalls_is_held_back_and_others_go_on(target):
                     time.sleep(0.01)
                 if sent > 256 << 20:
                     break
+            quiet[0].set()
+            time.sleep(1.0)
+            quiet[1].set()
             reply = http_get(web.host_port)   # while the other connection is stalled
             stuck.setblocking(True)
             stuck.settimeout(30)
@@ -424,6 +431,8 @@ def test_a_reader_that_stalls_is_held_back_and_others_go_on(target):
     def watch(future):
         nonlocal most
         most = max(most, echo.stats()["buffered"])
+        if len(cpu) < 2 and quiet[len(cpu)].is_set():
+            cpu.append(time.thread_time())
         return future.done()
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -434,6 +443,7 @@ def test_a_reader_that_stalls_is_held_back_and_others_go_on(target):
         assert sent < 256 << 20, "the sender was never held back"
         assert sent > 2 * netproxy.BUFFER and back == sent and same
         assert 0 < most <= 2 * netproxy.BUFFER
+        assert cpu[1] - cpu[0] < 0.1, f"the loop used {cpu[1] - cpu[0]:.2f} s of CPU in a stalled second"
         settle([echo, web])
     finally:
         echo.close()

@@ -3,9 +3,10 @@
 nftables DNATs a published port (``-p 8080:80``) for packets from other hosts
 and for the host's own connections to its non-loopback addresses (see
 :mod:`.bridge`). A connection from the host to ``127.0.0.1:8080`` cannot be
-DNAT-ed: the packets would have to leave loopback for a container's address,
-which the kernel drops as martian unless ``route_localnet=1`` (refused here,
-as it opens 127.0.0.0/8 to the network). Docker answers it with
+DNAT-ed: its packets would leave the host for the bridge with 127.0.0.1 as
+their source, which the kernel refuses to route (a martian) unless
+``route_localnet=1`` (refused here, as it opens 127.0.0.0/8 to the
+network). Docker answers it with
 ``docker-proxy``, a small process per published port that listens on the
 host port and copies bytes to and from the container. A :class:`PortProxy`
 is that, as an object in the supervisor's single-threaded loop rather than
@@ -55,9 +56,10 @@ listening socket and each connection's sockets with whatever events each
 wants at the moment (read, write, both or none; that changes many times a
 second under load). The supervisor registers only that set's descriptor,
 once, for reading: an epoll descriptor is readable while any socket in its
-set is ready. So the supervisor's map holds one entry per published port
-whatever the traffic, its registration never changes, and its dispatch never
-sees a proxied socket::
+set is ready (level-triggered, as every one of Python's ``selectors`` is).
+So the supervisor's map holds one entry per published port whatever the
+traffic, its registration never changes, and its dispatch never sees a
+proxied socket::
 
     proxy = PortProxy(host_ip, host_port, proto, att.address, container_port)  # NetworkError: port taken
     sel.register(proxy, selectors.EVENT_READ, ("proxy", proxy))  # proxy.fileno() is its epoll set
@@ -97,7 +99,8 @@ MAX_CONNECTIONS = 256       # open TCP connections per proxy; more are accepted 
 MAX_FLOWS = 1024            # UDP client addresses per proxy; datagrams of more are dropped
 UDP_IDLE = 90.0             # seconds a UDP flow lives without a datagram either way (docker-proxy's)
 CONNECT_TIMEOUT = 20.0      # seconds the target has to accept a connection
-BUFFER = 256 * 1024         # bytes waiting to be written to one side, at most
+BUFFER = 256 * 1024         # bytes waiting to be written to one side, at most (so 128 MiB if all 256
+                            # connections stall both ways at once; a stalled reader costs its way 256 KiB)
 READ_SIZE = 128 * 1024      # bytes asked of one recv
 READS = 4                   # recvs per side per round, so one busy connection leaves room for the others
 BATCH = 64                  # accepts, or datagrams, per socket per round
@@ -196,8 +199,9 @@ class _Connection:
             room = BUFFER - len(peer.out)
             if room <= 0:
                 break
+            asked = min(READ_SIZE, room)
             try:
-                data = side.sock.recv(min(READ_SIZE, room))
+                data = side.sock.recv(asked)
             except (BlockingIOError, InterruptedError):
                 break
             if not data:
@@ -217,6 +221,8 @@ class _Connection:
                 sent = 0
             if sent < len(data):
                 peer.out += memoryview(data)[sent:]
+            if len(data) < asked:
+                break                   # drained, most likely: spare the recv that would say so
         self.flush(peer)
         self.update()
 
@@ -572,16 +578,19 @@ def serve(objects: Iterable, seconds: float, *, until: Callable[[], bool] | None
         for obj in objects:
             for s in obj.selectables():
                 sel.register(s, READ, s)
-        deadline = time.monotonic() + seconds
+        now = time.monotonic()
+        deadline, next_tick = now + seconds, now + tick
         while True:
             if until is not None and until():
                 return True
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return False
-            for key, _events in sel.select(min(tick, left)):
+            for key, _events in sel.select(min(next_tick, deadline) - now):
                 key.data.on_readable()
-            for obj in objects:
-                obj.expire()
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick
+                for obj in objects:
+                    obj.expire()
     finally:
         sel.close()
