@@ -12,6 +12,7 @@ import errno
 import hashlib
 import ipaddress
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -450,6 +451,39 @@ def test_a_reader_that_stalls_is_held_back_and_others_go_on(target):
         web.close()
 
 
+@needs_netns
+def test_out_of_descriptors_accept_pauses_and_the_waiting_client_is_served_after(target):
+    web = PortProxy("127.0.0.1", 0, "tcp", target.address, 80)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def scenario():
+        first = http_get(web.host_port)           # the loop is serving (its selector made) from here on
+        wait_until(lambda: web.open_count() == 0, message="the proxy to close the first connection")
+        c = socket.socket()
+        c.settimeout(30)
+        try:
+            lowest = os.dup(0)                    # the descriptor accept would get next
+            os.close(lowest)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+            try:
+                c.connect(("127.0.0.1", web.host_port))        # into the listen queue: the kernel's, no fd here
+                wait_until(lambda: web.errors, message="accept to fail")
+                paused = web.paused_until > 0
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return first, paused, read_all(c).decode()
+        finally:
+            c.close()
+    try:
+        first, paused, reply = drive([web], scenario)
+        assert paused and first == reply and reply.endswith(f"hello {target.host}\n"), reply
+        assert web.last_error == "accepting a connection: Too many open files", web.stats()
+        assert (web.stats()["errors"], web.stats()["accepted"], web.paused_until) == (1, 2, 0.0)
+    finally:
+        web.close()
+
+
 def test_a_port_in_use_or_bad_input_is_a_one_line_error():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -519,7 +553,9 @@ def test_udp_round_trips_one_flow_per_client_and_flows_expire(target):
         assert replies == [(b"echo one", here), (b"echo two", here), (b"echo " + big, here)]
         assert udp.open_count() == 2 and udp.sockets() == 3      # one flow per client address, reused
         assert udp.stats()["bytes_in"] == 6 + len(big) and udp.stats()["bytes_out"] == 21 + len(big)
+        assert time.monotonic() < udp.next_deadline() <= time.monotonic() + 30
         udp.expire(time.monotonic() + 31)
+        assert udp.next_deadline() is None
         assert udp.open_count() == 0 and udp.sockets() == 1
         # In real time: a flow idle 0.3 s is gone within a few ticks, and a new datagram makes a new one.
         assert drive([udp, quick], datagrams, quick.host_port, [(0, b"hi")])[0][0] == b"echo hi"
