@@ -174,7 +174,7 @@ def make_namespace() -> subprocess.Popen:
     remove_namespace()                                  # a run killed hard left it
     if TARGET.rsplit(".", 1)[0] + "." in subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True,
                                                         text=True).stdout:
-        raise RuntimeError(f"{HOST}/30 is in use on this host")
+        raise RuntimeError(f"an address in {TARGET.rsplit('.', 1)[0]}.0/24 is on this host already")
     sh("ip", "netns", "add", NETNS)
     sh("ip", "link", "add", LINK, "type", "veth", "peer", "name", "eth0", "netns", NETNS)
     sh("ip", "addr", "add", f"{HOST}/30", "dev", LINK)
@@ -193,11 +193,15 @@ def client(what: str, host: str, port: int, n: int, proxies) -> tuple[list[float
     """One client process; the proxies served meanwhile. (its samples, this process's CPU seconds)."""
     proc = subprocess.Popen([sys.executable, "-c", CLIENT, what, host, str(port), str(n)],
                             stdout=subprocess.PIPE, text=True)
-    cpu = time.process_time()
-    netproxy.serve(proxies, 600, until=lambda: proc.poll() is not None)
-    cpu = time.process_time() - cpu
-    out = proc.stdout.read()
-    proc.stdout.close()
+    try:
+        cpu = time.process_time()
+        netproxy.serve(proxies, 600, until=lambda: proc.poll() is not None)
+        cpu = time.process_time() - cpu
+    finally:
+        if proc.poll() is None:         # interrupted, or 10 minutes: not left behind
+            proc.kill()
+        out = proc.stdout.read()
+        proc.stdout.close()
     if proc.wait() != 0:
         raise RuntimeError(f"the {what} client failed")
     return json.loads(out), cpu
@@ -281,6 +285,9 @@ def main() -> int:
     except KeyboardInterrupt:
         log("interrupted")
         code = 130
+    except RuntimeError as e:
+        log(f"port proxy benchmark: {e}")
+        code = 1
     finally:
         meta["load_after"] = os.getloadavg()[0]
         for p in proxies.values():
