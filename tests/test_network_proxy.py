@@ -513,11 +513,23 @@ def test_a_port_in_use_or_bad_input_is_a_one_line_error():
            (("127.0.0.1", 0, "tcp", "web", 80), "invalid target address 'web': not an IPv4 address"),
            (("127.0.0.1", 70000, "tcp", "10.0.0.2", 80), "invalid host port 70000: not a number from 0 to 65535"),
            (("127.0.0.1", 0, "tcp", "10.0.0.2", 0), "invalid target port 0: not a number from 1 to 65535"),
-           (("127.0.0.1", "80", "tcp", "10.0.0.2", 80), "invalid host port '80': not a number from 0 to 65535")]
+           (("127.0.0.1", "80", "tcp", "10.0.0.2", 80), "invalid host port '80': not a number from 0 to 65535"),
+           ((5, 0, "tcp", "10.0.0.2", 80), "invalid host address 5: not an IPv4 address")]
     for args, message in bad:
         with pytest.raises(NetworkError) as e:
             PortProxy(*args)
         assert str(e.value) == message
+    # Out of descriptors with the port bound but no epoll set yet: one line, and the port let go.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest = os.dup(0)
+    os.close(lowest)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest + 1, hard))
+    try:
+        with pytest.raises(NetworkError, match=r"^host port 127.0.0.1:0/tcp cannot be bound on the host: "
+                                               r"Too many open files$"):
+            PortProxy("127.0.0.1", 0, "tcp", "10.0.0.2", 80)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 # ---- UDP ------------------------------------------------------------------------------------------

@@ -335,6 +335,8 @@ class _Listener:
 
 def _check_address(value: str, what: str) -> str:
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return str(ipaddress.IPv4Address(value))
     except ValueError:
         raise NetworkError(f"invalid {what} address {value!r}: not an IPv4 address") from None
@@ -376,15 +378,18 @@ class PortProxy:
         self.closed = False
 
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(socket.AF_INET, kind | _FLAGS)
+        sock = None
         try:
-            if proto == "tcp":          # rebind at once after a restart with connections in TIME_WAIT;
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # (for UDP it would share the port)
+            sock = socket.socket(socket.AF_INET, kind | _FLAGS)
+            if proto == "tcp":          # bound again at once after a restart, connections in TIME_WAIT
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # or not (UDP: it would share)
             sock.bind((bind_ip, host_port))
             if proto == "tcp":
                 sock.listen(socket.SOMAXCONN)
+            self._sel = selectors.EpollSelector()
         except OSError as e:
-            sock.close()
+            if sock is not None:
+                sock.close()
             where = f"{self.host_ip}:" if self.host_ip else ""
             if e.errno == errno.EADDRINUSE:
                 raise NetworkError(f"host port {where}{host_port}/{proto} is already in use on the host") from None
@@ -392,7 +397,6 @@ class PortProxy:
                                f"{_describe(e)}") from None
         self.host_port = sock.getsockname()[1]
         self.listener = sock
-        self._sel = selectors.EpollSelector()
         self._listening = _Listener(self, sock)
         self._want(self._listening, READ)
 
