@@ -99,8 +99,7 @@ MAX_CONNECTIONS = 256       # open TCP connections per proxy; more are accepted 
 MAX_FLOWS = 1024            # UDP client addresses per proxy; datagrams of more are dropped
 UDP_IDLE = 90.0             # seconds a UDP flow lives without a datagram either way (docker-proxy's)
 CONNECT_TIMEOUT = 20.0      # seconds the target has to accept a connection
-BUFFER = 256 * 1024         # bytes waiting to be written to one side, at most (so 128 MiB if all 256
-                            # connections stall both ways at once; a stalled reader costs its way 256 KiB)
+BUFFER = 256 * 1024         # bytes waiting for one side, at most: 128 MiB if all 256 connections stall both ways
 READ_SIZE = 128 * 1024      # bytes asked of one recv
 READS = 4                   # recvs per side per round, so one busy connection leaves room for the others
 BATCH = 64                  # accepts, or datagrams, per socket per round
@@ -410,7 +409,7 @@ class PortProxy:
         return self._sel.fileno()
 
     def selectables(self) -> list:
-        return [self]
+        return [self]                   # one, whatever the traffic: see the module's docstring
 
     def on_readable(self) -> None:
         """One round of work on the sockets that are ready; never blocks, never raises."""
