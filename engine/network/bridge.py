@@ -70,6 +70,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -283,8 +284,14 @@ def ensure_network(store: Store, net: Network) -> None:
 
 def remove_network(store: Store, net: Network) -> None:
     """Undo :func:`ensure_network`: the network's rules and elements, then the
-    bridge. Idempotent; the table goes too once no bridge of ours is left in it."""
-    objects = nft_table(store.table)
+    bridge. Idempotent; the table goes too once no bridge of ours is left in it.
+    Without nft there can be no rules of ours: the bridge still goes."""
+    try:
+        objects = nft_table(store.table)
+    except NetworkError:
+        if shutil.which("nft"):
+            raise
+        objects = None
     if objects is not None:
         t, br = f"inet {store.table}", net.bridge
         chains, elements = _existing(objects)

@@ -94,13 +94,17 @@ class Networking:
         """``network create``: the record, then the bridge and its rules at once
         (under the host-wide lock, so the next engine to choose a subnet sees
         this one's route)."""
-        from ..network import ipam
+        from ..network import bridge, ipam
 
         with host_lock():
             net = ipam.create_network(self.net_store, name, **options)
             try:
                 self.ensure_network(net)
             except EngineError:
+                try:                        # what was made before the failure: the bridge, perhaps rules
+                    bridge.remove_network(self.net_store, net)
+                except EngineError:
+                    pass
                 with self.net_store.lock():
                     self.net_store.delete_network_record(net)
                 raise
