@@ -13,8 +13,9 @@
   - ``lesson_messages.py``  what the lesson's thread workers report
 
 - ``lesson_scroll.py`` -- the lesson's scrolling pane and where it scrolls to.
-- ``parts.py`` -- the lesson's widgets: a step, its quiz, the output, the stage
-  panel, the command line, the lab placeholder.
+- ``parts.py`` -- the lesson's widgets: a step, the output, the stage panel, the
+  command line, the lab placeholder; ``quiz.py`` a step's quiz;
+  ``lesson_text.py`` lesson prose and check results as drawn.
 - ``keys.py`` -- every screen's keys, labelled in the language on screen.
 - ``lesson.tcss`` -- the lesson screen's styles.
 """

@@ -51,8 +51,9 @@ Where each part lives (one module per concern, each opening with what it holds):
 - ``stepthrough.py``       a step-through start: its gate and keys, and the
                            screen's handling of its stages
 - ``lesson_scroll.py``     where the lesson pane scrolls to
-- ``parts.py``             the lesson's widgets (a step, its quiz, the output,
-                           the stage panel, the command line)
+- ``parts.py``             the lesson's widgets (a step, the output, the stage
+                           panel, the command line); ``quiz.py`` a step's quiz;
+                           ``lesson_text.py`` prose and check results as drawn
 - :mod:`tui.widgets.terminal_pane`  the terminal and its session;
   :mod:`tui.contracts`  what a lab and a lab panel must offer
 
@@ -89,7 +90,8 @@ from tui.screens.lesson_run import RunMixin
 from tui.screens.lesson_scroll import LessonScroll
 from tui.screens.lesson_steps import StepsMixin
 from tui.screens.lesson_terminal import TerminalMixin, has_terminal_view
-from tui.screens.parts import CommandLine, LabPlaceholder, LessonMarkdown, OutputLog, StepView
+from tui.screens.lesson_text import LessonMarkdown
+from tui.screens.parts import CommandLine, LabPlaceholder, OutputLog, StepView
 from tui.screens.stepthrough import StepThroughControl, StepThroughMixin
 from tui.session import Learner
 

@@ -16,7 +16,8 @@ from textual.widgets import Static
 
 from tui.i18n import t
 from tui.screens.lesson_scroll import LessonScroll
-from tui.screens.parts import CommandLine, QuizView, StepView
+from tui.screens.parts import CommandLine, StepView
+from tui.screens.quiz import QuizView
 
 
 class StepsMixin:
