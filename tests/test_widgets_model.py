@@ -310,13 +310,6 @@ def test_oom_and_limit_hits_stand_out_among_the_events(scene, lang):
     assert [r.key for r in table.rows[:2]] == ["memory", "memory:history"]
 
 
-def test_counter_events_for_a_source_without_an_event_stream(web):
-    before = {**web, "resources": {**web["resources"], "oom_kills": 0, "pids_max_hits": 2}}
-    after = {**web, "resources": {**web["resources"], "oom_kills": 1, "pids_max_hits": 5}}
-    kinds = {e["kind"]: e["count"] for e in m.counter_events(before, after)}
-    assert kinds == {"oom": 1, "pids-limit-hit": 3}
-
-
 # -- what happened ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lang", LANGS)
