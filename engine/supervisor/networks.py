@@ -311,14 +311,6 @@ class Networking:
                 pass
             proxy.close()
 
-    def attached_to(self, c: Container, pid: int) -> None:
-        """The child has been forked: its PID goes into its leases (the sweep's liveness check)."""
-        from ..container import process_start_time
-        from ..network import ipam
-
-        for att in self.net_store.attachments(container_id=c.id):
-            ipam.set_pid(self.net_store, att, pid, process_start_time(pid) or 0)
-
     def new_netns(self) -> int:
         """A new network namespace, as an fd: made on this thread and left
         again at once (a namespace lives while an fd or a process holds it)."""
@@ -353,9 +345,11 @@ class Networking:
         store = self.net_store if c.config.joins_network() or self.__dict__.get("_net_store") else None
         if store is None or not store.attachments_dir.exists():
             return
+        # Its processes are gone (or were never made): the kernel removes each veth pair with the
+        # namespace, so only the rules and the lease are ours to remove (see bridge.detach).
         for att in store.attachments(container_id=c.id):
             try:
-                bridge.teardown(store, att)
+                bridge.teardown(store, att, delete_link=False)
             except EngineError as e:
                 print(f"container {c.id[:12]}: network teardown failed: {e}", flush=True)
             self.refresh_names(att.network_id)
