@@ -434,3 +434,18 @@ def test_without_nftables_a_container_falls_back_to_loopback_with_one_warning(tm
     finally:
         subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
                        env={**os.environ, **env}, cwd=str(Path(__file__).resolve().parent.parent), timeout=60)
+
+
+def test_publish_all_publishes_what_the_image_exposes_on_free_host_ports(names, client_host):
+    from image_support import derived_image
+
+    image = derived_image(f"exposing-{secrets.token_hex(3)}:1", config={"ExposedPorts": {"80/tcp": {}, "9/udp": {}}})
+    web = names("containers", "exposed")
+    ok("run", "-d", "--name", web, "-P", image, "sh", "-c", WEB)
+    ports = inspect(web)["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "9/udp"} and all(len(v) == 1 for v in ports.values())
+    tcp = int(ports["80/tcp"][0]["HostPort"])
+    wait_until(lambda: serving(client_host["host_ip"], tcp), timeout=15, message="the port -P chose")
+    assert "hello from" in http_get("127.0.0.1", tcp)
+    cl("rm", "-f", web)
+    cl("rmi", image)
