@@ -185,11 +185,13 @@ class Rtnl:
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + attr(IFLA_LINKINFO, info))
 
     def add_veth(self, name: str, *, peer: str, peer_address: str, peer_netns_fd: int, master: int | None = None,
-                 up: bool = False, peer_up: bool = False) -> None:
+                 up: bool = False) -> None:
         """``ip link add NAME [master INDEX] [up] type veth peer name PEER address MAC netns FD``:
         a veth pair whose peer is made directly in the network namespace ``peer_netns_fd``
-        refers to (its name is never seen in ours), one request."""
-        peer_msg = (_ifinfo(up=peer_up) + attr(IFLA_IFNAME, _name(peer)) + attr(IFLA_ADDRESS, _mac(peer_address))
+        refers to (its name is never seen in ours), one request. The peer is left down:
+        asked to be up, the kernel refuses the pair (ENOTCONN), as the peer's own peer
+        does not exist yet at that point."""
+        peer_msg = (_ifinfo() + attr(IFLA_IFNAME, _name(peer)) + attr(IFLA_ADDRESS, _mac(peer_address))
                     + attr(IFLA_NET_NS_FD, _u32(peer_netns_fd)))
         self.add_link(name, "veth", master=master, up=up, data=attr(VETH_INFO_PEER, peer_msg))
 
