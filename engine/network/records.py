@@ -285,11 +285,17 @@ class Store:
     # attachments
     def save_attachment(self, att: Attachment) -> None:
         self._dirs()
-        write_json_atomic(self.attachments_dir / f"{att.key}.json", dict(att.record()))
+        # Not fsync-ed (it would be most of a start's network stage): a lease only
+        # matters while its container runs, and no container outlives a power cut.
+        # A record torn by one reads as unreadable, which the sweep removes.
+        write_json_atomic(self.attachments_dir / f"{att.key}.json", dict(att.record()), durable=False)
 
     def attachments(self, *, network_id: str | None = None, container_id: str | None = None) -> list[Attachment]:
         out = []
-        for path in sorted(self.attachments_dir.glob("[!.]*.json")):
+        # One container's records are found by name (<container-id>.<net8>.json), not by reading all.
+        pattern = f"{container_id}.*.json" if container_id and re.fullmatch(r"[0-9a-f]{1,64}", container_id) \
+            else "[!.]*.json"
+        for path in sorted(self.attachments_dir.glob(pattern)):
             rec = _load(path)
             if rec is None:
                 continue
@@ -300,6 +306,11 @@ class Store:
                 continue
             out.append(att)
         return out
+
+    def unreadable_attachments(self) -> list[Path]:
+        """Attachment records that cannot be read (torn by a power cut, or edited by hand)."""
+        return [p for p in sorted(self.attachments_dir.glob("[!.]*.json")) if _load(p) is None] \
+            if self.attachments_dir.exists() else []
 
     def delete_attachment_record(self, att: Attachment) -> None:
         (self.attachments_dir / f"{att.key}.json").unlink(missing_ok=True)

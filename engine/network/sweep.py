@@ -16,7 +16,9 @@ alone what should exist, and remove the rest:
    attachment or network record explains is deleted;
 3. in our table, chains and elements that no network or live attachment
    explains are deleted; with no network left, the whole table goes;
-4. temporary files of interrupted atomic writes are removed.
+4. temporary files of interrupted atomic writes, and attachment records
+   that cannot be read (a power cut may tear one: they are not fsync-ed), are
+   removed.
 
 "Alive" is the caller's to say (the supervisor knows its containers); by
 default a container is alive when the PID recorded with its attachment is
@@ -74,6 +76,9 @@ def _sweep(store: Store, alive: Callable[[Attachment], bool], removed: dict[str,
         if not alive(att):
             bridge.teardown(store, att)
             removed["attachments"].append(f"{att.name} on {att.network} ({att.address})")
+    for path in store.unreadable_attachments():
+        path.unlink(missing_ok=True)
+        removed["files"].append(str(path))
     networks = store.networks()
     live = store.attachments()
     wanted_links = {n.bridge for n in networks} | {a.veth for a in live}
