@@ -135,6 +135,7 @@ class Networking:
                 print(f"network {net.name}: no name service: {e}", flush=True)
                 r = None
             else:
+                r.resolves = net.dns
                 for obj in r.selectables():
                     self.sel.register(obj, selectors.EVENT_READ, ("netsock", obj))
             responders[net.id] = r
@@ -147,8 +148,8 @@ class Networking:
         from ..network import dns as netdns
 
         r = self.__dict__.get("_responders", {}).get(network_id)
-        if r is None:
-            return
+        if r is None or not getattr(r, "resolves", True):
+            return                          # the default bridge resolves no names (as Docker's): nothing to do
         net = next((n for n in self.net_store.networks() if n.id == network_id), None)
         if net is not None:
             r.set_names(netdns.names_for(self.net_store, net))
