@@ -443,8 +443,12 @@ class ImageStore:
 
 
 def _matches(r: Reference, tag: str, digest: str) -> bool:
-    """Whether ``r`` names the store's entry ``tag -> digest``."""
+    """Whether ``r`` names the store's entry ``tag -> digest``. An entry is
+    ``name:tag``, or ``name@digest`` for an image pulled by digest (which
+    docker lists with the tag ``<none>``)."""
     if r.digest:
+        if tag == str(r):
+            return True
         # "registry:5000/x:tag" -> "registry:5000/x": a tag holds no ':' or '/'.
-        return r.digest == digest and tag.rpartition(":")[0] == r.name
+        return r.digest == digest and "@" not in tag and tag.rpartition(":")[0] == r.name
     return str(r) == tag
