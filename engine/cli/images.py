@@ -104,6 +104,11 @@ def _add_image(sub, help_text: str) -> None:
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
+    from .share import _add_import, _add_push, _add_tag
+
+    _add_push(imsub, "upload an image to a registry")
+    _add_tag(imsub, "give an image another name")
+    _add_import(imsub, "make a one-layer image of a tar archive")
     _add_rmi(imsub, "remove images", name="rm")
     pr = imsub.add_parser("prune", help="remove unused images",
                           description="Remove the layers and blobs that no image and no container needs (left "
@@ -237,6 +242,18 @@ def cmd_pull(args, client) -> int:
     pulled = pull_reporting(_image_store(), ref, out=sys.stdout, quiet=args.quiet)
     print(pulled["ref"])
     return 0
+
+
+def pull_for_run(ref: str, policy: str) -> None:
+    """``run``/``create``'s image, pulled first if ``policy`` says so, docker's lines on stderr."""
+    from ..images.pull import Report, ensure_image
+
+    progress = _Progress(False)
+    report = Report(ref, lambda text: print(text, file=sys.stderr, flush=True), progress, done=progress.done)
+    try:
+        ensure_image(_image_store(), ref, policy, report)
+    finally:
+        progress.done()
 
 
 def pull_reporting(store, ref: str, *, out, quiet: bool = False, announce: str | None = None) -> dict:

@@ -63,6 +63,7 @@ MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 MAX_MANIFEST = 4 << 20          # bytes: manifests and indexes are small JSON
 MAX_TOKEN = 1 << 20
 CHUNK = 1 << 16
+SEND_BLOCK = 1 << 20            # bytes of an upload handed to the socket at a time (http.client's 8 KiB is slow)
 TIMEOUT = 30.0                  # seconds: to connect, and for a whole answer (besides a blob's bytes)
 MIN_RATE = 32 << 10             # bytes a second a blob must at least arrive at
 
@@ -144,12 +145,20 @@ def _watch(sock) -> None:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().__init__(*args, **kwargs)
+
     def connect(self):
         super().connect()
         _watch(self.sock)
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().__init__(*args, **kwargs)
+
     def connect(self):
         super().connect()
         _watch(self.sock)
@@ -328,8 +337,7 @@ class Registry:
         where = urllib.parse.urlsplit(realm)
         if where.scheme not in ("http", "https"):
             raise RegistryError(f"the registry {self.label} named an unusable token service: {realm[:120]!r}")
-        scopes = list(dict.fromkeys(s for s in (params.get("scope") or "").split(" ") + scope.split(" ") if s))
-        query = [("scope", s) for s in scopes]
+        query = [("scope", s) for s in merge_scopes((params.get("scope") or "").split(" ") + scope.split(" "))]
         if params.get("service"):
             query.append(("service", params["service"]))
         req = urllib.request.Request(realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query),
@@ -479,6 +487,20 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
     return scheme.lower(), params
+
+
+def merge_scopes(scopes: list[str]) -> list[str]:
+    """Token scopes with one entry per resource, its actions joined:
+    ``repository:x:pull`` and ``repository:x:pull,push`` -> ``repository:x:pull,push``."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for item in scopes:
+        kind, _, rest = item.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if not item or not name:
+            continue
+        have = merged.setdefault((kind, name), [])
+        have.extend(a for a in actions.split(",") if a and a not in have)
+    return [f"{kind}:{name}:{','.join(actions)}" for (kind, name), actions in merged.items()]
 
 
 def pick_platform(index: dict, repository: str, reference: str) -> str:

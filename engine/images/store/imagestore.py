@@ -139,6 +139,25 @@ class ImageStore:
             raise ImageNotFound(f"No such image: {name}")
         return next(iter(found.values()))
 
+    def tag(self, source: str, target: str) -> Image:
+        """Give the image ``source`` names (a reference or an id) the name
+        ``target`` as well (``docker tag``); a tag that named another image
+        moves to this one. Returns the image as ``target`` names it."""
+        from engine.images.reference import familiar_reference
+
+        image = self.find(source)
+        r = parse_reference(target)
+        if r.digest:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        name = familiar_reference(str(r))
+        with self._lock(exclusive=True):
+            repos = self._read_repositories()
+            if name == LAB_REF and repos.get(LAB_REF) not in (None, image.digest):
+                raise InvalidArgument("lab:latest is the built-in image: give yours another name")
+            repos[name] = image.digest
+            self._write_repositories(repos)
+            return self._load(name, image.digest)
+
     def tags_of(self, image: Image) -> list[str]:
         """Every tag in the store that names ``image``'s id, sorted."""
         return sorted(i.ref for i in self.list() if i.id == image.id)
