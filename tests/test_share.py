@@ -18,7 +18,7 @@ import tarfile
 
 import pytest
 
-from conftest import ROOT, cl, needs_root
+from conftest import REPO, ROOT, cl, needs_root
 from registry_support import OCI_MANIFEST, CuttingProxy, RegistryServer, lab_blobs, lab_plus, sha
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
@@ -148,6 +148,30 @@ def test_a_mirror_is_asked_first_and_hub_only_after_it_fails(registry, home):
             cl("rmi", "course/hubonly:v1")
     finally:
         hub.close()
+
+
+def test_a_lesson_pulls_its_image_from_a_reachable_mirror(registry, home, monkeypatch):
+    """The course falls back to lab only where no registry can give the image:
+    with a classroom mirror that has ubuntu, the lesson's command really pulls it."""
+    from lessons.lab import Lab
+    from lessons.loader import load_course
+
+    config, _etc, env = home
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)                 # the translation here, and the engine it runs
+    push_own(registry, "library/ubuntu", "latest", {"etc/mirror-mark": b"from the mirror\n"})
+    (config / "registries.toml").write_text(f'mirrors = ["http://{registry.host}"]\n')
+    course = load_course(REPO / "tests" / "fixtures" / "course")
+    lab = Lab(course, course.lesson("hello"))
+    try:
+        cmd = lab.translate("docker run --rm ubuntu cat /etc/mirror-mark")
+        assert cmd.image_used == "ubuntu" and not cmd.notices
+        seen: list[str] = []
+        result = lab.run("docker run --rm ubuntu cat /etc/mirror-mark", on_output=seen.append)
+        assert result.ok and "from the mirror" in result.output, result
+        assert "Status: Downloaded newer image for ubuntu:latest" in result.output     # the pull, shown
+    finally:
+        cl("rmi", "ubuntu:latest")
 
 
 @pytest.mark.parametrize("where, text, words", [
