@@ -1,4 +1,7 @@
-"""Pulling images from an OCI distribution registry (Docker Hub by default).
+"""Speaking to an OCI distribution registry (Docker Hub by default): its
+requests, its authentication, and what pulling reads from it (manifests,
+platforms, blobs). What is pulled into the store, and from which endpoint
+(mirrors first), is :mod:`engine.images.pull`; pushing is :mod:`engine.images.push`.
 
 The protocol (the OCI distribution spec, which Docker's registry speaks):
 
@@ -12,10 +15,17 @@ The protocol (the OCI distribution spec, which Docker's registry speaks):
   realm=...,service=...,scope=...`` means "get a token from realm" (anonymous
   pulls get one too); the token then goes with each request to the registry
   host only -- never along a redirect to a blob CDN (so it is added with
-  ``add_unredirected_header``).
+  ``add_unredirected_header``). With credentials (``login``), the token
+  request carries them (Basic, with ``account=USER``), as docker's does;
+  ``Basic realm=...`` means the registry itself wants them on every request.
+  Scopes asked for are the challenge's and the request's together, one entry
+  per repository (``repository:x:pull,push``; a mount adds ``repository:y:pull``).
 
 Registries on a loopback address (a classroom's mirror, the tests' server) are
-spoken to over plain HTTP, as docker does; every other one over HTTPS.
+spoken to over plain HTTP, as docker does, and those registries.toml calls
+``insecure`` (:mod:`engine.images.config`); every other one over HTTPS. A
+registry that does not answer at all is :class:`Unreachable`, so a caller can
+tell "offline" from "said no".
 Every answer is hostile input: sizes are bounded, JSON is checked field by
 field, and any mismatch is a one-line :class:`RegistryError`.
 
