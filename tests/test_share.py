@@ -174,6 +174,42 @@ def test_a_lesson_pulls_its_image_from_a_reachable_mirror(registry, home, monkey
         cl("rmi", "ubuntu:latest")
 
 
+def test_probe_says_whether_an_image_could_be_pulled_now(registry, home, monkeypatch):
+    from engine.images.pull import probe
+
+    config, _etc, env = home
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    push_own(registry, "course/probed", "v1", {"p": b"p\n"})
+    assert probe(f"{registry.host}/course/probed:v1") == ("available", registry.host)
+    assert probe(f"{registry.host}/course/unknown") == ("absent", registry.host)
+    assert probe("127.0.0.1:9/x/y") == ("unreachable", "127.0.0.1:9")
+    (config / "registries.toml").write_text(f'mirrors = ["http://{registry.host}"]\n')
+    assert probe("course/probed:v1") == ("available", registry.host)        # the mirror has it; Hub is down
+    assert probe("course/unknown") == ("absent", registry.host)              # only the one that answered named
+    (config / "registries.toml").write_text("")
+    state, where = probe("course/unknown")
+    assert state == "unreachable" and where.startswith("docker.io")
+
+
+def test_insecure_registries_are_spoken_to_over_plain_http(home, monkeypatch):
+    from engine.images import config as settings
+    from engine.images.pull import endpoints, registry_for
+
+    config, _etc, env = home
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert registry_for("10.0.0.5:5000").base == "https://10.0.0.5:5000"
+    (config / "registries.toml").write_text('insecure = ["10.0.0.5:5000", "192.168.0.0/16", "lab.example"]\n'
+                                             'mirrors = ["http://10.0.0.5:5000/"]\n')
+    assert registry_for("10.0.0.5:5000").base == "http://10.0.0.5:5000"
+    assert registry_for("10.0.0.5:6000").base == "https://10.0.0.5:6000"      # host:port names that port only
+    assert registry_for("192.168.7.1:443").base == "http://192.168.7.1:443"
+    assert registry_for("lab.example:5000").base == "http://lab.example:5000"  # a host alone: any port
+    assert [r.base for r in endpoints("docker.io")] == ["http://10.0.0.5:5000", "http://127.0.0.1:9"]
+    assert settings.load().mirrors == ("http://10.0.0.5:5000",)
+
+
 @pytest.mark.parametrize("where, text, words", [
     ("user", 'mirrors = ["http://10.0.0.5:5000"\n', "registries.toml:2: Unclosed array (TOML)"),
     ("user", 'mirror = ["http://10.0.0.5:5000"]\n', "registries.toml: unknown key 'mirror'"),

@@ -99,7 +99,8 @@ def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
             failures.append(e)
             if i == len(tried) - 1:
                 break
-            say({"event": "fallback", "from": reg.label, "to": tried[i + 1].label, "error": str(e)})
+            say({"event": "fallback", "from": reg.label, "to": tried[i + 1].label,
+                 "error": str(e).split(" (offline?")[0]})
     if len(failures) > 1 and all(isinstance(e, Unreachable) for e in failures):
         raise Unreachable("; ".join(str(e).split(" (offline?")[0] for e in failures) +
                           " (offline? a classroom can `load` a saved image)",
@@ -296,7 +297,7 @@ def probe(ref: str, timeout: float = PROBE_TIMEOUT) -> tuple[str, str]:
 
     r = parse_reference(ref)
     host, repository = locate(r.name)
-    answered = False
+    answered: list[str] = []
     regs = endpoints(host)
     for reg in regs:
         reg.timeout = timeout
@@ -308,9 +309,11 @@ def probe(ref: str, timeout: float = PROBE_TIMEOUT) -> tuple[str, str]:
         except Unreachable:
             continue
         except (RegistryError, ImageError):
-            answered = True
+            answered.append(reg.label)          # it answered, but not with the image (401 for no such repository)
             continue
-        answered = True
         if 200 <= status < 300:
             return "available", reg.label
-    return ("absent" if answered else "unreachable"), ", ".join(reg.label for reg in regs)
+        answered.append(reg.label)
+    if answered:
+        return "absent", ", ".join(answered)
+    return "unreachable", ", ".join(reg.label for reg in regs)

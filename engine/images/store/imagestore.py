@@ -62,8 +62,11 @@ class ImageStore:
     # -- public API -----------------------------------------------------------
 
     def resolve(self, ref: str) -> Image:
-        """The image ``ref`` names; ``lab`` is built on first use."""
-        r = parse_reference(ref)
+        """The image ``ref`` names; ``lab`` is built on first use. Docker Hub's
+        full names are its short ones (``docker.io/library/ubuntu`` is ``ubuntu``)."""
+        from engine.images.reference import familiar_reference
+
+        r = parse_reference(familiar_reference(ref))
         if str(r) == LAB_REF:
             return self.ensure_lab()
         with self._lock(exclusive=False):
