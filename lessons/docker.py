@@ -1,15 +1,21 @@
 """Docker commands, as the source material writes them, mapped onto the engine.
 
 ``docker run ubuntu echo Hello World`` becomes the engine CLI's
-``run --label course=... ubuntu echo Hello World`` (or ``lab`` in place of
-``ubuntu`` when that image is not in the store). Flags are passed through
+``run --label course=... ubuntu echo Hello World`` -- which pulls ``ubuntu``
+first if it is not in the store and a registry has it (Docker Hub, or a
+classroom's mirror named in registries.toml). When none can give it (an
+offline machine), ``lab`` runs in place of ``ubuntu``, and the learner is told
+why, in their language: the registry cannot be reached, or it does not have
+the image. Flags are passed through
 unchanged -- the engine's own parser (``engine.cli.VERBS``) checks them, so a
 flag the engine gains (``--pid host``, ``--network none`` ...) works here at
 once -- and a docker feature the engine lacks gets a one-line message in the
 learner's language instead of a usage dump.
 
-:func:`translate` is pure apart from one look into the image store (for the
-fallback), which ``check_only=True`` skips; it is safe from any thread.
+:func:`translate` is pure apart from one look into the image store and, for
+a lesson's image that is not there, one quick question to the registry (for
+the fallback; :class:`lessons.lab.Lab` asks once per lesson), both of which
+``check_only=True`` skips; it is safe from any thread.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from .i18n import msg
 ALIASES = {
     "container ls": "ps", "container list": "ps", "container ps": "ps", "image ls": "images",
     "image list": "images", "image pull": "pull", "image history": "history", "image inspect": "image inspect",
-    "image rm": "rmi", "container prune": "container prune",
+    "image rm": "rmi", "container prune": "container prune", "image tag": "tag", "image push": "push",
+    "image import": "import", "image load": "load", "image save": "save",
 }
-for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait"):
+for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait", "create",
+           "export"):
     ALIASES[f"container {_v}"] = _v
 
 # Docker's own commands (``docker --help``, ``docker container --help``, ``docker image --help``):
@@ -50,7 +58,7 @@ UNSUPPORTED_FLAGS = {
     "--device": "device", "--link": "network", "--add-host": "network",
     "--dns": "network", "--gpus": "device", "--log-driver": "logging", "--read-only": "readonly",
     "--ulimit": "ulimit", "--cpuset-cpus": "cpuset", "--memory-reservation": "reservation",
-    "--pull": "pull", "--tmpfs": "mount", "--expose": "port", "--env-file": "envfile",
+    "--tmpfs": "mount", "--expose": "port", "--env-file": "envfile",
 }
 
 LABEL_COURSE, LABEL_LESSON, LABEL_STEP = "course", "course.lesson", "course.step"
@@ -163,11 +171,25 @@ def image_in_store(ref: str) -> bool:
         return False
 
 
+def registry_has(ref: str) -> tuple[str, str]:
+    """Whether a registry could give ``ref`` now: ("available", where),
+    ("absent", registries asked), ("unreachable", registries asked), or
+    ("settings", the error) when the registry settings cannot be read."""
+    from engine import errors
+    from engine.images.pull import probe
+
+    try:
+        return probe(ref)
+    except errors.EngineError as e:
+        return "settings", str(e)
+
+
 def translate(text: str, context: Context = Context(), *, check_only: bool = False,
-              has_image=image_in_store) -> EngineCommand:
+              has_image=image_in_store, can_pull=registry_has) -> EngineCommand:
     """Map one docker command line onto the engine; raises :class:`CommandError`.
 
-    ``check_only``: parse and validate, but do not look into the image store."""
+    ``check_only``: parse and validate, but do not look into the image store
+    (nor ask a registry). ``can_pull(ref)``: as :func:`registry_has`."""
     lang = context.lang
     words = split(text, lang)
     if words[0] not in ("docker", "container-lab"):
@@ -196,14 +218,12 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
         return EngineCommand(text, verb, ("image", "inspect", *rest))
     if verb == "container prune":
         return EngineCommand(text, verb, ("container", "prune", *rest))
-    if verb == "pull" and "pull" not in available:
-        return _virtual_pull(text, rest, context, check_only, has_image)
     if verb not in available:
         raise CommandError(msg(lang, "cmd.unsupported_verb", verb=verb))
     if "--help" in rest:
         return EngineCommand(text, verb, (verb, *rest))
     if verb == "run":
-        return _run(text, rest, context, check_only, has_image)
+        return _run(text, rest, context, check_only, has_image, can_pull)
     args = _parse_or_explain(verb, rest, lang)
     # The course shows a command's output as text and gives it no input:
     # an archive goes to a file and comes from one.
@@ -211,6 +231,10 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
         raise CommandError(msg(lang, "cmd.save_to_file"))
     if verb == "load" and not getattr(args, "input", None):
         raise CommandError(msg(lang, "cmd.load_from_file"))
+    if verb == "export" and not getattr(args, "output", None):
+        raise CommandError(msg(lang, "cmd.export_to_file"))
+    if verb == "import" and getattr(args, "file", None) == "-":
+        raise CommandError(msg(lang, "cmd.import_from_file"))
     terminal = bool(getattr(args, "tty", False)) or (verb == "start" and (args.attach or args.interactive))
     return EngineCommand(text, verb, (verb, *rest), terminal=terminal,
                          interactive=bool(getattr(args, "interactive", False)),
@@ -243,7 +267,7 @@ def _parse_or_explain(verb: str, rest: list[str], lang: str) -> argparse.Namespa
         raise CommandError(msg(lang, "cmd.invalid", verb=verb, error=str(e).strip())) from None
 
 
-def _run(text: str, rest: list[str], context: Context, check_only: bool, has_image) -> EngineCommand:
+def _run(text: str, rest: list[str], context: Context, check_only: bool, has_image, can_pull) -> EngineCommand:
     lang = context.lang
     args = _parse_or_explain("run", rest, lang)
     at = len(rest) - len(args.command) - 1
@@ -253,9 +277,12 @@ def _run(text: str, rest: list[str], context: Context, check_only: bool, has_ima
     image, notices = requested, []
     labels = context.labels()
     if not check_only and _is_lesson_image(requested, context) and not has_image(requested):
-        image = context.fallback
-        labels[LABEL_IMAGE] = requested
-        notices.append(msg(lang, "notice.fallback", image=requested, fallback=image))
+        state, where = can_pull(requested)
+        if state != "available":         # else the engine pulls it, as docker would
+            image = context.fallback
+            labels[LABEL_IMAGE] = requested
+            notices.append(msg(lang, f"notice.fallback.{state}", image=requested, fallback=image,
+                               registry=where, error=where))
     extra: list[str] = []
     for key, value in labels.items():
         extra += ["--label", f"{key}={value}"]
@@ -283,21 +310,3 @@ def run_config(cmd: EngineCommand):
 def _is_lesson_image(ref: str, context: Context) -> bool:
     wanted = normalize_image(ref)
     return any(normalize_image(i) == wanted for i in context.images) and wanted != normalize_image(context.fallback)
-
-
-def _virtual_pull(text: str, rest: list[str], context: Context, check_only: bool, has_image) -> EngineCommand:
-    """``docker pull`` while the engine has no registry client: say what is
-    there and what the lesson will use, honestly, without pretending a download."""
-    lang = context.lang
-    refs = [w for w in rest if not w.startswith("-")]
-    if len(refs) != 1:
-        raise CommandError(msg(lang, "cmd.invalid", verb="pull", error="give exactly one image"))
-    ref = refs[0]
-    if check_only:
-        return EngineCommand(text, "pull", (), image=ref, output="")
-    if has_image(ref):
-        return EngineCommand(text, "pull", (), image=ref, output=msg(lang, "pull.present", image=normalize_image(ref)))
-    if _is_lesson_image(ref, context):
-        return EngineCommand(text, "pull", (), image=ref, image_used=context.fallback,
-                             output=msg(lang, "pull.fallback", image=ref, fallback=context.fallback))
-    raise CommandError(msg(lang, "pull.missing", image=ref))

@@ -34,6 +34,12 @@ lists and removes only those (:meth:`Lab.containers`, :meth:`Lab.cleanup`),
 and never takes over or removes a container of another session: a name one
 of those holds is a one-line error saying whose (:meth:`Lab.taken`).
 Without ``session`` (``course solve``) nothing changes.
+
+The image fallback (``lab`` for a lesson's ``ubuntu`` that cannot be
+pulled): whether a registry could give the image is asked once per lesson
+(:meth:`Lab.translate` remembers the answer), and the learner is told why
+``lab`` runs instead once per lesson too -- with the first command that
+falls back, not with every one (:meth:`Lab.said` notes a notice shown).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from dataclasses import replace
 
 from . import requirements
 from .checks import Result, evaluate_all
-from .docker import LABEL_COURSE, LABEL_LESSON, CommandError, Context, EngineCommand, translate
+from .docker import LABEL_COURSE, LABEL_LESSON, CommandError, Context, EngineCommand, registry_has, translate
 from .i18n import msg
 from .model import Command, Course, Lesson, Step
 from .runner import RunResult, run
@@ -78,6 +84,8 @@ class Lab:
         self.view = view or EngineView()
         self._doctor = doctor or requirements.diagnose
         self._diagnosis: dict | None = None
+        self._pullable: dict[str, tuple[str, str]] = {}     # image -> what the registry said, this lesson
+        self._said: set[str] = set()                        # images whose fallback the learner has been told
 
     # -- what this machine can do ----------------------------------------------------
     def lacking(self, step: Step) -> list[dict]:
@@ -102,11 +110,29 @@ class Lab:
     def translate(self, text: str, step: Step | None = None, origin: str = "learner") -> EngineCommand:
         """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`);
         a container it starts carries this Lab's session label."""
-        cmd = translate(text, self.context(step, origin))
+        cmd = translate(text, self.context(step, origin), can_pull=self._can_pull)
         if self.session and cmd.verb == "run" and cmd.argv[:1] == ("run",):
             cmd = replace(cmd, argv=("run", "--label", f"{LABEL_SESSION}={self.session}", *cmd.argv[1:]),
                           labels={**cmd.labels, LABEL_SESSION: self.session})
+        return self._once(cmd)
+
+    def _can_pull(self, ref: str) -> tuple[str, str]:
+        """:func:`lessons.docker.registry_has`, asked once per image in this lesson."""
+        if ref not in self._pullable:
+            self._pullable[ref] = registry_has(ref)
+        return self._pullable[ref]
+
+    def _once(self, cmd: EngineCommand) -> EngineCommand:
+        """``cmd`` without a fallback notice the learner has been shown in this
+        lesson (every command carries it until one has been shown: see :meth:`said`)."""
+        if cmd.notices and cmd.image and cmd.image_used != cmd.image and cmd.image in self._said:
+            return replace(cmd, notices=())
         return cmd
+
+    def said(self, cmd: EngineCommand) -> None:
+        """The learner has been shown ``cmd``'s notices: not again in this lesson."""
+        if cmd.notices and cmd.image:
+            self._said.add(cmd.image)
 
     def taken(self, cmd: EngineCommand) -> str | None:
         """Why ``cmd`` may not use its ``--name``: another app session's container has it
@@ -142,6 +168,8 @@ class Lab:
         for notice in cmd.notices:
             if on_output:
                 on_output(notice + "\n")
+        if on_output:
+            self.said(cmd)
         return command, cmd
 
     def run_explained(self, command: Command | str, step: Step | None = None, *, gate, origin: str = "learner",

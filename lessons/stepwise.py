@@ -8,7 +8,8 @@ its command. :func:`start_explained` does that from a worker thread:
 
 - the container is the one the CLI would make from the same command (its
   config built by :func:`lessons.docker.run_config`: the same labels, the same
-  image fallback), so the step's checks see the same thing either way;
+  image fallback; an image that is not here pulled first, as the CLI's ``run``
+  pulls it), so the step's checks see the same thing either way;
 - between stages it waits on a :class:`Gate`, which the learner's keys open
   (:meth:`Gate.next`, :meth:`Gate.finish`) from the app's thread;
 - the worker's ``cancelled_event`` (or :meth:`Gate.stop`) ends the start
@@ -87,6 +88,21 @@ def _short(stage: dict, cid: str) -> dict:
     return json.loads(json.dumps(stage).replace(cid, cid[:12]))
 
 
+def _pull_first(image: str, on_output) -> None:
+    """The image, pulled first when it is not here, as the CLI's ``run`` does
+    (the client starts containers of the store's images only), its pull's
+    lines said as output."""
+    from engine import paths
+    from engine.images.pull import Report, ensure_image
+    from engine.images.store import ImageStore
+
+    def line(text: str) -> None:
+        if on_output:
+            on_output(text + "\n")
+
+    ensure_image(ImageStore(paths.data_dir() / "images"), image, "missing", Report(image, line))
+
+
 def start_explained(cmd: EngineCommand, *, gate: Gate, cancel: threading.Event | None = None,
                     on_begin=None, on_stage=None, on_output=None, client=None,
                     timeout: float = 120) -> RunResult:
@@ -102,6 +118,7 @@ def start_explained(cmd: EngineCommand, *, gate: Gate, cancel: threading.Event |
         from engine.client import Client
         client = Client()
     config = run_config(cmd)
+    _pull_first(config.image, on_output)
     stdio, ours = [], []
     if not config.detach:
         read_end, write_end = os.pipe()

@@ -28,6 +28,12 @@ os.environ["CONTAINER_LAB_SUPERVISOR_IDLE"] = "300"
 # space no learner's network uses); two sessions at once each take a free
 # subnet of it, as two engines on one host do.
 os.environ["CONTAINER_LAB_NETWORK_POOLS"] = ",".join(f"10.213.{n}.0/24" for n in range(0, 256))
+# Registry settings and credentials are the session's own (registries.toml, auth.json), and
+# "Docker Hub" is an address where nothing listens: no test reads a learner's settings or
+# depends on the machine's network (a test that wants a Hub stands a local registry in for it).
+os.environ["XDG_CONFIG_HOME"] = str(ROOT / "config")
+os.environ["CONTAINER_LAB_ETC_DIR"] = str(ROOT / "etc")
+os.environ["CONTAINER_LAB_HUB_ENDPOINT"] = "http://127.0.0.1:9"
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: real namespaces, overlayfs and cgroups")

@@ -115,7 +115,12 @@ def test_a_learner_completes_our_first_container_by_keyboard(lang, tmp_path):
             # the output pane shows what the engine printed, and the fallback notice in this language
             output = "\n".join(screen.output.plain)
             assert "Hello World" in output
-            assert msg(lang, "notice.fallback", image="ubuntu", fallback="lab") in output
+            from lessons.docker import registry_has
+
+            state, where = registry_has("ubuntu")                  # "Docker Hub" is where nothing listens
+            assert msg(lang, f"notice.fallback.{state}", image="ubuntu", fallback="lab", registry=where) in output
+            assert output.count(msg(lang, f"notice.fallback.{state}", image="ubuntu", fallback="lab",
+                                    registry=where)) == 1            # once in the lesson
             assert course_containers(), "the lesson's containers exist until the app quits"
             await pilot.press("escape")                     # stay
             await quit_app(pilot, app)

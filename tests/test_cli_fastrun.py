@@ -31,6 +31,8 @@ PLAIN = [
     "--net none --timens --clock-offset monotonic=5 lab true",
     "--security-opt seccomp=unconfined --security-opt no-new-privileges lab true",
     "--storage-opt size=1g lab true",
+    "--pull always lab true",
+    "--pull=never --rm lab true",
     "--explain --pause --lang zh lab true",
     "lab sh -c 'echo -n hi; exit 3'",
     "lab --rm -it true",
@@ -49,6 +51,7 @@ NOT_PLAIN = [
     "--pids-limit -1 lab true",             # a value that starts with -
     "--pids-limit x lab true",
     "--lang fr lab true",
+    "--pull sometimes lab true",                # not a choice: argparse words the error
     "-l =x lab true",
     "--name",
     "-x lab true",

@@ -464,21 +464,50 @@ def test_every_check_kind_validates_its_arguments():
 LESSON = Context(course="c", lesson="l", step="s", origin="show", images=("ubuntu",))
 
 
+OFFLINE = lambda ref: ("unreachable", "docker.io")        # noqa: E731 - no registry answers
+
+
 def test_run_falls_back_to_lab_and_labels_the_container():
-    cmd = translate("docker run --rm ubuntu echo Hello World", LESSON, has_image=lambda ref: False)
+    cmd = translate("docker run --rm ubuntu echo Hello World", LESSON, has_image=lambda ref: False,
+                    can_pull=OFFLINE)
     assert cmd.argv == ("run", "--rm", "--label", "course=c", "--label", "course.lesson=l", "--label",
                         "course.step=s", "--label", "course.origin=show", "--label",
                         "course.image-requested=ubuntu", "lab", "echo", "Hello", "World")
     assert cmd.image == "ubuntu" and cmd.image_used == "lab"
-    assert len(cmd.notices) == 1 and "ubuntu" in cmd.notices[0] and "lab" in cmd.notices[0]
-    zh = translate("docker run ubuntu true", Context(images=("ubuntu",), lang="zh"), has_image=lambda ref: False)
-    assert "本地镜像存储中没有镜像 ubuntu" in zh.notices[0]
+    assert cmd.notices == (msg("en", "notice.fallback.unreachable", image="ubuntu", fallback="lab",
+                               registry="docker.io"),)
+    assert "the registry docker.io cannot be reached" in cmd.notices[0]
+    zh = translate("docker run ubuntu true", Context(images=("ubuntu",), lang="zh"), has_image=lambda ref: False,
+                   can_pull=OFFLINE)
+    assert "本地镜像存储中没有镜像 ubuntu，又无法连接注册服务器 docker.io" in zh.notices[0]
+
+
+@pytest.mark.parametrize("answer, words", [
+    (("absent", "10.0.0.5:5000, docker.io"), "the registry 10.0.0.5:5000, docker.io does not have it"),
+    (("settings", "/etc/container-lab/registries.toml:2: Unclosed array (TOML)"),
+     "the registry settings cannot be read (/etc/container-lab/registries.toml:2: Unclosed array (TOML))"),
+])
+def test_the_fallback_says_why_the_image_cannot_be_pulled(answer, words):
+    cmd = translate("docker run ubuntu true", LESSON, has_image=lambda ref: False, can_pull=lambda ref: answer)
+    assert cmd.image_used == "lab" and words in cmd.notices[0]
+
+
+def test_a_registry_that_has_the_image_means_no_fallback():
+    """Where a registry can give it (a classroom's mirror), the engine pulls it, as docker would."""
+    asked = []
+    cmd = translate("docker run ubuntu true", LESSON, has_image=lambda ref: False,
+                    can_pull=lambda ref: asked.append(ref) or ("available", "10.0.0.5:5000"))
+    assert asked == ["ubuntu"] and cmd.image_used == "ubuntu" and not cmd.notices
+    assert cmd.argv[-2:] == ("ubuntu", "true") and docker.LABEL_IMAGE not in cmd.labels
+    here = translate("docker run ubuntu true", LESSON, has_image=lambda ref: True,
+                     can_pull=lambda ref: pytest.fail("a registry asked about an image that is here"))
+    assert here.image_used == "ubuntu"
 
 
 def test_run_keeps_an_image_that_is_there_and_does_not_rescue_typos():
     cmd = translate("docker run ubuntu:latest true", LESSON, has_image=lambda ref: True)
     assert cmd.argv[-2:] == ("ubuntu:latest", "true") and not cmd.notices
-    typo = translate("docker run ubuntt true", LESSON, has_image=lambda ref: False)
+    typo = translate("docker run ubuntt true", LESSON, has_image=lambda ref: False, can_pull=OFFLINE)
     assert typo.image_used == "ubuntt" and not typo.notices          # the engine will say it is not found
 
 
@@ -526,7 +555,7 @@ def test_docker_verbs_and_groups_map_onto_the_engine():
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_unsupported_docker_features_get_one_clear_line(lang):
-    for text in ("docker push lab", "docker run --expose 80 lab true", "docker run --privileged lab true",
+    for text in ("docker rename a b", "docker run --expose 80 lab true", "docker run --privileged lab true",
                  "docker -H tcp://x ps", "docker swarm init", "docker run --bogus lab true", "echo hi", "docker"):
         with pytest.raises(CommandError) as info:
             translate(text, Context(lang=lang), check_only=True)
@@ -557,16 +586,18 @@ def test_a_word_that_is_no_docker_command_is_called_so_with_the_nearest_verb(lan
     assert ("Did you mean" not in nothing_near) and ("你是想" not in nothing_near)
 
 
-def test_pull_without_a_registry_says_what_will_happen():
-    if "pull" in docker.engine_verbs():
-        assert translate("docker pull ubuntu").argv == ("pull", "ubuntu")
-        return
-    there = translate("docker pull lab", LESSON, has_image=lambda ref: True)
-    assert there.output == "lab:latest: already in the local image store"
-    fallback = translate("docker pull ubuntu", LESSON, has_image=lambda ref: False)
-    assert "cannot be pulled" in fallback.output and fallback.image_used == "lab"
-    with pytest.raises(CommandError, match="not in the local store"):
-        translate("docker pull alpine", LESSON, has_image=lambda ref: False)
+def test_sharing_commands_are_the_engines_own():
+    assert translate("docker pull ubuntu").argv == ("pull", "ubuntu")
+    assert translate("docker image tag lab me/lab:v1", check_only=True).argv == ("tag", "lab", "me/lab:v1")
+    assert translate("docker image push me/lab:v1", check_only=True).argv == ("push", "me/lab:v1")
+    assert translate("docker container export -o /tmp/x.tar web", check_only=True).argv == \
+        ("export", "-o", "/tmp/x.tar", "web")
+    assert translate("docker import /tmp/x.tar me/x", check_only=True).argv == ("import", "/tmp/x.tar", "me/x")
+    assert translate("docker run --pull never lab true", check_only=True).argv[:3] == ("run", "--pull", "never")
+    with pytest.raises(CommandError, match="-o FILE"):
+        translate("docker export web", check_only=True)           # its bytes cannot be shown here
+    with pytest.raises(CommandError, match="instead of -"):
+        translate("docker import - me/x", check_only=True)       # nothing can be typed into it
 
 
 # -- messages ---------------------------------------------------------------------------

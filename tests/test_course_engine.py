@@ -346,6 +346,27 @@ def test_show_me_and_checks_for_one_step(view):
     lab.cleanup()
 
 
+def test_the_fallback_is_told_once_per_lesson_and_the_registry_asked_once(view, monkeypatch):
+    import lessons.lab
+
+    asked = []
+    monkeypatch.setattr(lessons.lab, "registry_has",
+                        lambda ref: asked.append(ref) or ("unreachable", "docker.io"))
+    course = load_course(FIXTURE)
+    lab = Lab(course, course.lesson("hello"), view=view)
+    seen: list[str] = []
+    assert lab.translate("docker run --rm ubuntu echo one").notices          # translated, not yet shown
+    first = lab.run("docker run --rm ubuntu echo one", on_output=seen.append)
+    second = lab.run("docker run --rm ubuntu echo two", on_output=seen.append)
+    assert first.ok and second.ok and first.output == "one\n" and second.output == "two\n"
+    told = [line for line in seen if "cannot be reached" in line]
+    assert len(told) == 1 and "docker.io" in told[0] and seen.index(told[0]) == 0
+    assert asked == ["ubuntu"]                                          # one question per lesson
+    assert not lab.translate("docker run ubuntu true").notices
+    again = Lab(course, course.lesson("hello"), view=view)                # another lesson (or a new visit)
+    assert again.translate("docker run ubuntu true").notices and asked == ["ubuntu", "ubuntu"]
+
+
 def test_a_cancelled_command_stops(view):
     cancel = threading.Event()
     cmd = translate("docker run --rm --name slow lab sleep 60", check_only=True)
@@ -369,7 +390,9 @@ def test_a_failed_command_says_its_error_once(lang):
     assert screen.count("Unable to find image 'nosuchimage:latest' locally") == 1, screen
     assert failure_text(result, lang) == ("exit code 125" if lang == "en" else "退出码 125")
     # Where the output was not shown (course solve's setup), its last line says why.
-    assert failure_text(result, lang, last_line=True).endswith("Unable to find image 'nosuchimage:latest' locally")
+    last = failure_text(result, lang, last_line=True)
+    assert "Unable to find image 'nosuchimage:latest' locally, and the registry docker.io" in last
+    assert last.endswith("cannot be reached ([Errno 111] Connection refused)")      # nothing listens there
 
 
 def test_the_cgroup_lessons_limit_files_are_read_without_an_error(view):

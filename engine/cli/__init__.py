@@ -7,10 +7,11 @@ killed (OOM included). Errors are one line on stderr, never a traceback.
 One module per group of verbs, imported only when one of its verbs runs
 (or for ``--help``), so that start-up does not grow with the verbs:
 
-- ``run.py``         run (and run --explain), exec, start: the verbs that start
-                     processes; :func:`config_from`
+- ``run.py``         run (and run --explain), create, exec, start: the verbs that
+                     start processes; :func:`config_from`
 - ``containers.py``  ps, stop, kill, rm, container prune, logs, wait, inspect, top, diff
 - ``images.py``      images, image ..., history, pull, rmi, load, save
+- ``share.py``       login, logout, tag, push, export, import: sharing images
 - ``system.py``      doctor, gc, events
 - ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
 - ``parser.py``      argparse: the help text, --version, :func:`build_parser`
@@ -45,13 +46,14 @@ def _verb(module: str, adder: str):
 # the verb being run gets its full parser built (argparse is slow to build).
 VERBS = {
     "run": ("create and start a container from an image", _verb("run", "_add_run")),
+    "create": ("create a container from an image, without starting it", _verb("run", "_add_create")),
     "exec": ("run a command in a running container", _verb("run", "_add_exec")),
     "ps": ("list containers", _verb("containers", "_add_ps")),
     "stop": ("stop running containers", _verb("containers", "_add_stop")),
     "start": ("start stopped containers", _verb("run", "_add_start")),
     "kill": ("send a signal to running containers", _verb("containers", "_add_kill")),
     "rm": ("remove containers", _verb("containers", "_add_rm")),
-    "container": ("manage containers (prune)", _verb("containers", "_add_container")),
+    "container": ("manage containers (prune, create, export)", _verb("containers", "_add_container")),
     "logs": ("show a container's output", _verb("containers", "_add_logs")),
     "wait": ("wait for containers to stop; print their exit codes", _verb("containers", "_add_wait")),
     "inspect": ("show a container's record as JSON", _verb("containers", "_add_inspect")),
@@ -60,12 +62,19 @@ VERBS = {
     "diff": ("show what changed in a container's writable layer", _verb("containers", "_add_diff")),
     "gc": ("remove what crashed runs left behind", _verb("system", "_add_gc")),
     "images": ("list images", _verb("images", "_add_images")),
-    "image": ("manage images (inspect, ls, history, load, save)", _verb("images", "_add_image")),
+    "image": ("manage images (inspect, ls, history, load, save, pull, push, tag, import)",
+              _verb("images", "_add_image")),
     "history": ("show how an image was made, step by step", _verb("images", "_add_history")),
     "pull": ("download an image from a registry", _verb("images", "_add_pull")),
     "rmi": ("remove images", _verb("images", "_add_rmi")),
     "load": ("load images from a tar archive (docker save or OCI)", _verb("images", "_add_load")),
     "save": ("save images to a tar archive, for machines with no network", _verb("images", "_add_save")),
+    "tag": ("give an image another name (where push sends it)", _verb("share", "_add_tag")),
+    "push": ("upload an image to a registry", _verb("share", "_add_push")),
+    "login": ("log in to a registry (credentials for pull and push)", _verb("share", "_add_login")),
+    "logout": ("forget the credentials for a registry", _verb("share", "_add_logout")),
+    "export": ("write a container's file system as a tar archive", _verb("share", "_add_export")),
+    "import": ("make a one-layer image of a tar archive", _verb("share", "_add_import")),
     "network": ("manage networks (create, ls, inspect, rm, connect, disconnect, prune)",
                 _verb("networks", "_add_network")),
     "port": ("list a container's published ports", _verb("networks", "_add_port")),

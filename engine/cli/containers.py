@@ -53,6 +53,11 @@ def _add_container(sub, help_text: str) -> None:
     pr = cosub.add_parser("prune", help="remove all stopped containers", description="Remove all stopped containers.")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(func=cmd_prune)
+    from .run import _add_create
+    from .share import _add_export
+
+    _add_create(cosub, "create a container without starting it")
+    _add_export(cosub, "write a container's file system as a tar archive")
 
 
 def _add_logs(sub, help_text: str) -> None:

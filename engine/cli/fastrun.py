@@ -43,8 +43,9 @@ OPTIONS = {
     "--security-opt": ("security_opt", None, True),
     "--storage-opt": ("storage_opt", None, True),
     "--lang": ("lang", None, False),
+    "--pull": ("pull", None, False),
 }
-CHOICES = {"lang": ("en", "zh")}
+CHOICES = {"lang": ("en", "zh"), "pull": ("missing", "always", "never")}
 
 
 def defaults() -> dict:
@@ -56,7 +57,7 @@ def defaults() -> dict:
                 pids_limit=DEFAULT_PIDS, cpus=None, network="bridge", network_alias=[], ip=None,
                 publish=[], publish_all=False, pid_mode="private", ipc_mode="private",
                 uts_mode="private", userns_mode="host", timens=False, clock_offset=[], security_opt=[],
-                storage_opt=[], explain=False, pause=False, lang=None)
+                storage_opt=[], pull="missing", explain=False, pause=False, lang=None)
 
 
 def parse_run(argv: list[str]) -> SimpleNamespace | None:

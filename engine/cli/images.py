@@ -34,13 +34,16 @@ def _add_rmi(sub, help_text: str, name: str = "rmi") -> None:
 def _add_pull(sub, help_text: str) -> None:
     pl = sub.add_parser("pull", help=help_text,
                         description="Download an image from a registry: Docker Hub for a plain name (ubuntu, "
-                                    "bitnami/redis), or the registry a name starts with (127.0.0.1:5000/team/app; "
-                                    "loopback registries over plain HTTP, others HTTPS). The image for this "
-                                    "machine's platform is picked from a multi-platform one; every layer is "
-                                    "checked against its digest; layers already here are not fetched again. "
-                                    "Offline? `save` images on a machine with a network and `load` them here.")
+                                    "bitnami/redis) -- through the mirrors of registries.toml first, if any --, "
+                                    "or the registry a name starts with (127.0.0.1:5000/team/app; loopback "
+                                    "registries and those registries.toml calls insecure over plain HTTP, others "
+                                    "HTTPS), with the credentials `login` stored. By tag or by digest "
+                                    "(NAME@sha256:...). The image for this machine's platform is picked from a "
+                                    "multi-platform one; every layer is checked against its digest; layers "
+                                    "already here are not fetched again. Offline? `save` images on a machine "
+                                    "with a network and `load` them here.")
     pl.add_argument("-q", "--quiet", action="store_true", help="print only the image's name")
-    pl.add_argument("image", metavar="NAME[:TAG]", help="the image, e.g. ubuntu:24.04")
+    pl.add_argument("image", metavar="NAME[:TAG|@DIGEST]", help="the image, e.g. ubuntu:24.04")
     pl.set_defaults(func=cmd_pull)
 
 
@@ -101,6 +104,11 @@ def _add_image(sub, help_text: str) -> None:
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
+    from .share import _add_import, _add_push, _add_tag
+
+    _add_push(imsub, "upload an image to a registry")
+    _add_tag(imsub, "give an image another name")
+    _add_import(imsub, "make a one-layer image of a tar archive")
     _add_rmi(imsub, "remove images", name="rm")
     pr = imsub.add_parser("prune", help="remove unused images",
                           description="Remove the layers and blobs that no image and no container needs (left "
@@ -121,7 +129,7 @@ def cmd_images(args, client) -> int:
         return 0
     rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
     for im in images:
-        repo, _, tag = im.ref.rpartition(":")
+        repo, _, tag = (im.ref.partition("@")[0], "", "<none>") if "@" in im.ref else im.ref.rpartition(":")
         rows.append((repo, tag, im.id.split(":", 1)[1][:12], im.created[:19].replace("T", " "), _human(im.size)))
     _table(rows)
     return 0
@@ -229,40 +237,44 @@ def cmd_image_prune(args, client) -> int:
 @_docker_exit
 def cmd_pull(args, client) -> int:
     from ..images.reference import parse_reference
-    from ..images.registry import pull
 
-    store = _image_store()
     ref = str(parse_reference(args.image))
+    pulled = pull_reporting(_image_store(), ref, out=sys.stdout, quiet=args.quiet)
+    print(pulled["ref"])
+    return 0
+
+
+def pull_for_run(ref: str, policy: str) -> None:
+    """``run``/``create``'s image, pulled first if ``policy`` says so, docker's lines on stderr."""
+    from ..images.pull import Report, ensure_image
+
+    progress = _Progress(False)
+    report = Report(ref, lambda text: print(text, file=sys.stderr, flush=True), progress, done=progress.done)
+    try:
+        ensure_image(_image_store(), ref, policy, report)
+    finally:
+        progress.done()
+
+
+def pull_reporting(store, ref: str, *, out, quiet: bool = False, announce: str | None = None) -> dict:
+    """Pull ``ref`` into ``store`` saying docker's lines on ``out`` (stdout for
+    ``pull``, stderr for ``run``), the bytes of a download in place on a
+    terminal's stderr; returns what :func:`engine.images.pull.pull` returns."""
+    from ..images.pull import Report, pull
+
     try:
         before = store.resolve(ref).digest
     except errors.ImageError:
         before = None
-    progress = _Progress(args.quiet)
-    shown: set[str] = set()
-
-    def report(event: dict) -> None:
-        short = event.get("digest", "").removeprefix("sha256:")[:12]
-        if event["event"] == "resolved" and not args.quiet:
-            print(f"{ref.rpartition(':')[2]}: Pulling from {event['repository']}", flush=True)
-        elif event["event"] == "downloading":
-            progress(f"{short}: Downloading {_human(event['bytes'])}/{_human(event['size'])}")
-        elif event["event"] in ("exists", "done") and not args.quiet and short not in shown:
-            shown.add(short)
-            progress.done()
-            print(f"{short}: {'Already exists' if event['event'] == 'exists' else 'Pull complete'}", flush=True)
-
+    progress = _Progress(quiet)
+    report = Report(ref, lambda text: print(text, file=out, flush=True), progress, quiet=quiet, done=progress.done)
+    report.announce = announce
     try:
         result = pull(store, ref, report)
     finally:
         progress.done()
-    if args.quiet:
-        print(ref)
-        return 0
-    print(f"Digest: {result['digest']}")
-    fresh = result["new"] or before != result["digest"]
-    print(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {ref}")
-    print(ref)
-    return 0
+    report.finish(result, fresh=result["new"] or before != result["digest"])
+    return result
 
 
 @_docker_exit

@@ -6,6 +6,7 @@ of a process's stdio and signals."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 
@@ -15,17 +16,25 @@ from .output import _report_exit, _terminal_width, _warn
 from .values import _containers_arg, _cpus, _kv, _memory, _pids, _swap
 
 
-def _add_run(sub, help_text: str) -> None:
+def _add_run(sub, help_text: str, name: str = "run") -> None:
+    """``run``'s parser -- or, with ``name="create"``, ``create``'s: the same
+    flags but those about starting (-d, --explain, --pause, --lang)."""
     import argparse
 
     from ..spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
-    r = sub.add_parser("run", add_help=False, help=help_text,
-                       description="Create a container from IMAGE and run COMMAND in it (the image's "
-                                   "default command when none is given).")
+    create = name == "create"
+    r = sub.add_parser(name, add_help=False, help=help_text,
+                       description="Create a container from IMAGE, without starting it (`start` does); print "
+                                   "its id." if create else
+                                   "Create a container from IMAGE and run COMMAND in it (the image's "
+                                   "default command when none is given). An image that is not here is "
+                                   "pulled first, as `pull` would (--pull).")
     r.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
     r.add_argument("-t", "--tty", action="store_true", help="give the container a pseudo-terminal")
-    r.add_argument("-d", "--detach", action="store_true", help="run in the background and print the container id")
+    if not create:
+        r.add_argument("-d", "--detach", action="store_true",
+                       help="run in the background and print the container id")
     r.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
     r.add_argument("--name", help="name the container (default: a generated name)")
     r.add_argument("-h", "--hostname", help="the container's hostname (default: its short id)")
@@ -74,18 +83,29 @@ def _add_run(sub, help_text: str) -> None:
     r.add_argument("--storage-opt", action="append", default=[], metavar="size=SIZE",
                    help="limit the container's writable layer, e.g. size=1g (needs the data dir on XFS "
                         "mounted with prjquota; `doctor` says whether it is)")
-    r.add_argument("--explain", action="store_true",
-                   help="start the container one stage at a time, explaining each: what it does, "
-                        "its kernel calls and the equivalent shell commands")
-    r.add_argument("--pause", action="store_true",
-                   help="with --explain: wait for Enter after each stage (look at the half-built "
-                        "container with top or inspect meanwhile)")
-    r.add_argument("--lang", choices=["en", "zh"], help="with --explain: the language of the explanations "
-                   "(default: your locale: LANGUAGE, LC_ALL, LC_MESSAGES, LANG; zh* -> 中文)")
+    r.add_argument("--pull", choices=["missing", "always", "never"], default="missing",
+                   help="pull the image before creating the container: missing (the default: when it is "
+                        "not here), always, never (refuse when it is not here)")
+    if not create:
+        r.add_argument("--explain", action="store_true",
+                       help="start the container one stage at a time, explaining each: what it does, "
+                            "its kernel calls and the equivalent shell commands")
+        r.add_argument("--pause", action="store_true",
+                       help="with --explain: wait for Enter after each stage (look at the half-built "
+                            "container with top or inspect meanwhile)")
+        r.add_argument("--lang", choices=["en", "zh"], help="with --explain: the language of the explanations "
+                       "(default: your locale: LANGUAGE, LC_ALL, LC_MESSAGES, LANG; zh* -> 中文)")
     r.add_argument("--help", action="help", help="show this help and exit")
     r.add_argument("image", metavar="IMAGE", help="image to run, e.g. lab (built in, works offline)")
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
-    r.set_defaults(func=cmd_run)
+    if create:
+        r.set_defaults(func=cmd_create, detach=False)
+    else:
+        r.set_defaults(func=cmd_run)
+
+
+def _add_create(sub, help_text: str) -> None:
+    _add_run(sub, help_text, name="create")
 
 
 def _add_exec(sub, help_text: str) -> None:
@@ -177,7 +197,45 @@ def _foreground(client, start, *, interactive: bool) -> int:
     return _report_exit(result)
 
 
+def _image_here(ref: str) -> bool:
+    """Whether the store's index names ``ref`` as written (``:latest`` added),
+    or it is the built-in ``lab``: a quick look, so that a run whose image is
+    here pays nothing for the registry code. A no is checked properly (and
+    the image pulled) by :func:`engine.images.pull.ensure_image`."""
+    from .. import paths
+
+    last = ref.rpartition("/")[2]
+    name = ref if "@" in ref or ":" in last else f"{ref}:latest"
+    if name == "lab:latest":
+        return True
+    try:
+        with open(os.path.join(paths.data_path(), "images", "repositories.json"), "rb") as f:
+            return name in json.loads(f.read())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _ensure_image(args) -> None:
+    """The image of a ``run`` or ``create``, pulled first if need be (``--pull``),
+    docker's pull lines on stderr."""
+    policy = getattr(args, "pull", "missing")
+    if policy != "always" and _image_here(args.image):
+        return
+    from .images import pull_for_run
+
+    pull_for_run(args.image, policy)
+
+
+def cmd_create(args, client) -> int:
+    _ensure_image(args)
+    reply = client.create(config_from(args))
+    _warn(reply.get("warnings", []))
+    print(reply["id"])
+    return 0
+
+
 def cmd_run(args, client) -> int:
+    _ensure_image(args)
     config = config_from(args)
     if args.pause and not args.explain:
         raise errors.InvalidArgument("--pause goes with --explain")

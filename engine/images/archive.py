@@ -425,7 +425,10 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
         elif image.ref == _normal(name):
             tags = [image.ref]
         else:                           # an image id: all its tags
-            tags = store.tags_of(image)
+            tags = [t for t in store.tags_of(image) if "@" not in t]
+        if not tags:
+            raise ImageError(f"{name} has no tag to be saved under (pulled by digest?): give it one first "
+                             "(container-lab tag IMAGE NAME:TAG)")
         for img, t in chosen:
             if img.digest == image.digest:
                 t.extend(x for x in tags if x not in t)

@@ -42,11 +42,11 @@ def layer_size(path: Path) -> int:
 def inspect_record(store: ImageStore, image: Image) -> dict:
     """Docker's ``image inspect`` object for ``image``."""
     manifest, config = store.manifest_and_config(image)
-    tags = store.tags_of(image) or [image.ref]
+    names = store.tags_of(image) or [image.ref]
     return {
         "Id": image.id,
-        "RepoTags": tags,
-        "RepoDigests": sorted({f"{t.rpartition(':')[0]}@{image.digest}" for t in tags if "@" not in t}),
+        "RepoTags": [t for t in names if "@" not in t],
+        "RepoDigests": sorted({t if "@" in t else f"{t.rpartition(':')[0]}@{image.digest}" for t in names}),
         "Parent": "",
         "Comment": config.get("comment", ""),
         "Created": config.get("created", ""),

@@ -1,4 +1,7 @@
-"""Pulling images from an OCI distribution registry (Docker Hub by default).
+"""Speaking to an OCI distribution registry (Docker Hub by default): its
+requests, its authentication, and what pulling reads from it (manifests,
+platforms, blobs). What is pulled into the store, and from which endpoint
+(mirrors first), is :mod:`engine.images.pull`; pushing is :mod:`engine.images.push`.
 
 The protocol (the OCI distribution spec, which Docker's registry speaks):
 
@@ -12,10 +15,17 @@ The protocol (the OCI distribution spec, which Docker's registry speaks):
   realm=...,service=...,scope=...`` means "get a token from realm" (anonymous
   pulls get one too); the token then goes with each request to the registry
   host only -- never along a redirect to a blob CDN (so it is added with
-  ``add_unredirected_header``).
+  ``add_unredirected_header``). With credentials (``login``), the token
+  request carries them (Basic, with ``account=USER``), as docker's does;
+  ``Basic realm=...`` means the registry itself wants them on every request.
+  Scopes asked for are the challenge's and the request's together, one entry
+  per repository (``repository:x:pull,push``; a mount adds ``repository:y:pull``).
 
 Registries on a loopback address (a classroom's mirror, the tests' server) are
-spoken to over plain HTTP, as docker does; every other one over HTTPS.
+spoken to over plain HTTP, as docker does, and those registries.toml calls
+``insecure`` (:mod:`engine.images.config`); every other one over HTTPS. A
+registry that does not answer at all is :class:`Unreachable`, so a caller can
+tell "offline" from "said no".
 Every answer is hostile input: sizes are bounded, JSON is checked field by
 field, and any mismatch is a one-line :class:`RegistryError`.
 
@@ -63,6 +73,7 @@ MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 MAX_MANIFEST = 4 << 20          # bytes: manifests and indexes are small JSON
 MAX_TOKEN = 1 << 20
 CHUNK = 1 << 16
+SEND_BLOCK = 1 << 20            # bytes of an upload handed to the socket at a time (http.client's 8 KiB is slow)
 TIMEOUT = 30.0                  # seconds: to connect, and for a whole answer (besides a blob's bytes)
 MIN_RATE = 32 << 10             # bytes a second a blob must at least arrive at
 
@@ -73,6 +84,15 @@ ARCH = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "
 
 class RegistryError(ImageError):
     """The registry said no, or said something we cannot accept."""
+
+
+class Unreachable(RegistryError):
+    """The registry did not answer at all (offline, a wrong address, nothing
+    listening): ``where`` names it, ``reason`` says what the network said."""
+
+    def __init__(self, message: str, *, where: str = "", reason: str = ""):
+        super().__init__(message)
+        self.where, self.reason = where, reason
 
 
 def deadlines_from_env() -> tuple[float, float]:
@@ -135,12 +155,20 @@ def _watch(sock) -> None:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().__init__(*args, **kwargs)
+
     def connect(self):
         super().connect()
         _watch(self.sock)
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().__init__(*args, **kwargs)
+
     def connect(self):
         super().connect()
         _watch(self.sock)
@@ -192,12 +220,27 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class Registry:
-    """One registry host, and the tokens it has granted (per scope)."""
+    """One registry, and the tokens it has granted (per scope).
 
-    def __init__(self, host: str, *, timeout: float | None = None, min_rate: float | None = None):
+    ``host`` names it (``127.0.0.1:5000``, ``docker.io``) in messages and in
+    the credentials file; ``endpoint`` (a URL) is where it is spoken to when
+    that is not the host itself -- a mirror, or a Docker Hub moved for the
+    tests. ``credentials`` (user, password) answer a Basic challenge and go to
+    the token service of a Bearer one; ``insecure``: plain HTTP beyond
+    loopback (:mod:`engine.images.config`)."""
+
+    def __init__(self, host: str, *, endpoint: str | None = None, credentials: tuple[str, str] | None = None,
+                 insecure: bool = False, timeout: float | None = None, min_rate: float | None = None):
         self.host = host
-        api = DOCKER_HUB_API if host == DOCKER_HUB else host
-        self.base = f"{'http' if is_loopback(api) else 'https'}://{api}"
+        if endpoint:
+            self.base = endpoint.rstrip("/")
+        else:
+            api = DOCKER_HUB_API if host == DOCKER_HUB else host
+            self.base = f"{'http' if is_loopback(api) or insecure else 'https'}://{api}"
+        self.label = host if not endpoint or urllib.parse.urlsplit(self.base).netloc == host \
+            else f"{host} (at {self.base})"
+        self.credentials = credentials
+        self.basic = False              # it asked for Basic authentication: every request carries it
         env_timeout, env_rate = deadlines_from_env()
         self.timeout = timeout if timeout is not None else env_timeout
         self.min_rate = min_rate if min_rate is not None else env_rate
@@ -205,12 +248,12 @@ class Registry:
         self.opener = urllib.request.build_opener(_CheckedRedirects(), _HTTPHandler(), _HTTPSHandler())
 
     @contextmanager
-    def _deadline(self, what: str, size: int = 0) -> Iterator[None]:
+    def deadline(self, what: str, size: int = 0) -> Iterator[None]:
         """The request made inside ends within the timeout (plus ``size``
         bytes at the minimum rate), or fails with one line that says so."""
         seconds = self.timeout + size / self.min_rate
         deadline, outer = _Deadline(seconds), getattr(_watched, "deadline", None)
-        late = RegistryError(f"the registry {self.host} did not send {what} within {seconds:.0f} s (too slow "
+        late = RegistryError(f"the registry {self.label} did not send {what} within {seconds:.0f} s (too slow "
                              "or stuck; CONTAINER_LAB_PULL_TIMEOUT and CONTAINER_LAB_PULL_MIN_RATE set the limits)")
         _watched.deadline = deadline
         deadline.timer.start()
@@ -226,56 +269,108 @@ class Registry:
         if deadline.expired:        # a read cut short by the watchdog may look like the end of the answer
             raise late
 
+    _deadline = deadline
+
     # -- HTTP ---------------------------------------------------------------
-    def _open(self, path: str, scope: str, accept: tuple[str, ...] = ()):
-        """GET ``path`` (under /v2/), authenticating once if asked to."""
+    def request(self, method: str, target: str, scope: str, *, body=None, headers: dict | None = None,
+                accept: tuple[str, ...] = (), expect: tuple[int, ...] = (), what: str = ""):
+        """Send one request and return the response, authenticating once if asked to.
+
+        ``target``: a path under ``/v2/`` or a whole URL (an upload's
+        Location; credentials go only to the registry's own host).
+        ``scope``: the access it needs (``repository:x:pull,push``, several
+        separated by spaces). ``body``: bytes, or a callable giving them (or a
+        file) afresh for each attempt. An answer whose status is in ``expect``
+        (404 ...) is returned, not raised; any other error status is a
+        one-line :class:`RegistryError` (:class:`ImageNotFound` for 404)."""
+        url = target if "://" in target else f"{self.base}/v2/{target}"
+        ours = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.base).netloc
         for attempt in (0, 1):
-            req = urllib.request.Request(f"{self.base}/v2/{path}", method="GET")
+            data = body() if callable(body) else body
+            req = urllib.request.Request(url, data=data, method=method)
             req.add_header("User-Agent", "container-lab")
+            for key, value in (headers or {}).items():
+                req.add_header(key, value)
             if accept:
                 req.add_header("Accept", ", ".join(accept))
-            if scope in self.tokens:
-                req.add_unredirected_header("Authorization", f"Bearer {self.tokens[scope]}")
+            sent = self._authorization(scope) if ours else None
+            if sent:
+                req.add_unredirected_header("Authorization", sent)
             try:
                 return self.opener.open(req, timeout=self.timeout)
             except urllib.error.HTTPError as e:
-                if e.code == 401 and attempt == 0:
+                if e.code == 401 and attempt == 0 and ours:
                     challenge = e.headers.get("WWW-Authenticate", "")
                     e.close()
                     self._authenticate(challenge, scope)
                     continue
-                raise self._http_error(e, path) from None
+                if e.code in expect:
+                    return e
+                if e.code == 401 and sent and sent.startswith("Basic "):
+                    e.close()
+                    raise RegistryError(f"the registry {self.label} refused the user name and password of "
+                                        f"{self.credentials[0]} (wrong password? log in again: "
+                                        f"container-lab login {self.host})") from None
+                raise self._http_error(e, what or target) from None
             except urllib.error.URLError as e:
-                raise RegistryError(f"cannot reach the registry {self.host}: {_reason(e)} (offline? a classroom "
-                                    "can `load` a saved image, or pull from a local mirror)") from None
-            except (OSError, ValueError) as e:      # timeouts, resets, a bad URL from a redirect
-                raise RegistryError(f"talking to the registry {self.host} failed: {e}") from None
-        raise RegistryError(f"the registry {self.host} refused the token it gave")
+                raise Unreachable(f"cannot reach the registry {self.label}: {_reason(e)} (offline? a classroom "
+                                  "can `load` a saved image, or pull from a local mirror)",
+                                  where=self.label, reason=_reason(e)) from None
+            except (OSError, ValueError, http.client.HTTPException) as e:   # timeouts, resets, a bad URL
+                raise RegistryError(f"talking to the registry {self.label} failed: "
+                                    f"{getattr(e, 'strerror', None) or e}") from None
+        raise RegistryError(f"the registry {self.label} refused the token it gave")
+
+    def _open(self, path: str, scope: str, accept: tuple[str, ...] = ()):
+        """GET ``path`` (under /v2/)."""
+        return self.request("GET", path, scope, accept=accept)
+
+    def _authorization(self, scope: str) -> str | None:
+        if scope in self.tokens:
+            return f"Bearer {self.tokens[scope]}"
+        if self.basic and self.credentials:
+            return "Basic " + _basic(*self.credentials)
+        return None
 
     def _authenticate(self, challenge: str, scope: str) -> None:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic":
-            raise RegistryError(f"the registry {self.host} wants a user name and password "
-                                "(logging in to a registry is not supported yet)")
+            if not self.credentials:
+                raise RegistryError(f"the registry {self.label} wants a user name and password: "
+                                    f"log in first (container-lab login {self.host})")
+            self.basic = True
+            return
         if scheme != "bearer" or not params.get("realm"):
-            raise RegistryError(f"the registry {self.host} asked for authentication we do not know: "
+            raise RegistryError(f"the registry {self.label} asked for authentication we do not know: "
                                 f"{challenge[:120]!r}")
         realm = params["realm"]
-        if urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
-            raise RegistryError(f"the registry {self.host} named an unusable token service: {realm[:120]!r}")
-        query = {"scope": params.get("scope") or scope}
+        where = urllib.parse.urlsplit(realm)
+        if where.scheme not in ("http", "https"):
+            raise RegistryError(f"the registry {self.label} named an unusable token service: {realm[:120]!r}")
+        query = [("scope", s) for s in merge_scopes((params.get("scope") or "").split(" ") + scope.split(" "))]
         if params.get("service"):
-            query["service"] = params["service"]
-        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
-        req = urllib.request.Request(url, headers={"User-Agent": "container-lab"})
+            query.append(("service", params["service"]))
+        req = urllib.request.Request(realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query),
+                                     headers={"User-Agent": "container-lab"})
+        if self.credentials:
+            # Never in clear text to a service elsewhere, unless this registry is spoken to in clear text too.
+            if where.scheme == "http" and not is_loopback(where.netloc) and not self.base.startswith("http:"):
+                raise RegistryError(f"the registry {self.label} sends logins to a token service over plain "
+                                    f"HTTP ({realm[:120]}); refused")
+            req.full_url += "&" + urllib.parse.urlencode({"account": self.credentials[0]})
+            req.add_unredirected_header("Authorization", "Basic " + _basic(*self.credentials))
         try:
-            with self._deadline(f"a token (from {urllib.parse.urlsplit(realm).netloc})"), \
+            with self.deadline(f"a token (from {where.netloc})"), \
                     self.opener.open(req, timeout=self.timeout) as resp:
                 body = resp.read(MAX_TOKEN + 1)
         except urllib.error.HTTPError as e:
-            raise RegistryError(f"the token service of {self.host} said {e.code} {e.reason}") from None
+            if e.code == 401 and self.credentials:
+                raise RegistryError(f"the token service of {self.label} refused the user name and password of "
+                                    f"{self.credentials[0]} (wrong password? log in again: "
+                                    f"container-lab login {self.host})") from None
+            raise RegistryError(f"the token service of {self.label} said {e.code} {e.reason}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-            raise RegistryError(f"cannot reach the token service of {self.host}: {_reason(e)}") from None
+            raise RegistryError(f"cannot reach the token service of {self.label}: {_reason(e)}") from None
         try:
             if len(body) > MAX_TOKEN:
                 raise ValueError("too large")
@@ -284,7 +379,7 @@ class Registry:
             if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
                 raise ValueError("no token in it")
         except (ValueError, AttributeError) as e:
-            raise RegistryError(f"the token service of {self.host} gave an unusable answer ({e})") from None
+            raise RegistryError(f"the token service of {self.label} gave an unusable answer ({e})") from None
         self.tokens[scope] = token
 
     def _http_error(self, e: urllib.error.HTTPError, path: str) -> RegistryError:
@@ -297,16 +392,23 @@ class Registry:
         finally:
             e.close()
         if e.code == 429:
-            return RegistryError(f"the registry {self.host} says too many requests (429): Docker Hub allows "
+            return RegistryError(f"the registry {self.label} says too many requests (429): Docker Hub allows "
                                  "anonymous users a limited number of pulls per hour and address; a classroom "
                                  "should `save` images once and `load` them, or use a local mirror")
         if e.code == 404:
-            return ImageNotFound(f"not found in the registry {self.host}: {path}" + (f": {detail}" if detail else ""))
-        if e.code == 401:
-            return RegistryError(f"the registry {self.host} refused access to {path}" +
-                                 (f": {detail}" if detail else "") + " (does the repository exist? is it private?)")
-        return RegistryError(f"the registry {self.host} answered {e.code} {e.reason} for {path}" +
+            return ImageNotFound(f"not found in the registry {self.label}: {path}" + (f": {detail}" if detail else ""))
+        if e.code in (401, 403):
+            return RegistryError(f"the registry {self.label} refused access to {path}" +
+                                 (f": {detail}" if detail else "") + " (does the repository exist? is it private? "
+                                 f"log in: container-lab login {self.host})")
+        return RegistryError(f"the registry {self.label} answered {e.code} {e.reason} for {path}" +
                              (f": {detail}" if detail else ""))
+
+    def check_login(self) -> None:
+        """``GET /v2/`` with the credentials (through the token service, if
+        the registry has one): returns when the registry takes them."""
+        with self.deadline("an answer to the login"), self.request("GET", "", "", what="/v2/") as resp:
+            resp.read(MAX_TOKEN)
 
     # -- manifests and blobs ------------------------------------------------------
     def manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
@@ -319,7 +421,7 @@ class Registry:
                 body = resp.read(MAX_MANIFEST + 1)
                 media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
         except (OSError, http.client.HTTPException) as e:
-            raise RegistryError(f"reading the manifest {repository}:{reference} from the registry {self.host} "
+            raise RegistryError(f"reading the manifest {repository}:{reference} from the registry {self.label} "
                                 f"failed: {e}") from None
         if len(body) > MAX_MANIFEST:
             raise RegistryError(f"the manifest {repository}:{reference} is larger than {MAX_MANIFEST >> 20} MiB")
@@ -357,7 +459,7 @@ class Registry:
                 got = self._receive(repository, descriptor, dest, h, progress)
         except (OSError, http.client.HTTPException) as e:
             raise RegistryError(f"downloading the blob {digest[:19]} of {repository} from the registry "
-                                f"{self.host} failed: {getattr(e, 'strerror', None) or e}") from None
+                                f"{self.label} failed: {getattr(e, 'strerror', None) or e}") from None
         if got != size:
             raise RegistryError(f"the blob {digest[:19]} of {repository} ended after {got} of {size} bytes")
         if "sha256:" + h.hexdigest() != digest:
@@ -395,6 +497,20 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
     return scheme.lower(), params
+
+
+def merge_scopes(scopes: list[str]) -> list[str]:
+    """Token scopes with one entry per resource, its actions joined:
+    ``repository:x:pull`` and ``repository:x:pull,push`` -> ``repository:x:pull,push``."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for item in scopes:
+        kind, _, rest = item.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if not item or not name:
+            continue
+        have = merged.setdefault((kind, name), [])
+        have.extend(a for a in actions.split(",") if a and a not in have)
+    return [f"{kind}:{name}:{','.join(actions)}" for (kind, name), actions in merged.items()]
 
 
 def pick_platform(index: dict, repository: str, reference: str) -> str:
@@ -454,66 +570,13 @@ def _reason(e: BaseException) -> str:
     return str(getattr(e, "reason", None) or e)
 
 
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def reference_parts(r: Reference) -> tuple[str, str, str]:
     """(host, repository, tag-or-digest) of a parsed reference."""
     host, repository = locate(r.name)
     return host, repository, r.digest or r.tag or "latest"
-
-
-# -- pulling into the store -------------------------------------------------------
-
-MAX_CONFIG = 16 << 20           # bytes: an image config is JSON, usually a few kB
-
-
-def pull(store, ref: str, progress: Callable[[dict], None] | None = None, *,
-         registry: Registry | None = None) -> dict:
-    """Pull ``ref`` (``NAME[:TAG]``) into ``store``; returns {"ref", "digest",
-    "id", "new": whether any layer was downloaded}.
-
-    ``progress`` gets ``{"event": ...}`` dicts: ``resolved`` (the manifest),
-    then per layer ``exists`` or ``downloading`` (bytes so far) and ``done``.
-    Layers the store has already are not fetched again. Everything is
-    downloaded and checked before :meth:`ImageStore.add_image` stores any of
-    it, so a broken pull leaves the store as it was."""
-    from engine.errors import InvalidArgument
-    from engine.images.reference import parse_reference
-
-    say = progress or (lambda _event: None)
-    r = parse_reference(ref)
-    if r.digest:
-        raise InvalidArgument(f"pulling by digest is not supported yet: pull a tag ({r.name}:TAG)")
-    host, repository, reference = reference_parts(r)
-    reg = registry or Registry(host)
-    body, manifest, digest = reg.image_manifest(repository, reference)
-    say({"event": "resolved", "repository": repository, "host": host, "digest": digest,
-         "layers": len(manifest["layers"])})
-    new = False
-    from engine.images.limits import check_declared_sizes, check_free_space, limits_from_env
-
-    config = manifest["config"]
-    if config["size"] > MAX_CONFIG:
-        raise RegistryError(f"the config of {repository}:{reference} is larger than {MAX_CONFIG >> 20} MiB")
-    limits = limits_from_env()
-    check_declared_sizes(manifest["layers"], limits, f"{repository}:{reference}")
-    # The download, then at least as much again unpacked, must fit.
-    missing = {d["digest"]: d["size"] for d in manifest["layers"] if not store.blob_path(d["digest"]).is_file()}
-    check_free_space(store.root, limits, f"pulling {repository}:{reference}", 2 * sum(missing.values()))
-    with store.work_dir("pull-") as area:
-        reg.blob(repository, config, area / "config")
-        files: dict[str, Path] = {}
-        for d in manifest["layers"]:
-            if d["digest"] in files:
-                continue
-            have = store.blob_path(d["digest"])
-            if have.is_file():
-                files[d["digest"]] = have
-                say({"event": "exists", "digest": d["digest"]})
-                continue
-            dest = area / d["digest"].removeprefix("sha256:")
-            reg.blob(repository, d, dest, lambda n, d=d: say({"event": "downloading", "digest": d["digest"],
-                                                                "bytes": n, "size": d["size"]}))
-            files[d["digest"]] = dest
-            new = True
-            say({"event": "done", "digest": d["digest"]})
-        image = store.add_image(str(r), body, (area / "config").read_bytes(), files)
-    return {"ref": str(r), "digest": digest, "id": image.id, "new": new}

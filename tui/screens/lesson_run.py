@@ -190,6 +190,7 @@ class RunMixin:
                         continue
                     for notice in cmd.notices:
                         on_output(notice + "\n")
+                    getattr(self.lab, "said", lambda _cmd: None)(cmd)     # once per lesson
                     session = TerminalSession(cmd.argv)
                     self.post_message(TerminalReady(step.id, session.master, session=session,
                                                     title=cmd.source, typing=command.type, then=index + 1))

@@ -64,6 +64,7 @@ class TerminalMixin:
             return
         for notice in command.notices:
             self.post_message(Output(notice + "\n"))
+        getattr(self.lab, "said", lambda _cmd: None)(command)     # once per lesson
         self.post_message(TerminalReady(step_id, session.master, session=session, title=command.source))
         self._follow_started(command, since)
 

@@ -6,7 +6,10 @@ Layout under the store's root (every directory mode 0700; see SECURITY.md,
     blobs/sha256/<hex>   layer tars, OCI image configs and manifests
     layers/<hex>/        each layer unpacked, named by its diff_id; an overlay lowerdir
     sizes/<hex>          bytes of each unpacked layer's files (what `images` adds up)
-    repositories.json    {"lab:latest": "sha256:<manifest digest>", ...}
+    repositories.json    {"lab:latest": "sha256:<manifest digest>", ...}; an image pulled
+                         by digest is keyed "name@sha256:<digest>" (docker's <none> tag)
+    origins.json         which repositories of which registry hold each blob (advisory:
+                         push mounts from them; see engine.images.pull.remember_origins)
     tmp/                 work in progress, renamed into place when complete
     lock                 flock: shared to read, exclusive to write
 

@@ -42,8 +42,8 @@ def add_image(store, refs: list[str] | str, manifest_bytes: bytes, config_bytes:
                 raise ImageError(f"no file was given for the blob {desc['digest'][:19]}...")
             return open(files[desc["digest"]], "rb")
     names = [familiar_reference(r) for r in ([refs] if isinstance(refs, str) else refs)]
-    if not names or any("@" in n for n in names):
-        raise InvalidArgument("an image needs at least one name:tag to be stored under")
+    if not names:
+        raise InvalidArgument("an image needs at least one name:tag (or name@digest) to be stored under")
     manifest, config, layers = _check_image(manifest_bytes, config_bytes)
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
     diff_ids = config["rootfs"]["diff_ids"]

@@ -62,8 +62,11 @@ class ImageStore:
     # -- public API -----------------------------------------------------------
 
     def resolve(self, ref: str) -> Image:
-        """The image ``ref`` names; ``lab`` is built on first use."""
-        r = parse_reference(ref)
+        """The image ``ref`` names; ``lab`` is built on first use. Docker Hub's
+        full names are its short ones (``docker.io/library/ubuntu`` is ``ubuntu``)."""
+        from engine.images.reference import familiar_reference
+
+        r = parse_reference(familiar_reference(ref))
         if str(r) == LAB_REF:
             return self.ensure_lab()
         with self._lock(exclusive=False):
@@ -138,6 +141,25 @@ class ImageStore:
         if not found:
             raise ImageNotFound(f"No such image: {name}")
         return next(iter(found.values()))
+
+    def tag(self, source: str, target: str) -> Image:
+        """Give the image ``source`` names (a reference or an id) the name
+        ``target`` as well (``docker tag``); a tag that named another image
+        moves to this one. Returns the image as ``target`` names it."""
+        from engine.images.reference import familiar_reference
+
+        image = self.find(source)
+        r = parse_reference(target)
+        if r.digest:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        name = familiar_reference(str(r))
+        with self._lock(exclusive=True):
+            repos = self._read_repositories()
+            if name == LAB_REF and repos.get(LAB_REF) not in (None, image.digest):
+                raise InvalidArgument("lab:latest is the built-in image: give yours another name")
+            repos[name] = image.digest
+            self._write_repositories(repos)
+            return self._load(name, image.digest)
 
     def tags_of(self, image: Image) -> list[str]:
         """Every tag in the store that names ``image``'s id, sorted."""
@@ -443,8 +465,12 @@ class ImageStore:
 
 
 def _matches(r: Reference, tag: str, digest: str) -> bool:
-    """Whether ``r`` names the store's entry ``tag -> digest``."""
+    """Whether ``r`` names the store's entry ``tag -> digest``. An entry is
+    ``name:tag``, or ``name@digest`` for an image pulled by digest (which
+    docker lists with the tag ``<none>``)."""
     if r.digest:
+        if tag == str(r):
+            return True
         # "registry:5000/x:tag" -> "registry:5000/x": a tag holds no ':' or '/'.
-        return r.digest == digest and tag.rpartition(":")[0] == r.name
+        return r.digest == digest and "@" not in tag and tag.rpartition(":")[0] == r.name
     return str(r) == tag
