@@ -18,7 +18,9 @@ namespaces); a missing limit is reported, not fatal.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 
 from . import sealed
 from .namespaces import KINDS as NAMESPACES
@@ -123,14 +125,19 @@ def diagnose() -> dict:
 
 def _network_support(root: bool) -> tuple[bool, str]:
     """Whether containers get the default bridge network (else a loopback only, with a warning)."""
-    import importlib.util
-    import shutil
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, OSError, ValueError):
+            return False
 
+    if not root:
+        return False, ("containers get a loopback device only (as --network none): networks need root "
+                       "(the engine makes bridges, veth pairs and nftables rules)")
     missing = [what for what, ok in (
-        ("root (the engine makes bridges, veth pairs and nftables rules)", root),
         ("the nft command (install nftables)", shutil.which("nft") is not None),
-        ("pyroute2 (pip install pyroute2)", importlib.util.find_spec("pyroute2") is not None),
-        ("dnspython (pip install dnspython)", importlib.util.find_spec("dns") is not None),
+        ("pyroute2 (pip install pyroute2)", installed("pyroute2")),
+        ("dnspython (pip install dnspython)", installed("dns")),
     ) if not ok]
     if missing:
         return False, ("containers get a loopback device only (as --network none); networks need "

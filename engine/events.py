@@ -15,7 +15,8 @@ Schema (version 1): one JSON object per line of ``<data>/events.jsonl``::
 ``kind`` is one of :data:`KINDS`. ``seq`` grows by one per event, across
 rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``exec-exited`` carry ``exec_id``; ``kill`` carries ``signal``; ``oom`` and
-``pids-limit-hit`` carry ``count``. Readers ignore fields they do not know.
+``pids-limit-hit`` carry ``count``; ``network-connect`` carries ``network`` and
+``address``, ``network-disconnect`` ``network``. Readers ignore fields they do not know.
 
 Only the supervisor writes (it is single-threaded, so ``seq`` needs no
 lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into
@@ -33,7 +34,7 @@ from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
-         "removed")
+         "removed", "network-connect", "network-disconnect")
 ROTATE_AT = 4 * 1024 * 1024
 
 

@@ -374,14 +374,14 @@ def test_titles_and_blocks_in_the_wrong_place(course):
 
 def test_unparseable_commands(course):
     toml = course / HELLO / "lesson.toml"
-    edit(toml, '"docker run ubuntu echo Hello World"', '"docker run --link db ubuntu echo Hello World"')
+    edit(toml, '"docker run ubuntu echo Hello World"', '"docker run --privileged ubuntu echo Hello World"')
     iso = course / "02-isolation" / "lesson.toml"
     edit(iso, '"docker exec web ps -ef"', '"docker exec web \'ps -ef"')
     edit(iso, '"docker run -d --name other lab sleep 1002"', '"ls -l /"')
     found = problems(course)
-    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '--link db')}: command 'docker run --link db ubuntu echo " \
-           f"Hello World': 'docker run --link' is not supported by container-lab: containers on a network made " \
-           f"with 'docker network create' reach each other by name" in found
+    assert f"course/{HELLO}/lesson.toml:{line_of(toml, '--privileged')}: command 'docker run --privileged ubuntu " \
+           f"echo Hello World': 'docker run --privileged' is not supported by container-lab: a privileged container " \
+           f"would not be isolated, and this course is about isolation" in found
     assert f"course/02-isolation/lesson.toml:{line_of(iso, 'docker exec web')}: command 'docker exec web " \
            f"'ps -ef': cannot read this command: No closing quotation" in found
     assert any(p.startswith(f"course/02-isolation/lesson.toml:{line_of(iso, 'ls -l /')}: command 'ls -l /': "
@@ -580,6 +580,8 @@ def test_unsupported_docker_features_get_one_clear_line(lang):
     made = translate("docker network create lab-net", Context(lang=lang), check_only=True)
     assert made.argv == ("network", "create", "lab-net") and made.network == "lab-net"
     assert translate("docker network ls", Context(lang=lang), check_only=True).network is None
+    assert translate("docker run -d -p 8080:80 --network lab-net lab true", Context(lang=lang)).argv[:5] == \
+        ("run", "-d", "-p", "8080:80", "--network")
 
 
 @pytest.mark.parametrize("lang,exce,build", [

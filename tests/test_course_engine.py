@@ -473,9 +473,9 @@ def test_lab_makes_and_removes_the_networks_its_lesson_creates(view, tmp_path):
 def test_lab_run_reports_a_bad_command_without_raising(view):
     course = load_course(FIXTURE)
     lab = Lab(course, course.lesson("hello"), lang="zh", view=view)
-    result = lab.run("docker run --expose 80 ubuntu true")
+    result = lab.run("docker run --privileged ubuntu true")
     assert not result.ok and result.exit_code == 125
-    assert result.error == "container-lab 不支持 'docker run --expose'：请用 -p 宿主机端口:容器端口 发布端口"
+    assert result.error.startswith("container-lab 不支持 'docker run --privileged'")
 
 
 def test_show_me_and_checks_for_one_step(view):

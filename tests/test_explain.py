@@ -16,7 +16,7 @@ from engine import explain
 from conftest import REPO, cgroup_dirs, cl, needs_root
 from waiting import wait_until
 
-ORDER = ["limits", "fork", "cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "cgroupns", "sys",
+ORDER = ["limits", "network", "fork", "cgroup", "namespaces", "propagation", "rootfs", "proc", "dev", "cgroupns", "sys",
          "pivot_root", "hostname", "seccomp", "capabilities", "exec"]
 
 
@@ -81,7 +81,8 @@ def test_explain_in_chinese_from_lang_and_with_sharing_flags():
     for sid in ids:
         assert explain.STAGES[sid]["title.zh"] in proc.stdout
         assert explain.STAGES[sid]["zh"][:12] in proc.stdout.replace("\n    ", "")
-    assert "unshare --mount --ipc --net" in proc.stdout
+    assert "unshare --mount --ipc" in proc.stdout and "nsenter --net=/run/netns/NS" in proc.stdout
+    assert "ip link add vcl" in proc.stdout
 
 
 @needs_root
@@ -163,7 +164,7 @@ def test_stepwise_start_through_the_client_api():
             paused.append(report["stage"]["id"])
             assert client.inspect(start.id)["status"] == "starting"
             start.proceed()
-    assert seen == ORDER and paused == ORDER[3:]         # the supervisor's own stages come done
+    assert seen == ORDER and paused == ORDER[4:]         # the supervisor's own stages come done
     assert start.wait()["exit_code"] == 3
     # wait() straight away sees the start through itself: it proceeds where a stage waits, nowhere else.
     start = client.run_stepwise(ContainerConfig("lab", cmd=["sh", "-c", "exit 4"], remove=True))

@@ -173,8 +173,22 @@ def test_lab_config(store):
     assert image.config["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     assert image.config["Cmd"] == ["/bin/bash"]
     assert image.config["Entrypoint"] == [] and image.config["User"] == ""
-    assert image.config["Labels"] == {"org.container-lab.image": "lab"}
+    assert image.config["Labels"] == {"org.container-lab.image": "lab", "org.container-lab.recipe": "2"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", image.created)
+
+
+def test_a_lab_image_of_an_older_recipe_is_assembled_again(tmp_path, monkeypatch):
+    from engine.images import lab
+
+    s = ImageStore(tmp_path / "images")
+    first = s.ensure_lab()
+    assert s.ensure_lab().id == first.id                    # same recipe: kept
+    labels = dict(lab.CONFIG["Labels"], **{"org.container-lab.recipe": "next"})
+    monkeypatch.setitem(lab.CONFIG, "Labels", labels)
+    again = s.ensure_lab()
+    assert again.id != first.id and again.config["Labels"]["org.container-lab.recipe"] == "next"
+    assert s.resolve("lab").id == again.id
+    assert (again.layers[0] / "usr/bin/httpd").is_symlink() or not shutil.which("busybox")
 
 
 def test_lab_needs_sh_and_bash(tmp_path, monkeypatch):

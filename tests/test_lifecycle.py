@@ -229,7 +229,8 @@ def test_inspect_has_state_namespaces_cgroup_layers_and_times(web):
 
 def test_inspect_transcript(web):
     text = cl("inspect", "--transcript", web, check=True).stdout
-    for line in ("unshare --pid --fork", "unshare --mount --uts --ipc --net", "unshare --cgroup",
+    for line in ("unshare --pid --fork", "unshare --mount --uts --ipc", "nsenter --net=/run/netns/NS",
+                 "ip link add vcl", "unshare --cgroup",
                  "mount --make-rprivate /", "mount -t overlay", "mount -t proc", "pivot_root . .",
                  "exec sh -c"):
         assert line in text, line

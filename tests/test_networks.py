@@ -295,6 +295,8 @@ def test_a_published_port_is_reached_from_the_host_and_from_another_host(names, 
     # another host (the client namespace), through the host's address (DNAT in prerouting)
     page = in_ns(client_host["ns"], http_get_code(client_host["host_ip"], port))
     assert "hello from" in page
+    # the host's loopback, through the userland proxy (no DNAT can take 127.0.0.1 to a container)
+    assert "hello from" in http_get("127.0.0.1", port)
     ports = inspect(web)["NetworkSettings"]["Ports"]
     assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
     cl("rm", "-f", web)
@@ -302,6 +304,28 @@ def test_a_published_port_is_reached_from_the_host_and_from_another_host(names, 
     assert f"{port}" not in nft_listing()
     with pytest.raises(OSError):
         http_get(client_host["host_ip"], port, timeout=2)
+
+
+def test_a_port_published_on_loopback_only_is_reached_there_and_nowhere_else(names, client_host):
+    web = names("containers", "local")
+    port = free_port()
+    ok("run", "-d", "--name", web, "-p", f"127.0.0.1:{port}:80", "lab", "sh", "-c", WEB)
+    assert ok("port", web, "80").strip() == f"127.0.0.1:{port}"
+    wait_until(lambda: serving("127.0.0.1", port), timeout=15, message="the loopback port")
+    with pytest.raises(OSError):
+        http_get(client_host["host_ip"], port, timeout=2)          # not on the host's other addresses
+    probe = ("import socket\ntry:\n    socket.create_connection(("
+             f"{client_host['host_ip']!r},{port}),timeout=2)\n    print('open')\nexcept OSError:\n    print('closed')")
+    assert in_ns(client_host["ns"], probe).strip() == "closed"     # nor from another host
+    # the proxy holds the port: nothing else on the host can take it while the container publishes it
+    with socket.socket() as other, pytest.raises(OSError):
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (past TIME_WAIT, not past a listener)
+        other.bind(("127.0.0.1", port))
+    cl("rm", "-f", web)
+    settle()
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (our own connection's TIME_WAIT)
+        again.bind(("127.0.0.1", port))                             # let go with the container
 
 
 def test_a_host_port_in_use_is_refused_before_anything_is_made(names):

@@ -100,8 +100,8 @@ def test_hostname_flag():
     assert cl("run", "--rm", "--hostname", "web", "lab", "hostname").stdout == "web\n"
 
 
-def test_only_loopback_in_the_network_namespace():
-    proc = cl("run", "--rm", "lab", "ip", "-o", "link")
+def test_only_loopback_in_the_network_namespace_with_network_none():
+    proc = cl("run", "--rm", "--network", "none", "lab", "ip", "-o", "link")
     assert proc.returncode == 0, proc.stderr
     names = [line.split(":")[1].strip() for line in proc.stdout.strip().splitlines()]
     assert names == ["lo"]
@@ -389,7 +389,7 @@ def test_one_hundred_run_rm_cycles_leave_nothing_behind():
     (["run", "-v", "relative:/x", "lab", "true"], "named volumes are not supported"),
     (["run", "-v", "/no/such/dir:/x", "lab", "true"], "does not exist"),
     (["run", "-e", "=x", "lab", "true"], "invalid environment variable"),
-    (["run", "--network", "bridge", "lab", "true"], "not supported yet"),
+    (["run", "--network", "bad/name", "lab", "true"], "invalid --network value"),
     (["run", "--rm", "-u", "ghost", "lab", "true"], "unable to find user ghost"),
     (["run", "-m", "1k", "lab", "true"], "minimum memory limit"),
     (["inspect", "no-such-container"], "No such container"),

@@ -79,9 +79,12 @@ def test_pid_host_sees_the_hosts_processes():
 
 
 def test_network_none_host_and_container(box):
-    none = cl("run", "--rm", "lab", "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net",
+    none = cl("run", "--rm", "--network", "none", "lab", "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net",
               check=True).stdout.split()
     assert none[:-1] == ["lo"] and none[-1] != f"net:[{_ns('self', 'net')}]"
+    bridged = cl("run", "--rm", "lab", "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net",
+                 check=True).stdout.split()
+    assert bridged[:-1] == ["eth0", "lo"] and bridged[-1] != f"net:[{_ns('self', 'net')}]"
     host = cl("run", "--rm", "--network", "host", "lab", "sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net",
               check=True).stdout.split()
     assert host[-1] == f"net:[{_ns('self', 'net')}]" and set(host[:-1]) == set(os.listdir("/sys/class/net"))
@@ -151,7 +154,7 @@ def test_timens_moves_the_containers_clocks():
     (["--pid", "container:nosuch"], "no such container"),
     (["--network", "container:nosuch"], "no such container"),
     (["--ipc", "banana"], "invalid --ipc value"),
-    (["--network", "bridge"], "not supported yet"),
+    (["--network", "no-such-network"], "network no-such-network not found"),
 ])
 def test_bad_sharing_is_refused_before_anything_is_made(flags, message):
     before = client().ps(all=True)

@@ -91,7 +91,7 @@ def test_transcript_is_recorded_for_every_container():
     info = json.loads(cl("inspect", "told", check=True).stdout)[0]
     transcript = json.loads((ROOT / "lib" / "containers" / info["id"] / "transcript.json").read_text())
     ids = [s["id"] for s in transcript["stages"]]
-    assert ids[:2] == ["limits", "fork"] and ids[-1] == "exec" and "pivot_root" in ids
+    assert ids[:3] == ["limits", "network", "fork"] and ids[-1] == "exec" and "pivot_root" in ids
     shells = [op["shell"] for s in transcript["stages"] for op in s["ops"]]
     assert "unshare --pid --fork" in shells and "mount --make-rprivate /" in shells
     assert any(sh.startswith("echo ") and "pids.max" in sh for sh in shells)

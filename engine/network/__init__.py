@@ -23,6 +23,7 @@ The modules, each with its own explanation:
 - :mod:`.ipam`    -- which subnet a network gets, which address a container gets;
 - :mod:`.bridge`  -- the kernel side: bridge, veth pair, eth0, nftables;
 - :mod:`.dns`     -- the DNS responder, and /etc/hosts and /etc/resolv.conf;
+- :mod:`.proxy`   -- published ports reached on 127.0.0.1: a userland proxy, as docker-proxy;
 - :mod:`.sweep`   -- after a crash: remove whatever no live record explains.
 
 Every step is an idempotent function of the records, so teardown can be

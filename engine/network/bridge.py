@@ -56,9 +56,9 @@ there and the server sees the client's own address.
 **127.0.0.1.** A published port reached at 127.0.0.1 cannot be DNAT-ed to a
 container without ``route_localnet=1`` (which lets martian packets through
 and is refused here). Docker runs a small userland proxy (``docker-proxy``)
-that listens on the host port and copies bytes; that proxy belongs to the
-supervisor and is not part of this module yet -- the ``output`` chain
-leaves 127.0.0.0/8 alone so such a proxy can own it.
+that listens on the host port and copies bytes; ours is
+:class:`.proxy.PortProxy`, run by the supervisor -- the ``output`` chain
+leaves 127.0.0.0/8 alone so the proxy owns it.
 
 **IPv4 forwarding** (``net.ipv4.ip_forward``) is host-wide. Docker turns it
 on and never back off; so does :func:`ensure_network` for a network that is

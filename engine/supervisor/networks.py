@@ -14,7 +14,8 @@ Per network in use, a :class:`~engine.network.dns.DnsResponder` on the
 gateway's port 53 answers the containers' names (user networks) and
 forwards the rest to the host's resolvers; its sockets sit in the loop's
 selector as ``("netsock", obj)``. A published port also gets a userland
-proxy on the host's loopback (see :meth:`Networking.open_proxies`).
+proxy for the host's loopback (:mod:`engine.network.proxy`, registered the
+same way; see :meth:`Networking.open_proxies`).
 
 When a container exits, its attachments are torn down (port elements, veth,
 lease) while the next container is being built (:meth:`tidy_one`); a crash
@@ -165,15 +166,30 @@ class Networking:
         if not (self.data / "network").exists():
             return
         self.sweep_networks()
-        in_use = {a.network_id for a in self.net_store.attachments()}
+        live = self.net_store.attachments()
+        in_use = {a.network_id for a in live}
         for net in self.net_store.networks():
             if net.id in in_use:
                 try:
                     self.ensure_network(net)
                 except EngineError as e:
                     print(f"network {net.name}: {e}", flush=True)
+        for att in live:                    # adopted containers: their ports on loopback again
+            c = self.containers.get(att.container_id)
+            if c is not None:
+                try:
+                    self.open_proxies(c, att)
+                except EngineError as e:
+                    print(f"container {c.name}: {e}", flush=True)
 
     def stop_network_services(self) -> None:
+        for cid in list(self.__dict__.get("_proxies", {})):
+            for proxy in self.__dict__["_proxies"].pop(cid):
+                try:
+                    self.sel.unregister(proxy)
+                except (KeyError, ValueError):
+                    pass
+                proxy.close()
         for network_id in list(self.__dict__.get("_responders", {})):
             self.close_network_service(network_id)
 
@@ -181,6 +197,9 @@ class Networking:
         for r in self.__dict__.get("_responders", {}).values():
             if r is not None:
                 r.expire()
+        for proxies in self.__dict__.get("_proxies", {}).values():
+            for proxy in proxies:
+                proxy.expire()
 
     # -- checks before anything is made -----------------------------------------------------
     def check_network_config(self, cfg: ContainerConfig) -> None:
@@ -221,7 +240,7 @@ class Networking:
                               "as with --network none (`container-lab doctor` says more)")
             return None
         ports = [ipam.parse_publish(p) for p in cfg.publish] + self.exposed_ports(c)
-        transcript.stage("network", f"Give the container a network: a veth pair to network {net.name}")
+        transcript.stage("network", f"Give the container a network: a veth pair to the bridge of network {net.name}")
         store = self.net_store
         try:
             att = ipam.lease(store, net, c.id, name=c.name, aliases=list(cfg.network_aliases), ip=cfg.ip,
@@ -256,7 +275,37 @@ class Networking:
                 raise InvalidArgument(str(e)) from None
             raise
         self.refresh_names(net.id)
-        return {"fd": fd, "path": f"(network {net.name})", "network": net.name, "made": True}
+        try:
+            self.open_proxies(c, att)
+        except NetworkError as e:
+            self.unplug(c)
+            os.close(fd)
+            raise InvalidArgument(str(e)) from None
+        return {"fd": fd, "path": "/run/netns/NS", "network": net.name, "made": True}
+
+    def open_proxies(self, c: Container, att) -> None:
+        """A userland proxy per port published on every address or on loopback:
+        the host's own connections to 127.0.0.1:PORT, which no DNAT rule can
+        take to a container, reach it through the proxy (as docker-proxy).
+        Bound to every address, a proxy also keeps the port the container's."""
+        from ..network.proxy import PortProxy
+
+        proxies = self.__dict__.setdefault("_proxies", {})
+        for p in att.ports:
+            host_ip = p["host_ip"]
+            if host_ip and not host_ip.startswith("127."):
+                continue                    # a host address of its own: the DNAT rules answer there
+            proxy = PortProxy(host_ip or "0.0.0.0", p["host_port"], p["proto"], att.address, p["container_port"])
+            proxies.setdefault(c.id, []).append(proxy)
+            self.sel.register(proxy, selectors.EVENT_READ, ("netsock", proxy))
+
+    def close_proxies(self, c: Container) -> None:
+        for proxy in self.__dict__.get("_proxies", {}).pop(c.id, []):
+            try:
+                self.sel.unregister(proxy)
+            except (KeyError, ValueError):
+                pass
+            proxy.close()
 
     def attached_to(self, c: Container, pid: int) -> None:
         """The child has been forked: its PID goes into its leases (the sweep's liveness check)."""
@@ -293,9 +342,10 @@ class Networking:
         return out
 
     def unplug(self, c: Container) -> None:
-        """Every attachment of ``c``: port elements, veth, lease (idempotent)."""
+        """Every attachment of ``c``: proxies, port elements, veth, lease (idempotent)."""
         from ..network import bridge
 
+        self.close_proxies(c)
         store = self.net_store if c.config.joins_network() or self.__dict__.get("_net_store") else None
         if store is None or not store.attachments_dir.exists():
             return

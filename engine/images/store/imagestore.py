@@ -303,14 +303,20 @@ class ImageStore:
             raise ImageError(f"image {ref} is damaged ({e}); remove it and pull or load it again") from e
 
     def _load_lab(self) -> Image | None:
-        """The lab image if it is tagged and intact, else None (so it is rebuilt)."""
+        """The lab image if it is tagged, intact and assembled by today's recipe
+        (``lab.CONFIG``'s recipe label), else None (so it is built again; the old
+        one's layers stay while a container uses them, and ``image prune`` takes them)."""
         digest = self._read_repositories().get(LAB_REF)
         if digest is None:
             return None
         try:
-            return self._load(LAB_REF, digest)
+            image = self._load(LAB_REF, digest)
         except ImageError:
             return None
+        recipe = "org.container-lab.recipe"
+        if (image.config.get("Labels") or {}).get(recipe) != lab.CONFIG["Labels"][recipe]:
+            return None
+        return image
 
     # -- writing (callers hold the exclusive lock) ----------------------------
 
