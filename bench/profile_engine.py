@@ -45,7 +45,7 @@ WRAP = [
     ("engine.supervisor", "Supervisor.start"),
     ("engine.supervisor", "Supervisor.stdio_for"),
     ("engine.supervisor", "Supervisor.fork_into"),
-    ("engine.supervisor", "Supervisor.read_start_channel"),
+    ("engine.supervisor", "Supervisor.on_starting"),
     ("engine.supervisor", "Supervisor.on_exit"),
     ("engine.supervisor", "Supervisor.finish"),
     ("engine.supervisor", "Supervisor.check_limits"),
@@ -53,6 +53,15 @@ WRAP = [
     ("engine.supervisor", "Supervisor.remove_files"),
     ("engine.supervisor", "Supervisor.emit"),
     ("engine.supervisor", "Supervisor.unique_name"),
+    ("engine.supervisor", "Supervisor.check_network_config"),
+    ("engine.supervisor", "Supervisor.plug_in"),
+    ("engine.supervisor", "Supervisor.unplug"),
+    ("engine.supervisor", "Supervisor.new_netns"),
+    ("engine.supervisor", "Supervisor.refresh_names"),
+    ("engine.supervisor", "Supervisor.tidy_one"),
+    ("engine.network.ipam", "lease"),
+    ("engine.network.bridge", "attach"),
+    ("engine.network.bridge", "teardown"),
     ("engine.supervisor", "_resolv_conf"),
     ("engine.container", "write_json_atomic"),
     ("engine.container", "process_start_time"),
@@ -186,18 +195,19 @@ def install_wrappers() -> list[str]:
         if isinstance(message, dict) and message.get("transcript"):
             message["transcript"][-1]["t_send"] = time.perf_counter()
         return send(chan, message, *a, **kw)
-    rt.send = send_marked
+    for m in list(sys.modules.values()):      # each of the runtime's modules that sends holds its own name
+        if getattr(m, "__name__", "").startswith("engine.runtime") and getattr(m, "send", None) is send:
+            m.send = send_marked
 
-    read_start_channel = sup.Supervisor.read_start_channel
+    complete_start = sup.Supervisor.complete_start
 
-    def read_marked(self, *a, **kw):
-        out = read_start_channel(self, *a, **kw)
+    def complete_marked(self, c, transcript, pty, error, child_stages, *a, **kw):
         if CURRENT is not None:
             CURRENT["t"]["started"] = time.perf_counter()
             CURRENT["stages"] = [{k: v for k, v in s.items() if k in ("id", "t_begin", "t_send", "t_child")}
-                                 for s in out[2]]
-        return out
-    sup.Supervisor.read_start_channel = read_marked
+                                 for s in child_stages]
+        return complete_start(self, c, transcript, pty, error, child_stages, *a, **kw)
+    sup.Supervisor.complete_start = complete_marked
 
     # The exit notification: when the pidfd became readable is not known, but
     # when the loop first saw it is (on_exit_enter).

@@ -348,15 +348,15 @@ class PodmanTool(Tool):
         self.label = (f"podman {_version(['podman', '--version'])} (runc, `--rootfs <layer>:O`, "
                       f"`--network {self.network}`)")
 
+    def once(self) -> float:
+        return spawn_wait(self.argv)
+
 
 class PodmanBridgeTool(PodmanTool):
     """podman's default bridge: netavark makes the veth pair and the rules."""
 
     name = "podman-bridge"
     network = "bridge"
-
-    def once(self) -> float:
-        return spawn_wait(self.argv)
 
 
 def _version(argv: list[str]) -> str:
@@ -371,8 +371,10 @@ def _version(argv: list[str]) -> str:
 # -- set-up ----------------------------------------------------------------------
 
 def ensure_packages() -> None:
-    missing = [pkg for pkg, exe in (("crun", "crun"), ("runc", "runc"), ("bubblewrap", "bwrap"))
-               if shutil.which(exe) is None]
+    missing = [pkg for pkg, exe in (("crun", "crun"), ("runc", "runc"), ("bubblewrap", "bwrap"),
+                                    ("podman", "podman"), ("netavark", "/usr/lib/podman/netavark"),
+                                    ("aardvark-dns", "/usr/lib/podman/aardvark-dns"))
+               if shutil.which(exe) is None and not os.path.exists(exe)]
     if missing:
         log(f"installing {' '.join(missing)} ...")
         subprocess.run(["apt-get", "install", "-y", *missing], check=True,

@@ -6,6 +6,9 @@ from worker threads, and everything it hands back is plain data.
 - :mod:`lessons.model` -- Course -> Lesson -> Step, frozen dataclasses.
 - :mod:`lessons.loader` -- reads ``course.toml``, ``glossary.toml`` and each
   lesson's ``lesson.toml`` + ``en.md``/``zh.md``; every mistake is file:line.
+  A lesson's two halves are read by :mod:`lessons.lesson_toml` and
+  :mod:`lessons.lesson_prose`; what they share (ids, TOML with line numbers)
+  is :mod:`lessons.course_files`.
 - :mod:`lessons.validate` -- ``course check``: the loader plus commands,
   checks and container names.
 - :mod:`lessons.docker` -- ``docker run ...`` mapped onto the engine's CLI.

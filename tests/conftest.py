@@ -101,6 +101,30 @@ def _empty_or_skipped(session) -> list[str]:
     return problems
 
 
+LEFTOVERS_ENV = "CONTAINER_LAB_TEST_LEFTOVERS"
+
+
+def pytest_configure(config):
+    """The controller makes a directory where every session (each xdist worker
+    has its own engine root) reports what of its own it could not remove."""
+    if not hasattr(config, "workerinput") and LEFTOVERS_ENV not in os.environ:
+        os.environ[LEFTOVERS_ENV] = tempfile.mkdtemp(prefix="clt-leftovers-", dir="/tmp")
+
+
+def _network_leftovers() -> list[str]:
+    """This session's links (bridges, veth host ends, by their ifalias), its
+    nftables table, and the test's client-host namespaces, if any are left."""
+    from engine.network import Store
+    from engine.supervisor.networks import _table_for
+
+    owner = Store(ROOT / "lib" / "network").owner
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found = [line.split(":")[1].strip() for line in links.splitlines() if f"alias {owner}" in line]
+    if subprocess.run(["nft", "list", "table", "inet", _table_for(ROOT / "lib")], capture_output=True).returncode == 0:
+        found.append(f"nft table inet {_table_for(ROOT / 'lib')}")
+    return [f"{ROOT}: {what}" for what in found]
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Shut the session's supervisor down, clean up, and never let an empty or
     skipped-everything run pass as green (a skipped test is not a passed test)."""
@@ -122,6 +146,16 @@ def pytest_sessionfinish(session, exitstatus):
             remove_all_networks(ROOT / "lib")
         except Exception as e:  # noqa: BLE001 - reported, and the leftover check below sees it
             print(f"\ncontainer-lab: removing the session's networks failed: {e}", file=sys.stderr)
+        report = os.environ.get(LEFTOVERS_ENV)
+        if report and shutil.which("nft") and (left := _network_leftovers()):
+            Path(report, f"{os.getpid()}.txt").write_text("\n".join(left) + "\n")
+    if not worker and (report := os.environ.get(LEFTOVERS_ENV)) and os.path.isdir(report):
+        left = [line for f in sorted(Path(report).glob("*.txt")) for line in f.read_text().splitlines()]
+        shutil.rmtree(report, ignore_errors=True)
+        if left:
+            print("\ncontainer-lab: left behind: " + "; ".join(left), file=sys.stderr)
+            if session.exitstatus == 0:
+                session.exitstatus = 1
     # The supervisor removes each container's cgroup; drop the session's parent dirs.
     for base, dirs, _files in os.walk("/sys/fs/cgroup"):
         if CGROUP_PARENT in dirs:

@@ -8,6 +8,7 @@ import re
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,9 @@ def test_every_stage_has_an_explanation_and_a_title_in_both_languages():
         assert set(texts) == set(explain.LANGUAGES), key
     # Every stage the runtime and the supervisor record is explained.
     import engine.runtime as runtime
-    recorded = set(re.findall(r'begin\("(\w+)"', open(runtime.__file__).read()))
+    sources = "".join(p.read_text() for p in Path(runtime.__file__).parent.glob("*.py"))
+    recorded = set(re.findall(r'begin\("(\w+)"', sources))
+    assert {"namespaces", "rootfs", "capabilities", "exec"} <= recorded     # the package's stages were read
     recorded |= {"limits", "fork", "cgroup"}
     assert recorded <= set(explain.STAGES), recorded - set(explain.STAGES)
 

@@ -409,3 +409,43 @@ def test_the_explain_transcript_has_a_network_stage_with_shell_twins(names):
     assert any(s.startswith("nft add element inet ") for s in shells)
     ns = next(s for s in stages if s["id"] == "namespaces")
     assert "network namespace the engine plugged into network bridge" in ns["title"]
+
+
+def test_without_nftables_a_container_falls_back_to_loopback_with_one_warning(tmp_path):
+    """An engine whose PATH has no nft (as on a machine without nftables):
+    the default network cannot be made, so the container gets a loopback
+    device only, with one WARNING line; nothing of the network is left."""
+    from engine.supervisor.networks import _table_for
+
+    root = tmp_path / "engine"
+    env = {"CONTAINER_LAB_ROOT": str(root), "PATH": "/usr/bin:/bin",
+           "CONTAINER_LAB_CGROUP_PARENT": os.environ["CONTAINER_LAB_CGROUP_PARENT"] + "-nonft"}
+    assert shutil.which("nft", path=env["PATH"]) is None
+    links_before = our_links()
+    try:
+        done = cl("run", "--rm", "lab", "ls", "/sys/class/net", env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["lo"]
+        warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING:")]
+        assert len(warnings) == 1 and "nft" in warnings[0] and "loopback" in warnings[0], done.stderr
+        assert our_links() == links_before                     # no bridge left half-made
+        assert subprocess.run(["nft", "list", "table", "inet", _table_for(root / "lib")],
+                              capture_output=True).returncode != 0
+    finally:
+        subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
+                       env={**os.environ, **env}, cwd=str(Path(__file__).resolve().parent.parent), timeout=60)
+
+
+def test_publish_all_publishes_what_the_image_exposes_on_free_host_ports(names, client_host):
+    from image_support import derived_image
+
+    image = derived_image(f"exposing-{secrets.token_hex(3)}:1", config={"ExposedPorts": {"80/tcp": {}, "9/udp": {}}})
+    web = names("containers", "exposed")
+    ok("run", "-d", "--name", web, "-P", image, "sh", "-c", WEB)
+    ports = inspect(web)["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "9/udp"} and all(len(v) == 1 for v in ports.values())
+    tcp = int(ports["80/tcp"][0]["HostPort"])
+    wait_until(lambda: serving(client_host["host_ip"], tcp), timeout=15, message="the port -P chose")
+    assert "hello from" in http_get("127.0.0.1", tcp)
+    cl("rm", "-f", web)
+    cl("rmi", image)

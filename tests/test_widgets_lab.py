@@ -103,6 +103,7 @@ def test_snapshot_processes(snap_compare, lang, size):
     ("zh", (80, 24), "namespaces"),
     ("en", (120, 40), "mounts"),
     ("zh", (120, 40), "network"),
+    ("en", (120, 40), "network"),
     ("en", (80, 24), "resources"),
     ("zh", (120, 40), "resources"),
     ("en", (120, 40), "transcript"),

@@ -257,10 +257,20 @@ def test_mounts_without_a_diff_leave_the_changes_out(web):
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_network_lists_interfaces_addresses_and_routes(web, lang):
+    """web, recorded on a user network: lo, and eth0 with the address its network gave it."""
     table = m.network_table(web, lang)
     lo = row_by_key(table, "if:1")
     assert texts(lo)[:3] == ["lo", "loopback", tr("if.up", lang)]
     assert texts(row_by_key(table, "addr:127.0.0.1/8"))[2] == "127.0.0.1/8"
+    plugged = web["settings"]["Networks"]["lesson-net"]
+    eth0 = next(r for r in table.rows if r.key and r.key.startswith("if:") and texts(r)[0] == "eth0")
+    assert texts(eth0)[1] == "veth" and texts(eth0)[4] == plugged["MacAddress"]
+    assert texts(row_by_key(table, f"addr:{plugged['IPAddress']}/24"))[0] == "eth0"
+    assert texts(row_by_key(table, "route:default:eth0:None"))[3] == plugged["Gateway"]
+    assert table.note == tr("net.note.bridge", lang)
+    loopback_only = {**web, "settings": None, "network": {**web["network"], "routes": [],
+                     "interfaces": [i for i in web["network"]["interfaces"] if i["name"] == "lo"]}}
+    table = m.network_table(loopback_only, lang)
     assert any(tr("net.no_routes", lang) in texts(r)[0] for r in table.rows)
     assert table.note == tr("net.note.none", lang)
 
@@ -275,6 +285,33 @@ def test_network_missing_none_host_and_routes(web):
                                             "dev": "eth0", "scope": "global", "metric": 0}]}
     table = m.network_table({**web, "network": routed}, "en")
     assert texts(row_by_key(table, "route:default:eth0:0"))[:4] == ["eth0", "inet", "default", "10.0.0.1"]
+
+
+BRIDGED = {"IPAddress": "10.213.0.2", "IPPrefixLen": 24, "Gateway": "10.213.0.1", "MacAddress": "02:42:0a:d5:00:02",
+           "Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": None},
+           "Networks": {"lab-net": {"NetworkID": "ab" * 32, "IPAddress": "10.213.0.2", "IPPrefixLen": 24,
+                                    "Gateway": "10.213.0.1", "MacAddress": "02:42:0a:d5:00:02", "Aliases": None,
+                                    "InterfaceName": "eth0", "HostInterface": "vcl1a2b3c4d", "Bridge": "cl-abababab",
+                                    "Peers": [{"Name": "client", "IPAddress": "10.213.0.3"}]}},
+           "NetworkMode": "lab-net"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_network_shows_the_veth_pair_the_bridge_the_ports_and_the_peers(web, lang):
+    table = m.network_table({**web, "settings": BRIDGED}, lang)
+    assert texts(row_by_key(table, "plug:lab-net")) == ["lab-net", "eth0", "10.213.0.2/24", "10.213.0.1",
+                                                        "vcl1a2b3c4d", "cl-abababab"]
+    assert texts(row_by_key(table, "port:0.0.0.0:8080"))[:3] == ["0.0.0.0:8080", "→", "80/tcp"]
+    assert texts(row_by_key(table, "peer:lab-net:client"))[2] == "10.213.0.3"
+    sections = [texts(r)[0] for r in table.rows if r.style == "section"]
+    assert sections[:3] == [tr("net.plugged", lang), tr("net.ports", lang), tr("net.peers", lang, network="lab-net")]
+    assert table.note == tr("net.note.bridge", lang)
+    alone = {**BRIDGED, "Ports": {}, "Networks": {"lab-net": {**BRIDGED["Networks"]["lab-net"], "Peers": []}}}
+    table = m.network_table({**web, "settings": alone}, lang)
+    assert not any(r.key and r.key.startswith("port:") for r in table.rows)
+    assert any(tr("net.no_peers", lang) in texts(r)[0] for r in table.rows)
+    # not on a network of ours (--network none, an older engine): no such section
+    assert not any(r.key and r.key.startswith("plug:") for r in m.network_table({**web, "settings": None}, lang).rows)
 
 
 # -- resources --------------------------------------------------------------------------------
@@ -308,13 +345,6 @@ def test_oom_and_limit_hits_stand_out_among_the_events(scene, lang):
     keys = [r.key for r in table.rows if r.key and r.key.startswith("ev:")]
     assert keys == sorted(keys, key=lambda k: -int(k[3:]))          # the newest first
     assert [r.key for r in table.rows[:2]] == ["memory", "memory:history"]
-
-
-def test_counter_events_for_a_source_without_an_event_stream(web):
-    before = {**web, "resources": {**web["resources"], "oom_kills": 0, "pids_max_hits": 2}}
-    after = {**web, "resources": {**web["resources"], "oom_kills": 1, "pids_max_hits": 5}}
-    kinds = {e["kind"]: e["count"] for e in m.counter_events(before, after)}
-    assert kinds == {"oom": 1, "pids-limit-hit": 3}
 
 
 # -- what happened ------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
     sudo .venv/bin/python tests/test_widgets_scene.py tests/fixtures/snapshots/lesson.json
 
 Starts, in a private engine root, what a namespaces-and-cgroups lesson
-would: ``web`` (a lesson container with limits, a small process tree,
+would: ``web`` (a lesson container with limits on the user network
+``lesson-net``, port 80 published on 8080, a small process tree,
 changes in its writable layer, a process limit hit and an OOM kill), ``db``
-sharing web's network and IPC namespaces, ``mine`` (the learner's own) and
+sharing web's network and IPC namespaces, ``mine`` (the learner's own, on
+``lesson-net`` too) and
 ``hello`` (exited); records them with :func:`tui.widgets.sources.record`
 (web's history starts with a full snapshot from before db joined it and
 before an exec, so the Namespaces and Processes tabs show what changed; the
@@ -46,7 +48,9 @@ def main(out: str) -> None:
 
     client = Client()
     try:
-        cl("run", "-d", "--name", "web", *LESSON, "-m", "64m", "--pids-limit", "20", "--cpus", "0.5", "lab",
+        cl("network", "create", "--subnet", "10.88.0.0/24", "lesson-net")
+        cl("run", "-d", "--name", "web", *LESSON, "--network", "lesson-net", "-p", "8080:80",
+           "-m", "64m", "--pids-limit", "20", "--cpus", "0.5", "lab",
            "sh", "-c", "sleep 1000 & sleep 2000 & (while true; do sleep 1000; done) & wait")
         cl("exec", "web", "sh", "-c", "echo hello > /tmp/hello; "
            "echo 'learner:x:1000:1000::/home/learner:/bin/sh' >> /etc/passwd; rm /etc/os-release")
@@ -57,7 +61,7 @@ def main(out: str) -> None:
         cl("run", "-d", "--name", "db", *LESSON, "--network", "container:web", "--ipc", "container:web",
            "lab", "sleep", "3000")
         cl("run", "-d", "--name", "mine", "-l", "course=intro", "-l", "course.lesson=09",
-           "-l", "course.origin=learner", "lab", "sleep", "4000")
+           "-l", "course.origin=learner", "--network", "lesson-net", "lab", "sleep", "4000")
         cl("run", "--name", "hello", "lab", "echo", "Hello World")
         cl("exec", "-d", "web", "sleep", "300")
         cl("exec", "-d", "web", "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
@@ -76,7 +80,10 @@ def main(out: str) -> None:
     finally:
         for name in ("web", "db", "mine", "hello"):
             cl("rm", "-f", name)
+        cl("network", "rm", "lesson-net")
         client.shutdown()
+        from engine.supervisor.networks import remove_all_networks
+        remove_all_networks(Path(root) / "lib")
         subprocess.run(["rm", "-rf", root])
 
 

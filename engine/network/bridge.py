@@ -70,6 +70,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -283,8 +284,14 @@ def ensure_network(store: Store, net: Network) -> None:
 
 def remove_network(store: Store, net: Network) -> None:
     """Undo :func:`ensure_network`: the network's rules and elements, then the
-    bridge. Idempotent; the table goes too once no bridge of ours is left in it."""
-    objects = nft_table(store.table)
+    bridge. Idempotent; the table goes too once no bridge of ours is left in it.
+    Without nft there can be no rules of ours: the bridge still goes."""
+    try:
+        objects = nft_table(store.table)
+    except NetworkError:
+        if shutil.which("nft"):
+            raise
+        objects = None
     if objects is not None:
         t, br = f"inet {store.table}", net.bridge
         chains, elements = _existing(objects)
@@ -397,10 +404,15 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
             raise
 
 
-def detach(store: Store, att: Attachment) -> None:
+def detach(store: Store, att: Attachment, *, delete_link: bool = True) -> None:
     """Undo :func:`attach` (idempotent): the port elements that are there,
-    then the veth pair (deleting the host end deletes both; ENODEV ignored --
-    the pair also vanishes by itself when the container's namespace dies)."""
+    then the veth pair (deleting the host end deletes both; ENODEV ignored).
+
+    ``delete_link=False`` when the container's network namespace is going
+    away anyway (its last process has exited): the kernel then removes the
+    pair with the namespace, off our thread. Deleting it ourselves would
+    wait for the kernel to retire the device (an RCU grace period, 10-40 ms
+    on a busy machine) in the middle of the supervisor's loop."""
     if att.ports:
         t = f"inet {store.table}"
         elements = _port_elements(att)
@@ -413,12 +425,14 @@ def detach(store: Store, att: Attachment) -> None:
                 script = [f"delete element {t} {m} {{ {k} }}" for m, k, _v in elements if k in present.get(m, set())]
                 if script:
                     nft("\n".join(script) + "\n")
-    _delete_link(att.veth)
+    if delete_link:
+        _delete_link(att.veth)
 
 
-def teardown(store: Store, att: Attachment) -> None:
-    """Everything of one attachment, kernel then record: what ``rm`` and the sweep call."""
+def teardown(store: Store, att: Attachment, *, delete_link: bool = True) -> None:
+    """Everything of one attachment, kernel then record: what ``rm`` and the
+    sweep call (``delete_link``: see :func:`detach`)."""
     from .ipam import release
 
-    detach(store, att)
+    detach(store, att, delete_link=delete_link)
     release(store, att)

@@ -76,7 +76,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     snap: Snapshot = {"version": VERSION, "time": taken, "id": record["id"], "name": record["name"],
             "status": record.get("status"), "pid": pid, "reference": ref_source,
             "processes": [], "namespaces": {}, "mounts": [], "hostname": None, "network": None,
-            "network_error": "the container is not running", "resources": None}
+            "network_error": "the container is not running", "resources": None, "settings": None}
     if not running:
         forget(record["id"])
         return snap
@@ -92,6 +92,8 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
             snap["resources"] = cgroup.usage()
         except OSError:
             snap["resources"] = None
+    settings = record.get("NetworkSettings")
+    snap["settings"] = settings if isinstance(settings, dict) else None
     if network:
         # On a thread of its own, waited for: run beside the /proc reading
         # above, it would only fight this thread for the GIL.

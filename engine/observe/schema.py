@@ -103,3 +103,4 @@ class Snapshot(TypedDict):
     network: Network | None     # None when it could not be read ...
     network_error: str | None   # ... and then why (exited meanwhile, no permission ...)
     resources: dict | None      # the cgroup's usage and limits (engine.cgroups.Cgroup.usage)
+    settings: dict | None       # inspect's NetworkSettings: networks, veth ends, bridge, ports, peers

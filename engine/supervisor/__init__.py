@@ -37,8 +37,10 @@ Where each part lives (one file per concern, each opening with what it holds):
 - ``start.py``       where a container starts: cgroup, fork into its
                      namespaces, the start channel, stage-by-stage starts
 - ``sharing.py``     ``container:NAME`` / ``host`` namespaces, user namespace maps
-- ``networks.py``    containers on networks (namespace, lease, veth, names,
-                     ports) and the ``network ...`` and ``port`` requests
+- ``networks.py``    containers on networks: namespace, lease, veth, names,
+                     ports, proxies; sweeps after a crash
+- ``network_requests.py`` the ``network ...`` and ``port`` requests; what
+                     inspect, ps and the lab panel show of networks
 - ``exec.py``        processes started in a running container
 - ``output.py``      containers' output: paced, logged, copied to clients
 - ``reap.py``        exits, tidying after them, signals, removal
@@ -65,7 +67,8 @@ from .create import Create, _config_from, _resolv_conf
 from .daemon import main
 from .exec import Execs
 from .loop import Loop
-from .networks import Networking, NetworkRequests
+from .network_requests import NetworkRequests
+from .networks import Networking
 from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number

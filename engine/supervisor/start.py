@@ -202,8 +202,6 @@ class Start:
                 for target in shared["join_ns"].values():
                     if "fd" in target:
                         os.close(target.pop("fd"))
-            if "net" in shared["join_ns"]:
-                self.attached_to(c, pid)
         except BaseException:
             for target in shared["join_ns"].values():
                 if "fd" in target:

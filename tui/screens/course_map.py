@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from lessons.model import Course, Lesson
 from tui.i18n import t
 from tui.screens.keys import FRONT_KEYS, MAP_KEYS, Localized, bindings
-from tui.screens.parts import inline_text
+from tui.screens.lesson_text import inline_text
 from tui.session import Learner
 
 

@@ -1,275 +1,30 @@
-"""The lesson screen's own pieces: a step, its quiz, the command line, the lab placeholder.
+"""The lesson screen's own pieces: a step, the output, the stage panel, the command line, the lab placeholder.
 
 Attributes down, messages up: the lesson screen sets what a piece shows
 (``set_language``, ``show_results`` ...) and a piece says what the learner
 did with a message (:class:`StepView.Pressed`); none of them talks to the
-engine.
+engine. A step's quiz is :mod:`tui.screens.quiz`'s, how its text and check
+results are drawn :mod:`tui.screens.lesson_text`'s (both importable from
+here too, as they were).
 """
 
 from __future__ import annotations
-
-import re
-from functools import cache
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Input, RichLog, Static
 
 from lessons.model import Step
 from tui.i18n import t
+from tui.screens.lesson_text import NO_BREAK, LessonMarkdown, glossary_text, inline_text, results_content
+from tui.screens.quiz import QuizView, option_text
 
-
-def inline_text(markdown: str) -> str:
-    """One line of Markdown as plain text: `code` and **bold** marks and link targets dropped."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
-    return " ".join(text.replace("`", "").replace("**", "").split())
-
-
-GLOSSARY_LINK = re.compile(r"\[([^\]]+)\]\(glossary:[^)]*\)")
-
-
-class LessonMarkdown(Static):
-    """Lesson prose (Markdown), drawn as one widget.
-
-    Rich's Markdown renderer in a Static, rather than Textual's Markdown
-    widget: that one makes a widget of every paragraph, list item and code
-    block, and styling them all made opening a long step take most of a
-    second on a busy machine; one Static does the same in a few milliseconds.
-    Code blocks are shown as written (no language guessing), glossary links
-    as the term in bold (the step lists their definitions below it)."""
-
-    def __init__(self, markdown: str, **kwargs) -> None:
-        super().__init__(self._renderable(markdown), **kwargs)
-        self.source = markdown
-
-    @staticmethod
-    def _renderable(markdown: str):
-        from rich.markdown import Markdown as RichMarkdown
-
-        text = GLOSSARY_LINK.sub(r"**\1**", markdown)
-        return RichMarkdown(text, code_theme="ansi_dark", inline_code_lexer=None, hyperlinks=False)
-
-    def update(self, markdown="") -> None:
-        self.source = markdown
-        super().update(self._renderable(markdown))
-
-
-def glossary_text(step: Step, lang: str, glossary: dict) -> str:
-    """The terms the step's text links to, each with its definition (one line each)."""
-    text = step.text.get(lang)
-    lines = []
-    for gid in dict.fromkeys(text.glossary if text else ()):
-        term = glossary.get(gid)
-        if term is not None and term.definition.get(lang):
-            lines.append(f"{term.term.get(lang, gid)} — {term.definition[lang]}")
-    return "\n".join(lines)
-
-
-def quiz_feedback(step: Step, lang: str, selected: frozenset[str]):
-    """After an answer: each chosen option with why it is right or wrong
-    (every option once the answer is right): the mark, then the option and,
-    under it, its explanation, all wrapped in the column after the mark."""
-    from rich.console import Group
-    from rich.table import Table
-
-    quiz, text = step.quiz, step.text[lang]
-    right = quiz.grade(selected)
-    shown = quiz.options if right else [o for o in quiz.options if o in selected]
-    answers = Table.grid(padding=(0, 1))
-    answers.add_column(no_wrap=True)
-    answers.add_column(ratio=1, overflow="fold")
-    for oid in shown:
-        mark = "✓" if oid in quiz.answer else "✗"
-        explanation = inline_text(text.options[oid].explanation) if oid in text.options else ""
-        answers.add_row(mark, Text.assemble((option_text(step, lang, oid), "bold"), "\n", explanation))
-    return Group(Text(t(lang, "quiz.right" if right else ("quiz.none" if not selected else "quiz.wrong"))),
-                 answers)
-
-
-def option_text(step: Step, lang: str, oid: str) -> str:
-    text = step.text.get(lang)
-    return inline_text(text.options[oid].text) if text and oid in text.options else oid
-
-
-CODE_SPAN = re.compile(r"`([^`\n]+)`")
-CODE_STYLE = "bold $text-accent"       # bold: it still stands out under NO_COLOR
-NO_BREAK = "\u00a0"                    # a line does not break here (tui.text.cjk)
-
-
-def code_content(text: str) -> Content:
-    """A text with `code` spans (a check's, :class:`lessons.checks.Result`) as the app
-    shows it: each span in :data:`CODE_STYLE` without its backticks, its spaces
-    no-break spaces so that ``ps -ef`` is not cut across two lines."""
-    parts: list = []
-    at = 0
-    for match in CODE_SPAN.finditer(text):
-        parts.append(text[at:match.start()])
-        parts.append((match.group(1).replace(" ", NO_BREAK), CODE_STYLE))
-        at = match.end()
-    parts.append(text[at:])
-    return Content.assemble(*parts)
-
-
-def results_content(results: list, lang: str) -> Content:
-    """Check results (:class:`lessons.checks.Result`): ✓ what was expected, or ✗ and what the engine saw."""
-    lines = []
-    for r in results:
-        if getattr(r, "skipped", False):
-            lines.append(Content.assemble(("–", "$text-warning"), " ", code_content(r.saw)))
-        elif r.passed:
-            lines.append(Content.assemble(("✓", "$text-success"), " ", code_content(r.expected)))
-        else:
-            lines.append(Content.assemble(("✗", "$text-error"), " ", code_content(r.expected), "\n  ",
-                                          t(lang, "check.saw"), " ", code_content(r.saw)))
-    return Content("\n").join(lines)
-
-
-GUTTER = 4          # a choice's button and the space after it: "▐●▌ "
-
-
-def hanging(first: Content, text: Content, width: int) -> list[Content]:
-    """``text`` wrapped to ``width`` after ``first`` (a choice's button), its further
-    lines indented as far: an answer is never cut, and reads as one block."""
-    lines = text.wrap(max(1, width - GUTTER)) or [Content("")]
-    return [first + Content(" ") + lines[0], *(Content(" " * GUTTER) + line for line in lines[1:])]
-
-
-@cache
-def _radio_button():
-    """The Choice class (made once, when a quiz is first shown: only quizzes need these widgets)."""
-    from textual.widgets import RadioButton
-
-    class Choice(RadioButton):
-        """One answer of a one-answer quiz: wrapped (hanging under its button), never cut;
-        the button shows a dot only when chosen (not a colour alone)."""
-
-        DEFAULT_CSS = """
-        Choice { width: 1fr; height: auto; }
-        """
-
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.BUTTON_INNER = "●" if self.value else " "
-
-        def watch_value(self) -> None:
-            self.BUTTON_INNER = "●" if self.value else " "
-            super().watch_value()
-            self.refresh()
-
-        def _lines(self, width: int) -> list[Content]:
-            label = self._label.stylize_before(self.get_visual_style("toggle--label"))
-            return hanging(self._button, label, width)
-
-        def render(self) -> Content:
-            return Content("\n").join(self._lines(self.content_region.width or self.size.width))
-
-        def get_content_height(self, container, viewport, width: int) -> int:
-            return len(self._lines(width))
-
-        def get_content_width(self, container, viewport) -> int:
-            return container.width
-
-    return Choice
-
-
-@cache
-def _selection_list():
-    """The Choices class (made once, when a several-answers quiz is first shown)."""
-    from rich.segment import Segment
-    from rich.style import Style
-    from textual.strip import Strip
-    from textual.widgets import OptionList, SelectionList
-    from textual.widgets._toggle_button import ToggleButton
-
-    class Choices(SelectionList):
-        """The answers of a several-answers quiz: each wrapped (hanging under its box),
-        never cut; the box shows a tick only when chosen (not a colour alone)."""
-
-        DEFAULT_CSS = """
-        Choices { text-wrap: wrap; text-overflow: fold; }
-        """
-
-        def get_content_height(self, container, viewport, width: int) -> int:
-            return super().get_content_height(container, viewport, width - self._get_left_gutter_width())
-
-        def render_line(self, y: int) -> Strip:
-            line = OptionList.render_line(self, y)
-            try:
-                index, offset = self._lines[self.scroll_offset.y + y]
-                selection = self.get_option_at_index(index)
-            except (IndexError, AttributeError):
-                return line
-            underlying = next(iter(line)).style or self.rich_style
-            if offset:                            # a wrapped answer's further line: under its text
-                return Strip([Segment(" " * GUTTER, underlying), *line])
-            component = "selection-list--button"
-            if selection.value in self._selected:
-                component += "-selected"
-            if self.highlighted == index:
-                component += "-highlighted"
-            button = self.get_component_rich_style(component) + Style(meta={"option": index})
-            side = Style.from_color(button.bgcolor, underlying.bgcolor) + Style(meta={"option": index})
-            inner = "✓" if selection.value in self._selected else " "
-            return Strip([Segment(ToggleButton.BUTTON_LEFT, side), Segment(inner, button),
-                          Segment(ToggleButton.BUTTON_RIGHT, side), Segment(" ", underlying), *line])
-
-    return Choices
-
-
-class QuizView(Vertical):
-    """A step's question: one choice (RadioSet) or several (SelectionList), and,
-    once answered, why each chosen option is right or wrong. What was chosen
-    and answered lives on the :class:`StepView`, so the quiz can be composed
-    again (another language, the step opened again) as it was."""
-
-    class Shown(Message):
-        """The quiz is on screen (its step became current, or was composed again)."""
-
-    def __init__(self, step: Step, lang: str, chosen: frozenset[str], answered: frozenset[str] | None) -> None:
-        super().__init__(classes="quiz")
-        self.step, self.lang, self.chosen, self.answered = step, lang, chosen, answered
-
-    def compose(self) -> ComposeResult:
-        from textual.widgets import RadioSet  # here: only quizzes need them
-        from textual.widgets.selection_list import Selection
-
-        RadioButton, SelectionList = _radio_button(), _selection_list()
-
-        quiz, lang = self.step.quiz, self.lang
-        yield LessonMarkdown(self.step.text[lang].question, classes="quiz-question")
-        if quiz.multiple:
-            yield Static(t(lang, "quiz.several"), classes="quiz-how note", markup=False)
-            yield SelectionList(*[Selection(option_text(self.step, lang, o), o, o in self.chosen, id=o)
-                                       for o in quiz.options], classes="quiz-choices")
-        else:
-            with RadioSet(classes="quiz-choices"):
-                for o in quiz.options:
-                    yield RadioButton(option_text(self.step, lang, o), o in self.chosen, name=o)
-        feedback = Static(quiz_feedback(self.step, lang, self.answered) if self.answered is not None else "",
-                          classes="quiz-feedback", markup=False)
-        if self.answered is not None:
-            feedback.add_class("-right" if quiz.grade(self.answered) else "-wrong")
-        yield feedback
-
-    def on_mount(self) -> None:
-        self.post_message(self.Shown())
-
-    def choices(self):
-        return self.query_one(".quiz-choices")
-
-    def selected(self) -> frozenset[str]:
-        """The option ids chosen so far."""
-        from textual.widgets import SelectionList
-
-        choices = self.choices()
-        if isinstance(choices, SelectionList):
-            return frozenset(choices.selected)
-        pressed = choices.pressed_button
-        return frozenset([pressed.name]) if pressed is not None and pressed.name else frozenset()
+# the quiz's and the text's names too: imported from here before they had modules of their own
+__all__ = ["NO_BREAK", "CommandLine", "LabPlaceholder", "LessonMarkdown", "OutputLog", "QuizView", "StagePanel",
+           "StepView", "StepWork", "glossary_text", "inline_text", "option_text", "results_content"]
 
 
 class StepWork(Vertical):

@@ -8,9 +8,14 @@ one :class:`StepThroughControl` and hands it down what the learner does
 (Enter or Space: the next stage; f: all the rest; Esc, or leaving the step,
 the lesson or the app: the start ends and the container is removed); the
 control opens or stops the gate, and keeps what the screen shows about the
-start under way (:class:`StepThrough`). Drawing the stage panel and the
-output stays the screen's; the lab panel is told which container and tab
-to show (:meth:`StepThroughControl.show_stage`).
+start under way (:class:`StepThrough`); the lab panel is told which
+container and tab to show (:meth:`StepThroughControl.show_stage`).
+
+:class:`StepThroughMixin`, a part of :class:`tui.screens.lesson.LessonScreen`,
+is the screen's side: the worker's start (:meth:`StepThroughMixin._step_through`,
+for a command typed or run and for show me), the stage panel above the output
+drawn and removed, the stage keys, and a start ended when the learner moves
+on. Of the screen's state it changes ``stepper``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from tui.i18n import t
+from tui.screens.lesson_messages import CommandDone, Output
+from tui.screens.parts import StagePanel
+
 if TYPE_CHECKING:
+    from lessons.model import Step
     from tui.contracts import LabView, LessonLab
 
 # Where a stage of a container's start shows in the lab panel (a stage not here, tty,
@@ -143,3 +153,80 @@ class StepThroughControl:
         tab = STAGE_TABS.get(stage_id or "")
         if tab is not None:
             panel.show_tab(tab)
+
+
+class StepThroughMixin:
+    """The lesson screen's side of a step-through start: the worker's part, the stage panel, the keys."""
+
+    def _step_through(self, step: Step, text: str, cmd, cancel, *, origin: str = "learner",
+                      pace: float | None = None, report: bool = True):
+        """(In a worker.) ``docker run --explain``, one stage at a time
+        (:func:`start_stepwise`). With ``report`` the
+        screen is told the command is done; else its result is returned."""
+        from lessons.runner import plain
+
+        result, names = start_stepwise(self.lab, step, text, cmd, cancel, post=self.post_message, origin=origin,
+                                       pace=pace, on_output=lambda s: self.post_message(Output(plain(s))))
+        if not report:
+            return result               # show me's CommandDone, at the end, closes the stage panel
+        if result.cancelled and names:            # stopped: said by the screen, nothing to check
+            self.post_message(CommandDone(step.id, [], ref=None, check=False))
+        else:
+            self.post_message(CommandDone(step.id, [result], ref=names[0] if names else None))
+
+    # -- what the worker reports -----------------------------------------------------------------
+    async def on_stages_began(self, message: StagesBegan) -> None:
+        if message.step_id != self.step.id or not self.is_attached:
+            message.gate.stop()                   # the learner has moved on already
+            return
+        for panel in self.query("#stages"):       # the previous start's panel (show me: one more --explain)
+            self._discard(panel)
+        await self._gone("stages")
+        self.stepper.begin(message)
+        panel = StagePanel(self.lang, message.name, id="stages")
+        panel.fixed_lang = message.lang
+        panel.paced = message.pace
+        self.query_one("#lesson-col").mount(panel, before=self.output)
+        self.view(message.step_id).set_status("status.stepping")
+        focused = self.focused
+        if focused is None or focused is self.query_one("#command") or focused.has_class("run"):
+            self.query_one("#lesson-scroll").focus()    # Enter and Space are the stage keys now
+        self.stepper.show_stage(self.lab_panel(), message.name, None)
+        self.refresh_bindings()
+
+    def on_stage_done(self, message: StageDone) -> None:
+        stepping = self.stepper.showing(message.step_id)
+        if stepping is None:
+            return
+        panel = self.query_one("#stages", StagePanel)
+        panel.show(message.number, message.stage, last=message.stage.get("id") == "exec")
+        self.output.say(panel.lines()[0])
+        self.stepper.show_stage(self.lab_panel(), stepping.container, message.stage.get("id"))
+
+    def action_stage_next(self) -> None:
+        """Enter / Space: the next stage of the start under way."""
+        self.stepper.next()
+
+    def action_stage_finish(self) -> None:
+        """f: every remaining stage of the start under way."""
+        self.stepper.finish()
+
+    def action_stage_stop(self) -> None:
+        """Esc: end the start under way; the half-built container is removed."""
+        self.stop_stepping()
+
+    def stop_stepping(self) -> None:
+        """End a step-through start (the learner stopped it, left the step, the lesson or the app):
+        its worker removes the half-built container and reports back."""
+        if self.stepper.stop():
+            self.refresh_bindings()
+
+    def _end_stepping(self, step_id: str) -> None:
+        stepping = self.stepper.end(step_id)
+        if stepping is None:
+            return
+        if stepping.stopped:
+            self.output.say(t(self.lang, "output.stopped", name=stepping.container))
+        for panel in self.query("#stages"):
+            self._discard(panel)
+        self.refresh_bindings()

@@ -11,7 +11,7 @@ breaking -- and changes nothing for text without Han characters.
 
 Both libraries also break at a no-break space (their patterns take it for a space);
 here it holds, as it should: the app writes a code span's spaces as no-break
-spaces (``tui.screens.parts.code_content``), so ``ps -ef`` stays on one line.
+spaces (``tui.screens.lesson_text.code_content``), so ``ps -ef`` stays on one line.
 
 It replaces one regular expression in each library (their word splitter),
 checking first that the module still has it, as the pattern it was written

@@ -1,8 +1,11 @@
-"""The client API: how the CLI, the app and the tests talk to the supervisor.
+"""The :class:`Client`: every request to this user's supervisor, starting it on demand.
 
-Safe to use from any thread: it only connects to a Unix socket and, when no
-supervisor runs yet, starts one with ``subprocess`` (which execs at once, so
-no Python runs in a forked child of a threaded caller).
+Before anything is sent, the supervisor is checked: its directory must be
+this user's (or root's) and not writable by others, and the process listening
+must run as this user or root -- the CLI hands it its own terminal. Then one
+method per request: containers (run, create, start, exec, wait, stop, kill,
+rm, ps, inspect), networks and ports, prune and gc, events (read, or
+subscribed to), and what a container is made of (snapshot, diff).
 """
 
 from __future__ import annotations
@@ -12,387 +15,17 @@ import socket
 import sys
 import time
 
-from . import errors, paths
-from .protocol import MAX_MESSAGE, Channel, ProtocolError, encode
-from .spec import ContainerConfig
+from .. import errors, paths
+from ..spec import ContainerConfig
+from .attached import Attached, Stepwise
+from .connection import _Conn, _error_from_reply
+from .relay import Relay, _is_null, _is_pipe
+from .subscription import Subscription
 
 TYPE_CHECKING = False       # typing itself costs the CLI ~4 ms to import
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def _error_from_reply(reply: dict) -> errors.EngineError:
-    cls = getattr(errors, reply.get("kind", ""), None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.EngineError)):
-        cls = errors.EngineError
-    err = cls.__new__(cls)
-    errors.EngineError.__init__(err, reply.get("error", "unknown error"))
-    err.exit_code = int(reply.get("exit_code", 125))
-    err.stage = reply.get("stage", "")
-    return err
-
-
-class _Conn(Channel):
-    """The client's end: a closed connection is a SupervisorError. Replies of
-    any size are read (from our own supervisor); a request is bounded."""
-
-    def __init__(self, sock: socket.socket):
-        super().__init__(sock, max_message=None)
-
-    def send(self, message: dict, fds: list[int] = ()) -> None:
-        size = len(encode(message, len(fds)))
-        if size > MAX_MESSAGE:
-            raise errors.InvalidArgument(f"request too large: {size >> 10} KiB (the supervisor accepts at most "
-                                         f"{MAX_MESSAGE >> 10} KiB)")
-        super().send(message, fds)
-
-    def receive(self) -> tuple[dict, list[int]]:
-        try:
-            return super().receive()
-        except (EOFError, ProtocolError) as e:
-            raise errors.SupervisorError(f"the supervisor closed the connection ({e})") from None
-
-
-def _wait_for_exit(conn: _Conn, relay: Relay | None = None) -> dict:
-    """Read a connection until its exit event: exit_code, oom_killed, error
-    (copying a relay's streams meanwhile, and their rest after)."""
-    conn.sock.settimeout(None)
-    if relay is not None:
-        return relay.run(conn)
-    while True:
-        message, fds = conn.receive()
-        for fd in fds:
-            os.close(fd)
-        if message.get("event") == "exit":
-            return message
-
-
-def _is_pipe(fd: int) -> bool:
-    import stat
-
-    try:
-        return stat.S_ISFIFO(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
-    except OSError:
-        return False
-
-
-def _is_null(fd: int) -> bool:
-    try:
-        st, null = os.fstat(fd), os.stat(os.devnull)
-    except OSError:
-        return False
-    return (st.st_mode, st.st_rdev) == (null.st_mode, null.st_rdev)
-
-
-class Relay:
-    """Pipes between a container and the caller's own stdio: the container
-    (and the supervisor) get pipe ends, never the caller's terminal or files,
-    and the caller's side is copied here, in :meth:`run`, as Docker's and
-    Podman's clients do. ``fds``: ``[stdout, stderr]`` or ``[stdin, stdout, stderr]``."""
-
-    QUIET_AFTER_EXIT = 1.0       # seconds of silence after the exit that end the copy
-
-    def __init__(self, fds: list[int]):
-        self.targets = list(fds[-2:])           # the caller's stdout, stderr
-        self.stdin = fds[0] if len(fds) == 3 else None
-        self.remote: list[int] = []             # the ends sent to the supervisor
-        self.sources: dict[int, int] = {}       # our read end -> the caller's fd
-        self.input_w = -1
-        self.pending = b""                       # read from stdin, not yet written
-        try:
-            if self.stdin is not None:
-                r, self.input_w = os.pipe2(os.O_CLOEXEC)
-                os.set_blocking(self.input_w, False)
-                self.remote.append(r)
-            for target in self.targets:
-                r, w = os.pipe2(os.O_CLOEXEC)
-                self.sources[r] = target
-                self.remote.append(w)
-        except OSError:
-            self.close()
-            raise
-
-    def sent(self) -> None:
-        """The supervisor holds its copies: close ours of its ends."""
-        for fd in self.remote:
-            os.close(fd)
-        self.remote = []
-
-    def run(self, conn: _Conn) -> dict:
-        """Copy until the exit event has come and the output pipes have ended."""
-        import select
-
-        exit_event = None
-        quiet_deadline = None
-        try:
-            while True:
-                if exit_event is None and conn.pending():
-                    message, fds = conn.receive()
-                    for fd in fds:
-                        os.close(fd)
-                    if message.get("event") == "exit":
-                        exit_event = message
-                        quiet_deadline = time.monotonic() + self.QUIET_AFTER_EXIT
-                        self.stop_input()
-                    continue
-                if exit_event is not None and not self.sources:
-                    return exit_event
-                readers = list(self.sources)
-                if exit_event is None:
-                    readers.append(conn.sock)
-                    if self.stdin is not None and not self.pending:
-                        readers.append(self.stdin)
-                writers = [self.input_w] if self.pending and self.input_w >= 0 else []
-                timeout = None
-                if quiet_deadline is not None:
-                    timeout = max(0.0, quiet_deadline - time.monotonic())
-                ready_r, ready_w, _ = select.select(readers, writers, [], timeout)
-                if not ready_r and not ready_w and quiet_deadline is not None:
-                    return exit_event       # the process left something holding its output: done
-                for fd in ready_r:
-                    if fd is conn.sock:
-                        try:
-                            alive = conn.feed()
-                        except OSError as e:
-                            raise errors.SupervisorError(f"talking to the supervisor failed: {e}") from None
-                        if not alive:
-                            raise errors.SupervisorError("the supervisor closed the connection")
-                    elif fd == self.stdin:
-                        self.read_input()
-                    else:
-                        self.copy_output(fd)
-                if ready_w:
-                    self.write_input()
-                if exit_event is not None and ready_r:
-                    quiet_deadline = time.monotonic() + self.QUIET_AFTER_EXIT
-        finally:
-            self.close()
-
-    def copy_output(self, fd: int) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
-        if not data:
-            os.close(fd)
-            del self.sources[fd]
-            return
-        target = self.sources[fd]
-        if target < 0:
-            return                        # the caller's side has gone: drained, dropped
-        try:
-            _write_all(target, data)
-        except OSError:                   # EPIPE (`| head` done): keep draining, stop copying
-            self.sources[fd] = -1
-
-    def read_input(self) -> None:
-        try:
-            data = os.read(self.stdin, 65536)
-        except OSError:
-            data = b""
-        if not data:
-            self.stop_input()
-            return
-        self.pending = data
-        self.write_input()
-
-    def write_input(self) -> None:
-        try:
-            n = os.write(self.input_w, self.pending)
-        except BlockingIOError:
-            return
-        except OSError:                   # the container closed its stdin
-            self.stop_input()
-            return
-        self.pending = self.pending[n:]
-
-    def stop_input(self) -> None:
-        """Our input has ended (or the container has): the container sees EOF."""
-        self.stdin = None
-        self.pending = b""
-        if self.input_w >= 0:
-            os.close(self.input_w)
-            self.input_w = -1
-
-    def close(self) -> None:
-        self.sent()
-        self.stop_input()
-        for fd in self.sources:
-            os.close(fd)
-        self.sources = {}
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    import select
-
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:           # a caller's non-blocking fd: wait until it takes more
-            select.select([], [fd], [])
-            continue
-        view = view[n:]
-
-
-class Attached:
-    """A container started with ``attach=True``: wait for its exit here."""
-
-    def __init__(self, conn: _Conn, reply: dict, pty: int | None, relay: Relay | None = None):
-        self._conn = conn
-        self._relay = relay
-        self.id: str = reply["id"]
-        self.name: str = reply["name"]
-        self.pid: int = reply["pid"]
-        self.pty = pty          # the terminal's master fd (tty containers), owned by the caller
-        self.warnings: list[str] = reply.get("warnings", [])
-
-    def fileno(self) -> int:
-        """The connection's fd: readable when the exit event has arrived."""
-        return self._conn.sock.fileno()
-
-    def wait(self) -> dict:
-        """Block until the container exits (copying its relayed output meanwhile);
-        returns exit_code, oom_killed, error."""
-        relay, self._relay = self._relay, None
-        return _wait_for_exit(self._conn, relay)
-
-    def close(self) -> None:
-        if self._relay is not None:
-            self._relay.close()
-            self._relay = None
-        self._conn.close()
-
-
-class Stepwise:
-    """A container being started one stage at a time (``run --explain``).
-
-    Read stages with :meth:`next_stage`; a stage with ``paused`` true waits,
-    half-built and observable, until :meth:`proceed`. After the last stage
-    the start ends: :attr:`started` is set (or :meth:`next_stage` raises the
-    start's error), and with ``attach`` :meth:`wait` gives the exit::
-
-        start = client.run_stepwise(config)
-        while (report := start.next_stage()) is not None:
-            show(report["stage"])
-            if report["paused"]:
-                start.proceed()
-        result = start.wait()
-    """
-
-    def __init__(self, client: Client, conn: _Conn, reply: dict, relay: Relay | None = None):
-        self._client = client
-        self._conn = conn
-        self._relay = relay
-        self.id: str = reply["id"]
-        self.name: str = reply["name"]
-        self.pid: int = reply["pid"]
-        self.warnings: list[str] = reply.get("warnings", [])
-        self.started: dict | None = None
-        self._done = [{"stage": st, "paused": False} for st in reply.get("stages", [])]
-
-    def next_stage(self) -> dict | None:
-        """The next stage report ``{"stage": {...}, "paused": bool}``, or None
-        once the container runs; a failed start raises its StartError."""
-        if self._done:
-            return self._done.pop(0)
-        if self.started is not None:
-            return None
-        self._conn.sock.settimeout(None)
-        while True:
-            message, fds = self._conn.receive()
-            for fd in fds:
-                os.close(fd)
-            event = message.get("event")
-            if event == "stage":
-                return {"stage": message["stage"], "paused": bool(message.get("paused"))}
-            if event == "started":
-                self.started = message
-                self.warnings = message.get("warnings", self.warnings)
-                return None
-            if event == "start-failed":
-                self._conn.close()
-                err = _error_from_reply({**message, "kind": "StartError"})
-                raise err
-
-    def proceed(self) -> None:
-        """Let the container go on to its next stage."""
-        self._client.call("proceed", id=self.id)
-
-    def fileno(self) -> int:
-        return self._conn.sock.fileno()
-
-    def pending(self) -> bool:
-        """Whether a message (a stage, the start's end, the exit) has already
-        arrived and waits to be read -- a select on :meth:`fileno` misses it."""
-        return self._conn.pending()
-
-    def wait(self) -> dict:
-        """After the start, block until the container exits (attached starts only)."""
-        while (report := self.next_stage()) is not None:
-            if report["paused"]:            # the supervisor's own stages come done: nothing waits there
-                self.proceed()
-        relay, self._relay = self._relay, None
-        return _wait_for_exit(self._conn, relay)
-
-    def close(self) -> None:
-        if self._relay is not None:
-            self._relay.close()
-            self._relay = None
-        self._conn.close()
-
-
-class Subscription:
-    """Engine events as they happen (see :meth:`Client.subscribe`).
-
-    ``get(timeout)`` returns the next event or None when the time is up, so
-    a worker thread can poll a cancellation flag between calls; ``fileno()``
-    is readable when an event is waiting on the connection."""
-
-    def __init__(self, conn: _Conn, backlog: list[dict]):
-        self._conn = conn
-        self._queue = list(backlog)
-        self.cursor = max((e["seq"] for e in backlog), default=0)
-
-    def fileno(self) -> int:
-        return self._conn.sock.fileno()
-
-    def pending(self) -> bool:
-        """Whether a message (a stage, the start's end, the exit) has already
-        arrived and waits to be read -- a select on :meth:`fileno` misses it."""
-        return self._conn.pending()
-
-    def get(self, timeout: float | None = None) -> dict | None:
-        """The next event, or None if none came within ``timeout`` seconds."""
-        import select
-
-        while not self._queue:
-            if not self._conn.pending() and not select.select([self._conn.sock], [], [], timeout)[0]:
-                return None
-            message, fds = self._conn.receive()
-            for fd in fds:
-                os.close(fd)
-            if message.get("event") == "dropped":
-                raise errors.SupervisorError(message.get("error") or "the supervisor cut this subscription off")
-            if message.get("event") == "event" and message["data"].get("seq", 0) > self.cursor:
-                self._queue.append(message["data"])
-        event = self._queue.pop(0)
-        self.cursor = max(self.cursor, event["seq"])
-        return event
-
-    def __iter__(self):
-        while True:
-            yield self.get()
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Client:
@@ -477,8 +110,10 @@ class Client:
             log_path = os.path.join(self.state_dir, "supervisor.log")
             with open(log_path, "ab") as log:
                 start = log.tell()
+                # The directory engine/ is in (this file is engine/client/api.py).
+                source_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    [os.path.dirname(os.path.dirname(os.path.realpath(__file__)))] +
+                    [source_root] +
                     ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
                 rc = subprocess.call([sys.executable, "-m", "engine.supervisor", "--daemon"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
@@ -711,7 +346,7 @@ class Client:
 
     def events(self, *, after: int = 0):
         """Events with a sequence number above ``after`` (see engine.events)."""
-        from .events import EventLog
+        from ..events import EventLog
         return EventLog(paths.data_dir() / "events.jsonl").read(after=after)
 
     def snapshot(self, ref: str, *, others: bool | dict[str, int] = True, network: bool = True) -> dict:
@@ -721,7 +356,7 @@ class Client:
         with these (a name -> PID 1 dict, e.g. from one ``ps`` shared by several
         snapshots), or with none (False). ``network``: False leaves the network
         out (it costs a pyroute2 import once, and a netlink dump each time)."""
-        from . import observe
+        from .. import observe
 
         record = self.inspect(ref)
         if others is True:
@@ -732,7 +367,7 @@ class Client:
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """The container's writable-layer changes against its image (docker diff)."""
-        from . import observe
+        from .. import observe
 
         record = self.inspect(ref)
         return observe.diff_layer(record["rootfs"]["upper"], record["rootfs"]["layers"])
@@ -742,10 +377,10 @@ class Client:
         layout is detected once per Client (it means parsing mountinfo)."""
         if not record.get("cgroup"):
             return None
-        from .errors import CgroupError
+        from ..errors import CgroupError
 
         if getattr(self, "_driver", None) is None:
-            from .cgroups import detect
+            from ..cgroups import detect
             self._driver = detect()
         parent = os.path.basename(os.path.dirname(next(iter(record["cgroup"].values()))))
         try:
