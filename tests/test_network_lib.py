@@ -6,6 +6,7 @@ no link, no namespace, no table, and IPv4 forwarding as it was."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
@@ -631,3 +632,155 @@ def test_a_container_given_by_pid_with_a_udp_port_and_its_death(store):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---- the rtnetlink client (engine/network/rtnl.py) on its own -----------------------------------------
+
+def _open_fds() -> dict[str, str]:
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:            # the listing's own fd
+            pass
+    return out
+
+
+def _thread_netns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def _ip_json(*args: str, netns_name: str | None = None) -> list[dict]:
+    import json
+    cmd = ["ip", "-j", *(["-n", netns_name] if netns_name else []), *args]
+    return json.loads(run(*cmd).stdout or "[]")
+
+
+def test_rtnl_errors_carry_the_kernels_errno(store):
+    from engine.network.rtnl import Rtnl
+
+    name = f"clt{secrets.token_hex(4)}"
+    store.made_links.append(name)
+    fds = _open_fds()
+    with Rtnl() as rt:
+        assert rt.link_index("lo") == 1
+        assert rt.link_index(name) is None                      # ENODEV: no such link, not an error
+        for request in (lambda: rt.delete_link(name), lambda: rt.set_link(name=name, up=True),
+                        lambda: rt.add_address(2 ** 31 - 1, "10.99.0.1", 24)):
+            with pytest.raises(OSError) as caught:
+                request()
+            assert caught.value.errno == errno.ENODEV
+            assert str(caught.value).startswith("[Errno 19] No such device")
+        rt.add_link(name, "bridge", address="02:42:0a:63:00:01")
+        try:
+            with pytest.raises(FileExistsError) as caught:          # a second link of that name
+                rt.add_link(name, "bridge")
+            assert caught.value.errno == errno.EEXIST
+            index = rt.link_index(name)
+            assert index == int(Path(f"/sys/class/net/{name}/ifindex").read_text())
+            rt.set_link(index, up=True, alias="a bridge of the test")
+            rt.add_address(index, "10.99.0.1", 24)
+            with pytest.raises(FileExistsError):
+                rt.add_address(index, "10.99.0.1", 24)
+            [link] = _ip_json("-d", "addr", "show", name)
+            assert link["address"] == "02:42:0a:63:00:01" and link["ifalias"] == "a bridge of the test"
+            assert "UP" in link["flags"] and link["linkinfo"]["info_kind"] == "bridge"
+            assert [(a["local"], a["prefixlen"]) for a in link["addr_info"] if a["family"] == "inet"] == \
+                [("10.99.0.1", 24)]
+        finally:
+            rt.delete_link(name)
+        assert rt.link_index(name) is None
+    assert _open_fds() == fds
+
+
+def test_rtnl_veth_peer_lands_in_the_namespace_asked_with_its_name_and_mac(store):
+    from engine.network.rtnl import Rtnl
+
+    ns, fd = netns(store)
+    host_end, master = f"clt{secrets.token_hex(4)}", f"clt{secrets.token_hex(4)}"
+    store.made_links += [host_end, master]
+    home = _thread_netns()
+    fds = _open_fds()
+    try:
+        with Rtnl() as host:
+            host.add_link(master, "bridge")
+            bridge_index = host.link_index(master)
+            host.add_veth(host_end, peer="eth0", peer_address="02:42:0a:63:00:02", peer_netns_fd=fd,
+                          master=bridge_index, up=True)
+            with pytest.raises(FileExistsError):                   # the same pair again
+                host.add_veth(host_end, peer="eth1", peer_address="02:42:0a:63:00:03", peer_netns_fd=fd)
+            [end] = _ip_json("-d", "link", "show", host_end)
+            assert end["master"] == master and "UP" in end["flags"] and "link_netnsid" in end
+            assert end["linkinfo"]["info_kind"] == "veth"
+            [eth0] = _ip_json("-d", "link", "show", "eth0", netns_name=ns)
+            assert eth0["address"] == "02:42:0a:63:00:02" and eth0["linkinfo"]["info_kind"] == "veth"
+            assert eth0["link_index"] == end["ifindex"] and end["link_index"] == eth0["ifindex"]
+            assert [n["ifname"] for n in _ip_json("link", netns_name=ns)] == ["lo", "eth0"]   # no eth1
+            # Inside: a socket made in the namespace, used from this thread in its own.
+            inside = bridge._in_netns(fd, Rtnl)
+            assert _thread_netns() == home
+            with inside:
+                assert inside.link_index(host_end) is None           # the host's links are not seen there
+                inside.set_link(1, up=True)
+                index = inside.link_index("eth0")
+                assert index == eth0["ifindex"]
+                inside.add_address(index, "10.99.1.2", 24)
+                inside.set_link(index, up=True)
+                inside.add_default_route("10.99.1.1", index)
+                with pytest.raises(FileExistsError):
+                    inside.add_default_route("10.99.1.1", index)
+                with pytest.raises(OSError) as caught:               # a gateway off every subnet there
+                    inside.add_default_route("10.98.0.1", index)
+                assert caught.value.errno == errno.ENETUNREACH
+            addrs = {(link["ifname"], a["local"], a["prefixlen"]) for link in _ip_json("addr", netns_name=ns)
+                     for a in link["addr_info"] if a["family"] == "inet"}
+            assert addrs == {("lo", "127.0.0.1", 8), ("eth0", "10.99.1.2", 24)}
+            routes = _ip_json("route", "show", "default", netns_name=ns)
+            assert [(r["gateway"], r["dev"], r["protocol"]) for r in routes] == [("10.99.1.1", "eth0", "static")]
+            assert run("ip", "-n", ns, "link", "show", "eth0").stdout.count(",UP") == 1
+            host.delete_link(host_end)                              # one end deletes both
+            assert host.link_index(host_end) is None
+            assert [n["ifname"] for n in _ip_json("link", netns_name=ns)] == ["lo"]
+            host.delete_link(master)
+    finally:
+        os.close(fd)
+        for name in (host_end, master):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+    assert _open_fds() == {k: v for k, v in fds.items() if k != str(fd)}
+
+
+def test_attach_failing_inside_deletes_the_pair_and_leaks_nothing(store):
+    """The container's namespace already has a default route: the route
+    request fails (EEXIST), attach says so in one line, the pair is deleted,
+    the calling thread is back in its own namespace and no fd is left open."""
+    net = ipam.create_network(store, "fails")
+    bridge.ensure_network(store, net)
+    ns, fd = netns(store)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    run("ip", "-n", ns, "route", "add", "default", "dev", "lo")
+    att = ipam.lease(store, net, "f" * 64, name="fails")
+    home, fds = _thread_netns(), _open_fds()
+    try:
+        with pytest.raises(NetworkError, match=r"^could not configure eth0 in 'fails': \[Errno 17\] File exists"):
+            bridge.attach(store, net, att, netns_fd=fd)
+        assert _thread_netns() == home
+        assert _open_fds() == fds
+        assert run("ip", "link", "show", att.veth, check=False).returncode != 0
+        assert [n["ifname"] for n in _ip_json("link", netns_name=ns)] == ["lo"]
+        # The route gone, the same attachment goes in; a leftover pair of its name is made anew.
+        run("ip", "-n", ns, "route", "del", "default")
+        bridge.attach(store, net, att, netns_fd=fd)
+        first = _ip_json("link", "show", att.veth)[0]["ifindex"]
+        bridge.attach(store, net, att, netns_fd=fd)
+        assert _ip_json("link", "show", att.veth)[0]["ifindex"] != first
+        assert _open_fds() == fds and _thread_netns() == home
+    finally:
+        os.close(fd)
+    bridge.teardown(store, att)
+    assert run("ip", "link", "show", att.veth, check=False).returncode != 0
+    bridge.remove_network(store, net)                           # the bridge gone: said so, nothing made
+    late = ipam.lease(store, net, "e" * 64, name="late")
+    with pytest.raises(NetworkError, match=f"^bridge {net.bridge} of network 'fails' is missing"):
+        bridge.attach(store, net, late, pid=os.getpid())
+    assert run("ip", "link", "show", late.veth, check=False).returncode != 0
+    assert _open_fds() == {k: v for k, v in fds.items() if k != str(fd)}

@@ -22,6 +22,7 @@ The modules, each with its own explanation:
   :class:`Attachment` to it, as JSON records under a data dir (:class:`Store`);
 - :mod:`.ipam`    -- which subnet a network gets, which address a container gets;
 - :mod:`.bridge`  -- the kernel side: bridge, veth pair, eth0, nftables;
+- :mod:`.rtnl`    -- the netlink requests :mod:`.bridge` makes (``ip link/addr/route`` as messages);
 - :mod:`.dns`     -- the DNS responder, and /etc/hosts and /etc/resolv.conf;
 - :mod:`.proxy`   -- published ports reached on 127.0.0.1: a userland proxy, as docker-proxy;
 - :mod:`.sweep`   -- after a crash: remove whatever no live record explains.

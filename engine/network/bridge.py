@@ -19,11 +19,18 @@ shell command that does the same on each line::
 
     ip link del vcl1a2b3c4d                                # detach: deleting one end deletes both
 
-The links are made with pyroute2's ``IPRoute`` -- netlink messages, what
-``ip`` itself sends. Steps inside the container's namespace run on a
-calling thread after it joins the namespace with ``setns(2)`` (namespace
-membership is per thread), and it goes back right after; no thread is
-started and no process forked.
+The links are made over a NETLINK_ROUTE socket with :class:`.rtnl.Rtnl` --
+the netlink messages ``ip`` itself sends, each acknowledged by the kernel.
+The pair is made in one request, with its host end already on the bridge
+and up and its ``eth0`` end made directly in the container's namespace (its
+name is never seen in the host's); one more sets the alias that marks the
+host end as ours (the kernel takes none when it makes a link). Inside, five:
+``lo`` up, ``eth0``'s index, its address, up (a veth end cannot be made up
+before its peer exists), the route. A netlink socket talks to the namespace
+it was made in, so the calling thread joins the container's namespace with
+``setns(2)`` (namespace membership is per thread) only to make one, goes
+back at once, and sends the requests from the host -- no thread started,
+no process forked.
 
 **Firewall rules** live in one nftables table of our own, ``inet
 container_lab`` (:data:`.records.DEFAULT_TABLE`); nothing else on the host is
@@ -75,6 +82,7 @@ import subprocess
 from collections.abc import Callable
 
 from .records import Attachment, Network, NetworkError, Store, mac_for
+from .rtnl import Rtnl
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 NFT_TIMEOUT = 10.0
@@ -199,15 +207,12 @@ def _render(key) -> str:
 # ---- netlink helpers ------------------------------------------------------------------------
 
 def _ipr():
+    """pyroute2's ``IPRoute``, for the crash sweep's dump of every link (not on a start's path)."""
     try:
         from pyroute2 import IPRoute
     except ImportError as e:
         raise NetworkError(f"pyroute2 is not installed ({e})") from None
     return IPRoute()
-
-
-def _netlink_error(e: Exception) -> int | None:
-    return getattr(e, "code", None) or getattr(e, "errno", None)
 
 
 def _in_netns(fd: int, work: Callable[[], object]) -> object:
@@ -253,29 +258,26 @@ def ensure_network(store: Store, net: Network) -> None:
     address, up; forwarding on (unless internal); our table and the
     network's chains and elements. Idempotent: run it before every attach."""
     try:
-        with _ipr() as ipr:
-            found = ipr.link_lookup(ifname=net.bridge)
-            if not found:
+        with Rtnl() as rt:
+            index = rt.link_index(net.bridge)
+            if index is None:
                 try:
                     # A MAC of its own, set once: left to itself a bridge takes the lowest MAC
                     # of its ports, so it would change as containers come and go, and every
                     # container's ARP entry for the gateway would go stale for seconds.
-                    ipr.link("add", ifname=net.bridge, kind="bridge", address=mac_for(net.gateway))
-                except Exception as e:  # noqa: BLE001
-                    if _netlink_error(e) != errno.EEXIST:
-                        raise
-                found = ipr.link_lookup(ifname=net.bridge)
-            index = found[0]
-            ipr.link("set", index=index, ifalias=f"{store.owner} network={net.name}")
+                    rt.add_link(net.bridge, "bridge", address=mac_for(net.gateway))
+                except FileExistsError:
+                    pass                            # made meanwhile by another engine
+                index = rt.link_index(net.bridge)
+                if index is None:
+                    raise OSError(errno.ENODEV, "made, then gone at once")
+            rt.set_link(index, alias=f"{store.owner} network={net.name}")
             try:
-                ipr.addr("add", index=index, address=net.gateway, prefixlen=net.prefixlen)
-            except Exception as e:  # noqa: BLE001
-                if _netlink_error(e) != errno.EEXIST:
-                    raise
-            ipr.link("set", index=index, state="up")
-    except NetworkError:
-        raise
-    except Exception as e:  # noqa: BLE001 - netlink's reason, in one line
+                rt.add_address(index, net.gateway, net.prefixlen)
+            except FileExistsError:
+                pass
+            rt.set_link(index, up=True)
+    except OSError as e:        # netlink's reason, in one line
         raise NetworkError(f"could not set up bridge {net.bridge} for network {net.name!r}: {e}") from None
     if not net.internal:
         enable_ip_forwarding()
@@ -324,18 +326,18 @@ def destroy_network(store: Store, name: str) -> Network:
     return net
 
 
-def _delete_link(name: str) -> bool:
-    """``ip link del NAME``; False when there was no such link (ENODEV)."""
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
+def _delete_link(name: str, rt: Rtnl | None = None) -> bool:
+    """``ip link del NAME`` (on ``rt``, or a socket of its own); False when there was no such link."""
+    try:
+        if rt is None:
+            with Rtnl() as own:
+                own.delete_link(name)
+        else:
+            rt.delete_link(name)
+    except OSError as e:
+        if e.errno in (errno.ENODEV, errno.ENOENT):
             return False
-        try:
-            ipr.link("del", index=found[0])
-        except Exception as e:  # noqa: BLE001
-            if _netlink_error(e) in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise NetworkError(f"could not delete link {name}: {e}") from None
+        raise NetworkError(f"could not delete link {name}: {e}") from None
     return True
 
 
@@ -358,37 +360,39 @@ def attach(store: Store, net: Network, att: Attachment, *, pid: int | None = Non
             raise NetworkError(f"process {pid} has exited: its network namespace is gone") from None
     try:
         try:
-            with _ipr() as ipr:
-                bridge = ipr.link_lookup(ifname=net.bridge)
-                if not bridge:
+            with Rtnl() as host:
+                bridge = host.link_index(net.bridge)
+                if bridge is None:
                     raise NetworkError(f"bridge {net.bridge} of network {net.name!r} is missing (ensure_network first)")
-                pair = dict(ifname=att.veth, kind="veth",
-                            peer={"ifname": att.ifname, "address": att.mac, "net_ns_fd": netns_fd})
+
+                def add() -> None:          # the pair, its host end on the bridge and up: one request
+                    host.add_veth(att.veth, peer=att.ifname, peer_address=att.mac, peer_netns_fd=netns_fd,
+                                  master=bridge, up=True)
                 try:
-                    ipr.link("add", **pair)
-                except Exception as e:  # noqa: BLE001
-                    if _netlink_error(e) != errno.EEXIST:
-                        raise
-                    _delete_link(att.veth)          # a leftover of an earlier try: made anew
-                    ipr.link("add", **pair)
-                index = ipr.link_lookup(ifname=att.veth)[0]
-                ipr.link("set", index=index, master=bridge[0], state="up",
-                         ifalias=f"{store.owner} container={att.container_id[:12]} network={net.name}")
+                    add()
+                except FileExistsError:
+                    _delete_link(att.veth, host)    # a leftover of an earlier try: made anew
+                    add()
+                # The kernel takes no alias when it makes a link: a request of its own.
+                host.set_link(name=att.veth,
+                              alias=f"{store.owner} container={att.container_id[:12]} network={net.name}")
         except NetworkError:
             raise
         except Exception as e:  # noqa: BLE001
             raise NetworkError(f"could not create veth pair {att.veth} for {att.name!r}: {e}") from None
 
-        def inside() -> None:
-            with _ipr() as ipr:
-                ipr.link("set", index=1, state="up")        # lo: ifindex 1 in every namespace
-                eth0 = ipr.link_lookup(ifname=att.ifname)[0]
-                ipr.addr("add", index=eth0, address=att.address, prefixlen=att.prefixlen)
-                ipr.link("set", index=eth0, state="up")
-                if not net.internal and att.default_route:
-                    ipr.route("add", dst="0.0.0.0/0", gateway=att.gateway, oif=eth0)
         try:
-            _in_netns(netns_fd, inside)
+            # A socket made in the container's namespace stays there: the thread
+            # joins it only to make one, and the requests go from here.
+            with _in_netns(netns_fd, Rtnl) as inside:
+                inside.set_link(1, up=True)                 # lo: ifindex 1 in every namespace
+                eth0 = inside.link_index(att.ifname)
+                if eth0 is None:
+                    raise OSError(errno.ENODEV, f"no {att.ifname} in the namespace")
+                inside.add_address(eth0, att.address, att.prefixlen)
+                inside.set_link(eth0, up=True)              # (a veth end cannot be made up: its peer is not yet)
+                if not net.internal and att.default_route:
+                    inside.add_default_route(att.gateway, eth0)
         except Exception as e:  # noqa: BLE001
             _delete_link(att.veth)
             raise NetworkError(f"could not configure {att.ifname} in {att.name!r}: {e}") from None
