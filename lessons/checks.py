@@ -519,7 +519,9 @@ def _address_assigned(view, cursor, args, lang) -> Result:
        shared=Param(BOOL))
 def _same_network(view, cursor, args, lang) -> Result:
     a, b, network, shared = args["container"], args["other"], args.get("network"), args.get("shared", True)
-    expected = msg(lang, f"exp.net.{'shared' if shared else 'apart'}", name=a, other=b, network=network or "")
+    how = "shared" if shared else "apart"
+    expected = msg(lang, f"exp.net.{how}.on", name=a, other=b, network=network) if network else \
+        msg(lang, f"exp.net.{how}", name=a, other=b)
     recs = []
     for name in (a, b):
         rec, why = _running_record(view, name, lang)

@@ -103,6 +103,7 @@ class EngineCommand:
     interactive: bool = False       # reads standard input (-i)
     detach: bool = False
     name: str | None = None         # run --name
+    network: str | None = None      # the network a ``network create`` makes
     image: str | None = None        # the image asked for (run)
     image_used: str | None = None   # the image that runs (after the fallback)
     notices: tuple[str, ...] = ()   # said to the learner before it runs
@@ -225,6 +226,8 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
     if verb == "run":
         return _run(text, rest, context, check_only, has_image, can_pull)
     args = _parse_or_explain(verb, rest, lang)
+    if verb == "network" and args.network_verb == "create":
+        return EngineCommand(text, verb, (verb, *rest), network=args.name)
     # The course shows a command's output as text and gives it no input:
     # an archive goes to a file and comes from one.
     if verb == "save" and not getattr(args, "output", None):

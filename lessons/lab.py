@@ -13,12 +13,16 @@ learner (``course solve``) use to work a lesson against the real engine:
   a time, waiting for the learner between stages (:mod:`lessons.stepwise`);
 - :meth:`Lab.show_me` performs the step as its "show me" does;
 - :meth:`Lab.check` evaluates the step's checks;
-- :meth:`Lab.reset` removes the lesson's containers and sets the lab up
-  again ("reset step"); :meth:`Lab.cleanup` removes them for good.
+- :meth:`Lab.reset` removes the lesson's containers and networks and sets
+  the lab up again ("reset step"); :meth:`Lab.cleanup` removes them for good.
 
-Setup commands are ``docker run --name NAME ...``, and they *ensure* a
-state: a container of that name that already exists (running, if the
-command has ``-d``) is kept, so opening a step twice changes nothing.
+Setup commands are ``docker run --name NAME ...`` or ``docker network
+create NAME``, and they *ensure* a state: a container of that name that
+already exists (running, if the command has ``-d``), or a network of that
+name, is kept, so opening a step twice changes nothing. The lesson's
+networks are those its commands create (:meth:`Lab.networks`); they go
+after its containers, and one still in use by a container that is not the
+lesson's (another session's) is left alone, as the engine refuses it.
 
 A step that ``requires`` what this machine lacks (``container-lab doctor``
 says, see :mod:`lessons.requirements`) is explained, not run:
@@ -86,6 +90,7 @@ class Lab:
         self._diagnosis: dict | None = None
         self._pullable: dict[str, tuple[str, str]] = {}     # image -> what the registry said, this lesson
         self._said: set[str] = set()                        # images whose fallback the learner has been told
+        self._networks: tuple[str, ...] | None = None
 
     # -- what this machine can do ----------------------------------------------------
     def lacking(self, step: Step) -> list[dict]:
@@ -194,8 +199,27 @@ class Lab:
                 and (c.get("labels") or {}).get(LABEL_LESSON) == self.lesson.id
                 and (self.session is None or session_of(c) == self.session)]
 
+    def networks(self) -> tuple[str, ...]:
+        """The networks this lesson's commands create (``docker network create NAME``
+        in its setup, its steps' setup, commands and "show me"), in order."""
+        if self._networks is None:
+            found: list[str] = []
+            commands = [*self.lesson.setup]
+            for step in self.lesson.steps:
+                commands += [*step.setup, *step.commands, *step.show]
+            for command in commands:
+                try:
+                    cmd = translate(command.text, self.context(None, "setup"), check_only=True)
+                except CommandError:
+                    continue                  # course check says so; nothing is made by it
+                if cmd.network and cmd.network not in found:
+                    found.append(cmd.network)
+            self._networks = tuple(found)
+        return self._networks
+
     def cleanup(self) -> list[str]:
-        """Remove every container of this lesson; returns their names."""
+        """Remove every container of this lesson, then the networks it creates;
+        returns the containers' names."""
         from engine.errors import ContainerNotFound
 
         removed = []
@@ -205,14 +229,43 @@ class Lab:
                 removed.append(c["name"])
             except ContainerNotFound:
                 pass
+        self.remove_networks()
+        return removed
+
+    def remove_networks(self) -> list[str]:
+        """Remove the lesson's networks that exist; one a container not of this
+        lesson still uses is kept (the engine refuses it). Returns those removed."""
+        from engine.errors import EngineError
+
+        mine = self.networks()
+        if not mine:
+            return []
+        try:
+            existing = set(self.view.networks())
+        except EngineError:
+            return []
+        removed = []
+        for name in mine:
+            if name not in existing:
+                continue
+            try:
+                self.view.client.network_remove(name)
+                removed.append(name)
+            except EngineError:
+                pass
         return removed
 
     def ensure(self, commands, step: Step | None, *, cancel=None) -> list[RunResult]:
-        """Bring each setup container into being unless it already is (one of another
-        session's by that name is neither used nor removed: CommandError, saying whose)."""
+        """Bring each setup container (or network) into being unless it already is (a
+        container of another session's by that name is neither used nor removed:
+        CommandError, saying whose)."""
         results = []
         for command in commands:
             cmd = self.translate(command.text, step, "setup")
+            if cmd.network is not None:
+                if cmd.network not in self.view.networks():
+                    results.append(run(cmd, cancel=cancel, lang=self.lang))
+                continue
             if (why := self.taken(cmd)) is not None:
                 raise CommandError(why)
             existing = self.view.container(cmd.name) if cmd.name else None

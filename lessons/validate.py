@@ -7,10 +7,11 @@ sense with the engine's vocabulary in hand:
 - every command is a docker command the engine can run (parsed by the
   engine's own parser; no image store or engine needed);
 - every check is a known kind with valid arguments;
-- setup commands are ``docker run --name NAME`` without a terminal;
-- a check that names a container can find it in a state the step can be
-  opened in directly: the lesson's setup, the step's setup or the step's own
-  commands must create it;
+- setup commands are ``docker run --name NAME`` without a terminal, or
+  ``docker network create NAME``;
+- a check that names a container, or a network other than ``bridge``, can
+  find it in a state the step can be opened in directly: the lesson's setup,
+  the step's setup or the step's own commands must create it;
 - an interactive command that "show me" runs says what to type, ending the
   session (``exit``), so the automated learner can finish it;
 - a step's ``requires`` names checks that ``container-lab doctor`` makes
@@ -80,20 +81,23 @@ def _check_lesson(course: Course, lesson: Lesson) -> list[Problem]:
     problems: list[Problem] = []
     context = Context(course=course.id, lesson=lesson.id, images=(lesson.image, *lesson.images),
                       fallback=lesson.fallback)
-    lesson_names = _setup_names(lesson.setup, rel, context, problems)
+    lesson_names, lesson_networks = _setup_names(lesson.setup, rel, context, problems)
     known = known_ids()
     for step in lesson.steps:
         for rid in step.requires:
             if rid not in known:
                 problems.append(Problem(rel, step.line, f"step '{step.id}': requires '{rid}', which is not a "
                                                         f"container-lab doctor check (they are: {', '.join(known)})"))
-        names = set(lesson_names) | _setup_names(step.setup, rel, context, problems)
+        step_names, step_networks = _setup_names(step.setup, rel, context, problems)
+        names, networks = lesson_names | step_names, {"bridge"} | lesson_networks | step_networks
         for cmd in (*step.commands, *step.show):
             parsed = _parse(cmd, rel, context, problems)
             if parsed is None:
                 continue
             if parsed.name:
                 names.add(parsed.name)
+            if parsed.network:
+                networks.add(parsed.network)
             if cmd.type and not parsed.interactive:
                 problems.append(Problem(rel, cmd.line, f"command '{cmd.text}': typed lines need -i "
                                                        f"(and -t for a terminal)"))
@@ -107,27 +111,31 @@ def _check_lesson(course: Course, lesson: Lesson) -> list[Problem]:
                 elif cmd.type[-1].split()[0:1] not in (["exit"], ["logout"]):
                     problems.append(Problem(rel, cmd.line, f"command '{cmd.text}': end the typed lines "
                                                            f"with exit, so the session ends"))
-        problems += _check_checks(step, rel, names)
+        problems += _check_checks(step, rel, names, networks)
     return problems
 
 
-def _setup_names(commands, rel: str, context: Context, problems: list[Problem]) -> set[str]:
-    names = set()
+def _setup_names(commands, rel: str, context: Context, problems: list[Problem]) -> tuple[set[str], set[str]]:
+    """The containers and the networks that setup ``commands`` make."""
+    names, networks = set(), set()
     for cmd in commands:
         parsed = _parse(cmd, rel, context, problems)
         if parsed is None:
             continue
-        if parsed.verb != "run" or not parsed.name:
+        if parsed.network:
+            networks.add(parsed.network)
+        elif parsed.verb != "run" or not parsed.name:
             problems.append(Problem(rel, cmd.line, f"setup '{cmd.text}': setup commands are "
-                                                   f"'docker run --name NAME ...', so the state they make has a name"))
+                                                   f"'docker run --name NAME ...' or 'docker network create NAME', "
+                                                   f"so the state they make has a name"))
         elif parsed.terminal:
             problems.append(Problem(rel, cmd.line, f"setup '{cmd.text}': setup cannot open a terminal (drop -t)"))
         else:
             names.add(parsed.name)
-    return names
+    return names, networks
 
 
-def _check_checks(step: Step, rel: str, names: set[str]) -> list[Problem]:
+def _check_checks(step: Step, rel: str, names: set[str], networks: set[str]) -> list[Problem]:
     problems = []
     for spec in step.checks:
         for message in validate_check(spec.kind, spec.args):
@@ -138,4 +146,9 @@ def _check_checks(step: Step, rel: str, names: set[str]) -> list[Problem]:
                 problems.append(Problem(rel, spec.line, f"step '{step.id}': check '{spec.kind}' names container "
                                                         f"'{ref}', but neither the lesson's setup, the step's "
                                                         f"setup nor its commands create it (run --name {ref})"))
+        ref = spec.args.get("network")
+        if isinstance(ref, str) and ref not in networks:
+            problems.append(Problem(rel, spec.line, f"step '{step.id}': check '{spec.kind}' names network "
+                                                    f"'{ref}', but neither the lesson's setup, the step's setup "
+                                                    f"nor its commands create it (network create {ref})"))
     return problems

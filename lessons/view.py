@@ -2,7 +2,7 @@
 
 :class:`EngineView` is the one seam between :mod:`lessons.checks` and the real
 world. It reads through :class:`engine.client.Client` (events, inspect, ps,
-snapshot, diff) and, for what the engine does not report, straight from the
+networks, snapshot, diff) and, for what the engine does not report, straight from the
 kernel: a container's hostname (its UTS namespace, entered by a short-lived
 helper process so no thread of ours changes namespace), the processes a
 container can see (its own ``/proc``, read through ``/proc/PID/root``) and
@@ -56,6 +56,10 @@ class EngineView:
 
     def containers(self) -> list[dict]:
         return self.client.ps(all=True)
+
+    def networks(self) -> list[str]:
+        """The names of the engine's networks (``bridge`` and those made with ``network create``)."""
+        return [n["Name"] for n in self.client.networks()]
 
     def snapshot(self, ref: str) -> dict:
         return self.client.snapshot(ref)

@@ -1,14 +1,26 @@
-"""The shipped course (content/, all ten lessons) against the real engine.
+"""The shipped course (content/, all eleven lessons) against the real engine.
 
 For each lesson, in English and in Chinese, ``solve`` must do
 every step and pass every check and quiz; every hands-on step must also work
 when opened directly (reset to that step, as "reset step" does) and must fail
 at least one check when the learner has done nothing. A step that requires
 what this machine lacks (``container-lab doctor``) is skipped, as the lab
-would skip it. Nothing may be left behind.
+would skip it. Nothing may be left behind: no container, no network.
+
+A lesson that publishes a fixed host port (``-p 8080:80``) holds that port
+while it runs, so such a lesson runs in one test at a time across the
+machine (a lock: pytest-xdist workers and other test sessions each have
+an engine of their own, but the host's ports are shared), and it starts once
+the port can be bound again: connections through the engine's loopback proxy
+leave it in TIME-WAIT for up to a minute, and the engine counts that as in use.
 """
 
 from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import time
 
 import pytest
 
@@ -38,18 +50,74 @@ def view():
 
 def _leftovers(view, course) -> list[str]:
     settle()
-    return [c["name"] for c in view.containers() if (c.get("labels") or {}).get("course") == course.id]
+    left = [c["name"] for c in view.containers() if (c.get("labels") or {}).get("course") == course.id]
+    made = {name for lesson in course.lessons for name in Lab(course, lesson, view=view).networks()}
+    return left + sorted(made & set(view.networks()))
 
 
-def test_the_ten_lessons_are_there(core):
+def _host_ports(lesson) -> set[int]:
+    """The host ports the lesson's commands publish by number (``-p [IP:]HOST:CONTAINER``)."""
+    texts = [c.text for c in lesson.setup]
+    for step in lesson.steps:
+        texts += [c.text for c in (*step.setup, *step.commands, *step.show)]
+    ports = set()
+    for text in texts:
+        for spec in re.findall(r"(?:^|\s)(?:-p|--publish)[ =](\S+)", text):
+            parts = spec.split("/")[0].split(":")
+            if len(parts) >= 2 and parts[-2].isdigit():
+                ports.add(int(parts[-2]))
+    return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _holding_ports(lesson, timeout: float = 90, wait_turn: float = 900):
+    """Run a lesson that publishes fixed host ports alone, once its ports can be bound.
+    The lock is an abstract Unix socket name: machine-wide, nothing left on disk, and let
+    go by the kernel if the test process dies."""
+    ports = _host_ports(lesson)
+    if not ports:
+        yield
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as lock:
+        deadline = time.monotonic() + wait_turn
+        while True:
+            try:
+                lock.bind(b"\0container-lab-test-host-ports")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "another test held the lesson's host ports too long"
+                time.sleep(0.5)
+        deadline = time.monotonic() + timeout
+        while not all(_bindable(p) for p in ports):
+            assert time.monotonic() < deadline, f"host ports {sorted(ports)} stayed in use"
+            time.sleep(1)
+        yield
+
+
+def test_the_eleven_lessons_are_there(core, view):
     assert [lesson.folder for lesson in core.lessons] == FOLDERS
-    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 11)]
+    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 12)]
     namespaces = core.lesson("namespaces")
     assert [s.id for s in namespaces.steps][:8] == ["pid", "user", "uts", "mnt", "net", "ipc", "cgroup", "time"]
     limits = core.lesson("cgroups")
     assert {s.id: s.requires for s in limits.steps if s.requires} == {
         "memory": ("cgroup.memory",), "fork-bomb": ("cgroup.pids",), "cpu": ("cgroup.cpu",),
         "clean-up": ("cgroup.cpu",)}
+    networks = core.lesson("networks")
+    assert [s.id for s in networks.steps] == ["bridge", "by-name", "publish", "none", "by-name-how", "recap"]
+    assert {s.id for s in networks.steps if s.requires == ("network.bridge",)} == {"bridge", "by-name", "publish",
+                                                                                   "none"}
+    assert _host_ports(networks) == {8080}
+    assert Lab(core, networks, view=view).networks() == ("lab-net",)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -57,7 +125,8 @@ def test_the_ten_lessons_are_there(core):
 def test_solve(core, view, folder, lang):
     lesson = core.lesson(folder)
     lines: list[str] = []
-    report = solve(core, lang=lang, lessons=[lesson.id], out=lines.append, view=view)
+    with _holding_ports(lesson):
+        report = solve(core, lang=lang, lessons=[lesson.id], out=lines.append, view=view)
     assert report.ok, "\n".join(lines + report.failures)
     assert report.steps == len(lesson.steps)
     runnable = [s for s in lesson.steps if not Lab(core, lesson, view=view).lacking(s)]
@@ -71,6 +140,12 @@ def test_solve(core, view, folder, lang):
 def test_every_step_opens_directly_and_needs_doing(core, view, folder):
     lesson = core.lesson(folder)
     lab = Lab(core, lesson, view=view)
+    with _holding_ports(lesson):
+        _every_step_directly(lab, lesson)
+    assert not _leftovers(view, core)
+
+
+def _every_step_directly(lab, lesson) -> None:
     try:
         for step in lesson.steps:
             if not step.checks:
@@ -95,4 +170,3 @@ def test_every_step_opens_directly_and_needs_doing(core, view, folder):
             assert all(r.passed for r in results), f"{step.id}: {[r for r in results if not r.passed]}"
     finally:
         lab.cleanup()
-    assert not _leftovers(view, core)

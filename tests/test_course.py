@@ -394,10 +394,38 @@ def test_setup_and_container_names(course):
     found = problems(course)
     rel = "course/02-isolation/lesson.toml"
     assert f"{rel}:{line_of(iso, 'setup = [')}: setup 'docker run -d lab sleep 1000': setup commands are " \
-           f"'docker run --name NAME ...', so the state they make has a name" in found
+           f"'docker run --name NAME ...' or 'docker network create NAME', so the state they make has a " \
+           f"name" in found
     # Every check naming web now names a container the step cannot count on.
     unknown = [p for p in found if "names container 'web'" in p]
     assert len(unknown) == 6 and all(p.startswith(f"{rel}:") for p in unknown)
+
+
+def test_setup_may_create_a_network_and_checks_name_networks_the_step_can_count_on(course):
+    iso = course / "02-isolation" / "lesson.toml"
+    rel = "course/02-isolation/lesson.toml"
+    edit(iso, 'commands = ["docker run -d --name other lab sleep 1002"]',
+         'setup = ["docker network create lab-net"]\n'
+         'commands = ["docker run -d --name other --network lab-net lab sleep 1002"]')
+    edit(iso, '{ kind = "container-running", container = "other" },',
+         '{ kind = "container-running", container = "other" },\n'
+         '    { kind = "same-network", container = "web", other = "other", network = "lab-net", shared = false },\n'
+         '    { kind = "address-assigned", container = "other", network = "elsewhere" },\n'
+         '    { kind = "address-assigned", container = "web" },')
+    edit(iso, 'kind = "pid1"', 'kind = "address-assigned"\ncontainer = "web"\nnetwork = "lab-net"\n\n'
+                               '[[steps.checks]]\nkind = "pid1"')
+    look, neighbours = line_of(iso, 'kind = "address-assigned"') - 1, line_of(iso, 'network = "elsewhere"')
+    assert problems(course) == [
+        f"{rel}:{look}: step 'look': check 'address-assigned' names network "
+        f"'lab-net', but neither the lesson's setup, the step's setup nor its commands create it "
+        f"(network create lab-net)",
+        f"{rel}:{neighbours}: step 'neighbours': check 'address-assigned' names "
+        f"network 'elsewhere', but neither the lesson's setup, the step's setup nor its commands create it "
+        f"(network create elsewhere)"]
+    edit(iso, 'network = "elsewhere"', 'network = "bridge"')
+    edit(iso, 'commands = ["docker exec web ps -ef"]',
+         'commands = ["docker exec web ps -ef", "docker network create lab-net"]')
+    assert problems(course) == []
 
 
 def test_interactive_show_me_needs_typing_that_ends(course):
@@ -453,6 +481,16 @@ def test_every_check_kind_validates_its_arguments():
     assert checks.validate("namespace", {"namespace": "pid", "container": "a", "shared": 1}) == \
         ["check 'namespace': 'shared' must be true or false"]
     assert checks.validate("file-deleted", {}) == ["check 'file-deleted': 'path' is required"]
+    assert checks.validate("address-assigned", {"container": "box"}) == []
+    assert checks.validate("address-assigned", {"network": "lab-net"}) == \
+        ["check 'address-assigned': 'container' is required"]
+    assert checks.validate("same-network", {"container": "web", "other": "client", "network": "lab-net",
+                                            "shared": True}) == []
+    assert checks.validate("same-network", {"container": "web"}) == ["check 'same-network': 'other' is required"]
+    assert checks.validate("port-published", {"container": "site", "port": 80, "proto": "tcp",
+                                              "reachable": False}) == []
+    assert checks.validate("port-published", {"container": "site", "port": "80", "proto": "sctp"}) == \
+        ["check 'port-published': 'port' must be a number", "check 'port-published': 'proto' must be one of: tcp, udp"]
     expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
                 "file-deleted", "limit-hit", "namespace", "process-visible", "address-assigned", "same-network",
                 "port-published"}
@@ -563,6 +601,14 @@ def test_unsupported_docker_features_get_one_clear_line(lang):
         assert message and "\n" not in message and "usage:" not in message, (text, message)
     with pytest.raises(CommandError, match="发布端口" if lang == "zh" else "publish a port with -p"):
         translate("docker run --expose 80 lab true", Context(lang=lang), check_only=True)
+    with pytest.raises(CommandError, match="用名字互相访问" if lang == "zh" else "reach each other by name"):
+        translate("docker run --link db lab true", Context(lang=lang), check_only=True)
+    # Ports and networks are the engine's now: they pass through as written.
+    assert translate("docker run -p 8080:80 lab true", Context(lang=lang), check_only=True).argv == \
+        ("run", "-p", "8080:80", "lab", "true")
+    made = translate("docker network create lab-net", Context(lang=lang), check_only=True)
+    assert made.argv == ("network", "create", "lab-net") and made.network == "lab-net"
+    assert translate("docker network ls", Context(lang=lang), check_only=True).network is None
     assert translate("docker run -d -p 8080:80 --network lab-net lab true", Context(lang=lang)).argv[:5] == \
         ("run", "-d", "-p", "8080:80", "--network")
 

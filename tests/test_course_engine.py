@@ -10,6 +10,7 @@ framework itself, and the checks read the real event log and kernel.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import socket
 import subprocess
@@ -281,6 +282,112 @@ def test_process_visible(view):
     assert not zh.passed and zh.expected == "在宿主机上看不到 `sleep 4321`"
 
 
+@pytest.fixture
+def network():
+    """Make user networks for a test (their names unique to it); removed afterwards, after its containers."""
+    made = []
+
+    def make(base: str) -> str:
+        name = f"{base}-{secrets.token_hex(3)}"
+        cl("network", "create", name, check=True)
+        made.append(name)
+        return name
+    yield make
+    for name in made:
+        on = json.loads(cl("network", "inspect", name, check=True).stdout)[0]["Containers"]
+        for cid in on:
+            cl("rm", "-f", cid, check=True)
+        cl("network", "rm", name, check=True)
+    settle()
+    listed = cl("network", "ls", "-q", check=True).stdout.split()
+    assert not set(made) & set(listed)
+
+
+def _address(view, name: str, network: str) -> str:
+    return view.container(name)["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+needs_networks = pytest.mark.skipif(not shutil.which("nft"), reason="published ports need nftables")
+WEB = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def test_address_assigned(view, network):
+    sleeper("boxed")
+    cursor = view.cursor()
+    ok = check(view, "address-assigned", cursor, container="boxed")
+    assert ok.passed, ok.saw
+    assert ok.saw == f"boxed has the address {_address(view, 'boxed', 'bridge')} on the bridge network"
+    assert ok.expected == "boxed has an address on the bridge network"
+    zh = check(view, "address-assigned", cursor, "zh", container="boxed", network="bridge")
+    assert zh.saw == f"boxed 在 bridge 网络上的地址是 {_address(view, 'boxed', 'bridge')}"
+    net = network("addr")
+    sleeper("elsewhere", "--network", net)
+    away = check(view, "address-assigned", cursor, container="elsewhere")
+    assert not away.passed and away.saw == f"elsewhere has addresses only on {net}"
+    assert check(view, "address-assigned", cursor, container="elsewhere", network=net).passed
+    sleeper("cut", "--network", "none")
+    cut = check(view, "address-assigned", cursor, container="cut")
+    assert not cut.passed and cut.saw == "cut has no address on any network (network mode: none)"
+    cl("run", "--name", "gone", "lab", "true", check=True)
+    stopped = check(view, "address-assigned", cursor, container="gone")
+    assert not stopped.passed and stopped.saw == "gone is not running"
+
+
+def test_same_network(view, network):
+    net = network("pair")
+    sleeper("left", "--network", net)
+    sleeper("right", "--network", net)
+    sleeper("apart")
+    cursor = view.cursor()
+    ok = check(view, "same-network", cursor, container="left", other="right", network=net)
+    assert ok.passed and ok.saw == f"left and right are both on {net}"
+    assert ok.expected == f"left and right are both on the {net} network"
+    assert check(view, "same-network", cursor, container="left", other="right").passed
+    on_bridge = check(view, "same-network", cursor, container="left", other="right", network="bridge")
+    assert not on_bridge.passed and on_bridge.expected == "left and right are both on the bridge network"
+    far = check(view, "same-network", cursor, container="left", other="apart")
+    assert not far.passed and far.saw == f"left is on {net}, apart on bridge: no network in common"
+    assert far.expected == "left and apart are on a common network"
+    kept = check(view, "same-network", cursor, container="left", other="apart", shared=False)
+    assert kept.passed and kept.expected == "left and apart have no network in common"
+    zh = check(view, "same-network", cursor, "zh", container="left", other="apart", network=net, shared=False)
+    assert zh.passed and zh.expected == f"left 与 apart 并不都在 {net} 网络上"
+    assert zh.saw == f"left 在 {net} 上，apart 在 bridge 上：没有共同的网络"
+    ghost = check(view, "same-network", cursor, container="left", other="ghost")
+    assert not ghost.passed and ghost.saw == "there is no container named ghost"
+
+
+@needs_networks
+def test_port_published(view):
+    port, silent, dns = _free_port(), _free_port(), _free_port()
+    cl("run", "-d", "--name", "pub", "-p", f"{port}:80", "lab", "sh", "-c", WEB, check=True)
+    cl("run", "-d", "--name", "mute", "-p", f"{silent}:80", "-p", f"{dns}:53/udp", "lab", "sleep", "300",
+       check=True)
+    cursor = view.cursor()
+    ok = evaluate_all([CheckSpec("port-published", {"container": "pub", "port": 80})], view, cursor, wait=10)[0]
+    assert ok.passed, ok.saw
+    assert ok.saw == f"port 80/tcp of pub is published on 0.0.0.0:{port}, and a connection from the host to it " \
+                     f"was accepted"
+    assert ok.expected == "port 80/tcp of pub is published on a port of the host"
+    other = check(view, "port-published", cursor, container="pub", port=81)
+    assert not other.passed and other.saw == "pub does not publish port 81/tcp (published: 80/tcp)"
+    # Published, but nothing listens inside: the host's connection is refused.
+    closed = check(view, "port-published", cursor, container="mute", port=80)
+    assert not closed.passed and f":{silent}, published for mute, does not answer: " in closed.saw
+    unchecked = check(view, "port-published", cursor, container="mute", port=80, reachable=False)
+    assert unchecked.passed and unchecked.saw == f"port 80/tcp of mute is published on 0.0.0.0:{silent}"
+    udp = check(view, "port-published", cursor, "zh", container="mute", port=53, proto="udp")
+    assert udp.passed and udp.saw == f"mute 的 53/udp 端口发布在 0.0.0.0:{dns}"
+    bare = check(view, "port-published", cursor, container="pub", port=53, proto="udp")
+    assert not bare.passed and bare.saw == "pub does not publish port 53/udp (published: 80/tcp)"
+
+
 def test_checks_tolerate_an_engine_error(view):
     class Broken:
         def container(self, ref):
@@ -320,6 +427,47 @@ def test_lab_setup_is_ensured_reset_and_labelled(view):
     assert view.container("outsider") is not None
     assert lab.cleanup() == ["web"]
     assert view.container("web") is None and view.container("outsider") is not None
+
+
+def test_lab_makes_and_removes_the_networks_its_lesson_creates(view, tmp_path):
+    """A network the lesson's commands create is ensured like a setup container, and
+    reset and cleanup remove it after the containers -- unless another container uses it."""
+    shutil.copytree(FIXTURE, tmp_path / "course")
+    tag = secrets.token_hex(3)
+    net, typed = f"lesson-{tag}", f"typed-{tag}"
+    iso = tmp_path / "course" / "02-isolation" / "lesson.toml"
+    iso.write_text(iso.read_text().replace(
+        'setup = ["docker run -d --name web lab sleep 1000"]',
+        f'setup = ["docker network create {net}", "docker run -d --name web --network {net} lab sleep 1000"]').replace(
+        'commands = ["docker run -d --name other lab sleep 1002"]',
+        f'commands = ["docker network create {typed}", "docker run -d --name other --network {typed} lab sleep 1002"]'))
+    course = load_course(tmp_path / "course")
+    lesson = course.lesson("isolation")
+    lab = Lab(course, lesson, view=view)
+    try:
+        assert lab.networks() == (net, typed)
+        step = lesson.step("look")
+        _, results = lab.begin_step(step)
+        assert [r.ok for r in results] == [True, True], results
+        first = view.client.network_inspect(net)["Id"]
+        assert list(view.container("web")["NetworkSettings"]["Networks"]) == [net]
+        _, results = lab.begin_step(step)
+        assert results == [] and view.client.network_inspect(net)["Id"] == first     # kept, not made again
+        neighbours = lesson.step("neighbours")
+        assert all(r.ok for r in lab.show_me(neighbours))                         # the learner's network
+        assert {net, typed} <= set(view.networks())
+        lab.reset(step)
+        assert typed not in view.networks() and view.client.network_inspect(net)["Id"] != first
+        sleeper("outsider", "--network", net)                                     # not the lesson's
+        assert lab.cleanup() == ["web"]
+        assert net in view.networks()                                             # still in use: kept
+        cl("rm", "-f", "outsider", check=True)
+        lab.cleanup()
+        assert not {net, typed} & set(view.networks())
+    finally:
+        cl("rm", "-f", "outsider", "web", "other")
+        for name in (net, typed):
+            cl("network", "rm", name)
 
 
 def test_lab_run_reports_a_bad_command_without_raising(view):
