@@ -11,8 +11,8 @@ A lesson that publishes a fixed host port (``-p 8080:80``) holds that port
 while it runs, so such a lesson runs in one test at a time across the
 machine (a lock: pytest-xdist workers and other test sessions each have
 an engine of their own, but the host's ports are shared), and it starts once
-the port can be bound again: connections through the engine's loopback proxy
-leave it in TIME-WAIT for up to a minute, and the engine counts that as in use.
+no program listens on the port any more (a connection's TIME-WAIT does not
+hold it: the engine binds as a server does, with SO_REUSEADDR).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _host_ports(lesson) -> set[int]:
 
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("0.0.0.0", port))
         except OSError:

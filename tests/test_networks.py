@@ -452,3 +452,16 @@ def test_publish_all_publishes_what_the_image_exposes_on_free_host_ports(names, 
     assert "hello from" in http_get("127.0.0.1", tcp)
     cl("rm", "-f", web)
     cl("rmi", image)
+
+
+def test_a_port_just_used_through_the_proxy_can_be_published_again_at_once(names):
+    """A fetch at localhost leaves the connection in TIME_WAIT on the host port;
+    that must not keep the next container from publishing it (docker allows it)."""
+    first, second = names("containers", "again1"), names("containers", "again2")
+    port = free_port()
+    ok("run", "-d", "--name", first, "-p", f"{port}:80", "lab", "sh", "-c", WEB)
+    wait_until(lambda: serving("127.0.0.1", port), timeout=15)
+    cl("rm", "-f", first)
+    settle()
+    ok("run", "-d", "--name", second, "-p", f"{port}:80", "lab", "sh", "-c", WEB)
+    wait_until(lambda: serving("127.0.0.1", port), timeout=15)

@@ -153,6 +153,10 @@ def parse_publish(spec: str) -> PortRecord:
 def _port_free(host_ip: str, port: int, proto: str) -> bool:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as s:
+        if proto == "tcp":
+            # As a server binds (and our port proxy does): the TIME_WAIT of a connection that
+            # has ended does not hold the port, a program listening on it does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host_ip or "0.0.0.0", port))
         except OSError:
