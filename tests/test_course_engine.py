@@ -674,3 +674,25 @@ def test_a_step_that_requires_what_this_machine_has_runs_for_real(tmp_path):
     assert "skipped" not in proc.stdout
     assert "    ✓ the process limit was hit (the kernel refused a fork) in container bomb" in proc.stdout
     assert proc.stdout.splitlines()[-1].startswith("Solved: 1 lesson, 4 steps")
+
+
+def test_the_app_removes_a_lessons_networks_once_its_containers_are_gone():
+    """What the app does when a lesson is left or the app quits (tui.session.remove_networks):
+    the networks the lesson's commands create go, one another container still uses stays."""
+    from tui.session import remove_networks
+
+    course = load_course(REPO / "content")
+    lesson = course.lesson("networks")
+    view = EngineView()
+    lab = Lab(course, lesson, view=view)
+    assert "lab-net" in lab.networks()
+    cl("network", "create", "lab-net", check=True)
+    cl("run", "-d", "--name", "outsider", "--network", "lab-net", "lab", "sleep", "300", check=True)
+    try:
+        assert remove_networks(view.client, course, "networks") == []          # still used: kept
+        assert "lab-net" in view.networks()
+    finally:
+        cl("rm", "-f", "outsider")
+    settle()
+    assert remove_networks(view.client, course, "networks") == ["lab-net"]
+    assert "lab-net" not in view.networks()

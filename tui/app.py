@@ -292,10 +292,14 @@ class ContainerLabApp(Localized, App[None]):
     def _remove(self, containers: list[dict], purpose: str) -> None:
         from tui.session import engine_client
 
+        from tui.session import remove_networks
+
         removed: list[str] = []
         try:
             if containers:
                 removed = remove(engine_client(autostart=False), containers)
+            if purpose == "quit":
+                remove_networks(engine_client(autostart=False), self.course)
         except Exception as e:  # noqa: BLE001 - leaving must not fail; gc sweeps the rest
             self.call_from_thread(self.notify, self.failure(e, f"removing containers ({purpose})"), severity="error")
         if purpose == "quit":
@@ -310,9 +314,12 @@ class ContainerLabApp(Localized, App[None]):
 
         containers = course_containers(running_containers(autostart=False), self.course.id, lesson_id,
                                        session=self.session)
+        from tui.session import remove_networks
+
         keep = {c["id"] for c in learners_own(containers)}
         try:
             remove(engine_client(autostart=False), [c for c in containers if c["id"] not in keep])
+            remove_networks(engine_client(autostart=False), self.course, lesson_id)
         except Exception:  # noqa: BLE001 - quitting (or gc) removes what is left
             pass
 

@@ -132,6 +132,21 @@ def remove(client, containers: list[dict], cancel=None) -> list[str]:
     return removed
 
 
+def remove_networks(client, course, lesson_id: str | None = None) -> list[str]:
+    """The networks the course's lessons (or one lesson's) create, removed once its
+    containers are gone; one another container still uses is kept (the engine
+    refuses). Their names."""
+    from lessons.lab import Lab
+    from lessons.view import EngineView
+
+    view = EngineView(client)
+    removed: list[str] = []
+    for lesson in course.lessons:
+        if lesson_id is None or lesson.id == lesson_id:
+            removed += Lab(course, lesson, view=view).remove_networks()
+    return removed
+
+
 def engine_client(*, autostart: bool):
     """A client of this user's engine; ``autostart=False`` when there is
     nothing to do unless a supervisor is already running."""
