@@ -290,9 +290,7 @@ class ContainerLabApp(Localized, App[None]):
 
     @work(thread=True, group="containers", exit_on_error=False)
     def _remove(self, containers: list[dict], purpose: str) -> None:
-        from tui.session import engine_client
-
-        from tui.session import remove_networks
+        from tui.session import engine_client, remove_networks
 
         removed: list[str] = []
         try:
