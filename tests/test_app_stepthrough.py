@@ -101,7 +101,8 @@ def test_stepping_through_our_first_containers_start(lang, tmp_path):
             text = stage_panel_text(screen)
             assert explain.stage_title(stage, lang) in text
             assert f"{explain.ui('kernel', lang)}: " in text and f"{explain.ui('shell', lang)}:  " in text
-            assert t(lang, "key.stage_next") in screen_text(app)          # the footer offers the stage keys
+            await wait_for(pilot, lambda: t(lang, "key.stage_next") in screen_text(app), 10,
+                           "the footer to offer the stage keys")       # (it is drawn again after the stage)
             # after the root is pivoted, the engine really has the container, half-built, and the lab shows it
             at = await step_to(pilot, screen, "pivot_root")
             await pilot.pause(0.3)
