@@ -199,7 +199,7 @@ def _follow(client, start, fd: int, feed, cancel, timeout: float) -> tuple[int, 
         if fd in ready and _drain(fd, feed) is None:
             break                                       # every writer gone: it has exited
         if start in ready or _exit_buffered(start):
-            _drain(fd, feed)
+            _drain_to_end(fd, feed)
             break
         if (cancel is not None and cancel.is_set() and not cancelled) or \
                 (time.monotonic() > deadline and not timed_out):
@@ -219,6 +219,18 @@ def _follow(client, start, fd: int, feed, cancel, timeout: float) -> tuple[int, 
 def _exit_buffered(start) -> bool:
     """Whether the exit event already came with the one before it (a select does not see it then)."""
     return start.pending()
+
+
+def _drain_to_end(fd: int, feed, timeout: float = 5.0) -> None:
+    """After the exit: the rest of the output, up to the pipe's end. The supervisor
+    may still be copying the container's last bytes into the pipe when its exit
+    event arrives (it flushes a client's pipe as the pipe takes it), and reading
+    only what is there would cut a character in two."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _drain(fd, feed) is None:
+            return
+        select.select([fd], [], [], max(0.0, min(0.1, deadline - time.monotonic())))
 
 
 def _drain(fd: int, feed) -> bool | None:
