@@ -13,6 +13,7 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``images.py``      images, image ..., history, pull, rmi, load, save
 - ``system.py``      doctor, gc, events
 - ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
+- ``build.py``       build, commit: the verbs that make images
 - ``parser.py``      argparse: the help text, --version, :func:`build_parser`
 - ``values.py``      converters for argument values (sizes, limits, signals)
 - ``output.py``      warnings, exit reports, tables
@@ -66,6 +67,8 @@ VERBS = {
     "rmi": ("remove images", _verb("images", "_add_rmi")),
     "load": ("load images from a tar archive (docker save or OCI)", _verb("images", "_add_load")),
     "save": ("save images to a tar archive, for machines with no network", _verb("images", "_add_save")),
+    "build": ("build an image from a Dockerfile", _verb("build", "_add_build")),
+    "commit": ("make an image of a container's changes", _verb("build", "_add_commit")),
     "network": ("manage networks (create, ls, inspect, rm, connect, disconnect, prune)",
                 _verb("networks", "_add_network")),
     "port": ("list a container's published ports", _verb("networks", "_add_port")),
