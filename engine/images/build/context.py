@@ -103,7 +103,8 @@ class Context:
         real = os.path.realpath(host)
         if not self._inside(real):
             link = self._link_out(rel)
-            raise ImageError(f"{shown}: {link} is a symlink pointing outside the build context "
+            what = "it is" if link == rel else f"{link} is"
+            raise ImageError(f"{shown}: {what} a symlink pointing outside the build context "
                              f"({os.readlink(os.path.join(self.root, link))}); refused")
         try:
             st = os.stat(real)
