@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -456,3 +457,29 @@ def test_commit_keeps_what_a_container_added_changed_and_deleted(tmp_path):
         cl("rmi", "committed:1")
     bad = cl("commit", "no-such-container-here")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+@needs_root
+@pytest.mark.usefixtures("lab_image")
+def test_what_a_killed_build_left_the_next_build_clears(ctx, tmp_path):
+    import signal
+
+    write(ctx, {"Dockerfile": f"FROM lab\nRUN echo {ctx.name} && sleep 60\n"})
+    before = build_traces()
+    killed = subprocess.Popen([sys.executable, "-m", "engine.cli", "build", "-t", "killed:1", str(ctx)],
+                              cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not build_traces()["containers"]:
+            assert time.monotonic() < deadline and killed.poll() is None
+            time.sleep(0.1)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    left = build_traces()
+    assert left["containers"] and any(n.startswith("container-lab-build/") for n in left["names"])
+    write(tmp_path / "next", {"Dockerfile": "FROM lab\nCMD [\"true\"]\n"})
+    build(tmp_path / "next", "-t", "next:1")
+    cl("rmi", "next:1", check=True)
+    assert build_traces() == before

@@ -13,7 +13,8 @@ place and writes the store itself, and asks the supervisor only to run the
 work directory (layer tars) goes, its intermediate images lose their names
 (:meth:`ImageStore.untag`; their layers stay for the build cache while an
 image uses them, and ``image prune`` takes the rest), every RUN container
-is removed; on failure no image is tagged.
+is removed; on failure no image is tagged. What a build killed outright
+leaves, the next one clears (:mod:`.debris`).
 
 ARG scope, as docker has it: an ``ARG`` before the first ``FROM`` is global
 and visible to the ``FROM`` lines only; inside a stage an ``ARG`` is visible
@@ -125,7 +126,12 @@ class Build:
         self._global_args(global_args)
         target = self._target(stages)
         needed = self._needed(stages, target)
+        from .debris import Running, sweep
+        from .runner import BUILD_LABEL
+
+        self.running = Running(self.cache.root, self.token)
         try:
+            sweep(self.cache.root, self.store, self.client, BUILD_LABEL)
             with self.store.work_dir("build-") as work:
                 self.work = work
                 from .steps import StageBuild
@@ -136,11 +142,13 @@ class Build:
                 return self._export(self.results[target.index], tags)
         finally:
             self.work = None
-            if self.temp_names:
-                try:
+            try:
+                if self.temp_names:
                     self.store.untag(self.temp_names)
-                except ImageError as e:
-                    print(f"WARNING: {e}", file=sys.stderr)
+            except ImageError as e:
+                print(f"WARNING: {e}", file=sys.stderr)
+            else:
+                self.running.close()        # kept on failure: the next build drops the names
 
     def _read_dockerfile(self) -> df.Dockerfile:
         given = self.opt.dockerfile
@@ -228,6 +236,7 @@ class Build:
 
     def temp_name(self) -> str:
         name = f"{TEMP_REPOSITORY}/{self.token}:{len(self.temp_names) + 1}"
+        self.running.note(name)
         self.temp_names.append(name)
         return name
 
