@@ -55,6 +55,7 @@ def test_parser_joins_continuations_drops_comments_and_reads_directives():
     ("# escape=x\nFROM lab\n", "Dockerfile:1: invalid escape token"),
     ("FROM lab AS a\nFROM lab AS a\n", "Dockerfile:2: duplicate name for build stage"),
     ("\n# only a comment\n", "the Dockerfile is empty"),
+    ("FROM lab\nRUN <<EOF\necho hi\nEOF\n", "Dockerfile:2: RUN with a here-document (<<EOF) is not supported"),
 ])
 def test_parser_errors_name_the_line(text, message):
     with pytest.raises(DockerfileError) as e:

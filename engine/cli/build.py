@@ -30,6 +30,9 @@ def _add_build(sub, help_text: str) -> None:
     b.add_argument("--no-cache", action="store_true", help="run every step again, the cache unused")
     b.add_argument("--target", metavar="STAGE", help="build up to this stage (FROM ... AS STAGE)")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    b.add_argument("--progress", default="plain", choices=["auto", "plain", "tty", "quiet"],
+                   help="how progress is shown: plain (BuildKit's plain text; auto and tty are the same "
+                        "here) or quiet")
     b.add_argument("--network", default="bridge", metavar="NETWORK",
                    help="the network RUN containers join (bridge, none, host or a network's name)")
     b.add_argument("context", metavar="CONTEXT", help="the build context: a directory")
@@ -65,13 +68,14 @@ def cmd_build(args, client) -> int:
 
     try:
         options = Options(tags=args.tag, dockerfile=args.file, build_args=parse_build_args(args.build_arg),
-                          no_cache=args.no_cache, target=args.target, quiet=args.quiet, network=args.network)
+                          no_cache=args.no_cache, target=args.target, quiet=args.quiet or args.progress == "quiet",
+                          network=args.network)
         result = client.build(args.context, options)
     except errors.EngineError as e:
         return _fail(e)
     for line in result.warnings:
         print(f"WARNING: {line}", file=sys.stderr)
-    if args.quiet:
+    if options.quiet:
         print(result.id)
     return 0
 

@@ -12,8 +12,8 @@ file misses that step and every step after it, and nothing before.
 An entry (``DATA_DIR/build-cache/<key>.json``) holds the image state after
 the step: the whole OCI config (history and diff_ids included) and the
 layer descriptors. It serves only while the store still holds every one of
-those layers -- an ``rmi`` that removed them makes it a miss, and the step
-runs again. The layers themselves live in the image store like any others
+those layers -- an ``rmi`` that removed them makes it a miss (and the
+entry is deleted), and the step runs again. The layers themselves live in the image store like any others
 (an image built from them keeps them). Entries are written whole and
 renamed into place, so two builds at once can only both write the same thing.
 """
@@ -57,6 +57,10 @@ class BuildCache:
         for diff_id, desc in zip(diff_ids, state.layers):
             if not (self.store.layers / diff_id.removeprefix("sha256:")).is_dir() \
                     or not self.store.blob_path(desc["digest"]).is_file():
+                try:
+                    (self.root / f"{key}.json").unlink()      # its layers are gone for good
+                except OSError:
+                    pass
                 return None
         return state
 

@@ -147,9 +147,12 @@ class Planner:
         if not dest.startswith("/"):
             dest = posixpath.join(workdir or "/", dest)
         dir_form = dest.endswith("/") or dest.endswith("/.") or dest.endswith("/..") or dest == "/"
+        if several and not dir_form:
+            raise ImageError(f"when copying more than one source, the destination must be a directory "
+                             f"and end with a / ({dest})")
         into = self.view.resolve(dest)                      # a directory: follow it all the way
         existing = self.view.lstat(into)
-        is_dir = dir_form or several or (existing is not None and stat.S_ISDIR(existing[0].st_mode))
+        is_dir = dir_form or len(resolved) > 1 or (existing is not None and stat.S_ISDIR(existing[0].st_mode))
         for r in resolved:
             top = r.entries[0]
             if r.is_dir:

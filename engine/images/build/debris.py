@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from engine.errors import EngineError
+from engine.paths import ensure_private_dir
 
 
 class Running:
@@ -27,7 +28,8 @@ class Running:
         self.path = self.dir / token
         self.fd = -1
         with contextlib.suppress(OSError):
-            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ensure_private_dir(root)
+            ensure_private_dir(self.dir)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             fcntl.flock(self.fd, fcntl.LOCK_EX)
 

@@ -23,6 +23,7 @@ from engine.errors import ImageError
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9._-]*$")
+_HEREDOC = re.compile(r"^<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*")
 
 # What each instruction accepts as flags.
 FLAGS = {
@@ -172,6 +173,9 @@ def _instruction(name: str, line: int, text: str) -> Instruction:
                 raise DockerfileError(f"{name}:{line}: {keyword} --{flag} is given twice")
             flags[flag] = value
             rest = after.strip()
+    if keyword in ("RUN", "COPY", "ADD") and _HEREDOC.match(rest):
+        raise DockerfileError(f"{name}:{line}: {keyword} with a here-document (<<EOF) is not supported by "
+                              "container-lab; put the lines in a file of the context, or join them with &&")
     if not rest and keyword not in ("CMD", "ENTRYPOINT"):
         raise DockerfileError(f"{name}:{line}: {keyword} requires at least one argument")
     return Instruction(line, keyword, rest, flags, text)
