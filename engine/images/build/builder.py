@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +101,6 @@ class Build:
         self.warnings: list[str] = []
         self.global_args: dict[str, str | None] = {}
         self.work: Path | None = None
-        self.started = time.time()
 
     # -- the whole build -----------------------------------------------------
 
@@ -284,7 +282,7 @@ class Build:
         self.progress.done(n)
         unused = sorted(set(self.opt.build_args) - self.consumed)
         if unused:
-            self.warnings.append(f"one or more build-args {unused} were not consumed")
+            self.warnings.append(f"one or more build-args [{' '.join(unused)}] were not consumed")
         return Result(image.id, names, image, self.warnings + warned)
 
 

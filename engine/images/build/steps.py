@@ -227,7 +227,7 @@ class StageBuild:
             src = self.expand(ins, ins.flags["from"])
             flags.append(f"--from={src}")
             source_state = self.source_state(ins, src)
-        n = self.vertex(ins, f"{kw} {' '.join(flags + words)}".replace("  ", " "))
+        n = self.vertex(ins, f"{kw} {' '.join(flags + words)}")
         try:
             resolved = self.resolve_sources(ins, sources, source_state)
             total = checksum(resolved, keep_owners=source_state is not None)
