@@ -24,7 +24,7 @@ from .i18n import msg
 ALIASES = {
     "container ls": "ps", "container list": "ps", "container ps": "ps", "image ls": "images",
     "image list": "images", "image pull": "pull", "image history": "history", "image inspect": "image inspect",
-    "image rm": "rmi", "container prune": "container prune",
+    "image rm": "rmi", "container prune": "container prune", "image build": "build", "container commit": "commit",
 }
 for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait"):
     ALIASES[f"container {_v}"] = _v
