@@ -475,6 +475,8 @@ def test_what_a_killed_build_left_the_next_build_clears(ctx, tmp_path):
         while not build_traces()["containers"]:
             assert time.monotonic() < deadline and killed.poll() is None
             time.sleep(0.1)
+        running = build_traces()["containers"][0]
+        assert running not in cl("ps", "-a").stdout                         # a build's container is not the learner's
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait()
