@@ -32,6 +32,7 @@ ALIASES = {
     "image list": "images", "image pull": "pull", "image history": "history", "image inspect": "image inspect",
     "image rm": "rmi", "container prune": "container prune", "image tag": "tag", "image push": "push",
     "image import": "import", "image load": "load", "image save": "save",
+    "image build": "build", "container commit": "commit",
 }
 for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait", "create",
            "export"):

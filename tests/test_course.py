@@ -589,6 +589,10 @@ def test_docker_verbs_and_groups_map_onto_the_engine():
     assert translate("container-lab top web").argv == ("top", "web")
     assert translate("docker logs -f web").argv == ("logs", "-f", "web")
     assert translate("docker --help").argv == ("--help",)
+    assert translate("docker build -t app:1 .").argv == ("build", "-t", "app:1", ".")
+    assert translate("docker image build --no-cache .").argv == ("build", "--no-cache", ".")
+    assert translate("docker commit web app:2").argv == ("commit", "web", "app:2")
+    assert translate("docker container commit -m note web").argv == ("commit", "-m", "note", "web")
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -613,17 +617,17 @@ def test_unsupported_docker_features_get_one_clear_line(lang):
         ("run", "-d", "-p", "8080:80", "--network")
 
 
-@pytest.mark.parametrize("lang,exce,build", [
+@pytest.mark.parametrize("lang,exce,cp", [
     ("en", "docker: 'exce' is not a docker command. Did you mean 'docker exec'?",
-     "'docker build' is not available in container-lab yet"),
-    ("zh", "docker：'exce' 不是 docker 命令。你是想输入 'docker exec' 吗？", "container-lab 暂不支持 'docker build'")])
-def test_a_word_that_is_no_docker_command_is_called_so_with_the_nearest_verb(lang, exce, build):
+     "'docker cp' is not available in container-lab yet"),
+    ("zh", "docker：'exce' 不是 docker 命令。你是想输入 'docker exec' 吗？", "container-lab 暂不支持 'docker cp'")])
+def test_a_word_that_is_no_docker_command_is_called_so_with_the_nearest_verb(lang, exce, cp):
     def error(text: str) -> str:
         with pytest.raises(CommandError) as info:
             translate(text, Context(lang=lang), check_only=True)
         return str(info.value)
     assert error("docker exce web ls") == exce
-    assert error("docker build .") == build                       # docker's, only not here yet
+    assert error("docker cp web:/etc/hosts .") == cp              # docker's, only not here yet
     assert "'docker run'" in error("docker rum lab true")          # a key hit in its place, not rm
     assert "'docker container exec'" in error("docker container exce web ls")
     assert "'docker image ls'" in error("docker image lss")

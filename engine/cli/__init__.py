@@ -14,6 +14,7 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``share.py``       login, logout, tag, push, export, import: sharing images
 - ``system.py``      doctor, gc, events
 - ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
+- ``build.py``       build, commit: the verbs that make images
 - ``parser.py``      argparse: the help text, --version, :func:`build_parser`
 - ``values.py``      converters for argument values (sizes, limits, signals)
 - ``output.py``      warnings, exit reports, tables
@@ -75,6 +76,8 @@ VERBS = {
     "logout": ("forget the credentials for a registry", _verb("share", "_add_logout")),
     "export": ("write a container's file system as a tar archive", _verb("share", "_add_export")),
     "import": ("make a one-layer image of a tar archive", _verb("share", "_add_import")),
+    "build": ("build an image from a Dockerfile", _verb("build", "_add_build")),
+    "commit": ("make an image of a container's changes", _verb("build", "_add_commit")),
     "network": ("manage networks (create, ls, inspect, rm, connect, disconnect, prune)",
                 _verb("networks", "_add_network")),
     "port": ("list a container's published ports", _verb("networks", "_add_port")),

@@ -110,6 +110,9 @@ def _add_diff(sub, help_text: str) -> None:
     d.set_defaults(func=cmd_diff)
 
 
+_BUILD_LABEL = "org.container-lab.build"     # engine.images.build.runner.BUILD_LABEL, not imported for ps
+
+
 def _ps_matches(c: dict, filters: list[tuple[str, str]]) -> bool:
     by_key: dict[str, list[str]] = {}
     for key, value in filters:
@@ -134,6 +137,9 @@ def _ps_matches(c: dict, filters: list[tuple[str, str]]) -> bool:
 def cmd_ps(args, client) -> int:
     items = client.ps(all=args.all or any(k == "status" for k, _ in args.filter))
     items = [c for c in items if _ps_matches(c, args.filter)]
+    if not any(k == "label" and v.partition("=")[0] == _BUILD_LABEL for k, v in args.filter):
+        # A build's RUN containers live for one step and are removed: not the learner's.
+        items = [c for c in items if _BUILD_LABEL not in (c.get("labels") or {})]
     if args.quiet:
         for c in items:
             print(c["id"][:12])

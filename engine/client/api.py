@@ -406,3 +406,19 @@ class Client:
         deadline = time.monotonic() + 10
         while os.path.exists(self.socket_path) and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def build(self, context, options=None, *, stream=None):
+        """Build an image from ``context`` (a directory with a Dockerfile) here,
+        RUN steps in containers of this supervisor; see engine.images.build.
+        ``options``: an engine.images.build.Options; progress goes to
+        ``stream`` (stderr). Returns a Result: id, names, warnings."""
+        from .images.build import build
+
+        return build(self, context, options, stream=stream)
+
+    def commit(self, ref: str, name: str | None = None, **options):
+        """Make container ``ref``'s writable layer a new image (docker commit);
+        ``options``: pause, message, author, changes. Returns id, name, warnings."""
+        from .images.build import commit
+
+        return commit(self, ref, name, **options)

@@ -20,9 +20,12 @@ unpacking layers, which takes the exclusive lock only to publish them, so
 containers keep starting meanwhile). Readers hold the shared lock, so a
 removal never pulls blobs out from under them.
 
-Images from elsewhere come in through :meth:`ImageStore.add_image` (``load``
-now, ``pull`` next): every byte checked against its digest, every layer
-unpacked by :mod:`engine.images.extract`, and nothing published until all of it is.
+Images from elsewhere come in through :meth:`ImageStore.add_image` (``load``,
+``pull``), and so do the images made here (``build`` and ``commit``, in
+:mod:`engine.images.build`): every byte checked against its digest, every
+layer unpacked by :mod:`engine.images.extract`, and nothing published until
+all of it is. A build names its intermediate images for as long as it runs
+and then drops the names (:meth:`ImageStore.untag`).
 
 Where each part lives:
 

@@ -200,6 +200,17 @@ class ImageStore:
             shutil.rmtree(work, ignore_errors=True)
             os.close(fd)
 
+    def untag(self, refs: list[str]) -> None:
+        """Drop the tags ``refs`` (names as stored) and nothing else: their
+        blobs and layers stay until the next removal or prune collects what no
+        tag needs. A build drops the names of its intermediate images so --
+        what its final image uses stays in use, the rest is garbage."""
+        with self._lock(exclusive=True):
+            repos = self._read_repositories()
+            kept = {tag: digest for tag, digest in repos.items() if tag not in refs}
+            if kept != repos:
+                self._write_repositories(kept)
+
     def add_image(self, refs: list[str] | str, manifest_bytes: bytes, config_bytes: bytes,
                   open_blob: Callable[[dict], BinaryIO] | Mapping[str, str | Path], *,
                   progress: Callable[[int, int, dict, int], None] | None = None,
