@@ -396,3 +396,20 @@ def test_fds_that_no_request_claims_are_not_kept():
         os.close(r)
         os.close(w)
     wait_until(lambda: len(os.listdir(f"/proc/{sup}/fd")) <= before - 1, message="the connection's fds closed")
+
+
+def test_a_client_right_after_a_shutdown_gets_a_new_supervisor():
+    """The supervisor that is shutting down holds its lock until it exits; the
+    one a client starts right then waits for it rather than failing."""
+    from engine.client import Client
+
+    Client().shutdown()
+    os.environ["CONTAINER_LAB_EXIT_LINGER"] = "1.0"     # the next supervisor exits slowly
+    try:
+        first = Client().ping()["pid"]
+    finally:
+        del os.environ["CONTAINER_LAB_EXIT_LINGER"]
+    Client().shutdown()                                # returns once its socket is gone: it still lingers
+    assert not gone(first)
+    second = Client().ping()["pid"]                    # waits for the lock instead of failing
+    assert second != first and gone(first)

@@ -412,13 +412,13 @@ class Client:
         RUN steps in containers of this supervisor; see engine.images.build.
         ``options``: an engine.images.build.Options; progress goes to
         ``stream`` (stderr). Returns a Result: id, names, warnings."""
-        from .images.build import build
+        from ..images.build import build
 
         return build(self, context, options, stream=stream)
 
     def commit(self, ref: str, name: str | None = None, **options):
         """Make container ``ref``'s writable layer a new image (docker commit);
         ``options``: pause, message, author, changes. Returns id, name, warnings."""
-        from .images.build import commit
+        from ..images.build import commit
 
         return commit(self, ref, name, **options)

@@ -88,10 +88,19 @@ class Loop:
     def listen(self) -> None:
         """Take the lock (one supervisor per state dir) and bind the socket."""
         self.lock_fd = os.open(self.state / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SystemExit("container-lab supervisor: another supervisor is running for this state dir") from None
+        # A client starts a supervisor only when it cannot connect to one, so a holder
+        # of the lock is most likely one that is shutting down (its socket already
+        # gone) and lets go as it exits: wait for that a little, then give up.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline or (self.state / "supervisor.sock").exists():
+                    raise SystemExit("container-lab supervisor: another supervisor is running for this "
+                                     "state dir") from None
+                time.sleep(0.02)
         sock_path = self.state / "supervisor.sock"
         try:
             sock_path.unlink()
@@ -353,6 +362,9 @@ class Loop:
                 (self.state / name).unlink()
             except FileNotFoundError:
                 pass
+        # Tests only: linger here, lock held and socket gone, as a slow exit would.
+        if linger := os.environ.get("CONTAINER_LAB_EXIT_LINGER"):
+            time.sleep(float(linger))
 
     def emit(self, kind: str, c: Container, **extra) -> dict:
         return self.events.append(kind, **c.event_fields(), **extra)

@@ -256,7 +256,7 @@ class Build:
             return from_image(self.store, self.store.resolve(ref))
         except ImageNotFound:
             pass
-        from engine.images.registry import pull
+        from engine.images.pull import pull
 
         self.progress.log(n, f"pulling {ref}")
 
