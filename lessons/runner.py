@@ -106,21 +106,29 @@ def run(cmd: EngineCommand, *, typed: tuple[str, ...] = (), cancel=None, timeout
     def show(chunk: bytes, final: bool = False) -> None:
         if on_output and (text := decoder.decode(chunk, final)):
             on_output(text)
-    os.set_blocking(proc.stdout.fileno(), False)
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+
+    def read() -> bytes | None:
+        """At most a pipe's worth (shown as it comes, however fast it comes); b"" at the end."""
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
     cancelled = timed_out = False
     while True:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        ready, _, _ = select.select([fd], [], [], 0.1)
         if ready:
-            chunk = proc.stdout.read() or b""
+            chunk = read()
             if chunk:
                 out += chunk
                 show(chunk)
-            elif proc.poll() is not None:
+            elif chunk == b"" and proc.poll() is not None:
                 break
         elif proc.poll() is not None:
-            chunk = proc.stdout.read() or b""
-            out += chunk
-            show(chunk)
+            while chunk := read():
+                out += chunk
+                show(chunk)
             break
         if cancel is not None and cancel.is_set() and not cancelled:
             cancelled = True
