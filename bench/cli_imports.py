@@ -95,7 +95,9 @@ def main() -> None:
         if args.wall:
             w = sorted(walls[tree])
             print(f"   whole run: median {statistics.median(w):.1f} ms, min {w[0]:.1f} ms")
-    subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
+    subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()\n"
+                    "from pathlib import Path; from engine.supervisor.networks import remove_all_networks\n"
+                    f"remove_all_networks(Path({str(ROOT)!r}) / 'lib')"],
                    env=dict(os.environ, PYTHONPATH=str(REPO), CONTAINER_LAB_ROOT=ROOT), capture_output=True)
 
 

@@ -74,7 +74,7 @@ def git_info() -> str:
 
 def clean_engine(root: Path, cgroup_parent: str, *, keep_root: bool = False, log=print) -> None:
     """Remove every container of the bench's engine root, stop its supervisor,
-    remove its cgroup parent and (unless ``keep_root``) the root itself.
+    remove its networks and cgroup parent and (unless ``keep_root``) the root itself.
     Each step is tried even when an earlier one failed."""
     try:
         from engine.client import Client
@@ -86,6 +86,12 @@ def clean_engine(root: Path, cgroup_parent: str, *, keep_root: bool = False, log
             client.shutdown()
     except Exception as e:  # noqa: BLE001 - keep cleaning
         log(f"  engine containers: {e}")
+    try:
+        # Its networks' bridges and nftables table: they outlive the root's files otherwise.
+        from engine.supervisor.networks import remove_all_networks
+        remove_all_networks(root / "lib")
+    except Exception as e:  # noqa: BLE001
+        log(f"  engine networks: {e}")
     try:
         from engine.cgroups import detect
         detect().remove_parent_if_empty(cgroup_parent)

@@ -321,6 +321,11 @@ def main() -> int:
     data = json.loads(Path(out).read_text())
     os.unlink(out)
     try:
+        from engine.supervisor.networks import remove_all_networks
+        remove_all_networks(startup.BENCH_ROOT / "lib")
+    except Exception as e:  # noqa: BLE001
+        print(f"networks of {startup.BENCH_ROOT}: {e}")
+    try:
         from engine.cgroups import detect
         detect().remove_parent_if_empty(startup.CGROUP_PARENT)
     except Exception as e:  # noqa: BLE001
