@@ -112,9 +112,21 @@ LEFTOVERS_ENV = "CONTAINER_LAB_TEST_LEFTOVERS"
 
 def pytest_configure(config):
     """The controller makes a directory where every session (each xdist worker
-    has its own engine root) reports what of its own it could not remove."""
+    has its own engine root) reports what of its own it could not remove, and
+    notes the links and nftables tables of any engine that exist before the run."""
     if not hasattr(config, "workerinput") and LEFTOVERS_ENV not in os.environ:
         os.environ[LEFTOVERS_ENV] = tempfile.mkdtemp(prefix="clt-leftovers-", dir="/tmp")
+        if IS_ROOT and shutil.which("nft"):
+            Path(os.environ[LEFTOVERS_ENV], "before").write_text("\n".join(_any_engines_objects()))
+
+
+def _any_engines_objects() -> list[str]:
+    """Every link an engine made (its ifalias says container-lab) and every table named like ours."""
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if "alias container-lab " in line]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return found + [line.split()[-1] for line in tables.splitlines() if line.split()[-1:] and
+                    line.split()[-1].startswith("container_lab")]
 
 
 def _network_leftovers() -> list[str]:
@@ -157,6 +169,12 @@ def pytest_sessionfinish(session, exitstatus):
             Path(report, f"{os.getpid()}.txt").write_text("\n".join(left) + "\n")
     if not worker and (report := os.environ.get(LEFTOVERS_ENV)) and os.path.isdir(report):
         left = [line for f in sorted(Path(report).glob("*.txt")) for line in f.read_text().splitlines()]
+        before = Path(report, "before")
+        if before.exists() and os.environ.get("CI"):
+            # Under CI nothing else runs: whatever appeared and stayed was made by a test's own
+            # engine (one with a root of its own) and not removed.
+            known = set(before.read_text().splitlines())
+            left += [f"{what} (an engine of a test's own)" for what in _any_engines_objects() if what not in known]
         shutil.rmtree(report, ignore_errors=True)
         if left:
             print("\ncontainer-lab: left behind: " + "; ".join(left), file=sys.stderr)

@@ -159,7 +159,11 @@ def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
         {sys.executable} -c 'from engine.client import Client; Client(autostart=False).shutdown()'
     """)
     before = Path("/proc/self/mountinfo").read_text()
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    try:
+        proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    finally:
+        from engine.supervisor.networks import remove_all_networks
+        remove_all_networks(tmp_path / "root" / "lib")       # the engine of its own made its default network
     assert proc.returncode == 0, proc.stderr
     assert "propagation: shared" in proc.stdout and "inside: 1" in proc.stdout, proc.stdout
     assert "seen: 0" in proc.stdout, proc.stdout
