@@ -50,6 +50,17 @@ def cl(*args: str, input: str | None = None, timeout: float = 60, env: dict | No
     return proc
 
 
+def stop_engine(root: Path) -> None:
+    """Stop the supervisor of a test's engine with a root of its own, and remove
+    its networks (its default bridge, its nftables table): they outlive its files."""
+    subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
+                   cwd=REPO, env={**os.environ, "CONTAINER_LAB_ROOT": str(root)}, timeout=60, capture_output=True)
+    if IS_ROOT:
+        from engine.supervisor.networks import remove_all_networks
+
+        remove_all_networks(Path(root) / "lib")
+
+
 def settle() -> None:
     """Wait until the supervisor has finished what it was doing. It tells a
     client of an exit first and tidies up right after, one thing at a time, so

@@ -30,7 +30,7 @@ from engine.errors import ImageError, InvalidArgument
 from engine.images import ImageStore
 from engine.images.extract import Limits, extract_layer
 
-from conftest import REPO, ROOT, cl, needs_root, overlay_mounts
+from conftest import REPO, ROOT, cl, needs_root, overlay_mounts, stop_engine
 
 IS_ROOT = os.geteuid() == 0
 
@@ -604,8 +604,7 @@ def test_save_then_load_into_an_empty_root_round_trips(lab_image, tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "from the loaded image\n/usr/bin/ps\n"
     finally:
-        subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
-                       cwd=REPO, env={**os.environ, **env}, timeout=60, capture_output=True)
+        stop_engine(second)
         with open("/proc/self/mountinfo") as f:
             assert str(second) not in f.read()
         shutil.rmtree(second, ignore_errors=True)

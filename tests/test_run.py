@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts, settle
+from conftest import REPO, ROOT, cgroup_dirs, cl, needs_root, overlay_mounts, settle, stop_engine
 from waiting import child_commands, wait_until
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image", "no_leftovers")]
@@ -162,8 +162,7 @@ def test_mount_inside_is_invisible_even_with_shared_propagation(tmp_path):
     try:
         proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     finally:
-        from engine.supervisor.networks import remove_all_networks
-        remove_all_networks(tmp_path / "root" / "lib")       # the engine of its own made its default network
+        stop_engine(tmp_path / "root")          # the engine of its own made its default network
     assert proc.returncode == 0, proc.stderr
     assert "propagation: shared" in proc.stdout and "inside: 1" in proc.stdout, proc.stdout
     assert "seen: 0" in proc.stdout, proc.stdout
