@@ -143,11 +143,13 @@ class SeatPolicy(Policy):
                                 "its containers keep the system call filter")
         for vol in config.volumes:
             self.check_volume_source(vol.source)
-        for spec in config.publish:
-            port = spec.split("/")[0].split(":")
-            if len(port) >= 2 and port[-2].isdigit() and 0 < int(port[-2]) < 1024:
-                raise PolicyRefused(f"-p {spec}: a classroom seat may publish host ports from 1024 up only "
-                                    "(the ports below are the server's own services)")
+        if config.publish:
+            from .network.ipam import parse_publish
+
+            for spec in config.publish:
+                if 0 < parse_publish(spec)["host_port"] < 1024:
+                    raise PolicyRefused(f"-p {spec}: a classroom seat may publish host ports from 1024 up only "
+                                        "(the ports below are the server's own services)")
         self._check_limits(config)
 
     def _check_limits(self, config: ContainerConfig) -> None:

@@ -1,6 +1,8 @@
 """Small, careful file writing shared by the engine's records.
 
 - :func:`write_json_atomic`: a whole JSON document, replaced atomically.
+- :func:`atomic_file`: any file (an archive, credentials) written in full or
+  not at all: a temp file beside it, renamed over it only once complete.
 - :func:`json_object`: bytes that must be one JSON object, or a one-line error.
 - :func:`append_jsonl` / :func:`read_jsonl`: a JSON-lines file that rotates
   into ``NAME.1`` past a size, so it can neither grow without bound nor be
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -39,6 +43,37 @@ def write_json_atomic(path: Path, data: dict, *, durable: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_file(path: Path | str, mode: int = 0o644, *, text: bool = False, owner: tuple[int, int] | None = None,
+                durable: bool = False) -> Iterator:
+    """A file object for ``path``'s new contents: a temp file beside it, with
+    ``mode`` less the umask (as a new file gets) and ``owner``, renamed over
+    ``path`` when the ``with`` block ends -- or removed when it raises, so no
+    half-written file is ever left. ``durable`` fsyncs before the rename.
+    Errors are the OSError of the failing step; the caller names the file in
+    its own words."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w" if text else "wb") as f:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.fchmod(f.fileno(), mode & ~mask)
+            if owner:
+                os.fchown(f.fileno(), *owner)
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _rotated(path: Path) -> Path:

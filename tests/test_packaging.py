@@ -53,6 +53,17 @@ def test_engine_cli_does_not_import_rich():
     assert not {"textual", "rich", "pyroute2"} & loaded
 
 
+def test_the_run_path_leaves_networks_registries_and_builds_to_the_supervisor():
+    """What ``container-lab run --rm lab true`` imports (the fast path, the run
+    verb, the client): no networking, DNS, registry or build code -- those are
+    the supervisor's, or imported only by the verbs that need them."""
+    loaded = _modules_after("import engine.cli, engine.cli.fastrun, engine.cli.run, engine.client, engine.spec\n"
+                            "engine.cli.fastrun.parse_run(['--rm', 'lab', 'true'])")
+    assert not {"textual", "rich", "pyroute2", "dns"} & loaded
+    assert not [m for m in loaded if m.startswith(("engine.network", "engine.images.build", "engine.images.push",
+                                                   "engine.images.registry"))]
+
+
 def test_launcher_alone_does_not_import_textual():
     loaded = _modules_after("import tui.launcher")
     assert not {"textual", "rich", "pyroute2"} & loaded

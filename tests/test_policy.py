@@ -229,6 +229,8 @@ def seat_cl(user, *args):
     (["--pids-limit", "5000"], "--pids-limit 5000 is more than a classroom seat's budget of 1024"),
     (["--cpus", "0"], "--cpus 0 (no CPU limit) is not allowed for a classroom seat"),
     (["--cpus", "2"], "--cpus 2 is more than a classroom seat's budget of 1"),
+    (["-p", "80:80"], "-p 80:80: a classroom seat may publish host ports from 1024 up only"),
+    (["-p", "127.0.0.1:22:80/tcp"], "-p 127.0.0.1:22:80/tcp: a classroom seat may publish host ports from 1024 up"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_a_seat_is_refused_with_one_line_each(seat, flags, words):
     one_line(seat_cl(seat, "run", "--rm", *flags, "lab", "true"), words)

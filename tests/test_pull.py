@@ -4,7 +4,6 @@ answers the way a broken or hostile registry might."""
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import json
 import threading
@@ -14,8 +13,9 @@ import pytest
 
 from engine.images import registry as reg
 
+import registry_support
 from conftest import ROOT, cl, needs_root
-from registry_support import RegistryServer
+from registry_support import RegistryServer, sha
 
 pytestmark = [needs_root, pytest.mark.usefixtures("lab_image")]
 
@@ -30,18 +30,8 @@ def store_files() -> list[str]:
 
 
 def lab_blobs() -> tuple[bytes, dict, dict[str, bytes]]:
-    """The lab image as the test store keeps it: manifest bytes, parsed, blobs."""
-    base = ROOT / "lib" / "images"
-    digest = json.loads((base / "repositories.json").read_text())["lab:latest"]
-    manifest = (base / "blobs" / "sha256" / digest[7:]).read_bytes()
-    parsed = json.loads(manifest)
-    blobs = {d["digest"]: (base / "blobs" / "sha256" / d["digest"][7:]).read_bytes()
-             for d in [parsed["config"], *parsed["layers"]]}
-    return manifest, parsed, blobs
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """The lab image as the session's store keeps it: manifest bytes, parsed, blobs."""
+    return registry_support.lab_blobs(ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import json
 import sys
 
 from .. import errors
-from .output import _table
+from .output import _each, _table
 from .parser import _Parser
 
 
@@ -101,15 +101,7 @@ def cmd_network_inspect(args, client) -> int:
 
 
 def cmd_network_rm(args, client) -> int:
-    code = 0
-    for name in args.names:
-        try:
-            client.network_remove(name)
-            print(name)
-        except errors.EngineError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return _each(args.names, client.network_remove)
 
 
 def cmd_network_connect(args, client) -> int:

@@ -202,31 +202,16 @@ def cmd_export(args, client) -> int:
 
 def _export_to_file(record: dict, output: str) -> None:
     """The archive into ``output`` through a temp file renamed into place."""
-    import os
-    import tempfile
-
     from ..images.export import export_container
+    from ..records import atomic_file
 
-    directory = os.path.dirname(os.path.abspath(output))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", dir=directory)
-    except OSError as e:
-        raise errors.ContainerError(f"cannot write {output}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(output) as f:
             export_container(record, f)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o644 & ~mask)
-        os.rename(tmp, output)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
-            raise errors.ContainerError(f"cannot write {output}: {e.strerror or e}") from None
+    except BrokenPipeError:
         raise
+    except OSError as e:
+        raise errors.ContainerError(f"cannot write {output}: {e.strerror or e}") from None
 
 
 @_docker_exit

@@ -41,7 +41,6 @@ import posixpath
 import re
 import stat
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -489,30 +488,14 @@ def _normal(name: str) -> str | None:
 def save_to_file(store: ImageStore, names: list[str], path: str | Path) -> None:
     """:func:`save` into ``path``, through a temp file renamed into place
     (an error leaves no half-written archive)."""
+    from engine.records import atomic_file
+
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    except OSError as e:
-        raise ImageError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             save(store, names, f)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.rename(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ImageError(f"cannot write {path}: {e.strerror or e}") from None
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    except OSError as e:
+        raise ImageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _info(name: str, size: int) -> tarfile.TarInfo:

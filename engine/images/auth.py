@@ -25,7 +25,6 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from engine.errors import InvalidArgument
@@ -128,6 +127,7 @@ def _write(file: Path, data: dict) -> None:
     """``data`` into ``file``, atomically, mode 0600 (the folder 0700), owned by
     the learner under sudo."""
     from engine.paths import learner_owner
+    from engine.records import atomic_file
 
     owner = learner_owner()
     made = []
@@ -140,24 +140,8 @@ def _write(file: Path, data: dict) -> None:
             os.mkdir(d, 0o700)
             if owner:
                 os.chown(d, *owner)
-        fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-    except OSError as e:
-        raise AuthError(f"cannot write the credentials file {file}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)
-            if owner:
-                os.fchown(f.fileno(), *owner)
+        with atomic_file(file, 0o600, text=True, owner=owner, durable=True) as f:
             json.dump(data, f, indent="\t", sort_keys=True)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, file)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise AuthError(f"cannot write the credentials file {file}: {e.strerror or e}") from None
-        raise
+    except OSError as e:
+        raise AuthError(f"cannot write the credentials file {file}: {e.strerror or e}") from None

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import ContainerError, ImageError, InvalidArgument
+from engine.images.unpack import is_whiteout
 
 MAX_DEPTH = 256
 CAPABILITY = "security.capability"
@@ -270,7 +271,7 @@ class _Walker:
             info.type = tarfile.SYMTYPE
             self.tar.addfile(info)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            if stat.S_ISCHR(mode) and st.st_rdev == 0:
+            if is_whiteout(st):
                 return                                # an overlay whiteout: nothing there
             info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)

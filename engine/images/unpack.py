@@ -163,7 +163,7 @@ class _Unpacker:
                 if not stat.S_ISDIR(st.st_mode):
                     break
                 below.append(layer)
-                if _is_opaque(layer / prefix):
+                if is_opaque(layer / prefix):
                     break
             if not below:
                 break
@@ -353,7 +353,13 @@ class _Unpacker:
         os.close(self.root)
 
 
-def _is_opaque(path: Path) -> bool:
+def is_whiteout(st: os.stat_result) -> bool:
+    """Whether a file is an overlay whiteout (a character device 0/0), as :class:`Unpacker` writes them."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: Path | str) -> bool:
+    """Whether a directory is marked opaque for overlayfs (as root, or for ``userxattr`` mounts)."""
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":

@@ -176,7 +176,7 @@ def _same_port(a: tuple, b: tuple) -> bool:
     return a[1:] == b[1:] and (not a[0] or not b[0] or a[0] == b[0])
 
 
-def _check_ports(store: Store, ports: list[PortRecord]) -> list[PortRecord]:
+def check_ports(store: Store, ports: list[PortRecord]) -> list[PortRecord]:
     """Ports made concrete (host port 0 becomes a free one) and checked: not
     published by another attachment of this store, nor bound by a program on
     the host. A one-line error names the first that is not free."""
@@ -236,7 +236,7 @@ def lease(store: Store, network: Network, container_id: str, *, name: str, alias
             address = next((a for a in subnet.hosts() if a not in taken), None)
             if address is None:
                 raise NetworkError(f"no free address left in network {network.name!r} ({network.subnet})")
-        ports = _check_ports(store, ports)
+        ports = check_ports(store, ports)
         att = Attachment(container_id=container_id, name=name, network=network.name, network_id=network.id,
                          address=str(address), prefixlen=subnet.prefixlen, gateway=network.gateway,
                          mac=mac_for(str(address)), veth=veth_name(container_id, network.id),

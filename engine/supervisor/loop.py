@@ -66,6 +66,13 @@ class Loop:
         self.tidying: collections.deque = collections.deque()
         self.events.listeners.append(self.publish)
         self.image_cache: dict[str, tuple[int, object]] = {}
+        # Networks (networks.py): the records (read on first use), the networks whose bridge
+        # and name service this supervisor has set up, their DNS responders, and the port
+        # proxies of each container.
+        self.network_records = None
+        self.networks_up: dict[str, object] = {}        # network id -> Network
+        self.responders: dict[str, object] = {}         # network id -> DnsResponder, None without one
+        self.proxies: dict[str, list] = {}              # container id -> its PortProxy objects
         self.running = True
         self.last_activity = time.monotonic()
         self.next_limit_check = 0.0

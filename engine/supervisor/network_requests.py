@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..container import Container
 from ..errors import InvalidArgument
+from ..network.records import bridge_name
 
 
 class NetworkRequests:
@@ -144,17 +145,16 @@ class NetworkRequests:
                                                if c.config.publish_all}
         for a in atts:
             for p in a.ports:
-                ports.setdefault(f"{p['container_port']}/{p['proto']}", [])
-                ports[f"{p['container_port']}/{p['proto']}"] = (ports[f"{p['container_port']}/{p['proto']}"] or []) + [
-                    {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}]
+                key = f"{p['container_port']}/{p['proto']}"
+                ports[key] = (ports.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0",
+                                                        "HostPort": str(p["host_port"])}]
         first = atts[0] if atts else None
-        bridges = {n.id: n.bridge for n in self.net_store.networks()} if atts else {}
         # Beyond docker's fields: the container's end and the host's end of its veth pair, the
         # bridge that end hangs on, and the network's other members (the lab panel draws them).
         networks = {a.network: {"NetworkID": a.network_id, "IPAddress": a.address, "IPPrefixLen": a.prefixlen,
                                 "Gateway": a.gateway, "MacAddress": a.mac, "Aliases": list(a.aliases) or None,
                                 "InterfaceName": a.ifname, "HostInterface": a.veth,
-                                "Bridge": bridges.get(a.network_id, ""),
+                                "Bridge": bridge_name(a.network_id),
                                 "Peers": [{"Name": p.name, "IPAddress": p.address}
                                           for p in self.net_store.attachments(network_id=a.network_id)
                                           if p.container_id != c.id]} for a in atts}

@@ -68,26 +68,23 @@ class Networking:
     # -- the store, the networks ------------------------------------------------------------
     @property
     def net_store(self):
-        store = getattr(self, "_net_store", None)
-        if store is None:
+        """The network records of this data dir (made on first use: reading them costs nothing until then)."""
+        if self.network_records is None:
             from ..network import Store
 
             pools = tuple(p.strip() for p in os.environ.get(POOLS_ENV, "").split(",") if p.strip()) or None
-            store = self._net_store = Store(self.data / "network", table=_table_for(self.data), pools=pools)
-        return store
+            self.network_records = Store(self.data / "network", table=_table_for(self.data), pools=pools)
+        return self.network_records
 
     def network_named(self, name: str, *, make_default: bool = True):
         """The network ``name`` refers to; ``bridge`` is made on first use."""
         from ..network import NetworkError, ipam
 
-        if name == ipam.DEFAULT_NETWORK and make_default:
-            try:
-                return self.net_store.network(name)
-            except NetworkError:
-                return self.create_network(name, dns=False)
         try:
             return self.net_store.network(name)
         except NetworkError:
+            if name == ipam.DEFAULT_NETWORK and make_default:
+                return self.create_network(name, dns=False)
             raise InvalidArgument(f"network {name} not found") from None
 
     def create_network(self, name: str, **options):
@@ -111,59 +108,60 @@ class Networking:
         return net
 
     def ensure_network(self, net) -> None:
-        """The bridge, its address and our rules, checked once per network per supervisor life."""
+        """The bridge, its address and our rules, and the network's DNS responder:
+        made once per network per supervisor life (``networks_up`` remembers it)."""
         from ..network import bridge
 
-        ready = self.__dict__.setdefault("_nets_ready", set())
-        if net.id in ready:
+        if net.id in self.networks_up:
             return
         bridge.ensure_network(self.net_store, net)
-        ready.add(net.id)
-        self.responder_for(net)
+        self.networks_up[net.id] = net
+        self.open_responder(net)
 
-    def responder_for(self, net):
-        """The network's DNS responder (made once; None if port 53 of its gateway is taken)."""
+    def open_responder(self, net) -> None:
+        """The network's DNS responder, its sockets in the loop (none if port 53 of its gateway is taken)."""
         from ..network import NetworkError
         from ..network import dns as netdns
 
-        responders = self.__dict__.setdefault("_responders", {})
-        if net.id not in responders:
-            try:
-                r = netdns.DnsResponder(net.gateway, names=netdns.names_for(self.net_store, net),
-                                        upstreams=netdns.host_nameservers(netdns.read_host_resolv()))
-            except NetworkError as e:
-                print(f"network {net.name}: no name service: {e}", flush=True)
-                r = None
-            else:
-                r.resolves = net.dns
-                for obj in r.selectables():
-                    self.sel.register(obj, selectors.EVENT_READ, ("netsock", obj))
-            responders[net.id] = r
-        return responders[net.id]
+        if net.id in self.responders:
+            return
+        try:
+            r = netdns.DnsResponder(net.gateway, names=netdns.names_for(self.net_store, net),
+                                    upstreams=netdns.host_nameservers(netdns.read_host_resolv()))
+        except NetworkError as e:
+            print(f"network {net.name}: no name service: {e}", flush=True)
+            r = None
+        else:
+            for obj in r.selectables():
+                self.sel.register(obj, selectors.EVENT_READ, ("netsock", obj))
+        self.responders[net.id] = r
 
     def on_netsock(self, _fileobj, obj) -> None:
         obj.on_readable()
 
     def refresh_names(self, network_id: str) -> None:
+        """The names a network's responder answers, after a container joined or left it."""
         from ..network import dns as netdns
 
-        r = self.__dict__.get("_responders", {}).get(network_id)
-        if r is None or not getattr(r, "resolves", True):
+        net, r = self.networks_up.get(network_id), self.responders.get(network_id)
+        if net is None or r is None or not net.dns:
             return                          # the default bridge resolves no names (as Docker's): nothing to do
-        net = next((n for n in self.net_store.networks() if n.id == network_id), None)
-        if net is not None:
-            r.set_names(netdns.names_for(self.net_store, net))
+        r.set_names(netdns.names_for(self.net_store, net))
 
     def close_network_service(self, network_id: str) -> None:
-        r = self.__dict__.get("_responders", {}).pop(network_id, None)
-        self.__dict__.get("_nets_ready", set()).discard(network_id)
+        self.networks_up.pop(network_id, None)
+        r = self.responders.pop(network_id, None)
         if r is not None:
-            for obj in r.selectables():
-                try:
-                    self.sel.unregister(obj)
-                except (KeyError, ValueError):
-                    pass
-            r.close()
+            self.unwatch_and_close(r, r.selectables())
+
+    def unwatch_and_close(self, service, selectables) -> None:
+        """Take a responder's or a proxy's sockets out of the loop, then close it."""
+        for obj in selectables:
+            try:
+                self.sel.unregister(obj)
+            except (KeyError, ValueError):
+                pass
+        service.close()
 
     def resume_networks(self) -> None:
         """At start-up: sweep what a crashed supervisor left, and serve names
@@ -188,28 +186,23 @@ class Networking:
                     print(f"container {c.name}: {e}", flush=True)
 
     def stop_network_services(self) -> None:
-        for cid in list(self.__dict__.get("_proxies", {})):
-            for proxy in self.__dict__["_proxies"].pop(cid):
-                try:
-                    self.sel.unregister(proxy)
-                except (KeyError, ValueError):
-                    pass
-                proxy.close()
-        for network_id in list(self.__dict__.get("_responders", {})):
+        for cid in list(self.proxies):
+            self.close_proxies(cid)
+        for network_id in list(self.responders):
             self.close_network_service(network_id)
 
     def network_timers(self) -> None:
-        for r in self.__dict__.get("_responders", {}).values():
+        for r in self.responders.values():
             if r is not None:
                 r.expire()
-        for proxies in self.__dict__.get("_proxies", {}).values():
+        for proxies in self.proxies.values():
             for proxy in proxies:
                 proxy.expire()
 
     # -- checks before anything is made -----------------------------------------------------
     def check_network_config(self, cfg: ContainerConfig) -> None:
-        """``run``/``create``: the network exists, --ip fits it, the ports are
-        free -- refused here, with nothing created."""
+        """``run``/``create``: the network exists, an internal one publishes
+        nothing, the host ports named are free -- refused here, with nothing created."""
         if not cfg.joins_network():
             return
         from ..network import NetworkError, ipam
@@ -218,10 +211,12 @@ class Networking:
             net = self.network_named(cfg.network)
             if cfg.publish and net.internal:
                 raise InvalidArgument(f"network {net.name} is internal: it cannot publish ports")
-        try:
-            ipam._check_ports(self.net_store, [ipam.parse_publish(p) for p in cfg.publish if _fixed(p)])
-        except NetworkError as e:
-            raise InvalidArgument(str(e)) from None
+        named = [p for p in map(ipam.parse_publish, cfg.publish) if p["host_port"]]
+        if named:                           # (a free port is found for the others at the start)
+            try:
+                ipam.check_ports(self.net_store, named)
+            except NetworkError as e:
+                raise InvalidArgument(str(e)) from None
 
     # -- a container's start ----------------------------------------------------------------
     def plug_in(self, c: Container, transcript) -> dict | None:
@@ -264,7 +259,7 @@ class Networking:
             except NetworkError as e:
                 if "is missing" not in str(e):
                     raise
-                self.__dict__.get("_nets_ready", set()).discard(net.id)   # someone deleted the bridge
+                self.networks_up.pop(net.id, None)      # someone deleted the bridge: made again
                 self.ensure_network(net)
                 bridge.attach(store, net, att, netns_fd=fd)
             (c.dir / "hosts").write_text(netdns.hosts_file(att, c.process["hostname"]))
@@ -295,22 +290,17 @@ class Networking:
         Bound to every address, a proxy also keeps the port the container's."""
         from ..network.proxy import PortProxy
 
-        proxies = self.__dict__.setdefault("_proxies", {})
         for p in att.ports:
             host_ip = p["host_ip"]
             if host_ip and not host_ip.startswith("127."):
                 continue                    # a host address of its own: the DNAT rules answer there
             proxy = PortProxy(host_ip or "0.0.0.0", p["host_port"], p["proto"], att.address, p["container_port"])
-            proxies.setdefault(c.id, []).append(proxy)
+            self.proxies.setdefault(c.id, []).append(proxy)
             self.sel.register(proxy, selectors.EVENT_READ, ("netsock", proxy))
 
-    def close_proxies(self, c: Container) -> None:
-        for proxy in self.__dict__.get("_proxies", {}).pop(c.id, []):
-            try:
-                self.sel.unregister(proxy)
-            except (KeyError, ValueError):
-                pass
-            proxy.close()
+    def close_proxies(self, container_id: str) -> None:
+        for proxy in self.proxies.pop(container_id, []):
+            self.unwatch_and_close(proxy, [proxy])
 
     def new_netns(self) -> int:
         """A new network namespace, as an fd: made on this thread and left
@@ -342,9 +332,11 @@ class Networking:
         """Every attachment of ``c``: proxies, port elements, veth, lease (idempotent)."""
         from ..network import bridge
 
-        self.close_proxies(c)
-        store = self.net_store if c.config.joins_network() or self.__dict__.get("_net_store") else None
-        if store is None or not store.attachments_dir.exists():
+        self.close_proxies(c.id)
+        if not c.config.joins_network():
+            return                          # (network connect is refused to these: they have none)
+        store = self.net_store
+        if not store.attachments_dir.exists():
             return
         # Its processes are gone (or were never made): the kernel removes each veth pair with the
         # namespace, so only the rules and the lease are ours to remove (see bridge.detach).
@@ -369,12 +361,6 @@ class Networking:
         except EngineError as e:
             print(f"network sweep failed: {e}", flush=True)
             return {}
-
-
-def _fixed(spec: str) -> bool:
-    """A -p spec naming its host port (a free one is chosen for the others)."""
-    head = spec.split("/")[0].split(":")
-    return len(head) >= 2 and head[-2] not in ("", "0")
 
 
 def plug_ops(store, net, att) -> list[tuple[str, dict]]:

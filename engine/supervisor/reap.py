@@ -121,7 +121,7 @@ class Reaping:
                 self.drain_rest(c, c.pty)
             os.close(c.pty)
             c.pty, c.drain_pty = -1, False
-        self.close_proxies(c)               # its ports are free again at once (the rest of its network: tidy_one)
+        self.close_proxies(c.id)            # its ports are free again at once (the rest of its network: tidy_one)
         log = self.logs.pop(c.id, None)
         if log is not None:
             self.try_step(c, "flush log", log.flush)

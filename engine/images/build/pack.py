@@ -30,9 +30,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.images.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
-
-from .view import is_opaque, is_whiteout
+from engine.images.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_opaque, is_whiteout
 
 # Mount points the runtime makes when an image lacks them: never a change.
 RUNTIME_DIRS = ("proc", "sys", "dev")

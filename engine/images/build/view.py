@@ -24,22 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.errors import ImageError
+from engine.images.unpack import is_opaque, is_whiteout
 
 SYMLINK_MAX = 40                  # links followed in one path, as the kernel allows
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: Path | str) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def split(path: str) -> list[str]:
