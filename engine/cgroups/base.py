@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from engine.errors import CgroupError
+from engine.spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
 from .files import _check_names, _errno_text, _read_pids, _write
 from .limits import Limits
@@ -253,8 +254,11 @@ class NoDriver(Driver):
         _check_names(cid, parent)
         asked = {"memory": limits.memory, "pids": limits.pids, "cpu": limits.cpus,
                  "swap": limits.memory_swap}
+        # The engine's own safety defaults are not the user's asking: no
+        # warning for them on every run (doctor says limits are off here).
+        defaults = {"memory": DEFAULT_MEMORY, "pids": DEFAULT_PIDS}
         warnings = [f"{what} limit NOT applied: {self.reason}"
-                    for what, value in asked.items() if value is not None]
+                    for what, value in asked.items() if value is not None and value != defaults.get(what)]
         return NoCgroup(cid, parent, warnings)
 
     def open(self, cid: str, parent: str = DEFAULT_PARENT) -> Cgroup:

@@ -136,9 +136,13 @@ def cmd_images(args, client) -> int:
 
 
 def _image_store():
+    """The image store, this process in the engine's user namespace first
+    when rootless (so layers keep the owners their images name)."""
     from .. import paths
+    from ..client import Client
     from ..images import ImageStore
 
+    Client().enter_userns()
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 

@@ -105,7 +105,10 @@ class MountStages:
     def stage_rootfs(self) -> None:
         s = self.spec
         self.begin("rootfs", "Mount the image layers and the writable layer (overlayfs)")
-        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}"
+        # In a user namespace (the rootless engine's) overlayfs keeps its marks
+        # in user.overlay.* xattrs: the layers were unpacked so.
+        extra = ",userxattr" if s.userxattr else ""
+        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         held = []
         if len(data.encode()) >= MOUNT_DATA_MAX:
             # Many layers: their paths overflow the page mount(2) reads its
@@ -118,7 +121,7 @@ class MountStages:
                 except OSError as e:
                     self.fail(f"cannot open the image layer {path}: {os.strerror(e.errno)}")
                 lowers.append(f"/proc/self/fd/{held[-1]}")
-            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}"
+            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         try:
             self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
         finally:

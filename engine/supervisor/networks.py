@@ -32,6 +32,7 @@ import selectors
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import paths
 from .. import syscalls as sc
 from ..container import Container
 from ..errors import EngineError, InvalidArgument
@@ -229,6 +230,14 @@ class Networking:
         from ..network import dns as netdns
 
         cfg = c.config
+        if not paths.is_root():
+            # Rootless: no bridge or veth can be made on the host; a loopback
+            # of its own, as --network none (see `container-lab doctor`).
+            if cfg.network != ipam.DEFAULT_NETWORK or cfg.publish:
+                what = "publishing ports (-p)" if cfg.publish else f"the network {cfg.network}"
+                raise InvalidArgument(f"{what} needs root: without it a container has a loopback device "
+                                      "only (--network none); run as root for networks and ports")
+            return None
         self.unplug(c)                      # a previous run's leftovers (a crash): made anew
         try:
             net = self.network_named(cfg.network)

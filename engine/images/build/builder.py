@@ -71,8 +71,10 @@ class Result:
 
 def default_store():
     from engine import paths
+    from engine.client import Client
     from engine.images.store import ImageStore
 
+    Client().enter_userns()          # rootless: owners as the image names them
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 
