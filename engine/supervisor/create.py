@@ -91,7 +91,7 @@ class Create:
             env[key] = value
         env.setdefault("PATH", runtime.DEFAULT_PATH)
         layers, userns = image.layers, None
-        if config.userns_mode == "private":
+        if config.userns_mode == "private" and not self.rootless:   # rootless: see Start._start_in
             from ..images.shift import subordinate_range
 
             base, size = subordinate_range()

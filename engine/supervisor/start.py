@@ -204,6 +204,9 @@ class Start:
             for path, value in c.cgroup.writes:
                 transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
             c.warnings = list(c.cgroup.warnings)
+            if self.rootless and cfg.userns_mode == "private":
+                c.warnings.append("--userns private adds nothing without root: every container already runs "
+                                  "in your engine's user namespace (root inside is you outside)")
             self.crash_point("after-cgroup")
             if cfg.joins_network():
                 try:
