@@ -107,6 +107,22 @@ class Start:
         child_chan.close()
         return pid, parent_chan
 
+    def record_userns(self, transcript: Transcript) -> None:
+        """The rootless engine's own user namespace, made when it started
+        (engine.supervisor.daemon), as the first stage of every start."""
+        from .. import userns
+
+        transcript.stage("rootless", "The engine's user namespace: root inside, you outside")
+        transcript.op("unshare", "unshare --user  # once, when the engine started", flags=["CLONE_NEWUSER"],
+                      by="supervisor")
+        for name, tool in (("uid_map", "newuidmap"), ("gid_map", "newgidmap")):
+            lines = userns.id_map(f"/proc/self/{name}")
+            if len(lines) > 1:
+                shell = f"{tool} {os.getpid()} " + " ".join(f"{a} {b} {c}" for a, b, c in lines)
+            else:
+                shell = f"echo '{' '.join(map(str, lines[0]))}' > /proc/{os.getpid()}/{name}"
+            transcript.op("write", shell, path=f"/proc/PID/{name}", value=lines, by="supervisor")
+
     def fork_by_helper(self, pidns_fd: int | None, child, child_chan, parent_chan) -> int:
         """:meth:`fork_into` for the rootless engine. Its user namespace owns
         the PID namespaces it makes but not the host's, so it could not set
@@ -193,6 +209,8 @@ class Start:
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         try:
             transcript = Transcript()
+            if self.rootless:
+                self.record_userns(transcript)
             transcript.stage("limits", "Create the container's control group and write its limits")
             limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
             try:
