@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, cl, needs_root
-
 from engine import userns
+
+from conftest import REPO, cl, needs_root
 
 
 def test_doctor_agrees_with_the_cgroup_driver_and_the_kernel():

@@ -35,7 +35,9 @@ def _add_build(sub, help_text: str) -> None:
                         "here) or quiet")
     b.add_argument("--network", default="bridge", metavar="NETWORK",
                    help="the network RUN containers join (bridge, none, host or a network's name)")
-    b.add_argument("context", metavar="CONTEXT", help="the build context: a directory")
+    b.add_argument("context", metavar="CONTEXT",
+                   help="the build context: a directory; - reads a Dockerfile from standard input, with an "
+                        "empty context (as `docker build - < Dockerfile`)")
     b.set_defaults(func=cmd_build)
 
 
@@ -70,7 +72,10 @@ def cmd_build(args, client) -> int:
         options = Options(tags=args.tag, dockerfile=args.file, build_args=parse_build_args(args.build_arg),
                           no_cache=args.no_cache, target=args.target, quiet=args.quiet or args.progress == "quiet",
                           network=args.network)
-        result = client.build(args.context, options)
+        if args.context == "-":
+            result = _build_from_stdin(client, options)
+        else:
+            result = client.build(args.context, options)
     except errors.EngineError as e:
         return _fail(e)
     for line in result.warnings:
@@ -78,6 +83,30 @@ def cmd_build(args, client) -> int:
     if options.quiet:
         print(result.id)
     return 0
+
+
+STDIN_LIMIT = 1 << 20       # a Dockerfile, not a context
+
+
+def _build_from_stdin(client, options):
+    """``build -``: the Dockerfile read from standard input, alone in a
+    context of its own (a temp dir, removed after)."""
+    import shutil
+    import tempfile
+
+    text = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    if len(text) > STDIN_LIMIT:
+        raise errors.InvalidArgument(f"the Dockerfile on standard input is over {STDIN_LIMIT >> 20} MiB")
+    if not text.strip():
+        raise errors.InvalidArgument("no Dockerfile on standard input (build - < Dockerfile)")
+    context = tempfile.mkdtemp(prefix="container-lab-build-")
+    try:
+        with open(f"{context}/Dockerfile", "wb") as f:
+            f.write(text)
+        options.dockerfile = None
+        return client.build(context, options)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
 
 
 def cmd_commit(args, client) -> int:
