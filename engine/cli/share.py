@@ -43,7 +43,9 @@ def _add_tag(sub, help_text: str) -> None:
     tg = sub.add_parser("tag", help=help_text,
                         description="Give an image another name: TARGET names the same image as SOURCE (no "
                                     "copy is made). A name that starts with a registry (127.0.0.1:5000/team/app) "
-                                    "is where `push` sends it.")
+                                    "is where `push` sends it. A name that named another image moves; that "
+                                    "image stays, as <none> if no other name is left to it (image prune "
+                                    "removes it).")
     tg.add_argument("source", metavar="SOURCE[:TAG]", help="the image: a name, name@digest or image id")
     tg.add_argument("target", metavar="TARGET[:TAG]", help="its new name")
     tg.set_defaults(func=cmd_tag)
@@ -77,7 +79,8 @@ def _add_import(sub, help_text: str) -> None:
                         description="Make a one-layer image of a tar archive (plain, gzip, bzip2 or xz) -- "
                                     "a file, or - for standard input -- such as `export` writes. Its entries "
                                     "are checked as those of `load` (nothing outside the image, no write "
-                                    "through a link). Without a NAME it is tagged imported:<id>.")
+                                    "through a link). Without a NAME the image has none (<none> in `images`): "
+                                    "use it by its id, or `tag` it.")
     im.add_argument("-m", "--message", default="", help="a comment for the image's history")
     im.add_argument("file", metavar="FILE|-")
     im.add_argument("name", nargs="?", metavar="NAME[:TAG]")
@@ -230,6 +233,4 @@ def cmd_import(args, client) -> int:
     image = import_tar(store, source, args.name, message=args.message, warn=warnings.append)
     _warn(warnings)
     print(image.id)
-    if args.name is None:
-        print(f"Tagged as {image.ref}", file=sys.stderr)
     return 0

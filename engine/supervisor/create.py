@@ -123,7 +123,7 @@ class Create:
         cached = self.image_cache.get(ref)
         if cached and cached[0] == stamp and all(p.is_dir() for p in cached[1].layers):
             return cached[1]
-        image = self.store.resolve(ref)
+        image = self.store.find(ref)          # a name, or an image id (an untagged image has only that)
         try:
             stamp = os.stat(self.store.repositories).st_mtime_ns   # lab may just have been built
         except FileNotFoundError:
