@@ -134,3 +134,15 @@ def test_an_untagged_entry_keeps_an_image_whose_other_names_are_dropped(tmp_path
     assert [i.ref for i in store.list()] == [untagged_key(image.digest)]
     assert store.collect_garbage() == 0 and image.layers[0].is_dir()
     assert sha(b"") != image.digest
+
+
+def test_a_docker_archive_that_names_no_image_loads_it_untagged(tmp_path):
+    from test_image_io import docker_archive
+
+    from engine.images import archive
+
+    store = ImageStore(tmp_path / "images")
+    blob = layer_tar(("data", "d"), ("data/a", "f", b"nameless"))
+    loaded = archive.load(store, docker_archive(tmp_path / "a.tar", [blob], tags=()))
+    (image,) = store.list()
+    assert loaded == [image.id] and image.ref == untagged_key(image.digest) and image.id == sha(image_parts([blob])[1])

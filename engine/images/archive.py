@@ -254,12 +254,7 @@ class _Archive:
                              "nor an OCI image layout (no index.json)")
         if not images:
             raise ImageError("the archive holds no image")
-        for names, manifest_bytes, _config in images:
-            if not names:
-                digest = hashlib.sha256(manifest_bytes).hexdigest()
-                raise ImageError(f"the archive's image sha256:{digest[:12]} has no name (no RepoTags, no "
-                                 f"{REF_ANNOTATION} annotation): container-lab keeps images by name")
-        return images
+        return images               # an image with no name (no RepoTags, no ref annotation) is kept untagged
 
     # -- OCI image layout ---------------------------------------------------------
 
