@@ -58,7 +58,9 @@ def _add_push(sub, help_text: str) -> None:
                                     "another repository is mounted, not sent), the config, then the manifest "
                                     "under the tag. Blobs go as they are stored, so the digest printed is the "
                                     "image's own. Pushing again after an interruption sends only what is "
-                                    "missing. Uses the credentials `login` kept.")
+                                    "missing: a big layer sent in chunks (CONTAINER_LAB_PUSH_CHUNK bytes, "
+                                    "16 MiB by default) goes on from the last chunk the registry took. Uses the "
+                                    "credentials `login` kept.")
     pu.add_argument("-q", "--quiet", action="store_true", help="print only the digest line")
     pu.add_argument("image", metavar="NAME[:TAG]", help="the image, e.g. 127.0.0.1:5000/team/app:v1")
     pu.set_defaults(func=cmd_push)
@@ -169,6 +171,10 @@ def cmd_push(args, client) -> int:
             return
         elif kind == "pushing":
             progress(f"{short}: Pushing {human_size(event['bytes'])}/{human_size(event['size'])}")
+        elif kind == "resuming":
+            say(f"{short}: Resuming upload at {human_size(event['bytes'])}/{human_size(event['size'])}")
+        elif kind == "restarting":
+            say(f"{short}: The registry no longer has the unfinished upload: starting it again")
         elif kind in ("exists", "mounted", "pushed"):
             shown.add(short)
             say(f"{short}: " + {"exists": "Layer already exists", "pushed": "Pushed",
