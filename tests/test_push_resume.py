@@ -7,6 +7,8 @@ registry that has forgotten the upload (404) gets the blob afresh."""
 from __future__ import annotations
 
 import collections
+import hashlib
+import http.server
 import io
 import os
 import shutil
@@ -17,7 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_image_io import image_parts, layer_tar
+from test_image_io import image_parts, layer_tar, sha
 
 from engine.images import ImageStore
 
@@ -189,3 +191,96 @@ def test_an_upload_the_registry_forgot_is_sent_afresh(served):
     assert "Resuming" not in again.stdout and proxy.sent["PATCH"] >= SIZE - 4096
     assert again.stdout.splitlines()[-1].split()[2] == digest and _notes() == []
     _pulled_back(ref, digest)
+
+
+def test_a_pull_of_a_newer_tag_leaves_the_old_image_dangling(served):
+    """Untagged images from the other side: ``pull`` of app:latest after the
+    registry's app:latest changed keeps the old image, as ``<none>``."""
+    from registry_support import OCI_MANIFEST
+
+    registry, _proxy = served
+    ref = f"{registry.host}/resume/app:latest"
+    ids = []
+    for text in (b"old\n", b"new\n"):
+        blob = layer_tar(("version", "f", text))
+        manifest, config, _ = image_parts([blob])
+        registry.push("resume/app", "latest", manifest, OCI_MANIFEST, {sha(blob): blob, sha(config): config})
+        pulled = cl("pull", ref, timeout=120)
+        assert pulled.returncode == 0, pulled.stderr
+        ids.append(sha(config)[7:19])
+    try:
+        rows = [line.split()[:3] for line in cl("images").stdout.splitlines()[1:]]
+        assert [f"{registry.host}/resume/app", "latest", ids[1]] in rows and ["<none>", "<none>", ids[0]] in rows
+        assert cl("images", "-q", "--filter", "dangling=true").stdout.split().count(ids[0]) == 1
+    finally:
+        cl("rmi", ref)
+        cl("rmi", ids[0])
+    assert not {ids[0], ids[1]} & set(cl("images", "-q").stdout.split())
+
+
+class _Lying(http.server.BaseHTTPRequestHandler):
+    """Just enough of a registry, whose answer about an unfinished upload
+    names a range no part of the blob (more bytes than it has)."""
+
+    received: collections.Counter = collections.Counter()
+    asked: list[str] = []
+
+    def _answer(self, status: int, headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in {"Content-Length": "0", **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def do_HEAD(self):  # noqa: N802 - the http.server API
+        self._answer(404)
+
+    def do_GET(self):  # noqa: N802
+        self.asked.append(self.path)
+        self._answer(204, {"Range": "0-999999999", "Location": "/v2/fake/blobs/uploads/lied"})
+
+    def do_POST(self):  # noqa: N802
+        self._answer(202, {"Location": "/v2/fake/blobs/uploads/fresh"})
+
+    def do_PATCH(self):  # noqa: N802
+        n = int(self.headers["Content-Length"])
+        self.received[self.path] += len(self.rfile.read(n))
+        self._answer(202, {"Location": self.path})
+
+    def do_PUT(self):  # noqa: N802
+        n = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(n)
+        if "/manifests/" in self.path:
+            self._answer(201, {"Docker-Content-Digest": "sha256:" + hashlib.sha256(data).hexdigest()})
+        else:
+            self._answer(201)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_range_that_is_no_part_of_the_blob_starts_the_upload_afresh(tmp_path, monkeypatch):
+    """A seam in addition to the real tests above: a registry that answers an
+    impossible Range for the noted upload gets the whole blob in a new one."""
+    from engine.images import uploads
+    from engine.images.push import push
+    from engine.images.registry import Registry
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Lying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        store = ImageStore(tmp_path / "images")
+        blob = layer_tar(("noise.bin", "f", os.urandom(300 << 10)))
+        manifest, config, _ = image_parts([blob])
+        store.add_image([f"{host}/fake:v1"], manifest, config, lambda _d: io.BytesIO(blob))
+        uploads.note(store, host, "fake", sha(blob), f"http://{host}/v2/fake/blobs/uploads/old", 65536)
+        events = []
+        monkeypatch.setenv("CONTAINER_LAB_PUSH_CHUNK", str(1 << 16))
+        push(store, f"{host}/fake:v1", events.append, registry=Registry(host))
+        assert _Lying.asked == ["/v2/fake/blobs/uploads/old"]
+        assert [e["event"] for e in events if e.get("digest") == sha(blob)][:1] == ["restarting"]
+        assert _Lying.received == {"/v2/fake/blobs/uploads/fresh": len(blob)}
+        assert uploads.saved(store, host, "fake", sha(blob)) is None
+    finally:
+        server.shutdown()
+        server.server_close()

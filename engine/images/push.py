@@ -221,6 +221,8 @@ def _resume(reg: Registry, store, host: str, repository: str, scope: str, d: dic
         return None
     try:
         location = _absolute(reg, note["location"])
+        if urllib.parse.urlsplit(location).netloc != urllib.parse.urlsplit(reg.base).netloc:
+            raise RegistryError("the note names another host")     # not the registry's: never followed
         with reg.deadline(f"an answer about the unfinished upload of {digest[:19]}"), \
                 reg.request("GET", location, scope, expect=(400, 404, 410, 416),
                             what=f"the unfinished upload of {digest[:19]}") as resp:
