@@ -20,7 +20,9 @@ def _add_build(sub, help_text: str) -> None:
                                    "WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, SHELL, VOLUME, STOPSIGNAL. "
                                    "Each RUN, COPY and ADD adds a layer; .dockerignore leaves files out of the "
                                    "context. Steps are cached: an unchanged step is not run again (--no-cache "
-                                   "runs them all). Without -t the image is named by its short id.")
+                                   "runs them all). Without -t the image has no name (<none> in `images`): use it "
+                                   "by its id. A tag that named an older image moves to the new one; the old "
+                                   "one stays as <none> (a cache for later builds) until `image prune`.")
     b.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                    help="name the image (may be given more than once)")
     b.add_argument("-f", "--file", metavar="PATH", help="the Dockerfile (default: CONTEXT/Dockerfile; - reads "
@@ -47,7 +49,7 @@ def _add_commit(sub, help_text: str) -> None:
                                    "image's top layer (deleted files as whiteouts), over the container's image; "
                                    "what the container was run with (-e, its command, -w, -u) becomes the new "
                                    "image's settings. A running container is paused while its layer is read. "
-                                   "Without a name the image is named by its short id.")
+                                   "Without a name the image has none (<none> in `images`): use it by its id.")
     c.add_argument("-a", "--author", default="", metavar="AUTHOR", help="the image's author")
     c.add_argument("-m", "--message", default="", metavar="MESSAGE", help="a comment in its history")
     c.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
