@@ -246,3 +246,11 @@ def test_a_bad_course_gets_the_validator_s_message(tmp_path):
     assert lines[-1] == f"this course has mistakes; run: container-lab course check {bad}"
     proc = course_cli("export", "--format", "pdf", str(out))
     assert proc.returncode == 2 and "invalid choice: 'pdf'" in proc.stderr
+
+
+def test_export_loads_no_textual(tmp_path):
+    code = ("import sys\nfrom lessons.cli import main\n"
+            f"assert main(['export', '--course', {str(FIXTURE)!r}, {str(tmp_path / 'site')!r}]) == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'pyroute2')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("[]"), proc.stdout + proc.stderr

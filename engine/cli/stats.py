@@ -58,10 +58,17 @@ def size(value: float, base: float, units: tuple[str, ...], digits: int) -> str:
     return f"{value:.{digits}g}{units[i]}"
 
 
+def _mem(n: float) -> str:
+    return size(n, 1024.0, _BINARY, 4)          # memory: MiB, GiB (docker's BytesSize)
+
+
+def _dec(n: float) -> str:
+    return size(n, 1000.0, _DECIMAL, 3)         # I/O: kB, MB (docker's HumanSizeWithPrecision)
+
+
 def row(fig: dict, typed: str, no_trunc: bool) -> dict[str, str]:
     """docker's fields of a container (engine.observe.usage.figures), as strings."""
-    mem = lambda n: size(n, 1024.0, _BINARY, 4)            # noqa: E731
-    dec = lambda n: size(n, 1000.0, _DECIMAL, 3)           # noqa: E731
+    mem, dec = _mem, _dec
     return {"BlockIO": f"{dec(fig['block_read'])} / {dec(fig['block_write'])}",
             "CPUPerc": f"{fig['cpu_percent']:.2f}%", "Container": typed,
             "ID": fig["id"] if no_trunc else fig["id"][:12],
@@ -80,7 +87,10 @@ def render(rows: list[dict[str, str]], fmt: str) -> list[str]:
     if table:
         template = template[5:].lstrip()
     template = template.replace("\\t", "\t").replace("\\n", "\n")
-    fill = lambda values: _FIELD.sub(lambda m: values[m.group(1)], template)   # noqa: E731
+
+    def fill(values: dict[str, str]) -> str:
+        return _FIELD.sub(lambda m: values[m.group(1)], template)
+
     lines = [fill(r) for r in rows]
     if not table:
         return lines
