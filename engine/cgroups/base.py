@@ -80,6 +80,15 @@ class Cgroup:
         """Current use and limits; a value the kernel does not report is None."""
         raise NotImplementedError
 
+    def memory_stat(self) -> dict[str, int]:
+        """The counters of ``memory.stat`` (cache, inactive_file ...); {} when unread."""
+        return {}
+
+    def io_bytes(self) -> tuple[int, int] | None:
+        """Bytes read from and written to block devices by the group, or None
+        when this layout does not account them for the container."""
+        return None
+
     def oom_killed(self) -> bool:
         """True once the kernel's OOM killer has killed a process in here."""
         return bool(self.usage()["oom_kills"])

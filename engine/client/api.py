@@ -399,6 +399,14 @@ class Client:
                       if name != record["name"] and pid and pid != record.get("pid")}
         return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids, network=network)
 
+    def usage(self, record: dict) -> dict:
+        """One sample of what a container (its ``inspect`` or ``ps`` record) uses
+        now: CPU time, memory, network and block I/O, processes (engine.observe.usage)."""
+        from ..observe import usage
+
+        running = record.get("status") in ("running", "starting")
+        return usage.sample(record, self._cgroup_of(record) if running else None)
+
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """The container's writable-layer changes against its image (docker diff)."""
         from .. import observe
