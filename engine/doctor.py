@@ -70,8 +70,8 @@ def diagnose() -> dict:
               "--userns private needs user namespaces (user.max_user_namespaces is "
               f"{max_userns or 'missing'})")
     else:
-        check("userns.private", True, "every container runs in a user namespace of yours already "
-              "(--userns private adds nothing): root inside is not root on the host")
+        check("userns.private", False, "without root every container runs in a user namespace of yours "
+              "already (root inside is you outside): none shares the host's, and --userns private adds nothing")
 
     machine = os.uname().machine
     filters = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")

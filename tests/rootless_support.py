@@ -13,12 +13,14 @@ of the user killed, the users and their ranges removed, the temp dir gone.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import REPO
@@ -33,8 +35,22 @@ def worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "gw0").replace("gw", "")
 
 
+@contextmanager
+def _users_locked():
+    """One worker at a time edits the user database and /etc/subuid (useradd
+    refuses while another holds its lock; the range files would lose a line)."""
+    with open("/run/container-lab-test-users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _remove_user(name: str) -> None:
     subprocess.run(["pkill", "-9", "-u", name], capture_output=True)
+    with _users_locked():
+        _remove_user_locked(name)
+
+
+def _remove_user_locked(name: str) -> None:
     subprocess.run(["userdel", name], capture_output=True)
     for path in ("/etc/subuid", "/etc/subgid"):
         try:
@@ -52,14 +68,15 @@ class User:
     def __init__(self, name: str, base: Path, subid: int | None):
         self.name = name
         _remove_user(name)                     # a crashed run's
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", str(base / name), "--shell", "/bin/sh",
-                        name], check=True, capture_output=True)
-        for path in ("/etc/subuid", "/etc/subgid"):
-            kept = [line for line in Path(path).read_text().splitlines(keepends=True)
-                    if not line.startswith(f"{name}:")] if Path(path).exists() else []
-            if subid is not None:
-                kept.append(f"{name}:{subid}:65536\n")
-            Path(path).write_text("".join(kept))
+        with _users_locked():
+            subprocess.run(["useradd", "--no-create-home", "--home-dir", str(base / name), "--shell", "/bin/sh",
+                            name], check=True, capture_output=True)
+            for path in ("/etc/subuid", "/etc/subgid"):
+                kept = [line for line in Path(path).read_text().splitlines(keepends=True)
+                        if not line.startswith(f"{name}:")] if Path(path).exists() else []
+                if subid is not None:
+                    kept.append(f"{name}:{subid}:65536\n")
+                Path(path).write_text("".join(kept))
         pw = pwd.getpwnam(name)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.subid = subid
@@ -92,6 +109,7 @@ class Rootless:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         for part in ("engine", "lessons", "tui", "content"):
             shutil.copytree(REPO / part, self.src / part, ignore=ignore)
+        shutil.copy(REPO / "pyproject.toml", self.src)       # how lessons finds content/ in a checkout
         site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
         for name in PACKAGES:
             if (site / name).is_dir():

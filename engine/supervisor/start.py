@@ -85,7 +85,7 @@ class Start:
         child goes, not the caller: right after the fork the supervisor
         returns to its own PID namespace."""
         parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if self.rootless:
+        if self.rootless and pidns_fd != self.pidns_fd:      # --pid host: a plain fork, below
             try:
                 pid = self.fork_by_helper(pidns_fd, child, child_chan, parent_chan)
             finally:
@@ -93,7 +93,7 @@ class Start:
             return pid, parent_chan
         if pidns_fd is None:
             self.kernel.unshare(sc.CLONE_NEWPID)
-        else:
+        elif pidns_fd != self.pidns_fd or not self.rootless:
             self.kernel.setns(pidns_fd, sc.CLONE_NEWPID)
         pid = -1
         try:
@@ -102,7 +102,7 @@ class Start:
                 parent_chan.close()
                 child(child_chan)
         finally:
-            if pid != 0:
+            if pid != 0 and not self.rootless:
                 self.kernel.setns(self.pidns_fd, sc.CLONE_NEWPID)
         child_chan.close()
         return pid, parent_chan
@@ -246,7 +246,7 @@ class Start:
                 volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
                 etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
                 crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise,
-                userns=bool(c.process.get("userns")), userxattr=self.rootless,
+                userns=bool(c.process.get("userns")), rootless=self.rootless,
                 **self.filters(cfg, c.warnings), **shared)
             transcript.stage("fork", fork_title)
             for op in fork_ops:
