@@ -173,13 +173,13 @@ def test_the_table_lists_a_layers_paths_under_it(layered):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["LAYER", "SIZE", "CHANGES", "CREATED", "BY"]
-    rm = next(i for i, line in enumerate(lines) if line.startswith("#2 "))
+    rm = next(i for i, line in enumerate(lines) if line.startswith("#3 "))      # numbered from 1, the bottom
     assert "+0 ~1 -1" in lines[rm] and lines[rm].endswith("RUN /bin/sh -c rm /etc/passwd")
     assert lines[rm + 1:rm + 3] == ["    C /etc", "    D /etc/passwd"]
     env = next(line for line in lines if "ENV GREETING=hi" in line)
     assert env.split()[:2] == ["-", "0B"]
     assert "    C /etc/alternatives   (opaque: hides what is below)" in lines
-    base = next(i for i, line in enumerate(lines) if line.startswith("#0 "))
+    base = next(i for i, line in enumerate(lines) if line.startswith("#1 "))
     assert lines[-1].startswith("    … and ") and len(lines) - base - 2 == 10      # 10 paths, then the rest counted
     every = cl("image", "layers", "--files", layered).stdout.splitlines()
     assert "    A /etc/passwd" in every and not any("… and" in line for line in every)

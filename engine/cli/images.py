@@ -425,7 +425,7 @@ def cmd_layers(args, client) -> int:
         if layer["empty"]:
             table.append(("-", "0B", "", created_by))
         else:
-            name = "writable" if layer["id"] == "writable" else f"#{layer['index']}"
+            name = "writable" if layer["id"] == "writable" else f"#{layer['index'] + 1}"   # 1: the bottom
             table.append((name, _human(layer["size"]), f"+{n['A']} ~{n['C']} -{n['D']}",
                           created_by or ("(this container's changes)" if name == "writable" else "")))
         listed.append(_paths_shown(layer, every=args.files))
