@@ -85,6 +85,7 @@ def test_a_writable_layer_is_read_against_the_image_and_changes_nothing(tmp_path
     base = tree_of(tmp_path / "image", {"etc/passwd": "root\n", "etc/hosts": "", "bin/sh": "#!"})
     upper = tree_of(tmp_path / "upper", {"etc/hostname": "", "etc/hosts": "", "proc": None, "dev": None,
                                          "tmp/out": "12345"})
+    (upper / "tmp/host").symlink_to("/etc")              # a link is an entry, never walked
     whiteout(upper / "etc/passwd")
     (upper / "gone").write_text("")
     os.setxattr(upper / "gone", "trusted.overlay.whiteout", b"y")   # a nested overlay's whiteout
@@ -93,8 +94,8 @@ def test_a_writable_layer_is_read_against_the_image_and_changes_nothing(tmp_path
     layer = writable_layer(upper, stack)
     # The runtime's mount points (empty /proc, /dev, /etc/hostname ...) are no change.
     assert layer["changes"] == [("C", "/etc"), ("D", "/etc/passwd"), ("D", "/gone"), ("A", "/tmp"),
-                                ("A", "/tmp/out")]
-    assert layer["id"] == "writable" and layer["index"] == 1 and layer["size"] == 5
+                                ("A", "/tmp/host"), ("A", "/tmp/out")]
+    assert layer["id"] == "writable" and layer["index"] == 1 and layer["size"] == 5 + len("/etc")
     assert json.dumps(stack.tree, sort_keys=True) == before      # the image's tree serves again
 
 

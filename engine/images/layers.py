@@ -16,7 +16,8 @@ its build step changed, relative to the layers below:
 - an *opaque* directory (``overlay.opaque=y``) hides everything below it
   under that path: a directory deleted and made again.
 
-The changes are found by walking each layer once (``os.scandir``) against
+The changes are found by walking each layer once (``os.scandir`` of each
+directory, opened with ``openat2`` inside the layer) against
 a tree of what the layers below show -- nested dicts, name -> dict for a
 directory, None for anything else -- updated as each layer is applied, the
 way overlayfs merges them. A container's writable layer (its upperdir) is
@@ -40,6 +41,7 @@ from typing import TypedDict
 from engine.errors import EngineError
 from engine.images.store import Image, ImageStore
 from engine.images.unpack import is_opaque, is_whiteout, is_xattr_whiteout
+from engine.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
 # Mount points the runtime makes in a container's writable layer when the
 # image lacks them: never a change (the build's layers leave them out too).
@@ -47,6 +49,7 @@ RUNTIME_DIRS = ("proc", "sys", "dev")
 RUNTIME_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 
 WRITABLE = "writable"            # the id of a container's writable layer
+_IN_LAYER = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
 
 class Layer(TypedDict):
@@ -95,53 +98,81 @@ def layer_changes(root: str | Path, tree: dict, *, apply: bool = True,
     layers below show): ``(changes, opaque directories, bytes of its files)``.
     ``apply``: update ``tree`` to show this layer on top (else it is only
     read). ``upper``: ``root`` is a container's writable layer (the runtime's
-    mount points are left out, and an ``overlay.whiteout`` file is a whiteout)."""
+    mount points are left out, and an ``overlay.whiteout`` file is a whiteout).
+
+    A running container may change its writable layer while it is read: each
+    directory is opened inside ``root`` with no symlink followed
+    (``openat2``), so a directory swapped for a symlink is never walked."""
     changes: list[tuple[str, str]] = []
     opaque: list[str] = []
     size = 0
-    stack: list[tuple[str, str, dict]] = [("", str(root), tree)]
-    while stack:
-        rel, host, below = stack.pop()
-        try:
-            with os.scandir(host) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for e in entries:
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return changes, opaque, size
+    stack: list[tuple[str, dict]] = [("", tree)]
+    try:
+        while stack:
+            rel, below = stack.pop()
             try:
-                st = e.stat(follow_symlinks=False)
+                fd = openat2(root_fd, rel[1:] or ".", os.O_RDONLY | os.O_DIRECTORY, resolve=_IN_LAYER)
             except OSError:
-                continue
-            path = f"{rel}/{e.name}"
-            if is_whiteout(st) or (upper and is_xattr_whiteout(e.path, st)):
-                changes.append(("D", path))
-                if apply:
-                    below.pop(e.name, None)
-                continue
-            there = e.name in below
-            if stat.S_ISDIR(st.st_mode):
-                if upper and not rel and e.name in RUNTIME_DIRS and not os.listdir(e.path):
-                    continue
-                hides = is_opaque(e.path)
-                if hides:
-                    opaque.append(path)
-                changes.append(("C" if there else "A", path))
-                was = below.get(e.name)
-                child = was if isinstance(was, dict) and not hides else {}
-                if apply:
-                    below[e.name] = child
-                stack.append((path, e.path, child))
-                continue
-            if upper and stat.S_ISREG(st.st_mode) and path[1:] in RUNTIME_FILES and st.st_size == 0:
-                continue
-            changes.append(("C" if there else "A", path))
-            if apply:
-                below[e.name] = None
-            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                size += st.st_size
+                continue                            # gone, or no longer a directory
+            try:
+                with os.scandir(fd) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+                here = f"/proc/self/fd/{fd}/"       # its entries' xattrs, read without following them
+                for e in entries:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    path = f"{rel}/{e.name}"
+                    if is_whiteout(st) or (upper and is_xattr_whiteout(here + e.name, st)):
+                        changes.append(("D", path))
+                        if apply:
+                            below.pop(e.name, None)
+                        continue
+                    there = e.name in below
+                    if stat.S_ISDIR(st.st_mode):
+                        if upper and not rel and e.name in RUNTIME_DIRS and _empty(fd, e.name):
+                            continue
+                        hides = is_opaque(here + e.name)
+                        if hides:
+                            opaque.append(path)
+                        changes.append(("C" if there else "A", path))
+                        was = below.get(e.name)
+                        child = was if isinstance(was, dict) and not hides else {}
+                        if apply:
+                            below[e.name] = child
+                        stack.append((path, child))
+                        continue
+                    if upper and stat.S_ISREG(st.st_mode) and path[1:] in RUNTIME_FILES and st.st_size == 0:
+                        continue
+                    changes.append(("C" if there else "A", path))
+                    if apply:
+                        below[e.name] = None
+                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                        size += st.st_size
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
     changes.sort(key=lambda c: c[1])
     opaque.sort()
     return changes, opaque, size
+
+
+def _empty(dir_fd: int, name: str) -> bool:
+    """Whether the directory ``name`` in ``dir_fd`` is empty (opened without following a symlink)."""
+    try:
+        fd = openat2(dir_fd, name, os.O_RDONLY | os.O_DIRECTORY, resolve=_IN_LAYER)
+    except OSError:
+        return False
+    try:
+        return not os.listdir(fd)
+    finally:
+        os.close(fd)
 
 
 def stack_of(layer_dirs: Sequence[str | Path], config: dict) -> Stack:
