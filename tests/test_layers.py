@@ -78,6 +78,10 @@ def test_each_layer_is_compared_with_what_the_layers_below_show(tmp_path):
     assert rows[3]["changes"] == [("C", "/etc"), ("A", "/etc/passwd"), ("D", "/new"), ("C", "/opt"),
                                   ("C", "/opt/a"), ("A", "/opt/a/b")]
     assert stack.tree["opt"]["a"] == {"b": None, "d": None} and "new" not in stack.tree
+    # The store's recorded sizes instead of a stat per file: the same changes, found from the entries' types.
+    recorded = stack_of([base, one, two], config, size_of=lambda p: 7).layers
+    assert [r["changes"] for r in recorded] == [r["changes"] for r in rows]
+    assert [r["size"] for r in recorded] == [7, 0, 7, 7] and recorded[2]["opaque"] == ["/opt/a"]
 
 
 @needs_root

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -92,13 +92,15 @@ def paired_history(config: dict, n_layers: int) -> list[dict]:
     return entries
 
 
-def layer_changes(root: str | Path, tree: dict, *, apply: bool = True,
-                  upper: bool = False) -> tuple[list[tuple[str, str]], list[str], int]:
+def layer_changes(root: str | Path, tree: dict, *, apply: bool = True, upper: bool = False,
+                  sizes: bool = True) -> tuple[list[tuple[str, str]], list[str], int]:
     """The changes the layer directory ``root`` makes to ``tree`` (what the
     layers below show): ``(changes, opaque directories, bytes of its files)``.
     ``apply``: update ``tree`` to show this layer on top (else it is only
     read). ``upper``: ``root`` is a container's writable layer (the runtime's
     mount points are left out, and an ``overlay.whiteout`` file is a whiteout).
+    ``sizes=False``: the bytes are not counted (0), and a file or a
+    directory is told by its directory entry's type, with no ``stat``.
 
     A running container may change its writable layer while it is read: each
     directory is opened inside ``root`` with no symlink followed
@@ -123,18 +125,19 @@ def layer_changes(root: str | Path, tree: dict, *, apply: bool = True,
                     entries = sorted(it, key=lambda e: e.name)
                 here = f"/proc/self/fd/{fd}/"       # its entries' xattrs, read without following them
                 for e in entries:
+                    path = f"{rel}/{e.name}"
                     try:
-                        st = e.stat(follow_symlinks=False)
+                        st = e.stat(follow_symlinks=False) if sizes or not _plain(e) else None
+                        is_dir = stat.S_ISDIR(st.st_mode) if st is not None else e.is_dir(follow_symlinks=False)
                     except OSError:
                         continue
-                    path = f"{rel}/{e.name}"
-                    if is_whiteout(st) or (upper and is_xattr_whiteout(here + e.name, st)):
+                    if st is not None and (is_whiteout(st) or (upper and is_xattr_whiteout(here + e.name, st))):
                         changes.append(("D", path))
                         if apply:
                             below.pop(e.name, None)
                         continue
                     there = e.name in below
-                    if stat.S_ISDIR(st.st_mode):
+                    if is_dir:
                         if upper and not rel and e.name in RUNTIME_DIRS and _empty(fd, e.name):
                             continue
                         hides = is_opaque(here + e.name)
@@ -147,12 +150,13 @@ def layer_changes(root: str | Path, tree: dict, *, apply: bool = True,
                             below[e.name] = child
                         stack.append((path, child))
                         continue
-                    if upper and stat.S_ISREG(st.st_mode) and path[1:] in RUNTIME_FILES and st.st_size == 0:
+                    if st is not None and upper and stat.S_ISREG(st.st_mode) and st.st_size == 0 \
+                            and path[1:] in RUNTIME_FILES:
                         continue
                     changes.append(("C" if there else "A", path))
                     if apply:
                         below[e.name] = None
-                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                    if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                         size += st.st_size
             finally:
                 os.close(fd)
@@ -161,6 +165,12 @@ def layer_changes(root: str | Path, tree: dict, *, apply: bool = True,
     changes.sort(key=lambda c: c[1])
     opaque.sort()
     return changes, opaque, size
+
+
+def _plain(e: os.DirEntry) -> bool:
+    """A directory, a regular file or a symlink, told by the directory entry alone
+    (no whiteout: that is a character device, or, in a writable layer, needs its xattrs)."""
+    return e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False) or e.is_symlink()
 
 
 def _empty(dir_fd: int, name: str) -> bool:
@@ -175,8 +185,11 @@ def _empty(dir_fd: int, name: str) -> bool:
         os.close(fd)
 
 
-def stack_of(layer_dirs: Sequence[str | Path], config: dict) -> Stack:
-    """The layers ``layer_dirs`` (bottom first) paired with ``config``'s history."""
+def stack_of(layer_dirs: Sequence[str | Path], config: dict,
+             size_of: Callable[[Path], int] | None = None) -> Stack:
+    """The layers ``layer_dirs`` (bottom first) paired with ``config``'s history.
+    ``size_of``: a layer's bytes as the store recorded them (then its files
+    are not stat'ed one by one); else they are counted on the walk."""
     tree: dict = {}
     rows: list[Layer] = []
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
@@ -186,7 +199,9 @@ def stack_of(layer_dirs: Sequence[str | Path], config: dict) -> Stack:
                     comment=str(h.get("comment", "")), empty=bool(h.get("empty_layer")), size=0,
                     changes=[], opaque=[])
         if not row["empty"]:
-            changes, opaque, size = layer_changes(layer_dirs[i], tree)
+            changes, opaque, size = layer_changes(layer_dirs[i], tree, sizes=size_of is None)
+            if size_of is not None:
+                size = size_of(Path(layer_dirs[i]))
             row.update(index=i, id=diff_ids[i] if i < len(diff_ids) else "", changes=changes, opaque=opaque,
                        size=size)
             i += 1
@@ -198,7 +213,7 @@ def image_stack(store: ImageStore, image: Image) -> Stack:
     """``image``'s layers, bottom first, each with the step that made it and its changes."""
     _manifest, config = store.manifest_and_config(image)
     with store.reading():           # no layer removed while it is read
-        return stack_of(image.layers, config)
+        return stack_of(image.layers, config, store.layer_size)
 
 
 def image_layers(store: ImageStore, image: Image) -> list[Layer]:
@@ -225,7 +240,8 @@ def container_stack(store: ImageStore, record: dict) -> Stack:
             config = store.manifest_and_config(image)[1]
     except EngineError:             # removed (rmi -f) or damaged: the layers without their steps
         config = {}
-    return stack_of(layer_dirs, config)
+    with store.reading():
+        return stack_of(layer_dirs, config, store.layer_size)
 
 
 def container_layers(store: ImageStore, record: dict, cache: dict | None = None) -> list[Layer]:
