@@ -96,7 +96,8 @@ def _add_layers(sub, help_text: str) -> None:
                     help=f"list every changed path (else at most {_FILES_SHOWN} per layer)")
     la.add_argument("--no-trunc", action="store_true", help="do not shorten the instructions")
     la.add_argument("--format", choices=["table", "json"], default="table",
-                    help="table (default) or json: one JSON object per step, top first")
+                    help="table (default) or json: one JSON object per step, top first (its index: 0 is the "
+                         "bottom layer; the table numbers them from 1)")
     la.add_argument("name", metavar="NAME", help="an image (name[:tag], name@digest or id), or a container with -c")
     la.set_defaults(func=cmd_layers)
 
