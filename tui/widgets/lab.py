@@ -120,6 +120,7 @@ class LabPanel(Vertical):
         self._narrow = False
         self._transcript_table: tuple = (None, None)
         self._process_table: tuple = (None, None)
+        self._layer_table: tuple = (None, None)
         self.refreshes = 0                         # how many refreshes were applied (tests, bench)
 
     # -- layout -----------------------------------------------------------------------
@@ -439,7 +440,11 @@ class LabPanel(Vertical):
             table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang, width)
         elif tab == "layers":
             sid = self._selected or ""
-            table = model.layer_table(self._layers.get(sid), lang, error=self._layers_error.get(sid))
+            layers, error = self._layers.get(sid), self._layers_error.get(sid)
+            drawn, table = self._layer_table            # drawn: (layers, lang, error) it was made of
+            if drawn is None or drawn[0] is not layers or drawn[1:] != (lang, error):
+                table = model.layer_table(layers, lang, error=error)
+                self._layer_table = ((layers, lang, error), table)
         elif tab == "network":
             table = model.network_table(snap, lang)
         elif tab == "resources":

@@ -9,6 +9,7 @@ the writable layer last (``id == "writable"``)."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 from ..strings import tr
@@ -32,7 +33,7 @@ def _shown(changes: Sequence[Sequence[str]], limit: int) -> tuple[list[Sequence[
     """At most ``limit`` changes, whiteouts first (in path order), and how many are left out."""
     if len(changes) <= limit:
         return list(changes), 0
-    picked = {tuple(c) for c in sorted(changes, key=lambda c: (_ORDER.get(c[0], 3), c[1]))[:limit]}
+    picked = {tuple(c) for c in heapq.nsmallest(limit, changes, key=lambda c: (_ORDER.get(c[0], 3), c[1]))}
     return [c for c in changes if tuple(c) in picked], len(changes) - limit
 
 
