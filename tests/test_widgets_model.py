@@ -409,6 +409,9 @@ def test_a_half_built_container_is_shown_as_built_so_far(scene):
         def diff(self, ref):
             return []
 
+        def layers(self, ref):
+            return []
+
         def subscribe(self, after=None):
             return FixtureSource({"containers": []}).subscribe()
 

@@ -10,7 +10,7 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``run.py``         run (and run --explain), create, exec, start: the verbs that
                      start processes; :func:`config_from`
 - ``containers.py``  ps, stop, kill, rm, container prune, logs, wait, inspect, top, diff
-- ``images.py``      images, image ..., history, pull, rmi, load, save
+- ``images.py``      images, image ... (layers too), history, pull, rmi, load, save
 - ``share.py``       login, logout, tag, push, export, import: sharing images
 - ``stats.py``       stats: what containers use, live or once
 - ``system.py``      doctor, gc, events
@@ -66,7 +66,7 @@ VERBS = {
     "diff": ("show what changed in a container's writable layer", _verb("containers", "_add_diff")),
     "gc": ("remove what crashed runs left behind", _verb("system", "_add_gc")),
     "images": ("list images", _verb("images", "_add_images")),
-    "image": ("manage images (inspect, ls, history, load, save, pull, push, tag, import)",
+    "image": ("manage images (inspect, ls, history, layers, load, save, pull, push, tag, import)",
               _verb("images", "_add_image")),
     "history": ("show how an image was made, step by step", _verb("images", "_add_history")),
     "pull": ("download an image from a registry", _verb("images", "_add_pull")),

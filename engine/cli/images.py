@@ -1,5 +1,5 @@
-"""The image verbs: images, image (ls, inspect, history, load, save, pull, rm,
-prune), history, pull, rmi, load, save. They fail the way docker's do: one
+"""The image verbs: images, image (ls, inspect, history, layers, load, save,
+pull, rm, prune), history, pull, rmi, load, save. They fail the way docker's do: one
 line, exit status 1."""
 
 from __future__ import annotations
@@ -93,6 +93,26 @@ def _add_history(sub, help_text: str) -> None:
     hi.set_defaults(func=cmd_history)
 
 
+def _add_layers(sub, help_text: str) -> None:
+    la = sub.add_parser("layers", help=help_text,
+                        description="Show an image's layers, top first (as `history`): for each build step the "
+                                    "layer it made -- its size and what it changed against the layers below: "
+                                    "A added, C changed (the whole file copied up), D deleted (a whiteout: the "
+                                    "file below stays, hidden). Steps that changed no file (ENV, CMD ...) have "
+                                    "no layer. With -c, NAME is a container: its image's layers and its own "
+                                    "writable layer on top (what `diff` lists).")
+    la.add_argument("-c", "--container", action="store_true",
+                    help="NAME is a container: show its writable layer on top of its image's")
+    la.add_argument("--files", action="store_true",
+                    help=f"list every changed path (else at most {_FILES_SHOWN} per layer)")
+    la.add_argument("--no-trunc", action="store_true", help="do not shorten the instructions")
+    la.add_argument("--format", choices=["table", "json"], default="table",
+                    help="table (default) or json: one JSON object per step, top first (its index: 0 is the "
+                         "bottom layer; the table numbers them from 1)")
+    la.add_argument("name", metavar="NAME", help="an image (name[:tag], name@digest or id), or a container with -c")
+    la.set_defaults(func=cmd_layers)
+
+
 def _add_image_inspect(sub, help_text: str) -> None:
     ii = sub.add_parser("inspect", help=help_text,
                         description="Print the record of one or more images as JSON, with Docker's field names: "
@@ -112,6 +132,7 @@ def _add_image(sub, help_text: str) -> None:
     _add_image_inspect(imsub, "show an image's record as JSON")
     _add_images(imsub, "list images", name="ls", aliases=("list",))
     _add_history(imsub, "show how an image was made")
+    _add_layers(imsub, "show an image's layers and what each changed (A/C/D)")
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
@@ -408,3 +429,69 @@ def cmd_history(args, client) -> int:
     _table(table)
     return 0
 
+
+
+_FILES_SHOWN = 10          # paths listed per layer without --files
+_ORDER = {"D": 0, "C": 1, "A": 2}
+
+
+@_docker_exit
+def cmd_layers(args, client) -> int:
+    from ..images.layers import counts, image_layers
+
+    if args.container:
+        layers = client.layers(args.name)
+    else:
+        store = _image_store()
+        layers = image_layers(store, store.find(args.name))
+    layers = list(reversed(layers))                 # top first, as history
+    if args.format == "json":
+        for layer in layers:
+            print(json.dumps({**{k: v for k, v in layer.items() if k != "changes"},
+                              "counts": counts(layer),
+                              "changes": [{"kind": k, "path": p} for k, p in layer["changes"]]}))
+        return 0
+    table = [("LAYER", "SIZE", "CHANGES", "CREATED BY")]
+    listed: list[list[str]] = []
+    for layer in layers:
+        n = counts(layer)
+        created_by = layer["created_by"]
+        if not args.no_trunc:
+            created_by = " ".join(created_by.split())
+            if len(created_by) > 60:
+                created_by = created_by[:59] + "…"
+        if layer["empty"]:
+            table.append(("-", "0B", "", created_by))
+        else:
+            name = "writable" if layer["id"] == "writable" else f"#{layer['index'] + 1}"   # 1: the bottom
+            table.append((name, _human(layer["size"]), f"+{n['A']} ~{n['C']} -{n['D']}",
+                          created_by or ("(this container's changes)" if name == "writable" else "")))
+        listed.append(_paths_shown(layer, every=args.files))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    def line(row) -> str:
+        return "   ".join(v.ljust(w) for v, w in zip(row[:3], widths)) + "   " + row[3]
+    print(line(table[0]).rstrip())
+    for row, paths in zip(table[1:], listed):
+        print(line(row).rstrip())
+        for text in paths:
+            print(f"    {text}")
+    return 0
+
+
+def _paths_shown(layer: dict, *, every: bool) -> list[str]:
+    """The lines under a layer's row: its changes (``D /etc/passwd``), at most
+    :data:`_FILES_SHOWN` unless ``every`` -- whiteouts first, they are what a
+    layer hides -- and how many more there are."""
+    changes = layer["changes"]
+    opaque = set(layer["opaque"])
+    if not every and len(changes) > _FILES_SHOWN:
+        first = sorted(changes, key=lambda c: (_ORDER[c[0]], c[1]))[:_FILES_SHOWN]
+        picked = set(first)
+        changes = [c for c in changes if c in picked]
+        more = len(layer["changes"]) - len(changes)
+    else:
+        more = 0
+    out = [f"{k} {p}" + ("   (opaque: hides what is below)" if p in opaque else "") for k, p in changes]
+    if more:
+        out.append(f"… and {more} more (--files lists them all)")
+    return out

@@ -5,7 +5,7 @@ this user's (or root's) and not writable by others, and the process listening
 must run as this user or root -- the CLI hands it its own terminal. Then one
 method per request: containers (run, create, start, exec, wait, stop, kill,
 rm, ps, inspect), networks and ports, prune and gc, events (read, or
-subscribed to), and what a container is made of (snapshot, diff).
+subscribed to), and what a container is made of (snapshot, diff, layers).
 """
 
 from __future__ import annotations
@@ -413,6 +413,16 @@ class Client:
 
         record = self.inspect(ref)
         return observe.diff_layer(record["rootfs"]["upper"], record["rootfs"]["layers"])
+
+    def layers(self, ref: str, *, cache: dict | None = None) -> list[dict]:
+        """Container ``ref``'s image layers, bottom first, each with the step
+        that made it and its changes, and its writable layer on top (see
+        :mod:`engine.images.layers`; ``cache`` keeps the image part)."""
+        from ..images import ImageStore
+        from ..images.layers import container_layers
+
+        record = self.inspect(ref)
+        return container_layers(ImageStore(paths.data_dir() / "images"), record, cache)
 
     def _cgroup_of(self, record: dict):
         """The container's cgroup (for its members and usage), or None. The

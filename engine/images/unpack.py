@@ -366,6 +366,20 @@ def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
+def is_xattr_whiteout(path: Path | str, st: os.stat_result) -> bool:
+    """Whether a file is overlayfs's other whiteout: an empty file marked
+    ``overlay.whiteout`` (made where 0/0 devices cannot be, in a nested overlay)."""
+    if not stat.S_ISREG(st.st_mode) or st.st_size:
+        return False
+    for name in ("trusted.overlay.whiteout", "user.overlay.whiteout"):
+        try:
+            os.getxattr(path, name, follow_symlinks=False)
+            return True
+        except OSError:
+            pass
+    return False
+
+
 def is_opaque(path: Path | str) -> bool:
     """Whether a directory is marked opaque for overlayfs (as root, or for ``userxattr`` mounts)."""
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
