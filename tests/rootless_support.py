@@ -110,10 +110,10 @@ class Rootless:
         for part in ("engine", "lessons", "tui", "content"):
             shutil.copytree(REPO / part, self.src / part, ignore=ignore)
         shutil.copy(REPO / "pyproject.toml", self.src)       # how lessons finds content/ in a checkout
-        site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-        for name in PACKAGES:
-            if (site / name).is_dir():
-                shutil.copytree(site / name, self.src / name, ignore=ignore)
+        for site in (Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))):
+            for name in PACKAGES:
+                if (site / name).is_dir() and not (self.src / name).exists():
+                    shutil.copytree(site / name, self.src / name, ignore=ignore)
         subprocess.run(["chmod", "-R", "a+rX", str(self.src)], check=True)
         w = int(worker() or 0)
         self.users: list[User] = []

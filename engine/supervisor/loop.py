@@ -41,6 +41,10 @@ class Loop:
         self.containers_dir = paths.ensure_private_dir(self.data / "containers")
         self.store = ImageStore(self.data / "images")
         self.events = EventLog(self.data / "events.jsonl")
+        if not paths.is_root():
+            from ..cgroups.detection import claim_leaf
+
+            claim_leaf()
         self.cgroups = detect()
         # Rootless (engine.userns): root of a user namespace of its user's, no
         # bridge, no cgroup limits without a delegated cgroup v2 subtree.
