@@ -19,12 +19,17 @@ namespaces, its writable layer) is read as it is now.
 Kinds (``container`` is a container name; where it is optional, any
 container started since the step began will do):
 
-- ``container-ran``: a container ran [image, argv, exit_code, name].
+- ``container-ran``: a container ran [image, argv, exit_code, name,
+  explained: started stage by stage with ``run --explain``].
 - ``exec-ran``: a command ran in a running container [container, argv, exit_code].
 - ``interactive-session``: a terminal session (``-t``) was opened in a
   container, by ``run -it`` or ``exec -it``; a non-interactive exec does not
   count [container, image].
 - ``container-running``: container X is (or is not) running [container!, running, image].
+- ``container-removed``: container X was removed since the step began and
+  is gone (stopped is not enough) [container!].
+- ``diff-read``: the changes of a container's writable layer were read
+  (``docker diff``) since the step began [container].
 - ``pid1``: PID 1 of the container is this command [command!, container, image].
 - ``hostname-differs``: the hostname inside differs from the host's [container, equals].
 - ``file-deleted``: a file was deleted in the container's writable layer
@@ -225,10 +230,14 @@ def _where(lang: str, container: str | None) -> str:
 
 # -- the kinds -----------------------------------------------------------------------
 
-@check("container-ran", image=Param(STR), argv=Param(ARGV), exit_code=Param(INT), name=Param(STR))
+@check("container-ran", image=Param(STR), argv=Param(ARGV), exit_code=Param(INT), name=Param(STR),
+       explained=Param(BOOL))
 def _container_ran(view, cursor, args, lang) -> Result:
     image, argv, code, name = args.get("image"), _argv(args.get("argv")), args.get("exit_code"), args.get("name")
+    explained = args.get("explained")
     want = [msg(lang, "exp.container_ran")]
+    if explained:
+        want.append(msg(lang, "exp.explained"))
     if image:
         want.append(msg(lang, "exp.image", image=image))
     if argv:
@@ -245,8 +254,11 @@ def _container_ran(view, cursor, args, lang) -> Result:
         ex = exits.get(e["id"])
         ok = _image_matches(e, image) and (argv is None or e.get("argv") == argv) \
             and (name is None or e.get("name") == name) \
-            and (code is None or (ex is not None and ex.get("exit_code") == code))
+            and (code is None or (ex is not None and ex.get("exit_code") == code)) \
+            and (explained is None or bool(e.get("explained")) == explained)
         state = msg(lang, "saw.exited", code=ex.get("exit_code")) if ex else msg(lang, "saw.running")
+        if e.get("explained"):
+            state = msg(lang, "saw.explained", state=state)
         seen.append(msg(lang, "saw.container", name=e.get("name"), image=_image_text(e, lang),
                         cmd=_cmd(e.get("argv")), state=state))
         if ok:
@@ -310,6 +322,34 @@ def _running(view, cursor, args, lang) -> Result:
     state = msg(lang, "saw.running") if is_running else msg(lang, "saw.status", status=rec.get("status"))
     return Result("container-running", ok, msg(lang, "saw.state_of", name=name, state=state,
                                                 image=rec["image"].get("requested", "?")), expected)
+
+
+@check("container-removed", container=Param(STR, required=True))
+def _removed(view, cursor, args, lang) -> Result:
+    name = args["container"]
+    expected = msg(lang, "exp.removed", name=name)
+    rec = view.container(name)
+    if rec is not None:
+        return Result("container-removed", False, msg(lang, "saw.state_of", name=name, state=(
+            msg(lang, "saw.running") if rec.get("status") == "running" else
+            msg(lang, "saw.status", status=rec.get("status"))), image=rec["image"].get("requested", "?")), expected)
+    if any(e.get("kind") == "removed" and e.get("name") == name for e in view.events(cursor)):
+        return Result("container-removed", True, msg(lang, "saw.removed", name=name), expected)
+    return Result("container-removed", False, msg(lang, "saw.not_removed_here", name=name), expected)
+
+
+@check("diff-read", container=Param(STR))
+def _diff_read(view, cursor, args, lang) -> Result:
+    container = args.get("container")
+    expected = msg(lang, "exp.diff.named", name=container) if container else msg(lang, "exp.diff.any")
+    seen = []
+    for e in reversed(view.events(cursor)):
+        if e.get("kind") != "diff":
+            continue
+        seen.append(msg(lang, "saw.diff", name=e.get("name")))
+        if container is None or e.get("name") == container:
+            return Result("diff-read", True, seen[-1], expected)
+    return Result("diff-read", False, _join(lang, seen) if seen else msg(lang, "saw.no_diff"), expected)
 
 
 def _pid1_of(view, rec: dict) -> tuple[list[str], bool]:
