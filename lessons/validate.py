@@ -22,8 +22,9 @@ sense with the engine's vocabulary in hand:
   NAME (a stopped container would pass a ``container-running`` check), and
   a ``--timens`` or ``--userns private`` run a ``requires`` of ``ns.time`` or
   ``userns.private`` (the run fails where the kernel lacks them);
-- a hint before a step's last does not give one of its commands whole: the
-  middle hints lead, the last one (and "show me") gives the command.
+- a hint between a step's first and its last does not give one of its
+  commands whole (the loader says so of the first): the middle hints lead,
+  the last one (and "show me") gives the command.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ def _words(text: str) -> str:
 
 
 def _check_hints(course: Course, lesson: Lesson, step: Step) -> list[Problem]:
-    """A hint before the last one that gives a whole command of the step."""
+    """A hint between the first and the last that gives a whole command of the
+    step (the loader already refuses a first hint that does, as "start with a
+    nudge"; here backquotes and line breaks do not hide a command either)."""
     problems = []
     commands = [_words(c.text) for c in (*step.commands, *step.show)]
     commands = [c for c in commands if len(c.split()) > 2]          # "docker ps" gives nothing away
@@ -197,7 +200,7 @@ def _check_hints(course: Course, lesson: Lesson, step: Step) -> list[Problem]:
         if text is None:
             continue
         rel = str((lesson.path / f"{lang}.md").relative_to(course.path.parent))
-        for hint_id in step.hints[:-1]:
+        for hint_id in step.hints[1:-1]:
             body = _words(text.hints.get(hint_id, ""))
             for command in commands:
                 if command in body:
