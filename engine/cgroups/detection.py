@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..userns import host_uid
 from .base import Driver, NoDriver
 from .files import _errno_text, _read
 from .v1 import V1Driver
@@ -76,7 +77,7 @@ def detect(root: Path = Path("/sys/fs/cgroup"),
         if (_read(root / "cgroup.controllers") or "").split():
             if os.access(root, os.W_OK):
                 return V2Driver(root)
-            return NoDriver(f"cgroup v2 at {root} is not writable by uid {os.geteuid()}: "
+            return NoDriver(f"cgroup v2 at {root} is not writable by uid {host_uid()}: "
                             "limits need root or a delegated cgroup")
     hierarchies = _v1_hierarchies(entries, root)
     main = [p for name, p in hierarchies.items() if {"memory", "pids"} & set(name.split(","))]
@@ -84,7 +85,7 @@ def detect(root: Path = Path("/sys/fs/cgroup"),
         if all(os.access(p, os.W_OK) for p in main):
             return V1Driver(hierarchies)
         return NoDriver(f"cgroup v1 hierarchies under {root} are not writable by uid "
-                        f"{os.geteuid()}: limits need root")
+                        f"{host_uid()}: limits need root")
     if at_root and at_root[-1].fstype == "cgroup2":
         return NoDriver(f"cgroup v2 at {root} has no controllers enabled")
     return NoDriver(f"no cgroup v2 at {root} and no cgroup v1 memory or pids hierarchy mounted")

@@ -12,6 +12,7 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``containers.py``  ps, stop, kill, rm, container prune, logs, wait, inspect, top, diff
 - ``images.py``      images, image ..., history, pull, rmi, load, save
 - ``share.py``       login, logout, tag, push, export, import: sharing images
+- ``stats.py``       stats: what containers use, live or once
 - ``system.py``      doctor, gc, events
 - ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
 - ``build.py``       build, commit: the verbs that make images
@@ -58,6 +59,8 @@ VERBS = {
     "logs": ("show a container's output", _verb("containers", "_add_logs")),
     "wait": ("wait for containers to stop; print their exit codes", _verb("containers", "_add_wait")),
     "inspect": ("show a container's record as JSON", _verb("containers", "_add_inspect")),
+    "stats": ("show what containers use: CPU, memory, network and block I/O, processes",
+              _verb("stats", "_add_stats")),
     "events": ("show what happened to containers", _verb("system", "_add_events")),
     "top": ("show a container's processes (container PID beside host PID)", _verb("containers", "_add_top")),
     "diff": ("show what changed in a container's writable layer", _verb("containers", "_add_diff")),

@@ -16,18 +16,29 @@ from .parser import _Parser
 
 
 def _add_images(sub, help_text: str, name: str = "images", aliases: tuple[str, ...] = ()) -> None:
-    im = sub.add_parser(name, aliases=list(aliases), help=help_text, description="List the images in the local store.")
+    im = sub.add_parser(name, aliases=list(aliases), help=help_text,
+                        description="List the images in the local store. An image with no name -- built without "
+                                    "-t, or left behind when its tag moved to a newer image -- is listed as "
+                                    "<none> <none>: use it by its IMAGE ID, `tag` it, or let `image prune` "
+                                    "remove it.")
+    im.add_argument("-a", "--all", action="store_true",
+                    help="show all images (a build's intermediate images are not kept as images here, only "
+                         "their layers: the same list)")
+    im.add_argument("-f", "--filter", action="append", default=[], metavar="dangling=true|false",
+                    help="only untagged (dangling=true) or only named (dangling=false) images")
     im.add_argument("-q", "--quiet", action="store_true", help="only print image ids")
     im.set_defaults(func=cmd_images)
 
 
 def _add_rmi(sub, help_text: str, name: str = "rmi") -> None:
     rm = sub.add_parser(name, help=help_text,
-                        description="Remove images (their tags; then the layers no other image and no container "
-                                    "needs). An image a container uses is kept unless -f: then only its tag goes, "
-                                    "and the layers stay for the container.")
+                        description="Remove images: a name removes that tag, and the image with it once no name "
+                                    "is left to it; an image id (full, short, or sha256:...) removes the image "
+                                    "and all its names (-f when it has several). Then the layers no other image "
+                                    "and no container needs go. An image a container uses is kept unless -f: "
+                                    "then only its names go, and it stays as <none> for the container.")
     rm.add_argument("-f", "--force", action="store_true", help="untag even when a container uses the image")
-    rm.add_argument("images", nargs="+", metavar="IMAGE")
+    rm.add_argument("images", nargs="+", metavar="IMAGE", help="image name[:tag], name@digest or image id")
     rm.set_defaults(func=cmd_rmi)
 
 
@@ -111,18 +122,27 @@ def _add_image(sub, help_text: str) -> None:
     _add_import(imsub, "make a one-layer image of a tar archive")
     _add_rmi(imsub, "remove images", name="rm")
     pr = imsub.add_parser("prune", help="remove unused images",
-                          description="Remove the layers and blobs that no image and no container needs (left "
-                                      "by `rmi -f` of an image a container was using); with -a, also every "
-                                      "image that no container uses.")
+                          description="Remove the dangling images (<none> <none>: built without a name, or "
+                                      "left when their tag moved to a newer image) that no container uses, and "
+                                      "the layers and blobs nothing needs any more; with -a, every image that "
+                                      "no container uses. An image a container uses is never removed.")
     pr.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(func=cmd_image_prune)
 
 
 def cmd_images(args, client) -> int:
+    dangling = None
+    for item in args.filter:
+        key, eq, value = item.partition("=")
+        if key.strip().lower() != "dangling" or not eq:
+            raise errors.InvalidArgument(f"invalid filter {item!r}: only dangling=true|false is understood here")
+        if value.strip().lower() not in ("true", "false", "1", "0"):
+            raise errors.InvalidArgument(f"invalid filter 'dangling={value}': use true or false")
+        dangling = value.strip().lower() in ("true", "1")
     store = _image_store()
     store.ensure_lab()
-    images = store.list()
+    images = [im for im in store.list() if dangling is None or im.ref.startswith(UNTAGGED) == dangling]
     if args.quiet:
         for im in images:
             print(im.id.split(":", 1)[1][:12])
@@ -135,10 +155,32 @@ def cmd_images(args, client) -> int:
     return 0
 
 
+UNTAGGED = "<none>@"            # engine.images.store.names.UNTAGGED, without importing the store here
+
+
+def _report_removed(results: list[dict], *, pruned: bool = False) -> int:
+    """docker's lines for what ``rmi`` ("Untagged: ...", "Deleted: ...") or
+    ``image prune`` (the same, lower case) removed; 1 if any part failed."""
+    code = 0
+    for r in results:
+        if "error" in r:
+            print(f"{PROG}: {r['error']}", file=sys.stderr)
+            code = 1
+            continue
+        for word, items in (("Untagged", r["untagged"]), ("Deleted", r["deleted"])):
+            for item in items:
+                print(f"{word.lower() if pruned else word}: {item}")
+    return code
+
+
 def _image_store():
+    """The image store, this process in the engine's user namespace first
+    when rootless (so layers keep the owners their images name)."""
     from .. import paths
+    from ..client import Client
     from ..images import ImageStore
 
+    Client().enter_userns()
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 
@@ -183,6 +225,7 @@ class _Progress:
 @_docker_exit
 def cmd_load(args, client) -> int:
     from ..images import archive
+    from ..images.reference import DIGEST_RE
 
     if args.input is None and sys.stdin.isatty():
         raise errors.InvalidArgument("requested load from stdin, but stdin is empty "
@@ -195,29 +238,21 @@ def cmd_load(args, client) -> int:
     finally:
         progress.done()
     _warn(warnings)
-    for name in names:
-        print(f"Loaded image: {name}")
+    for name in names:       # an image the archive names not: by its id, as docker says it
+        print(f"Loaded image ID: {name}" if DIGEST_RE.fullmatch(name) else f"Loaded image: {name}")
     return 0
 
 
 def cmd_rmi(args, client) -> int:
     # The supervisor decides what is in use and deletes, in one step: it
     # knows the containers being started right now, which `ps` here would not.
-    results = client.call("rmi", images=args.images, force=args.force)["results"]
-    code = 0
-    for r in results:
-        if "error" in r:
-            print(f"{PROG}: {r['error']}", file=sys.stderr)
-            code = 1
-        else:
-            print(f"Untagged: {r['untagged']}")
-    return code
+    return _report_removed(client.call("rmi", images=args.images, force=args.force)["results"])
 
 
 @_docker_exit
 def cmd_image_prune(args, client) -> int:
     what = "all images without at least one container associated to them" if args.all else \
-        "all dangling images (layers no image and no container needs)"
+        "all dangling images"
     if not args.force:
         if not sys.stdin.isatty():
             raise errors.InvalidArgument(f"image prune would remove {what}: add -f to do so without being asked")
@@ -225,13 +260,15 @@ def cmd_image_prune(args, client) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     reply = client.call("rmi", prune=True, all=args.all)
-    for r in reply["results"]:
-        if "error" in r:
-            print(f"{PROG}: {r['error']}", file=sys.stderr)
-        else:
-            print(f"Untagged: {r['untagged']}")
+    results = reply["results"]
+    if any(r.get("untagged") or r.get("deleted") for r in results):
+        print("Deleted Images:")
+        code = _report_removed(results, pruned=True)
+        print()
+    else:
+        code = _report_removed(results)
     print(f"Total reclaimed space: {_human(reply['freed'])}")
-    return 0
+    return code
 
 
 @_docker_exit

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.images.store import Image, ImageStore
+from engine.images.store.names import UNTAGGED
 
 
 def layer_size(path: Path) -> int:
@@ -42,7 +43,7 @@ def layer_size(path: Path) -> int:
 def inspect_record(store: ImageStore, image: Image) -> dict:
     """Docker's ``image inspect`` object for ``image``."""
     manifest, config = store.manifest_and_config(image)
-    names = store.tags_of(image) or [image.ref]
+    names = store.tags_of(image) or ([] if image.ref.startswith(UNTAGGED) else [image.ref])
     return {
         "Id": image.id,
         "RepoTags": [t for t in names if "@" not in t],

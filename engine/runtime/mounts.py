@@ -105,7 +105,10 @@ class MountStages:
     def stage_rootfs(self) -> None:
         s = self.spec
         self.begin("rootfs", "Mount the image layers and the writable layer (overlayfs)")
-        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}"
+        # In a user namespace (the rootless engine's) overlayfs keeps its marks
+        # in user.overlay.* xattrs: the layers were unpacked so.
+        extra = ",userxattr" if s.userxattr else ""
+        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         held = []
         if len(data.encode()) >= MOUNT_DATA_MAX:
             # Many layers: their paths overflow the page mount(2) reads its
@@ -118,7 +121,7 @@ class MountStages:
                 except OSError as e:
                     self.fail(f"cannot open the image layer {path}: {os.strerror(e.errno)}")
                 lowers.append(f"/proc/self/fd/{held[-1]}")
-            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}"
+            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         try:
             self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
         finally:
@@ -171,8 +174,11 @@ class MountStages:
                 os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         finally:
             os.close(dev_fd)
+        # gid 5 (tty) owns the terminals, where the user namespace maps it (a
+        # rootless engine with the single mapping has no gid 5).
+        tty_gid = ",gid=5" if _gid_mapped(5) else ""
         self.mount_in_root("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-                           "newinstance,ptmxmode=0666,mode=0620,gid=5")
+                           f"newinstance,ptmxmode=0666,mode=0620{tty_gid}")
         if self.spec.shm_source:          # an IPC namespace shared: its POSIX shared memory too
             self.mount_in_root(self.spec.shm_source, "/dev/shm", None, sc.MS_BIND | sc.MS_REC)
         else:
@@ -217,3 +223,12 @@ class MountStages:
         os.chdir("/")
         os.close(self.root_fd)
         self.root_fd = -1
+
+
+def _gid_mapped(gid: int) -> bool:
+    """Whether this process's user namespace maps ``gid`` (always, in the host's)."""
+    try:
+        with open("/proc/self/gid_map") as f:
+            return any(int(a) <= gid < int(a) + int(c) for a, _, c in (line.split() for line in f if line.strip()))
+    except (OSError, ValueError):
+        return True

@@ -42,6 +42,12 @@ class Loop:
         self.store = ImageStore(self.data / "images")
         self.events = EventLog(self.data / "events.jsonl")
         self.cgroups = detect()
+        # Rootless (engine.userns): root of a user namespace of its user's, no
+        # bridge, no cgroup limits without a delegated cgroup v2 subtree.
+        self.rootless = not paths.is_root()
+        self.kernel = sc.Syscalls()
+        if self.rootless:           # children forked by a helper come to us (see Start.fork_by_helper)
+            self.kernel.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         # Tests and instructors' sandboxes keep their cgroups apart with this.
         self.cgroup_parent = os.environ.get("CONTAINER_LAB_CGROUP_PARENT", "container-lab")
         self.kernel = sc.Syscalls()
