@@ -72,7 +72,7 @@ class EngineView:
         return self.client.snapshot(ref)
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
-        return self.client.diff(ref)
+        return self.client.diff(ref, record=False)     # a check's look is not the learner's
 
     # -- the kernel ----------------------------------------------------------------
     def host_hostname(self) -> str:

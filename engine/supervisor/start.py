@@ -356,7 +356,7 @@ class Start:
                         "exit_code": 125}
         try:
             try:
-                pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages)
+                pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages, stepwise=st.stepwise)
             except EngineError:
                 raise
             except Exception:  # noqa: BLE001 - a bug: end the start cleanly, as start() does
@@ -399,9 +399,12 @@ class Start:
             st.client.send({"ok": True, "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings},
                            reply_fds)
 
-    def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list) -> int:
+    def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list, *,
+                       stepwise: bool = False) -> int:
         """The child has exec'd (or failed): record its transcript; then either
-        clean up after the failure, or watch it run. Returns the terminal master or -1."""
+        clean up after the failure, or watch it run. Returns the terminal master or -1.
+        A start made stage by stage (``run --explain``) says so in its event
+        (``explained``), so a lesson can tell that the learner watched it."""
         pid, outputs = c.pid, c.outputs
         stages = transcript.done() + child_stages
         save_transcript(c.dir, stages)
@@ -427,7 +430,7 @@ class Start:
         self.pace_output(c)
         self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
         c.save()
-        self.emit("started", c, pid=pid)
+        self.emit("started", c, pid=pid, **({"explained": True} if stepwise else {}))
         return pty
 
     def op_proceed(self, conn, msg, fds):

@@ -112,7 +112,7 @@ class EngineSource:
         return []
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
-        return self.client.diff(ref)
+        return self.client.diff(ref, record=False)      # the panel's polling is no user's docker diff
 
     def layers(self, ref: str) -> list[dict]:
         """The image part is walked once per image; the writable layer each time."""
@@ -216,7 +216,7 @@ def record(client, *, history: int = 1, interval: float = 0.5, events_after: int
                                             "processes": [], "namespaces": {}, "mounts": [],
                                             "network": None, "resources": None}]
         try:
-            scene["diffs"][c["id"]] = [list(d) for d in client.diff(c["id"])]
+            scene["diffs"][c["id"]] = [list(d) for d in client.diff(c["id"], record=False)]
         except Exception:  # noqa: BLE001 - a container without a writable layer: no diff
             scene["diffs"][c["id"]] = []
         try:
