@@ -100,6 +100,7 @@ def diagnose() -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
+    check("registry.course", *course_registry())
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
@@ -121,6 +122,35 @@ def diagnose() -> dict:
     ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
+
+
+def course_registry(timeout: float = 1.5) -> tuple[bool, str]:
+    """Whether the course's registry (``course-registry`` in registries.toml,
+    localhost:5000 by default) answers ``GET /v2/`` -- any HTTP answer will
+    do, 401 included (it wants a login, and ``login`` gives one)."""
+    import urllib.error
+    import urllib.request
+
+    from .images import config
+    from .images.registry import is_loopback
+
+    try:
+        settings = config.load()
+    except config.ConfigError as e:
+        return False, f"the registry settings cannot be read: {e}"
+    host = settings.course_registry
+    scheme = "http" if is_loopback(host) or settings.is_insecure(host) else "https"
+    where = "course-registry in registries.toml" if host != config.COURSE_REGISTRY else "the default; set course-registry in " \
+        "registries.toml to move it"
+    try:
+        urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass                                # it answered (401: log in first)
+    except (OSError, ValueError) as e:
+        why = getattr(e, "reason", None) or e
+        why = getattr(why, "strerror", None) or str(why)
+        return False, f"no registry answers at {scheme}://{host} ({where}): {why}"
+    return True, f"the course registry answers at {scheme}://{host} ({where})"
 
 
 def _network_support(root: bool) -> tuple[bool, str]:

@@ -18,6 +18,12 @@ rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``pids-limit-hit`` carry ``count``; ``network-connect`` carries ``network`` and
 ``address``, ``network-disconnect`` ``network``. Readers ignore fields they do not know.
 
+``image`` is an image's, not a container's: no ``id`` or ``name``, but
+``action`` (``build``, ``pull``, ``push``, ``save``: the client does those
+and tells the supervisor, see its ``image_event`` request), ``ref``,
+``names``, ``image_id``/``digest`` when known, and for a build ``steps`` (its
+instructions after FROM) and ``cached`` (how many the build cache answered).
+
 Only the supervisor writes (it is single-threaded, so ``seq`` needs no
 lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into
 ``events.jsonl.1``; readers look at both.
@@ -34,7 +40,7 @@ from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
-         "removed", "network-connect", "network-disconnect")
+         "removed", "network-connect", "network-disconnect", "image")
 ROTATE_AT = 4 * 1024 * 1024
 
 

@@ -61,12 +61,15 @@ class Options:
 
 @dataclass
 class Result:
-    """The image built: its id, the names it was stored under, warnings said."""
+    """The image built: its id, the names it was stored under, warnings said,
+    and how many of its instructions after FROM the build cache answered."""
 
     id: str
     names: list[str]
     image: object
     warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    cached: int = 0
 
 
 def default_store():
@@ -101,6 +104,7 @@ class Build:
         self.warnings: list[str] = []
         self.global_args: dict[str, str | None] = {}
         self.work: Path | None = None
+        self.steps = self.cached_steps = 0      # instructions after FROM, and the build cache's answers
 
     # -- the whole build -----------------------------------------------------
 
@@ -283,7 +287,7 @@ class Build:
         unused = sorted(set(self.opt.build_args) - self.consumed)
         if unused:
             self.warnings.append(f"one or more build-args [{' '.join(unused)}] were not consumed")
-        return Result(image.id, names, image, self.warnings + warned)
+        return Result(image.id, names, image, self.warnings + warned, self.steps, self.cached_steps)
 
 
 def parse_build_args(values: list[str], environ=os.environ) -> dict[str, str]:
