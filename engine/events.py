@@ -22,7 +22,8 @@ rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``action`` (``build``, ``pull``, ``push``, ``save``: the client does those
 and tells the supervisor, see its ``image_event`` request), ``ref``,
 ``names``, ``image_id``/``digest`` when known, and for a build ``steps`` (its
-instructions after FROM) and ``cached`` (how many the build cache answered).
+instructions after FROM), ``cached`` (how many the build cache answered)
+and ``dockerfile`` (the digest of the Dockerfile's text).
 
 Only the supervisor writes (it is single-threaded, so ``seq`` needs no
 lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into

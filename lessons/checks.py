@@ -43,6 +43,8 @@ container started since the step began will do):
 - ``port-published``: container port P is published on a host port and, for
   TCP, a connection from the host to it is accepted [container!, port!,
   proto, reachable].
+- ``image-built``, ``image-pushed``, ``image-pulled``, ``image-saved``: what
+  the learner did to an image named N (:mod:`lessons.checks_images`).
 """
 
 from __future__ import annotations
@@ -571,3 +573,7 @@ def _port_published(view, cursor, args, lang) -> Result:
                                                    why=e.strerror or str(e)), expected)
     return Result("port-published", True, msg(lang, "saw.port.open", name=name, port=port, proto=proto,
                                               host=f"{host_ip}:{host_port}"), expected)
+
+
+# -- images (their own module; registered on import) ---------------------------------------------
+from . import checks_images  # noqa: E402,F401

@@ -46,7 +46,7 @@ class Requests:
         Fields: ``action``, ``ref`` (the image), ``names`` (every name it
         got or was saved under), ``image_id``, ``digest``, and for a build
         ``steps`` and ``cached`` (its instructions after FROM, and how many
-        of them the build cache answered)."""
+        of them the build cache answered) and ``dockerfile`` (its text's digest)."""
         action = msg.get("action")
         if action not in IMAGE_ACTIONS:
             raise InvalidArgument(f"action must be one of {', '.join(IMAGE_ACTIONS)}")
@@ -56,7 +56,7 @@ class Requests:
                                                                      for n in names):
             raise InvalidArgument("names must be a list of up to 32 image names")
         fields = {"action": action, "ref": ref, "names": names, "image": {"requested": ref, "resolved": ref}}
-        for key in ("image_id", "digest"):
+        for key in ("image_id", "digest", "dockerfile"):
             if (value := _text(msg, key)) is not None:
                 fields[key] = value
         if action == "build":

@@ -25,6 +25,7 @@ A ``--build-arg`` no ``ARG`` declares is reported at the end.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -70,6 +71,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     steps: int = 0
     cached: int = 0
+    dockerfile: str = ""                    # "sha256:..." of the Dockerfile's text: which one was built
 
 
 def default_store():
@@ -105,6 +107,7 @@ class Build:
         self.global_args: dict[str, str | None] = {}
         self.work: Path | None = None
         self.steps = self.cached_steps = 0      # instructions after FROM, and the build cache's answers
+        self.dockerfile_digest = ""
 
     # -- the whole build -----------------------------------------------------
 
@@ -166,6 +169,7 @@ class Build:
         except OSError as e:
             raise ImageError(f"failed to read the Dockerfile: {path}: {e.strerror or e}") from None
         self.progress.log(n, f"transferring dockerfile: {len(text.encode(errors='surrogateescape'))}B done")
+        self.dockerfile_digest = "sha256:" + hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()
         parsed = df.parse(text, shown)
         for note in parsed.notes:
             self.progress.log(n, f"WARN: {note}")
@@ -287,7 +291,8 @@ class Build:
         unused = sorted(set(self.opt.build_args) - self.consumed)
         if unused:
             self.warnings.append(f"one or more build-args [{' '.join(unused)}] were not consumed")
-        return Result(image.id, names, image, self.warnings + warned, self.steps, self.cached_steps)
+        return Result(image.id, names, image, self.warnings + warned, self.steps, self.cached_steps,
+                      self.dockerfile_digest)
 
 
 def parse_build_args(values: list[str], environ=os.environ) -> dict[str, str]:
