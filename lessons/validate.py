@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checks import validate as validate_check
 from engine.images.config import COURSE_REGISTRY
 
+from .checks import validate as validate_check
 from .docker import CommandError, Context, translate
 from .docker import _parse as _parse_args
 from .loader import read_course

@@ -1,4 +1,4 @@
-"""The shipped course (content/, all eleven lessons) against the real engine.
+"""The shipped course (content/, all twelve lessons) against the real engine.
 
 For each lesson, in English and in Chinese, ``solve`` must do
 every step and pass every check and quiz; every hands-on step must also work
@@ -104,9 +104,9 @@ def _holding_ports(lesson, timeout: float = 90, wait_turn: float = 900):
         yield
 
 
-def test_the_eleven_lessons_are_there(core, view):
+def test_the_twelve_lessons_are_there(core, view):
     assert [lesson.folder for lesson in core.lessons] == FOLDERS
-    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 12)]
+    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 13)]
     namespaces = core.lesson("namespaces")
     assert [s.id for s in namespaces.steps][:8] == ["pid", "user", "uts", "mnt", "net", "ipc", "cgroup", "time"]
     limits = core.lesson("cgroups")
