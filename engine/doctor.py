@@ -100,7 +100,10 @@ def diagnose() -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
-    check("registry.course", *course_registry())
+    try:
+        check("registry.course", *course_registry())
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        check("registry.course", False, f"cannot ask the course registry: {e}")
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
