@@ -39,8 +39,12 @@ def _read(path: str) -> str | None:
         return None
 
 
-def diagnose() -> dict:
-    """Look at this machine; never raises."""
+def diagnose(*, registry: bool = False) -> dict:
+    """Look at this machine; never raises. ``registry``: ask the course's
+    registry too (``registry.course``: a request over the network, up to
+    1.5 s, and an answer that changes as registries come and go -- so the
+    app's diagnosis at start leaves it out, and a lesson asks it when a step
+    needs it: :mod:`lessons.requirements`)."""
     checks: list[dict] = []
 
     def check(cid: str, ok: bool, detail: str) -> None:
@@ -100,10 +104,8 @@ def diagnose() -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
-    try:
-        check("registry.course", *course_registry())
-    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
-        check("registry.course", False, f"cannot ask the course registry: {e}")
+    if registry:
+        checks.append(course_registry_check())
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
@@ -125,6 +127,15 @@ def diagnose() -> dict:
     ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
+
+
+def course_registry_check() -> dict:
+    """``registry.course`` as a doctor check (never raises)."""
+    try:
+        ok, detail = course_registry()
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        ok, detail = False, f"cannot ask the course registry: {e}"
+    return {"id": "registry.course", "ok": ok, "detail": detail}
 
 
 def course_registry(timeout: float = 1.5) -> tuple[bool, str]:

@@ -311,3 +311,23 @@ def test_solve_without_a_registry_explains_the_push_step(course, view, tmp_path,
     assert [s.id for s in skipped] == ["push-and-pull-back"]
     assert report.checks == sum(len(s.checks) for s in course.lesson(LESSON).steps if not s.requires)
     _remove_images("hello")
+
+
+@needs_root
+def test_the_registry_requirement_is_asked_when_a_step_needs_it_not_at_start(course, view, tmp_path, monkeypatch):
+    """The app's diagnosis is taken once, at its start, without the registry; a registry the
+    learner starts afterwards makes the push step runnable at once."""
+    from engine.doctor import diagnose
+
+    assert "registry.course" not in {c["id"] for c in diagnose()["checks"]}
+    step = course.lesson(LESSON).step("push-and-pull-back")
+    lab = Lab(course, course.lesson(LESSON), view=view, doctor=diagnose)
+    _settings(tmp_path, monkeypatch, f'course-registry = "127.0.0.1:{free_port()}"\n')
+    assert [c["id"] for c in lab.lacking(step)] == ["registry.course"]
+    assert "registry.course" in lab.unavailable(step)
+    registry = RegistryServer()
+    try:
+        (tmp_path / "config" / "container-lab" / "registries.toml").write_text(f'course-registry = "{registry.host}"\n')
+        assert lab.lacking(step) == [] and lab.unavailable(step) is None
+    finally:
+        registry.close()

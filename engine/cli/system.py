@@ -40,7 +40,7 @@ def _add_doctor(sub, help_text: str) -> None:
 def cmd_doctor(args, client) -> int:
     from ..doctor import diagnose
 
-    report = diagnose()
+    report = diagnose(registry=True)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
