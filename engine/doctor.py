@@ -50,9 +50,13 @@ def diagnose(*, registry: bool = False) -> dict:
     def check(cid: str, ok: bool, detail: str) -> None:
         checks.append({"id": cid, "ok": bool(ok), "detail": detail})
 
-    root = os.geteuid() == 0
-    check("root", root, "running as root" if root else
-          "not root: containers need root for now (rootless mode is not built yet); use sudo")
+    from . import paths
+
+    root = paths.is_root()
+    check("root", root, "running as root: every lesson, networks and limits" if root else
+          "not root: containers run rootless, in a user namespace of yours (see userns.*)")
+    if not root:
+        _rootless_checks(check)
     kernel = os.uname().release
     check("kernel", True, f"Linux {kernel}")
     filesystems = _read("/proc/filesystems") or ""
@@ -65,9 +69,13 @@ def diagnose(*, registry: bool = False) -> dict:
               f"this kernel has no {kind} namespaces")
     max_userns = _read("/proc/sys/user/max_user_namespaces")
     userns = max_userns is not None and max_userns != "0"
-    check("userns.private", userns and root, "--userns private works" if userns and root else
-          "--userns private needs root and user namespaces (user.max_user_namespaces is "
-          f"{max_userns or 'missing'})")
+    if root or not userns:
+        check("userns.private", userns and root, "--userns private works" if userns and root else
+              "--userns private needs user namespaces (user.max_user_namespaces is "
+              f"{max_userns or 'missing'})")
+    else:
+        check("userns.private", False, "without root every container runs in a user namespace of yours "
+              "already (root inside is you outside): none shares the host's, and --userns private adds nothing")
 
     machine = os.uname().machine
     filters = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
@@ -91,7 +99,7 @@ def diagnose(*, registry: bool = False) -> dict:
           else sealed.INIT_MISSING)
 
     try:
-        from . import paths, quota
+        from . import quota
 
         data = os.path.abspath(paths.data_path())
         while not os.path.exists(data):        # not made yet: where it will be
@@ -124,7 +132,8 @@ def diagnose(*, registry: bool = False) -> dict:
     except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
         for limit in LIMITS:
             check(f"cgroup.{limit}", False, f"cannot read the cgroup setup: {e}")
-    ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
+    required = REQUIRED if root else tuple(r for r in REQUIRED if r != "root") + ("userns.rootless",)
+    ok = all(c["ok"] for c in checks if c["id"] in required)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
 
@@ -165,6 +174,29 @@ def course_registry(timeout: float = 1.5) -> tuple[bool, str]:
         why = getattr(why, "strerror", None) or str(why)
         return False, f"no registry answers at {scheme}://{host} ({where}): {why}"
     return True, f"the course registry answers at {scheme}://{host} ({where})"
+
+
+def _rootless_checks(check) -> None:
+    """What a user who is not root gets (engine.userns): user namespaces at
+    all, and which id mapping."""
+    from . import userns
+
+    why = userns.restriction_reason()
+    if why and "AppArmor" in why:
+        why = (f"{why}. Ubuntu 24.04 does this by default: a program may make user namespaces only "
+               "under an AppArmor profile that allows it. An administrator can allow this one with a profile "
+               "(/etc/apparmor.d/container-lab: abi <abi/4.0>, include <tunables/global>, profile "
+               "container-lab /path/to/python flags=(unconfined) { userns, }, then "
+               "apparmor_parser -r /etc/apparmor.d/container-lab), as podman and other rootless tools ship one; "
+               "or turn the restriction off for everyone: sysctl kernel.apparmor_restrict_unprivileged_userns=0")
+    check("userns.rootless", why is None, why or
+          "user namespaces are allowed: containers run as root of a user namespace of yours")
+    plan = userns.plan()
+    check("userns.ids", plan.mode == "subid",
+          f"uids 0-{plan.size - 1} inside map to yours and your subordinate range "
+          f"({' '.join(f'{a}:{b}:{c}' for a, b, c in plan.uid_map)})" if plan.mode == "subid" else
+          f"only your own uid is mapped (root inside is you): chown to other users and apt-get in a "
+          f"container fail; {plan.why}")
 
 
 def _network_support(root: bool) -> tuple[bool, str]:

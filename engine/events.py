@@ -16,7 +16,10 @@ Schema (version 1): one JSON object per line of ``<data>/events.jsonl``::
 rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``exec-exited`` carry ``exec_id``; ``kill`` carries ``signal``; ``oom`` and
 ``pids-limit-hit`` carry ``count``; ``network-connect`` carries ``network`` and
-``address``, ``network-disconnect`` ``network``. Readers ignore fields they do not know.
+``address``, ``network-disconnect`` ``network``; ``started`` carries ``explained``
+(true) when the container was started stage by stage (``run --explain``).
+``diff`` records that a client read a container's changes (``docker diff``),
+as Docker records ``top`` and ``export``. Readers ignore fields they do not know.
 
 ``image`` is an image's, not a container's: no ``id`` or ``name``, but
 ``action`` (``build``, ``pull``, ``push``, ``save``: the client does those
@@ -41,7 +44,7 @@ from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
-         "removed", "network-connect", "network-disconnect", "image")
+         "removed", "network-connect", "network-disconnect", "diff", "image")
 ROTATE_AT = 4 * 1024 * 1024
 
 

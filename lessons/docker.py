@@ -36,7 +36,7 @@ ALIASES = {
     "image build": "build", "container commit": "commit",
 }
 for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait", "create",
-           "export"):
+           "export", "stats"):
     ALIASES[f"container {_v}"] = _v
 
 # Docker's own commands (``docker --help``, ``docker container --help``, ``docker image --help``):
@@ -265,6 +265,8 @@ def _translate(text: str, context: Context, check_only: bool, has_image, can_pul
         raise CommandError(msg(lang, "cmd.load_from_file"))
     if verb == "export" and not getattr(args, "output", None):
         raise CommandError(msg(lang, "cmd.export_to_file"))
+    if verb == "stats" and not args.no_stream:
+        raise CommandError(msg(lang, "cmd.stats_no_stream"))
     if verb == "import" and getattr(args, "file", None) == "-":
         raise CommandError(msg(lang, "cmd.import_from_file"))
     terminal = bool(getattr(args, "tty", False)) or (verb == "start" and (args.attach or args.interactive))

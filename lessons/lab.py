@@ -4,14 +4,17 @@
 learner (``course solve``) use to work a lesson against the real engine:
 
 - :meth:`Lab.begin_step` makes sure the lab is in the state the step starts
-  from (the lesson's ``setup``, then the step's), and returns the *cursor*:
+  from (the lesson's ``setup``, then the step's; what an earlier try of the
+  step left -- its own ``run --name`` containers and ``network create``
+  networks -- removed, so a step is safe to do again), and returns the *cursor*:
   the sequence number of the newest event, so the step's checks count only
   what happens from now on;
 - :meth:`Lab.run` runs one docker command the learner typed (translated,
   labelled ``course``/``course.lesson``/``course.step``/``course.origin``);
 - :meth:`Lab.run_explained` starts a ``docker run --explain`` one stage at
   a time, waiting for the learner between stages (:mod:`lessons.stepwise`);
-- :meth:`Lab.show_me` performs the step as its "show me" does;
+- :meth:`Lab.show_me` performs the step as its "show me" does (from a clean
+  start too: the learner's half-done try removed first);
 - :meth:`Lab.check` evaluates the step's checks;
 - :meth:`Lab.reset` removes the lesson's containers and networks and sets
   the lab up again ("reset step"); :meth:`Lab.cleanup` removes them for good.
@@ -340,11 +343,65 @@ class Lab:
             results.append(run(cmd, cancel=cancel, lang=self.lang))
         return results
 
+    def made_by(self, step: Step) -> tuple[set[str], set[str]]:
+        """The containers (``run --name``) and networks (``network create``) that
+        ``step``'s own commands make -- not those a setup ensures."""
+        def made(commands) -> tuple[set[str], set[str]]:
+            names, networks = set(), set()
+            for command in commands:
+                try:
+                    cmd = translate(command.text, self.context(step, "setup"), check_only=True)
+                except CommandError:
+                    continue                  # course check says so; nothing is made by it
+                if cmd.network:
+                    networks.add(cmd.network)
+                elif cmd.verb == "run" and cmd.name:
+                    names.add(cmd.name)
+            return names, networks
+        names, networks = made((*step.commands, *step.show))
+        kept_names, kept_networks = made((*self.lesson.setup, *step.setup))
+        return names - kept_names, networks - kept_networks
+
+    def clear_leftovers(self, step: Step) -> list[str]:
+        """Remove what an earlier try of ``step`` left: this lesson's containers
+        (of this session) named by the step's own ``run --name``, then the
+        networks its own commands create -- so the step's commands never fail
+        with "name in use" the second time. A container of that name that is
+        not this lesson's is left alone (the learner's own: the engine says so).
+        Returns the names removed."""
+        from engine.errors import ContainerNotFound, EngineError
+
+        names, networks = self.made_by(step)
+        if not names and not networks:
+            return []
+        removed = []
+        for c in self.containers():
+            if c["name"] in names:
+                try:
+                    self.view.client.remove(c["id"], force=True)
+                    removed.append(c["name"])
+                except ContainerNotFound:
+                    pass
+        if networks:
+            try:
+                existing = set(self.view.networks())
+            except EngineError:
+                existing = set()
+            for name in sorted(networks & existing):
+                try:
+                    self.view.client.network_remove(name)
+                    removed.append(name)
+                except EngineError:
+                    pass                      # still in use by a container not of this step
+        return removed
+
     def begin_step(self, step: Step, *, cancel=None) -> tuple[int, list[RunResult]]:
-        """Set the step's starting state up; returns (cursor, setup results)."""
+        """Set the step's starting state up (an earlier try's leftovers removed,
+        see :meth:`clear_leftovers`); returns (cursor, setup results)."""
         self.write_files()
         results = self.ensure(self.lesson.setup, None, cancel=cancel)
         if not self.lacking(step):
+            self.clear_leftovers(step)
             results += self.ensure(step.setup, step, cancel=cancel)
         return self.view.cursor(), results
 
@@ -364,6 +421,7 @@ class Lab:
             if on_output:
                 on_output(why + "\n")
             return [RunResult("", 0, why, skipped=True)]
+        self.clear_leftovers(step)          # what the learner's own try made: show me starts afresh
         results = []
         for command in step.show_me:
             if cancel is not None and cancel.is_set():

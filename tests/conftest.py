@@ -123,6 +123,31 @@ def _empty_or_skipped(session) -> list[str]:
 LEFTOVERS_ENV = "CONTAINER_LAB_TEST_LEFTOVERS"
 
 
+def pure_cgroup_v2() -> bool:
+    """Whether /sys/fs/cgroup is the unified hierarchy with controllers (as most machines today)."""
+    try:
+        return bool(Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
+    except OSError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cgroup_v2 need what only a pure cgroup v2 kernel has (a
+    delegated subtree): elsewhere they are deselected -- not skipped, and not
+    counted as passed -- and the run says so; CI runs them in its v2 VM."""
+    if pure_cgroup_v2():
+        return
+    kept = [i for i in items if i.get_closest_marker("cgroup_v2") is None]
+    gone = [i for i in items if i.get_closest_marker("cgroup_v2") is not None]
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = kept
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"{len(gone)} cgroup v2 test(s) deselected: this machine is not pure cgroup v2 "
+                                "(.ci/cgroup-v2/run-in-vm runs them)")
+
+
 def pytest_configure(config):
     """The controller makes a directory where every session (each xdist worker
     has its own engine root) reports what of its own it could not remove, and

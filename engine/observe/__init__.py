@@ -31,6 +31,7 @@ Where each part lives:
 - :mod:`.mountinfo` -- the mount table, the overlay's layers picked out;
 - :mod:`.network` -- the network, through :mod:`engine.netinfo`;
 - :mod:`.changes` -- :func:`compare` and :func:`diff_layer`;
+- :mod:`.usage` -- what a container uses, counted as ``docker stats`` counts it;
 - :mod:`.procfs` -- reading a /proc file that may vanish mid-read;
 - here -- :func:`snapshot`, which puts the parts together.
 

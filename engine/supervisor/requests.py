@@ -111,6 +111,14 @@ class Requests:
             rec["transcript"] = transcript.load(c.dir)
         return {"container": rec}, []
 
+    def op_diff(self, conn, msg, fds):
+        """Where a container's writable layer and image layers are, for its
+        client to compare (``docker diff``; the walk is the client's, off this
+        loop), recorded as a ``diff`` event -- as Docker records ``top``."""
+        c = self.find(msg.get("id"))
+        self.emit("diff", c)
+        return {"rootfs": {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper")}}, []
+
     def namespaces(self, c: Container) -> dict:
         """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
         if c.status not in ("running", "starting") or not c.pid:

@@ -70,7 +70,7 @@ class TerminalMixin:
 
     def action_shell(self) -> None:
         """o: a shell in the container picked in the lab panel (or the lesson's newest running one)."""
-        if not has_terminal_view() or self.terminal is not None or not self.machine.root:
+        if not has_terminal_view() or self.terminal is not None or not self.machine.can_run:
             if self.terminal is not None:
                 self.notify(t(self.lang, "busy.terminal"), severity="warning")
             return

@@ -4,8 +4,11 @@
 (:mod:`.context`), works out the global ``ARG`` s, picks the stages the
 target needs (the last stage unless ``target``; a stage no other needs is
 skipped, as BuildKit skips it), builds each (:class:`.steps.StageBuild`)
-and stores the target's image under its tags -- or, without a tag, under
-its short id, since the store keeps images by name (``run <id>`` works).
+and stores the target's image under its tags -- or, without a tag, with
+none (``<none>`` in ``images``; ``run <id>`` works). A tag that named an
+older image moves to the new one; the old one stays, dangling, until
+``image prune`` -- and its layers keep serving the build cache till then,
+as docker's do.
 
 It runs where the CLI runs, as ``pull`` does: it reads the context in
 place and writes the store itself, and asks the supervisor only to run the
@@ -76,8 +79,10 @@ class Result:
 
 def default_store():
     from engine import paths
+    from engine.client import Client
     from engine.images.store import ImageStore
 
+    Client().enter_userns()          # rootless: owners as the image names them
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 
@@ -281,7 +286,7 @@ class Build:
         n = self.progress.vertex("exporting to image")
         self.progress.log(n, "exporting layers done")
         image_id = state.image_id()
-        names = tags or [f"{image_id[7:19]}:latest"]
+        names = list(tags)          # none: the image is kept untagged, used by its id
         self.progress.log(n, f"writing image {image_id} done")
         warned: list[str] = []
         image = store_state(self.store, state, names, warn=warned.append)
