@@ -111,8 +111,13 @@ def test_the_twelve_lessons_are_there(core, view):
     assert [s.id for s in namespaces.steps][:8] == ["pid", "user", "uts", "mnt", "net", "ipc", "cgroup", "time"]
     limits = core.lesson("cgroups")
     assert {s.id: s.requires for s in limits.steps if s.requires} == {
-        "memory": ("cgroup.memory",), "fork-bomb": ("cgroup.pids",), "cpu": ("cgroup.cpu",),
-        "clean-up": ("cgroup.cpu",)}
+        "limits": ("cgroup.memory", "cgroup.pids"), "memory": ("cgroup.memory",), "fork-bomb": ("cgroup.pids",),
+        "cpu": ("cgroup.cpu",), "clean-up": ("cgroup.cpu",)}
+    images = core.lesson("build-and-share")
+    assert [s.id for s in images.steps] == ["first-pull", "an-image-is-a-tar", "build", "history", "cache",
+                                            "push-and-pull-back", "recap"]
+    assert {s.id: s.requires for s in images.steps if s.requires} == {"push-and-pull-back": ("registry.course",)}
+    assert [name for name, _ in images.files] == ["Dockerfile", "Dockerfile.changed"]
     networks = core.lesson("networks")
     assert [s.id for s in networks.steps] == ["bridge", "by-name", "publish", "none", "by-name-how", "recap"]
     assert {s.id for s in networks.steps if s.requires == ("network.bridge",)} == {"bridge", "by-name", "publish",
