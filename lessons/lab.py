@@ -105,7 +105,6 @@ class Lab:
         self._pullable: dict[str, tuple[str, str]] = {}     # image -> what the registry said, this lesson
         self._said: set[str] = set()                        # images whose fallback the learner has been told
         self._networks: tuple[str, ...] | None = None
-        self._variables: tuple[tuple[str, str], ...] | None = None
 
     # -- what this machine can do ----------------------------------------------------
     def lacking(self, step: Step) -> list[dict]:
@@ -138,16 +137,17 @@ class Lab:
         return learner_state_dir() / "work" / self.lesson.folder
 
     def variables(self) -> tuple[tuple[str, str], ...]:
-        """What ``$PWD`` and ``$REGISTRY`` stand for in this lesson's commands."""
-        if self._variables is None:
-            from engine.images import config
-            try:
-                registry = config.load().course_registry
-            except config.ConfigError:
-                registry = config.COURSE_REGISTRY       # pull and push say what is wrong with the file
-            folder = self.workdir()
-            self._variables = (("PWD", str(folder) if folder else "/"), ("REGISTRY", registry))
-        return self._variables
+        """What ``$PWD`` and ``$REGISTRY`` stand for in this lesson's commands (the
+        settings read each time, as the registry requirement is asked: a learner
+        may set ``course-registry`` in the middle of a lesson)."""
+        from engine.images import config
+
+        try:
+            registry = config.load().course_registry
+        except config.ConfigError:
+            registry = config.COURSE_REGISTRY       # pull and push say what is wrong with the file
+        folder = self.workdir()
+        return (("PWD", str(folder) if folder else "/"), ("REGISTRY", registry))
 
     def write_files(self, *, again: bool = False) -> list[str]:
         """Write the lesson's files into its folder: those missing (a learner's

@@ -329,5 +329,7 @@ def test_the_registry_requirement_is_asked_when_a_step_needs_it_not_at_start(cou
     try:
         (tmp_path / "config" / "container-lab" / "registries.toml").write_text(f'course-registry = "{registry.host}"\n')
         assert lab.lacking(step) == [] and lab.unavailable(step) is None
+        assert translate("docker push $REGISTRY/hello", lab.context(step, "learner"), check_only=True).argv == \
+            ("push", f"{registry.host}/hello")                          # $REGISTRY follows the settings too
     finally:
         registry.close()
