@@ -333,3 +333,18 @@ def test_the_registry_requirement_is_asked_when_a_step_needs_it_not_at_start(cou
             ("push", f"{registry.host}/hello")                          # $REGISTRY follows the settings too
     finally:
         registry.close()
+
+
+def test_a_build_is_a_setup_command_only_with_a_name(tmp_path):
+    import shutil
+
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "tests" / "fixtures" / "course", course)
+    lesson = sorted(p for p in course.iterdir() if p.is_dir())[0]
+    toml = lesson / "lesson.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace("[[steps]]", '[[steps]]\nsetup = ["docker build -t made .", "docker build ."]', 1))
+    _, problems = check_course(course)
+    text = "\n".join(map(str, problems))
+    assert "setup 'docker build .': setup commands are" in text
+    assert "setup 'docker build -t made .'" not in text
