@@ -266,6 +266,24 @@ def test_another_user_cannot_reach_the_supervisor(rl):
         os.close(fd)
 
 
+def test_the_lab_panel_sees_inside_a_rootless_container(rl):
+    """The snapshot the app polls: the user namespace not the host's, the uid
+    map, and what only the engine may enter (hostname, network) read by it."""
+    u = rl.ranged
+    ok(rl.run(u, "run", "-d", "--name", "seen", "--hostname", "inside", "lab", "sleep", "300"))
+    try:
+        out = ok(rl.run(u, "-c", "import json; from engine.client import Client; s = Client().snapshot('seen'); "
+                        "print(json.dumps([s['hostname'], s['network_error'], "
+                        "[i['name'] for i in (s['network'] or {}).get('interfaces', [])], "
+                        "s['namespaces']['user']['shared_with_host'], "
+                        "[(p['uid'], p['uid_host']) for p in s['processes']]]))", module=None))
+        hostname, error, links, shared, ids = json.loads(out)
+        assert hostname == "inside" and error is None and links == ["lo"]
+        assert shared is False and ids == [[0, u.uid]]
+    finally:
+        ok(rl.run(u, "rm", "-f", "seen"))
+
+
 @pytest.mark.parametrize("who,lang", [("ranged", "en"), ("ranged", "zh"), ("single", "en")])
 def test_the_course_solves_without_root(rl, who, lang):
     """Every lesson, as a learner without sudo: what the machine cannot give

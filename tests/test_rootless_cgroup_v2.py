@@ -72,6 +72,7 @@ def test_limits_apply_in_the_delegated_subtree(delegated):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["67108864", "20", "50000", "100000"]
     assert "NOT applied" not in out.stderr
+    as_user_in_leaf(rl, u, leaf, "ps", "-a")          # the supervisor tidies an exit before it answers
     made = [p for p in (top / "container-lab").iterdir() if p.is_dir()] if (top / "container-lab").exists() else []
     assert made == []                      # --rm: its cgroup went with it
 
@@ -80,9 +81,8 @@ def test_a_memory_hog_is_oom_killed_as_the_user(delegated):
     rl, u, top, leaf = delegated
     out = as_user_in_leaf(rl, u, leaf, "run", "--name", "hog", "-m", "32m", "lab", "tail", "/dev/zero")
     assert out.returncode == 137, out.stderr
-    state = json.loads(as_user_in_leaf(rl, u, leaf, "inspect", "hog").stdout)
-    record = state[0] if isinstance(state, list) else state
-    assert record["State"]["OOMKilled"] is True
+    record = json.loads(as_user_in_leaf(rl, u, leaf, "inspect", "hog").stdout)[0]
+    assert record["oom_killed"] is True and record["exit_code"] == 137
     assert as_user_in_leaf(rl, u, leaf, "rm", "hog").returncode == 0
 
 
@@ -90,5 +90,5 @@ def test_a_fork_loop_stops_at_its_pids_limit_as_the_user(delegated):
     rl, u, top, leaf = delegated
     out = as_user_in_leaf(rl, u, leaf, "run", "--rm", "--pids-limit", "10", "lab", "sh", "-c",
                           "for i in $(seq 30); do sleep 5 & done; wait")
-    assert "Resource temporarily unavailable" in out.stderr or "can't fork" in out.stderr, out.stderr
+    assert out.returncode != 0 and "fork" in out.stderr.lower(), out.stderr      # dash: "Cannot fork"
     assert shutil.which("setpriv")

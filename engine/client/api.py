@@ -397,7 +397,11 @@ class Client:
             others = {c["name"]: c["pid"] for c in self.ps() if c["pid"]}
         other_pids = {name: pid for name, pid in (others or {}).items()
                       if name != record["name"] and pid and pid != record.get("pid")}
-        return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids, network=network)
+        inside = None
+        if not paths.is_root():        # rootless: only the engine may enter its containers' namespaces
+            inside = lambda net: self.call("ns_view", id=record["id"], network=net)
+        return observe.snapshot(record, cgroup=self._cgroup_of(record), others=other_pids, network=network,
+                                inside=inside)
 
     def usage(self, record: dict) -> dict:
         """One sample of what a container (its ``inspect`` or ``ps`` record) uses

@@ -62,12 +62,15 @@ __all__ = [
 
 
 def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
-             network: bool = True) -> Snapshot:
+             network: bool = True, inside=None) -> Snapshot:
     """Everything the lab panel shows of one container, from its ``inspect`` record.
 
     ``cgroup``: the container's :class:`engine.cgroups.Cgroup` (for usage and
     its member processes); ``others``: name -> PID 1 of other containers;
-    ``network``: False to leave the network out (``network_error`` says so).
+    ``network``: False to leave the network out (``network_error`` says so);
+    ``inside``: where the hostname and network come from when this process
+    may not enter the container's namespaces (the rootless engine's: a call
+    to its supervisor returning hostname, network, network_error).
     Never raises for what the container does meanwhile: a process that exits
     is left out, a network that cannot be read is None with the reason."""
     taken = time.time()
@@ -87,7 +90,13 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
     snap["namespaces"] = namespaces(pid, reference, others)
     snap["mounts"] = mounts(pid)
-    snap["hostname"] = hostname(pid)
+    if inside is not None:
+        seen = inside(network)
+        snap["hostname"], snap["network"], snap["network_error"] = (
+            seen.get("hostname"), seen.get("network"), seen.get("network_error"))
+        network = False
+    else:
+        snap["hostname"] = hostname(pid)
     if cgroup is not None:
         try:
             snap["resources"] = cgroup.usage()
@@ -99,7 +108,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
         # On a thread of its own, waited for: run beside the /proc reading
         # above, it would only fight this thread for the GIL.
         snap["network"], snap["network_error"] = _watched_network(watch, pid, snap["processes"])
-    else:
+    elif inside is None:
         snap["network_error"] = "not asked for"
     return snap
 

@@ -111,6 +111,15 @@ class Requests:
             rec["transcript"] = transcript.load(c.dir)
         return {"container": rec}, []
 
+    def op_ns_view(self, conn, msg, fds):
+        """The hostname and network a running container sees, read from inside
+        its namespaces. For clients of the rootless engine: the kernel lets only
+        the root of the namespace's owner (this supervisor) enter them."""
+        c = self.find(msg["id"])
+        if c.status != "running" or not c.pid:
+            return {"hostname": None, "network": None, "network_error": "the container is not running"}, []
+        return _read_inside(c.pid, bool(msg.get("network", True))), []
+
     def op_diff(self, conn, msg, fds):
         """Where a container's writable layer and image layers are, for its
         client to compare (``docker diff``; the walk is the client's, off this
@@ -235,3 +244,46 @@ def _number(msg: dict, field: str, default, kind):
         raise InvalidArgument(f"{field} is out of range")
     return kind(value)
 
+
+
+def _read_inside(pid: int, network: bool) -> dict:
+    """:meth:`Requests.op_ns_view`'s reading, in a child forked for it: it
+    enters the container's UTS and network namespaces for good (the rootless
+    engine could not come back to the host's, which its user namespace does
+    not own), says what it saw on a pipe, and exits."""
+    import json
+
+    from .. import observe
+    from ..syscalls import NAMESPACE_FLAGS, Syscalls
+
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 0
+        try:
+            os.close(r)
+            for kind in ("uts", "net"):
+                fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+                Syscalls().setns(fd, NAMESPACE_FLAGS[kind])
+                os.close(fd)
+            seen = {"hostname": os.uname().nodename}
+            seen["network"], seen["network_error"] = observe.read_network(pid) if network else (None, "not asked for")
+            os.write(w, json.dumps(seen).encode())
+        except BaseException as e:  # noqa: BLE001 - said to the parent; nothing returns into the supervisor
+            os.write(w, json.dumps({"hostname": None, "network": None,
+                                    "network_error": f"cannot read inside the container: {e}"}).encode())
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    data = b""
+    try:
+        while chunk := os.read(r, 1 << 16):
+            data += chunk
+    finally:
+        os.close(r)
+        os.waitpid(child, 0)
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"hostname": None, "network": None, "network_error": "cannot read inside the container"}
