@@ -39,8 +39,12 @@ def _read(path: str) -> str | None:
         return None
 
 
-def diagnose() -> dict:
-    """Look at this machine; never raises."""
+def diagnose(*, registry: bool = False) -> dict:
+    """Look at this machine; never raises. ``registry``: ask the course's
+    registry too (``registry.course``: a request over the network, up to
+    1.5 s, and an answer that changes as registries come and go -- so the
+    app's diagnosis at start leaves it out, and a lesson asks it when a step
+    needs it: :mod:`lessons.requirements`)."""
     checks: list[dict] = []
 
     def check(cid: str, ok: bool, detail: str) -> None:
@@ -108,6 +112,8 @@ def diagnose() -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
+    if registry:
+        checks.append(course_registry_check())
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
@@ -130,6 +136,44 @@ def diagnose() -> dict:
     ok = all(c["ok"] for c in checks if c["id"] in required)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
+
+
+def course_registry_check() -> dict:
+    """``registry.course`` as a doctor check (never raises)."""
+    try:
+        ok, detail = course_registry()
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        ok, detail = False, f"cannot ask the course registry: {e}"
+    return {"id": "registry.course", "ok": ok, "detail": detail}
+
+
+def course_registry(timeout: float = 1.5) -> tuple[bool, str]:
+    """Whether the course's registry (``course-registry`` in registries.toml,
+    localhost:5000 by default) answers ``GET /v2/`` -- any HTTP answer will
+    do, 401 included (it wants a login, and ``login`` gives one)."""
+    import urllib.error
+    import urllib.request
+
+    from .images import config
+    from .images.registry import is_loopback
+
+    try:
+        settings = config.load()
+    except config.ConfigError as e:
+        return False, f"the registry settings cannot be read: {e}"
+    host = settings.course_registry
+    scheme = "http" if is_loopback(host) or settings.is_insecure(host) else "https"
+    where = "course-registry in registries.toml" if host != config.COURSE_REGISTRY else "the default; set course-registry in " \
+        "registries.toml to move it"
+    try:
+        urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass                                # it answered (401: log in first)
+    except (OSError, ValueError) as e:
+        why = getattr(e, "reason", None) or e
+        why = getattr(why, "strerror", None) or str(why)
+        return False, f"no registry answers at {scheme}://{host} ({where}): {why}"
+    return True, f"the course registry answers at {scheme}://{host} ({where})"
 
 
 def _rootless_checks(check) -> None:

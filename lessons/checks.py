@@ -48,6 +48,8 @@ container started since the step began will do):
 - ``port-published``: container port P is published on a host port and, for
   TCP, a connection from the host to it is accepted [container!, port!,
   proto, reachable].
+- ``image-built``, ``image-pushed``, ``image-pulled``, ``image-saved``: what
+  the learner did to an image named N (:mod:`lessons.checks_images`).
 """
 
 from __future__ import annotations
@@ -521,6 +523,7 @@ def _visible(view, cursor, args, lang) -> Result:
     return Result("process-visible", bool(hits) == visible, saw, expected)
 
 
-# The network kinds live beside these (address-assigned, same-network, port-published);
-# importing them registers them.
-from . import checks_network  # noqa: E402,F401
+# The network kinds (address-assigned, same-network, port-published) and the image kinds
+# (image-built, image-pushed, image-pulled, image-saved) live beside these; importing them
+# registers them.
+from . import checks_images, checks_network  # noqa: E402,F401

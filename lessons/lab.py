@@ -42,6 +42,15 @@ and never takes over or removes a container of another session: a name one
 of those holds is a one-line error saying whose (:meth:`Lab.taken`).
 Without ``session`` (``course solve``) nothing changes.
 
+The lesson's folder: a lesson with ``files`` (a Dockerfile to build) has a
+folder of the learner's, ``work/<lesson folder>`` in their state dir
+(:func:`engine.paths.learner_state_dir`, theirs under sudo), where the lab
+writes them -- the missing ones when a step begins, all of them again on
+"reset" -- and where its commands run, so ``docker build -t hello .`` builds
+that folder (:meth:`Lab.workdir`). Commands may say ``$PWD`` (that folder)
+and ``$REGISTRY`` (the course's registry: ``course-registry`` in
+registries.toml, see :mod:`engine.images.config`).
+
 The image fallback (``lab`` for a lesson's ``ubuntu`` that cannot be
 pulled): whether a registry could give the image is asked once per lesson
 (:meth:`Lab.translate` remembers the answer), and the learner is told why
@@ -51,7 +60,9 @@ falls back, not with every one (:meth:`Lab.said` notes a notice shown).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 
 from . import requirements
 from .checks import Result, evaluate_all
@@ -111,9 +122,62 @@ class Lab:
 
     # -- commands --------------------------------------------------------------------
     def context(self, step: Step | None, origin: str) -> Context:
+        folder = self.workdir()
         return Context(course=self.course.id, lesson=self.lesson.id, step=step.id if step else "",
                        origin=origin, images=(self.lesson.image, *self.lesson.images),
-                       fallback=self.lesson.fallback, lang=self.lang)
+                       fallback=self.lesson.fallback, lang=self.lang, cwd=str(folder) if folder else None,
+                       variables=self.variables())
+
+    # -- the lesson's folder and words -----------------------------------------------
+    def workdir(self) -> Path | None:
+        """The lesson's folder (its files, where its commands run); None for a lesson without files."""
+        if not self.lesson.files:
+            return None
+        from engine.paths import learner_state_dir
+        return learner_state_dir() / "work" / self.lesson.folder
+
+    def variables(self) -> tuple[tuple[str, str], ...]:
+        """What ``$PWD`` and ``$REGISTRY`` stand for in this lesson's commands (the
+        settings read each time, as the registry requirement is asked: a learner
+        may set ``course-registry`` in the middle of a lesson)."""
+        from engine.images import config
+
+        try:
+            registry = config.load().course_registry
+        except config.ConfigError:
+            registry = config.COURSE_REGISTRY       # pull and push say what is wrong with the file
+        folder = self.workdir()
+        return (("PWD", str(folder) if folder else "/"), ("REGISTRY", registry))
+
+    def write_files(self, *, again: bool = False) -> list[str]:
+        """Write the lesson's files into its folder: those missing (a learner's
+        edit stays), or with ``again`` every one as the lesson gives it. Under
+        sudo they are the learner's, so their own editor may change them.
+        Returns the paths written."""
+        folder = self.workdir()
+        if folder is None:
+            return []
+        from engine.paths import learner_owner
+
+        owner = learner_owner()
+        written = []
+        for name, text in self.lesson.files:
+            path = folder / name
+            if path.exists() and not again:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            written.append(str(path))
+            if owner is not None:
+                inside = [q for q in path.parents if q == folder or folder in q.parents]
+                for p in (path, *inside, folder.parent):
+                    try:
+                        os.chown(p, *owner)
+                    except OSError:
+                        pass
+        return written
 
     def translate(self, text: str, step: Step | None = None, origin: str = "learner") -> EngineCommand:
         """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`);
@@ -334,6 +398,7 @@ class Lab:
     def begin_step(self, step: Step, *, cancel=None) -> tuple[int, list[RunResult]]:
         """Set the step's starting state up (an earlier try's leftovers removed,
         see :meth:`clear_leftovers`); returns (cursor, setup results)."""
+        self.write_files()
         results = self.ensure(self.lesson.setup, None, cancel=cancel)
         if not self.lacking(step):
             self.clear_leftovers(step)
@@ -343,6 +408,7 @@ class Lab:
     def reset(self, step: Step | None = None, *, cancel=None) -> tuple[int, list[RunResult]]:
         """Start over: remove the lesson's containers, set the step (or the lesson) up again."""
         self.cleanup()
+        self.write_files(again=True)
         if step is None:
             return self.view.cursor(), self.ensure(self.lesson.setup, None, cancel=cancel)
         return self.begin_step(step, cancel=cancel)

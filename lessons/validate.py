@@ -7,8 +7,8 @@ sense with the engine's vocabulary in hand:
 - every command is a docker command the engine can run (parsed by the
   engine's own parser; no image store or engine needed);
 - every check is a known kind with valid arguments;
-- setup commands are ``docker run --name NAME`` without a terminal, or
-  ``docker network create NAME``;
+- setup commands are ``docker run --name NAME`` without a terminal,
+  ``docker network create NAME`` or ``docker build -t NAME ...``;
 - a check that names a container, or a network other than ``bridge``, can
   find it in a state the step can be opened in directly: the lesson's setup,
   the step's setup or the step's own commands must create it;
@@ -31,8 +31,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.images.config import COURSE_REGISTRY
+
 from .checks import validate as validate_check
 from .docker import CommandError, Context, translate
+from .docker import _parse as _parse_args
 from .loader import read_course
 from .model import Command, Course, Lesson, Problem, Step
 from .requirements import known_ids
@@ -89,7 +92,7 @@ def _check_lesson(course: Course, lesson: Lesson) -> list[Problem]:
     rel = _rel(course, lesson)
     problems: list[Problem] = []
     context = Context(course=course.id, lesson=lesson.id, images=(lesson.image, *lesson.images),
-                      fallback=lesson.fallback)
+                      fallback=lesson.fallback, variables=(("PWD", "/"), ("REGISTRY", COURSE_REGISTRY)))
     lesson_names, lesson_networks = _setup_names(lesson.setup, rel, context, problems)
     known = known_ids()
     for step in lesson.steps:
@@ -221,9 +224,12 @@ def _setup_names(commands, rel: str, context: Context, problems: list[Problem]) 
             continue
         if parsed.network:
             networks.add(parsed.network)
+        elif parsed.verb == "build" and _parse_args("build", list(parsed.argv[1:])).tag:
+            continue                                  # an image, named: built again, from the cache
         elif parsed.verb != "run" or not parsed.name:
             problems.append(Problem(rel, cmd.line, f"setup '{cmd.text}': setup commands are "
-                                                   f"'docker run --name NAME ...' or 'docker network create NAME', "
+                                                   f"'docker run --name NAME ...', 'docker network create NAME' or "
+                                                   f"'docker build -t NAME ...', "
                                                    f"so the state they make has a name"))
         elif parsed.terminal:
             problems.append(Problem(rel, cmd.line, f"setup '{cmd.text}': setup cannot open a terminal (drop -t)"))

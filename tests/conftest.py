@@ -34,6 +34,8 @@ os.environ["CONTAINER_LAB_NETWORK_POOLS"] = ",".join(f"10.213.{n}.0/24" for n in
 os.environ["XDG_CONFIG_HOME"] = str(ROOT / "config")
 os.environ["CONTAINER_LAB_ETC_DIR"] = str(ROOT / "etc")
 os.environ["CONTAINER_LAB_HUB_ENDPOINT"] = "http://127.0.0.1:9"
+# The learner's folder (progress, a lesson's files such as lesson 12's Dockerfile) is the session's own.
+os.environ["CONTAINER_LAB_LEARNER_DIR"] = str(ROOT / "learner")
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: real namespaces, overlayfs and cgroups")

@@ -394,8 +394,8 @@ def test_setup_and_container_names(course):
     found = problems(course)
     rel = "course/02-isolation/lesson.toml"
     assert f"{rel}:{line_of(iso, 'setup = [')}: setup 'docker run -d lab sleep 1000': setup commands are " \
-           f"'docker run --name NAME ...' or 'docker network create NAME', so the state they make has a " \
-           f"name" in found
+           f"'docker run --name NAME ...', 'docker network create NAME' or 'docker build -t NAME ...', so " \
+           f"the state they make has a name" in found
     # Every check naming web now names a container the step cannot count on.
     unknown = [p for p in found if "names container 'web'" in p]
     assert len(unknown) == 6 and all(p.startswith(f"{rel}:") for p in unknown)
@@ -493,7 +493,8 @@ def test_every_check_kind_validates_its_arguments():
         ["check 'port-published': 'port' must be a number", "check 'port-published': 'proto' must be one of: tcp, udp"]
     expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
                 "file-deleted", "limit-hit", "namespace", "process-visible", "address-assigned", "same-network",
-                "port-published", "container-removed", "diff-read"}
+                "port-published", "container-removed", "diff-read", "image-built", "image-pushed", "image-pulled",
+                "image-saved"}
     assert set(checks.CHECKS) == expected
 
 

@@ -82,6 +82,8 @@ def cmd_build(args, client) -> int:
         return _fail(e)
     for line in result.warnings:
         print(f"WARNING: {line}", file=sys.stderr)
+    client.image_event("build", result.names[0], names=result.names, image_id=result.id, steps=result.steps,
+                       cached=result.cached, dockerfile=result.dockerfile)
     if options.quiet:
         print(result.id)
     return 0

@@ -298,6 +298,7 @@ def cmd_pull(args, client) -> int:
 
     ref = str(parse_reference(args.image))
     pulled = pull_reporting(_image_store(), ref, out=sys.stdout, quiet=args.quiet)
+    client.image_event("pull", pulled["ref"], image_id=pulled["id"], digest=pulled["digest"])
     print(pulled["ref"])
     return 0
 
@@ -342,6 +343,7 @@ def cmd_save(args, client) -> int:
     store = _image_store()
     if args.output:
         archive.save_to_file(store, args.images, args.output)
+        client.image_event("save", args.images[0], names=args.images[:32])
         return 0
     if sys.stdout.isatty():
         raise errors.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -349,6 +351,7 @@ def cmd_save(args, client) -> int:
     try:
         archive.save(store, args.images, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+        client.image_event("save", args.images[0], names=args.images[:32])
     except BrokenPipeError:
         raise
     except OSError as e:

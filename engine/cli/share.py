@@ -184,6 +184,7 @@ def cmd_push(args, client) -> int:
         result = push(_image_store(), ref, report)
     finally:
         progress.done()
+    client.image_event("push", result["ref"], digest=result["digest"])
     print(f"{result['tag']}: digest: {result['digest']} size: {result['size']}")
     return 0
 

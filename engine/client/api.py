@@ -483,6 +483,30 @@ class Client:
 
         return build(self, context, options, stream=stream)
 
+    def image_event(self, action: str, ref: str, **fields) -> bool:
+        """Tell the supervisor what this client did to an image (a ``build``,
+        ``pull``, ``push`` or ``save``: the event log's ``image`` events, which
+        lesson checks read). Only a supervisor that is running is told -- none
+        is started for it -- and one that cannot take it changes nothing: the
+        work is done either way. True when recorded."""
+        try:
+            sock = self._try_connect()
+        except errors.EngineError:
+            return False
+        if sock is None:
+            return False
+        conn = _Conn(sock)
+        try:
+            conn.send({"op": "image_event", "action": action, "ref": ref, **fields})
+            reply, rfds = conn.receive()
+            for fd in rfds:
+                os.close(fd)
+        except (OSError, ValueError):
+            return False
+        finally:
+            conn.close()
+        return bool(reply.get("ok"))
+
     def commit(self, ref: str, name: str | None = None, **options):
         """Make container ``ref``'s writable layer a new image (docker commit);
         ``options``: pause, message, author, changes. Returns id, name, warnings."""

@@ -37,6 +37,36 @@ class Requests:
         return {"events": list(self.events.read(after=after)) if after < self.events.seq else [],
                 "seq": self.events.seq}, []
 
+    def op_image_event(self, conn, msg, fds):
+        """Record what a client did to images: ``build``, ``pull``, ``push``
+        and ``save`` run in the client (no daemon does them for it), and only
+        the supervisor writes the event log. The event is the client's word,
+        checked for shape and size: it changes nothing but the log, so a
+        client can mislead no one but its own lesson checks.
+        Fields: ``action``, ``ref`` (the image), ``names`` (every name it
+        got or was saved under), ``image_id``, ``digest``, and for a build
+        ``steps`` and ``cached`` (its instructions after FROM, and how many
+        of them the build cache answered) and ``dockerfile`` (its text's digest)."""
+        action = msg.get("action")
+        if action not in IMAGE_ACTIONS:
+            raise InvalidArgument(f"action must be one of {', '.join(IMAGE_ACTIONS)}")
+        ref = _text(msg, "ref", required=True)
+        names = msg.get("names") or [ref]
+        if not isinstance(names, list) or len(names) > 32 or not all(isinstance(n, str) and 0 < len(n) <= 512
+                                                                     for n in names):
+            raise InvalidArgument("names must be a list of up to 32 image names")
+        fields = {"action": action, "ref": ref, "names": names, "image": {"requested": ref, "resolved": ref}}
+        for key in ("image_id", "digest", "dockerfile"):
+            if (value := _text(msg, key)) is not None:
+                fields[key] = value
+        if action == "build":
+            steps, cached = _number(msg, "steps", 0, int), _number(msg, "cached", 0, int)
+            if not 0 <= cached <= steps <= 100000:
+                raise InvalidArgument("steps and cached must be counts, cached at most steps")
+            fields.update(steps=steps, cached=cached)
+        self.events.append("image", **fields)
+        return {}, []
+
     def publish(self, event: dict) -> None:
         for conn in list(self.subscribers):
             if conn.queued > SUBSCRIBER_BACKLOG:
@@ -188,6 +218,19 @@ class Requests:
         if len(matches) > 1:
             raise InvalidArgument(f"multiple containers match id prefix {ref!r}")
         raise ContainerNotFound(f"No such container: {ref}")
+
+
+IMAGE_ACTIONS = ("build", "pull", "push", "save")
+
+
+def _text(msg: dict, field: str, *, required: bool = False) -> str | None:
+    """A short string request field (a name, an id), or an InvalidArgument naming it."""
+    value = msg.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 512:
+        raise InvalidArgument(f"{field} must be a string of 1 to 512 characters")
+    return value
 
 
 def _number(msg: dict, field: str, default, kind):

@@ -193,7 +193,7 @@ class RunMixin:
                     for notice in cmd.notices:
                         on_output(notice + "\n")
                     getattr(self.lab, "said", lambda _cmd: None)(cmd)     # once per lesson
-                    session = TerminalSession(cmd.argv)
+                    session = TerminalSession(cmd.argv, cwd=cmd.cwd)
                     self.post_message(TerminalReady(step.id, session.master, session=session,
                                                     title=cmd.source, typing=command.type, then=index + 1))
                     self._follow_started(cmd, since)

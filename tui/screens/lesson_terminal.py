@@ -58,7 +58,7 @@ class TerminalMixin:
 
         since = created_now()
         try:
-            session = TerminalSession(command.argv)
+            session = TerminalSession(command.argv, cwd=command.cwd)
         except Exception as e:  # noqa: BLE001
             self.post_message(LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return

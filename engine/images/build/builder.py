@@ -28,6 +28,7 @@ A ``--build-arg`` no ``ARG`` declares is reported at the end.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -64,12 +65,16 @@ class Options:
 
 @dataclass
 class Result:
-    """The image built: its id, the names it was stored under, warnings said."""
+    """The image built: its id, the names it was stored under, warnings said,
+    and how many of its instructions after FROM the build cache answered."""
 
     id: str
     names: list[str]
     image: object
     warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    cached: int = 0
+    dockerfile: str = ""                    # "sha256:..." of the Dockerfile's text: which one was built
 
 
 def default_store():
@@ -106,6 +111,8 @@ class Build:
         self.warnings: list[str] = []
         self.global_args: dict[str, str | None] = {}
         self.work: Path | None = None
+        self.steps = self.cached_steps = 0      # instructions after FROM, and the build cache's answers
+        self.dockerfile_digest = ""
 
     # -- the whole build -----------------------------------------------------
 
@@ -167,6 +174,7 @@ class Build:
         except OSError as e:
             raise ImageError(f"failed to read the Dockerfile: {path}: {e.strerror or e}") from None
         self.progress.log(n, f"transferring dockerfile: {len(text.encode(errors='surrogateescape'))}B done")
+        self.dockerfile_digest = "sha256:" + hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()
         parsed = df.parse(text, shown)
         for note in parsed.notes:
             self.progress.log(n, f"WARN: {note}")
@@ -288,7 +296,8 @@ class Build:
         unused = sorted(set(self.opt.build_args) - self.consumed)
         if unused:
             self.warnings.append(f"one or more build-args [{' '.join(unused)}] were not consumed")
-        return Result(image.id, names, image, self.warnings + warned)
+        return Result(image.id, names, image, self.warnings + warned, self.steps, self.cached_steps,
+                      self.dockerfile_digest)
 
 
 def parse_build_args(values: list[str], environ=os.environ) -> dict[str, str]:
