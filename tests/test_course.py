@@ -978,3 +978,42 @@ def test_archives_go_through_files_in_the_course(lang):
         ("save", "-o", "/tmp/lab.tar", "lab")
     assert translate("docker load -i /tmp/lab.tar", Context(lang=lang), check_only=True).argv == \
         ("load", "-i", "/tmp/lab.tar")
+
+
+def test_solve_tries_a_failed_step_once_more_as_a_learner_would():
+    """The first try's failure is said in one line; only the second try counts."""
+    from types import SimpleNamespace
+
+    from lessons.solve import Report, _solve_step
+
+    def result(passed):
+        return SimpleNamespace(passed=passed, expected="web answered", saw="wget exited 1", kind="exec-ran")
+
+    class Lab:
+        lesson = SimpleNamespace(id="networks")
+
+        def __init__(self, outcomes):
+            self.outcomes, self.begun = list(outcomes), 0
+
+        def begin_step(self, step, cancel=None):
+            self.begun += 1
+            return 0, []
+
+        def unavailable(self, step):
+            return None
+
+        def show_me(self, step, cancel=None, origin=""):
+            return []
+
+        def check(self, step, cursor, wait=0, cancel=None):
+            return [result(self.outcomes.pop(0))]
+
+    step = SimpleNamespace(id="by-name", title=lambda lang: "By name", show_me=(), quiz=None, checks=("one",))
+    for outcomes, ok in (([False, True], True), ([False, False], False), ([True], True)):
+        lab, lines, report = Lab(outcomes), [], Report()
+        _solve_step(lab, step, "en", lines.append, report, None)
+        assert lab.begun == len(outcomes) and report.checks == 1 and report.steps == 1
+        assert report.ok is ok and len(report.failures) == (0 if ok else 1)
+        retried = [line for line in lines if "first try failed (exec-ran: wget exited 1)" in line]
+        assert len(retried) == (len(outcomes) - 1)
+        assert any("✗" in line for line in lines) is not ok
