@@ -14,9 +14,14 @@ What is timed (wall time of the whole command, a fresh process each run):
                    delegated cgroup on this machine, most likely).
 * ``cl-root``      ``container-lab run --rm --network none lab true`` as root
                    (the venv's entry point): the same container with cgroup limits.
-* ``podman``       ``podman run --rm --network none --rootfs ROOTFS:O true`` as
-                   the bench user (rootless podman: its own user namespace from
-                   the same subordinate range, an overlay over the same files).
+* ``podman``       ``podman --runtime crun run --rm --cgroups disabled --network
+                   none --rootfs ROOTFS:O true`` as the bench user (rootless
+                   podman: its own user namespace from the same subordinate
+                   range, an overlay over the same files; no cgroup, as ours has
+                   none without delegation; runc will not run without one). On
+                   a hybrid machine crun refuses to start while a cgroup2 is
+                   mounted beside v1: it runs in a mount namespace without
+                   /sys/fs/cgroup/unified, as bench/startup.py runs it.
 * ``bwrap``        ``bwrap --unshare-all --bind ROOTFS / --proc /proc --dev /dev
                    true`` as the bench user: namespaces only, no overlay, no
                    image, no supervisor.
@@ -113,8 +118,11 @@ def main() -> int:
             "cl-rootless": lambda: as_user(env, uid, gid, [*cl, "run", "--rm", "lab", "true"]),
             "cl-root": lambda: subprocess.run([str(REPO / ".venv/bin/container-lab"), "run", "--rm", "--network",
                                                "none", "lab", "true"], env=root_env, capture_output=True),
-            "podman": lambda: as_user(env, uid, gid, ["podman", "run", "--rm", "--network", "none", "--rootfs",
-                                                      f"{rootfs}:O", "true"]),
+            "podman": lambda: subprocess.run(
+                ["unshare", "-m", "sh", "-c", 'umount /sys/fs/cgroup/unified 2>/dev/null; exec setpriv --reuid "$0" '
+                 '--regid "$1" --clear-groups podman --runtime crun run --rm --cgroups disabled --network none '
+                 '--rootfs "$2":O true', str(uid), str(gid), str(rootfs)],
+                env=env, cwd=env["HOME"], capture_output=True, text=True),
             "bwrap": lambda: as_user(env, uid, gid, ["bwrap", "--unshare-all", "--bind", str(rootfs), "/",
                                                      "--proc", "/proc", "--dev", "/dev", "true"]),
         }
