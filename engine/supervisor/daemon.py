@@ -38,9 +38,9 @@ def main() -> None:
         os.close(ready_r)
         os.setsid()
     try:
-        outside = enter_rootless() if not paths.is_root() else None
+        outside, private_net = enter_rootless() if not paths.is_root() else (None, False)
         sup = Supervisor(paths.state_dir(), paths.data_dir(), idle_timeout=idle)
-        sup.outside = outside
+        sup.outside, sup.private_net = outside, private_net
         sup.listen()
     except (OSError, EngineError) as e:
         print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
@@ -69,5 +69,27 @@ def enter_rootless():
         userns.enter_new(userns.plan())
     except OSError as e:
         raise EngineError(str(e.strerror or e)) from None
-    return outside
+    return outside, outside is not None and userns.pasta_missing() is None and _private_network(outside)
+
+
+def _private_network(outside) -> bool:
+    """Rootless, as rootlesskit does for Docker: the engine moves into a network
+    namespace of its own (its user namespace owns it, so bridges, veth pairs
+    and nftables rules can be made there exactly as root makes them on the
+    host), which pasta plugs into the host's network -- connections out
+    through the user's sockets; the ports containers publish are passed in
+    by a pasta of each container's (rootless_net.py). False (the host's
+    network, a loopback per container) when that fails."""
+    from .. import syscalls as sc
+    from .. import userns
+    from ..runtime.namespaces import _link_up
+
+    try:
+        sc.Syscalls().unshare(sc.CLONE_NEWNET)
+        _link_up("lo")
+    except OSError:
+        return False
+    r = userns.run_outside(outside, [userns.pasta_path() or "pasta", "--config-net", "--quiet", "-t", "none",
+                                     "-u", "none", "-T", "none", "-U", "none", str(os.getpid())])
+    return r["rc"] == 0
 
