@@ -131,8 +131,6 @@ class NetworkRequests:
 
     # -- what inspect, ps and port show -----------------------------------------------------
     def ports_of(self, c: Container) -> list[dict]:
-        if self.rootless:
-            return self.rootless_ports(c)
         if not c.config.joins_network() or c.status not in ("running", "starting"):
             return []
         return [dict(p, container_ip=a.address) for a in self.net_store.attachments(container_id=c.id)
@@ -142,11 +140,10 @@ class NetworkRequests:
         """docker inspect's ``NetworkSettings``: the first network's address at
         the top, every network under ``Networks``, ``Ports`` as docker keys them."""
         atts = self.net_store.attachments(container_id=c.id) if c.config.joins_network() and \
-            c.status in ("running", "starting") and not self.rootless else []
+            c.status in ("running", "starting") and not self.bridgeless else []
         ports: dict[str, list[dict] | None] = {f"{k}": None for k in c.image.get("exposed") or []
                                                if c.config.publish_all}
-        published = [p for a in atts for p in a.ports] + (self.rootless_ports(c) if self.rootless else [])
-        for p in published:
+        for p in [p for a in atts for p in a.ports]:
             key = f"{p['container_port']}/{p['proto']}"
             ports[key] = (ports.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0",
                                                     "HostPort": str(p["host_port"])}]

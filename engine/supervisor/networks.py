@@ -32,11 +32,12 @@ import selectors
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import paths
 from .. import syscalls as sc
 from ..container import Container
 from ..errors import EngineError, InvalidArgument
 from ..spec import ContainerConfig
-from .rootless_net import ROOTLESS
+from .rootless_net import no_network
 
 POOLS_ENV = "CONTAINER_LAB_NETWORK_POOLS"     # "10.88.0.0/24,10.88.1.0/24": where new subnets come from
 # Subnets are chosen, and bridges made, under one host-wide lock: two engines
@@ -55,7 +56,9 @@ def _table_for(data: Path) -> str:
 
 @contextmanager
 def host_lock():
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Rootless, the engine's network namespace is its own: its lock with its state.
+    fd = os.open(HOST_LOCK if paths.is_root() else os.path.join(paths.state_path(), "networks.lock"),
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -94,8 +97,10 @@ class Networking:
         this one's route)."""
         from ..network import bridge, ipam
 
-        if self.rootless:
-            raise InvalidArgument(ROOTLESS)
+        if self.bridgeless:
+            from ..userns import pasta_missing
+
+            raise InvalidArgument(no_network(pasta_missing()))
         with host_lock():
             net = ipam.create_network(self.net_store, name, **options)
             try:
@@ -210,7 +215,7 @@ class Networking:
             return
         from ..network import NetworkError, ipam
 
-        if self.rootless:
+        if self.bridgeless:
             return                          # decided at the start (rootless_net.py): no lease, no rule
         if cfg.network != ipam.DEFAULT_NETWORK:
             net = self.network_named(cfg.network)
@@ -337,8 +342,8 @@ class Networking:
         """Every attachment of ``c``: proxies, port elements, veth, lease (idempotent)."""
         from ..network import bridge
 
-        if self.rootless:
-            self.stop_pasta(c)
+        self.stop_pasta(c)
+        if self.bridgeless:
             return
         self.close_proxies(c.id)
         if not c.config.joins_network():

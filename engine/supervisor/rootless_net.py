@@ -1,97 +1,87 @@
-"""Rootless networking: a container's network through pasta (Debian's ``passt``).
+"""Rootless networking, as rootlesskit gives Docker its own.
 
-The rootless engine can make no bridge, veth pair or nftables rule on the
-host. It gives each container on the default network a network namespace of
-its own, as root does, and asks pasta -- a user-mode network stack, run as
-the user -- to plug it in: an ``eth0`` with an address and a default route,
-connections out carried through the user's own sockets, and each port
-published with ``-p`` listened on by pasta on the host and passed inside.
-This is what podman does without root.
+The rootless engine can make no bridge, veth pair or nftables rule in the
+host's network namespace. So when it starts it moves into a network
+namespace of its own (daemon.py; its user namespace owns it), where it makes
+all of them exactly as root makes them on the host -- the default bridge,
+user networks with their names, NAT out, -p through nftables and the port
+proxy -- and pasta (Debian's ``passt``, a user-mode network stack run as the
+user) plugs that namespace into the host's network: connections out through
+the user's own sockets, the host itself at pasta's gateway address.
 
-The child asks for it once its namespaces exist (``{"netns": true}`` on the
-start channel, before anything runs inside); pasta is started then, and
-stopped when the container's first process has exited. Without pasta the
-container has a loopback device only (as ``--network none``), and ``-p`` is
-refused in one line. Named networks (``network create``) need root.
+A port published with ``-p`` is then listened on by the engine in its own
+namespace; one more pasta per container, attached to that namespace with
+just those ports, listens on the host and passes each connection in (pasta
+cannot add ports to a running instance). It is stopped with the container.
+
+Without pasta (or where /dev/net/tun is closed to users) the engine stays in
+the host's network: a container has a loopback device only, and networks and
+-p are refused in one line (:meth:`RootlessNet.bridgeless_network`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 
 from ..container import Container
 from ..errors import InvalidArgument
 from ..userns import pasta_missing, pasta_path, run_outside
 
-# Without root no bridge, veth or nftables rule can be made on the host.
-ROOTLESS = ("networks need root: without it a container is on the default network only (through pasta), or "
-            "on --network none or host; run container-lab as root for named networks")
 
+def no_network(why: str | None) -> str:
+    return (f"networks and published ports need pasta without root ({why or 'it could not be started'}); "
+            "without it a container has a loopback device only")
 
 
 class RootlessNet:
     """The supervisor's side of rootless networking (mixed into Supervisor)."""
 
-    def rootless_network(self, c: Container) -> bool:
-        """Decide ``c``'s network before it is forked: True when pasta will
-        plug it in (the child then asks, see :meth:`start_pasta`). Refuses
-        what rootless cannot do, in one line."""
-        from ..network import NetworkError, ipam
+    @property
+    def bridgeless(self) -> bool:
+        """Rootless in the host's network namespace: no bridge can be made."""
+        return self.rootless and not self.private_net
 
-        cfg = c.config
-        if cfg.network != ipam.DEFAULT_NETWORK:
-            raise InvalidArgument(ROOTLESS)
-        try:
-            ports = [ipam.parse_publish(p) for p in cfg.publish] + self.exposed_ports(c)
-        except NetworkError as e:
-            raise InvalidArgument(str(e)) from None
-        if (why := pasta_missing()) is not None or self.outside is None:
-            if ports:
-                raise InvalidArgument(f"publishing ports (-p) without root needs pasta: {why or 'not found'}; "
-                                      "without it a container has a loopback device only")
-            return False
-        published = []
-        for p in ports:
-            port = p["host_port"] or _free_port(p["host_ip"], p["proto"])
-            if port < 1024:
-                raise InvalidArgument(f"host port {port} is below 1024: without root only ports 1024 and up "
-                                      "can be published (net.ipv4.ip_unprivileged_port_start)")
-            published.append({**p, "host_port": port})
-        self.pasta_ports[c.id] = published
-        return True
+    def bridgeless_network(self, c: Container) -> None:
+        """Rootless without pasta: the default network is a loopback only;
+        what needs more is refused before anything is made."""
+        from ..network import ipam
 
-    def start_pasta(self, c: Container, pid: int) -> dict:
-        """Plug the network namespace of ``pid`` (the container's first
-        process, its namespaces made) in with pasta: the channel's answer."""
-        ports = self.pasta_ports.get(c.id, [])
-        args = [pasta_path() or "pasta", "--config-net", "--quiet", "--pid", str(c.dir / "pasta.pid")]
+        if c.config.network != ipam.DEFAULT_NETWORK or c.config.publish or c.config.publish_all:
+            raise InvalidArgument(no_network(pasta_missing()))
+
+    def publish_outside(self, c: Container) -> None:
+        """Rootless: the host ports ``c`` publishes, listened on by a pasta of
+        its own that passes each connection into the engine's namespace
+        (where nftables and the port proxy take it on, as on root's host).
+        Raises InvalidArgument with pasta's reason."""
+        ports = [p for a in self.net_store.attachments(container_id=c.id) for p in a.ports if p.get("host_port")]
+        if not ports or self.outside is None:
+            return
+        low = [p["host_port"] for p in ports if p["host_port"] < 1024]
+        if low:
+            raise InvalidArgument(f"host port {low[0]} is below 1024: without root only ports 1024 and up can be "
+                                  "published (net.ipv4.ip_unprivileged_port_start)")
+        args = [pasta_path() or "pasta", "--quiet", "-I", f"pt{c.id[:10]}", "--pid", str(c.dir / "pasta.pid")]
         for proto, flag in (("tcp", "-t"), ("udp", "-u")):
-            specs = [f"{p['host_ip'] + '/' if p['host_ip'] else ''}{p['host_port']}:{p['container_port']}"
+            specs = [f"{p['host_ip'] + '/' if p['host_ip'] else ''}{p['host_port']}"
                      for p in ports if p["proto"] == proto]
             args += [flag, ",".join(specs) if specs else "none"]
-        # Nothing from inside to the host's loopback; the namespaces of the container's
-        # first process (pasta runs outside, as the user: it joins ours, then that one).
-        args += ["-T", "none", "-U", "none", str(pid)]
-        if self.outside is None:
-            return {"error": "pasta: no helper outside the engine's user namespace to run it"}
+        args += ["-T", "none", "-U", "none", str(os.getpid())]
         try:
             r = run_outside(self.outside, args)
         except OSError as e:
-            return {"error": f"pasta: {e}"}
+            raise InvalidArgument(f"publishing ports: pasta: {e}") from None
         if r["rc"] != 0:
             why = (r["stderr"] or r["stdout"]).strip().splitlines()
-            return {"error": f"pasta: {why[-1] if why else 'exit ' + str(r['rc'])}"}
+            raise InvalidArgument(f"publishing ports: pasta: {why[-1] if why else 'exit ' + str(r['rc'])}")
         try:
             self.pasta_pids[c.id] = int((c.dir / "pasta.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             pass
-        return {"net": True, "shell": " ".join(args[:-1]) + " $PID"}
 
     def stop_pasta(self, c: Container) -> None:
-        """pasta of ``c`` (if any) ends: its namespace is gone or going."""
-        self.pasta_ports.pop(c.id, None)
+        """The pasta publishing ``c``'s ports (if any) ends with it."""
         pid = self.pasta_pids.pop(c.id, None)
         if pid:
             try:
@@ -104,16 +94,3 @@ class RootlessNet:
             (c.dir / "pasta.pid").unlink()
         except OSError:
             pass
-
-    def rootless_ports(self, c: Container) -> list[dict]:
-        """What ``port`` and ``ps`` show of ``c``'s published ports (pasta's)."""
-        if c.status not in ("running", "starting"):
-            return []
-        return [dict(p, container_ip="") for p in self.pasta_ports.get(c.id, [])]
-
-
-def _free_port(host_ip: str, proto: str) -> int:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host_ip or "0.0.0.0", 0))
-        return s.getsockname()[1]
