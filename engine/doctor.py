@@ -176,6 +176,18 @@ def course_registry(timeout: float = 1.5) -> tuple[bool, str]:
     return True, f"the course registry answers at {scheme}://{host} ({where})"
 
 
+def apparmor_paragraph(lang: str | None = None) -> str:
+    """What doctor says where AppArmor keeps unprivileged programs from making
+    user namespaces (Ubuntu 24.04's default), in the locale's language: why,
+    and the profile an administrator can install for this interpreter (the
+    engine makes its user namespace before it runs from its sealed copy)."""
+    import sys
+
+    from .explain import MESSAGES, language
+
+    return MESSAGES.text(language(lang), "doctor.apparmor").format(python=os.path.realpath(sys.executable))
+
+
 def _rootless_checks(check) -> None:
     """What a user who is not root gets (engine.userns): user namespaces at
     all, and which id mapping."""
@@ -183,12 +195,7 @@ def _rootless_checks(check) -> None:
 
     why = userns.restriction_reason()
     if why and "AppArmor" in why:
-        why = (f"{why}. Ubuntu 24.04 does this by default: a program may make user namespaces only "
-               "under an AppArmor profile that allows it. An administrator can allow this one with a profile "
-               "(/etc/apparmor.d/container-lab: abi <abi/4.0>, include <tunables/global>, profile "
-               "container-lab /path/to/python flags=(unconfined) { userns, }, then "
-               "apparmor_parser -r /etc/apparmor.d/container-lab), as podman and other rootless tools ship one; "
-               "or turn the restriction off for everyone: sysctl kernel.apparmor_restrict_unprivileged_userns=0")
+        why = apparmor_paragraph()
     check("userns.rootless", why is None, why or
           "user namespaces are allowed: containers run as root of a user namespace of yours")
     plan = userns.plan()
@@ -208,8 +215,11 @@ def _network_support(root: bool) -> tuple[bool, str]:
             return False
 
     if not root:
-        return False, ("containers get a loopback device only (as --network none): networks need root "
-                       "(the engine makes bridges, veth pairs and nftables rules)")
+        from .userns import pasta_missing
+
+        why = pasta_missing()
+        if why is not None:
+            return False, f"containers get a loopback device only (as --network none), and -p is refused: {why}"
     missing = [what for what, ok in (
         ("the nft command (install nftables)", shutil.which("nft") is not None),
         ("pyroute2 (pip install pyroute2)", installed("pyroute2")),
@@ -218,4 +228,7 @@ def _network_support(root: bool) -> tuple[bool, str]:
     if missing:
         return False, ("containers get a loopback device only (as --network none); networks need "
                        + ", ".join(missing))
+    if not root:
+        return True, ("containers get the default bridge network in the engine's own network namespace, which "
+                      "pasta plugs into the host's: an address, names, published ports (-p, 1024 and up)")
     return True, "containers get the default bridge network: an address, names, published ports (-p)"

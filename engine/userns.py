@@ -236,14 +236,14 @@ def _mapped(n: int, path: str) -> bool:
     return any(inside <= n < inside + count for inside, _, count in lines)
 
 
-def restriction_reason() -> str | None:
+def restriction_reason(sysctl: str = "/proc/sys") -> str | None:
     """Why this machine refuses unprivileged user namespaces, or None."""
     checks = (
-        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+        (f"{sysctl}/kernel/apparmor_restrict_unprivileged_userns", "1",
          "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)"),
-        ("/proc/sys/kernel/unprivileged_userns_clone", "0",
+        (f"{sysctl}/kernel/unprivileged_userns_clone", "0",
          "unprivileged user namespaces are off (kernel.unprivileged_userns_clone=0)"),
-        ("/proc/sys/user/max_user_namespaces", "0", "user namespaces are off (user.max_user_namespaces=0)"),
+        (f"{sysctl}/user/max_user_namespaces", "0", "user namespaces are off (user.max_user_namespaces=0)"),
     )
     for path, bad, why in checks:
         try:
@@ -252,4 +252,122 @@ def restriction_reason() -> str | None:
                     return why
         except OSError:
             continue
+    return None
+
+
+def outside_helper():
+    """A process left behind in the host's user namespace, before this one
+    leaves it (:func:`enter_new`): it runs, as the user, the commands the
+    rootless engine may not run from inside -- pasta, which must attach to a
+    container's network namespace from outside (from inside, with its
+    capabilities dropped, it could not open the namespace of a process that
+    has them all). Returns the socket to ask it on (:func:`run_outside`); it
+    exits when that socket closes."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.fork() == 0:
+        code = 0
+        try:
+            ours.close()
+            _serve_outside(theirs)
+        except BaseException:  # noqa: BLE001 - a helper ends quietly; its asker sees the socket close
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    return ours
+
+
+def _serve_outside(sock) -> None:
+    """The helper's loop. What it starts may daemonize (pasta does): as a
+    child subreaper it gets those back, and reaps each once it has ended."""
+    import json
+    import subprocess
+
+    from . import syscalls as sc
+
+    os.closerange(3, sock.fileno())
+    os.closerange(sock.fileno() + 1, 1 << 16)
+    sc.Syscalls().prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    sock.settimeout(1.0)
+    while True:
+        try:
+            data = sock.recv(1 << 16)
+        except TimeoutError:
+            _reap_ended()
+            continue
+        if not data:
+            _end_children()              # the engine has gone: so do its pastas
+            return
+        ask = json.loads(data)
+        try:
+            r = subprocess.run(ask["argv"], capture_output=True, text=True, timeout=ask.get("timeout", 20),
+                               stdin=subprocess.DEVNULL)
+            answer = {"rc": r.returncode, "stdout": r.stdout[-4000:], "stderr": r.stderr[-4000:]}
+        except (OSError, subprocess.TimeoutExpired) as e:
+            answer = {"rc": -1, "stdout": "", "stderr": str(e)}
+        sock.send(json.dumps(answer).encode())
+        _reap_ended()
+
+
+def _end_children() -> None:
+    import signal
+    import time
+
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        children = []
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 2
+    while children and time.monotonic() < deadline:
+        _reap_ended()
+        children = [p for p in children if os.path.exists(f"/proc/{p}")]
+        time.sleep(0.02)
+
+
+def _reap_ended() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_outside(sock, argv: list[str], timeout: float = 20) -> dict:
+    """Run ``argv`` through :func:`outside_helper`: {"rc", "stdout", "stderr"}."""
+    import json
+
+    sock.send(json.dumps({"argv": argv, "timeout": timeout}).encode())
+    sock.settimeout(timeout + 5)
+    try:
+        data = sock.recv(1 << 16)
+    finally:
+        sock.settimeout(None)
+    if not data:
+        raise OSError("the helper outside the user namespace has gone")
+    return json.loads(data)
+
+
+def pasta_path() -> str | None:
+    """Where pasta is (the rootless engine's network, Debian's ``passt``)."""
+    import shutil
+
+    return shutil.which("pasta")
+
+
+def pasta_missing() -> str | None:
+    """Why pasta cannot plug a rootless container in here, or None."""
+    if pasta_path() is None:
+        return "pasta is not installed (Debian: apt-get install passt)"
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "/dev/net/tun is not open to users (it is on most machines: chmod 0666 /dev/net/tun)"
     return None

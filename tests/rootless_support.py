@@ -115,10 +115,12 @@ class Rootless:
                 if (site / name).is_dir() and not (self.src / name).exists():
                     shutil.copytree(site / name, self.src / name, ignore=ignore)
         subprocess.run(["chmod", "-R", "a+rX", str(self.src)], check=True)
-        w = int(worker() or 0)
+        # Names and ranges of this session's own: two test runs on one machine (a
+        # developer's and CI's) must not remove each other's users.
+        w, run = int(worker() or 0), os.getpid() % 1000
         self.users: list[User] = []
-        self.ranged = self._user(f"clt-rl-{w}", 400000 + w * 65536)
-        self.single = self._user(f"clt-rs-{w}", None)
+        self.ranged = self._user(f"clt-rl{run}-{w}", 400000 + (run * 4 + w) * 65536)
+        self.single = self._user(f"clt-rs{run}-{w}", None)
 
     def _user(self, name: str, subid: int | None) -> User:
         u = User(name, self.base, subid)

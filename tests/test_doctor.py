@@ -47,3 +47,29 @@ def test_doctor_as_an_unprivileged_user_says_how_containers_run_rootless():
     assert "/etc/subuid" in ids["detail"] or "newuidmap" in ids["detail"]
     text = cl("doctor")
     assert text.returncode == 0 and text.stdout.rstrip().endswith("containers can run here")
+
+
+def test_a_machine_that_restricts_user_namespaces_is_explained(tmp_path):
+    """Ubuntu 24.04's AppArmor restriction (a sysctl tree made for the test,
+    as no machine here has it): the reason, then doctor's paragraph in both
+    languages with the profile for this interpreter and the sysctl."""
+    import sys
+
+    from engine.doctor import apparmor_paragraph
+
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "user").mkdir()
+    (tmp_path / "kernel" / "apparmor_restrict_unprivileged_userns").write_text("1\n")
+    (tmp_path / "user" / "max_user_namespaces").write_text("63000\n")
+    assert "AppArmor" in userns.restriction_reason(str(tmp_path))
+    (tmp_path / "kernel" / "apparmor_restrict_unprivileged_userns").write_text("0\n")
+    assert userns.restriction_reason(str(tmp_path)) is None
+    (tmp_path / "user" / "max_user_namespaces").write_text("0\n")
+    assert "max_user_namespaces=0" in userns.restriction_reason(str(tmp_path))
+    python = os.path.realpath(sys.executable)
+    for lang in ("en", "zh"):
+        text = apparmor_paragraph(lang)
+        assert f"profile container-lab {python} flags=(unconfined) {{ userns, }}" in text
+        assert "apparmor_parser -r /etc/apparmor.d/container-lab" in text
+        assert "kernel.apparmor_restrict_unprivileged_userns=0" in text
+    assert "管理员" in apparmor_paragraph("zh") and "administrator" in apparmor_paragraph("en")

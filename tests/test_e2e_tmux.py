@@ -159,7 +159,8 @@ def test_a_learner_in_a_real_terminal_sees_a_real_container_and_chinese():
     home.mkdir()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TERM": "xterm-256color",
            "LANG": "C.UTF-8", "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
-           **{k: v for k, v in os.environ.items() if k.startswith("CONTAINER_LAB_")}}
+           **{k: v for k, v in os.environ.items()
+              if k.startswith("CONTAINER_LAB_") and k != "CONTAINER_LAB_LEARNER_DIR"}}   # progress in HOME
     pane = None
     try:
         pane = Pane(work, env)
@@ -279,7 +280,8 @@ def test_an_embedded_terminal_reopened_left_and_found_again_at_80_columns():
     home.mkdir()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TERM": "xterm-256color",
            "LANG": "C.UTF-8", "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
-           **{k: v for k, v in os.environ.items() if k.startswith("CONTAINER_LAB_")}}
+           **{k: v for k, v in os.environ.items()
+              if k.startswith("CONTAINER_LAB_") and k != "CONTAINER_LAB_LEARNER_DIR"}}   # progress in HOME
     title = "Terminal · ctrl+] back to the lesson"
     pane = None
 

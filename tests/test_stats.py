@@ -197,7 +197,7 @@ def test_live_on_a_terminal_redraws_and_ctrl_c_ends_it():
                                 stdout=slave, stderr=slave, cwd=REPO, start_new_session=True,
                                 preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0))
         os.close(slave)
-        out = _read_for(master, 20, until=lambda o: o.count(b"\x1b[H") >= 2)
+        out = _read_for(master, 20, until=lambda o: o.count(b"\x1b[H") >= 2 and o.count(b"st-live") >= 2)
         assert out.count(b"\x1b[H") >= 2, out                 # redrawn in place, twice
         assert out.count(b"st-live") >= 2 and b"CONTAINER ID" in out
         assert out.startswith(b"\x1b[?25l")                    # the cursor hidden while it runs

@@ -82,8 +82,9 @@ def cmd_build(args, client) -> int:
         return _fail(e)
     for line in result.warnings:
         print(f"WARNING: {line}", file=sys.stderr)
-    client.image_event("build", result.names[0], names=result.names, image_id=result.id, steps=result.steps,
-                       cached=result.cached, dockerfile=result.dockerfile)
+    # An untagged build (no -t) is named by its id, as docker's events name it.
+    client.image_event("build", result.names[0] if result.names else result.id, names=result.names,
+                       image_id=result.id, steps=result.steps, cached=result.cached, dockerfile=result.dockerfile)
     if options.quiet:
         print(result.id)
     return 0

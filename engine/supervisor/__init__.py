@@ -72,6 +72,7 @@ from .networks import Networking
 from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number
+from .rootless_net import RootlessNet
 from .settings import (
     LIMIT_CHECK_INTERVAL,
     LOG_LIMIT,
@@ -93,8 +94,8 @@ from .start import Start, _pipe, _winsize
 from .state import Exec, Sink, Starting
 
 
-class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, Execs, Output,
-                 Reaping, Cleanup):
+class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, RootlessNet,
+                 Execs, Output, Reaping, Cleanup):
     """The supervisor: one process per user, the parent of every container
     (see the module's docstring for which part lives where)."""
 

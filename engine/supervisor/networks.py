@@ -32,14 +32,12 @@ import selectors
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import paths
 from .. import syscalls as sc
 from ..container import Container
 from ..errors import EngineError, InvalidArgument
 from ..spec import ContainerConfig
-
-# Without root no bridge, veth or nftables rule can be made on the host.
-ROOTLESS = ("networks and published ports need root: without it a container has a loopback device only "
-            "(as --network none); run container-lab as root for them")
+from .rootless_net import no_network
 
 POOLS_ENV = "CONTAINER_LAB_NETWORK_POOLS"     # "10.88.0.0/24,10.88.1.0/24": where new subnets come from
 # Subnets are chosen, and bridges made, under one host-wide lock: two engines
@@ -58,7 +56,9 @@ def _table_for(data: Path) -> str:
 
 @contextmanager
 def host_lock():
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Rootless, the engine's network namespace is its own: its lock with its state.
+    fd = os.open(HOST_LOCK if paths.is_root() else os.path.join(paths.state_path(), "networks.lock"),
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -97,8 +97,10 @@ class Networking:
         this one's route)."""
         from ..network import bridge, ipam
 
-        if self.rootless:
-            raise InvalidArgument(ROOTLESS)
+        if self.bridgeless:
+            from ..userns import pasta_missing
+
+            raise InvalidArgument(no_network(pasta_missing()))
         with host_lock():
             net = ipam.create_network(self.net_store, name, **options)
             try:
@@ -213,6 +215,8 @@ class Networking:
             return
         from ..network import NetworkError, ipam
 
+        if self.bridgeless:
+            return                          # decided at the start (rootless_net.py): no lease, no rule
         if cfg.network != ipam.DEFAULT_NETWORK:
             net = self.network_named(cfg.network)
             if cfg.publish and net.internal:
@@ -235,12 +239,6 @@ class Networking:
         from ..network import dns as netdns
 
         cfg = c.config
-        if self.rootless:
-            # Rootless: no bridge or veth can be made on the host; a loopback
-            # of its own, as --network none (see `container-lab doctor`).
-            if cfg.network != ipam.DEFAULT_NETWORK or cfg.publish:
-                raise InvalidArgument(ROOTLESS)
-            return None
         self.unplug(c)                      # a previous run's leftovers (a crash): made anew
         try:
             net = self.network_named(cfg.network)
@@ -344,6 +342,9 @@ class Networking:
         """Every attachment of ``c``: proxies, port elements, veth, lease (idempotent)."""
         from ..network import bridge
 
+        self.stop_pasta(c)
+        if self.bridgeless:
+            return
         self.close_proxies(c.id)
         if not c.config.joins_network():
             return                          # (network connect is refused to these: they have none)

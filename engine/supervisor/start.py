@@ -226,9 +226,17 @@ class Start:
                 c.warnings.append("--userns private adds nothing without root: every container already runs "
                                   "in your engine's user namespace (root inside is you outside)")
             self.crash_point("after-cgroup")
-            if cfg.joins_network():
+            if cfg.joins_network() and self.bridgeless:
+                try:                                # rootless without pasta: a loopback of its own
+                    self.bridgeless_network(c)
+                except EngineError as e:
+                    self.fail_start(c, str(e), "network")
+                shared["new_ns"] = [*shared["new_ns"], "net"]
+            elif cfg.joins_network():
                 try:
                     netns = self.plug_in(c, transcript)
+                    if self.rootless:
+                        self.publish_outside(c)     # the host's ports, through pasta (rootless_net.py)
                 except EngineError as e:
                     self.fail_start(c, str(e), "network")
                 if netns is None:                   # no networking here: a loopback of its own, as --network none
