@@ -19,7 +19,8 @@ rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``address``, ``network-disconnect`` ``network``; ``started`` carries ``explained``
 (true) when the container was started stage by stage (``run --explain``).
 ``diff`` records that a client read a container's changes (``docker diff``),
-as Docker records ``top`` and ``export``. Readers ignore fields they do not know.
+and ``stats`` that a client read what a container uses (``docker stats``, once
+per container and command), as Docker records ``top`` and ``export``. Readers ignore fields they do not know.
 
 ``image`` is an image's, not a container's: no ``id`` or ``name``, but
 ``action`` (``build``, ``pull``, ``push``, ``save``: the client does those
@@ -44,7 +45,8 @@ from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
-         "removed", "network-connect", "network-disconnect", "diff", "image")
+         "removed", "network-connect", "network-disconnect", "diff", "stats",
+         "image")
 ROTATE_AT = 4 * 1024 * 1024
 
 

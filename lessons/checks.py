@@ -50,6 +50,8 @@ container started since the step began will do):
   proto, reachable].
 - ``image-built``, ``image-pushed``, ``image-pulled``, ``image-saved``: what
   the learner did to an image named N (:mod:`lessons.checks_images`).
+- ``stats-read``, ``process-state``: what a container uses was read, a
+  process in a state (a zombie) is or is not there (:mod:`lessons.checks_process`).
 """
 
 from __future__ import annotations
@@ -524,6 +526,6 @@ def _visible(view, cursor, args, lang) -> Result:
 
 
 # The network kinds (address-assigned, same-network, port-published) and the image kinds
-# (image-built, image-pushed, image-pulled, image-saved) live beside these; importing them
-# registers them.
-from . import checks_images, checks_network  # noqa: E402,F401
+# (image-built, image-pushed, image-pulled, image-saved) and the process kinds (stats-read,
+# process-state) live beside these; importing them registers them.
+from . import checks_images, checks_network, checks_process  # noqa: E402,F401

@@ -18,7 +18,8 @@ sense with the engine's vocabulary in hand:
   (``cgroup.memory``, ``ns.time`` ...);
 - a step checks what its commands teach: a ``run --explain`` needs a
   ``container-ran`` check with ``explained = true``, a ``docker diff`` a
-  ``diff-read`` check, a ``docker rm NAME`` a ``container-removed`` check of
+  ``diff-read`` check, a ``docker stats`` a ``stats-read`` check, a
+  ``docker rm NAME`` a ``container-removed`` check of
   NAME (a stopped container would pass a ``container-running`` check), and
   a ``--timens`` or ``--userns private`` run a ``requires`` of ``ns.time`` or
   ``userns.private`` (the run fails where the kernel lacks them);
@@ -134,7 +135,7 @@ _REQUIRES = {"timens": "ns.time", "userns": "userns.private"}
 
 
 def _taught(cmd: Command, context: Context) -> dict:
-    """What ``cmd`` teaches that a check must see: {"explain": True, "diff": True,
+    """What ``cmd`` teaches that a check must see: {"explain": True, "diff": True, "stats": True,
     "rm": [names], "timens": True, "userns": True} (only the keys that apply)."""
     from .docker import _parse
 
@@ -151,8 +152,8 @@ def _taught(cmd: Command, context: Context) -> dict:
             out["timens"] = True
         if args.userns_mode == "private":
             out["userns"] = True
-    elif parsed.verb == "diff":
-        out["diff"] = True
+    elif parsed.verb in ("diff", "stats"):
+        out[parsed.verb] = True
     elif parsed.verb == "rm":
         out["rm"] = list(_parse("rm", list(parsed.argv[1:])).containers)
     return out
@@ -173,6 +174,9 @@ def _check_taught(step: Step, rel: str, context: Context) -> list[Problem]:
         if taught.get("diff") and "diff-read" not in kinds:
             problems.append(Problem(rel, cmd.line, f"step '{step.id}': '{cmd.text}' teaches docker diff, but no "
                                                    f"check looks for it: add a diff-read check"))
+        if taught.get("stats") and "stats-read" not in kinds:
+            problems.append(Problem(rel, cmd.line, f"step '{step.id}': '{cmd.text}' teaches docker stats, but no "
+                                                   f"check looks for it: add a stats-read check"))
         for name in taught.get("rm", ()):
             if name not in removed:
                 problems.append(Problem(rel, cmd.line, f"step '{step.id}': '{cmd.text}' removes {name}, but no "

@@ -133,3 +133,28 @@ class EngineView:
                 continue
             out.append((int(name), raw.rstrip(b"\0").decode("utf-8", "replace").split("\0")))
         return sorted(out)
+
+    def process_states(self, pid: int) -> list[tuple[int, str, str]]:
+        """(PID as seen there, state letter, command name) of every process
+        visible from inside the container whose first process is host PID
+        ``pid``, from ``/proc/N/stat`` (the state after the name in parentheses)."""
+        proc = f"/proc/{pid}/root/proc"
+        out = []
+        try:
+            names = os.listdir(proc)
+        except OSError:
+            return []
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"{proc}/{name}/stat", "rb") as f:
+                    raw = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            head, _, tail = raw.rpartition(")")
+            comm = head.partition("(")[2]
+            fields = tail.split()
+            if fields:
+                out.append((int(name), fields[0], comm))
+        return sorted(out)

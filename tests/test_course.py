@@ -494,7 +494,7 @@ def test_every_check_kind_validates_its_arguments():
     expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
                 "file-deleted", "limit-hit", "namespace", "process-visible", "address-assigned", "same-network",
                 "port-published", "container-removed", "diff-read", "image-built", "image-pushed", "image-pulled",
-                "image-saved"}
+                "image-saved", "stats-read", "process-state"}
     assert set(checks.CHECKS) == expected
 
 

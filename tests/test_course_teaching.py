@@ -1,7 +1,7 @@
 """Checks that test what a step teaches, and steps safe to do twice.
 
 - ``course check`` flags a step whose checks never look at what its commands
-  teach (``--explain``, ``docker diff``, ``docker rm``, a ``--timens`` or
+  teach (``--explain``, ``docker diff``, ``docker stats``, ``docker rm``, a ``--timens`` or
   ``--userns private`` run without its ``requires``) and a middle hint that
   gives a whole command: each case of ``tests/fixtures/untaught`` is caught,
   the same course fixed passes, and so does the shipped course;
@@ -60,6 +60,8 @@ def test_course_check_flags_each_step_whose_checks_miss_what_it_teaches():
            f"but no check requires it: add explained = true to a container-ran check" in found
     assert f"{rel}:{at['diff'] + 2}: step 'diff': 'docker diff box' teaches docker diff, but no check looks " \
            f"for it: add a diff-read check" in found
+    assert f"{rel}:{at['diff'] + 2}: step 'diff': 'docker stats --no-stream box' teaches docker stats, but no " \
+           f"check looks for it: add a stats-read check" in found
     assert f"{rel}:{at['remove'] + 2}: step 'remove': 'docker rm -f box' removes box, but no check requires it " \
            f"gone: add {{ kind = \"container-removed\", container = \"box\" }}" in found
     assert any(p.startswith(f"{rel}:{at['young'] + 1}: step 'young': 'docker run --rm --timens lab uptime' needs "
@@ -77,7 +79,7 @@ def test_course_check_flags_a_middle_hint_that_gives_the_command_in_each_languag
                f"the last hint (or show me) gives it" in found
     # The last hint gives it, as it should; a two-word command ("docker ps") gives nothing away.
     assert not any("hint 'answer'" in p or "'docker ps'" in p for p in found)
-    assert len(found) == 7, "\n".join(found)
+    assert len(found) == 8, "\n".join(found)
 
 
 def test_the_untaught_course_fixed_passes(tmp_path):
@@ -87,7 +89,8 @@ def test_the_untaught_course_fixed_passes(tmp_path):
     edit(toml, 'argv = ["echo", "hello"], exit_code = 0 }', 'argv = ["echo", "hello"], exit_code = 0, explained = true }')
     edit(toml, 'checks = [{ kind = "file-deleted", path = "/etc/os-release", container = "box" }]',
          'checks = [{ kind = "file-deleted", path = "/etc/os-release", container = "box" },\n'
-         '          { kind = "diff-read", container = "box" }]')
+         '          { kind = "diff-read", container = "box" },\n'
+         '          { kind = "stats-read", container = "box" }]')
     edit(toml, '{ kind = "container-running", container = "box", running = false }',
          '{ kind = "container-removed", container = "box" }')
     edit(toml, 'commands = ["docker run --rm --timens lab uptime"]',

@@ -156,7 +156,9 @@ def cmd_stats(args, client) -> int:
     check_format(args.format)
     watch = _Watch(client, args.containers, args.all)
     try:
-        watch.records()                 # every container named exists, before anything is shown
+        records = watch.records()       # every container named exists, before anything is shown
+        for record in records:          # noted once per command, as docker notes top
+            client.note_stats(record["id"])
     except errors.ContainerNotFound as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1                        # docker's code for "No such container"

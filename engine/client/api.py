@@ -411,6 +411,20 @@ class Client:
         running = record.get("status") in ("running", "starting")
         return usage.sample(record, self._cgroup_of(record) if running else None)
 
+    def note_stats(self, ref: str) -> bool:
+        """Have the engine note a ``stats`` event: a user read what container
+        ``ref`` uses (``docker stats``). A supervisor that does not know the
+        request changes nothing; the figures are shown either way. True when noted."""
+        try:
+            self.call("stats", id=ref)
+        except errors.ContainerNotFound:
+            return False                # removed meanwhile: nothing to note
+        except errors.InvalidArgument as e:
+            if "unknown request" not in str(e):
+                raise
+            return False
+        return True
+
     def diff(self, ref: str, *, record: bool = True) -> list[tuple[str, str]]:
         """The container's writable-layer changes against its image (docker diff).
         ``record``: the engine notes a ``diff`` event (what a user asked for);

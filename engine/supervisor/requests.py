@@ -128,6 +128,14 @@ class Requests:
         self.emit("diff", c)
         return {"rootfs": {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper")}}, []
 
+    def op_stats(self, conn, msg, fds):
+        """Record that a client read what a container uses (``docker stats``;
+        the sampling is the client's, from the container's cgroup) as a
+        ``stats`` event, as ``diff`` is recorded."""
+        c = self.find(msg.get("id"))
+        self.emit("stats", c)
+        return {}, []
+
     def namespaces(self, c: Container) -> dict:
         """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
         if c.status not in ("running", "starting") or not c.pid:
