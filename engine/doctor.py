@@ -112,6 +112,7 @@ def diagnose(*, registry: bool = False) -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
+    check("network.host", *_host_network(root))
     if registry:
         checks.append(course_registry_check())
 
@@ -204,6 +205,17 @@ def _rootless_checks(check) -> None:
           f"({' '.join(f'{a}:{b}:{c}' for a, b, c in plan.uid_map)})" if plan.mode == "subid" else
           f"only your own uid is mapped (root inside is you): chown to other users and apt-get in a "
           f"container fail; {plan.why}")
+
+
+def _host_network(root: bool) -> tuple[bool, str]:
+    """Whether --network host is the host's own network namespace."""
+    if not root:
+        from .userns import pasta_missing
+
+        if pasta_missing() is None:
+            return False, ("without root --network host is the engine's own network namespace (the one pasta "
+                           "plugs into the host's), as with rootless Docker: not the host's")
+    return True, "--network host shares the host's network namespace"
 
 
 def _network_support(root: bool) -> tuple[bool, str]:
