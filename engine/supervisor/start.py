@@ -34,6 +34,7 @@ class Start:
     def op_run(self, conn, msg, fds):
         config = _config_from(msg.get("config"))
         conn.policy.admit(config)
+        self.prepare_seat(conn, config)
         if not paths.is_root():
             raise EngineError("running containers needs root for now (rootless mode is not built yet): "
                               "try `sudo container-lab run ...`")
@@ -157,7 +158,7 @@ class Start:
             transcript.stage("limits", "Create the container's control group and write its limits")
             limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
             try:
-                c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
+                c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent_of(c))
             except EngineError as e:
                 self.fail_start(c, str(e), "cgroup")
             for hier, path in c.cgroup.paths.items():
@@ -371,7 +372,7 @@ class Start:
 
     def op_proceed(self, conn, msg, fds):
         """Let a container started stage by stage go on to its next stage."""
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if c.starting is None or not c.starting.stepwise:
             raise NotRunning(f"container {c.name} is not being started stage by stage")
         try:
