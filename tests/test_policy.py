@@ -364,8 +364,8 @@ def test_a_seat_cannot_name_the_owners_containers(seat):
                 assert proc.stdout.strip() in ("", "[]"), proc.stdout
             assert seat_cl(seat, "rm", "-f", name).returncode == 0      # docker's rm -f of no such name: silent
         assert "owners" not in seat_cl(seat, "ps", "-a").stdout
-        running = cl("ps").stdout
-        assert "owners " in running and "owners2" in running, running
+        running = [line.split()[-1] for line in cl("ps").stdout.splitlines()[1:]]
+        assert sorted(running) == ["owners", "owners2"], running
     finally:
         cl("rm", "-f", "owners", "owners2")
 
