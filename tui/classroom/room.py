@@ -209,6 +209,25 @@ class Room:
         return proc
 
 
+def seat_env(seat: Seat) -> dict[str, str]:
+    """The environment of a seat's app: nothing of root's but the engine's socket and the course cache."""
+    from engine import paths
+    from tui import course_cache
+
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": source_root(),
+            "CONTAINER_LAB_STATE_DIR": paths.state_path(), "CONTAINER_LAB_SEAT": seat.name,
+            "CONTAINER_LAB_CACHE_DIR": str(course_cache.cache_dir())}     # root's: read before the drop
+
+
+def seat_argv(room: Room, seat: Seat, lang: str | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "tui.classroom.seat_app", str(seat.uid), str(seat.dir)]
+    if lang:
+        argv += ["--lang", lang]
+    if room.course:
+        argv += ["--course", room.course]
+    return argv
+
+
 def source_root() -> str:
     """The directory our packages are in (this file is tui/classroom/room.py)."""
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -223,24 +242,11 @@ class SeatProcess:
     ``master`` is the pty's side the door reads and writes."""
 
     def __init__(self, room: Room, seat: Seat, *, term: str, cols: int, rows: int, lang: str | None):
-        from engine import paths
-
         self.room, self.seat = room, seat
         self.master, slave = pty.openpty()
         set_winsize(self.master, rows, cols)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "TERM": term or "xterm-256color",
-               "LANG": "C.UTF-8", "CONTAINER_LAB_STATE_DIR": paths.state_path(),
-               "CONTAINER_LAB_SEAT": seat.name, "COLORTERM": "truecolor",
-               "PYTHONPATH": source_root()}
-        from tui import course_cache
-
-        env["CONTAINER_LAB_CACHE_DIR"] = str(course_cache.cache_dir())     # root's: read before the drop
-        argv = [sys.executable, "-m", "tui.classroom.seat_app", str(seat.uid), str(seat.dir)]
-        if lang:
-            argv += ["--lang", lang]
-        if room.course:
-            argv += ["--course", room.course]
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/",
+        env = seat_env(seat) | {"TERM": term or "xterm-256color", "COLORTERM": "truecolor"}
+        self.proc = subprocess.Popen(seat_argv(room, seat, lang), stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/",
                                      start_new_session=True, close_fds=True)
         os.close(slave)
         os.set_blocking(self.master, False)
