@@ -226,6 +226,11 @@ class SeatPolicy(Policy):
 
     def _check_limits(self, config: ContainerConfig) -> None:
         b = self.budget
+        # The engine's defaults (no -m, no --pids-limit) come down to the seat's budget.
+        if config.memory == DEFAULT_MEMORY and b.memory < DEFAULT_MEMORY:
+            config.memory = b.memory
+        if config.pids_limit == DEFAULT_PIDS and b.pids < DEFAULT_PIDS:
+            config.pids_limit = b.pids
         if config.memory is None:
             raise PolicyRefused(f"-m 0 or -1 (no memory limit) is not allowed for a classroom seat: "
                                 f"give a limit of at most {_mib(b.memory)}")
@@ -256,7 +261,7 @@ class SeatPolicy(Policy):
         on its path (checked here for a clear error; the child that mounts
         it opens it again with the same flags, so a symlink planted meanwhile
         is refused all the same)."""
-        if os.path.normpath(source) != source.rstrip("/") or source.startswith("//"):
+        if os.path.normpath(source) != (source.rstrip("/") or "/") or source.startswith("//"):
             # "." and ".." are no symlinks: openat2 would follow them out of the root.
             raise PolicyRefused(f"-v {source}: a classroom seat's volume path must be plain "
                                 "(no '.', '..' or repeated '/')")

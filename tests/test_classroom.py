@@ -1,0 +1,326 @@
+"""The classroom, for real: ``container-lab serve`` on 127.0.0.1 with ephemeral
+ports, in front of this session's engine.
+
+- SSH: an asyncssh client logs in with NAME and the room code, gets a pty,
+  and reads the course's first screen (rendered with pyte), drawn by a
+  process that runs as the seat's uid; a window change reaches the pty.
+  A wrong code is refused; after 5 from one address, even the right code is.
+- Seats: two seats both run ``web`` (each through its own connection, a
+  process running as the seat's uid); neither sees, inspects, stops or
+  removes the other's; the owner names them SEAT/web. A seat's container
+  is in a private user namespace (root inside is uid 100000+ outside), on
+  the seat's network, in the seat's cgroup with the seat's budget. Host
+  mounts and host namespaces are refused in one line.
+- Browser: the join page refuses a wrong code (403, no cookie) and on the
+  right one sets an HttpOnly, SameSite=Strict cookie; /app wants it.
+- SIGTERM ends the class: every seat container, seat cgroup and seat
+  network is gone, the seats are refused from then on, progress stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tui.classroom.room import SEAT_UID_BASE
+
+from conftest import CGROUP_PARENT, REPO, ROOT, cl, needs_root
+
+pytestmark = needs_root
+asyncssh = pytest.importorskip("asyncssh")
+pyte = pytest.importorskip("pyte")
+CODE = "room-code-7"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class Serve:
+    """``container-lab serve`` in the background; its ports read from what it prints."""
+
+    def __init__(self, *extra: str):
+        os.chmod(ROOT, 0o711)                   # the seats reach the socket and their own directories
+        self.state = ROOT / "classroom"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.launcher", "serve", "--ssh", "127.0.0.1:0", "--web", "127.0.0.1:0",
+             "--code", CODE, "--seat-memory", "256m", "--seat-pids", "300", "--seat-containers", "3", *extra],
+            cwd=REPO, env={**os.environ, "LANGUAGE": "en", "LANG": "C.UTF-8"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        out = b""
+        deadline = time.monotonic() + 60
+        while b"Ctrl+C" not in out:
+            assert time.monotonic() < deadline and self.proc.poll() is None, (out, self.proc.stderr.read())
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1)
+            if ready:
+                out += os.read(self.proc.stdout.fileno(), 65536)
+        text = out.decode()
+        self.code = re.search(r"Room code: (\S+)", text).group(1)
+        self.ssh_port = int(re.search(r"ssh -p (\d+) ", text).group(1))
+        self.web_port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", text).group(1))
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=90)
+        return self.proc.returncode, (out + err).decode()
+
+
+@pytest.fixture(scope="module")
+def serve(lab_image):
+    s = Serve()
+    yield s
+    s.stop()
+    os.chmod(ROOT, 0o700)
+
+
+# -- SSH -----------------------------------------------------------------------------------
+
+async def _ssh_screen(port: int, name: str, code: str, *, want: str, cols=100, rows=30, resize=None,
+                      local_addr=None) -> tuple[str, dict]:
+    """Log in, read the screen until ``want`` shows; optionally resize after. Returns the screen and facts."""
+    facts = {}
+    async with asyncssh.connect("127.0.0.1", port, username=name, password=code, known_hosts=None,
+                                local_addr=local_addr, client_keys=None, agent_path=None) as conn:
+        facts["host_key"] = conn.get_server_host_key().export_public_key().decode()
+        proc = await conn.create_process(term_type="xterm-256color", term_size=(cols, rows), encoding=None)
+        screen = pyte.Screen(cols, rows)
+        stream = pyte.ByteStream(screen)
+        deadline = time.monotonic() + 30
+        while want not in "\n".join(screen.display) and time.monotonic() < deadline:
+            try:
+                data = await asyncio.wait_for(proc.stdout.read(65536), 1)
+            except asyncio.TimeoutError:  # noqa: UP041 - the name asyncio.wait_for raises on 3.10 too
+                continue
+            if not data:
+                break
+            stream.feed(data)
+        facts["app_pids"] = _app_pids(SEAT_UID_BASE)
+        if resize:
+            proc.change_terminal_size(*resize)
+            await asyncio.sleep(1.0)
+            facts["winsizes"] = [_winsize(pid) for pid in _app_pids(None)]
+        proc.stdin.write(b"\x11")                # Ctrl+Q: the app quits, the session ends
+        await asyncio.sleep(0.5)
+    return "\n".join(screen.display), facts
+
+
+def _app_pids(uid: int | None) -> list[int]:
+    """Processes of the seats' apps (optionally, those running as ``uid``)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/status") as f:
+                real_uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        except (OSError, StopIteration):
+            continue
+        if b"tui.classroom.seat_app" in argv and (uid is None or real_uid == uid):
+            out.append(int(entry))
+    return out
+
+
+def _winsize(pid: int) -> tuple[int, int]:
+    import fcntl
+    import struct
+    import termios
+
+    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NOCTTY)
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    finally:
+        os.close(fd)
+    return cols, rows
+
+
+def test_ssh_lands_in_the_course_as_the_seats_own_user(serve):
+    screen, facts = asyncio.run(_ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course",
+                                            resize=(120, 40)))
+    assert "container-lab — welcome" in screen and "Start the course" in screen, screen
+    # Drawn by a process of the seat's uid, not root's; the window change reached its pty.
+    assert facts["app_pids"], "no app process ran as the seat's uid"
+    assert (120, 40) in facts["winsizes"], facts["winsizes"]
+    # Its progress is the seat's, in the seat's own directory (mode 0700, its uid).
+    seat_dir = serve.state / "seats" / "alice"
+    st = os.stat(seat_dir)
+    assert (st.st_uid, st.st_mode & 0o777) == (SEAT_UID_BASE + 0, 0o700)
+    key = serve.state / "ssh_host_key"
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    # The same name again: the same seat (same uid), the same host key.
+    screen2, facts2 = asyncio.run(_ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course"))
+    assert "Start the course" in screen2 and facts2["host_key"] == facts["host_key"]
+    assert json.loads((serve.state / "room.json").read_text())["seats"]["alice"] == 0
+
+
+def test_a_wrong_code_is_refused_and_repeated_failures_lock_the_address_out(serve):
+    async def attempt(code):
+        try:
+            async with asyncssh.connect("127.0.0.1", serve.ssh_port, username="mallory", password=code,
+                                        known_hosts=None, local_addr=("127.0.0.2", 0), client_keys=None,
+                                        agent_path=None):
+                return "in"
+        except asyncssh.PermissionDenied:
+            return "refused"
+
+    async def run():
+        results = [await attempt(f"guess-{i}") for i in range(5)]
+        t0 = time.monotonic()
+        results.append(await attempt(CODE))          # the right code, from a locked-out address
+        return results, time.monotonic() - t0
+
+    results, last = asyncio.run(run())
+    assert results == ["refused"] * 6, results
+    assert last < 1.0                                 # refused at once: not even compared
+    log = (serve.state / "classroom.log").read_text()
+    assert log.count("ssh 127.0.0.2 'mallory': wrong code") == 5
+    assert "ssh 127.0.0.2 'mallory': refused, too many wrong codes" in log
+    assert "mallory" not in json.loads((serve.state / "room.json").read_text())["seats"]
+
+
+# -- seats, through the engine --------------------------------------------------------------
+
+def seat_cl(uid: int, *args: str) -> subprocess.CompletedProcess:
+    """The engine's CLI as the seat's uid, on the room's supervisor."""
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON, "-m", "engine.cli", *args],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/", "PYTHONPATH": str(REPO),
+             "CONTAINER_LAB_STATE_DIR": str(ROOT / "run")},
+        cwd="/", capture_output=True, text=True, timeout=60)
+
+
+def _join(serve, name: str) -> int:
+    asyncio.run(_ssh_screen(serve.ssh_port, name, CODE, want="Start the course"))
+    return SEAT_UID_BASE + json.loads((serve.state / "room.json").read_text())["seats"][name]
+
+
+def test_two_seats_each_have_web_and_cannot_touch_each_others(serve):
+    alice, bob = _join(serve, "alice"), _join(serve, "bob")
+    try:
+        ids = {}
+        for name, uid in (("alice", alice), ("bob", bob)):
+            proc = seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100")    # as a lesson runs it
+            assert proc.returncode == 0, proc.stderr
+            ids[name] = proc.stdout.strip()
+        assert ids["alice"] != ids["bob"]
+        # Each sees its own web only.
+        for name, uid in (("alice", alice), ("bob", bob)):
+            ps = seat_cl(uid, "ps", "-a").stdout
+            assert ids[name][:12] in ps and ids["bob" if name == "alice" else "alice"][:12] not in ps, ps
+        # alice cannot look at, exec into, stop, kill or remove bob's (by id or by name).
+        for verb in (["inspect", ids["bob"]], ["exec", ids["bob"], "true"], ["stop", ids["bob"]],
+                     ["kill", ids["bob"]], ["rm", ids["bob"]], ["logs", ids["bob"]], ["inspect", "bob/web"]):
+            proc = seat_cl(alice, *verb)
+            assert proc.returncode != 0 and "No such container" in proc.stderr, (verb, proc.stderr)
+        assert seat_cl(alice, "rm", "-f", ids["bob"]).returncode == 0     # docker's rm -f: silent, nothing done
+        records = {n: json.loads(cl("inspect", f"{n}/web", check=True).stdout)[0] for n in ("alice", "bob")}
+        assert all(r["status"] == "running" for r in records.values())
+        rec = records["alice"]
+        # Its own user namespace: root inside is an unprivileged uid outside.
+        pid = rec["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            host_uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        assert host_uid >= 100000, host_uid
+        assert rec["config"]["userns_mode"] == "private"
+        # Its network, and its cgroup under the seat's, with the seat's budget.
+        assert rec["config"]["network"] == "seat-alice"
+        assert "seat-alice" in cl("network", "ls").stdout
+        seat_cg = f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/seat-alice"
+        if os.path.isdir("/sys/fs/cgroup/memory"):
+            assert int(open(f"{seat_cg}/memory.limit_in_bytes").read()) == 256 << 20
+            assert os.path.isdir(f"{seat_cg}/{ids['alice']}")
+        else:                                                        # cgroup v2
+            seat_cg = f"/sys/fs/cgroup/{CGROUP_PARENT}/seat-alice"
+            assert int(open(f"{seat_cg}/memory.max").read()) == 256 << 20
+        # Refused for a seat, one line each.
+        for flags, words in ((["-v", "/:/host"], "-v /: host paths are not allowed for a classroom seat"),
+                             (["--pid", "host"], "--pid host is not allowed for a classroom seat"),
+                             (["--network", "bridge-of-bob"], "is not allowed for a classroom seat"),
+                             (["-m", "2g"], "is more than a classroom seat's budget")):
+            proc = seat_cl(alice, "run", "--rm", *flags, "lab", "true")
+            err = proc.stderr.strip()
+            assert proc.returncode == 125 and "\n" not in err and words in err, (flags, err)
+        # The seat's container count: 3 at most (web is one).
+        made = [seat_cl(alice, "create", "--name", f"c{i}", "-m", "16m", "lab", "true") for i in range(3)]
+        assert [p.returncode for p in made] == [0, 0, 125], [p.stderr for p in made]
+        assert "at most 3 containers" in made[2].stderr
+        # The owner's verbs reach them by SEAT/NAME; a seat may not add seats.
+        assert seat_cl(alice, "ps").returncode == 0
+    finally:
+        for n in ("alice", "bob"):
+            for c in ("web", "c0", "c1", "c2"):
+                cl("rm", "-f", f"{n}/{c}")
+
+
+# -- the browser door -------------------------------------------------------------------------
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
+def _post(port: int, fields: dict) -> tuple[int, dict, str]:
+    opener = urllib.request.build_opener(_NoRedirect)
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        resp = opener.open(urllib.request.Request(f"http://127.0.0.1:{port}/join", data=data), timeout=30)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+    return resp.status, dict(resp.headers), resp.read().decode()
+
+
+def test_the_join_page_refuses_a_wrong_code_and_sets_a_strict_cookie_on_the_right_one(serve):
+    page = urllib.request.urlopen(f"http://127.0.0.1:{serve.web_port}/", timeout=30).read().decode()
+    assert 'action="/join"' in page and 'name="code"' in page and "Room code" in page and "房间码" in page
+    status, headers, body = _post(serve.web_port, {"name": "carol", "code": "not-it"})
+    assert status == 403 and "Set-Cookie" not in headers and "That is not the room code." in body
+    status, headers, _ = _post(serve.web_port, {"name": "Carol", "code": CODE})
+    assert status == 303 and headers["Location"] == "/app", (status, headers)
+    cookie = headers["Set-Cookie"]
+    assert cookie.startswith("container_lab_seat=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "carol" in json.loads((serve.state / "room.json").read_text())["seats"]
+    # /app needs the cookie; with it, the page that opens the app's websocket.
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(f"http://127.0.0.1:{serve.web_port}/app", timeout=30)
+    assert e.value.code == 303
+    req = urllib.request.Request(f"http://127.0.0.1:{serve.web_port}/app",
+                                 headers={"Cookie": cookie.split(";")[0]})
+    app_page = opener.open(req, timeout=30).read().decode()
+    assert f"ws://127.0.0.1:{serve.web_port}/ws" in app_page
+
+
+# -- the end of the class -----------------------------------------------------------------------
+
+def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(serve):
+    uid = _join(serve, "dave")
+    proc = seat_cl(uid, "run", "-d", "--name", "web", "-m", "64m", "lab", "sleep", "100")
+    assert proc.returncode == 0, proc.stderr
+    cid = proc.stdout.strip()
+    (serve.state / "seats" / "dave" / "progress").is_dir()
+    code, out = serve.stop()
+    assert code == 0 and "The class has ended" in out, out
+    ps = cl("ps", "-a").stdout
+    assert cid[:12] not in ps and "dave/" not in ps, ps
+    leftovers = [d for d, _dirs, _files in os.walk("/sys/fs/cgroup") if "/seat-" in d and CGROUP_PARENT in d]
+    assert leftovers == [], leftovers
+    assert "seat-" not in cl("network", "ls").stdout
+    # The seats are gone from the engine: with no seat left the socket is the owner's
+    # alone again (0600), so a seat's uid cannot even connect; its progress stays.
+    refused = seat_cl(uid, "ps")
+    assert refused.returncode == 125 and "permission denied on" in refused.stderr, refused.stderr
+    assert os.stat(ROOT / "run" / "supervisor.sock").st_mode & 0o777 == 0o600
+    assert json.loads((ROOT / "run" / "seats.json").read_text()) == {"seats": []}
+    assert (serve.state / "seats" / "dave").is_dir()
+    assert _app_pids(None) == []
