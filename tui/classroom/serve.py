@@ -142,8 +142,7 @@ async def _serve(room, ssh, web, idle_timeout: float, lang: str) -> int:
             return 1
         doors.append(door)
         host = address[0] if address[0] not in ("0.0.0.0", "::") else os.uname().nodename
-        print(t(lang, "serve.join_" + ("ssh" if key.endswith("ssh") else "web"), host=host, port=port),
-              flush=True)
+        print(t(lang, key, host=host, port=port), flush=True)
         room.log(f"{type(door).__name__} listening on {address[0]}:{port}")
     print(t(lang, "serve.stop_hint"), flush=True)
     while not stop.is_set():
