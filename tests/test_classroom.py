@@ -299,6 +299,32 @@ def test_the_join_page_refuses_a_wrong_code_and_sets_a_strict_cookie_on_the_righ
                                  headers={"Cookie": cookie.split(";")[0]})
     app_page = opener.open(req, timeout=30).read().decode()
     assert f"ws://127.0.0.1:{serve.web_port}/ws" in app_page
+    # The websocket: without the cookie refused; with it, the course drawn by the seat's own process.
+    seat_uid = SEAT_UID_BASE + json.loads((serve.state / "room.json").read_text())["seats"]["carol"]
+    got, uids = asyncio.run(_web_app(serve.web_port, cookie.split(";")[0], seat_uid))
+    assert b"container-lab" in got and b"welcome" in got, got[:400]
+    assert uids, "no app process ran as carol's uid"
+
+
+async def _web_app(port: int, cookie: str, uid: int) -> tuple[bytes, list[int]]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await s.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        got = b""
+        async with s.ws_connect(f"ws://127.0.0.1:{port}/ws?width=100&height=30", headers={"Cookie": cookie}) as ws:
+            deadline = time.monotonic() + 30
+            while b"welcome" not in got and time.monotonic() < deadline:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), 5)
+                except asyncio.TimeoutError:  # noqa: UP041
+                    continue
+                if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                    break
+                got += msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+            uids = _app_pids(uid)
+    return got, uids
 
 
 # -- the end of the class -----------------------------------------------------------------------
