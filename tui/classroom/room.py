@@ -117,6 +117,7 @@ class Room:
         self.client = client or Client()
         self.seats: dict[str, Seat] = {}
         self.registered: set[str] = set()
+        self.held = None                 # a connection that keeps the supervisor from idling out
         for d, mode in ((self.state, 0o711), (self.state / "seats", 0o711)):
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, 0, 0)
@@ -166,6 +167,29 @@ class Room:
         seat.last_seen = time.monotonic()
         return seat
 
+    def hold_engine(self) -> None:
+        """Keep one owner connection open: a supervisor with a client never
+        idles out, so a seat's app (which may not start one) always finds it.
+        Made again when the supervisor was restarted (the old one reads EOF)."""
+        import socket
+
+        if self.held is not None:
+            try:
+                if self.held.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b"":
+                    return
+            except BlockingIOError:
+                return                     # open, nothing said: still held
+            except OSError:
+                pass
+            self.held.close()
+            self.held = None
+        self.client.ping()                 # starts the supervisor if none runs
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.connect(self.client.socket_path)
+        self.held = sock
+        # Seats a previous supervisor knew (seats.json) are registered again on their next join.
+        self.registered.clear()
+
     def release(self, name: str) -> list[str]:
         """A seat's containers, network and cgroup removed (its progress kept)."""
         if name not in self.registered:
@@ -192,6 +216,9 @@ class Room:
                     self.release(item["name"])
         except Exception as e:  # noqa: BLE001
             self.log(f"end: {e}")
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     def log(self, line: str) -> None:
         fd = os.open(self.state / "classroom.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -125,6 +125,11 @@ async def _serve(room, ssh, web, idle_timeout: float, lang: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await loop.run_in_executor(None, room.hold_engine)
+    except Exception as e:  # noqa: BLE001 - EngineError, OSError: the engine cannot be reached
+        print(f"container-lab serve: {e}", file=sys.stderr)
+        return 1
     print(t(lang, "serve.started", code=room.code), flush=True)
     for address, make, key in ((ssh, lambda h, p: SSHDoor(room, limiter, h, p, lang), "serve.join_ssh"),
                                (web, lambda h, p: WebDoor(room, limiter, h, p), "serve.join_web")):
@@ -150,6 +155,10 @@ async def _serve(room, ssh, web, idle_timeout: float, lang: str) -> int:
             await asyncio.wait_for(stop.wait(), timeout=min(30.0, max(1.0, idle_timeout / 4)))
         except TimeoutError:
             pass
+        try:
+            await loop.run_in_executor(None, room.hold_engine)
+        except Exception as e:  # noqa: BLE001
+            room.log(f"the engine cannot be reached: {e}")
         now = time.monotonic()
         for seat in list(room.seats.values()):
             if seat.name in room.registered and not seat.sessions and now - seat.last_seen > idle_timeout:
