@@ -327,6 +327,48 @@ async def _web_app(port: int, cookie: str, uid: int) -> tuple[bytes, list[int]]:
     return got, uids
 
 
+# -- the instructor's view ------------------------------------------------------------------------
+
+def test_class_json_shows_each_seats_progress_containers_and_budget(serve):
+    uid = _join(serve, "frank")
+    proc = seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        # The seat's progress, as its app would write it (the file is the seat's own).
+        progress = serve.state / "seats" / "frank" / "progress" / "progress.json"
+        progress.parent.mkdir(exist_ok=True)
+        progress.write_text(json.dumps({"version": 1, "language": "zh", "current": {
+            "course": "container-lab", "lesson": "first-container", "step": "hello"}, "courses": {
+            "container-lab": {"first-container": {"hello": {"done": True, "checks": ["container-ran"],
+                                                            "time": "2026-12-07T10:00:00"}}}}}))
+        t0 = time.monotonic()
+        out = cl_class("--format", "json")
+        assert time.monotonic() - t0 < 3
+        seat = next(s for s in json.loads(out)["seats"] if s["name"] == "frank")
+        assert (seat["language"], seat["lesson"], seat["step"], seat["steps_done"]) == (
+            "zh", "first-container", "hello", 1)
+        assert seat["last_checks"] == ["container-ran"] and seat["uid"] == uid and seat["in_engine"]
+        assert [c["name"] for c in seat["containers"]] == ["web"]
+        assert seat["budget"]["memory"] == 256 << 20 and seat["budget"]["containers"] == 3
+        # A seat's planted symlink is not followed by root's reader.
+        progress.unlink()
+        progress.symlink_to("/etc/shadow")
+        seat = next(s for s in json.loads(cl_class("--format", "json"))["seats"] if s["name"] == "frank")
+        assert seat["language"] is None and seat["steps_done"] == 0
+        row = next(line for line in cl_class().splitlines() if line.startswith("frank "))
+        cells = row.split()
+        assert cells[:7] == ["frank", "-", "-", "-", "0", "0", "1"] and cells[7].endswith("/256"), row
+    finally:
+        cl("rm", "-f", "frank/web")
+
+
+def cl_class(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "tui.launcher", "class", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 # -- the end of the class -----------------------------------------------------------------------
 
 def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(serve):

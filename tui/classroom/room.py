@@ -167,6 +167,15 @@ class Room:
         seat.last_seen = time.monotonic()
         return seat
 
+    def note_sessions(self) -> None:
+        """``live.json``: each seat's sessions and their doors, for ``container-lab class``."""
+        live = {"seats": {s.name: {"sessions": len(s.sessions), "doors": sorted({x.door for x in s.sessions})}
+                          for s in self.seats.values()}}
+        tmp = self.state / ".live.json.tmp"
+        tmp.write_text(json.dumps(live))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.state / "live.json")
+
     def hold_engine(self) -> None:
         """Keep one owner connection open: a supervisor with a client never
         idles out, so a seat's app (which may not start one) always finds it.
@@ -205,7 +214,10 @@ class Room:
         """Every session ended, every seat released (progress kept)."""
         for seat in self.seats.values():
             for session in list(seat.sessions):
-                session.terminate()
+                if isinstance(session, SeatProcess):      # the web door's end with the door
+                    session.terminate()
+                else:
+                    self.leave(seat, session)
         for name in list(self.registered):
             self.release(name)
         # Seats registered by an earlier serve that stopped without ending them.
@@ -232,8 +244,18 @@ class Room:
     def spawn(self, seat: Seat, *, term: str = "xterm-256color", cols: int = 80, rows: int = 24,
               lang: str | None = None) -> SeatProcess:
         proc = SeatProcess(self, seat, term=term, cols=cols, rows=rows, lang=lang)
-        seat.sessions.add(proc)
+        self.enter(seat, proc)
         return proc
+
+    def enter(self, seat: Seat, session) -> None:
+        seat.sessions.add(session)
+        seat.last_seen = time.monotonic()
+        self.note_sessions()
+
+    def leave(self, seat: Seat, session) -> None:
+        seat.sessions.discard(session)
+        seat.last_seen = time.monotonic()
+        self.note_sessions()
 
 
 def seat_env(seat: Seat) -> dict[str, str]:
@@ -268,6 +290,8 @@ class SeatProcess:
     """The course app of one session: a process on a pty, as the seat's uid.
     ``master`` is the pty's side the door reads and writes."""
 
+    door = "ssh"
+
     def __init__(self, room: Room, seat: Seat, *, term: str, cols: int, rows: int, lang: str | None):
         self.room, self.seat = room, seat
         self.master, slave = pty.openpty()
@@ -298,7 +322,8 @@ class SeatProcess:
 
     def terminate(self, grace: float = 3.0) -> None:
         """The app ended: SIGHUP as a closed terminal would, SIGKILL after ``grace``."""
-        self.seat.sessions.discard(self)
+        if self in self.seat.sessions:
+            self.room.leave(self.seat, self)
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGHUP)

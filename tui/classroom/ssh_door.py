@@ -189,6 +189,7 @@ class _Session(asyncssh.SSHServerSession):
         except (ValueError, OSError):
             pass
         code = proc.proc.poll()
+        self.door.room.leave(proc.seat, proc)
         loop.run_in_executor(None, proc.terminate)
         try:
             self.chan.exit(code or 0)

@@ -174,6 +174,8 @@ button{{margin-top:1.2rem;font-size:1.1rem;padding:.4rem 1.2rem}}.error{{color:#
                                       write_bytes=websocket.send_bytes, write_str=websocket.send_str,
                                       close=websocket.close, download_manager=self.download_manager)
             self.services.add(service)
+            service.door = "web"
+            self.room.enter(seat, service)
             await service.start(width, height)
             try:
                 await self._process_messages(websocket, service)
@@ -184,6 +186,7 @@ button{{margin-top:1.2rem;font-size:1.1rem;padding:.4rem 1.2rem}}.error{{color:#
         finally:
             if service is not None:
                 self.services.discard(service)
+                self.room.leave(seat, service)
         return websocket
 
 

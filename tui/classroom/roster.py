@@ -1,0 +1,122 @@
+"""``container-lab class [--format json]``: the room's seats, for the instructor. No Textual here.
+
+Read on the server, as root, from three places, each fresh at every call:
+
+- the room (``room.json``: names and slots; ``live.json``, written by
+  ``serve`` as sessions come and go: sessions per seat and their doors);
+- each seat's progress (``seats/NAME/progress/progress.json``) -- a file the
+  seat's own uid writes, so it is opened without following a symlink, only
+  when it is a regular file, and at most 1 MiB of it read;
+- the supervisor (``seat_ls``): each seat's containers and its cgroup's usage
+  against its budget.
+
+:func:`roster` returns it as data (what ``--format json`` prints);
+:func:`main` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+from .room import NAME_RE, SEAT_UID_BASE, default_state_dir
+
+MAX_PROGRESS = 1 << 20
+
+
+def read_untrusted_json(path: Path) -> dict | None:
+    """A JSON object from a file a seat controls (None when it is not one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_PROGRESS + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PROGRESS:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def progress_summary(progress: dict | None) -> dict:
+    """Language, where the learner is, steps done, the last step's time and checks."""
+    if not progress:
+        return {"language": None, "lesson": None, "step": None, "steps_done": 0, "last_activity": None,
+                "last_checks": []}
+    current = progress.get("current") if isinstance(progress.get("current"), dict) else {}
+    done, last, last_checks = 0, None, []
+    for course in (progress.get("courses") or {}).values():
+        for lesson in (course or {}).values() if isinstance(course, dict) else ():
+            for step in (lesson or {}).values() if isinstance(lesson, dict) else ():
+                if not isinstance(step, dict):
+                    continue
+                done += bool(step.get("done"))
+                when = step.get("time")
+                if isinstance(when, str) and (last is None or when > last):
+                    last, last_checks = when, [c for c in step.get("checks") or [] if isinstance(c, str)]
+    return {"language": progress.get("language"), "lesson": current.get("lesson"), "step": current.get("step"),
+            "steps_done": done, "last_activity": last, "last_checks": last_checks}
+
+
+def roster(state: Path | None = None, client=None) -> dict:
+    from engine.client import Client
+
+    state = Path(state or default_state_dir())
+    room = read_untrusted_json(state / "room.json") or {}
+    live = read_untrusted_json(state / "live.json") or {}
+    engine = {}
+    try:
+        for item in (client or Client(autostart=False)).call("seat_ls").get("seats", []):
+            engine[item["name"]] = item
+    except Exception as e:  # noqa: BLE001 - the engine down: the room is still shown
+        engine_error = str(e)
+    else:
+        engine_error = None
+    seats = []
+    for name, slot in sorted((room.get("seats") or {}).items()):
+        if not NAME_RE.fullmatch(name) or not isinstance(slot, int):
+            continue
+        e = engine.get(name, {})
+        sessions = (live.get("seats") or {}).get(name, {})
+        seats.append({"name": name, "uid": SEAT_UID_BASE + slot,
+                      **progress_summary(read_untrusted_json(state / "seats" / name / "progress" / "progress.json")),
+                      "sessions": sessions.get("sessions", 0), "doors": sessions.get("doors", []),
+                      "in_engine": name in engine, "containers": e.get("containers", []),
+                      "usage": e.get("usage", {}), "budget": e.get("budget", {})})
+    return {"state_dir": str(state), "engine_error": engine_error, "seats": seats}
+
+
+def main(args: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="container-lab class",
+                                description="The room's seats: progress, sessions, containers, usage.")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--state-dir", help="the room's state dir (default: serve's)")
+    ns = p.parse_args(args)
+    if os.geteuid() != 0:
+        print("container-lab class runs as root, on the server that runs serve", file=sys.stderr)
+        return 1
+    data = roster(Path(ns.state_dir) if ns.state_dir else None)
+    if ns.format == "json":
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'SEAT':<16} {'LANG':<5} {'LESSON':<24} {'STEP':<16} {'DONE':>4} {'SESSIONS':>8} {'CONTAINERS':>10}  MEMORY")
+    for s in data["seats"]:
+        mem = s["usage"].get("memory_current") or 0
+        budget = s["budget"].get("memory") or 0
+        print(f"{s['name']:<16} {s['language'] or '-':<5} {s['lesson'] or '-':<24} {s['step'] or '-':<16} "
+              f"{s['steps_done']:>4} {s['sessions']:>8} {len(s['containers']):>10}  "
+              f"{mem >> 20}/{budget >> 20} MiB")
+    if data["engine_error"]:
+        print(f"(the engine: {data['engine_error']})", file=sys.stderr)
+    return 0
