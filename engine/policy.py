@@ -52,6 +52,11 @@ from .syscalls import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 SEAT_UIDS_ENV = "CONTAINER_LAB_SEAT_UIDS"
 SEAT_LABEL = "container-lab.seat"
 SEAT_NAME_RE = r"[a-z][a-z0-9_-]{0,31}"
+# Each seat's containers get a uid range of their own: 65536 ids from
+# SEAT_RANGE_BASE + (seat uid mod SEAT_RANGE_SLOTS) * 65536 (100,000,000 up to
+# about 1.4e9: above any account, below 2^31), so root inside one seat's
+# container is a different unprivileged uid from any other seat's.
+SEAT_RANGE_BASE, SEAT_RANGE_SLOTS, SEAT_RANGE_SIZE = 100_000_000, 20_000, 65536
 # The ops only the owner may send: seats registered, listed, ended.
 OWNER_OPS = ("seat_add", "seat_rm", "seat_ls")
 SEAT_VOLUMES_ENV = "CONTAINER_LAB_SEAT_VOLUMES"
@@ -171,10 +176,13 @@ class SeatPolicy(Policy):
     (``seat-NAME``) in place of the default ``bridge``; any other network
     than the seat's own or ``none`` is refused.
 
+    Each seat's user namespaces map to a uid range of the seat's own
+    (:attr:`id_range`), so two seats' container roots are different
+    unprivileged uids on the server.
+
     Still to come: images of a seat's own (a seat runs the server's images;
-    pull and build are the owner's), a uid range per seat (today every
-    seat's containers share root's subordinate range), capability additions
-    (no ``--cap-add`` exists yet).
+    pull and build are the owner's), capability additions (no ``--cap-add``
+    exists yet).
     """
 
     name = "seat"
@@ -184,6 +192,11 @@ class SeatPolicy(Policy):
         self.budget = budget or Budget()
         self.volume_roots = tuple(os.path.realpath(r) for r in volume_roots)
         self.seat, self.uid = seat, uid
+
+    @property
+    def id_range(self) -> tuple[int, int]:
+        """(base, size): the host ids of this seat's containers' user namespaces."""
+        return SEAT_RANGE_BASE + (self.uid % SEAT_RANGE_SLOTS) * SEAT_RANGE_SIZE, SEAT_RANGE_SIZE
 
     @property
     def network(self) -> str:

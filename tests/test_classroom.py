@@ -34,6 +34,7 @@ import urllib.request
 
 import pytest
 
+from engine import policy
 from tui.classroom.room import SEAT_UID_BASE
 
 from conftest import CGROUP_PARENT, REPO, ROOT, cl, needs_root
@@ -227,11 +228,15 @@ def test_two_seats_each_have_web_and_cannot_touch_each_others(serve):
         records = {n: json.loads(cl("inspect", f"{n}/web", check=True).stdout)[0] for n in ("alice", "bob")}
         assert all(r["status"] == "running" for r in records.values())
         rec = records["alice"]
-        # Its own user namespace: root inside is an unprivileged uid outside.
-        pid = rec["pid"]
-        with open(f"/proc/{pid}/status") as f:
-            host_uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
-        assert host_uid >= 100000, host_uid
+        # Its own user namespace: root inside is an unprivileged uid outside, from a range
+        # of the seat's own (bob's root is another uid).
+        host_uids = {}
+        for n, r in records.items():
+            with open(f"/proc/{r['pid']}/status") as f:
+                host_uids[n] = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        base = policy.SEAT_RANGE_BASE
+        assert host_uids["alice"] == base + (alice % policy.SEAT_RANGE_SLOTS) * 65536, host_uids
+        assert host_uids["bob"] == base + (bob % policy.SEAT_RANGE_SLOTS) * 65536, host_uids
         assert rec["config"]["userns_mode"] == "private"
         # Its network, and its cgroup under the seat's, with the seat's budget.
         assert rec["config"]["network"] == "seat-alice"

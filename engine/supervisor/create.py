@@ -94,9 +94,7 @@ class Create:
         env.setdefault("PATH", runtime.DEFAULT_PATH)
         layers, userns = image.layers, None
         if config.userns_mode == "private":
-            from ..images.shift import subordinate_range
-
-            base, size = subordinate_range()
+            base, size = self.userns_range(config)
             layers = self.store.shifted_layers(image, base, size)
             os.chown(cdir / "upper", base, base)      # "/" inside belongs to root inside
             userns = {"base": base, "size": size}

@@ -124,6 +124,7 @@ class Seats:
         removed = self.remove_seat_containers(s)
         self.remove_seat_network(s)
         self.remove_seat_cgroup(s)
+        self.remove_seat_layers(s)
         self.open_socket_to_seats()
         return {"seat": s.seat, "removed": removed}, []
 
@@ -155,6 +156,13 @@ class Seats:
             return
         self.close_network_service(net.id)
 
+    def remove_seat_layers(self, s) -> None:
+        """The image layers copied for the seat's id range (made again on its next container)."""
+        import shutil
+
+        base, size = s.id_range
+        shutil.rmtree(self.store.root / "userns" / f"{base}-{size}", ignore_errors=True)
+
     def remove_seat_cgroup(self, s) -> None:
         try:
             self.cgroups.remove_parent_if_empty(self.seat_cgroup_parent(s.seat))
@@ -162,6 +170,17 @@ class Seats:
             pass
 
     # -- what a seat's container runs in ---------------------------------------------------
+
+    def userns_range(self, config) -> tuple[int, int]:
+        """The host ids of a private user namespace: a seat's own range for a
+        seat's container, else root's subordinate range."""
+        seat = policy.OWNER.scope(config.labels)
+        for s in self.seats.values():
+            if s.seat == seat:
+                return s.id_range
+        from ..images.shift import subordinate_range
+
+        return subordinate_range()
 
     def seat_cgroup_parent(self, seat: str) -> str:
         return f"{self.cgroup_parent}/seat-{seat}"
