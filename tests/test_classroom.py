@@ -219,7 +219,12 @@ def test_two_seats_each_have_web_and_cannot_touch_each_others(serve):
         for name, uid in (("alice", alice), ("bob", bob)):
             ps = seat_cl(uid, "ps", "-a").stdout
             assert ids[name][:12] in ps and ids["bob" if name == "alice" else "alice"][:12] not in ps, ps
+        # The event log: each seat reads of its own containers only.
+        events = seat_cl(alice, "events", "--since", "0")
+        assert events.returncode == 0 and ids["alice"][:12] in events.stdout, events
+        assert ids["bob"][:12] not in events.stdout and "bob" not in events.stdout, events.stdout
         # alice cannot look at, exec into, stop, kill or remove bob's (by id or by name).
+
         for verb in (["inspect", ids["bob"]], ["exec", ids["bob"], "true"], ["stop", ids["bob"]],
                      ["kill", ids["bob"]], ["rm", ids["bob"]], ["logs", ids["bob"]], ["inspect", "bob/web"]):
             proc = seat_cl(alice, *verb)

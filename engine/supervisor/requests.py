@@ -15,7 +15,7 @@ from .. import policy, transcript
 from ..container import Container
 from ..errors import ContainerError, ContainerNotFound, InvalidArgument, NotRunning
 from .connections import Connection
-from .settings import NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
+from .settings import EVENTS_REPLY_LIMIT, NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
 
 
 class Requests:
@@ -37,6 +37,14 @@ class Requests:
         sees = conn.policy.sees
         return {"events": [e for e in self.events.read(after=after) if sees(e.get("labels"))]
                 if after < self.events.seq else [], "seq": self.events.seq}, []
+
+    def op_events(self, conn, msg, fds):
+        """The events after ``after`` that this client may see (a seat: its
+        own containers'), at most the last EVENTS_REPLY_LIMIT of them."""
+        after = _number(msg, "after", 0, int)
+        sees = conn.policy.sees
+        events = [e for e in self.events.read(after=after) if sees(e.get("labels"))] if after < self.events.seq else []
+        return {"events": events[-EVENTS_REPLY_LIMIT:], "seq": self.events.seq}, []
 
     def publish(self, event: dict) -> None:
         for conn in list(self.subscribers):
