@@ -337,6 +337,34 @@ async def _web_app(port: int, cookie: str, uid: int) -> tuple[bytes, list[int]]:
     return got, uids
 
 
+def test_an_idle_seat_is_released_and_keeps_its_progress(serve):
+    """--idle-timeout: a seat with no session that long has its containers removed
+    (its network and cgroup too); the same name comes back to the same seat."""
+    state = ROOT / "classroom-idle"
+    state.mkdir(mode=0o711)
+    (state / "room.json").write_text(json.dumps({"seats": {"idler": 700}}))    # a slot no other test's room uses
+    other = Serve("--idle-timeout", "3s", "--state-dir", str(state))
+    try:
+        uid = SEAT_UID_BASE + 700
+        asyncio.run(_ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
+        proc = seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100")
+        assert proc.returncode == 0, proc.stderr
+        (state / "seats" / "idler" / "progress").mkdir(exist_ok=True)
+        deadline = time.monotonic() + 20
+        while "idler/web" in cl("ps", "-a").stdout and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "idler/web" not in cl("ps", "-a").stdout
+        assert "seat-idler" not in cl("network", "ls").stdout
+        assert "seat idler: idle, released (1 containers removed)" in (state / "classroom.log").read_text()
+        assert (state / "seats" / "idler" / "progress").is_dir()
+        # Back with the same name: the same seat, its engine access again.
+        asyncio.run(_ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
+        assert seat_cl(uid, "ps").returncode == 0
+    finally:
+        code, out = other.stop()
+        assert code == 0, out
+
+
 # -- the instructor's view ------------------------------------------------------------------------
 
 def test_class_json_shows_each_seats_progress_containers_and_budget(serve):
