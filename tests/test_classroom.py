@@ -430,3 +430,21 @@ def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(s
     assert json.loads((ROOT / "run" / "seats.json").read_text()) == {"seats": []}
     assert (serve.state / "seats" / "dave").is_dir()
     assert _app_pids(None) == []
+
+
+# -- refusals before anything opens --------------------------------------------------------------
+
+def test_serve_refuses_a_user_who_is_not_root_and_bad_flags_in_one_line():
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SYSTEM_PYTHON, "-m",
+                           "tui.launcher", "serve"], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                                          "LANGUAGE": "en"},
+                          cwd="/", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == "", proc
+    assert proc.stderr.count("\n") == 1 and "container-lab serve runs as root" in proc.stderr, proc.stderr
+    for flags, words in ((["--ssh", "nonsense"], "--ssh nonsense: expected [HOST:]PORT or off"),
+                         (["--web", "host:99999"], "--web host:99999: expected [HOST:]PORT or off"),
+                         (["--seats", "0"], "--seats: expected a whole number from 1 up")):
+        proc = subprocess.run([sys.executable, "-m", "tui.launcher", "serve", *flags], cwd=REPO, text=True,
+                              capture_output=True, timeout=60, env={**os.environ, "LANGUAGE": "en"})
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and words in err[-1] and "Traceback" not in proc.stderr, proc.stderr
