@@ -407,6 +407,37 @@ def cl_class(*args: str) -> str:
     return proc.stdout
 
 
+def test_the_live_class_view_lists_the_seats_and_ends_one(serve):
+    """The Textual view (headless): a row per seat, refreshed; x ends the highlighted seat."""
+    from textual.widgets import DataTable
+
+    from tui.classroom.class_app import ClassApp
+
+    uid = _join(serve, "gina")
+    assert seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100").returncode == 0
+
+    async def run():
+        app = ClassApp(serve.state)
+        async with app.run_test(size=(140, 30)) as pilot:
+            table = app.query_one(DataTable)
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if table.row_count:
+                    break
+            names = [table.get_row_at(i)[0].plain for i in range(table.row_count)]
+            table.move_cursor(row=names.index("gina"))
+            await pilot.press("x")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if "gina/web" not in cl("ps", "-a").stdout:
+                    break
+            return names
+
+    names = asyncio.run(run())
+    assert "gina" in names and names == sorted(names), names
+    assert "gina/web" not in cl("ps", "-a").stdout
+
+
 # -- the end of the class -----------------------------------------------------------------------
 
 def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(serve):
@@ -448,3 +479,4 @@ def test_serve_refuses_a_user_who_is_not_root_and_bad_flags_in_one_line():
                               capture_output=True, timeout=60, env={**os.environ, "LANGUAGE": "en"})
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and words in err[-1] and "Traceback" not in proc.stderr, proc.stderr
+

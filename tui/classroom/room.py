@@ -161,9 +161,10 @@ class Room:
             seat.dir.mkdir(mode=0o700)
         os.chown(seat.dir, seat.uid, seat.uid)
         os.chmod(seat.dir, 0o700)
-        if name not in self.registered:
-            self.client.call("seat_add", uid=seat.uid, name=name, budget=self.budget)
-            self.registered.add(name)
+        # Registered at every join (the same answer again): the instructor may have
+        # ended the seat meanwhile (class view), or the supervisor restarted.
+        self.client.call("seat_add", uid=seat.uid, name=name, budget=self.budget)
+        self.registered.add(name)
         seat.last_seen = time.monotonic()
         return seat
 

@@ -100,14 +100,22 @@ def roster(state: Path | None = None, client=None) -> dict:
 def main(args: list[str]) -> int:
     p = argparse.ArgumentParser(prog="container-lab class",
                                 description="The room's seats: progress, sessions, containers, usage.")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("live", "table", "json"), default=None,
+                   help="live: the Textual view (the default in a terminal); table: one print; json: for scripts")
     p.add_argument("--state-dir", help="the room's state dir (default: serve's)")
     ns = p.parse_args(args)
     if os.geteuid() != 0:
         print("container-lab class runs as root, on the server that runs serve", file=sys.stderr)
         return 1
-    data = roster(Path(ns.state_dir) if ns.state_dir else None)
-    if ns.format == "json":
+    state = Path(ns.state_dir) if ns.state_dir else None
+    fmt = ns.format or ("live" if sys.stdin.isatty() and sys.stdout.isatty() else "table")
+    if fmt == "live":
+        from .class_app import ClassApp
+
+        ClassApp(state).run()
+        return 0
+    data = roster(state)
+    if fmt == "json":
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     print(f"{'SEAT':<16} {'LANG':<5} {'LESSON':<24} {'STEP':<16} {'DONE':>4} {'SESSIONS':>8} {'CONTAINERS':>10}  MEMORY")
