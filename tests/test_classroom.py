@@ -223,7 +223,21 @@ def test_two_seats_each_have_web_and_cannot_touch_each_others(serve):
         events = seat_cl(alice, "events", "--since", "0")
         assert events.returncode == 0 and ids["alice"][:12] in events.stdout, events
         assert ids["bob"][:12] not in events.stdout and "bob" not in events.stdout, events.stdout
+        # The lab panel's snapshot, as the seat: what it cannot read itself (namespaces of
+        # processes of other uids, cgroup usage) comes from the supervisor.
+        snap = subprocess.run(
+            ["setpriv", f"--reuid={alice}", f"--regid={alice}", "--clear-groups", SYSTEM_PYTHON, "-c",
+             "import json; from engine.client import Client; "
+             "print(json.dumps(Client(autostart=False).snapshot('web', network=False)))"],
+            env={"PATH": "/usr/bin:/bin", "HOME": "/", "PYTHONPATH": str(REPO),
+                 "CONTAINER_LAB_STATE_DIR": str(ROOT / "run")}, cwd="/", capture_output=True, text=True, timeout=60)
+        assert snap.returncode == 0, snap.stderr
+        snap = json.loads(snap.stdout)
+        assert [p["cmd"] for p in snap["processes"]] == [["sleep", "100"]]
+        assert snap["namespaces"]["user"]["shared_with_host"] is False and "pid" in snap["namespaces"]
+        assert snap["resources"]["memory_limit"] == 256 << 20 and snap["resources"]["pids_limit"] == 300, snap["resources"]
         # alice cannot look at, exec into, stop, kill or remove bob's (by id or by name).
+
 
         for verb in (["inspect", ids["bob"]], ["exec", ids["bob"], "true"], ["stop", ids["bob"]],
                      ["kill", ids["bob"]], ["rm", ids["bob"]], ["logs", ids["bob"]], ["inspect", "bob/web"]):

@@ -389,7 +389,10 @@ class Client:
         if getattr(self, "_driver", None) is None:
             from ..cgroups import detect
             self._driver = detect()
-        parent = os.path.basename(os.path.dirname(next(iter(record["cgroup"].values()))))
+        path = os.path.dirname(next(iter(record["cgroup"].values())))
+        parent = os.path.basename(path)
+        if parent.startswith("seat-"):         # a classroom seat's container: <engine's parent>/seat-NAME
+            parent = f"{os.path.basename(os.path.dirname(path))}/{parent}"
         try:
             return self._driver.open(record["id"], parent=parent)
         except CgroupError:

@@ -95,6 +95,11 @@ class Requests:
         rec["NetworkSettings"] = self.network_settings(c)
         if msg.get("transcript"):
             rec["transcript"] = transcript.load(c.dir)
+        if conn.policy.seat is not None and c.cgroup is not None and c.status == "running":
+            try:                    # what a seat's client cannot read itself (its lab panel's Resources)
+                rec["usage"] = c.cgroup.usage()
+            except OSError:
+                pass
         return {"container": rec}, []
 
     def namespaces(self, c: Container) -> dict:
