@@ -494,3 +494,23 @@ def test_serve_refuses_a_user_who_is_not_root_and_bad_flags_in_one_line():
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and words in err[-1] and "Traceback" not in proc.stderr, proc.stderr
 
+
+
+def test_a_seats_app_skips_the_steps_that_need_the_servers_namespaces_or_paths(monkeypatch):
+    """The seat's app is told (doctor's host.access) that host namespaces and paths
+    are not a seat's: those steps say why instead of failing on the engine's refusal.
+    (The refusal itself is the engine's: tests above.)"""
+    from engine.doctor import diagnose
+    from lessons.lab import Lab
+    from tui import course_cache
+
+    course = course_cache.load(None)
+    assert next(c for c in diagnose()["checks"] if c["id"] == "host.access")["ok"]
+    monkeypatch.setenv("CONTAINER_LAB_SEAT", "alice")
+    seat = diagnose()
+    check = next(c for c in seat["checks"] if c["id"] == "host.access")
+    assert not check["ok"] and "a classroom seat (alice)" in check["detail"]
+    lab = Lab(course, course.lesson("namespaces"), lang="en", doctor=lambda: seat)
+    uts = next(s for s in course.lesson("namespaces").steps if s.id == "uts")
+    assert [c["id"] for c in lab.lacking(uts)] == ["host.access"]
+    assert "a view of the server itself (host namespaces or host paths)" in lab.unavailable(uts)
