@@ -165,6 +165,58 @@ def test_ssh_lands_in_the_course_as_the_seats_own_user(serve):
     assert json.loads((serve.state / "room.json").read_text())["seats"]["alice"] == 0
 
 
+def test_the_openssh_client_lands_in_the_course(serve):
+    """Debian's own ssh (sshpass gives it the code), in a pty: the course's first screen."""
+    import pty
+    import shutil
+
+    if not shutil.which("sshpass") or not shutil.which("ssh"):
+        pytest.skip("needs sshpass and openssh-client (.ci/run installs them)")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update({"TERM": "xterm-256color", "SSHPASS": CODE})
+        os.execvp("sshpass", ["sshpass", "-e", "ssh", "-tt", "-p", str(serve.ssh_port), "-o", "StrictHostKeyChecking=no",
+                              "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                              "-o", "PubkeyAuthentication=no", "alice@127.0.0.1"])
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    screen = pyte.Screen(100, 30)
+    stream = pyte.ByteStream(screen)
+    deadline = time.monotonic() + 30
+    try:
+        while "Start the course" not in "\n".join(screen.display) and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    stream.feed(os.read(fd, 65536))
+                except OSError:
+                    break
+        text = "\n".join(screen.display)
+        assert "container-lab — welcome" in text and "Start the course" in text, text
+        os.write(fd, b"\x11")                      # Ctrl+Q: the app ends, and the session with it
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert done == pid, "ssh did not end with the app"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+
+
 def test_a_wrong_code_is_refused_and_repeated_failures_lock_the_address_out(serve):
     async def attempt(code):
         try:
