@@ -37,6 +37,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -118,6 +119,7 @@ class Room:
         self.seats: dict[str, Seat] = {}
         self.registered: set[str] = set()
         self.held = None                 # a connection that keeps the supervisor from idling out
+        self.lock = threading.Lock()     # joins come from the doors' worker threads at once
         for d, mode in ((self.state, 0o711), (self.state / "seats", 0o711)):
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, 0, 0)
@@ -145,7 +147,17 @@ class Room:
 
     def seat(self, name: str) -> Seat:
         """The seat called ``name``, made on first use and registered with the
-        supervisor (RoomError when the name is bad or the room is full)."""
+        supervisor (RoomError when the name is bad, the room is full or the
+        engine refuses)."""
+        from engine.errors import EngineError
+
+        with self.lock:
+            try:
+                return self._seat(name)
+            except EngineError as e:
+                raise RoomError(f"the engine refused seat {name}: {e}") from None
+
+    def _seat(self, name: str) -> Seat:
         if not NAME_RE.fullmatch(name):
             raise RoomError(f"{name[:40]!r} cannot be a seat's name: use a-z, 0-9, - and _, "
                             "starting with a letter (at most 32)")
