@@ -545,6 +545,14 @@ def test_serve_refuses_a_user_who_is_not_root_and_bad_flags_in_one_line():
                               capture_output=True, timeout=60, env={**os.environ, "LANGUAGE": "en"})
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and words in err[-1] and "Traceback" not in proc.stderr, proc.stderr
+    # A state dir that holds something else is not taken over (its mode would become 0711).
+    other = ROOT / "not-a-room"
+    other.mkdir(mode=0o700, exist_ok=True)
+    (other / "keep").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "tui.launcher", "serve", "--state-dir", str(other)], cwd=REPO,
+                          text=True, capture_output=True, timeout=60, env={**os.environ, "LANGUAGE": "en"})
+    assert proc.returncode == 1 and "is not a classroom's state dir" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and os.stat(other).st_mode & 0o777 == 0o700
 
 
 

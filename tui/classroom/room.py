@@ -118,6 +118,11 @@ class Room:
         self.client = client or Client()
         self.seats: dict[str, Seat] = {}
         self.registered: set[str] = set()
+        if self.state.is_dir() and any(self.state.iterdir()) and not (self.state / "room.json").exists() \
+                and not (self.state / "seats").is_dir():
+            # Its mode is about to become 0711 and its owner root: never a directory of something else.
+            raise RoomError(f"{self.state} is not a classroom's state dir (no room.json): give a new or empty "
+                            "directory")
         self.held = None                 # a connection that keeps the supervisor from idling out
         self.lock = threading.Lock()     # joins come from the doors' worker threads at once
         for d, mode in ((self.state, 0o711), (self.state / "seats", 0o711)):
