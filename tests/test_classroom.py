@@ -13,6 +13,7 @@ ports, in front of this session's engine.
   mounts and host namespaces are refused in one line.
 - Browser: the join page refuses a wrong code (403, no cookie) and on the
   right one sets an HttpOnly, SameSite=Strict cookie; /app wants it.
+- The instructor's side (``container-lab class``): test_classroom_class.py.
 - SIGTERM ends the class: every seat container, seat cgroup and seat
   network is gone, the seats are refused from then on, progress stays.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -33,6 +33,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from classroom_support import CODE, SYSTEM_PYTHON, Serve, app_pids, join, seat_cl, ssh_screen
 
 from engine import policy
 from tui.classroom.room import SEAT_UID_BASE
@@ -42,38 +43,6 @@ from conftest import CGROUP_PARENT, REPO, ROOT, cl, needs_root
 pytestmark = needs_root
 asyncssh = pytest.importorskip("asyncssh")
 pyte = pytest.importorskip("pyte")
-CODE = "room-code-7"
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-class Serve:
-    """``container-lab serve`` in the background; its ports read from what it prints."""
-
-    def __init__(self, *extra: str):
-        os.chmod(ROOT, 0o711)                   # the seats reach the socket and their own directories
-        self.state = ROOT / "classroom"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.launcher", "serve", "--ssh", "127.0.0.1:0", "--web", "127.0.0.1:0",
-             "--code", CODE, "--seat-memory", "256m", "--seat-pids", "300", "--seat-containers", "3", *extra],
-            cwd=REPO, env={**os.environ, "LANGUAGE": "en", "LANG": "C.UTF-8"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        out = b""
-        deadline = time.monotonic() + 60
-        while b"Ctrl+C" not in out:
-            assert time.monotonic() < deadline and self.proc.poll() is None, (out, self.proc.stderr.read())
-            ready, _, _ = select.select([self.proc.stdout], [], [], 1)
-            if ready:
-                out += os.read(self.proc.stdout.fileno(), 65536)
-        text = out.decode()
-        self.code = re.search(r"Room code: (\S+)", text).group(1)
-        self.ssh_port = int(re.search(r"ssh -p (\d+) ", text).group(1))
-        self.web_port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", text).group(1))
-
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=90)
-        return self.proc.returncode, (out + err).decode()
 
 
 @pytest.fixture(scope="module")
@@ -86,69 +55,9 @@ def serve(lab_image):
 
 # -- SSH -----------------------------------------------------------------------------------
 
-async def _ssh_screen(port: int, name: str, code: str, *, want: str, cols=100, rows=30, resize=None,
-                      local_addr=None) -> tuple[str, dict]:
-    """Log in, read the screen until ``want`` shows; optionally resize after. Returns the screen and facts."""
-    facts = {}
-    async with asyncssh.connect("127.0.0.1", port, username=name, password=code, known_hosts=None,
-                                local_addr=local_addr, client_keys=None, agent_path=None) as conn:
-        facts["host_key"] = conn.get_server_host_key().export_public_key().decode()
-        proc = await conn.create_process(term_type="xterm-256color", term_size=(cols, rows), encoding=None)
-        screen = pyte.Screen(cols, rows)
-        stream = pyte.ByteStream(screen)
-        deadline = time.monotonic() + 30
-        while want not in "\n".join(screen.display) and time.monotonic() < deadline:
-            try:
-                data = await asyncio.wait_for(proc.stdout.read(65536), 1)
-            except asyncio.TimeoutError:  # noqa: UP041 - the name asyncio.wait_for raises on 3.10 too
-                continue
-            if not data:
-                break
-            stream.feed(data)
-        facts["app_pids"] = _app_pids(SEAT_UID_BASE)
-        if resize:
-            proc.change_terminal_size(*resize)
-            await asyncio.sleep(1.0)
-            facts["winsizes"] = [_winsize(pid) for pid in _app_pids(None)]
-        proc.stdin.write(b"\x11")                # Ctrl+Q: the app quits, the session ends
-        await asyncio.sleep(0.5)
-    return "\n".join(screen.display), facts
-
-
-def _app_pids(uid: int | None) -> list[int]:
-    """Processes of the seats' apps (optionally, those running as ``uid``)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/status") as f:
-                real_uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
-        except (OSError, StopIteration):
-            continue
-        if b"tui.classroom.seat_app" in argv and (uid is None or real_uid == uid):
-            out.append(int(entry))
-    return out
-
-
-def _winsize(pid: int) -> tuple[int, int]:
-    import fcntl
-    import struct
-    import termios
-
-    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NOCTTY)
-    try:
-        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
-    finally:
-        os.close(fd)
-    return cols, rows
-
-
 def test_ssh_lands_in_the_course_as_the_seats_own_user(serve):
-    screen, facts = asyncio.run(_ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course",
-                                            resize=(120, 40)))
+    screen, facts = asyncio.run(ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course",
+                                           resize=(120, 40), state=serve.state))
     assert "container-lab — welcome" in screen and "Start the course" in screen, screen
     # Drawn by a process of the seat's uid, not root's; the window change reached its pty.
     assert facts["app_pids"], "no app process ran as the seat's uid"
@@ -160,7 +69,8 @@ def test_ssh_lands_in_the_course_as_the_seats_own_user(serve):
     key = serve.state / "ssh_host_key"
     assert os.stat(key).st_mode & 0o777 == 0o600
     # The same name again: the same seat (same uid), the same host key.
-    screen2, facts2 = asyncio.run(_ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course"))
+    screen2, facts2 = asyncio.run(ssh_screen(serve.ssh_port, "alice", CODE, want="Start the course",
+                                             state=serve.state))
     assert "Start the course" in screen2 and facts2["host_key"] == facts["host_key"]
     assert json.loads((serve.state / "room.json").read_text())["seats"]["alice"] == 0
 
@@ -239,27 +149,14 @@ def test_a_wrong_code_is_refused_and_repeated_failures_lock_the_address_out(serv
     log = (serve.state / "classroom.log").read_text()
     assert log.count("ssh 127.0.0.2 'mallory': wrong code") == 5
     assert "ssh 127.0.0.2 'mallory': refused, too many wrong codes" in log
-    assert "mallory" not in json.loads((serve.state / "room.json").read_text())["seats"]
+    room = serve.state / "room.json"
+    assert not room.exists() or "mallory" not in json.loads(room.read_text())["seats"]
 
 
 # -- seats, through the engine --------------------------------------------------------------
 
-def seat_cl(uid: int, *args: str) -> subprocess.CompletedProcess:
-    """The engine's CLI as the seat's uid, on the room's supervisor."""
-    return subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", SYSTEM_PYTHON, "-m", "engine.cli", *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/", "PYTHONPATH": str(REPO),
-             "CONTAINER_LAB_STATE_DIR": str(ROOT / "run")},
-        cwd="/", capture_output=True, text=True, timeout=60)
-
-
-def _join(serve, name: str) -> int:
-    asyncio.run(_ssh_screen(serve.ssh_port, name, CODE, want="Start the course"))
-    return SEAT_UID_BASE + json.loads((serve.state / "room.json").read_text())["seats"][name]
-
-
 def test_two_seats_each_have_web_and_cannot_touch_each_others(serve):
-    alice, bob = _join(serve, "alice"), _join(serve, "bob")
+    alice, bob = join(serve, "alice"), join(serve, "bob")
     try:
         ids = {}
         for name, uid in (("alice", alice), ("bob", bob)):
@@ -399,7 +296,7 @@ async def _web_app(port: int, cookie: str, uid: int) -> tuple[bytes, list[int]]:
                 if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                     break
                 got += msg.data if isinstance(msg.data, bytes) else msg.data.encode()
-            uids = _app_pids(uid)
+            uids = app_pids(uid, ROOT / "classroom")
     return got, uids
 
 
@@ -409,10 +306,10 @@ def test_an_idle_seat_is_released_and_keeps_its_progress(serve):
     state = ROOT / "classroom-idle"
     state.mkdir(mode=0o711)
     (state / "room.json").write_text(json.dumps({"seats": {"idler": 700}}))    # a slot no other test's room uses
-    other = Serve("--idle-timeout", "3s", "--state-dir", str(state))
+    other = Serve("--idle-timeout", "3s", state=state)
     try:
         uid = SEAT_UID_BASE + 700
-        asyncio.run(_ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
+        asyncio.run(ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
         proc = seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100")
         assert proc.returncode == 0, proc.stderr
         (state / "seats" / "idler" / "progress").mkdir(exist_ok=True)
@@ -424,90 +321,17 @@ def test_an_idle_seat_is_released_and_keeps_its_progress(serve):
         assert "seat idler: idle, released (1 containers removed)" in (state / "classroom.log").read_text()
         assert (state / "seats" / "idler" / "progress").is_dir()
         # Back with the same name: the same seat, its engine access again.
-        asyncio.run(_ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
+        asyncio.run(ssh_screen(other.ssh_port, "idler", CODE, want="Start the course"))
         assert seat_cl(uid, "ps").returncode == 0
     finally:
         code, out = other.stop()
         assert code == 0, out
 
 
-# -- the instructor's view ------------------------------------------------------------------------
-
-def test_class_json_shows_each_seats_progress_containers_and_budget(serve):
-    uid = _join(serve, "frank")
-    proc = seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100")
-    assert proc.returncode == 0, proc.stderr
-    try:
-        # The seat's progress, as its app would write it (the file is the seat's own).
-        progress = serve.state / "seats" / "frank" / "progress" / "progress.json"
-        progress.parent.mkdir(exist_ok=True)
-        progress.write_text(json.dumps({"version": 1, "language": "zh", "current": {
-            "course": "container-lab", "lesson": "first-container", "step": "hello"}, "courses": {
-            "container-lab": {"first-container": {"hello": {"done": True, "checks": ["container-ran"],
-                                                            "time": "2026-12-07T10:00:00"}}}}}))
-        t0 = time.monotonic()
-        out = cl_class("--format", "json")
-        assert time.monotonic() - t0 < 3
-        seat = next(s for s in json.loads(out)["seats"] if s["name"] == "frank")
-        assert (seat["language"], seat["lesson"], seat["step"], seat["steps_done"]) == (
-            "zh", "first-container", "hello", 1)
-        assert seat["last_checks"] == ["container-ran"] and seat["uid"] == uid and seat["in_engine"]
-        assert [c["name"] for c in seat["containers"]] == ["web"]
-        assert seat["budget"]["memory"] == 256 << 20 and seat["budget"]["containers"] == 3
-        # A seat's planted symlink is not followed by root's reader.
-        progress.unlink()
-        progress.symlink_to("/etc/shadow")
-        seat = next(s for s in json.loads(cl_class("--format", "json"))["seats"] if s["name"] == "frank")
-        assert seat["language"] is None and seat["steps_done"] == 0
-        row = next(line for line in cl_class().splitlines() if line.startswith("frank "))
-        cells = row.split()
-        assert cells[:7] == ["frank", "-", "-", "-", "0", "0", "1"] and cells[7].endswith("/256"), row
-    finally:
-        cl("rm", "-f", "frank/web")
-
-
-def cl_class(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "tui.launcher", "class", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env=os.environ)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def test_the_live_class_view_lists_the_seats_and_ends_one(serve):
-    """The Textual view (headless): a row per seat, refreshed; x ends the highlighted seat."""
-    from textual.widgets import DataTable
-
-    from tui.classroom.class_app import ClassApp
-
-    uid = _join(serve, "gina")
-    assert seat_cl(uid, "run", "-d", "--name", "web", "lab", "sleep", "100").returncode == 0
-
-    async def run():
-        app = ClassApp(serve.state)
-        async with app.run_test(size=(140, 30)) as pilot:
-            table = app.query_one(DataTable)
-            for _ in range(50):
-                await pilot.pause(0.1)
-                if table.row_count:
-                    break
-            names = [table.get_row_at(i)[0].plain for i in range(table.row_count)]
-            table.move_cursor(row=names.index("gina"))
-            await pilot.press("x")
-            for _ in range(50):
-                await pilot.pause(0.1)
-                if "gina/web" not in cl("ps", "-a").stdout:
-                    break
-            return names
-
-    names = asyncio.run(run())
-    assert "gina" in names and names == sorted(names), names
-    assert "gina/web" not in cl("ps", "-a").stdout
-
-
 # -- the end of the class -----------------------------------------------------------------------
 
 def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(serve):
-    uid = _join(serve, "dave")
+    uid = join(serve, "dave")
     proc = seat_cl(uid, "run", "-d", "--name", "web", "-m", "64m", "lab", "sleep", "100")
     assert proc.returncode == 0, proc.stderr
     cid = proc.stdout.strip()
@@ -526,7 +350,7 @@ def test_sigterm_ends_the_class_and_leaves_no_seat_container_cgroup_or_network(s
     assert os.stat(ROOT / "run" / "supervisor.sock").st_mode & 0o777 == 0o600
     assert json.loads((ROOT / "run" / "seats.json").read_text()) == {"seats": []}
     assert (serve.state / "seats" / "dave").is_dir()
-    assert _app_pids(None) == []
+    assert app_pids(None, serve.state) == []
 
 
 # -- refusals before anything opens --------------------------------------------------------------

@@ -15,6 +15,42 @@ from __future__ import annotations
 import os
 import sys
 
+MESSAGES = "messages.jsonl"      # the instructor's messages to this seat (container-lab class --message)
+
+
+def relay_messages(app, path: str, interval: float = 0.5) -> None:
+    """Show each message the instructor writes to ``path`` (one JSON object a
+    line, appended by root) as a notification in the app; those written before
+    this session began are not shown again."""
+    import json
+    import time
+
+    try:
+        offset = os.stat(path).st_size
+    except OSError:
+        offset = 0
+    while True:
+        time.sleep(interval)
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:
+                    offset = 0                      # the file was started again
+                f.seek(offset)
+                data = f.read(64 << 10)
+        except OSError:
+            continue
+        lines = data.split(b"\n")
+        offset += len(data) - len(lines[-1])       # a line still being written waits
+        for line in lines[:-1]:
+            try:
+                text = str(json.loads(line)["text"])[:500]
+            except (ValueError, KeyError, TypeError):
+                continue
+            try:
+                app.call_from_thread(app.notify, text, title="container-lab class", timeout=30)
+            except RuntimeError:                    # the app is not running (yet, or any more)
+                pass
+
 
 def become(uid: int) -> None:
     """Drop to ``uid`` for good (gid the same number, no groups).
@@ -88,6 +124,10 @@ def main(argv: list[str]) -> int:
     os.environ.update({"HOME": home, "CONTAINER_LAB_LEARNER_DIR": os.path.join(home, "progress"),
                        "XDG_CACHE_HOME": os.path.join(home, ".cache"), "USER": os.environ.get("CONTAINER_LAB_SEAT", "")})
     app = make_app(lang, course=course, machine=machine)
+    import threading
+
+    threading.Thread(target=relay_messages, args=(app, os.path.join(home, MESSAGES)), daemon=True,
+                     name="messages").start()
     app.run()
     return app.return_code or 0
 
