@@ -57,6 +57,13 @@ def test_class_json_shows_each_seats_progress_containers_and_budget(serve):
         seat = next(s for s in json.loads(cl_class(serve, "--format", "json"))["seats"] if s["name"] == "frank")
         assert seat["language"] is None and seat["steps_done"] == 0
         row = next(line for line in cl_class(serve).splitlines() if line.startswith("frank "))
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(cl_class(serve, "--format", "csv"))))
+        frank = next(r for r in rows if r["seat"] == "frank")
+        assert (frank["uid"], frank["steps_done"], frank["containers"], frank["memory_budget_bytes"]) == (
+            str(uid), "0", "1", str(256 << 20))
         cells = row.split()
         assert cells[:7] == ["frank", "-", "-", "-", "0", "0", "1"] and cells[7].endswith("/256"), row
     finally:

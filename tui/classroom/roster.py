@@ -26,6 +26,8 @@ from pathlib import Path
 from .room import NAME_RE, SEAT_UID_BASE, default_state_dir
 
 MAX_PROGRESS = 1 << 20
+CSV_COLUMNS = ("seat", "uid", "language", "lesson", "step", "steps_done", "last_activity", "last_checks",
+               "sessions", "doors", "containers", "memory_bytes", "memory_budget_bytes")
 
 
 def read_untrusted_json(path: Path) -> dict | None:
@@ -141,8 +143,9 @@ def send_message(state: Path | None, text: str, seats: list[str] | None = None) 
 def main(args: list[str]) -> int:
     p = argparse.ArgumentParser(prog="container-lab class",
                                 description="The room's seats: progress, sessions, containers, usage.")
-    p.add_argument("--format", choices=("live", "table", "json"), default=None,
-                   help="live: the Textual view (the default in a terminal); table: one print; json: for scripts")
+    p.add_argument("--format", choices=("live", "table", "json", "csv"), default=None,
+                   help="live: the Textual view (the default in a terminal); table: one print; json, csv: "
+                        "for scripts and spreadsheets (progress export)")
     p.add_argument("--state-dir", help="the room's state dir (default: serve's)")
     p.add_argument("--message", metavar="TEXT", help="show TEXT in the app of every seat (or of --seat's)")
     p.add_argument("--seat", metavar="NAME", action="append", help="with --message: this seat only (repeatable)")
@@ -168,6 +171,17 @@ def main(args: list[str]) -> int:
     data = roster(state)
     if fmt == "json":
         print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    if fmt == "csv":
+        import csv
+
+        out = csv.writer(sys.stdout)
+        out.writerow(CSV_COLUMNS)
+        for s in data["seats"]:
+            out.writerow([s["name"], s["uid"], s["language"] or "", s["lesson"] or "", s["step"] or "",
+                          s["steps_done"], s["last_activity"] or "", " ".join(s["last_checks"]), s["sessions"],
+                          " ".join(s["doors"]), len(s["containers"]), s["usage"].get("memory_current") or "",
+                          s["budget"].get("memory") or ""])
         return 0
     print(f"{'SEAT':<16} {'LANG':<5} {'LESSON':<24} {'STEP':<16} {'DONE':>4} {'SESSIONS':>8} {'CONTAINERS':>10}  MEMORY")
     for s in data["seats"]:
