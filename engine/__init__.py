@@ -16,6 +16,8 @@ Where each concern lives:
                    its record; ``records.py`` atomic JSON files; ``events.py`` the event log
 - ``policy.py``    what each client may ask (owner or classroom seat); ``paths.py``
                    where state and data live, and whom to trust there
+- ``userns.py``    rootless: the user namespace the engine of a user who is not
+                   root lives in (newuidmap and a subordinate range, or one id)
 - ``seccomp.py``, ``sealed.py``, ``syscalls.py``, ``terminal.py``, ``quota.py``:
                    the kernel interfaces they are named after
 - ``explain.py``, ``transcript.py``, ``catalog.py``, ``lang.py``: what a start

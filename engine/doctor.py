@@ -39,16 +39,24 @@ def _read(path: str) -> str | None:
         return None
 
 
-def diagnose() -> dict:
-    """Look at this machine; never raises."""
+def diagnose(*, registry: bool = False) -> dict:
+    """Look at this machine; never raises. ``registry``: ask the course's
+    registry too (``registry.course``: a request over the network, up to
+    1.5 s, and an answer that changes as registries come and go -- so the
+    app's diagnosis at start leaves it out, and a lesson asks it when a step
+    needs it: :mod:`lessons.requirements`)."""
     checks: list[dict] = []
 
     def check(cid: str, ok: bool, detail: str) -> None:
         checks.append({"id": cid, "ok": bool(ok), "detail": detail})
 
-    root = os.geteuid() == 0
-    check("root", root, "running as root" if root else
-          "not root: containers need root for now (rootless mode is not built yet); use sudo")
+    from . import paths
+
+    root = paths.is_root()
+    check("root", root, "running as root: every lesson, networks and limits" if root else
+          "not root: containers run rootless, in a user namespace of yours (see userns.*)")
+    if not root:
+        _rootless_checks(check)
     kernel = os.uname().release
     check("kernel", True, f"Linux {kernel}")
     filesystems = _read("/proc/filesystems") or ""
@@ -61,9 +69,13 @@ def diagnose() -> dict:
               f"this kernel has no {kind} namespaces")
     max_userns = _read("/proc/sys/user/max_user_namespaces")
     userns = max_userns is not None and max_userns != "0"
-    check("userns.private", userns and root, "--userns private works" if userns and root else
-          "--userns private needs root and user namespaces (user.max_user_namespaces is "
-          f"{max_userns or 'missing'})")
+    if root or not userns:
+        check("userns.private", userns and root, "--userns private works" if userns and root else
+              "--userns private needs user namespaces (user.max_user_namespaces is "
+              f"{max_userns or 'missing'})")
+    else:
+        check("userns.private", False, "without root every container runs in a user namespace of yours "
+              "already (root inside is you outside): none shares the host's, and --userns private adds nothing")
     # A classroom seat (container-lab serve sets CONTAINER_LAB_SEAT for its app): the
     # engine refuses it the server's namespaces and paths; the app skips the steps
     # that need them, saying why. Only what the app shows depends on this: the
@@ -95,7 +107,7 @@ def diagnose() -> dict:
           else sealed.INIT_MISSING)
 
     try:
-        from . import paths, quota
+        from . import quota
 
         data = os.path.abspath(paths.data_path())
         while not os.path.exists(data):        # not made yet: where it will be
@@ -108,6 +120,8 @@ def diagnose() -> dict:
           f"writable layers cannot be bounded here (--storage-opt size is refused): {why}")
 
     check("network.bridge", *_network_support(root))
+    if registry:
+        checks.append(course_registry_check())
 
     limits = dict.fromkeys(LIMITS, False)
     layout = "none"
@@ -126,9 +140,71 @@ def diagnose() -> dict:
     except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
         for limit in LIMITS:
             check(f"cgroup.{limit}", False, f"cannot read the cgroup setup: {e}")
-    ok = all(c["ok"] for c in checks if c["id"] in REQUIRED)
+    required = REQUIRED if root else tuple(r for r in REQUIRED if r != "root") + ("userns.rootless",)
+    ok = all(c["ok"] for c in checks if c["id"] in required)
     return {"version": VERSION, "ok": ok, "checks": checks, "limits": limits, "cgroup": layout,
             "root": root, "kernel": kernel}
+
+
+def course_registry_check() -> dict:
+    """``registry.course`` as a doctor check (never raises)."""
+    try:
+        ok, detail = course_registry()
+    except Exception as e:  # noqa: BLE001 - a diagnosis must never fail
+        ok, detail = False, f"cannot ask the course registry: {e}"
+    return {"id": "registry.course", "ok": ok, "detail": detail}
+
+
+def course_registry(timeout: float = 1.5) -> tuple[bool, str]:
+    """Whether the course's registry (``course-registry`` in registries.toml,
+    localhost:5000 by default) answers ``GET /v2/`` -- any HTTP answer will
+    do, 401 included (it wants a login, and ``login`` gives one)."""
+    import urllib.error
+    import urllib.request
+
+    from .images import config
+    from .images.registry import is_loopback
+
+    try:
+        settings = config.load()
+    except config.ConfigError as e:
+        return False, f"the registry settings cannot be read: {e}"
+    host = settings.course_registry
+    scheme = "http" if is_loopback(host) or settings.is_insecure(host) else "https"
+    where = "course-registry in registries.toml" if host != config.COURSE_REGISTRY else "the default; set course-registry in " \
+        "registries.toml to move it"
+    try:
+        urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass                                # it answered (401: log in first)
+    except (OSError, ValueError) as e:
+        why = getattr(e, "reason", None) or e
+        why = getattr(why, "strerror", None) or str(why)
+        return False, f"no registry answers at {scheme}://{host} ({where}): {why}"
+    return True, f"the course registry answers at {scheme}://{host} ({where})"
+
+
+def _rootless_checks(check) -> None:
+    """What a user who is not root gets (engine.userns): user namespaces at
+    all, and which id mapping."""
+    from . import userns
+
+    why = userns.restriction_reason()
+    if why and "AppArmor" in why:
+        why = (f"{why}. Ubuntu 24.04 does this by default: a program may make user namespaces only "
+               "under an AppArmor profile that allows it. An administrator can allow this one with a profile "
+               "(/etc/apparmor.d/container-lab: abi <abi/4.0>, include <tunables/global>, profile "
+               "container-lab /path/to/python flags=(unconfined) { userns, }, then "
+               "apparmor_parser -r /etc/apparmor.d/container-lab), as podman and other rootless tools ship one; "
+               "or turn the restriction off for everyone: sysctl kernel.apparmor_restrict_unprivileged_userns=0")
+    check("userns.rootless", why is None, why or
+          "user namespaces are allowed: containers run as root of a user namespace of yours")
+    plan = userns.plan()
+    check("userns.ids", plan.mode == "subid",
+          f"uids 0-{plan.size - 1} inside map to yours and your subordinate range "
+          f"({' '.join(f'{a}:{b}:{c}' for a, b, c in plan.uid_map)})" if plan.mode == "subid" else
+          f"only your own uid is mapped (root inside is you): chown to other users and apt-get in a "
+          f"container fail; {plan.why}")
 
 
 def _network_support(root: bool) -> tuple[bool, str]:

@@ -16,7 +16,17 @@ Schema (version 1): one JSON object per line of ``<data>/events.jsonl``::
 rotations, and is never reused. Kinds may add fields: ``exec`` and
 ``exec-exited`` carry ``exec_id``; ``kill`` carries ``signal``; ``oom`` and
 ``pids-limit-hit`` carry ``count``; ``network-connect`` carries ``network`` and
-``address``, ``network-disconnect`` ``network``. Readers ignore fields they do not know.
+``address``, ``network-disconnect`` ``network``; ``started`` carries ``explained``
+(true) when the container was started stage by stage (``run --explain``).
+``diff`` records that a client read a container's changes (``docker diff``),
+as Docker records ``top`` and ``export``. Readers ignore fields they do not know.
+
+``image`` is an image's, not a container's: no ``id`` or ``name``, but
+``action`` (``build``, ``pull``, ``push``, ``save``: the client does those
+and tells the supervisor, see its ``image_event`` request), ``ref``,
+``names``, ``image_id``/``digest`` when known, and for a build ``steps`` (its
+instructions after FROM), ``cached`` (how many the build cache answered)
+and ``dockerfile`` (the digest of the Dockerfile's text).
 
 Only the supervisor writes (it is single-threaded, so ``seq`` needs no
 lock); anyone may read. The file rotates at :data:`ROTATE_AT` bytes into
@@ -34,7 +44,7 @@ from .records import append_jsonl, read_jsonl
 
 VERSION = 1
 KINDS = ("created", "started", "exec", "exec-exited", "kill", "exited", "oom", "pids-limit-hit",
-         "removed", "network-connect", "network-disconnect")
+         "removed", "network-connect", "network-disconnect", "diff", "image")
 ROTATE_AT = 4 * 1024 * 1024
 
 

@@ -29,8 +29,16 @@ APP = "container-lab"
 
 
 def is_root() -> bool:
-    """True when running with an effective uid of 0 (the full, rootful lab)."""
-    return os.geteuid() == 0
+    """True when running as the host's root (the full, rootful lab); the
+    rootless engine, uid 0 in a user namespace of its user's, is not."""
+    return os.geteuid() == 0 and host_uid() == 0
+
+
+def host_uid() -> int:
+    """The effective uid as the host sees it (see :func:`engine.userns.host_uid`)."""
+    from .userns import host_uid
+
+    return host_uid()
 
 
 # The *_path functions return plain strings: the CLI's start-up path uses them
@@ -49,7 +57,7 @@ def state_path() -> str:
         return p
     if is_root():
         return os.path.join("/run", APP)
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/{APP}-{os.getuid()}"
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/{APP}-{host_uid()}"
     return os.path.join(runtime, APP)
 
 

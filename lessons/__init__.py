@@ -20,6 +20,7 @@ from worker threads, and everything it hands back is plain data.
 - :mod:`lessons.lab` -- a lesson's lab: setup, reset, show me, check.
 - :mod:`lessons.progress` -- the learner's progress, saved atomically.
 - :mod:`lessons.solve` / :mod:`lessons.cli` -- ``course solve`` and ``course check``.
+- :mod:`lessons.export_html` -- ``course export --format html``: the course as a static site.
 - :mod:`lessons.i18n` -- what learners are told, in English and Chinese.
 - :mod:`lessons.content` -- where the built-in course lives.
 """

@@ -19,12 +19,17 @@ namespaces, its writable layer) is read as it is now.
 Kinds (``container`` is a container name; where it is optional, any
 container started since the step began will do):
 
-- ``container-ran``: a container ran [image, argv, exit_code, name].
+- ``container-ran``: a container ran [image, argv, exit_code, name,
+  explained: started stage by stage with ``run --explain``].
 - ``exec-ran``: a command ran in a running container [container, argv, exit_code].
 - ``interactive-session``: a terminal session (``-t``) was opened in a
   container, by ``run -it`` or ``exec -it``; a non-interactive exec does not
   count [container, image].
 - ``container-running``: container X is (or is not) running [container!, running, image].
+- ``container-removed``: container X was removed since the step began and
+  is gone (stopped is not enough) [container!].
+- ``diff-read``: the changes of a container's writable layer were read
+  (``docker diff``) since the step began [container].
 - ``pid1``: PID 1 of the container is this command [command!, container, image].
 - ``hostname-differs``: the hostname inside differs from the host's [container, equals].
 - ``file-deleted``: a file was deleted in the container's writable layer
@@ -43,6 +48,8 @@ container started since the step began will do):
 - ``port-published``: container port P is published on a host port and, for
   TCP, a connection from the host to it is accepted [container!, port!,
   proto, reachable].
+- ``image-built``, ``image-pushed``, ``image-pulled``, ``image-saved``: what
+  the learner did to an image named N (:mod:`lessons.checks_images`).
 """
 
 from __future__ import annotations
@@ -225,10 +232,14 @@ def _where(lang: str, container: str | None) -> str:
 
 # -- the kinds -----------------------------------------------------------------------
 
-@check("container-ran", image=Param(STR), argv=Param(ARGV), exit_code=Param(INT), name=Param(STR))
+@check("container-ran", image=Param(STR), argv=Param(ARGV), exit_code=Param(INT), name=Param(STR),
+       explained=Param(BOOL))
 def _container_ran(view, cursor, args, lang) -> Result:
     image, argv, code, name = args.get("image"), _argv(args.get("argv")), args.get("exit_code"), args.get("name")
+    explained = args.get("explained")
     want = [msg(lang, "exp.container_ran")]
+    if explained:
+        want.append(msg(lang, "exp.explained"))
     if image:
         want.append(msg(lang, "exp.image", image=image))
     if argv:
@@ -245,8 +256,11 @@ def _container_ran(view, cursor, args, lang) -> Result:
         ex = exits.get(e["id"])
         ok = _image_matches(e, image) and (argv is None or e.get("argv") == argv) \
             and (name is None or e.get("name") == name) \
-            and (code is None or (ex is not None and ex.get("exit_code") == code))
+            and (code is None or (ex is not None and ex.get("exit_code") == code)) \
+            and (explained is None or bool(e.get("explained")) == explained)
         state = msg(lang, "saw.exited", code=ex.get("exit_code")) if ex else msg(lang, "saw.running")
+        if e.get("explained"):
+            state = msg(lang, "saw.explained", state=state)
         seen.append(msg(lang, "saw.container", name=e.get("name"), image=_image_text(e, lang),
                         cmd=_cmd(e.get("argv")), state=state))
         if ok:
@@ -310,6 +324,34 @@ def _running(view, cursor, args, lang) -> Result:
     state = msg(lang, "saw.running") if is_running else msg(lang, "saw.status", status=rec.get("status"))
     return Result("container-running", ok, msg(lang, "saw.state_of", name=name, state=state,
                                                 image=rec["image"].get("requested", "?")), expected)
+
+
+@check("container-removed", container=Param(STR, required=True))
+def _removed(view, cursor, args, lang) -> Result:
+    name = args["container"]
+    expected = msg(lang, "exp.removed", name=name)
+    rec = view.container(name)
+    if rec is not None:
+        return Result("container-removed", False, msg(lang, "saw.state_of", name=name, state=(
+            msg(lang, "saw.running") if rec.get("status") == "running" else
+            msg(lang, "saw.status", status=rec.get("status"))), image=rec["image"].get("requested", "?")), expected)
+    if any(e.get("kind") == "removed" and e.get("name") == name for e in view.events(cursor)):
+        return Result("container-removed", True, msg(lang, "saw.removed", name=name), expected)
+    return Result("container-removed", False, msg(lang, "saw.not_removed_here", name=name), expected)
+
+
+@check("diff-read", container=Param(STR))
+def _diff_read(view, cursor, args, lang) -> Result:
+    container = args.get("container")
+    expected = msg(lang, "exp.diff.named", name=container) if container else msg(lang, "exp.diff.any")
+    seen = []
+    for e in reversed(view.events(cursor)):
+        if e.get("kind") != "diff":
+            continue
+        seen.append(msg(lang, "saw.diff", name=e.get("name")))
+        if container is None or e.get("name") == container:
+            return Result("diff-read", True, seen[-1], expected)
+    return Result("diff-read", False, _join(lang, seen) if seen else msg(lang, "saw.no_diff"), expected)
 
 
 def _pid1_of(view, rec: dict) -> tuple[list[str], bool]:
@@ -481,93 +523,7 @@ def _visible(view, cursor, args, lang) -> Result:
     return Result("process-visible", bool(hits) == visible, saw, expected)
 
 
-# -- networks ------------------------------------------------------------------------------------
-
-def _networks_of(rec: dict) -> dict[str, dict]:
-    """The networks a container is on now, as ``inspect``'s NetworkSettings.Networks (with addresses)."""
-    nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
-    return {name: n for name, n in nets.items() if n.get("IPAddress")}
-
-
-def _running_record(view, name: str, lang: str) -> tuple[dict | None, str | None]:
-    rec = view.container(name)
-    if rec is None:
-        return None, msg(lang, "saw.no_such", name=name)
-    if rec.get("status") != "running":
-        return None, msg(lang, "saw.not_running", name=name)
-    return rec, None
-
-
-@check("address-assigned", container=Param(STR, required=True), network=Param(STR))
-def _address_assigned(view, cursor, args, lang) -> Result:
-    name, network = args["container"], args.get("network", "bridge")
-    expected = msg(lang, "exp.address", name=name, network=network)
-    rec, why = _running_record(view, name, lang)
-    if rec is None:
-        return Result("address-assigned", False, why, expected)
-    nets = _networks_of(rec)
-    if network in nets:
-        return Result("address-assigned", True, msg(lang, "saw.address", name=name, network=network,
-                                                    address=nets[network]["IPAddress"]), expected)
-    mode = (rec.get("config") or {}).get("network") or (rec.get("NetworkSettings") or {}).get("NetworkMode", "")
-    saw = msg(lang, "saw.address.elsewhere", name=name, networks=", ".join(sorted(nets))) if nets else \
-        msg(lang, "saw.address.none", name=name, mode=mode or "none")
-    return Result("address-assigned", False, saw, expected)
-
-
-@check("same-network", container=Param(STR, required=True), other=Param(STR, required=True), network=Param(STR),
-       shared=Param(BOOL))
-def _same_network(view, cursor, args, lang) -> Result:
-    a, b, network, shared = args["container"], args["other"], args.get("network"), args.get("shared", True)
-    how = "shared" if shared else "apart"
-    expected = msg(lang, f"exp.net.{how}.on", name=a, other=b, network=network) if network else \
-        msg(lang, f"exp.net.{how}", name=a, other=b)
-    recs = []
-    for name in (a, b):
-        rec, why = _running_record(view, name, lang)
-        if rec is None:
-            return Result("same-network", False, why, expected)
-        recs.append(_networks_of(rec))
-    common = sorted(set(recs[0]) & set(recs[1]))
-    together = network in common if network else bool(common)
-    if common:
-        saw = msg(lang, "saw.net.shared", name=a, other=b, networks=", ".join(common))
-    else:
-        saw = msg(lang, "saw.net.apart", name=a, other=b, mine=", ".join(sorted(recs[0])) or "-",
-                  theirs=", ".join(sorted(recs[1])) or "-")
-    return Result("same-network", together == shared, saw, expected)
-
-
-@check("port-published", container=Param(STR, required=True), port=Param(INT, required=True),
-       proto=Param(STR, choices=("tcp", "udp")), reachable=Param(BOOL))
-def _port_published(view, cursor, args, lang) -> Result:
-    """Container port P is published on a host port; for TCP (unless
-    ``reachable = false``) the checker connects to it from the host."""
-    import socket
-
-    name, port, proto = args["container"], args["port"], args.get("proto", "tcp")
-    expected = msg(lang, "exp.port", name=name, port=port, proto=proto)
-    rec, why = _running_record(view, name, lang)
-    if rec is None:
-        return Result("port-published", False, why, expected)
-    settings = rec.get("NetworkSettings") or {}
-    bindings = (settings.get("Ports") or {}).get(f"{port}/{proto}") or []
-    if not bindings:
-        published = sorted(k for k, v in (settings.get("Ports") or {}).items() if v)
-        return Result("port-published", False, msg(lang, "saw.port.none", name=name, port=port, proto=proto,
-                                                   published=", ".join(published) or "-"), expected)
-    host_ip, host_port = bindings[0].get("HostIp") or "0.0.0.0", int(bindings[0].get("HostPort") or 0)
-    saw = msg(lang, "saw.port", name=name, port=port, proto=proto, host=f"{host_ip}:{host_port}")
-    if proto != "tcp" or not args.get("reachable", True):
-        return Result("port-published", True, saw, expected)
-    # A host address that is the host's own and not loopback: the nftables DNAT
-    # rule answers there (the container's gateway, the bridge's address).
-    target = host_ip if host_ip not in ("0.0.0.0", "") else (settings.get("Gateway") or "127.0.0.1")
-    try:
-        with socket.create_connection((target, host_port), timeout=2):
-            pass
-    except OSError as e:
-        return Result("port-published", False, msg(lang, "saw.port.closed", name=name, host=f"{target}:{host_port}",
-                                                   why=e.strerror or str(e)), expected)
-    return Result("port-published", True, msg(lang, "saw.port.open", name=name, port=port, proto=proto,
-                                              host=f"{host_ip}:{host_port}"), expected)
+# The network kinds (address-assigned, same-network, port-published) and the image kinds
+# (image-built, image-pushed, image-pulled, image-saved) live beside these; importing them
+# registers them.
+from . import checks_images, checks_network  # noqa: E402,F401

@@ -7,6 +7,10 @@
   course for real, as an automated learner; exit status 0 when every check
   passed and every quiz answer was accepted, 1 when not, 2 when the course
   itself is invalid.
+- ``course export --format html [--course DIR] [--force] OUT`` writes the
+  course as a static bilingual site into OUT (see :mod:`lessons.export_html`);
+  exit status 0 when written, 1 when OUT is not empty (without --force), 2
+  when the course is invalid.
 
 Errors are one line on stderr, never a traceback.
 """
@@ -50,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lang", choices=["en", "zh"], default="en", help="the learner's language (default en)")
     s.add_argument("--lesson", action="append", metavar="ID", help="only this lesson (repeatable)")
     s.set_defaults(func=cmd_solve)
+    e = sub.add_parser("export", help="write the course as a static bilingual site, to read anywhere",
+                       description="Write the course as a static site into OUT: a page per lesson and "
+                                   "language (prose, commands with a copy button, hints, quizzes, what "
+                                   "each check looks for), the glossary, a language switch on every page. "
+                                   "Plain files: open OUT/index.html in any browser, offline.")
+    e.add_argument("out", metavar="OUT", help="the folder to write (new or empty)")
+    e.add_argument("--format", choices=["html"], default="html", help="the site's format (html)")
+    e.add_argument("--course", metavar="DIR", help="the course folder (default: the built-in course)")
+    e.add_argument("--force", action="store_true",
+                   help="write into a folder that is not empty (its index.html and language folders are replaced)")
+    e.set_defaults(func=cmd_export)
     return p
 
 
@@ -113,6 +128,27 @@ def cmd_solve(args) -> int:
     for failure in report.failures:
         print(f"  {failure}", file=sys.stderr)
     return 1
+
+
+def cmd_export(args) -> int:
+    from .export_html import ExportError, export
+    from .i18n import msg
+    from .validate import check_course
+
+    root = _course_dir(args.course)
+    course, problems = check_course(root)
+    if problems or course is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(msg("en", "course.invalid", path=root), file=sys.stderr)
+        return 2
+    try:
+        written = export(course, args.out, force=args.force)
+    except ExportError as e:
+        print(f"{PROG} export: {e}", file=sys.stderr)
+        return 1
+    print(f"{Path(args.out) / 'index.html'}: {len(written)} pages, languages: {', '.join(course.languages)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

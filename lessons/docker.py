@@ -21,8 +21,9 @@ the fallback; :class:`lessons.lab.Lab` asks once per lesson), both of which
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .i18n import msg
 
@@ -35,7 +36,7 @@ ALIASES = {
     "image build": "build", "container commit": "commit",
 }
 for _v in ("run", "exec", "rm", "stop", "start", "kill", "logs", "inspect", "top", "diff", "wait", "create",
-           "export"):
+           "export", "stats"):
     ALIASES[f"container {_v}"] = _v
 
 # Docker's own commands (``docker --help``, ``docker container --help``, ``docker image --help``):
@@ -83,6 +84,8 @@ class Context:
     images: tuple[str, ...] = ()       # the lesson's images: missing ones fall back
     fallback: str = "lab"
     lang: str = "en"
+    cwd: str | None = None              # the lesson's folder: commands run there (relative paths)
+    variables: tuple[tuple[str, str], ...] = ()     # $NAME -> value in the words ($PWD, $REGISTRY)
 
     def labels(self) -> dict[str, str]:
         """The labels a container started here gets (none outside a course)."""
@@ -112,6 +115,7 @@ class EngineCommand:
     labels: dict = field(default_factory=dict)
     explain: bool = False           # run --explain: started one stage at a time
     explain_lang: str | None = None  # the --lang the learner gave it (None: the learner's language)
+    cwd: str | None = None          # where it runs (the lesson's folder; None: /)
 
 
 class _Raising(argparse.ArgumentParser):
@@ -186,14 +190,38 @@ def registry_has(ref: str) -> tuple[str, str]:
         return "settings", str(e)
 
 
+_VARIABLE = re.compile(r"\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))")
+
+
+def expand(words: list[str], variables) -> list[str]:
+    """``$NAME`` and ``${NAME}`` in ``words`` replaced, for the names ``variables``
+    gives (a shell's way, for the few a lesson knows: ``$PWD``, its folder;
+    ``$REGISTRY``, the course's registry); any other ``$`` is left as it is."""
+    values = dict(variables)
+    if not values:
+        return words
+
+    def one(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        return values.get(name, m.group(0))
+    return [_VARIABLE.sub(one, w) if "$" in w else w for w in words]
+
+
 def translate(text: str, context: Context = Context(), *, check_only: bool = False,
               has_image=image_in_store, can_pull=registry_has) -> EngineCommand:
     """Map one docker command line onto the engine; raises :class:`CommandError`.
 
     ``check_only``: parse and validate, but do not look into the image store
-    (nor ask a registry). ``can_pull(ref)``: as :func:`registry_has`."""
+    (nor ask a registry). ``can_pull(ref)``: as :func:`registry_has`. The
+    command runs in ``context.cwd`` (its ``cwd``), with ``context.variables``
+    put in its words."""
+    cmd = _translate(text, context, check_only, has_image, can_pull)
+    return replace(cmd, cwd=context.cwd) if context.cwd else cmd
+
+
+def _translate(text: str, context: Context, check_only: bool, has_image, can_pull) -> EngineCommand:
     lang = context.lang
-    words = split(text, lang)
+    words = expand(split(text, lang), context.variables)
     if words[0] not in ("docker", "container-lab"):
         raise CommandError(msg(lang, "cmd.not_docker", word=words[0]))
     words = words[1:]
@@ -237,6 +265,8 @@ def translate(text: str, context: Context = Context(), *, check_only: bool = Fal
         raise CommandError(msg(lang, "cmd.load_from_file"))
     if verb == "export" and not getattr(args, "output", None):
         raise CommandError(msg(lang, "cmd.export_to_file"))
+    if verb == "stats" and not args.no_stream:
+        raise CommandError(msg(lang, "cmd.stats_no_stream"))
     if verb == "import" and getattr(args, "file", None) == "-":
         raise CommandError(msg(lang, "cmd.import_from_file"))
     terminal = bool(getattr(args, "tty", False)) or (verb == "start" and (args.attach or args.interactive))

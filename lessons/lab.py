@@ -4,14 +4,17 @@
 learner (``course solve``) use to work a lesson against the real engine:
 
 - :meth:`Lab.begin_step` makes sure the lab is in the state the step starts
-  from (the lesson's ``setup``, then the step's), and returns the *cursor*:
+  from (the lesson's ``setup``, then the step's; what an earlier try of the
+  step left -- its own ``run --name`` containers and ``network create``
+  networks -- removed, so a step is safe to do again), and returns the *cursor*:
   the sequence number of the newest event, so the step's checks count only
   what happens from now on;
 - :meth:`Lab.run` runs one docker command the learner typed (translated,
   labelled ``course``/``course.lesson``/``course.step``/``course.origin``);
 - :meth:`Lab.run_explained` starts a ``docker run --explain`` one stage at
   a time, waiting for the learner between stages (:mod:`lessons.stepwise`);
-- :meth:`Lab.show_me` performs the step as its "show me" does;
+- :meth:`Lab.show_me` performs the step as its "show me" does (from a clean
+  start too: the learner's half-done try removed first);
 - :meth:`Lab.check` evaluates the step's checks;
 - :meth:`Lab.reset` removes the lesson's containers and networks and sets
   the lab up again ("reset step"); :meth:`Lab.cleanup` removes them for good.
@@ -39,6 +42,15 @@ and never takes over or removes a container of another session: a name one
 of those holds is a one-line error saying whose (:meth:`Lab.taken`).
 Without ``session`` (``course solve``) nothing changes.
 
+The lesson's folder: a lesson with ``files`` (a Dockerfile to build) has a
+folder of the learner's, ``work/<lesson folder>`` in their state dir
+(:func:`engine.paths.learner_state_dir`, theirs under sudo), where the lab
+writes them -- the missing ones when a step begins, all of them again on
+"reset" -- and where its commands run, so ``docker build -t hello .`` builds
+that folder (:meth:`Lab.workdir`). Commands may say ``$PWD`` (that folder)
+and ``$REGISTRY`` (the course's registry: ``course-registry`` in
+registries.toml, see :mod:`engine.images.config`).
+
 The image fallback (``lab`` for a lesson's ``ubuntu`` that cannot be
 pulled): whether a registry could give the image is asked once per lesson
 (:meth:`Lab.translate` remembers the answer), and the learner is told why
@@ -48,7 +60,9 @@ falls back, not with every one (:meth:`Lab.said` notes a notice shown).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 
 from . import requirements
 from .checks import Result, evaluate_all
@@ -108,9 +122,62 @@ class Lab:
 
     # -- commands --------------------------------------------------------------------
     def context(self, step: Step | None, origin: str) -> Context:
+        folder = self.workdir()
         return Context(course=self.course.id, lesson=self.lesson.id, step=step.id if step else "",
                        origin=origin, images=(self.lesson.image, *self.lesson.images),
-                       fallback=self.lesson.fallback, lang=self.lang)
+                       fallback=self.lesson.fallback, lang=self.lang, cwd=str(folder) if folder else None,
+                       variables=self.variables())
+
+    # -- the lesson's folder and words -----------------------------------------------
+    def workdir(self) -> Path | None:
+        """The lesson's folder (its files, where its commands run); None for a lesson without files."""
+        if not self.lesson.files:
+            return None
+        from engine.paths import learner_state_dir
+        return learner_state_dir() / "work" / self.lesson.folder
+
+    def variables(self) -> tuple[tuple[str, str], ...]:
+        """What ``$PWD`` and ``$REGISTRY`` stand for in this lesson's commands (the
+        settings read each time, as the registry requirement is asked: a learner
+        may set ``course-registry`` in the middle of a lesson)."""
+        from engine.images import config
+
+        try:
+            registry = config.load().course_registry
+        except config.ConfigError:
+            registry = config.COURSE_REGISTRY       # pull and push say what is wrong with the file
+        folder = self.workdir()
+        return (("PWD", str(folder) if folder else "/"), ("REGISTRY", registry))
+
+    def write_files(self, *, again: bool = False) -> list[str]:
+        """Write the lesson's files into its folder: those missing (a learner's
+        edit stays), or with ``again`` every one as the lesson gives it. Under
+        sudo they are the learner's, so their own editor may change them.
+        Returns the paths written."""
+        folder = self.workdir()
+        if folder is None:
+            return []
+        from engine.paths import learner_owner
+
+        owner = learner_owner()
+        written = []
+        for name, text in self.lesson.files:
+            path = folder / name
+            if path.exists() and not again:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            written.append(str(path))
+            if owner is not None:
+                inside = [q for q in path.parents if q == folder or folder in q.parents]
+                for p in (path, *inside, folder.parent):
+                    try:
+                        os.chown(p, *owner)
+                    except OSError:
+                        pass
+        return written
 
     def translate(self, text: str, step: Step | None = None, origin: str = "learner") -> EngineCommand:
         """The engine command for ``text`` (raises :class:`~lessons.docker.CommandError`);
@@ -276,16 +343,72 @@ class Lab:
             results.append(run(cmd, cancel=cancel, lang=self.lang))
         return results
 
+    def made_by(self, step: Step) -> tuple[set[str], set[str]]:
+        """The containers (``run --name``) and networks (``network create``) that
+        ``step``'s own commands make -- not those a setup ensures."""
+        def made(commands) -> tuple[set[str], set[str]]:
+            names, networks = set(), set()
+            for command in commands:
+                try:
+                    cmd = translate(command.text, self.context(step, "setup"), check_only=True)
+                except CommandError:
+                    continue                  # course check says so; nothing is made by it
+                if cmd.network:
+                    networks.add(cmd.network)
+                elif cmd.verb == "run" and cmd.name:
+                    names.add(cmd.name)
+            return names, networks
+        names, networks = made((*step.commands, *step.show))
+        kept_names, kept_networks = made((*self.lesson.setup, *step.setup))
+        return names - kept_names, networks - kept_networks
+
+    def clear_leftovers(self, step: Step) -> list[str]:
+        """Remove what an earlier try of ``step`` left: this lesson's containers
+        (of this session) named by the step's own ``run --name``, then the
+        networks its own commands create -- so the step's commands never fail
+        with "name in use" the second time. A container of that name that is
+        not this lesson's is left alone (the learner's own: the engine says so).
+        Returns the names removed."""
+        from engine.errors import ContainerNotFound, EngineError
+
+        names, networks = self.made_by(step)
+        if not names and not networks:
+            return []
+        removed = []
+        for c in self.containers():
+            if c["name"] in names:
+                try:
+                    self.view.client.remove(c["id"], force=True)
+                    removed.append(c["name"])
+                except ContainerNotFound:
+                    pass
+        if networks:
+            try:
+                existing = set(self.view.networks())
+            except EngineError:
+                existing = set()
+            for name in sorted(networks & existing):
+                try:
+                    self.view.client.network_remove(name)
+                    removed.append(name)
+                except EngineError:
+                    pass                      # still in use by a container not of this step
+        return removed
+
     def begin_step(self, step: Step, *, cancel=None) -> tuple[int, list[RunResult]]:
-        """Set the step's starting state up; returns (cursor, setup results)."""
+        """Set the step's starting state up (an earlier try's leftovers removed,
+        see :meth:`clear_leftovers`); returns (cursor, setup results)."""
+        self.write_files()
         results = self.ensure(self.lesson.setup, None, cancel=cancel)
         if not self.lacking(step):
+            self.clear_leftovers(step)
             results += self.ensure(step.setup, step, cancel=cancel)
         return self.view.cursor(), results
 
     def reset(self, step: Step | None = None, *, cancel=None) -> tuple[int, list[RunResult]]:
         """Start over: remove the lesson's containers, set the step (or the lesson) up again."""
         self.cleanup()
+        self.write_files(again=True)
         if step is None:
             return self.view.cursor(), self.ensure(self.lesson.setup, None, cancel=cancel)
         return self.begin_step(step, cancel=cancel)
@@ -298,6 +421,7 @@ class Lab:
             if on_output:
                 on_output(why + "\n")
             return [RunResult("", 0, why, skipped=True)]
+        self.clear_leftovers(step)          # what the learner's own try made: show me starts afresh
         results = []
         for command in step.show_me:
             if cancel is not None and cancel.is_set():

@@ -1,7 +1,8 @@
 """A lesson's ``lesson.toml``: its language-neutral part -- ``image``,
-``setup`` and the ``[[steps]]`` with their commands, show me, hints, checks,
-quiz, setup and ``requires`` -- checked for shape, every mistake a
-:class:`~lessons.model.Problem` at its line.
+``setup``, ``files`` (written into the lesson's folder, where its commands
+run: a Dockerfile to build) and the ``[[steps]]`` with their commands, show
+me, hints, checks, quiz, setup and ``requires`` -- checked for shape, every
+mistake a :class:`~lessons.model.Problem` at its line.
 
 The prose that goes with it is :mod:`lessons.lesson_prose`'s; the two are
 put together, and checked against each other, by :mod:`lessons.loader`.
@@ -14,7 +15,8 @@ from pathlib import Path
 from .course_files import FOLDER_RE, ID_RE, TomlLines, read_toml, rel_path
 from .model import CheckSpec, Command, Problem, Quiz, Step
 
-LESSON_KEYS = {"id", "image", "images", "fallback", "setup", "steps"}
+LESSON_KEYS = {"id", "image", "images", "fallback", "setup", "steps", "files"}
+MAX_FILE = 64 * 1024         # a lesson's file is a Dockerfile or a few lines of text
 STEP_KEYS = {"id", "commands", "show", "hints", "checks", "quiz", "setup", "requires"}
 QUIZ_KEYS = {"options", "answer", "multiple"}
 COMMAND_KEYS = {"command", "type"}
@@ -96,6 +98,28 @@ def _quiz(value, rel, line, problems) -> Quiz | None:
     elif multiple and set(answer) == set(options) and len(options) < 3:
         problems.append(Problem(rel, line, "quiz: every option is right, so nothing is asked"))
     return Quiz(tuple(options), frozenset(answer), multiple, line)
+
+
+def _files(value, rel, line: int, problems) -> tuple[tuple[str, str], ...]:
+    """``[files]``: a relative path inside the lesson's folder -> its text."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        problems.append(Problem(rel, line, 'files must be a table: "Dockerfile" = """..."""'))
+        return ()
+    out = []
+    for name, text in value.items():
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in name:
+            problems.append(Problem(rel, line, f"file {name!r}: a relative path inside the lesson's folder, "
+                                               f"without . or .."))
+        elif not isinstance(text, str):
+            problems.append(Problem(rel, line, f"file {name!r}: its content must be a string"))
+        elif len(text.encode()) > MAX_FILE:
+            problems.append(Problem(rel, line, f"file {name!r}: larger than {MAX_FILE >> 10} KiB"))
+        else:
+            out.append((name, text))
+    return tuple(out)
 
 
 def _checks(value, rel, lines: TomlLines, index: int, problems) -> tuple[CheckSpec, ...]:
@@ -184,5 +208,7 @@ def read_lesson_toml(folder: Path, root: Path, problems: list[Problem]) -> dict 
             problems.append(Problem(rel, line, f"step '{sid}' has checks but no commands: "
                                                f"\"show me\" would have nothing to do"))
         steps.append(Step(sid, commands, show, hints, checks, quiz, step_setup, {}, line, requires))
+    files = _files(data.get("files"), rel, lines.find((0, len(lines.lines) - 1), r"^\s*\[\s*files\s*\]")
+                   or lines.key("files"), problems)
     return {"id": lesson_id, "image": image, "images": images, "fallback": fallback, "setup": setup,
-            "steps": steps, "rel": rel}
+            "steps": steps, "rel": rel, "files": files}

@@ -209,7 +209,7 @@ def _read_lesson(folder: Path, root: Path, langs, glossary, problems) -> Lesson 
                 problems.append(Problem(rel, line, f"glossary term '{gid}' is not in glossary.toml"))
     steps = [dataclasses.replace(s, text=texts[s.id]) for s in steps]
     return Lesson(neutral["id"], folder.name, folder, neutral["image"], neutral["images"], neutral["fallback"],
-                  neutral["setup"], tuple(steps), title, intro)
+                  neutral["setup"], tuple(steps), title, intro, neutral["files"])
 
 
 def _check_section(step: Step, sec: Section, rel: str, glossary, problems) -> None:

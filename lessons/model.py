@@ -119,6 +119,7 @@ class Lesson:
     steps: tuple[Step, ...] = ()
     title: dict[str, str] = field(default_factory=dict)
     intro: dict[str, str] = field(default_factory=dict)
+    files: tuple[tuple[str, str], ...] = ()     # (relative path, text): the lab writes them in the lesson's folder
 
     def step(self, step_id: str) -> Step:
         for s in self.steps:

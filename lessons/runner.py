@@ -87,13 +87,13 @@ def run(cmd: EngineCommand, *, typed: tuple[str, ...] = (), cancel=None, timeout
             on_output(cmd.output + "\n")
         return RunResult(cmd.source, 0, cmd.output, cmd.notices)
     if cmd.terminal:
-        with TerminalSession(cmd.argv) as session:
+        with TerminalSession(cmd.argv, cwd=cmd.cwd) as session:
             code = session.run_typing(typed, cancel=cancel, timeout=timeout, on_output=on_output)
             return RunResult(cmd.source, code if code is not None else -1, plain(session.text()), cmd.notices,
                              cancelled=bool(cancel and cancel.is_set()), timed_out=session.timed_out)
     stdin = subprocess.PIPE if typed else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *cmd.argv], stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd="/")
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), cwd=cmd.cwd or "/")
     if typed:
         try:
             proc.stdin.write(("\n".join(typed) + "\n").encode())
@@ -160,12 +160,12 @@ class TerminalSession:
     call :meth:`close`.
     """
 
-    def __init__(self, argv, *, rows: int = 24, cols: int = 80):
+    def __init__(self, argv, *, rows: int = 24, cols: int = 80, cwd: str | None = None):
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", _ON_TERMINAL, *argv], stdin=slave, stdout=slave,
-                                         stderr=slave, start_new_session=True, env=_env(), cwd="/")
+                                         stderr=slave, start_new_session=True, env=_env(), cwd=cwd or "/")
         finally:
             os.close(slave)
         self.output = bytearray()

@@ -71,38 +71,58 @@ def solve(course: Course, *, lang: str = "en", lessons: list[str] | None = None,
 
 
 def _solve_step(lab: Lab, step, lang: str, out, report: Report, cancel) -> None:
+    """One step; a step whose checks fail is tried once more from its start,
+    as a learner would try again (a server in a container just started may
+    not listen yet when a fast automated learner asks it): the first try's
+    failure is said in one line, and only the second try's counts."""
     report.steps += 1
     where = f"{lab.lesson.id}/{step.id}"
     out(msg(lang, "solve.step", step=step.id, title=step.title(lang)))
+    for attempt in (1, 2):
+        lines, failures, checks, skipped = _attempt(lab, step, lang, cancel, where)
+        if failures and attempt == 1 and not skipped and not (cancel is not None and cancel.is_set()):
+            out(msg(lang, "solve.retry", failure=failures[0].split(": ", 1)[-1]))
+            continue
+        break
+    for line in lines:
+        out(line)
+    report.checks += checks
+    report.skipped += skipped
+    report.failures += failures
+    _solve_quiz(step, lang, out, report, where)
+
+
+def _attempt(lab: Lab, step, lang: str, cancel, where: str) -> tuple[list[str], list[str], int, bool]:
+    """Set the step up, perform it, check it: (lines to say, failures, checks made, skipped)."""
+    lines: list[str] = []
+    failures: list[str] = []
     cursor, setup = lab.begin_step(step, cancel=cancel)
     for result in setup:
         if not result.ok:
             line = msg(lang, "solve.command.fail", cmd=result.command,
                        error=failure_text(result, lang, last_line=True))     # its output was not shown
-            out(line)
-            report.failures.append(f"{where}: {line.strip()}")
+            lines.append(line)
+            failures.append(f"{where}: {line.strip()}")
     if (why := lab.unavailable(step)) is not None:
-        report.skipped += 1
-        out(msg(lang, "solve.skipped", why=why))
-        _solve_quiz(step, lang, out, report, where)
-        return
+        lines.append(msg(lang, "solve.skipped", why=why))
+        return lines, failures, 0, True
     for command, result in zip(step.show_me, lab.show_me(step, cancel=cancel, origin="solve")):
-        out(msg(lang, "solve.command", cmd=command.text))
+        lines.append(msg(lang, "solve.command", cmd=command.text))
         for typed in command.type:
-            out(msg(lang, "solve.typed", line=typed))
+            lines.append(msg(lang, "solve.typed", line=typed))
         if result.error or result.timed_out or result.cancelled:
             line = msg(lang, "solve.command.fail", cmd=command.text, error=failure_text(result, lang))
-            out(line)
-            report.failures.append(f"{where}: {line.strip()}")
+            lines.append(line)
+            failures.append(f"{where}: {line.strip()}")
+    checks = 0
     for result in lab.check(step, cursor, wait=10 if step.checks else 0, cancel=cancel):
-        report.checks += 1
+        checks += 1
         if result.passed:
-            out(msg(lang, "solve.check.pass", expected=result.expected))
+            lines.append(msg(lang, "solve.check.pass", expected=result.expected))
         else:
-            line = msg(lang, "solve.check.fail", expected=result.expected, saw=result.saw)
-            out(line)
-            report.failures.append(f"{where}: {result.kind}: {result.saw}")
-    _solve_quiz(step, lang, out, report, where)
+            lines.append(msg(lang, "solve.check.fail", expected=result.expected, saw=result.saw))
+            failures.append(f"{where}: {result.kind}: {result.saw}")
+    return lines, failures, checks, False
 
 
 def _solve_quiz(step, lang: str, out, report: Report, where: str) -> None:

@@ -69,6 +69,9 @@ class StubLab:
     def taken(self, cmd):
         return None
 
+    def clear_leftovers(self, step):
+        return []
+
     def show_me(self, step, *, cancel=None, on_output=None, origin="show"):
         return [self.run(c.text, step, on_output=on_output) for c in step.show_me]
 

@@ -268,7 +268,7 @@ def test_without_root_the_steps_say_why_instead_of_failing(tmp_path):
             await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 5)
             screen = app.screen
             await pilot.pause()
-            why = t("en", "need.root", detail=USER_NONE.detail("root"))
+            why = t("en", "need.root", detail=USER_NONE.blocker)
             assert why in screen_text(app).replace("\n", " ") or why[:40] in screen_text(app)
             assert screen.cursors == {}                     # the engine was never asked
             await pilot.press("r")

@@ -315,4 +315,4 @@ def test_the_catalogs_cost_nothing_until_a_word_is_asked_for():
             "print('gettext' if 'gettext' in sys.modules else '-')\n"
             "print(engine.explain.stage_title({'id': 'rootfs'}, 'zh'), 'gettext' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
-    assert out.stdout.splitlines() == ["-", "-", "挂载镜像层和可写层（overlayfs） True"]
+    assert out.stdout.splitlines() == ["-", "-", "挂载镜像层和容器存储层（overlayfs） True"]

@@ -1,4 +1,4 @@
-"""The shipped course (content/, all eleven lessons) against the real engine.
+"""The shipped course (content/, all twelve lessons) against the real engine.
 
 For each lesson, in English and in Chinese, ``solve`` must do
 every step and pass every check and quiz; every hands-on step must also work
@@ -104,15 +104,20 @@ def _holding_ports(lesson, timeout: float = 90, wait_turn: float = 900):
         yield
 
 
-def test_the_eleven_lessons_are_there(core, view):
+def test_the_twelve_lessons_are_there(core, view):
     assert [lesson.folder for lesson in core.lessons] == FOLDERS
-    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 12)]
+    assert [f.split("-", 1)[0] for f in FOLDERS] == [f"{n:02d}" for n in range(1, 13)]
     namespaces = core.lesson("namespaces")
     assert [s.id for s in namespaces.steps][:8] == ["pid", "user", "uts", "mnt", "net", "ipc", "cgroup", "time"]
     limits = core.lesson("cgroups")
     assert {s.id: s.requires for s in limits.steps if s.requires} == {
-        "memory": ("cgroup.memory",), "fork-bomb": ("cgroup.pids",), "cpu": ("cgroup.cpu",),
-        "clean-up": ("cgroup.cpu",)}
+        "limits": ("cgroup.memory", "cgroup.pids"), "memory": ("cgroup.memory",), "fork-bomb": ("cgroup.pids",),
+        "cpu": ("cgroup.cpu",), "clean-up": ("cgroup.cpu",)}
+    images = core.lesson("build-and-share")
+    assert [s.id for s in images.steps] == ["first-pull", "an-image-is-a-tar", "build", "history", "cache",
+                                            "push-and-pull-back", "recap"]
+    assert {s.id: s.requires for s in images.steps if s.requires} == {"push-and-pull-back": ("registry.course",)}
+    assert [name for name, _ in images.files] == ["Dockerfile", "Dockerfile.changed"]
     networks = core.lesson("networks")
     assert [s.id for s in networks.steps] == ["bridge", "by-name", "publish", "none", "by-name-how", "recap"]
     assert {s.id for s in networks.steps if "network.bridge" in s.requires} == {"bridge", "by-name", "publish",

@@ -394,8 +394,8 @@ def test_setup_and_container_names(course):
     found = problems(course)
     rel = "course/02-isolation/lesson.toml"
     assert f"{rel}:{line_of(iso, 'setup = [')}: setup 'docker run -d lab sleep 1000': setup commands are " \
-           f"'docker run --name NAME ...' or 'docker network create NAME', so the state they make has a " \
-           f"name" in found
+           f"'docker run --name NAME ...', 'docker network create NAME' or 'docker build -t NAME ...', so " \
+           f"the state they make has a name" in found
     # Every check naming web now names a container the step cannot count on.
     unknown = [p for p in found if "names container 'web'" in p]
     assert len(unknown) == 6 and all(p.startswith(f"{rel}:") for p in unknown)
@@ -493,7 +493,8 @@ def test_every_check_kind_validates_its_arguments():
         ["check 'port-published': 'port' must be a number", "check 'port-published': 'proto' must be one of: tcp, udp"]
     expected = {"container-ran", "exec-ran", "interactive-session", "container-running", "pid1", "hostname-differs",
                 "file-deleted", "limit-hit", "namespace", "process-visible", "address-assigned", "same-network",
-                "port-published"}
+                "port-published", "container-removed", "diff-read", "image-built", "image-pushed", "image-pulled",
+                "image-saved"}
     assert set(checks.CHECKS) == expected
 
 
@@ -946,7 +947,8 @@ def test_a_step_the_machine_can_do_runs_its_own_setup(tmp_path):
     lab = Lab(course, lesson, view=view, doctor=_doctor())
     assert lab.unavailable(step) is None and lab.lacking(step) == []
     lab.begin_step(step)
-    assert view.asked == ["container web", "container web"]    # the lesson's setup, then the step's
+    # the lesson's setup, a look for what an earlier try of the step left (bomb, hog), then the step's setup
+    assert view.asked == ["container web", "containers", "container web"]
 
 
 def test_requirement_names_in_both_languages():
@@ -976,3 +978,42 @@ def test_archives_go_through_files_in_the_course(lang):
         ("save", "-o", "/tmp/lab.tar", "lab")
     assert translate("docker load -i /tmp/lab.tar", Context(lang=lang), check_only=True).argv == \
         ("load", "-i", "/tmp/lab.tar")
+
+
+def test_solve_tries_a_failed_step_once_more_as_a_learner_would():
+    """The first try's failure is said in one line; only the second try counts."""
+    from types import SimpleNamespace
+
+    from lessons.solve import Report, _solve_step
+
+    def result(passed):
+        return SimpleNamespace(passed=passed, expected="web answered", saw="wget exited 1", kind="exec-ran")
+
+    class Lab:
+        lesson = SimpleNamespace(id="networks")
+
+        def __init__(self, outcomes):
+            self.outcomes, self.begun = list(outcomes), 0
+
+        def begin_step(self, step, cancel=None):
+            self.begun += 1
+            return 0, []
+
+        def unavailable(self, step):
+            return None
+
+        def show_me(self, step, cancel=None, origin=""):
+            return []
+
+        def check(self, step, cursor, wait=0, cancel=None):
+            return [result(self.outcomes.pop(0))]
+
+    step = SimpleNamespace(id="by-name", title=lambda lang: "By name", show_me=(), quiz=None, checks=("one",))
+    for outcomes, ok in (([False, True], True), ([False, False], False), ([True], True)):
+        lab, lines, report = Lab(outcomes), [], Report()
+        _solve_step(lab, step, "en", lines.append, report, None)
+        assert lab.begun == len(outcomes) and report.checks == 1 and report.steps == 1
+        assert report.ok is ok and len(report.failures) == (0 if ok else 1)
+        retried = [line for line in lines if "first try failed (exec-ran: wget exited 1)" in line]
+        assert len(retried) == (len(outcomes) - 1)
+        assert any("✗" in line for line in lines) is not ok

@@ -416,7 +416,6 @@ ARCHIVE_ERRORS = {
                      "does not match its digest"),
     "wrong-diff-id": (lambda p, ls: docker_archive(p, ls, config=image_parts([ls[0], ls[0]])[1]),
                       "but the image's config says"),
-    "untagged": (lambda p, ls: docker_archive(p, ls, tags=()), "has no name"),
     "bad-tag": (lambda p, ls: docker_archive(p, ls, tags=("UPPER:case",)), "must be lowercase"),
 }
 

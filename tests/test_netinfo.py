@@ -200,10 +200,16 @@ def test_host_and_shared_networks_are_read_without_entering_or_twice_the_same():
     cl("run", "-d", "--name", "netguest", "--network", "container:netowner", "lab", "sleep", "300", check=True)
     try:
         c = client()
-        host = c.snapshot("nethost")["network"]
+        # The host's links change while other tests (another worker) run: compare with
+        # `ip link` read just before and just after, when both readings agree.
+        for _ in range(20):
+            before = [x["ifname"] for x in ip_json(os.getpid(), "link")]
+            host = c.snapshot("nethost")["network"]
+            if before == [x["ifname"] for x in ip_json(os.getpid(), "link")]:
+                break
         assert host["entered"] is False                   # the caller's own namespace: no setns
         assert host["inode"] == os.stat("/proc/self/ns/net").st_ino
-        assert [i["name"] for i in host["interfaces"]] == [x["ifname"] for x in ip_json(os.getpid(), "link")]
+        assert [i["name"] for i in host["interfaces"]] == before
         owner, guest = c.snapshot("netowner"), c.snapshot("netguest")
         assert guest["network"]["inode"] == owner["network"]["inode"] != host["inode"]
         assert guest["network"]["entered"] is True

@@ -162,7 +162,7 @@ def test_wheel_ships_every_catalog_and_reads_it_installed(wheel, tmp_path):
     assert proc.returncode == 0, proc.stderr
     where, words = proc.stdout.splitlines()
     assert where == str(tmp_path / "site" / "engine" / "locale")
-    assert words == "挂载镜像层和可写层（overlayfs）|3 个进程|退出|挂载点"
+    assert words == "挂载镜像层和容器存储层（overlayfs）|3 个进程|退出|挂载点"
 
 
 def test_wheel_declares_the_console_script(wheel):

@@ -83,9 +83,19 @@ def test_words_for_a_machine_that_cannot_do_much():
     for lang in ("en", "zh"):
         text = welcome_text(lang, USER_NONE)
         assert USER_NONE.cgroup_reason in text["cgroup-detail"]
-        assert text["root-detail"] == t(lang, "check.root.no")
-        assert text["machine-note"] == t(lang, "machine.note.root")
+        assert text["root-detail"] == t(lang, "check.root.blocked", detail=USER_NONE.blocker)
+        assert USER_NONE.blocker and USER_NONE.blocker in text["root-detail"]
+        assert text["machine-note"] == t(lang, "machine.note.blocked")
         assert {text[f"{c}-mark"] for c in ("root", "cgroup", "overlay")} == {"✗"}
+
+
+def test_words_for_a_rootless_machine():
+    machine = Machine.pinned(root=False, rootless=True, cgroup="none", reason="no delegated cgroup")
+    assert machine.can_run and not machine.root
+    for lang in ("en", "zh"):
+        text = welcome_text(lang, machine)
+        assert text["root-mark"] == "✓" and text["root-detail"] == t(lang, "check.root.no")
+        assert text["machine-note"] == t(lang, "machine.note.root")
 
 
 def test_words_for_a_machine_without_some_limits():

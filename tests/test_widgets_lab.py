@@ -102,6 +102,8 @@ def test_snapshot_processes(snap_compare, lang, size):
     ("en", (120, 40), "namespaces"),
     ("zh", (80, 24), "namespaces"),
     ("en", (120, 40), "mounts"),
+    ("en", (120, 40), "layers"),
+    ("zh", (80, 24), "layers"),
     ("zh", (120, 40), "network"),
     ("en", (120, 40), "network"),
     ("en", (80, 24), "resources"),
@@ -166,6 +168,29 @@ def test_a_click_on_a_tab_shows_it():
             await pilot.pause()
             assert app.query_one(LabPanel).tab == "namespaces"
             assert any("shared with db" in line for line in lines(app.query_one("#lab-namespaces", RowList)))
+    run(scenario())
+
+
+def test_the_layers_tab_stacks_the_writable_layer_on_the_images():
+    async def scenario():
+        app = LabApp("en", tab="layers")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            table = app.query_one("#lab-layers", RowList).table
+            texts = [[tm.text_of(c).strip() for c in r.cells] for r in table.rows]
+            keys = [r.key for r in table.rows]
+            top, base = keys.index("layer:writable"), keys.index("layer:0")
+            assert top < base                                        # the writable layer on top
+            assert texts[top][:3] == ["container layer", "6 B", "+1 ~3 -1"]
+            assert ["D deleted", "", "", "/etc/os-release"] in texts[top:base]
+            assert texts[base][0] == "layer 1" and texts[base][2] == "+209 ~0 -0"
+            assert texts[base][3] == "container-lab: host binaries, assembled offline"
+            assert texts[-1] == ["… and 204 more (container-lab image layers --files)"]
+            assert str(app.query_one("#lab-note-layers", Static).content) == tr("lyr.note", "en")
+            app.query_one(LabPanel).select("db")                      # recorded without layers
+            await pilot.pause()
+            assert app.query_one("#lab-layers", RowList).table.rows == ()
+            assert str(app.query_one("#lab-note-layers", Static).content) == tr("lyr.none", "en")
     run(scenario())
 
 
@@ -372,6 +397,32 @@ def test_a_real_container_shows_up_with_its_process_tree(lab_image):
     finally:
         cl("rm", "-f", name)
     assert name not in cl("ps", "-a").stdout
+
+
+@needs_root
+def test_a_real_containers_whiteout_shows_in_its_layer(lab_image):
+    """`docker run --name x lab rm /etc/passwd`: the Layers tab shows D /etc/passwd in
+    the container's own layer, on top of the image's, which still has the file."""
+    name = "clt-widget-lab-layers"
+    cl("rm", "-f", name)
+    cl("run", "--name", name, lab_image, "rm", "/etc/passwd", check=True)
+    try:
+        async def scenario():
+            app = LabApp("en", live=True, select=name, tab="layers")
+            async with app.run_test(size=(120, 40)) as pilot:
+                rows = app.query_one("#lab-layers", RowList)
+
+                def texts():
+                    return [[tm.text_of(c).strip() for c in r.cells] for r in rows.table.rows]
+                assert await until(pilot, lambda: ["D deleted", "", "", "/etc/passwd"] in texts(), timeout=10)
+                keys = [r.key for r in rows.table.rows]
+                assert keys.index("layer:writable") < keys.index("layer:writable:/etc/passwd") < keys.index("layer:0")
+                assert texts()[keys.index("layer:writable")][2] == "+0 ~1 -1"
+                assert len(app.query_one(LabPanel).source._stacks) == 1      # the image's part, read once
+                assert await until(pilot, lambda: any("/etc/passwd" in line for line in lines(rows)), timeout=5)
+        run(scenario())
+    finally:
+        cl("rm", "-f", name)
 
 
 @needs_root

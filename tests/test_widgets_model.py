@@ -74,7 +74,7 @@ def test_chinese_strings_put_a_space_between_chinese_and_latin(key):
 
 def test_chinese_uses_the_established_terms():
     zh = " ".join(catalog("zh").values())
-    for term in ("进程", "命名空间", "挂载点", "宿主机", "镜像层", "可写层", "控制组", "容器", "隔离", "共享"):
+    for term in ("进程", "命名空间", "挂载点", "宿主机", "镜像层", "容器存储层", "控制组", "容器", "隔离", "共享"):
         assert term in zh, term
 
 
@@ -407,6 +407,9 @@ def test_a_half_built_container_is_shown_as_built_so_far(scene):
             return []
 
         def diff(self, ref):
+            return []
+
+        def layers(self, ref):
             return []
 
         def subscribe(self, after=None):

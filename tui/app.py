@@ -155,7 +155,7 @@ class ContainerLabApp(Localized, App[None]):
         screen = self.screen
         if isinstance(screen, LessonScreen):
             screen.put_to_rest()
-            if self.engine and self.machine.root:
+            if self.engine and self.machine.can_run:
                 self._remove_lesson_containers(screen.lesson.id)
             self.open_map()
 
@@ -248,7 +248,7 @@ class ContainerLabApp(Localized, App[None]):
             if isinstance(screen, LessonScreen):
                 screen.close_terminal()
                 screen.stop_stepping()          # a half-built container (run --explain) ends
-        if not (self.engine and self.machine.root):
+        if not (self.engine and self.machine.can_run):
             self._done()
             return
         self.notify(t(self.lang, "quit.cleaning"), timeout=5)

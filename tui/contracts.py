@@ -62,6 +62,9 @@ class LessonLab(Protocol):
         (:class:`lessons.stepwise.Gate`); ``on_begin(id, name)`` once the container exists,
         ``on_stage(number, stage, paused)`` after each stage."""
 
+    def clear_leftovers(self, step: Step) -> list[str]:
+        """What an earlier try of ``step`` made (its own named containers and networks) removed."""
+
     def show_me(self, step: Step, *, cancel: threading.Event | None = None,
                 on_output: Callable[[str], None] | None = None, origin: str = "show") -> list[RunResult]:
         """The step done for the learner: its show-me commands, in order."""

@@ -42,6 +42,20 @@ class Machine:
         return bool(self.diagnosis.get("root"))
 
     @property
+    def can_run(self) -> bool:
+        """Whether containers run here at all: as root, or rootless."""
+        return bool(self.diagnosis.get("ok"))
+
+    @property
+    def blocker(self) -> str:
+        """Why containers cannot run here (doctor's words of the first required check that failed)."""
+        from engine.doctor import REQUIRED
+
+        required = REQUIRED if self.root else tuple(r for r in REQUIRED if r != "root") + ("userns.rootless",)
+        return next((c.get("detail", "") for c in self.diagnosis.get("checks", [])
+                     if c.get("id") in required and not c.get("ok")), self.detail("root"))
+
+    @property
     def cgroup(self) -> str:
         """The cgroup layout the engine drives: ``v1``, ``v2`` or ``none``."""
         return self.diagnosis.get("cgroup", "none")
@@ -74,11 +88,14 @@ class Machine:
 
     @classmethod
     def pinned(cls, *, root: bool = True, cgroup: str = "v2", limits=LIMITS, overlayfs: bool = True,
-               reason: str = "") -> Machine:
-        """A made-up machine, for tests and screenshots: every doctor check, as given."""
+               reason: str = "", rootless: bool = False) -> Machine:
+        """A made-up machine, for tests and screenshots: every doctor check, as
+        given (``rootless``: not root, and user namespaces allowed)."""
         checks = [{"id": "root", "ok": root, "detail": "running as root" if root else
-                   "not root: containers need root for now (rootless mode is not built yet); use sudo"},
+                   "not root: containers run rootless, in a user namespace of yours (see userns.*)"},
                   {"id": "kernel", "ok": True, "detail": "Linux 6.1.0"},
+                  {"id": "userns.rootless", "ok": root or rootless, "detail": "user namespaces are allowed"
+                   if root or rootless else "user namespaces are off (user.max_user_namespaces=0)"},
                   {"id": "overlayfs", "ok": overlayfs, "detail": "overlayfs is available" if overlayfs else
                    "overlayfs is not in /proc/filesystems (try: modprobe overlay)"}]
         checks += [{"id": f"ns.{kind}", "ok": True, "detail": f"{kind} namespaces are available"}
@@ -89,7 +106,7 @@ class Machine:
             checks.append({"id": f"cgroup.{name}", "ok": have, "detail":
                            f"{cgroup}: {name} limits are applied" if have else
                            f"{name} limits cannot be applied: {reason or 'no controller'}"})
-        ok = root and overlayfs
+        ok = (root or rootless) and overlayfs
         return cls({"version": 1, "ok": ok, "checks": checks, "cgroup": cgroup, "root": root,
                     "kernel": "6.1.0", "limits": {name: cgroup != "none" and name in limits for name in LIMITS}})
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from engine.errors import CgroupError
+from engine.spec import DEFAULT_MEMORY, DEFAULT_PIDS
 
 from .files import _check_names, _errno_text, _read_pids, _write
 from .limits import Limits
@@ -78,6 +79,15 @@ class Cgroup:
     def usage(self) -> dict:
         """Current use and limits; a value the kernel does not report is None."""
         raise NotImplementedError
+
+    def memory_stat(self) -> dict[str, int]:
+        """The counters of ``memory.stat`` (cache, inactive_file ...); {} when unread."""
+        return {}
+
+    def io_bytes(self) -> tuple[int, int] | None:
+        """Bytes read from and written to block devices by the group, or None
+        when this layout does not account them for the container."""
+        return None
 
     def oom_killed(self) -> bool:
         """True once the kernel's OOM killer has killed a process in here."""
@@ -253,8 +263,11 @@ class NoDriver(Driver):
         _check_names(cid, parent)
         asked = {"memory": limits.memory, "pids": limits.pids, "cpu": limits.cpus,
                  "swap": limits.memory_swap}
+        # The engine's own safety defaults are not the user's asking: no
+        # warning for them on every run (doctor says limits are off here).
+        defaults = {"memory": DEFAULT_MEMORY, "pids": DEFAULT_PIDS}
         warnings = [f"{what} limit NOT applied: {self.reason}"
-                    for what, value in asked.items() if value is not None]
+                    for what, value in asked.items() if value is not None and value != defaults.get(what)]
         return NoCgroup(cid, parent, warnings)
 
     def open(self, cid: str, parent: str = DEFAULT_PARENT) -> Cgroup:

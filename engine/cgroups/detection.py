@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..userns import host_uid
 from .base import Driver, NoDriver
 from .files import _errno_text, _read
 from .v1 import V1Driver
@@ -76,15 +77,81 @@ def detect(root: Path = Path("/sys/fs/cgroup"),
         if (_read(root / "cgroup.controllers") or "").split():
             if os.access(root, os.W_OK):
                 return V2Driver(root)
-            return NoDriver(f"cgroup v2 at {root} is not writable by uid {os.geteuid()}: "
-                            "limits need root or a delegated cgroup")
+            delegated, why = delegated_subtree(root)
+            if delegated is not None:
+                return V2Driver(delegated)
+            return NoDriver(f"cgroup v2 at {root} is not writable by uid {host_uid()} and {why}: "
+                            "limits need root or a delegated cgroup (systemd-run --user --scope -p Delegate=yes "
+                            "container-lab ...)")
     hierarchies = _v1_hierarchies(entries, root)
     main = [p for name, p in hierarchies.items() if {"memory", "pids"} & set(name.split(","))]
     if main:
         if all(os.access(p, os.W_OK) for p in main):
             return V1Driver(hierarchies)
         return NoDriver(f"cgroup v1 hierarchies under {root} are not writable by uid "
-                        f"{os.geteuid()}: limits need root")
+                        f"{host_uid()}: limits need root")
     if at_root and at_root[-1].fstype == "cgroup2":
         return NoDriver(f"cgroup v2 at {root} has no controllers enabled")
     return NoDriver(f"no cgroup v2 at {root} and no cgroup v1 memory or pids hierarchy mounted")
+
+
+def own_cgroup(proc_cgroup: Path = Path("/proc/self/cgroup")) -> str | None:
+    """This process's cgroup in the unified tree (the ``0::/path`` line)."""
+    try:
+        for line in proc_cgroup.read_text().splitlines():
+            if line.startswith("0::"):
+                return line[3:]
+    except OSError:
+        pass
+    return None
+
+
+def delegated_subtree(root: Path, own: str | None = None) -> tuple[Path | None, str]:
+    """Rootless on cgroup v2: the topmost cgroup at or above this process's
+    that this user may manage -- the directory and its cgroup.procs and
+    cgroup.subtree_control theirs, as systemd delegates user@UID.service or a
+    ``Delegate=yes`` scope. (None, why) when there is none, or when it holds
+    processes (the kernel lets no cgroup both hold processes and hand
+    controllers down: :func:`claim_leaf` first, in the supervisor)."""
+    own = own_cgroup() if own is None else own
+    if own is None:
+        return None, "this process is in no cgroup v2"
+    uid, best = os.geteuid(), None
+    path = root / own.lstrip("/")
+    while path != root and path.is_relative_to(root):
+        try:
+            st = path.stat()
+        except OSError:
+            break
+        writable = all(os.access(path / f, os.W_OK) for f in ("cgroup.procs", "cgroup.subtree_control"))
+        if st.st_uid != uid or not writable:
+            break
+        best = path
+        path = path.parent
+    if best is None:
+        return None, f"its cgroup {own} is not delegated to it"
+    if (_read(best / "cgroup.procs") or "").split():
+        return None, f"the delegated cgroup {best} holds processes (they belong in a leaf below it)"
+    return best, ""
+
+
+def claim_leaf(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """The rootless supervisor, alone in a delegated cgroup (a ``Delegate=yes``
+    scope made for it), moves into a leaf below it, so that containers' cgroups
+    may be made beside that leaf. Returns what it did, for the log ("" when
+    nothing was to be done)."""
+    own = own_cgroup()
+    if own is None or own == "/":
+        return ""
+    path = root / own.lstrip("/")
+    if path.stat().st_uid != os.geteuid() or not os.access(path / "cgroup.procs", os.W_OK):
+        return ""
+    if (_read(path / "cgroup.procs") or "").split() != [str(os.getpid())]:
+        return ""
+    leaf = path / "supervisor"
+    try:
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    except OSError as e:
+        return f"could not move into {leaf}: {_errno_text(e)}"
+    return f"moved into {leaf}, so that containers' cgroups may be made beside it"

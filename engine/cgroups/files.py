@@ -82,6 +82,17 @@ def _read_key(path: Path, key: str) -> int | None:
     return None
 
 
+def _read_keyed(path: Path) -> dict[str, int]:
+    """Every "key value" line of a flat keyed file (memory.stat); {} when missing."""
+    text = _read(path) or ""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
 def _read_pids(path: Path) -> set[int]:
     text = _read(path)
     return {int(p) for p in text.split()} if text else set()

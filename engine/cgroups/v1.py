@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.errors import CgroupError
 
 from .base import DEFAULT_PARENT, USAGE_KEYS, Cgroup, Driver
-from .files import _check_names, _errno_text, _Log, _mkdir_p, _read_int, _read_key, _read_max
+from .files import _check_names, _errno_text, _Log, _mkdir_p, _read, _read_int, _read_key, _read_keyed, _read_max
 from .limits import CPU_PERIOD, Limits
 from .mounts import RO_FLAGS, Mount, Symlink
 
@@ -55,6 +55,30 @@ class V1Cgroup(Cgroup):
         if acct:
             out["cpu_usage_ns"] = _read_int(acct / "cpuacct.usage")
         return out
+
+    def memory_stat(self) -> dict[str, int]:
+        mem = self._dir("memory")
+        return _read_keyed(mem / "memory.stat") if mem else {}
+
+    def io_bytes(self) -> tuple[int, int] | None:
+        """Read and Write bytes of ``blkio.throttle.io_service_bytes_recursive``
+        ("8:0 Read 4096" lines), when the container has a blkio cgroup."""
+        blkio = self._dir("blkio")
+        if blkio is None:
+            return None
+        for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.io_service_bytes_recursive",
+                     "blkio.throttle.io_service_bytes"):
+            text = _read(blkio / name)
+            if text is not None:
+                break
+        else:
+            return None
+        totals = {"Read": 0, "Write": 0}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in totals and parts[2].isdigit():
+                totals[parts[1]] += int(parts[2])
+        return totals["Read"], totals["Write"]
 
 
 class V1Driver(Driver):

@@ -3,7 +3,8 @@
 :class:`V2Driver` hands our controllers down the tree (``+memory`` into each
 ``cgroup.subtree_control``) and writes ``memory.max``, ``memory.swap.max``,
 ``pids.max`` and ``cpu.max``; :class:`V2Cgroup` reads usage back from
-``memory.current``, ``cpu.stat``, ``memory.events`` and ``pids.events``, and
+``memory.current``, ``cpu.stat``, ``memory.events`` and ``pids.events`` (and,
+for ``stats``, ``memory.stat`` and ``io.stat``), and
 kills a whole group at once through ``cgroup.kill``.
 """
 
@@ -16,7 +17,18 @@ from pathlib import Path
 from engine.errors import CgroupError
 
 from .base import DEFAULT_PARENT, Cgroup, Driver
-from .files import _check_names, _errno_text, _Log, _mkdir_p, _read, _read_int, _read_key, _read_max, _write
+from .files import (
+    _check_names,
+    _errno_text,
+    _Log,
+    _mkdir_p,
+    _read,
+    _read_int,
+    _read_key,
+    _read_keyed,
+    _read_max,
+    _write,
+)
 from .limits import CPU_PERIOD, Limits
 from .mounts import RO_FLAGS, Mount, Symlink
 
@@ -45,6 +57,22 @@ class V2Cgroup(Cgroup):
             "oom_kills": _read_key(d / "memory.events", "oom_kill"),
             "pids_max_hits": _read_key(d / "pids.events", "max"),
         }
+
+    def memory_stat(self) -> dict[str, int]:
+        return _read_keyed(self._dir / "memory.stat")
+
+    def io_bytes(self) -> tuple[int, int] | None:
+        """The rbytes and wbytes of every device in ``io.stat`` ("8:0 rbytes=4096
+        wbytes=0 rios=1 ..."); None when the io controller is not enabled."""
+        text = _read(self._dir / "io.stat")
+        if text is None:
+            return None
+        read = written = 0
+        for line in text.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+            read += int(fields.get("rbytes", 0) or 0)
+            written += int(fields.get("wbytes", 0) or 0)
+        return read, written
 
     def kill_all(self) -> bool:
         """Write "1" to ``cgroup.kill`` (Linux 5.14+): the kernel kills the whole

@@ -10,8 +10,9 @@ One module per group of verbs, imported only when one of its verbs runs
 - ``run.py``         run (and run --explain), create, exec, start: the verbs that
                      start processes; :func:`config_from`
 - ``containers.py``  ps, stop, kill, rm, container prune, logs, wait, inspect, top, diff
-- ``images.py``      images, image ..., history, pull, rmi, load, save
+- ``images.py``      images, image ... (layers too), history, pull, rmi, load, save
 - ``share.py``       login, logout, tag, push, export, import: sharing images
+- ``stats.py``       stats: what containers use, live or once
 - ``system.py``      doctor, gc, events
 - ``networks.py``    network create|ls|inspect|rm|connect|disconnect|prune, port
 - ``build.py``       build, commit: the verbs that make images
@@ -58,12 +59,14 @@ VERBS = {
     "logs": ("show a container's output", _verb("containers", "_add_logs")),
     "wait": ("wait for containers to stop; print their exit codes", _verb("containers", "_add_wait")),
     "inspect": ("show a container's record as JSON", _verb("containers", "_add_inspect")),
+    "stats": ("show what containers use: CPU, memory, network and block I/O, processes",
+              _verb("stats", "_add_stats")),
     "events": ("show what happened to containers", _verb("system", "_add_events")),
     "top": ("show a container's processes (container PID beside host PID)", _verb("containers", "_add_top")),
     "diff": ("show what changed in a container's writable layer", _verb("containers", "_add_diff")),
     "gc": ("remove what crashed runs left behind", _verb("system", "_add_gc")),
     "images": ("list images", _verb("images", "_add_images")),
-    "image": ("manage images (inspect, ls, history, load, save, pull, push, tag, import)",
+    "image": ("manage images (inspect, ls, history, layers, load, save, pull, push, tag, import)",
               _verb("images", "_add_image")),
     "history": ("show how an image was made, step by step", _verb("images", "_add_history")),
     "pull": ("download an image from a registry", _verb("images", "_add_pull")),

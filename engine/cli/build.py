@@ -20,7 +20,9 @@ def _add_build(sub, help_text: str) -> None:
                                    "WORKDIR, USER, CMD, ENTRYPOINT, EXPOSE, LABEL, SHELL, VOLUME, STOPSIGNAL. "
                                    "Each RUN, COPY and ADD adds a layer; .dockerignore leaves files out of the "
                                    "context. Steps are cached: an unchanged step is not run again (--no-cache "
-                                   "runs them all). Without -t the image is named by its short id.")
+                                   "runs them all). Without -t the image has no name (<none> in `images`): use it "
+                                   "by its id. A tag that named an older image moves to the new one; the old "
+                                   "one stays as <none> (a cache for later builds) until `image prune`.")
     b.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                    help="name the image (may be given more than once)")
     b.add_argument("-f", "--file", metavar="PATH", help="the Dockerfile (default: CONTEXT/Dockerfile; - reads "
@@ -35,7 +37,9 @@ def _add_build(sub, help_text: str) -> None:
                         "here) or quiet")
     b.add_argument("--network", default="bridge", metavar="NETWORK",
                    help="the network RUN containers join (bridge, none, host or a network's name)")
-    b.add_argument("context", metavar="CONTEXT", help="the build context: a directory")
+    b.add_argument("context", metavar="CONTEXT",
+                   help="the build context: a directory; - reads a Dockerfile from standard input, with an "
+                        "empty context (as `docker build - < Dockerfile`)")
     b.set_defaults(func=cmd_build)
 
 
@@ -45,7 +49,7 @@ def _add_commit(sub, help_text: str) -> None:
                                    "image's top layer (deleted files as whiteouts), over the container's image; "
                                    "what the container was run with (-e, its command, -w, -u) becomes the new "
                                    "image's settings. A running container is paused while its layer is read. "
-                                   "Without a name the image is named by its short id.")
+                                   "Without a name the image has none (<none> in `images`): use it by its id.")
     c.add_argument("-a", "--author", default="", metavar="AUTHOR", help="the image's author")
     c.add_argument("-m", "--message", default="", metavar="MESSAGE", help="a comment in its history")
     c.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
@@ -70,14 +74,43 @@ def cmd_build(args, client) -> int:
         options = Options(tags=args.tag, dockerfile=args.file, build_args=parse_build_args(args.build_arg),
                           no_cache=args.no_cache, target=args.target, quiet=args.quiet or args.progress == "quiet",
                           network=args.network)
-        result = client.build(args.context, options)
+        if args.context == "-":
+            result = _build_from_stdin(client, options)
+        else:
+            result = client.build(args.context, options)
     except errors.EngineError as e:
         return _fail(e)
     for line in result.warnings:
         print(f"WARNING: {line}", file=sys.stderr)
+    client.image_event("build", result.names[0], names=result.names, image_id=result.id, steps=result.steps,
+                       cached=result.cached, dockerfile=result.dockerfile)
     if options.quiet:
         print(result.id)
     return 0
+
+
+STDIN_LIMIT = 1 << 20       # a Dockerfile, not a context
+
+
+def _build_from_stdin(client, options):
+    """``build -``: the Dockerfile read from standard input, alone in a
+    context of its own (a temp dir, removed after)."""
+    import shutil
+    import tempfile
+
+    text = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    if len(text) > STDIN_LIMIT:
+        raise errors.InvalidArgument(f"the Dockerfile on standard input is over {STDIN_LIMIT >> 20} MiB")
+    if not text.strip():
+        raise errors.InvalidArgument("no Dockerfile on standard input (build - < Dockerfile)")
+    context = tempfile.mkdtemp(prefix="container-lab-build-")
+    try:
+        with open(f"{context}/Dockerfile", "wb") as f:
+            f.write(text)
+        options.dockerfile = None
+        return client.build(context, options)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
 
 
 def cmd_commit(args, client) -> int:

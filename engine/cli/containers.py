@@ -316,7 +316,7 @@ def _inspect_namespaces(args, client) -> int:
             print(json.dumps({"name": snap["name"], "reference": snap["reference"],
                               "namespaces": snap["namespaces"]}))
             continue
-        rows = [("NAMESPACE", "CONTAINER", "HOST", "", "SHARED WITH")]
+        rows = [("NAMESPACE", "CONTAINER", "HOST", "STATE", "SHARED WITH")]
         for kind, ns in snap["namespaces"].items():
             others = (["host"] if ns["shared_with_host"] else []) + list(ns.get("shared_with") or [])
             rows.append((kind, ns["inode"], ns["host"] or "?", "shared" if others else "isolated",

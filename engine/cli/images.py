@@ -1,5 +1,5 @@
-"""The image verbs: images, image (ls, inspect, history, load, save, pull, rm,
-prune), history, pull, rmi, load, save. They fail the way docker's do: one
+"""The image verbs: images, image (ls, inspect, history, layers, load, save,
+pull, rm, prune), history, pull, rmi, load, save. They fail the way docker's do: one
 line, exit status 1."""
 
 from __future__ import annotations
@@ -16,18 +16,29 @@ from .parser import _Parser
 
 
 def _add_images(sub, help_text: str, name: str = "images", aliases: tuple[str, ...] = ()) -> None:
-    im = sub.add_parser(name, aliases=list(aliases), help=help_text, description="List the images in the local store.")
+    im = sub.add_parser(name, aliases=list(aliases), help=help_text,
+                        description="List the images in the local store. An image with no name -- built without "
+                                    "-t, or left behind when its tag moved to a newer image -- is listed as "
+                                    "<none> <none>: use it by its IMAGE ID, `tag` it, or let `image prune` "
+                                    "remove it.")
+    im.add_argument("-a", "--all", action="store_true",
+                    help="show all images (a build's intermediate images are not kept as images here, only "
+                         "their layers: the same list)")
+    im.add_argument("-f", "--filter", action="append", default=[], metavar="dangling=true|false",
+                    help="only untagged (dangling=true) or only named (dangling=false) images")
     im.add_argument("-q", "--quiet", action="store_true", help="only print image ids")
     im.set_defaults(func=cmd_images)
 
 
 def _add_rmi(sub, help_text: str, name: str = "rmi") -> None:
     rm = sub.add_parser(name, help=help_text,
-                        description="Remove images (their tags; then the layers no other image and no container "
-                                    "needs). An image a container uses is kept unless -f: then only its tag goes, "
-                                    "and the layers stay for the container.")
+                        description="Remove images: a name removes that tag, and the image with it once no name "
+                                    "is left to it; an image id (full, short, or sha256:...) removes the image "
+                                    "and all its names (-f when it has several). Then the layers no other image "
+                                    "and no container needs go. An image a container uses is kept unless -f: "
+                                    "then only its names go, and it stays as <none> for the container.")
     rm.add_argument("-f", "--force", action="store_true", help="untag even when a container uses the image")
-    rm.add_argument("images", nargs="+", metavar="IMAGE")
+    rm.add_argument("images", nargs="+", metavar="IMAGE", help="image name[:tag], name@digest or image id")
     rm.set_defaults(func=cmd_rmi)
 
 
@@ -82,6 +93,26 @@ def _add_history(sub, help_text: str) -> None:
     hi.set_defaults(func=cmd_history)
 
 
+def _add_layers(sub, help_text: str) -> None:
+    la = sub.add_parser("layers", help=help_text,
+                        description="Show an image's layers, top first (as `history`): for each build step the "
+                                    "layer it made -- its size and what it changed against the layers below: "
+                                    "A added, C changed (the whole file copied up), D deleted (a whiteout: the "
+                                    "file below stays, hidden). Steps that changed no file (ENV, CMD ...) have "
+                                    "no layer. With -c, NAME is a container: its image's layers and its own "
+                                    "writable layer on top (what `diff` lists).")
+    la.add_argument("-c", "--container", action="store_true",
+                    help="NAME is a container: show its writable layer on top of its image's")
+    la.add_argument("--files", action="store_true",
+                    help=f"list every changed path (else at most {_FILES_SHOWN} per layer)")
+    la.add_argument("--no-trunc", action="store_true", help="do not shorten the instructions")
+    la.add_argument("--format", choices=["table", "json"], default="table",
+                    help="table (default) or json: one JSON object per step, top first (its index: 0 is the "
+                         "bottom layer; the table numbers them from 1)")
+    la.add_argument("name", metavar="NAME", help="an image (name[:tag], name@digest or id), or a container with -c")
+    la.set_defaults(func=cmd_layers)
+
+
 def _add_image_inspect(sub, help_text: str) -> None:
     ii = sub.add_parser("inspect", help=help_text,
                         description="Print the record of one or more images as JSON, with Docker's field names: "
@@ -101,6 +132,7 @@ def _add_image(sub, help_text: str) -> None:
     _add_image_inspect(imsub, "show an image's record as JSON")
     _add_images(imsub, "list images", name="ls", aliases=("list",))
     _add_history(imsub, "show how an image was made")
+    _add_layers(imsub, "show an image's layers and what each changed (A/C/D)")
     _add_load(imsub, "load images from a tar archive")
     _add_save(imsub, "save images to a tar archive")
     _add_pull(imsub, "download an image from a registry")
@@ -111,18 +143,27 @@ def _add_image(sub, help_text: str) -> None:
     _add_import(imsub, "make a one-layer image of a tar archive")
     _add_rmi(imsub, "remove images", name="rm")
     pr = imsub.add_parser("prune", help="remove unused images",
-                          description="Remove the layers and blobs that no image and no container needs (left "
-                                      "by `rmi -f` of an image a container was using); with -a, also every "
-                                      "image that no container uses.")
+                          description="Remove the dangling images (<none> <none>: built without a name, or "
+                                      "left when their tag moved to a newer image) that no container uses, and "
+                                      "the layers and blobs nothing needs any more; with -a, every image that "
+                                      "no container uses. An image a container uses is never removed.")
     pr.add_argument("-a", "--all", action="store_true", help="remove every image no container uses")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(func=cmd_image_prune)
 
 
 def cmd_images(args, client) -> int:
+    dangling = None
+    for item in args.filter:
+        key, eq, value = item.partition("=")
+        if key.strip().lower() != "dangling" or not eq:
+            raise errors.InvalidArgument(f"invalid filter {item!r}: only dangling=true|false is understood here")
+        if value.strip().lower() not in ("true", "false", "1", "0"):
+            raise errors.InvalidArgument(f"invalid filter 'dangling={value}': use true or false")
+        dangling = value.strip().lower() in ("true", "1")
     store = _image_store()
     store.ensure_lab()
-    images = store.list()
+    images = [im for im in store.list() if dangling is None or im.ref.startswith(UNTAGGED) == dangling]
     if args.quiet:
         for im in images:
             print(im.id.split(":", 1)[1][:12])
@@ -135,10 +176,32 @@ def cmd_images(args, client) -> int:
     return 0
 
 
+UNTAGGED = "<none>@"            # engine.images.store.names.UNTAGGED, without importing the store here
+
+
+def _report_removed(results: list[dict], *, pruned: bool = False) -> int:
+    """docker's lines for what ``rmi`` ("Untagged: ...", "Deleted: ...") or
+    ``image prune`` (the same, lower case) removed; 1 if any part failed."""
+    code = 0
+    for r in results:
+        if "error" in r:
+            print(f"{PROG}: {r['error']}", file=sys.stderr)
+            code = 1
+            continue
+        for word, items in (("Untagged", r["untagged"]), ("Deleted", r["deleted"])):
+            for item in items:
+                print(f"{word.lower() if pruned else word}: {item}")
+    return code
+
+
 def _image_store():
+    """The image store, this process in the engine's user namespace first
+    when rootless (so layers keep the owners their images name)."""
     from .. import paths
+    from ..client import Client
     from ..images import ImageStore
 
+    Client().enter_userns()
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 
@@ -183,6 +246,7 @@ class _Progress:
 @_docker_exit
 def cmd_load(args, client) -> int:
     from ..images import archive
+    from ..images.reference import DIGEST_RE
 
     if args.input is None and sys.stdin.isatty():
         raise errors.InvalidArgument("requested load from stdin, but stdin is empty "
@@ -195,29 +259,21 @@ def cmd_load(args, client) -> int:
     finally:
         progress.done()
     _warn(warnings)
-    for name in names:
-        print(f"Loaded image: {name}")
+    for name in names:       # an image the archive names not: by its id, as docker says it
+        print(f"Loaded image ID: {name}" if DIGEST_RE.fullmatch(name) else f"Loaded image: {name}")
     return 0
 
 
 def cmd_rmi(args, client) -> int:
     # The supervisor decides what is in use and deletes, in one step: it
     # knows the containers being started right now, which `ps` here would not.
-    results = client.call("rmi", images=args.images, force=args.force)["results"]
-    code = 0
-    for r in results:
-        if "error" in r:
-            print(f"{PROG}: {r['error']}", file=sys.stderr)
-            code = 1
-        else:
-            print(f"Untagged: {r['untagged']}")
-    return code
+    return _report_removed(client.call("rmi", images=args.images, force=args.force)["results"])
 
 
 @_docker_exit
 def cmd_image_prune(args, client) -> int:
     what = "all images without at least one container associated to them" if args.all else \
-        "all dangling images (layers no image and no container needs)"
+        "all dangling images"
     if not args.force:
         if not sys.stdin.isatty():
             raise errors.InvalidArgument(f"image prune would remove {what}: add -f to do so without being asked")
@@ -225,13 +281,15 @@ def cmd_image_prune(args, client) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     reply = client.call("rmi", prune=True, all=args.all)
-    for r in reply["results"]:
-        if "error" in r:
-            print(f"{PROG}: {r['error']}", file=sys.stderr)
-        else:
-            print(f"Untagged: {r['untagged']}")
+    results = reply["results"]
+    if any(r.get("untagged") or r.get("deleted") for r in results):
+        print("Deleted Images:")
+        code = _report_removed(results, pruned=True)
+        print()
+    else:
+        code = _report_removed(results)
     print(f"Total reclaimed space: {_human(reply['freed'])}")
-    return 0
+    return code
 
 
 @_docker_exit
@@ -240,6 +298,7 @@ def cmd_pull(args, client) -> int:
 
     ref = str(parse_reference(args.image))
     pulled = pull_reporting(_image_store(), ref, out=sys.stdout, quiet=args.quiet)
+    client.image_event("pull", pulled["ref"], image_id=pulled["id"], digest=pulled["digest"])
     print(pulled["ref"])
     return 0
 
@@ -284,6 +343,7 @@ def cmd_save(args, client) -> int:
     store = _image_store()
     if args.output:
         archive.save_to_file(store, args.images, args.output)
+        client.image_event("save", args.images[0], names=args.images[:32])
         return 0
     if sys.stdout.isatty():
         raise errors.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -291,6 +351,7 @@ def cmd_save(args, client) -> int:
     try:
         archive.save(store, args.images, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+        client.image_event("save", args.images[0], names=args.images[:32])
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -371,3 +432,69 @@ def cmd_history(args, client) -> int:
     _table(table)
     return 0
 
+
+
+_FILES_SHOWN = 10          # paths listed per layer without --files
+_ORDER = {"D": 0, "C": 1, "A": 2}
+
+
+@_docker_exit
+def cmd_layers(args, client) -> int:
+    from ..images.layers import counts, image_layers
+
+    if args.container:
+        layers = client.layers(args.name)
+    else:
+        store = _image_store()
+        layers = image_layers(store, store.find(args.name))
+    layers = list(reversed(layers))                 # top first, as history
+    if args.format == "json":
+        for layer in layers:
+            print(json.dumps({**{k: v for k, v in layer.items() if k != "changes"},
+                              "counts": counts(layer),
+                              "changes": [{"kind": k, "path": p} for k, p in layer["changes"]]}))
+        return 0
+    table = [("LAYER", "SIZE", "CHANGES", "CREATED BY")]
+    listed: list[list[str]] = []
+    for layer in layers:
+        n = counts(layer)
+        created_by = layer["created_by"]
+        if not args.no_trunc:
+            created_by = " ".join(created_by.split())
+            if len(created_by) > 60:
+                created_by = created_by[:59] + "…"
+        if layer["empty"]:
+            table.append(("-", "0B", "", created_by))
+        else:
+            name = "writable" if layer["id"] == "writable" else f"#{layer['index'] + 1}"   # 1: the bottom
+            table.append((name, _human(layer["size"]), f"+{n['A']} ~{n['C']} -{n['D']}",
+                          created_by or ("(this container's changes)" if name == "writable" else "")))
+        listed.append(_paths_shown(layer, every=args.files))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    def line(row) -> str:
+        return "   ".join(v.ljust(w) for v, w in zip(row[:3], widths)) + "   " + row[3]
+    print(line(table[0]).rstrip())
+    for row, paths in zip(table[1:], listed):
+        print(line(row).rstrip())
+        for text in paths:
+            print(f"    {text}")
+    return 0
+
+
+def _paths_shown(layer: dict, *, every: bool) -> list[str]:
+    """The lines under a layer's row: its changes (``D /etc/passwd``), at most
+    :data:`_FILES_SHOWN` unless ``every`` -- whiteouts first, they are what a
+    layer hides -- and how many more there are."""
+    changes = layer["changes"]
+    opaque = set(layer["opaque"])
+    if not every and len(changes) > _FILES_SHOWN:
+        first = sorted(changes, key=lambda c: (_ORDER[c[0]], c[1]))[:_FILES_SHOWN]
+        picked = set(first)
+        changes = [c for c in changes if c in picked]
+        more = len(layer["changes"]) - len(changes)
+    else:
+        more = 0
+    out = [f"{k} {p}" + ("   (opaque: hides what is below)" if p in opaque else "") for k, p in changes]
+    if more:
+        out.append(f"… and {more} more (--files lists them all)")
+    return out

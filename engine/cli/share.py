@@ -43,7 +43,9 @@ def _add_tag(sub, help_text: str) -> None:
     tg = sub.add_parser("tag", help=help_text,
                         description="Give an image another name: TARGET names the same image as SOURCE (no "
                                     "copy is made). A name that starts with a registry (127.0.0.1:5000/team/app) "
-                                    "is where `push` sends it.")
+                                    "is where `push` sends it. A name that named another image moves; that "
+                                    "image stays, as <none> if no other name is left to it (image prune "
+                                    "removes it).")
     tg.add_argument("source", metavar="SOURCE[:TAG]", help="the image: a name, name@digest or image id")
     tg.add_argument("target", metavar="TARGET[:TAG]", help="its new name")
     tg.set_defaults(func=cmd_tag)
@@ -56,7 +58,9 @@ def _add_push(sub, help_text: str) -> None:
                                     "another repository is mounted, not sent), the config, then the manifest "
                                     "under the tag. Blobs go as they are stored, so the digest printed is the "
                                     "image's own. Pushing again after an interruption sends only what is "
-                                    "missing. Uses the credentials `login` kept.")
+                                    "missing: a big layer sent in chunks (CONTAINER_LAB_PUSH_CHUNK bytes, "
+                                    "16 MiB by default) goes on from the last chunk the registry took. Uses the "
+                                    "credentials `login` kept.")
     pu.add_argument("-q", "--quiet", action="store_true", help="print only the digest line")
     pu.add_argument("image", metavar="NAME[:TAG]", help="the image, e.g. 127.0.0.1:5000/team/app:v1")
     pu.set_defaults(func=cmd_push)
@@ -77,7 +81,8 @@ def _add_import(sub, help_text: str) -> None:
                         description="Make a one-layer image of a tar archive (plain, gzip, bzip2 or xz) -- "
                                     "a file, or - for standard input -- such as `export` writes. Its entries "
                                     "are checked as those of `load` (nothing outside the image, no write "
-                                    "through a link). Without a NAME it is tagged imported:<id>.")
+                                    "through a link). Without a NAME the image has none (<none> in `images`): "
+                                    "use it by its id, or `tag` it.")
     im.add_argument("-m", "--message", default="", help="a comment for the image's history")
     im.add_argument("file", metavar="FILE|-")
     im.add_argument("name", nargs="?", metavar="NAME[:TAG]")
@@ -166,6 +171,10 @@ def cmd_push(args, client) -> int:
             return
         elif kind == "pushing":
             progress(f"{short}: Pushing {human_size(event['bytes'])}/{human_size(event['size'])}")
+        elif kind == "resuming":
+            say(f"{short}: Resuming upload at {human_size(event['bytes'])}/{human_size(event['size'])}")
+        elif kind == "restarting":
+            say(f"{short}: The registry no longer has the unfinished upload: starting it again")
         elif kind in ("exists", "mounted", "pushed"):
             shown.add(short)
             say(f"{short}: " + {"exists": "Layer already exists", "pushed": "Pushed",
@@ -175,6 +184,7 @@ def cmd_push(args, client) -> int:
         result = push(_image_store(), ref, report)
     finally:
         progress.done()
+    client.image_event("push", result["ref"], digest=result["digest"])
     print(f"{result['tag']}: digest: {result['digest']} size: {result['size']}")
     return 0
 
@@ -230,6 +240,4 @@ def cmd_import(args, client) -> int:
     image = import_tar(store, source, args.name, message=args.message, warn=warnings.append)
     _warn(warnings)
     print(image.id)
-    if args.name is None:
-        print(f"Tagged as {image.ref}", file=sys.stderr)
     return 0

@@ -40,7 +40,7 @@ def _add_doctor(sub, help_text: str) -> None:
 def cmd_doctor(args, client) -> int:
     from ..doctor import diagnose
 
-    report = diagnose()
+    report = diagnose(registry=True)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -76,6 +76,10 @@ def cmd_events(args, client) -> int:
         if (since_time is None or t >= since_time) and matches(event, filters):
             if args.format == "json":
                 print(json.dumps(event), flush=True)
+            elif event.get("kind") == "image":
+                extra = "".join(f", {k}={event[k]}" for k in ("steps", "cached", "digest") if k in event)
+                print(f"{event['time']} #{event['seq']} image {event.get('action', '')} {event.get('ref', '')} "
+                      f"(names={','.join(event.get('names') or [])}{extra})", flush=True)
             else:
                 extra = "".join(f" {k}={event[k]}" for k in ("exit_code", "signal", "count", "exec_id")
                                 if k in event and event[k] is not None)

@@ -61,6 +61,7 @@ from engine.images.store import (
     ImageStore,
     check_descriptor,
 )
+from engine.images.store.names import UNTAGGED
 from engine.spec import human_size as _human
 
 MAX_MEMBERS = 200_000
@@ -79,8 +80,9 @@ Progress = Callable[[str], None]
 def load(store: ImageStore, source: BinaryIO | str | Path, *, progress: Progress | None = None,
          warn: Callable[[str], None] | None = None) -> list[str]:
     """Add every image of the archive ``source`` (a path, or a stream such as
-    stdin) to ``store``; return the names loaded, in archive order. Each
-    image is added all or nothing (see :meth:`ImageStore.add_image`)."""
+    stdin) to ``store``; return the names loaded, in archive order -- an
+    image the archive names not, by its id (``sha256:...``, kept untagged).
+    Each image is added all or nothing (see :meth:`ImageStore.add_image`)."""
     with store.work_dir("load-") as work:
         path = _archive_file(source, work)
         with _Archive(path) as archive:
@@ -89,10 +91,11 @@ def load(store: ImageStore, source: BinaryIO | str | Path, *, progress: Progress
             for names, manifest_bytes, config_bytes in images:
                 def step(i, n, desc, done, _names=names):
                     if progress:
-                        progress(f"{_names[0]}: layer {i + 1}/{n} {desc['digest'][7:19]}: "
-                                 f"{_human(done)} of {_human(desc['size'])}")
-                store.add_image(names, manifest_bytes, config_bytes, archive.open_blob, progress=step, warn=warn)
-                loaded.extend(familiar_reference(n) for n in names)
+                        progress(f"{_names[0] if _names else 'image'}: layer {i + 1}/{n} "
+                                 f"{desc['digest'][7:19]}: {_human(done)} of {_human(desc['size'])}")
+                image = store.add_image(names, manifest_bytes, config_bytes, archive.open_blob, progress=step,
+                                        warn=warn)
+                loaded.extend([familiar_reference(n) for n in names] or [image.id])
             return loaded
 
 
@@ -251,12 +254,7 @@ class _Archive:
                              "nor an OCI image layout (no index.json)")
         if not images:
             raise ImageError("the archive holds no image")
-        for names, manifest_bytes, _config in images:
-            if not names:
-                digest = hashlib.sha256(manifest_bytes).hexdigest()
-                raise ImageError(f"the archive's image sha256:{digest[:12]} has no name (no RepoTags, no "
-                                 f"{REF_ANNOTATION} annotation): container-lab keeps images by name")
-        return images
+        return images               # an image with no name (no RepoTags, no ref annotation) is kept untagged
 
     # -- OCI image layout ---------------------------------------------------------
 
@@ -418,14 +416,16 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
     chosen: list[tuple[Image, list[str]]] = []
     for name in names:
         image = store.find(name)
-        if "@" in image.ref:            # name@digest: that name's tags of it
+        if image.ref.startswith(UNTAGGED):      # an untagged image, by id: saved with no name
+            tags = []
+        elif "@" in image.ref:            # name@digest: that name's tags of it
             repo = image.ref.partition("@")[0]
             tags = [t for t in store.tags_of(image) if t.rpartition(":")[0] == repo]
         elif image.ref == _normal(name):
             tags = [image.ref]
         else:                           # an image id: all its tags
             tags = [t for t in store.tags_of(image) if "@" not in t]
-        if not tags:
+        if not tags and not image.ref.startswith(UNTAGGED):
             raise ImageError(f"{name} has no tag to be saved under (pulled by digest?): give it one first "
                              "(container-lab tag IMAGE NAME:TAG)")
         for img, t in chosen:
@@ -445,6 +445,8 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
                 if digest not in blobs:
                     blobs.append(digest)
             media = manifest.get("mediaType", MANIFEST_MEDIA_TYPE)
+            if not tags:                # no name: an index entry without one, as docker writes it
+                index_entries.append({"mediaType": media, "digest": image.digest, "size": len(manifest_bytes)})
             for tag in tags:
                 r = parse_reference(tag)
                 index_entries.append({
@@ -455,7 +457,7 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
                     if layer_digests else image.id.removeprefix("sha256:")
             docker_entries.append({
                 "Config": _blob_name(image.id),
-                "RepoTags": tags,
+                "RepoTags": tags or None,
                 "Layers": [_blob_name(d) for d in layer_digests],
             })
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": index_entries}

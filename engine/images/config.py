@@ -10,11 +10,12 @@ Two TOML files, both optional, read by ``pull``, ``push``, ``login`` and a
   (``$XDG_CONFIG_HOME`` if set; under ``sudo``, the invoking user's home, as
   for the learner's progress: :func:`engine.paths.learner_home`).
 
-Each may hold two keys::
+Each may hold these keys::
 
     mirrors = ["http://10.0.0.5:5000"]   # Docker Hub images: tried first, in order;
                                          # Docker Hub itself only after they fail
     insecure = ["10.0.0.5:5000"]         # registries spoken to over plain HTTP
+    course-registry = "10.0.0.5:5000"    # where the course's lessons push their images
 
 ``mirrors`` works as docker's ``registry-mirrors``: only images of Docker Hub
 (``ubuntu``, ``bitnami/redis``) go through a mirror -- a pull-through cache
@@ -26,6 +27,12 @@ addresses; loopback registries are always spoken to over HTTP, every other
 one over HTTPS unless named here. The learner's entries come first, then the
 machine's. A file that does not parse, an unknown key or a bad value is one
 line naming the file and the line (or the key).
+
+``course-registry`` (``host[:port]``, default :data:`COURSE_REGISTRY`) is
+the registry the course's lessons push to and pull back from: in a
+classroom the instructor's, on one's own machine a local ``docker-registry``.
+The learner's file wins over the machine's. Lessons write it ``$REGISTRY``;
+``container-lab doctor`` says whether it answers (``registry.course``).
 
 Two environment variables move things for tests and sandboxes only:
 ``CONTAINER_LAB_HUB_ENDPOINT`` (a URL: where "Docker Hub" is -- the tests
@@ -47,7 +54,8 @@ from engine.paths import APP, is_root, learner_home
 
 ETC_DIR = "/etc/container-lab"
 FILE = "registries.toml"
-KEYS = ("mirrors", "insecure")
+KEYS = ("mirrors", "insecure", "course-registry")
+COURSE_REGISTRY = "localhost:5000"     # where a learner's own docker-registry listens by default
 MAX_FILE = 1 << 20                 # bytes: a settings file is a few lines
 _HOST_PORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
                         r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -64,6 +72,7 @@ class Settings:
     mirrors: tuple[str, ...] = ()      # "scheme://host[:port]", in the order to try them
     insecure: tuple[str, ...] = ()     # "host[:port]" or CIDR ranges
     files: tuple[str, ...] = ()        # the files read (for messages)
+    course_registry: str = COURSE_REGISTRY     # "host[:port]": where lessons push and pull back
 
     def is_insecure(self, host: str) -> bool:
         """Whether ``host`` (``host[:port]``) is to be spoken to over plain HTTP."""
@@ -109,18 +118,20 @@ def load(paths: list[Path] | None = None) -> Settings:
     mirrors: list[str] = []
     insecure: list[str] = []
     read: list[str] = []
+    course: str | None = None
     for path in files() if paths is None else paths:
         data = _read(path)
         if data is None:
             continue
         read.append(str(path))
+        course = course or data.get("course-registry")
         for m in data.get("mirrors", []):
             if m not in mirrors:
                 mirrors.append(m)
         for i in data.get("insecure", []):
             if i not in insecure:
                 insecure.append(i)
-    return Settings(tuple(mirrors), tuple(insecure), tuple(read))
+    return Settings(tuple(mirrors), tuple(insecure), tuple(read), course or COURSE_REGISTRY)
 
 
 def _read(path: Path) -> dict | None:
@@ -153,7 +164,19 @@ def _read(path: Path) -> dict | None:
     for key in data:
         if key not in KEYS:
             raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(KEYS)})")
-    out: dict[str, list[str]] = {}
+    out: dict = {}
+    if "course-registry" in data:
+        value = data["course-registry"]
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: key 'course-registry' must be a string, like course-registry = "
+                              f"\"localhost:5000\"")
+        try:
+            out["course-registry"] = _insecure(value)
+        except ValueError as e:
+            raise ConfigError(f"{path}: key 'course-registry' ({value[:80]!r}): {e}") from None
+        if "/" in out["course-registry"]:
+            raise ConfigError(f"{path}: key 'course-registry' ({value[:80]!r}): a registry's host[:port], "
+                              "not a range")
     for key, check in (("mirrors", _mirror), ("insecure", _insecure)):
         if key not in data:
             continue

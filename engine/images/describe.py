@@ -14,7 +14,9 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.images.layers import paired_history
 from engine.images.store import Image, ImageStore
+from engine.images.store.names import UNTAGGED
 
 
 def layer_size(path: Path) -> int:
@@ -42,7 +44,7 @@ def layer_size(path: Path) -> int:
 def inspect_record(store: ImageStore, image: Image) -> dict:
     """Docker's ``image inspect`` object for ``image``."""
     manifest, config = store.manifest_and_config(image)
-    names = store.tags_of(image) or [image.ref]
+    names = store.tags_of(image) or ([] if image.ref.startswith(UNTAGGED) else [image.ref])
     return {
         "Id": image.id,
         "RepoTags": [t for t in names if "@" not in t],
@@ -68,13 +70,9 @@ def history(store: ImageStore, image: Image) -> list[dict]:
     newest, ``<missing>`` below, as Docker shows), CreatedAt, CreatedBy,
     Size (bytes of the layer the step made; 0 for an empty one), Comment."""
     _manifest, config = store.manifest_and_config(image)
-    entries = [h for h in config.get("history") or [] if isinstance(h, dict)]
     layers = list(image.layers)
-    if sum(1 for h in entries if not h.get("empty_layer")) != len(layers):
-        # No history, or one that does not match the layers: one row per layer.
-        entries = [{"created": config.get("created", "")} for _ in layers]
     rows, i = [], 0
-    for h in entries:
+    for h in paired_history(config, len(layers)):
         size = 0
         if not h.get("empty_layer"):
             size = layer_size(layers[i])

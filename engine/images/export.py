@@ -318,8 +318,8 @@ class _Walker:
 
 def import_tar(store, source: BinaryIO | str | Path, ref: str | None = None, *, message: str = "", warn=None):
     """Make a one-layer image of the tar ``source`` (a path, or a stream such
-    as stdin; gzip, bzip2 or xz compressed too) and tag it ``ref`` --
-    ``imported:<id>`` when none is given. Returns the stored image;
+    as stdin; gzip, bzip2 or xz compressed too) and tag it ``ref`` -- kept
+    untagged (``<none>``, used by its id) when none is given. Returns the stored image;
     ``warn(message)`` is told what was left out (device nodes)."""
     from engine.images.archive import _archive_file
     from engine.images.reference import familiar_reference, parse_reference
@@ -353,5 +353,4 @@ def import_tar(store, source: BinaryIO | str | Path, ref: str | None = None, *, 
             "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": digest, "size": size}],
         }
         manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        return store.add_image([name or f"imported:{config_digest[7:19]}"], manifest_bytes, config_bytes,
-                               {digest: path}, warn=warn)
+        return store.add_image([name] if name else [], manifest_bytes, config_bytes, {digest: path}, warn=warn)

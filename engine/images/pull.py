@@ -212,7 +212,7 @@ def ensure_image(store, ref: str, policy: str = "missing", report: Report | None
     if str(r) == LAB_REF:
         return None
     try:
-        store.resolve(str(r))
+        store.find(ref)             # a name, or an image id (an untagged image's only handle)
         here = True
     except ImageNotFound:
         here = False

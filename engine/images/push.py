@@ -32,10 +32,16 @@ so the manifest sent is the stored one, byte for byte: the digest ``push``
 prints is the local image's digest, and pulling it back gives the same image
 id. A blob the store lacks is an error naming the layer, never a guess.
 
-An interrupted push (a network cut, Ctrl-C) leaves the registry with the
-blobs that were complete -- it keeps none that failed its digest check --
-and the abandoned upload, which it expires. Pushing again sends only what is
-missing and completes.
+An interrupted push (a network cut, Ctrl-C, a kill) leaves the registry
+with the blobs that were complete -- it keeps none that failed its digest
+check -- and the unfinished upload, which it expires after a while.
+Pushing again sends only what is missing, and a blob sent in chunks goes on
+from the last chunk the registry took: its upload's location is noted in
+the store after each chunk (:mod:`.uploads`), and the next push asks the
+registry how much it holds (``GET <location>`` -> ``204``, ``Range: 0-N``)
+and sends from byte N+1 ("Resuming upload at ..."). A registry that has
+forgotten the upload (``404``), or answers a range that is no part of the
+blob, gets the blob afresh. The note goes once the blob is committed.
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ import urllib.parse
 from collections.abc import Callable
 
 from engine.errors import ImageError, InvalidArgument
+from engine.images import uploads
 from engine.images.pull import origins, registry_for, remember_origins
-from engine.images.registry import Registry, RegistryError, locate
+from engine.images.registry import Registry, RegistryError, Unreachable, locate
 
 CHUNK = 16 << 20                # bytes: a blob up to this goes in one PUT, a bigger one in PATCHes this size
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -142,8 +149,11 @@ def _push_blob(reg: Registry, store, host: str, repository: str, scope: str, d: 
     if status == 200:
         say({"event": "exists", "digest": digest})
         return
-    location = None
-    for source in [s for s in origins(store, host, digest) if s != repository][:MOUNT_TRIES]:
+    location, offset = None, 0
+    resumed = _resume(reg, store, host, repository, scope, d, say) if size > chunk else None
+    if resumed:
+        location, offset = resumed
+    for source in [] if resumed else [s for s in origins(store, host, digest) if s != repository][:MOUNT_TRIES]:
         query = urllib.parse.urlencode({"mount": digest, "from": source})
         with reg.deadline(f"an answer to mounting the blob {digest[:19]}"), \
                 reg.request("POST", f"{repository}/blobs/uploads/?{query}", f"{scope} repository:{source}:pull",
@@ -172,7 +182,7 @@ def _push_blob(reg: Registry, store, host: str, repository: str, scope: str, d: 
                             what=f"the upload of {digest[:19]}"):
             pass
     else:
-        offset = 0
+        sent.report(offset)
         while offset < size:
             n = min(chunk, size - offset)
             data = os.pread(f.fileno(), n, offset)
@@ -189,12 +199,48 @@ def _push_blob(reg: Registry, store, host: str, repository: str, scope: str, d: 
                                     "where the next goes (no Location)")
             location = _absolute(reg, following)
             offset += n
+            uploads.note(store, host, repository, digest, location, offset)     # a push cut now resumes here
             sent.report(offset)
         with reg.deadline(f"an answer to the end of the upload of {digest[:19]}"), \
                 reg.request("PUT", _with_digest(location, digest), scope, body=b"",
                             headers={"Content-Length": "0"}, what=f"the upload of {digest[:19]}"):
             pass
+        uploads.forget(store, host, repository, digest)
     say({"event": "pushed", "digest": digest})
+
+
+def _resume(reg: Registry, store, host: str, repository: str, scope: str, d: dict, say) -> tuple[str, int] | None:
+    """Where an upload of ``d`` that an earlier push left part-way goes on,
+    and from which byte -- as the registry says it (``GET`` on the upload:
+    ``204``, ``Range: 0-<last byte held>``); None (the note dropped) when
+    there is none, or the registry has forgotten it or holds a range that
+    is no part of this blob: the blob is then sent from the start."""
+    digest, size = d["digest"], d["size"]
+    note = uploads.saved(store, host, repository, digest)
+    if note is None:
+        return None
+    try:
+        location = _absolute(reg, note["location"])
+        if urllib.parse.urlsplit(location).netloc != urllib.parse.urlsplit(reg.base).netloc:
+            raise RegistryError("the note names another host")     # not the registry's: never followed
+        with reg.deadline(f"an answer about the unfinished upload of {digest[:19]}"), \
+                reg.request("GET", location, scope, expect=(400, 404, 410, 416),
+                            what=f"the unfinished upload of {digest[:19]}") as resp:
+            status = getattr(resp, "status", None) or resp.code
+            held, following = resp.headers.get("Range", ""), resp.headers.get("Location")
+    except Unreachable:
+        raise
+    except RegistryError:
+        status, held, following = 0, "", None
+    start, _, last = held.partition("-")
+    if status not in (200, 204) or start != "0" or not last.isdigit() or not 0 < int(last) + 1 <= size \
+            or int(last) == 0:
+        uploads.forget(store, host, repository, digest)
+        say({"event": "restarting", "digest": digest, "size": size})
+        return None
+    offset = int(last) + 1
+    say({"event": "resuming", "digest": digest, "bytes": offset, "size": size})
+    return _absolute(reg, following or location), offset
 
 
 def _absolute(reg: Registry, location: str) -> str:

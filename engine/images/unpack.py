@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.errors import ImageError
 from engine.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
+from .. import userns
 from .limits import Limits
 
 WHITEOUT_PREFIX = ".wh."
@@ -46,7 +47,10 @@ class _Unpacker:
     def __init__(self, dest: Path, limits: Limits, lowers: list[Path], what: str, entries_before: int = 0):
         self.dest, self.limits, self.lowers, self.what = dest, limits, lowers, what
         self.entries_before = entries_before
+        # As the host's root every owner is kept; in the rootless engine's
+        # user namespace, the owners its map holds (the rest stay its root's).
         self.as_root = os.geteuid() == 0
+        self.host_root = self.as_root and userns.in_initial()
         self.root = os.open(dest, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.fds: dict[str, int] = {}               # parent path -> O_PATH fd
         self.dirs: dict[str, tarfile.TarInfo] = {}  # explicit dirs: modes set at the end
@@ -55,7 +59,11 @@ class _Unpacker:
         self.current: str | None = None
         self.skipped: list[str] = []
         self.stripped = 0
-        self.opaque_xattr = "trusted.overlay.opaque" if self.as_root else "user.overlay.opaque"
+        self.opaque_xattr = "trusted.overlay.opaque" if self.host_root else "user.overlay.opaque"
+
+    def owns(self, info: tarfile.TarInfo) -> bool:
+        """Whether the entry's owners can be given here (see __init__)."""
+        return self.host_root or (self.as_root and userns.can_own(info.uid, info.gid))
 
     # -- names ----------------------------------------------------------------
 
@@ -247,7 +255,7 @@ class _Unpacker:
             src = tar.extractfile(info)
             with open(fd, "wb", closefd=False) as out:
                 shutil.copyfileobj(src, out, _CHUNK)
-            if self.as_root:
+            if self.owns(info):
                 os.fchown(fd, info.uid, info.gid)
             os.fchmod(fd, stat.S_IMODE(info.mode))    # after chown, which clears setuid bits
             self.apply_xattrs_fd(info, fd)
@@ -256,7 +264,7 @@ class _Unpacker:
             os.close(fd)
 
     def owner_and_time(self, info: tarfile.TarInfo, base: str, pfd: int, *, mode: bool = False) -> None:
-        if self.as_root:
+        if self.owns(info):
             os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
         if mode:
             os.chmod(base, stat.S_IMODE(info.mode), dir_fd=pfd)
@@ -339,7 +347,7 @@ class _Unpacker:
             except OSError:
                 continue    # replaced by a later entry
             try:
-                if self.as_root:
+                if self.owns(info):
                     os.fchown(fd, info.uid, info.gid)
                 os.fchmod(fd, stat.S_IMODE(info.mode))
                 os.utime(fd, (info.mtime, info.mtime))
@@ -356,6 +364,20 @@ class _Unpacker:
 def is_whiteout(st: os.stat_result) -> bool:
     """Whether a file is an overlay whiteout (a character device 0/0), as :class:`Unpacker` writes them."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_xattr_whiteout(path: Path | str, st: os.stat_result) -> bool:
+    """Whether a file is overlayfs's other whiteout: an empty file marked
+    ``overlay.whiteout`` (made where 0/0 devices cannot be, in a nested overlay)."""
+    if not stat.S_ISREG(st.st_mode) or st.st_size:
+        return False
+    for name in ("trusted.overlay.whiteout", "user.overlay.whiteout"):
+        try:
+            os.getxattr(path, name, follow_symlinks=False)
+            return True
+        except OSError:
+            pass
+    return False
 
 
 def is_opaque(path: Path | str) -> bool:

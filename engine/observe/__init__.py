@@ -31,6 +31,7 @@ Where each part lives:
 - :mod:`.mountinfo` -- the mount table, the overlay's layers picked out;
 - :mod:`.network` -- the network, through :mod:`engine.netinfo`;
 - :mod:`.changes` -- :func:`compare` and :func:`diff_layer`;
+- :mod:`.usage` -- what a container uses, counted as ``docker stats`` counts it;
 - :mod:`.procfs` -- reading a /proc file that may vanish mid-read;
 - here -- :func:`snapshot`, which puts the parts together.
 
@@ -72,12 +73,15 @@ def _supervisors_namespaces(record: dict) -> dict:
 
 
 def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
-             network: bool = True) -> Snapshot:
+             network: bool = True, inside=None) -> Snapshot:
     """Everything the lab panel shows of one container, from its ``inspect`` record.
 
     ``cgroup``: the container's :class:`engine.cgroups.Cgroup` (for usage and
     its member processes); ``others``: name -> PID 1 of other containers;
-    ``network``: False to leave the network out (``network_error`` says so).
+    ``network``: False to leave the network out (``network_error`` says so);
+    ``inside``: where the hostname and network come from when this process
+    may not enter the container's namespaces (the rootless engine's: a call
+    to its supervisor returning hostname, network, network_error).
     Never raises for what the container does meanwhile: a process that exits
     is left out, a network that cannot be read is None with the reason."""
     taken = time.time()
@@ -97,7 +101,13 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
     snap["namespaces"] = namespaces(pid, reference, others) or _supervisors_namespaces(record)
     snap["mounts"] = mounts(pid)
-    snap["hostname"] = hostname(pid)
+    if inside is not None:
+        seen = inside(network)
+        snap["hostname"], snap["network"], snap["network_error"] = (
+            seen.get("hostname"), seen.get("network"), seen.get("network_error"))
+        network = False
+    else:
+        snap["hostname"] = hostname(pid)
     if cgroup is not None:
         try:
             snap["resources"] = cgroup.usage()
@@ -111,7 +121,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
         # On a thread of its own, waited for: run beside the /proc reading
         # above, it would only fight this thread for the GIL.
         snap["network"], snap["network_error"] = _watched_network(watch, pid, snap["processes"])
-    else:
+    elif inside is None:
         snap["network_error"] = "not asked for"
     return snap
 

@@ -108,6 +108,9 @@ def exec_main(spec: ChildSpec, target_pid: int, chan: socket.socket, stdio: tupl
         fds = {kind: os.open(f"/proc/{target_pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
                for kind in kinds}
         for kind, fd in fds.items():
+            if os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{kind}").st_ino:
+                os.close(fd)            # the container shares ours (--network host ...): in it already
+                continue
             b.t.op("setns", f"nsenter --{_NS_OPTION[kind]}={target_pid}", namespace=kind)
             try:
                 b.k.setns(fd, sc.NAMESPACE_FLAGS[kind])

@@ -17,6 +17,8 @@ import stat
 
 from .. import syscalls as sc
 
+NS_GET_USERNS = 0xB701          # ioctl: the user namespace that owns a namespace (an fd of it)
+
 # Docker's masked and read-only /proc and /sys paths (moby oci/defaults.go).
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -105,7 +107,10 @@ class MountStages:
     def stage_rootfs(self) -> None:
         s = self.spec
         self.begin("rootfs", "Mount the image layers and the writable layer (overlayfs)")
-        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}"
+        # In a user namespace (the rootless engine's) overlayfs keeps its marks
+        # in user.overlay.* xattrs: the layers were unpacked so.
+        extra = ",userxattr" if s.rootless else ""
+        data = f"lowerdir={s.lowerdir},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         held = []
         if len(data.encode()) >= MOUNT_DATA_MAX:
             # Many layers: their paths overflow the page mount(2) reads its
@@ -118,7 +123,7 @@ class MountStages:
                 except OSError as e:
                     self.fail(f"cannot open the image layer {path}: {os.strerror(e.errno)}")
                 lowers.append(f"/proc/self/fd/{held[-1]}")
-            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}"
+            data = f"lowerdir={':'.join(lowers)},upperdir={s.upperdir},workdir={s.workdir}{extra}"
         try:
             self.mount("overlay", s.rootfs, "overlay", sc.MS_NODEV, data)
         finally:
@@ -132,9 +137,43 @@ class MountStages:
 
     def stage_proc(self) -> None:
         self.begin("proc", "Mount a fresh /proc for the new PID namespace; mask what a container must not see")
-        self.mount_in_root("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV,
-                           refuse_symlink=True)
+        self.mount_kernel_fs("proc", "/proc", sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV)
         self._mask_and_protect(prefix="/proc")
+
+    def mount_kernel_fs(self, fstype: str, path: str, flags: int, *, source: str | None = None) -> None:
+        """Mount a fresh ``fstype`` (proc, sysfs, mqueue) at ``path``. The
+        rootless engine may not where the namespace behind it is the host's
+        (--pid, --network or --ipc host): its user namespace does not own it;
+        there the host's own is bound instead, as podman does."""
+        if self.spec.rootless and not self._owns_namespace(fstype):
+            if not os.path.isdir(path):
+                return                  # the host has none mounted (no /dev/mqueue): neither has the container
+            self.mount_in_root(path, path, None, sc.MS_BIND | sc.MS_REC, refuse_symlink=True)
+            if flags & sc.MS_RDONLY:
+                self.mount_in_root(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+            return
+        self.mount_in_root(source or fstype, path, fstype, flags, refuse_symlink=True)
+
+    @staticmethod
+    def _owns_namespace(fstype: str) -> bool:
+        """Whether the namespace ``fstype`` shows was made in this user namespace."""
+        kind = {"proc": "pid", "sysfs": "net", "mqueue": "ipc"}[fstype]
+        try:
+            import fcntl
+
+            fd = os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                owner = fcntl.ioctl(fd, NS_GET_USERNS)
+            except PermissionError:
+                return False        # owned outside this user namespace: the kernel will not even say by whom
+            finally:
+                os.close(fd)
+            try:
+                return os.fstat(owner).st_ino == os.stat("/proc/self/ns/user").st_ino
+            finally:
+                os.close(owner)
+        except OSError:
+            return True
 
     def _mask_and_protect(self, prefix: str) -> None:
         for path in (p for p in MASKED_PATHS if p.startswith(prefix + "/")):
@@ -171,19 +210,22 @@ class MountStages:
                 os.close(os.open(f"{dev}/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         finally:
             os.close(dev_fd)
+        # gid 5 (tty) owns the terminals, where the user namespace maps it (a
+        # rootless engine with the single mapping has no gid 5).
+        tty_gid = ",gid=5" if _gid_mapped(5) else ""
         self.mount_in_root("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-                           "newinstance,ptmxmode=0666,mode=0620,gid=5")
+                           f"newinstance,ptmxmode=0666,mode=0620{tty_gid}")
         if self.spec.shm_source:          # an IPC namespace shared: its POSIX shared memory too
             self.mount_in_root(self.spec.shm_source, "/dev/shm", None, sc.MS_BIND | sc.MS_REC)
         else:
             self.mount_in_root("shm", "/dev/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
                                "mode=1777,size=65536k")
-        self.mount_in_root("mqueue", "/dev/mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        self.mount_kernel_fs("mqueue", "/dev/mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
     def stage_sys(self) -> None:
         self.begin("sys", "Mount /sys read-only, with the container's own cgroup tree")
         ro = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-        self.mount_in_root("sysfs", "/sys", "sysfs", ro, refuse_symlink=True)
+        self.mount_kernel_fs("sysfs", "/sys", ro)
         for m in self.spec.cgroup_mounts:
             if "symlink" in m:
                 fd = self.in_root(os.path.dirname(m["target"]))
@@ -217,3 +259,12 @@ class MountStages:
         os.chdir("/")
         os.close(self.root_fd)
         self.root_fd = -1
+
+
+def _gid_mapped(gid: int) -> bool:
+    """Whether this process's user namespace maps ``gid`` (always, in the host's)."""
+    try:
+        with open("/proc/self/gid_map") as f:
+            return any(int(a) <= gid < int(a) + int(c) for a, _, c in (line.split() for line in f if line.strip()))
+    except (OSError, ValueError):
+        return True

@@ -106,8 +106,17 @@ class NamespaceStages:
         self.t.op("setns", "nsenter --time=/proc/self/ns/time_for_children", namespace="time")
         try:
             self.k.unshare(sc.CLONE_NEWTIME)
-            with open("/proc/self/timens_offsets", "w") as f:
-                f.write(lines)
+            # Rootless: /proc/self of a process that is not dumpable belongs to the
+            # host's root, out of this namespace's reach; dumpable for that one write
+            # (nothing of the container runs yet to take advantage).
+            if self.spec.rootless:
+                self.k.prctl(sc.PR_SET_DUMPABLE, 1)
+            try:
+                with open("/proc/self/timens_offsets", "w") as f:
+                    f.write(lines)
+            finally:
+                if self.spec.rootless:
+                    self.k.prctl(sc.PR_SET_DUMPABLE, 0)
             fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 self.k.setns(fd, sc.CLONE_NEWTIME)

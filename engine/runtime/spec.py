@@ -56,6 +56,8 @@ class ChildSpec:
     shm_source: str | None = None    # bind this as /dev/shm (an IPC namespace shared)
     timens: dict | None = None       # clock -> offset seconds, for a new time namespace
     userns: bool = False             # a private user namespace (mapped by the supervisor)
+    rootless: bool = False           # in the rootless engine's user namespace (overlayfs with userxattr;
+    #                                  the host's /proc, /sys, mqueue bound where its namespace is shared)
     pause: bool = False              # stop after each stage until the supervisor says go (run --explain)
     seccomp: bytes | None = None     # the system call filter: packed BPF (engine.seccomp.pack), or none
     no_new_privs: bool = False       # --security-opt no-new-privileges

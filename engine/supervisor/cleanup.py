@@ -72,33 +72,32 @@ class Cleanup:
         image's layers between the check of what is in use and the delete.
 
         ``images``: references or ids; ``force``: untag even when a
-        container uses it (its layers stay for the container); ``prune``:
-        collect what no tag and no container needs, after untagging every
-        image no container uses when ``all``. Returns ``results`` (one per
-        image: ``untagged`` or ``error``) and ``freed`` bytes."""
-        from ..errors import ImageError
-
+        container uses it (the image stays, untagged, for the container;
+        an id with several names takes it too); ``prune``: remove every
+        dangling image no container uses -- with ``all``, every image no
+        container uses -- then what nothing needs. Returns ``results`` (one
+        per image: ``untagged`` names and ``deleted`` ids, or ``error``) and
+        ``freed`` bytes."""
         keep = {Path(p).name for c in self.containers.values() for p in (c.image.get("layers") or [])}
         used = {}
         for c in sorted(self.containers.values(), key=lambda c: c.created):
             used.setdefault(c.image.get("id"), c.name)
         results, freed = [], 0
-        refs = msg.get("images") or []
-        if msg.get("prune") and msg.get("all"):
-            refs = [im.ref for im in self.store.list() if im.id not in used]
-        for ref in refs:
+        if msg.get("prune"):
             try:
-                image = self.store.find(ref)
-                user = used.get(image.id)
-                if user and not msg.get("force"):
-                    raise ImageError(f"conflict: unable to remove image {ref} (must force): container "
-                                     f"{user} uses it")
-                freed += self.store.remove(image.ref, keep=keep)
-                results.append({"image": ref, "untagged": image.ref, "id": image.id})
+                done = self.store.prune(every=bool(msg.get("all")), keep=keep, used=used)
+            except EngineError as e:
+                results.append({"image": "", "error": e.message})
+            else:
+                results.append({"image": "", "untagged": done["untagged"], "deleted": done["deleted"]})
+                freed += done["freed"]
+        for ref in msg.get("images") or []:
+            try:
+                done = self.store.delete(ref, keep=keep, used=used, force=bool(msg.get("force")))
+                results.append({"image": ref, "untagged": done["untagged"], "deleted": done["deleted"]})
+                freed += done["freed"]
             except EngineError as e:
                 results.append({"image": ref, "error": e.message})
-        if msg.get("prune"):
-            freed += self.store.collect_garbage(keep)
         self.image_cache.clear()
         return {"results": results, "freed": freed}, []
 

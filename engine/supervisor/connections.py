@@ -13,10 +13,12 @@ import selectors
 import socket
 import time
 
-from .. import policy
+from .. import paths, policy
 from ..errors import EngineError, InvalidArgument
 from ..protocol import MAX_FDS, Channel, MessageTooLarge, ProtocolError, encode
 from .settings import TIDY_LATER
+
+OVERFLOW_UID = 65534           # how a user namespace shows a uid it does not map
 
 
 class Connection(Channel):
@@ -216,8 +218,10 @@ class Connections:
         op = msg.get("op", "")
         try:
             if conn.policy is None:
-                raise policy.PolicyRefused(f"this container-lab supervisor serves root and uid {os.geteuid()}; "
-                                           f"uid {conn.peer_uid} may not use it")
+                raise policy.PolicyRefused(f"this container-lab supervisor serves root and uid {paths.host_uid()}; "
+                                           f"uid {conn.peer_uid} may not use it" + (
+                                               " (a uid outside its user namespace)"
+                                               if conn.peer_uid == OVERFLOW_UID and self.rootless else ""))
             method = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise InvalidArgument(f"unknown request {str(op)[:40]!r}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import paths, policy, runtime
 from ..container import Container
-from ..errors import InvalidArgument, NameConflict
+from ..errors import ImageNotFound, InvalidArgument, NameConflict
 from ..spec import ContainerConfig, check_argv, check_process_options
 from .settings import MAX_ENV, MAX_LABELS
 
@@ -93,7 +93,7 @@ class Create:
             env[key] = value
         env.setdefault("PATH", runtime.DEFAULT_PATH)
         layers, userns = image.layers, None
-        if config.userns_mode == "private":
+        if config.userns_mode == "private" and not self.rootless:   # rootless: see Start._start_in
             base, size = self.userns_range(config)
             layers = self.store.shifted_layers(image, base, size)
             os.chown(cdir / "upper", base, base)      # "/" inside belongs to root inside
@@ -123,7 +123,13 @@ class Create:
         cached = self.image_cache.get(ref)
         if cached and cached[0] == stamp and all(p.is_dir() for p in cached[1].layers):
             return cached[1]
-        image = self.store.resolve(ref)
+        try:
+            image = self.store.resolve(ref)
+        except ImageNotFound as e:
+            try:
+                image = self.store.find(ref)  # an image id (an untagged image has only that)
+            except ImageNotFound:
+                raise e from None
         try:
             stamp = os.stat(self.store.repositories).st_mtime_ns   # lab may just have been built
         except FileNotFoundError:

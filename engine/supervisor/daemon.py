@@ -38,6 +38,8 @@ def main() -> None:
         os.close(ready_r)
         os.setsid()
     try:
+        if not paths.is_root():
+            enter_rootless()
         sup = Supervisor(paths.state_dir(), paths.data_dir(), idle_timeout=idle)
         sup.listen()
     except (OSError, EngineError) as e:
@@ -47,4 +49,21 @@ def main() -> None:
         os.write(ready_w, b"1")
         os.close(ready_w)
     sup.serve()
+
+
+def enter_rootless() -> None:
+    """Not root: become root of a user namespace of this user's (their own
+    uid and, with a subordinate range, 65,535 more), where the engine may
+    mount, make namespaces and own image files (see :mod:`engine.userns`).
+    The state and data dirs stay this user's (the host's view of who we are
+    is kept: :func:`engine.paths.is_root` stays False)."""
+    from .. import userns
+
+    why = userns.restriction_reason()
+    if why:
+        raise EngineError(f"{why}: rootless containers need them (see `container-lab doctor`)")
+    try:
+        userns.enter_new(userns.plan())
+    except OSError as e:
+        raise EngineError(str(e.strerror or e)) from None
 

@@ -41,7 +41,17 @@ class Loop:
         self.containers_dir = paths.ensure_private_dir(self.data / "containers")
         self.store = ImageStore(self.data / "images")
         self.events = EventLog(self.data / "events.jsonl")
+        if not paths.is_root():
+            from ..cgroups.detection import claim_leaf
+
+            claim_leaf()
         self.cgroups = detect()
+        # Rootless (engine.userns): root of a user namespace of its user's, no
+        # bridge, no cgroup limits without a delegated cgroup v2 subtree.
+        self.rootless = not paths.is_root()
+        self.kernel = sc.Syscalls()
+        if self.rootless:           # children forked by a helper come to us (see Start.fork_by_helper)
+            self.kernel.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         # Tests and instructors' sandboxes keep their cgroups apart with this.
         self.cgroup_parent = os.environ.get("CONTAINER_LAB_CGROUP_PARENT", "container-lab")
         self.kernel = sc.Syscalls()

@@ -37,6 +37,10 @@ from ..container import Container
 from ..errors import EngineError, InvalidArgument
 from ..spec import ContainerConfig
 
+# Without root no bridge, veth or nftables rule can be made on the host.
+ROOTLESS = ("networks and published ports need root: without it a container has a loopback device only "
+            "(as --network none); run container-lab as root for them")
+
 POOLS_ENV = "CONTAINER_LAB_NETWORK_POOLS"     # "10.88.0.0/24,10.88.1.0/24": where new subnets come from
 # Subnets are chosen, and bridges made, under one host-wide lock: two engines
 # (a learner's and a test's) would otherwise pick the same free subnet.
@@ -93,6 +97,8 @@ class Networking:
         this one's route)."""
         from ..network import bridge, ipam
 
+        if self.rootless:
+            raise InvalidArgument(ROOTLESS)
         with host_lock():
             net = ipam.create_network(self.net_store, name, **options)
             try:
@@ -229,6 +235,12 @@ class Networking:
         from ..network import dns as netdns
 
         cfg = c.config
+        if self.rootless:
+            # Rootless: no bridge or veth can be made on the host; a loopback
+            # of its own, as --network none (see `container-lab doctor`).
+            if cfg.network != ipam.DEFAULT_NETWORK or cfg.publish:
+                raise InvalidArgument(ROOTLESS)
+            return None
         self.unplug(c)                      # a previous run's leftovers (a crash): made anew
         try:
             net = self.network_named(cfg.network)

@@ -46,6 +46,36 @@ class Requests:
         events = [e for e in self.events.read(after=after) if sees(e.get("labels"))] if after < self.events.seq else []
         return {"events": events[-EVENTS_REPLY_LIMIT:], "seq": self.events.seq}, []
 
+    def op_image_event(self, conn, msg, fds):
+        """Record what a client did to images: ``build``, ``pull``, ``push``
+        and ``save`` run in the client (no daemon does them for it), and only
+        the supervisor writes the event log. The event is the client's word,
+        checked for shape and size: it changes nothing but the log, so a
+        client can mislead no one but its own lesson checks.
+        Fields: ``action``, ``ref`` (the image), ``names`` (every name it
+        got or was saved under), ``image_id``, ``digest``, and for a build
+        ``steps`` and ``cached`` (its instructions after FROM, and how many
+        of them the build cache answered) and ``dockerfile`` (its text's digest)."""
+        action = msg.get("action")
+        if action not in IMAGE_ACTIONS:
+            raise InvalidArgument(f"action must be one of {', '.join(IMAGE_ACTIONS)}")
+        ref = _text(msg, "ref", required=True)
+        names = msg.get("names") or [ref]
+        if not isinstance(names, list) or len(names) > 32 or not all(isinstance(n, str) and 0 < len(n) <= 512
+                                                                     for n in names):
+            raise InvalidArgument("names must be a list of up to 32 image names")
+        fields = {"action": action, "ref": ref, "names": names, "image": {"requested": ref, "resolved": ref}}
+        for key in ("image_id", "digest", "dockerfile"):
+            if (value := _text(msg, key)) is not None:
+                fields[key] = value
+        if action == "build":
+            steps, cached = _number(msg, "steps", 0, int), _number(msg, "cached", 0, int)
+            if not 0 <= cached <= steps <= 100000:
+                raise InvalidArgument("steps and cached must be counts, cached at most steps")
+            fields.update(steps=steps, cached=cached)
+        self.events.append("image", **fields)
+        return {}, []
+
     def publish(self, event: dict) -> None:
         for conn in list(self.subscribers):
             if conn.policy is None or not conn.policy.sees(event.get("labels")):
@@ -101,6 +131,23 @@ class Requests:
             except OSError:
                 pass
         return {"container": rec}, []
+
+    def op_ns_view(self, conn, msg, fds):
+        """The hostname and network a running container sees, read from inside
+        its namespaces. For clients of the rootless engine: the kernel lets only
+        the root of the namespace's owner (this supervisor) enter them."""
+        c = self.find(msg["id"])
+        if c.status != "running" or not c.pid:
+            return {"hostname": None, "network": None, "network_error": "the container is not running"}, []
+        return _read_inside(c.pid, bool(msg.get("network", True))), []
+
+    def op_diff(self, conn, msg, fds):
+        """Where a container's writable layer and image layers are, for its
+        client to compare (``docker diff``; the walk is the client's, off this
+        loop), recorded as a ``diff`` event -- as Docker records ``top``."""
+        c = self.find(msg.get("id"))
+        self.emit("diff", c)
+        return {"rootfs": {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper")}}, []
 
     def namespaces(self, c: Container) -> dict:
         """Inode of each namespace of the container's PID 1 beside the supervisor's own."""
@@ -201,6 +248,19 @@ class Requests:
         raise ContainerNotFound(f"No such container: {ref}")
 
 
+IMAGE_ACTIONS = ("build", "pull", "push", "save")
+
+
+def _text(msg: dict, field: str, *, required: bool = False) -> str | None:
+    """A short string request field (a name, an id), or an InvalidArgument naming it."""
+    value = msg.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 512:
+        raise InvalidArgument(f"{field} must be a string of 1 to 512 characters")
+    return value
+
+
 def _number(msg: dict, field: str, default, kind):
     """A numeric request field (``kind`` int or float), or an InvalidArgument naming it."""
     value = msg.get(field)
@@ -212,3 +272,46 @@ def _number(msg: dict, field: str, default, kind):
         raise InvalidArgument(f"{field} is out of range")
     return kind(value)
 
+
+
+def _read_inside(pid: int, network: bool) -> dict:
+    """:meth:`Requests.op_ns_view`'s reading, in a child forked for it: it
+    enters the container's UTS and network namespaces for good (the rootless
+    engine could not come back to the host's, which its user namespace does
+    not own), says what it saw on a pipe, and exits."""
+    import json
+
+    from .. import observe
+    from ..syscalls import NAMESPACE_FLAGS, Syscalls
+
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 0
+        try:
+            os.close(r)
+            for kind in ("uts", "net"):
+                fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+                Syscalls().setns(fd, NAMESPACE_FLAGS[kind])
+                os.close(fd)
+            seen = {"hostname": os.uname().nodename}
+            seen["network"], seen["network_error"] = observe.read_network(pid) if network else (None, "not asked for")
+            os.write(w, json.dumps(seen).encode())
+        except BaseException as e:  # noqa: BLE001 - said to the parent; nothing returns into the supervisor
+            os.write(w, json.dumps({"hostname": None, "network": None,
+                                    "network_error": f"cannot read inside the container: {e}"}).encode())
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    data = b""
+    try:
+        while chunk := os.read(r, 1 << 16):
+            data += chunk
+    finally:
+        os.close(r)
+        os.waitpid(child, 0)
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"hostname": None, "network": None, "network_error": "cannot read inside the container"}

@@ -9,6 +9,7 @@ The child's own side of the start is :mod:`engine.runtime`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import selectors
@@ -16,7 +17,7 @@ import signal
 import socket
 import stat
 
-from .. import paths, runtime, sealed
+from .. import runtime, sealed
 from .. import syscalls as sc
 from ..container import Container, process_start_time
 from ..errors import EngineError, InvalidArgument, NotRunning, StartError
@@ -35,9 +36,6 @@ class Start:
         config = _config_from(msg.get("config"))
         conn.policy.admit(config)
         self.prepare_seat(conn, config)
-        if not paths.is_root():
-            raise EngineError("running containers needs root for now (rootless mode is not built yet): "
-                              "try `sudo container-lab run ...`")
         for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
             self.sharing(mode, kind)        # refused before anything is made, as docker does
         self.check_network_config(config)
@@ -88,9 +86,15 @@ class Start:
         child goes, not the caller: right after the fork the supervisor
         returns to its own PID namespace."""
         parent_chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if self.rootless and pidns_fd != self.pidns_fd:      # --pid host: a plain fork, below
+            try:
+                pid = self.fork_by_helper(pidns_fd, child, child_chan, parent_chan)
+            finally:
+                child_chan.close()
+            return pid, parent_chan
         if pidns_fd is None:
             self.kernel.unshare(sc.CLONE_NEWPID)
-        else:
+        elif pidns_fd != self.pidns_fd or not self.rootless:
             self.kernel.setns(pidns_fd, sc.CLONE_NEWPID)
         pid = -1
         try:
@@ -99,10 +103,61 @@ class Start:
                 parent_chan.close()
                 child(child_chan)
         finally:
-            if pid != 0:
+            if pid != 0 and not self.rootless:
                 self.kernel.setns(self.pidns_fd, sc.CLONE_NEWPID)
         child_chan.close()
         return pid, parent_chan
+
+    def record_userns(self, transcript: Transcript) -> None:
+        """The rootless engine's own user namespace, made when it started
+        (engine.supervisor.daemon), as the first stage of every start."""
+        from .. import userns
+
+        transcript.stage("rootless", "The engine's user namespace: root inside, you outside")
+        transcript.op("unshare", "unshare --user  # once, when the engine started", flags=["CLONE_NEWUSER"],
+                      by="supervisor")
+        for name, tool in (("uid_map", "newuidmap"), ("gid_map", "newgidmap")):
+            lines = userns.id_map(f"/proc/self/{name}")
+            if len(lines) > 1:
+                shell = f"{tool} {os.getpid()} " + " ".join(f"{a} {b} {c}" for a, b, c in lines)
+            else:
+                shell = f"echo '{' '.join(map(str, lines[0]))}' > /proc/{os.getpid()}/{name}"
+            transcript.op("write", shell, path=f"/proc/PID/{name}", value=lines, by="supervisor")
+
+    def fork_by_helper(self, pidns_fd: int | None, child, child_chan, parent_chan) -> int:
+        """:meth:`fork_into` for the rootless engine. Its user namespace owns
+        the PID namespaces it makes but not the host's, so it could not set
+        its own back after a fork: a helper forks instead -- unshare or setns,
+        fork the child, say its pid, exit -- and the child, an orphan, comes
+        to this process (a child subreaper) as a direct one would."""
+        r, w = os.pipe()
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.close(r)
+                parent_chan.close()
+                if pidns_fd is None:
+                    self.kernel.unshare(sc.CLONE_NEWPID)
+                else:
+                    self.kernel.setns(pidns_fd, sc.CLONE_NEWPID)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(w)
+                    child(child_chan)
+                os.write(w, b"%d" % pid)
+            except BaseException as e:  # noqa: BLE001 - nothing may escape into the supervisor's code
+                os.write(w, f"E{e}".encode()[:4000])
+            finally:
+                os._exit(0)
+        os.close(w)
+        try:
+            answer = os.read(r, 4096).decode(errors="replace")
+        finally:
+            os.close(r)
+            os.waitpid(helper, 0)        # once it is gone, its child is ours
+        if not answer[:1].isdigit():
+            raise OSError(errno.EPERM, answer[1:] or "the fork helper failed")
+        return int(answer)
 
     def start(self, c: Container, conn, fds: list[int], winsize, attach: bool, stepwise: bool) -> Starting:
         """Fork the container's PID 1 and watch its start channel: the loop
@@ -155,6 +210,8 @@ class Start:
         c.seen = {"oom_kills": 0, "pids_max_hits": 0}
         try:
             transcript = Transcript()
+            if self.rootless:
+                self.record_userns(transcript)
             transcript.stage("limits", "Create the container's control group and write its limits")
             limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
             try:
@@ -166,6 +223,9 @@ class Start:
             for path, value in c.cgroup.writes:
                 transcript.op("write", f"echo {value} > {path}", path=str(path), value=value)
             c.warnings = list(c.cgroup.warnings)
+            if self.rootless and cfg.userns_mode == "private":
+                c.warnings.append("--userns private adds nothing without root: every container already runs "
+                                  "in your engine's user namespace (root inside is you outside)")
             self.crash_point("after-cgroup")
             if cfg.joins_network():
                 try:
@@ -187,7 +247,8 @@ class Start:
                 volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
                 etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
                 crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise,
-                userns=bool(c.process.get("userns")), **self.filters(cfg, c.warnings), **shared)
+                userns=bool(c.process.get("userns")), rootless=self.rootless,
+                **self.filters(cfg, c.warnings), **shared)
             transcript.stage("fork", fork_title)
             for op in fork_ops:
                 transcript.op(**op)
@@ -296,7 +357,7 @@ class Start:
                         "exit_code": 125}
         try:
             try:
-                pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages)
+                pty = self.complete_start(c, st.transcript, st.pty, st.error, st.stages, stepwise=st.stepwise)
             except EngineError:
                 raise
             except Exception:  # noqa: BLE001 - a bug: end the start cleanly, as start() does
@@ -339,9 +400,12 @@ class Start:
             st.client.send({"ok": True, "id": c.id, "name": c.name, "pid": c.pid, "warnings": c.warnings},
                            reply_fds)
 
-    def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list) -> int:
+    def complete_start(self, c: Container, transcript, pty: int, error: dict | None, child_stages: list, *,
+                       stepwise: bool = False) -> int:
         """The child has exec'd (or failed): record its transcript; then either
-        clean up after the failure, or watch it run. Returns the terminal master or -1."""
+        clean up after the failure, or watch it run. Returns the terminal master or -1.
+        A start made stage by stage (``run --explain``) says so in its event
+        (``explained``), so a lesson can tell that the learner watched it."""
         pid, outputs = c.pid, c.outputs
         stages = transcript.done() + child_stages
         save_transcript(c.dir, stages)
@@ -367,7 +431,7 @@ class Start:
         self.pace_output(c)
         self.sel.register(c.pidfd, selectors.EVENT_READ, ("exit", c))
         c.save()
-        self.emit("started", c, pid=pid)
+        self.emit("started", c, pid=pid, **({"explained": True} if stepwise else {}))
         return pty
 
     def op_proceed(self, conn, msg, fds):

@@ -203,15 +203,15 @@ class LessonScreen(StepsMixin, RunMixin, StepThroughMixin, ChecksMixin, Terminal
         """Why ``step`` cannot run on this machine (in the learner's language), or None."""
         if not (step.commands or step.checks or step.setup):
             return None
-        if not self.machine.root:
-            return t(self.lang, "need.root", detail=self.machine.detail("root"))
+        if not self.machine.can_run:
+            return t(self.lang, "need.root", detail=self.machine.blocker)
         return self.lab.unavailable(step)         # steps may declare `requires`
 
     def can(self, action: str) -> bool | None:
         if action == "side":
             return self.has_class("-narrow")
         if action == "shell":
-            return self.machine.root and has_terminal_view()
+            return self.machine.can_run and has_terminal_view()
         if action == "terminal":
             return self.terminal is not None and self.focused is not self.terminal
         if action in ("stage_next", "stage_finish", "stage_stop"):

@@ -174,6 +174,8 @@ class RunMixin:
             if start == 0 and not self._show_in_terminal(step) and not self._show_stepwise(step):
                 results = self.lab.show_me(step, cancel=cancel, on_output=on_output)
             else:
+                if start == 0:
+                    self.lab.clear_leftovers(step)       # as Lab.show_me: a second try starts afresh
                 results = []
                 for index in range(start, len(step.show_me)):
                     if cancel.is_set():
@@ -191,7 +193,7 @@ class RunMixin:
                     for notice in cmd.notices:
                         on_output(notice + "\n")
                     getattr(self.lab, "said", lambda _cmd: None)(cmd)     # once per lesson
-                    session = TerminalSession(cmd.argv)
+                    session = TerminalSession(cmd.argv, cwd=cmd.cwd)
                     self.post_message(TerminalReady(step.id, session.master, session=session,
                                                     title=cmd.source, typing=command.type, then=index + 1))
                     self._follow_started(cmd, since)

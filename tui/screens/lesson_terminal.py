@@ -58,7 +58,7 @@ class TerminalMixin:
 
         since = created_now()
         try:
-            session = TerminalSession(command.argv)
+            session = TerminalSession(command.argv, cwd=command.cwd)
         except Exception as e:  # noqa: BLE001
             self.post_message(LabFailed("lab.failed.run", self._failure(e, "lab.failed.run")))
             return
@@ -70,7 +70,7 @@ class TerminalMixin:
 
     def action_shell(self) -> None:
         """o: a shell in the container picked in the lab panel (or the lesson's newest running one)."""
-        if not has_terminal_view() or self.terminal is not None or not self.machine.root:
+        if not has_terminal_view() or self.terminal is not None or not self.machine.can_run:
             if self.terminal is not None:
                 self.notify(t(self.lang, "busy.terminal"), severity="warning")
             return

@@ -39,9 +39,10 @@ def welcome_text(lang: str, machine: Machine, course=None) -> dict[str, str]:
         "about-body": t(lang, "about.body"),
         "about-how": t(lang, "about.how"),
         "machine-title": t(lang, "machine.title"),
-        "root-mark": mark(machine.root),
+        "root-mark": mark(machine.can_run),
         "root-name": t(lang, "check.root"),
-        "root-detail": t(lang, "check.root.yes" if machine.root else "check.root.no"),
+        "root-detail": t(lang, "check.root.yes" if machine.root else
+                         "check.root.no" if machine.can_run else "check.root.blocked", detail=machine.blocker),
         "cgroup-mark": mark(machine.cgroup_ok),
         "cgroup-name": t(lang, "check.cgroup"),
         "cgroup-detail": cgroup,
@@ -50,6 +51,7 @@ def welcome_text(lang: str, machine: Machine, course=None) -> dict[str, str]:
         "overlay-detail": t(lang, "check.overlay.yes" if machine.overlayfs else "check.overlay.no"),
         "machine-note": (t(lang, "machine.note.limits", limits=t(lang, "list.sep").join(
             t(lang, f"limit.{f}") for f in missing)) if machine.root and missing else
+            t(lang, "machine.note.blocked") if not machine.can_run else
             t(lang, "machine.note.root") if not machine.root else t(lang, "machine.note.ok")),
         "lang-title": t(lang, "lang.title"),
         "lang-body": t(lang, "lang.body"),
@@ -96,7 +98,7 @@ class WelcomeScreen(Localized, Screen):
             yield static("about-how")
             yield static("machine-title", "section")
             with Grid(id="checks"):
-                for check, ok in (("root", self.machine.root), ("cgroup", self.machine.cgroup_ok),
+                for check, ok in (("root", self.machine.can_run), ("cgroup", self.machine.cgroup_ok),
                                   ("overlay", self.machine.overlayfs)):
                     yield static(f"{check}-mark", "mark", "ok" if ok else "missing")
                     yield static(f"{check}-name", "name")

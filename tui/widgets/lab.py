@@ -2,8 +2,9 @@
 
 At the top the containers -- the lesson's (by their ``course`` labels) and
 the learner's own -- with their state; below, tabs on the selected one:
-Processes, Namespaces, Mounts, Network, Resources and What happened (its
-start, stage by stage). See :mod:`tui.widgets.lab_model` for what each tab
+Processes, Namespaces, Mounts, Layers (the image's layers and the
+writable one on top, each with what it changed), Network, Resources and
+What happened (its start, stage by stage). See :mod:`tui.widgets.lab_model` for what each tab
 holds; this module only moves data and lays it out.
 
 How the data moves (attributes down, messages up):
@@ -16,6 +17,8 @@ How the data moves (attributes down, messages up):
   data; the panel updates its lists on that message, on the app's loop;
 - a second thread worker listens to the engine's event stream (OOM kills,
   limit hits, containers starting and exiting) and posts the events;
+- the Layers tab reads an image's layers once (the source keeps them by
+  image) and the writable layer at most every :data:`LAYERS_EVERY` seconds;
 - with ``live=False`` (snapshot tests, a recorded scene) there is no timer
   and no thread: the source is read once, on the loop, and on each
   :meth:`select` or :meth:`show_tab`.
@@ -44,10 +47,11 @@ from .sources import Fetched as FetchedData
 from .sources import LabSource, fetch
 from .strings import tr
 
-NARROW = 64                   # below this width the tabs stand in two rows of three (one name each, always)
+NARROW = 74                   # below this width (inside the border) the tabs stand in two rows: one row needs 74 cells
 NEW_FOR = 2.0                 # seconds a new process stays highlighted
 CHANGED_FOR = 6.0             # seconds a changed namespace stays highlighted
 HISTORY = 120                 # snapshots kept per container for the sparklines
+LAYERS_EVERY = 2.0            # seconds between two walks of the writable layer (Layers tab)
 
 
 class LabPanel(Vertical):
@@ -104,6 +108,9 @@ class LabPanel(Vertical):
         self._transcript_key: dict[str, tuple] = {}
         self._configs: dict[str, dict] = {}
         self._diffs: dict[str, list] = {}
+        self._layers: dict[str, list] = {}
+        self._layers_error: dict[str, str | None] = {}
+        self._layers_at: dict[str, float] = {}     # container id -> when its layers were last asked for
         self._events: dict[str, deque] = {}
         self._error: str | None = None
         self._generation = 0
@@ -113,6 +120,7 @@ class LabPanel(Vertical):
         self._narrow = False
         self._transcript_table: tuple = (None, None)
         self._process_table: tuple = (None, None)
+        self._layer_table: tuple = (None, None)
         self.refreshes = 0                         # how many refreshes were applied (tests, bench)
 
     # -- layout -----------------------------------------------------------------------
@@ -207,20 +215,33 @@ class LabPanel(Vertical):
         wanted = self._wanted or self._selected
         have = self._transcript_key.get(self._selected or "")
         want_config = not self._selected or self._selected not in self._configs
+        want_layers = self._want_layers(force)
         if not self.live:
             data = fetch(self.source, wanted, fallback=self._selected, tab=self._tab,
-                               have_transcript=have, want_config=True, generation=self._generation)
+                         have_transcript=have, want_config=True, generation=self._generation)
             self._seed_history(data)
             self._apply(data)
             return
         if not force and self._worker is not None and self._worker.is_running:
             return
-        self._worker = self._fetch(wanted, self._selected, self._tab, have, want_config, self._generation)
+        self._worker = self._fetch(wanted, self._selected, self._tab, have, want_config, want_layers,
+                                   self._generation)
+
+    def _want_layers(self, force: bool) -> bool:
+        """Whether this refresh reads the layers: on the Layers tab, when asked
+        (a new container, the tab just opened) or every :data:`LAYERS_EVERY` seconds."""
+        if self._tab != "layers":
+            return False
+        now, key = time.monotonic(), self._wanted or self._selected or ""
+        if not force and key in self._layers and now - self._layers_at.get(key, 0.0) < LAYERS_EVERY:
+            return False
+        self._layers_at[key] = now
+        return True
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
-    def _fetch(self, wanted, fallback, tab, have, want_config, generation) -> None:
+    def _fetch(self, wanted, fallback, tab, have, want_config, want_layers, generation) -> None:
         data = fetch(self.source, wanted, fallback=fallback, tab=tab, have_transcript=have,
-                           want_config=want_config, generation=generation)
+                     want_config=want_config, want_layers=want_layers, generation=generation)
         if not get_current_worker().is_cancelled:
             self.post_message(self.Fetched(data))
 
@@ -264,6 +285,9 @@ class LabPanel(Vertical):
                 self._configs[sid] = data.config
             if data.diff is not None:
                 self._diffs[sid] = data.diff
+            if data.layers is not None or data.layers_error is not None:
+                self._layers[sid] = data.layers
+                self._layers_error[sid] = data.layers_error
         self._redraw()
 
     def _choose(self, cid: str) -> None:
@@ -355,8 +379,8 @@ class LabPanel(Vertical):
             return
         self._tab = tab
         self._redraw_tab(tab)
-        if tab == "mounts" and self._selected:
-            self._request(force=True)                # the layer diff is fetched for this tab only
+        if tab in ("mounts", "layers") and self._selected:
+            self._request(force=True)                # the layer diff, the layers: fetched for these tabs only
 
     @on(RowList.Highlighted, "#lab-containers")
     def _on_container_highlighted(self, event: RowList.Highlighted) -> None:
@@ -414,6 +438,13 @@ class LabPanel(Vertical):
             rows = self.query_one(f"#lab-{tab}", RowList)
             width = (rows.scrollable_content_region.width or self.size.width or 60) - 1
             table = model.mount_table(snap, self._diffs.get(self._selected or ""), lang, width)
+        elif tab == "layers":
+            sid = self._selected or ""
+            layers, error = self._layers.get(sid), self._layers_error.get(sid)
+            drawn, table = self._layer_table            # drawn: (layers, lang, error) it was made of
+            if drawn is None or drawn[0] is not layers or drawn[1:] != (lang, error):
+                table = model.layer_table(layers, lang, error=error)
+                self._layer_table = ((layers, lang, error), table)
         elif tab == "network":
             table = model.network_table(snap, lang)
         elif tab == "resources":

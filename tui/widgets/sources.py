@@ -7,6 +7,8 @@ A *source* is what :class:`LabSource` says: an object with these methods
 - ``snapshot(ref)`` -> ``Client.snapshot(ref)`` (see :mod:`engine.observe`);
 - ``transcript(ref)`` -> the start's stages (``inspect(..., transcript=True)``);
 - ``diff(ref)`` -> the writable layer's changes, ``[(kind, path)]``;
+- ``layers(ref)`` -> its image's layers and its writable layer on top, each
+  with its step and changes (``Client.layers``, see :mod:`engine.images.layers`);
 - ``config(ref)`` -> the container's config (its limits);
 - ``history(ref)`` -> earlier snapshots, oldest first, to seed the sparklines
   (one with only ``time`` and ``resources`` counts for those alone; the
@@ -57,6 +59,8 @@ class LabSource(Protocol):
 
     def diff(self, ref: str) -> list[tuple[str, str]]: ...
 
+    def layers(self, ref: str) -> list[dict]: ...
+
     def subscribe(self, after: int | None = None) -> Subscription: ...
 
 
@@ -74,6 +78,7 @@ class EngineSource:
         self.session = session
         self.lesson = lesson                 # with session: that lesson's containers alone
         self._configs: dict[str, dict] = {}
+        self._stacks: dict = {}              # an image's layers, read once (Client.layers' cache)
         self._lock = threading.Lock()
 
     def containers(self) -> list[dict]:
@@ -107,7 +112,14 @@ class EngineSource:
         return []
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
-        return self.client.diff(ref)
+        return self.client.diff(ref, record=False)      # the panel's polling is no user's docker diff
+
+    def layers(self, ref: str) -> list[dict]:
+        """The image part is walked once per image; the writable layer each time."""
+        with self._lock:
+            if len(self._stacks) > 8:
+                self._stacks.clear()
+        return self.client.layers(ref, cache=self._stacks)
 
     def subscribe(self, after: int | None = None):
         """Engine events from shortly before now (the last 200), then live."""
@@ -138,7 +150,7 @@ class FixtureSource:
 
     The file holds ``containers``, and per container id ``snapshots`` (a
     history, oldest first; the last is "now"), ``transcripts``, ``diffs``,
-    ``configs``, plus ``events``."""
+    ``layers``, ``configs``, plus ``events``."""
 
     lesson: str | None = None            # a recorded scene lists what it recorded, whatever the lesson
 
@@ -172,6 +184,9 @@ class FixtureSource:
     def diff(self, ref: str) -> list[tuple[str, str]]:
         return [tuple(d) for d in self.scene.get("diffs", {}).get(self._id(ref), [])]
 
+    def layers(self, ref: str) -> list[dict]:
+        return json.loads(json.dumps(self.scene.get("layers", {}).get(self._id(ref), [])))
+
     def subscribe(self, after: int | None = None) -> _Replay:
         return _Replay([e for e in self.scene.get("events", []) if e.get("seq", 0) > (after or 0)])
 
@@ -184,8 +199,8 @@ def record(client, *, history: int = 1, interval: float = 0.5, events_after: int
     import time
 
     containers = client.ps(all=True)
-    scene = {"containers": containers, "snapshots": {}, "transcripts": {}, "diffs": {}, "configs": {},
-             "events": []}
+    scene = {"containers": containers, "snapshots": {}, "transcripts": {}, "diffs": {}, "layers": {},
+             "configs": {}, "events": []}
     running = [c for c in containers if c.get("status") == "running"]
     for n in range(history):
         if n:
@@ -201,9 +216,13 @@ def record(client, *, history: int = 1, interval: float = 0.5, events_after: int
                                             "processes": [], "namespaces": {}, "mounts": [],
                                             "network": None, "resources": None}]
         try:
-            scene["diffs"][c["id"]] = [list(d) for d in client.diff(c["id"])]
+            scene["diffs"][c["id"]] = [list(d) for d in client.diff(c["id"], record=False)]
         except Exception:  # noqa: BLE001 - a container without a writable layer: no diff
             scene["diffs"][c["id"]] = []
+        try:
+            scene["layers"][c["id"]] = client.layers(c["id"])
+        except Exception:  # noqa: BLE001 - its image's layers unreadable: none recorded
+            scene["layers"][c["id"]] = []
     ids = {c["id"] for c in containers}
     scene["events"] = [e for e in client.events(after=events_after) if e.get("id") in ids]
     text = json.dumps(scene, indent=1, ensure_ascii=False)
@@ -221,6 +240,8 @@ class Fetched:
     selected: str | None = None
     snapshot: dict | None = None
     diff: list | None = None
+    layers: list | None = None
+    layers_error: str | None = None
     transcript: list | None = None
     transcript_key: tuple | None = None
     config: dict | None = None
@@ -229,10 +250,12 @@ class Fetched:
 
 
 def fetch(source: LabSource, selected: str | None, *, fallback: str | None = None, tab: str,
-          have_transcript: tuple | None = None, want_config: bool = True, generation: int = 0) -> Fetched:
+          have_transcript: tuple | None = None, want_config: bool = True, want_layers: bool = True,
+          generation: int = 0) -> Fetched:
     """One refresh: the containers, the snapshot of ``selected`` (else of
     ``fallback``, else of :func:`default_selection`), and what the shown tab
-    needs besides (the layer diff for Mounts; the transcript once per start).
+    needs besides (the layer diff for Mounts; the layers for Layers, when
+    ``want_layers``; the transcript once per start).
     Called on a worker thread; never touches a widget. Errors come back in
     ``error``; a container that vanished meanwhile is no error."""
     out = Fetched(generation=generation)
@@ -260,6 +283,11 @@ def fetch(source: LabSource, selected: str | None, *, fallback: str | None = Non
             out.config = source.config(chosen["id"])
         if tab == "mounts":
             out.diff = [tuple(d) for d in source.diff(chosen["id"])]
+        if tab == "layers" and want_layers:
+            try:
+                out.layers = list(source.layers(chosen["id"]))
+            except Exception as e:  # noqa: BLE001 - the store unreadable here: said in the tab, not the panel
+                out.layers_error = str(e) or type(e).__name__
     except Exception as e:  # noqa: BLE001 - removed meanwhile, or the engine went away
         out.error = str(e) or type(e).__name__
     return out

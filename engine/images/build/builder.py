@@ -4,8 +4,11 @@
 (:mod:`.context`), works out the global ``ARG`` s, picks the stages the
 target needs (the last stage unless ``target``; a stage no other needs is
 skipped, as BuildKit skips it), builds each (:class:`.steps.StageBuild`)
-and stores the target's image under its tags -- or, without a tag, under
-its short id, since the store keeps images by name (``run <id>`` works).
+and stores the target's image under its tags -- or, without a tag, with
+none (``<none>`` in ``images``; ``run <id>`` works). A tag that named an
+older image moves to the new one; the old one stays, dangling, until
+``image prune`` -- and its layers keep serving the build cache till then,
+as docker's do.
 
 It runs where the CLI runs, as ``pull`` does: it reads the context in
 place and writes the store itself, and asks the supervisor only to run the
@@ -25,6 +28,7 @@ A ``--build-arg`` no ``ARG`` declares is reported at the end.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -61,18 +65,24 @@ class Options:
 
 @dataclass
 class Result:
-    """The image built: its id, the names it was stored under, warnings said."""
+    """The image built: its id, the names it was stored under, warnings said,
+    and how many of its instructions after FROM the build cache answered."""
 
     id: str
     names: list[str]
     image: object
     warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    cached: int = 0
+    dockerfile: str = ""                    # "sha256:..." of the Dockerfile's text: which one was built
 
 
 def default_store():
     from engine import paths
+    from engine.client import Client
     from engine.images.store import ImageStore
 
+    Client().enter_userns()          # rootless: owners as the image names them
     return ImageStore(paths.ensure_private_dir(paths.data_dir()) / "images")
 
 
@@ -101,6 +111,8 @@ class Build:
         self.warnings: list[str] = []
         self.global_args: dict[str, str | None] = {}
         self.work: Path | None = None
+        self.steps = self.cached_steps = 0      # instructions after FROM, and the build cache's answers
+        self.dockerfile_digest = ""
 
     # -- the whole build -----------------------------------------------------
 
@@ -162,6 +174,7 @@ class Build:
         except OSError as e:
             raise ImageError(f"failed to read the Dockerfile: {path}: {e.strerror or e}") from None
         self.progress.log(n, f"transferring dockerfile: {len(text.encode(errors='surrogateescape'))}B done")
+        self.dockerfile_digest = "sha256:" + hashlib.sha256(text.encode(errors="surrogateescape")).hexdigest()
         parsed = df.parse(text, shown)
         for note in parsed.notes:
             self.progress.log(n, f"WARN: {note}")
@@ -273,7 +286,7 @@ class Build:
         n = self.progress.vertex("exporting to image")
         self.progress.log(n, "exporting layers done")
         image_id = state.image_id()
-        names = tags or [f"{image_id[7:19]}:latest"]
+        names = list(tags)          # none: the image is kept untagged, used by its id
         self.progress.log(n, f"writing image {image_id} done")
         warned: list[str] = []
         image = store_state(self.store, state, names, warn=warned.append)
@@ -283,7 +296,8 @@ class Build:
         unused = sorted(set(self.opt.build_args) - self.consumed)
         if unused:
             self.warnings.append(f"one or more build-args [{' '.join(unused)}] were not consumed")
-        return Result(image.id, names, image, self.warnings + warned)
+        return Result(image.id, names, image, self.warnings + warned, self.steps, self.cached_steps,
+                      self.dockerfile_digest)
 
 
 def parse_build_args(values: list[str], environ=os.environ) -> dict[str, str]:

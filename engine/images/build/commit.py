@@ -15,7 +15,7 @@ it, so no file is caught half-written: on cgroup v2 its cgroup is frozen
 (``cgroup.freeze``); on cgroup v1, where its cgroup has no freezer, each of
 its processes is stopped with SIGSTOP (again until no new one appears) and
 continued with SIGCONT after. ``pause=False`` reads it as it runs. Without
-a name the image is named by its short id, as a build's is.
+a name the image is kept untagged (``<none>``, used by its id), as a build's is.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ CHANGEABLE = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "USER", "VOLUME", "
 @dataclass
 class Committed:
     id: str
-    name: str
+    name: str                       # "" when it was committed without one
     warnings: list[str] = field(default_factory=list)
 
 
@@ -79,9 +79,9 @@ def commit(client, ref: str, name: str | None = None, *, pause: bool = True, mes
             state.config["author"] = author
         state.add_history(" ".join(record["process"].get("argv") or record["config"].get("cmd") or []),
                           empty=False, comment=message)
-        names = [name or f"{state.image_id()[7:19]}:latest"]
+        names = [name] if name else []
         image = store_state(store, state, names, {written.digest: written.path}, warn=warnings.append)
-    return Committed(image.id, names[0], warnings)
+    return Committed(image.id, name or "", warnings)
 
 
 def _changes(changes: list[str]) -> list[tuple[df.Dockerfile, df.Instruction]]:

@@ -30,11 +30,9 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.images.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_opaque, is_whiteout
+from engine.images.layers import RUNTIME_DIRS, RUNTIME_FILES
+from engine.images.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_opaque, is_whiteout, is_xattr_whiteout
 
-# Mount points the runtime makes when an image lacks them: never a change.
-RUNTIME_DIRS = ("proc", "sys", "dev")
-RUNTIME_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 GZIP_LEVEL = 6                    # Go's and so docker's default
 _SKIPPED_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
@@ -109,7 +107,7 @@ def upper_items(upper: str | Path) -> list[Item]:
             except OSError:
                 continue
             mode = st.st_mode
-            if is_whiteout(st) or _xattr_whiteout(host, st):
+            if is_whiteout(st) or is_xattr_whiteout(host, st):
                 items.append(Item(_whiteout_name(rel, name), "whiteout", 0, 0, 0, st.st_mtime))
                 continue
             common = dict(mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=st.st_mtime)
@@ -143,20 +141,6 @@ def upper_items(upper: str | Path) -> list[Item]:
 
 def _whiteout_name(rel: str, name: str) -> str:
     return f"{rel}/{WHITEOUT_PREFIX}{name}" if rel else f"{WHITEOUT_PREFIX}{name}"
-
-
-def _xattr_whiteout(host: str, st: os.stat_result) -> bool:
-    """overlayfs's other whiteout: an empty file marked ``overlay.whiteout``
-    (made where 0/0 devices cannot be, in a nested overlay)."""
-    if not stat.S_ISREG(st.st_mode) or st.st_size:
-        return False
-    for name in ("trusted.overlay.whiteout", "user.overlay.whiteout"):
-        try:
-            os.getxattr(host, name, follow_symlinks=False)
-            return True
-        except OSError:
-            pass
-    return False
 
 
 class _Hashing:

@@ -144,9 +144,9 @@ def from_digest(store, digest: str) -> State:
 
 def store_state(store, state: State, names: list[str], new_blobs: dict[str, Path] | None = None,
                 warn=None):
-    """Put ``state`` into the store as an image named ``names`` (its new
-    layer blobs in ``new_blobs``: digest -> file); the stored Image."""
+    """Put ``state`` into the store as an image named ``names`` (none: kept
+    untagged; its new layer blobs in ``new_blobs``: digest -> file); the stored Image."""
     image = store.add_image(names, state.manifest_bytes(), state.config_bytes(), dict(new_blobs or {}),
                             warn=warn)
-    state.stored = names[0]
+    state.stored = image.ref
     return image

@@ -72,7 +72,11 @@ class StageBuild:
         return self.b.progress.vertex(f"[{label}] {text or ins.original}")
 
     def cached(self, key: str) -> State | None:
-        return None if self.b.opt.no_cache else self.b.cache.get(key)
+        """The build cache's answer for this step (asked once per instruction after FROM, and counted)."""
+        hit = None if self.b.opt.no_cache else self.b.cache.get(key)
+        self.b.steps += 1
+        self.b.cached_steps += hit is not None
+        return hit
 
     # -- the stage -----------------------------------------------------------------
 

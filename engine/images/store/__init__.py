@@ -7,7 +7,8 @@ Layout under the store's root (every directory mode 0700; see SECURITY.md,
     layers/<hex>/        each layer unpacked, named by its diff_id; an overlay lowerdir
     sizes/<hex>          bytes of each unpacked layer's files (what `images` adds up)
     repositories.json    {"lab:latest": "sha256:<manifest digest>", ...}; an image pulled
-                         by digest is keyed "name@sha256:<digest>" (docker's <none> tag)
+                         by digest is keyed "name@sha256:<digest>" (docker's <none> tag);
+                         one kept with no name "<none>@sha256:<digest>" (see .names)
     origins.json         which repositories of which registry hold each blob (advisory:
                          push mounts from them; see engine.images.pull.remember_origins)
     tmp/                 work in progress, renamed into place when complete
@@ -34,8 +35,10 @@ Where each part lives:
   blobs, layers and their sizes, the ``lab`` image;
 - :mod:`.adding` -- :meth:`ImageStore.add_image`'s work: verify, unpack,
   publish, all or nothing;
-- :mod:`.gc` -- deleting what no tag and no container needs (``rmi``,
-  ``image prune``);
+- :mod:`.names` -- the index's entries: names, and untagged (dangling)
+  images -- what a tag moved to another image leaves;
+- :mod:`.gc` -- removing images and deleting what no entry and no
+  container needs (``rmi``, ``image prune``);
 - :mod:`.manifest` -- the media types read and the checks of a manifest
   and its config;
 - :mod:`.image` -- :class:`Image`, what the store hands out;

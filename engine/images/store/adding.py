@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.errors import ImageError, InvalidArgument
+from engine.errors import ImageError
 from engine.images.extract import diff_id_of, extract_layer
 from engine.images.limits import Used, check_declared_sizes, check_free_space, limits_from_env
 from engine.images.reference import familiar_reference
@@ -25,6 +25,7 @@ from engine.images.reference import familiar_reference
 from .disk import _fsync_dir, _os_errors
 from .image import Image
 from .manifest import _check_image
+from .names import point, untagged_key
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ def add_image(store, refs: list[str] | str, manifest_bytes: bytes, config_bytes:
                 raise ImageError(f"no file was given for the blob {desc['digest'][:19]}...")
             return open(files[desc["digest"]], "rb")
     names = [familiar_reference(r) for r in ([refs] if isinstance(refs, str) else refs)]
-    if not names:
-        raise InvalidArgument("an image needs at least one name:tag (or name@digest) to be stored under")
     manifest, config, layers = _check_image(manifest_bytes, config_bytes)
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
     diff_ids = config["rootfs"]["diff_ids"]
@@ -108,10 +107,9 @@ def add_image(store, refs: list[str] | str, manifest_bytes: bytes, config_bytes:
                     os.rename(path, dest)
             _fsync_dir(store.blobs)
             repos = store._read_repositories()
-            for name in names:
-                repos[name] = manifest_digest
+            point(repos, names, manifest_digest)
             store._write_repositories(repos)
-            return store._load(names[0], manifest_digest)
+            return store._load(names[0] if names else untagged_key(manifest_digest), manifest_digest)
 
 
 def _receive_layer(open_blob, desc: dict, diff_id: str, what: str, blob_copy: Path | None,

@@ -32,9 +32,10 @@ from engine.images.reference import DIGEST_RE, Reference, parse_reference
 from engine.paths import ensure_private_dir
 
 from .disk import _fsync_dir, _fsync_tree, _in_use, _os_errors, _tree_size
-from .gc import sweep
+from .gc import drop, prune, sweep
 from .image import CONFIG_DEFAULTS, Image
 from .manifest import CONFIG_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from .names import dangling, is_untagged, point, untagged_key, well_formed
 
 LAB_REF = "lab:latest"
 
@@ -76,11 +77,14 @@ class ImageStore:
         raise ImageNotFound(f"Unable to find image '{r}' locally")
 
     def list(self) -> list[Image]:
-        """Every tagged image, sorted by ref. A damaged one is left out here;
-        resolving it gives the error that says what is wrong."""
+        """Every tagged image, sorted by ref, then each untagged one (docker's
+        ``<none>:<none>``: its ref is ``<none>@<manifest digest>``). A damaged
+        one is left out here; resolving it gives the error that says what is wrong."""
         images = []
         with self._lock(exclusive=False):
-            for tag, digest in sorted(self._read_repositories().items()):
+            repos = self._read_repositories()
+            entries = sorted((t, d) for t, d in repos.items() if not is_untagged(t))
+            for tag, digest in entries + [(untagged_key(d), d) for d in dangling(repos)]:
                 try:
                     images.append(self._load(tag, digest))
                 except ImageError:
@@ -97,24 +101,41 @@ class ImageStore:
             return self._load_lab() or self._build_lab()
 
     def remove(self, ref: str, *, keep: frozenset[str] | set[str] = frozenset()) -> int:
-        """Drop the tag ``ref`` (for ``name@digest``: every tag of name on that
-        digest), then delete the blobs and layers no tag still needs -- and no
-        container: ``keep`` names the layer directories containers use.
-        Returns the bytes freed.
+        """:meth:`delete` with no container to ask about; the bytes freed."""
+        return self.delete(ref, keep=keep)["freed"]
 
-        Only the supervisor calls this (``rmi``, ``image rm``, ``image
-        prune``): it knows every container, the half-built ones too, so
-        ``keep`` cannot miss a container that is being started meanwhile."""
-        r = parse_reference(ref)
+    def delete(self, name: str, *, keep: frozenset[str] | set[str] = frozenset(),
+               used: Mapping[str, str] | None = None, force: bool = False) -> dict:
+        """``rmi name``: drop the tag ``name`` (for ``name@digest``: every tag
+        of name on that digest; for an image id or a prefix of one: every
+        name of that image, which takes ``force`` when it has several); an
+        image left with no name goes too -- unless a container uses it
+        (``used``: image id -> container name): that takes ``force`` and
+        keeps the image, untagged. Then delete the blobs and layers nothing
+        still needs -- no entry, and no container: ``keep`` names the layer
+        directories containers use. Returns ``untagged`` (names), ``deleted``
+        (image ids) and ``freed`` (bytes).
+
+        Only the supervisor calls this (``rmi``, ``image rm``): it knows
+        every container, the half-built ones too, so ``keep`` and ``used``
+        cannot miss a container that is being started meanwhile."""
         with self._lock(exclusive=True):
             repos = self._read_repositories()
-            doomed = [tag for tag, digest in repos.items() if _matches(r, tag, digest)]
-            if not doomed:
-                raise ImageNotFound(f"No such image: {r}")
-            for tag in doomed:
-                del repos[tag]
+            result = drop(self, repos, name, used=used or {}, force=force)
             self._write_repositories(repos)
-            return sweep(self, repos, keep)
+            return {**result, "freed": sweep(self, repos, keep)}
+
+    def prune(self, *, every: bool = False, keep: frozenset[str] | set[str] = frozenset(),
+              used: Mapping[str, str] | None = None) -> dict:
+        """``image prune``: remove every dangling image (with ``every``: every
+        image) no container uses (``used``, ``keep``: as for :meth:`delete`),
+        then what nothing needs any more. Returns as :meth:`delete` does."""
+        with self._lock(exclusive=True):
+            repos = self._read_repositories()
+            result = prune(self, repos, used=used or {}, every=every)
+            if result["deleted"] or result["untagged"]:
+                self._write_repositories(repos)
+            return {**result, "freed": sweep(self, repos, keep)}
 
     def collect_garbage(self, keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Delete the blobs and layers that no tag and no container (``keep``,
@@ -157,13 +178,13 @@ class ImageStore:
             repos = self._read_repositories()
             if name == LAB_REF and repos.get(LAB_REF) not in (None, image.digest):
                 raise InvalidArgument("lab:latest is the built-in image: give yours another name")
-            repos[name] = image.digest
+            point(repos, [name], image.digest)
             self._write_repositories(repos)
             return self._load(name, image.digest)
 
     def tags_of(self, image: Image) -> list[str]:
-        """Every tag in the store that names ``image``'s id, sorted."""
-        return sorted(i.ref for i in self.list() if i.id == image.id)
+        """Every name in the store of ``image``'s id, sorted (none: it is untagged)."""
+        return sorted(i.ref for i in self.list() if i.id == image.id and not is_untagged(i.ref))
 
     def manifest_and_config(self, image: Image) -> tuple[dict, dict]:
         """``image``'s manifest and its whole OCI config (history, rootfs ...), as stored."""
@@ -221,7 +242,9 @@ class ImageStore:
 
         - ``refs``: the names to tag it with (``busybox``,
           ``docker.io/library/busybox:1.36``); kept in the store's short form.
-          A tag that named another image moves to this one.
+          A tag that named another image moves to this one (which is kept,
+          untagged, if nothing else names it); no name at all: the image is
+          kept untagged (docker's ``<none>:<none>``).
         - ``manifest_bytes``: the image manifest exactly as received (OCI or
           Docker schema 2, never an index: pick the platform first). Its
           sha256 becomes the image's digest, so keep the registry's bytes.
@@ -282,9 +305,7 @@ class ImageStore:
             return {}
         except (OSError, ValueError) as e:
             raise ImageError(f"the image index {self.repositories} is unreadable: {e}") from e
-        if not isinstance(data, dict) or not all(
-            isinstance(t, str) and isinstance(d, str) and DIGEST_RE.fullmatch(d) for t, d in data.items()
-        ):
+        if not well_formed(data):
             raise ImageError(f"the image index {self.repositories} is damaged")
         return data
 
@@ -380,7 +401,7 @@ class ImageStore:
                     "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": diff_id, "size": tar_size}],
                 })
                 repos = self._read_repositories()
-                repos[LAB_REF] = manifest_digest
+                point(repos, [LAB_REF], manifest_digest)    # an older lab stays, untagged, for its containers
                 self._write_repositories(repos)
         finally:
             shutil.rmtree(work, ignore_errors=True)

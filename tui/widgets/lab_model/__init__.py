@@ -21,6 +21,8 @@ formatters it shares with the others imported from here:
 - ``processes.py``   Processes: the process tree, container and host PIDs
 - ``namespaces.py``  Namespaces: inodes, isolated or shared, what changed
 - ``mounts.py``      Mounts: the overlay's layers, the writable layer's changes, the mount table
+- ``layers.py``      Layers: the writable layer and the image's layers, top first, each with its
+                     step, size and changes (A/C/D)
 - ``network.py``     Network: interfaces, addresses, routes
 - ``resources.py``   Resources: gauges against limits, their history, the events
 - ``transcript.py``  What happened: the start stage by stage, wrapped to the width
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from .containers import container_table, default_selection, find_container, is_lesson_container, status_text
 from .formatting import human_bytes
+from .layers import layer_table
 from .mounts import mount_table, overlay_of
 from .namespaces import namespace_changes, namespace_table
 from .network import network_table
@@ -40,11 +43,11 @@ from .processes import new_processes, process_signature, process_table, process_
 from .resources import Gauge, gauges, resource_table
 from .transcript import _wrapped, transcript_table
 
-TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript")
+TABS = ("processes", "namespaces", "mounts", "network", "resources", "transcript", "layers")
 
 __all__ = [
     "TABS", "Gauge", "_wrapped", "container_table", "default_selection",
-    "find_container", "gauges", "human_bytes", "is_lesson_container", "mount_table", "namespace_changes",
+    "find_container", "gauges", "human_bytes", "is_lesson_container", "layer_table", "mount_table", "namespace_changes",
     "namespace_table", "network_table", "new_processes", "overlay_of", "process_signature", "process_table",
     "process_tree", "resource_table", "status_text", "transcript_table",
 ]
