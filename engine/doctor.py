@@ -200,6 +200,10 @@ def _rootless_checks(check) -> None:
     check("userns.rootless", why is None, why or
           "user namespaces are allowed: containers run as root of a user namespace of yours")
     plan = userns.plan()
+    missing = userns.pasta_missing()
+    check("network.rootless", missing is None,
+          "containers reach out, and publish ports (-p), through pasta: a user-mode network of yours"
+          if missing is None else f"containers have a loopback device only, and -p is refused: {missing}")
     check("userns.ids", plan.mode == "subid",
           f"uids 0-{plan.size - 1} inside map to yours and your subordinate range "
           f"({' '.join(f'{a}:{b}:{c}' for a, b, c in plan.uid_map)})" if plan.mode == "subid" else
@@ -216,8 +220,8 @@ def _network_support(root: bool) -> tuple[bool, str]:
             return False
 
     if not root:
-        return False, ("containers get a loopback device only (as --network none): networks need root "
-                       "(the engine makes bridges, veth pairs and nftables rules)")
+        return False, ("the default bridge and named networks need root (the engine makes bridges, veth "
+                       "pairs and nftables rules); without root, see network.rootless")
     missing = [what for what, ok in (
         ("the nft command (install nftables)", shutil.which("nft") is not None),
         ("pyroute2 (pip install pyroute2)", installed("pyroute2")),

@@ -253,3 +253,75 @@ def restriction_reason() -> str | None:
         except OSError:
             continue
     return None
+
+
+def outside_helper():
+    """A process left behind in the host's user namespace, before this one
+    leaves it (:func:`enter_new`): it runs, as the user, the commands the
+    rootless engine may not run from inside -- pasta, which must attach to a
+    container's network namespace from outside (from inside, with its
+    capabilities dropped, it could not open the namespace of a process that
+    has them all). Returns the socket to ask it on (:func:`run_outside`); it
+    exits when that socket closes."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.fork() == 0:
+        code = 0
+        try:
+            ours.close()
+            _serve_outside(theirs)
+        except BaseException:  # noqa: BLE001 - a helper ends quietly; its asker sees the socket close
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    return ours
+
+
+def _serve_outside(sock) -> None:
+    import json
+    import subprocess
+
+    os.closerange(3, sock.fileno())
+    os.closerange(sock.fileno() + 1, 1 << 16)
+    while data := sock.recv(1 << 16):
+        ask = json.loads(data)
+        try:
+            r = subprocess.run(ask["argv"], capture_output=True, text=True, timeout=ask.get("timeout", 20),
+                               stdin=subprocess.DEVNULL)
+            answer = {"rc": r.returncode, "stdout": r.stdout[-4000:], "stderr": r.stderr[-4000:]}
+        except (OSError, subprocess.TimeoutExpired) as e:
+            answer = {"rc": -1, "stdout": "", "stderr": str(e)}
+        sock.send(json.dumps(answer).encode())
+
+
+def run_outside(sock, argv: list[str], timeout: float = 20) -> dict:
+    """Run ``argv`` through :func:`outside_helper`: {"rc", "stdout", "stderr"}."""
+    import json
+
+    sock.send(json.dumps({"argv": argv, "timeout": timeout}).encode())
+    sock.settimeout(timeout + 5)
+    try:
+        data = sock.recv(1 << 16)
+    finally:
+        sock.settimeout(None)
+    if not data:
+        raise OSError("the helper outside the user namespace has gone")
+    return json.loads(data)
+
+
+def pasta_path() -> str | None:
+    """Where pasta is (the rootless engine's network, Debian's ``passt``)."""
+    import shutil
+
+    return shutil.which("pasta")
+
+
+def pasta_missing() -> str | None:
+    """Why pasta cannot plug a rootless container in here, or None."""
+    if pasta_path() is None:
+        return "pasta is not installed (Debian: apt-get install passt)"
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "/dev/net/tun is not open to users (it is on most machines: chmod 0666 /dev/net/tun)"
+    return None

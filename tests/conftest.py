@@ -148,10 +148,24 @@ def pytest_collection_modifyitems(config, items):
                                 "(.ci/cgroup-v2/run-in-vm runs them)")
 
 
+TUN = Path("/dev/net/tun")
+_tun_mode: int | None = None
+
+
 def pytest_configure(config):
     """The controller makes a directory where every session (each xdist worker
     has its own engine root) reports what of its own it could not remove, and
-    notes the links and nftables tables of any engine that exist before the run."""
+    notes the links and nftables tables of any engine that exist before the run.
+
+    It also opens /dev/net/tun to users for the run, as Debian's udev does (mode
+    0666; some machines keep it 0600): the rootless tests' containers reach the
+    network through pasta, which needs it. The mode is put back at the end."""
+    global _tun_mode
+    if not hasattr(config, "workerinput") and IS_ROOT and TUN.exists():
+        mode = TUN.stat().st_mode & 0o777
+        if mode != 0o666:
+            _tun_mode = mode
+            TUN.chmod(0o666)
     if not hasattr(config, "workerinput") and LEFTOVERS_ENV not in os.environ:
         os.environ[LEFTOVERS_ENV] = tempfile.mkdtemp(prefix="clt-leftovers-", dir="/tmp")
         if IS_ROOT and shutil.which("nft"):
@@ -189,6 +203,8 @@ def pytest_sessionfinish(session, exitstatus):
     # Under pytest-xdist each worker is a session of its own (with its own engine
     # root and cgroup parent); only the controller sees every result.
     worker = hasattr(session.config, "workerinput")
+    if not worker and _tun_mode is not None:
+        TUN.chmod(_tun_mode)
     if exitstatus == 0 and not worker and (problems := _empty_or_skipped(session)):
         print("\ncontainer-lab: " + "; ".join(problems), file=sys.stderr)
         session.exitstatus = 1

@@ -92,6 +92,8 @@ class NamespaceStages:
             # A new network namespace has only a loopback device, and it is down.
             self.t.op("ioctl", "ip link set lo up", request="SIOCSIFFLAGS", device="lo", flags="IFF_UP")
             _link_up("lo")
+            if s.pasta:
+                self.ask_for_network()
         if s.timens is not None:
             self.time_namespace(s.timens)
 
@@ -124,6 +126,32 @@ class NamespaceStages:
                 os.close(fd)
         except OSError as e:
             self.fail(f"time namespace: {os.strerror(e.errno)}")
+
+    def ask_for_network(self) -> None:
+        """Rootless: the namespace exists; the supervisor has pasta plug it in
+        (an eth0, a route out, the published ports) before anything runs here."""
+        reply = {}
+        # /proc/self/ns of a process that is not dumpable belongs to the host's
+        # root, which pasta (the user's) may not open: dumpable while it attaches
+        # (nothing of the container runs yet to take advantage).
+        self.k.prctl(sc.PR_SET_DUMPABLE, 1)
+        if self.chan is not None:
+            send(self.chan, {"netns": True})
+            self.chan.settimeout(30)
+            try:
+                while True:
+                    reply = json.loads(self.chan.recv(65536) or b"{}")
+                    if "joined" in reply and self.joined is None and self.spec.join_by_parent:
+                        self.joined = reply         # the cgroup's word, come first: kept for cgroupns
+                        continue
+                    break
+            except (OSError, ValueError):
+                reply = {}
+            self.chan.settimeout(None)
+        self.k.prctl(sc.PR_SET_DUMPABLE, 0)
+        if not reply.get("net"):
+            self.fail(reply.get("error") or "the supervisor did not plug the network namespace in")
+        self.t.op("exec", reply.get("shell", "pasta --config-net $PID"), by="supervisor")
 
     def stage_userns(self) -> None:
         """A user namespace, entered last (Docker's default containers hold no

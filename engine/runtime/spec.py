@@ -56,6 +56,7 @@ class ChildSpec:
     shm_source: str | None = None    # bind this as /dev/shm (an IPC namespace shared)
     timens: dict | None = None       # clock -> offset seconds, for a new time namespace
     userns: bool = False             # a private user namespace (mapped by the supervisor)
+    pasta: bool = False              # rootless: ask the supervisor to plug the new network namespace in
     rootless: bool = False           # in the rootless engine's user namespace (overlayfs with userxattr;
     #                                  the host's /proc, /sys, mqueue bound where its namespace is shared)
     pause: bool = False              # stop after each stage until the supervisor says go (run --explain)

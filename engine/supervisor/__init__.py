@@ -74,6 +74,7 @@ from .networks import Networking
 from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number
+from .rootless_net import RootlessNet
 from .seats import Seats
 from .settings import (
     LIMIT_CHECK_INTERVAL,
@@ -96,8 +97,8 @@ from .start import Start, _pipe, _winsize
 from .state import Exec, Sink, Starting
 
 
-class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, Execs, Output,
-                 Reaping, Cleanup, Seats):
+class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, RootlessNet,
+                 Execs, Output, Reaping, Cleanup, Seats):
     """The supervisor: one process per user, the parent of every container
     (see the module's docstring for which part lives where)."""
 

@@ -38,9 +38,9 @@ def main() -> None:
         os.close(ready_r)
         os.setsid()
     try:
-        if not paths.is_root():
-            enter_rootless()
+        outside = enter_rootless() if not paths.is_root() else None
         sup = Supervisor(paths.state_dir(), paths.data_dir(), idle_timeout=idle)
+        sup.outside = outside
         sup.listen()
     except (OSError, EngineError) as e:
         print(f"container-lab supervisor: cannot start: {e}", file=sys.stderr)
@@ -51,19 +51,23 @@ def main() -> None:
     sup.serve()
 
 
-def enter_rootless() -> None:
+def enter_rootless():
     """Not root: become root of a user namespace of this user's (their own
     uid and, with a subordinate range, 65,535 more), where the engine may
     mount, make namespaces and own image files (see :mod:`engine.userns`).
     The state and data dirs stay this user's (the host's view of who we are
-    is kept: :func:`engine.paths.is_root` stays False)."""
+    is kept: :func:`engine.paths.is_root` stays False). Returns the socket of
+    a helper left outside it (:func:`engine.userns.outside_helper`), or None
+    where there is no pasta to run."""
     from .. import userns
 
     why = userns.restriction_reason()
     if why:
         raise EngineError(f"{why}: rootless containers need them (see `container-lab doctor`)")
+    outside = userns.outside_helper() if userns.pasta_path() else None
     try:
         userns.enter_new(userns.plan())
     except OSError as e:
         raise EngineError(str(e.strerror or e)) from None
+    return outside
 

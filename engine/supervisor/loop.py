@@ -83,6 +83,10 @@ class Loop:
         self.networks_up: dict[str, object] = {}        # network id -> Network
         self.responders: dict[str, object] = {}         # network id -> DnsResponder, None without one
         self.proxies: dict[str, list] = {}              # container id -> its PortProxy objects
+        # Rootless (rootless_net.py): the ports pasta publishes for each container, and its pid.
+        self.pasta_ports: dict[str, list[dict]] = {}
+        self.pasta_pids: dict[str, int] = {}
+        self.outside = None                 # rootless: the helper left outside its user namespace (daemon.py)
         self.running = True
         self.last_activity = time.monotonic()
         self.next_limit_check = 0.0

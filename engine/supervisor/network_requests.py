@@ -131,6 +131,8 @@ class NetworkRequests:
 
     # -- what inspect, ps and port show -----------------------------------------------------
     def ports_of(self, c: Container) -> list[dict]:
+        if self.rootless:
+            return self.rootless_ports(c)
         if not c.config.joins_network() or c.status not in ("running", "starting"):
             return []
         return [dict(p, container_ip=a.address) for a in self.net_store.attachments(container_id=c.id)
@@ -140,14 +142,14 @@ class NetworkRequests:
         """docker inspect's ``NetworkSettings``: the first network's address at
         the top, every network under ``Networks``, ``Ports`` as docker keys them."""
         atts = self.net_store.attachments(container_id=c.id) if c.config.joins_network() and \
-            c.status in ("running", "starting") else []
+            c.status in ("running", "starting") and not self.rootless else []
         ports: dict[str, list[dict] | None] = {f"{k}": None for k in c.image.get("exposed") or []
                                                if c.config.publish_all}
-        for a in atts:
-            for p in a.ports:
-                key = f"{p['container_port']}/{p['proto']}"
-                ports[key] = (ports.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0",
-                                                        "HostPort": str(p["host_port"])}]
+        published = [p for a in atts for p in a.ports] + (self.rootless_ports(c) if self.rootless else [])
+        for p in published:
+            key = f"{p['container_port']}/{p['proto']}"
+            ports[key] = (ports.get(key) or []) + [{"HostIp": p["host_ip"] or "0.0.0.0",
+                                                    "HostPort": str(p["host_port"])}]
         first = atts[0] if atts else None
         # Beyond docker's fields: the container's end and the host's end of its veth pair, the
         # bridge that end hangs on, and the network's other members (the lab panel draws them).

@@ -36,10 +36,7 @@ from .. import syscalls as sc
 from ..container import Container
 from ..errors import EngineError, InvalidArgument
 from ..spec import ContainerConfig
-
-# Without root no bridge, veth or nftables rule can be made on the host.
-ROOTLESS = ("networks and published ports need root: without it a container has a loopback device only "
-            "(as --network none); run container-lab as root for them")
+from .rootless_net import ROOTLESS
 
 POOLS_ENV = "CONTAINER_LAB_NETWORK_POOLS"     # "10.88.0.0/24,10.88.1.0/24": where new subnets come from
 # Subnets are chosen, and bridges made, under one host-wide lock: two engines
@@ -213,6 +210,8 @@ class Networking:
             return
         from ..network import NetworkError, ipam
 
+        if self.rootless:
+            return                          # decided at the start (rootless_net.py): no lease, no rule
         if cfg.network != ipam.DEFAULT_NETWORK:
             net = self.network_named(cfg.network)
             if cfg.publish and net.internal:
@@ -235,12 +234,6 @@ class Networking:
         from ..network import dns as netdns
 
         cfg = c.config
-        if self.rootless:
-            # Rootless: no bridge or veth can be made on the host; a loopback
-            # of its own, as --network none (see `container-lab doctor`).
-            if cfg.network != ipam.DEFAULT_NETWORK or cfg.publish:
-                raise InvalidArgument(ROOTLESS)
-            return None
         self.unplug(c)                      # a previous run's leftovers (a crash): made anew
         try:
             net = self.network_named(cfg.network)
@@ -344,6 +337,9 @@ class Networking:
         """Every attachment of ``c``: proxies, port elements, veth, lease (idempotent)."""
         from ..network import bridge
 
+        if self.rootless:
+            self.stop_pasta(c)
+            return
         self.close_proxies(c.id)
         if not c.config.joins_network():
             return                          # (network connect is refused to these: they have none)

@@ -227,7 +227,14 @@ class Start:
                 c.warnings.append("--userns private adds nothing without root: every container already runs "
                                   "in your engine's user namespace (root inside is you outside)")
             self.crash_point("after-cgroup")
-            if cfg.joins_network():
+            pasta = False
+            if cfg.joins_network() and self.rootless:
+                try:                                # a namespace of its own, plugged in by pasta (or loopback)
+                    pasta = self.rootless_network(c)
+                except EngineError as e:
+                    self.fail_start(c, str(e), "network")
+                shared["new_ns"] = [*shared["new_ns"], "net"]
+            elif cfg.joins_network():
                 try:
                     netns = self.plug_in(c, transcript)
                 except EngineError as e:
@@ -247,7 +254,7 @@ class Start:
                 volumes=[v.to_dict() | {"resolve": c.volume_resolve} for v in cfg.volumes],
                 etc_files={f"/etc/{n}": str(c.dir / n) for n in ("hostname", "hosts", "resolv.conf")},
                 crash_at=self.crash_at, join_by_parent=True, timens=cfg.timens, pause=stepwise,
-                userns=bool(c.process.get("userns")), rootless=self.rootless,
+                userns=bool(c.process.get("userns")), rootless=self.rootless, pasta=pasta,
                 **self.filters(cfg, c.warnings), **shared)
             transcript.stage("fork", fork_title)
             for op in fork_ops:
@@ -330,6 +337,11 @@ class Start:
         if "userns" in msg and st.exec is None:
             try:
                 chan.send(json.dumps(self.map_user_namespace(st.container, st.pid)).encode())
+            except OSError:
+                pass
+        if "netns" in msg and st.exec is None and self.rootless:
+            try:
+                chan.send(json.dumps(self.start_pasta(st.container, st.pid)).encode())
             except OSError:
                 pass
         if "transcript" in msg:
