@@ -202,6 +202,7 @@ def seat(users, lab_image):
     for path, mode in ((ROOT, 0o711), (ROOT / "run", 0o711), (SOCK, 0o666)):
         os.chmod(path, mode)
     yield seat_user
+    cl("network", "rm", f"seat-uid{seat_user.pw_uid}")     # the seat's own network, made by its first container
     Client(autostart=False).shutdown()        # the next command starts one with no seats
     for path in (ROOT, ROOT / "run"):
         os.chmod(path, 0o700)

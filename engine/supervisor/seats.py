@@ -50,13 +50,16 @@ class Seats:
             pass
         except (OSError, ValueError, KeyError, TypeError, EngineError) as e:
             print(f"{self.state / SEATS_FILE}: ignored ({e})", file=__import__("sys").stderr)
+        self.env_seats = set()              # named by the environment: never written to seats.json
         for uid in policy.seat_uids_from_env():
-            self.seats.setdefault(uid, policy.SeatPolicy(volume_roots=self.seat_volume_roots,
-                                                         seat=f"uid{uid}", uid=uid))
+            if uid not in self.seats:
+                self.seats[uid] = policy.SeatPolicy(volume_roots=self.seat_volume_roots, seat=f"uid{uid}", uid=uid)
+                self.env_seats.add(uid)
 
     def save_seats(self) -> None:
         write_json_atomic(self.state / SEATS_FILE, {"seats": [
-            {"uid": uid, "name": s.seat, "budget": s.budget.to_dict()} for uid, s in self.seats.items()]})
+            {"uid": uid, "name": s.seat, "budget": s.budget.to_dict()} for uid, s in self.seats.items()
+            if uid not in self.env_seats]})
         os.chmod(self.state / SEATS_FILE, 0o600)
 
     def open_socket_to_seats(self) -> None:
@@ -84,6 +87,7 @@ class Seats:
                 raise InvalidArgument(f"seat {name} already exists (uid {other_uid})")
         budget = policy.Budget.from_dict(msg.get("budget") or {})
         self.seats[uid] = policy.SeatPolicy(budget, self.seat_volume_roots, seat=name, uid=uid)
+        self.env_seats.discard(uid)
         for c in self.connections_of(uid):     # connections made before: now seats
             c.policy = self.seats[uid]
         self.save_seats()
