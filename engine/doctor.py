@@ -76,6 +76,14 @@ def diagnose(*, registry: bool = False) -> dict:
     else:
         check("userns.private", False, "without root every container runs in a user namespace of yours "
               "already (root inside is you outside): none shares the host's, and --userns private adds nothing")
+    # A classroom seat (container-lab serve sets CONTAINER_LAB_SEAT for its app): the
+    # engine refuses it the server's namespaces and paths; the app skips the steps
+    # that need them, saying why. Only what the app shows depends on this: the
+    # supervisor decides from the connection's peer, whatever the environment says.
+    seat = os.environ.get("CONTAINER_LAB_SEAT")
+    check("host.access", not seat, "host namespaces and host paths can be given to containers" if not seat else
+          f"a classroom seat ({seat[:32]}): host namespaces, host mounts and seccomp=unconfined are the server's, "
+          "not a seat's")
 
     machine = os.uname().machine
     filters = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")

@@ -14,11 +14,21 @@ accepts it, and holds the connection to one policy for its whole life
 - anyone else is refused when the connection is accepted; every request on
   it is answered with that refusal.
 
-Until the classroom exists, seats are named for tests by
-``CONTAINER_LAB_SEAT_UIDS`` (uids, comma-separated), read by the SUPERVISOR
-when it starts -- a client's environment changes nothing -- and
-``CONTAINER_LAB_SEAT_VOLUMES`` names the one directory under which a seat
-may bind host paths (none when unset).
+Seats are registered by the owner (``container-lab serve``, running as
+root, sends ``seat_add`` on an owner connection: uid, seat name, budget);
+the supervisor keeps them in ``seats.json`` in its state dir, so a restarted
+supervisor knows them again. ``CONTAINER_LAB_SEAT_UIDS`` (uids,
+comma-separated, read by the SUPERVISOR when it starts -- a client's
+environment changes nothing) still names seats ``uid<N>`` for tests of the
+policy alone, and ``CONTAINER_LAB_SEAT_VOLUMES`` names the one directory
+under which a seat may bind host paths (none when unset).
+
+What a seat owns is marked by the label ``container-lab.seat`` (set by
+:meth:`SeatPolicy.admit`, whatever the client sent): a seat's names, ``ps``,
+events and every request naming a container see only containers with its
+own label (:meth:`Policy.sees`); the owner sees every container, and names a
+seat's one as ``SEAT/NAME`` (a name docker never allows, so never ambiguous)
+or by id.
 
 Volume sources. A container's volume source is opened once, by the child
 that mounts it (O_PATH, with :meth:`Policy.volume_resolve`'s openat2 flags),
@@ -40,6 +50,15 @@ from .spec import DEFAULT_MEMORY, DEFAULT_PIDS, ContainerConfig, shared_containe
 from .syscalls import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
 SEAT_UIDS_ENV = "CONTAINER_LAB_SEAT_UIDS"
+SEAT_LABEL = "container-lab.seat"
+SEAT_NAME_RE = r"[a-z][a-z0-9_-]{0,31}"
+# Each seat's containers get a uid range of their own: 65536 ids from
+# SEAT_RANGE_BASE + (seat uid mod SEAT_RANGE_SLOTS) * 65536 (100,000,000 up to
+# about 1.4e9: above any account, below 2^31), so root inside one seat's
+# container is a different unprivileged uid from any other seat's.
+SEAT_RANGE_BASE, SEAT_RANGE_SLOTS, SEAT_RANGE_SIZE = 100_000_000, 20_000, 65536
+# The ops only the owner may send: seats registered, listed, ended.
+OWNER_OPS = ("seat_add", "seat_rm", "seat_ls")
 SEAT_VOLUMES_ENV = "CONTAINER_LAB_SEAT_VOLUMES"
 
 
@@ -48,12 +67,35 @@ class PolicyRefused(EngineError):
 
 
 class Budget:
-    """The most one seat's container may have (each limit is required)."""
+    """The most one seat may have: each container at most ``memory``, ``pids``
+    and ``cpus``, and all its containers together the same, in the seat's own
+    cgroup (``container-lab/seat-NAME``); at most ``containers`` containers."""
 
-    __slots__ = ("memory", "pids", "cpus")
+    __slots__ = ("memory", "pids", "cpus", "containers")
 
-    def __init__(self, memory: int = DEFAULT_MEMORY, pids: int = DEFAULT_PIDS, cpus: float = 1.0):
-        self.memory, self.pids, self.cpus = memory, pids, cpus
+    def __init__(self, memory: int = DEFAULT_MEMORY, pids: int = DEFAULT_PIDS, cpus: float = 1.0,
+                 containers: int = 10):
+        self.memory, self.pids, self.cpus, self.containers = memory, pids, cpus, containers
+
+    def to_dict(self) -> dict:
+        return {"memory": self.memory, "pids": self.pids, "cpus": self.cpus, "containers": self.containers}
+
+    @classmethod
+    def from_dict(cls, d) -> Budget:
+        """A budget from a request or a record; bad values raise InvalidArgument."""
+        from .errors import InvalidArgument
+
+        if not isinstance(d, dict):
+            raise InvalidArgument("a seat's budget must be an object")
+        out = cls()
+        for key, kind, low in (("memory", int, 4 << 20), ("pids", int, 8), ("cpus", (int, float), 0.01),
+                               ("containers", int, 1)):
+            if key in d:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, kind) or not low <= v < 1 << 50:
+                    raise InvalidArgument(f"a seat's {key} budget must be a number from {low} up, not {v!r:.20}")
+                setattr(out, key, v)
+        return out
 
 
 def _mib(n: int) -> str:
@@ -78,6 +120,16 @@ class Policy:
 
     def check_request(self, op: str) -> None:
         """Raise PolicyRefused if this client may not make request ``op`` at all."""
+
+    seat: str | None = None      # the seat whose containers this client owns; None: the owner's
+
+    def sees(self, labels: dict | None) -> bool:
+        """Whether this client may see (and name) a container with ``labels``."""
+        return True
+
+    def scope(self, labels: dict | None) -> str | None:
+        """The seat a container with ``labels`` belongs to (None: the owner's)."""
+        return (labels or {}).get(SEAT_LABEL) or None
 
 
 class OwnerPolicy(Policy):
@@ -118,18 +170,51 @@ class SeatPolicy(Policy):
       until seats own their containers, images and networks, ``gc``,
       ``prune``, ``rmi`` and network changes (they reach every seat's).
 
-    Still to come with the classroom: a private user namespace for each seat
-    (root inside an unprivileged uid outside), per-seat container names and
-    images, and capability additions (no ``--cap-add`` exists yet).
+    What admit fills in: the seat's label (its containers are its own), a
+    private user namespace (``--userns private``: root inside is an
+    unprivileged uid on the server), and the seat's own network
+    (``seat-NAME``) in place of the default ``bridge``; any other network
+    than the seat's own or ``none`` is refused.
+
+    Each seat's user namespaces map to a uid range of the seat's own
+    (:attr:`id_range`), so two seats' container roots are different
+    unprivileged uids on the server.
+
+    Still to come: images of a seat's own (a seat runs the server's images;
+    pull and build are the owner's), capability additions (no ``--cap-add``
+    exists yet).
     """
 
     name = "seat"
 
-    def __init__(self, budget: Budget | None = None, volume_roots: tuple[str, ...] = ()):
+    def __init__(self, budget: Budget | None = None, volume_roots: tuple[str, ...] = (), *,
+                 seat: str = "seat", uid: int = -1):
         self.budget = budget or Budget()
         self.volume_roots = tuple(os.path.realpath(r) for r in volume_roots)
+        self.seat, self.uid = seat, uid
+
+    @property
+    def id_range(self) -> tuple[int, int]:
+        """(base, size): the host ids of this seat's containers' user namespaces."""
+        return SEAT_RANGE_BASE + (self.uid % SEAT_RANGE_SLOTS) * SEAT_RANGE_SIZE, SEAT_RANGE_SIZE
+
+    @property
+    def network(self) -> str:
+        """The seat's own network, made on its first container."""
+        return f"seat-{self.seat}"
+
+    def sees(self, labels: dict | None) -> bool:
+        return (labels or {}).get(SEAT_LABEL) == self.seat
 
     def admit(self, config: ContainerConfig) -> None:
+        config.labels = {**config.labels, SEAT_LABEL: self.seat}
+        if config.userns_mode != "private":
+            config.userns_mode = "private"
+        if config.network == "bridge":
+            config.network = self.network
+        elif config.network not in ("none", "host", self.network) and shared_container(config.network) is None:
+            raise PolicyRefused(f"--network {config.network} is not allowed for a classroom seat: its "
+                                f"containers join {self.network} (the default) or none")
         for flag, mode in (("--pid", config.pid_mode), ("--ipc", config.ipc_mode),
                            ("--network", config.network), ("--uts", config.uts_mode)):
             if mode == "host":
@@ -154,6 +239,11 @@ class SeatPolicy(Policy):
 
     def _check_limits(self, config: ContainerConfig) -> None:
         b = self.budget
+        # The engine's defaults (no -m, no --pids-limit) come down to the seat's budget.
+        if config.memory == DEFAULT_MEMORY and b.memory < DEFAULT_MEMORY:
+            config.memory = b.memory
+        if config.pids_limit == DEFAULT_PIDS and b.pids < DEFAULT_PIDS:
+            config.pids_limit = b.pids
         if config.memory is None:
             raise PolicyRefused(f"-m 0 or -1 (no memory limit) is not allowed for a classroom seat: "
                                 f"give a limit of at most {_mib(b.memory)}")
@@ -184,7 +274,7 @@ class SeatPolicy(Policy):
         on its path (checked here for a clear error; the child that mounts
         it opens it again with the same flags, so a symlink planted meanwhile
         is refused all the same)."""
-        if os.path.normpath(source) != source.rstrip("/") or source.startswith("//"):
+        if os.path.normpath(source) != (source.rstrip("/") or "/") or source.startswith("//"):
             # "." and ".." are no symlinks: openat2 would follow them out of the root.
             raise PolicyRefused(f"-v {source}: a classroom seat's volume path must be plain "
                                 "(no '.', '..' or repeated '/')")
@@ -201,6 +291,8 @@ class SeatPolicy(Policy):
         return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
     def check_request(self, op: str) -> None:
+        if op in OWNER_OPS:
+            raise PolicyRefused("a classroom seat may not add, list or end seats: only the server's owner may")
         if op == "shutdown":
             raise PolicyRefused("a classroom seat may not stop the supervisor: every seat's containers would stop")
         # Until seats own their containers and images, these reach the whole room's.
@@ -245,14 +337,13 @@ def seat_uids_from_env(environ=os.environ) -> frozenset[int]:
     return frozenset(uids)
 
 
-def for_peer(uid: int, *, own_uid: int, seats: frozenset[int], seat: SeatPolicy | None = None) -> Policy | None:
+def for_peer(uid: int, *, own_uid: int, seats) -> Policy | None:
     """The policy of a connection whose peer runs as ``uid`` (from
-    SO_PEERCRED), or None when that peer may not use this supervisor."""
+    SO_PEERCRED), or None when that peer may not use this supervisor;
+    ``seats`` maps a seat's uid to its SeatPolicy."""
     if uid == 0 or uid == own_uid:
         return OWNER
-    if uid in seats:
-        return seat or SeatPolicy()
-    return None
+    return seats.get(uid)
 
 
 def peer_uid(sock) -> int:

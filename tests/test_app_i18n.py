@@ -97,7 +97,8 @@ _STATUS = re.compile(r"""set_status\("([a-z_.]+)"|LabFailed\("([a-z_.]+)"|Key\("
 
 
 def _code() -> str:
-    return "\n".join(p.read_text() for p in [*TUI.glob("*.py"), *(TUI / "screens").glob("*.py")])
+    return "\n".join(p.read_text() for p in [*TUI.glob("*.py"), *(TUI / "screens").glob("*.py"),
+                                              *(TUI / "classroom").glob("*.py")])
 
 
 def test_every_message_the_code_names_is_in_the_template():

@@ -4,7 +4,8 @@
 app (:mod:`tui.app`), where the learner left off.
 
 ``container-lab course check|solve ...`` goes to the course tools
-(:mod:`lessons.cli`). This module must stay light: ``container-lab run ...``
+(:mod:`lessons.cli`), ``container-lab serve ...`` to the classroom
+(:mod:`tui.classroom.serve`). This module must stay light: ``container-lab run ...``
 goes straight to the engine's CLI without importing Textual, Rich or pyroute2.
 """
 
@@ -41,6 +42,12 @@ def _main(argv: list[str] | None) -> int:
     if args and args[0] == "course":
         from lessons.cli import main as course_main
         sys.exit(course_main(args[1:]))
+    if args and args[0] == "serve":             # the classroom (tui/classroom): root, a room's server
+        from tui.classroom.serve import main as serve_main
+        sys.exit(serve_main(args[1:]))
+    if args and args[0] == "class":             # the instructor's view of the room
+        from tui.classroom.roster import main as class_main
+        sys.exit(class_main(args[1:]))
     if args and not args[0].startswith(APP_OPTIONS):
         from engine.cli import main as engine_main
         sys.exit(engine_main(args))      # its --help names the course's options too

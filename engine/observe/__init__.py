@@ -61,6 +61,17 @@ __all__ = [
 ]
 
 
+def _supervisors_namespaces(record: dict) -> dict:
+    """The namespaces ``inspect`` reports (read by the supervisor), for a
+    client that may not read the container's own (a classroom seat: its
+    containers' processes belong to other uids)."""
+    out = {}
+    for kind, v in (record.get("namespaces") or {}).items():
+        if isinstance(v, dict) and isinstance(v.get("container"), int):
+            out[kind] = {"inode": v["container"], "host": v.get("host"), "shared_with_host": bool(v.get("shared"))}
+    return out
+
+
 def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
              network: bool = True, inside=None) -> Snapshot:
     """Everything the lab panel shows of one container, from its ``inspect`` record.
@@ -88,7 +99,7 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
     pids = [pid] + sorted(p for p in pids if p != pid)      # PID 1 first: its NSpid sets the level
     watch = _watch(record["id"])
     snap["processes"] = processes(pids, uid_map=id_map(pid), watch=watch)
-    snap["namespaces"] = namespaces(pid, reference, others)
+    snap["namespaces"] = namespaces(pid, reference, others) or _supervisors_namespaces(record)
     snap["mounts"] = mounts(pid)
     if inside is not None:
         seen = inside(network)
@@ -102,6 +113,8 @@ def snapshot(record: dict, *, cgroup=None, others: dict[str, int] | None = None,
             snap["resources"] = cgroup.usage()
         except OSError:
             snap["resources"] = None
+    if isinstance(record.get("usage"), dict) and not any(v is not None for v in (snap["resources"] or {}).values()):
+        snap["resources"] = record["usage"]          # a classroom seat's: read by the supervisor
     settings = record.get("NetworkSettings")
     snap["settings"] = settings if isinstance(settings, dict) else None
     if network:

@@ -45,6 +45,8 @@ Where each part lives (one file per concern, each opening with what it holds):
 - ``output.py``      containers' output: paced, logged, copied to clients
 - ``reap.py``        exits, tidying after them, signals, removal
 - ``cleanup.py``     prune, gc, rmi
+- ``seats.py``       classroom seats: registered by the owner, their cgroup,
+                     network and removal
 - ``state.py``       a start in flight, an attached client's pipe, an exec
 - ``settings.py``    the fixed numbers (deadlines, rates, bounds)
 - ``daemon.py``      ``main``: ``python -m engine.supervisor [--daemon]``
@@ -73,6 +75,7 @@ from .output import Output
 from .reap import Reaping, _ns_inode
 from .requests import Requests, _number
 from .rootless_net import RootlessNet
+from .seats import Seats
 from .settings import (
     LIMIT_CHECK_INTERVAL,
     LOG_LIMIT,
@@ -95,7 +98,7 @@ from .state import Exec, Sink, Starting
 
 
 class Supervisor(Loop, Connections, Requests, Create, Start, Sharing, Networking, NetworkRequests, RootlessNet,
-                 Execs, Output, Reaping, Cleanup):
+                 Execs, Output, Reaping, Cleanup, Seats):
     """The supervisor: one process per user, the parent of every container
     (see the module's docstring for which part lives where)."""
 

@@ -52,6 +52,8 @@ class Cleanup:
             swept.append(f"damaged record {entry.name.rsplit('.', 1)[0]}")
         running = {c.id for c in self.containers.values() if c.status in ("running", "starting")}
         for cid in self.cgroups.list_ids(self.cgroup_parent):
+            if cid.startswith("seat-"):        # a seat's cgroup: its containers' parent (seats.py)
+                continue
             if cid not in running:
                 try:
                     self.cgroups.open(cid, parent=self.cgroup_parent).destroy()

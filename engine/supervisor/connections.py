@@ -109,8 +109,7 @@ class Connections:
             conn.peer_uid = policy.peer_uid(conn.sock)
         except OSError:
             conn.peer_uid = -1
-        conn.policy = policy.for_peer(conn.peer_uid, own_uid=os.geteuid(), seats=self.seat_uids,
-                                      seat=self.seat_policy)
+        conn.policy = policy.for_peer(conn.peer_uid, own_uid=os.geteuid(), seats=self.seats)
 
     def on_client(self, sock, conn: Connection) -> None:
         if conn.closing is not None:

@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .. import paths, runtime
+from .. import paths, policy, runtime
 from ..container import Container
 from ..errors import ImageNotFound, InvalidArgument, NameConflict
 from ..spec import ContainerConfig, check_argv, check_process_options
@@ -29,14 +29,15 @@ class Create:
         """Create a container without starting it (docker create); ``start`` runs it."""
         config = _config_from(msg.get("config"))
         conn.policy.admit(config)
+        self.prepare_seat(conn, config)
         for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
             self.sharing(mode, kind)
         self.check_network_config(config)
         c = self.create(config)
         return {"id": c.id, "name": c.name, "warnings": []}, []
 
-    def unique_name(self) -> str:
-        taken = {c.name for c in self.containers.values()}
+    def unique_name(self, seat: str | None = None) -> str:
+        taken = {c.name for c in self.containers.values() if policy.OWNER.scope(c.config.labels) == seat}
         for _ in range(100):
             name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
             if name not in taken:
@@ -44,9 +45,10 @@ class Create:
         return f"lab_{secrets.token_hex(4)}"
 
     def create(self, config: ContainerConfig) -> Container:
-        name = config.name or self.unique_name()
+        seat = policy.OWNER.scope(config.labels)     # names are per seat (the owner's: None)
+        name = config.name or self.unique_name(seat)
         for other in self.containers.values():
-            if other.name == name:
+            if other.name == name and policy.OWNER.scope(other.config.labels) == seat:
                 raise NameConflict(
                     f'Conflict. The container name "/{name}" is already in use by container '
                     f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
@@ -92,9 +94,7 @@ class Create:
         env.setdefault("PATH", runtime.DEFAULT_PATH)
         layers, userns = image.layers, None
         if config.userns_mode == "private" and not self.rootless:   # rootless: see Start._start_in
-            from ..images.shift import subordinate_range
-
-            base, size = subordinate_range()
+            base, size = self.userns_range(config)
             layers = self.store.shifted_layers(image, base, size)
             os.chown(cdir / "upper", base, base)      # "/" inside belongs to root inside
             userns = {"base": base, "size": size}

@@ -23,7 +23,7 @@ class Execs:
     """Starting and reaping processes in running containers."""
 
     def op_exec(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if not c.status.can_exec():
             raise NotRunning(f"container {c.id} is not running")
         try:                # the process gets the container's namespaces, cgroup and filter

@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import paths, policy, seccomp
+from .. import paths, seccomp
 from .. import syscalls as sc
 from ..container import Container, process_start_time
 from ..errors import CgroupError, EngineError
@@ -97,11 +97,9 @@ class Loop:
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.machine = os.uname().machine
         # Who may connect (engine.policy): root and our own uid as owners;
-        # the uids the environment names as classroom seats (for tests, until
-        # the classroom); anyone else is refused.
-        self.seat_uids = policy.seat_uids_from_env()
-        seat_volumes = os.environ.get(policy.SEAT_VOLUMES_ENV)
-        self.seat_policy = policy.SeatPolicy(volume_roots=(seat_volumes,) if seat_volumes else ())
+        # the classroom's seats (registered by the owner, seats.py); anyone
+        # else is refused.
+        self.load_seats()
         # The filter, packed once for every child (None: no table for this architecture).
         program = seccomp.program(self.machine)
         self.seccomp_program = seccomp.pack(program) if program is not None else None
@@ -136,6 +134,7 @@ class Loop:
         self.server.listen(64)
         self.server.setblocking(False)
         self.sel.register(self.server, selectors.EVENT_READ, ("accept", None))
+        self.open_socket_to_seats()
         (self.state / "supervisor.pid").write_text(f"{os.getpid()}\n")
         self.load_records()
 
@@ -196,13 +195,13 @@ class Loop:
         """A container that is not running has no cgroup -- unless a crash
         came between its start and its record: then kill what is in it."""
         try:
-            self.cgroups.open(c.id, parent=self.cgroup_parent).destroy()
+            self.cgroups.open(c.id, parent=self.cgroup_parent_of(c)).destroy()
         except CgroupError:
             pass
 
     def reconcile(self, c: Container) -> None:
         try:
-            c.cgroup = self.cgroups.open(c.id, parent=self.cgroup_parent)
+            c.cgroup = self.cgroups.open(c.id, parent=self.cgroup_parent_of(c))
         except CgroupError:
             c.cgroup = None
         alive = c.pid > 0 and process_start_time(c.pid) == c.pid_start
@@ -374,6 +373,7 @@ class Loop:
                 self.finish(c, self.wait_exit(c, max(0.2, deadline - time.monotonic())))
         self.tidy_all()
         self.stop_network_services()
+        self.shutdown_seats()
         try:
             self.cgroups.remove_parent_if_empty(self.cgroup_parent)
         except EngineError:

@@ -75,7 +75,7 @@ class NetworkRequests:
         from ..network import NetworkError, bridge, ipam
         from ..network import dns as netdns
 
-        c = self.find(msg.get("container"))
+        c = self.find(msg.get("container"), conn)
         net = self.network_named(str(msg.get("network")))
         if c.status != "running" or not c.pid:
             raise InvalidArgument(f"container {c.name} is not running: start it, then connect it")
@@ -112,7 +112,7 @@ class NetworkRequests:
     def op_network_disconnect(self, conn, msg, fds):
         from ..network import NetworkError, bridge
 
-        c = self.find(msg.get("container"))
+        c = self.find(msg.get("container"), conn)
         net = self.network_named(str(msg.get("network")))
         att = next((a for a in self.net_store.attachments(container_id=c.id) if a.network_id == net.id), None)
         if att is None:
@@ -126,7 +126,7 @@ class NetworkRequests:
         return {"container": c.name, "network": net.name}, []
 
     def op_port(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         return {"name": c.name, "ports": self.ports_of(c)}, []
 
     # -- what inspect, ps and port show -----------------------------------------------------

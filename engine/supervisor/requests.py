@@ -11,11 +11,11 @@ import os
 import signal
 import time
 
-from .. import transcript
+from .. import policy, transcript
 from ..container import Container
 from ..errors import ContainerError, ContainerNotFound, InvalidArgument, NotRunning
 from .connections import Connection
-from .settings import NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
+from .settings import EVENTS_REPLY_LIMIT, NAMESPACE_KINDS, PROTOCOL, SUBSCRIBER_BACKLOG
 
 
 class Requests:
@@ -34,8 +34,17 @@ class Requests:
         one as ``{"event": "event", "data": {...}}`` on this connection."""
         after = _number(msg, "after", 0, int)
         self.subscribers.add(conn)
-        return {"events": list(self.events.read(after=after)) if after < self.events.seq else [],
-                "seq": self.events.seq}, []
+        sees = conn.policy.sees
+        return {"events": [e for e in self.events.read(after=after) if sees(e.get("labels"))]
+                if after < self.events.seq else [], "seq": self.events.seq}, []
+
+    def op_events(self, conn, msg, fds):
+        """The events after ``after`` that this client may see (a seat: its
+        own containers'), at most the last EVENTS_REPLY_LIMIT of them."""
+        after = _number(msg, "after", 0, int)
+        sees = conn.policy.sees
+        events = [e for e in self.events.read(after=after) if sees(e.get("labels"))] if after < self.events.seq else []
+        return {"events": events[-EVENTS_REPLY_LIMIT:], "seq": self.events.seq}, []
 
     def op_image_event(self, conn, msg, fds):
         """Record what a client did to images: ``build``, ``pull``, ``push``
@@ -69,6 +78,8 @@ class Requests:
 
     def publish(self, event: dict) -> None:
         for conn in list(self.subscribers):
+            if conn.policy is None or not conn.policy.sees(event.get("labels")):
+                continue                    # a seat hears of its own containers only
             if conn.queued > SUBSCRIBER_BACKLOG:
                 self.cut_off(conn)
             elif not conn.send({"event": "event", "data": event}):
@@ -92,14 +103,19 @@ class Requests:
         self.close_when_flushed(conn)
 
     def op_ps(self, conn, msg, fds):
+        sees = conn.policy.sees
         items = [c.summary() | {"ports": self.ports_of(c)}
-                 for c in sorted(self.containers.values(), key=lambda c: c.created)]
+                 for c in sorted(self.containers.values(), key=lambda c: c.created) if sees(c.config.labels)]
         if not msg.get("all"):
             items = [c for c in items if c["status"] in ("running", "starting")]
+        if conn.policy.seat is None:          # the owner sees a seat's container as SEAT/NAME
+            for item in items:
+                if seat := conn.policy.scope(item.get("labels")):
+                    item["name"] = f"{seat}/{item['name']}"
         return {"containers": items}, []
 
     def op_inspect(self, conn, msg, fds):
-        c = self.find(msg["id"])
+        c = self.find(msg["id"], conn)
         rec = c.record()
         rec["namespaces"] = self.namespaces(c)
         rec["rootfs"] = {"layers": c.image.get("layers", []), "upper": str(c.dir / "upper"),
@@ -109,6 +125,11 @@ class Requests:
         rec["NetworkSettings"] = self.network_settings(c)
         if msg.get("transcript"):
             rec["transcript"] = transcript.load(c.dir)
+        if conn.policy.seat is not None and c.cgroup is not None and c.status == "running":
+            try:                    # what a seat's client cannot read itself (its lab panel's Resources)
+                rec["usage"] = c.cgroup.usage()
+            except OSError:
+                pass
         return {"container": rec}, []
 
     def op_ns_view(self, conn, msg, fds):
@@ -151,7 +172,7 @@ class Requests:
         return out
 
     def op_wait(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if c.status not in ("running", "starting"):
             return {"event": "exit", **self.exit_info(c)}, []
         c.attached.add(conn)
@@ -161,7 +182,7 @@ class Requests:
         sig = msg.get("signal", signal.SIGKILL)
         if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
             raise InvalidArgument(f"invalid signal: {sig}")
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if not c.status.can_kill():
             raise NotRunning(f"cannot kill container {c.name}: container {c.id} is not running")
         self.signal(c, sig)
@@ -169,7 +190,7 @@ class Requests:
 
     def op_stop(self, conn, msg, fds):
         """SIGTERM, then SIGKILL after the timeout (docker stop); the reply waits for the exit."""
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         timeout = _number(msg, "timeout", 10.0, float)
         if c.status == "starting":
             raise NotRunning(f"cannot stop container {c.name}: it is being started")
@@ -181,15 +202,16 @@ class Requests:
         return {"waiting": True}, []
 
     def op_start(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if not c.status.can_start():          # running, or being started
             return {"id": c.id, "name": c.name, "pid": c.pid, "already": True, "warnings": []}, []
         conn.policy.admit(c.config)           # a container another policy created
+        self.prepare_seat(conn, c.config, new=False)
         c.volume_resolve = conn.policy.volume_resolve()
         return self.launch(c, conn, msg, fds)
 
     def op_rm(self, conn, msg, fds):
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if c.status == "running":
             if not msg.get("force"):
                 raise ContainerError(f"cannot remove container {c.name}: container is running: "
@@ -213,14 +235,20 @@ class Requests:
             self.remove(c)
         return {"id": c.id, "name": c.name}, []
 
-    def find(self, ref: str) -> Container:
-        """By full id, unique id prefix or name (docker's rules)."""
+    def find(self, ref: str, conn: Connection | None = None) -> Container:
+        """By full id, unique id prefix or name (docker's rules), among the
+        containers the asking client sees (a seat: its own; with no ``conn``
+        or for the owner: all). Names are per seat: the owner's own
+        containers by NAME, a seat's as SEAT/NAME."""
         if not isinstance(ref, str) or not ref:
             raise InvalidArgument("a container name or id is required")
-        for c in self.containers.values():
-            if c.name == ref or c.id == ref:
+        who = conn.policy if conn is not None and conn.policy is not None else policy.OWNER
+        seat, _, name = ref.rpartition("/") if who.seat is None else (who.seat, "", ref)
+        visible = [c for c in self.containers.values() if who.sees(c.config.labels)]
+        for c in visible:
+            if c.id == ref or (c.name == name and who.scope(c.config.labels) == (seat or None)):
                 return c
-        matches = [c for c in self.containers.values() if c.id.startswith(ref)]
+        matches = [c for c in visible if c.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

@@ -25,3 +25,5 @@ LOG_LIMIT = 1 << 20                # supervisor.log rotates past this size (one 
 MAX_LABELS = 64 << 10              # bytes of labels (keys and values) a container may carry
 MAX_ENV = 256 << 10                # bytes of environment given to run
 NAMESPACE_KINDS = KINDS           # the kinds inspect shows, in order (engine.namespaces)
+# The most events one ``events`` reply carries (a seat's client reads the log through it).
+EVENTS_REPLY_LIMIT = 1000

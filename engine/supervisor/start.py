@@ -35,6 +35,7 @@ class Start:
     def op_run(self, conn, msg, fds):
         config = _config_from(msg.get("config"))
         conn.policy.admit(config)
+        self.prepare_seat(conn, config)
         for kind, mode in (("pid", config.pid_mode), ("ipc", config.ipc_mode), ("net", config.network)):
             self.sharing(mode, kind)        # refused before anything is made, as docker does
         self.check_network_config(config)
@@ -214,7 +215,7 @@ class Start:
             transcript.stage("limits", "Create the container's control group and write its limits")
             limits = Limits(memory=cfg.memory, memory_swap=cfg.memory_swap, pids=cfg.pids_limit, cpus=cfg.cpus)
             try:
-                c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent)
+                c.cgroup = self.cgroups.create(c.id, limits, parent=self.cgroup_parent_of(c))
             except EngineError as e:
                 self.fail_start(c, str(e), "cgroup")
             for hier, path in c.cgroup.paths.items():
@@ -443,7 +444,7 @@ class Start:
 
     def op_proceed(self, conn, msg, fds):
         """Let a container started stage by stage go on to its next stage."""
-        c = self.find(msg.get("id"))
+        c = self.find(msg.get("id"), conn)
         if c.starting is None or not c.starting.stepwise:
             raise NotRunning(f"container {c.name} is not being started stage by stage")
         try:
