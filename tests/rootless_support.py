@@ -28,7 +28,7 @@ from conftest import REPO
 PYTHON = "/usr/bin/python3"
 # What `course solve` and the app need beyond the standard library.
 PACKAGES = ("markdown_it", "mdit_py_plugins", "mdurl", "rich", "textual", "pygments", "platformdirs",
-            "typing_extensions", "linkify_it", "uc_micro", "pyte", "wcwidth", "pyroute2")
+            "typing_extensions", "linkify_it", "uc_micro", "pyte", "wcwidth", "pyroute2", "dns")
 
 
 def worker() -> str:

@@ -80,11 +80,12 @@ def _bindable(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def _holding_ports(lesson, timeout: float = 90, wait_turn: float = 900):
-    """Run a lesson that publishes fixed host ports alone, once its ports can be bound.
+def _holding_ports(lesson, timeout: float = 90, wait_turn: float = 900, ports: set[int] | None = None):
+    """Run a lesson that publishes fixed host ports alone, once its ports can be bound
+    (``ports``: these instead of the lesson's, e.g. a whole course's).
     The lock is an abstract Unix socket name: machine-wide, nothing left on disk, and let
     go by the kernel if the test process dies."""
-    ports = _host_ports(lesson)
+    ports = _host_ports(lesson) if ports is None else ports
     if not ports:
         yield
         return
