@@ -7,11 +7,13 @@ container-lab as root -- in ONE run, interleaved.
 
 What is timed (wall time of the whole command, a fresh process each run):
 
-* ``cl-rootless``  ``python3 -m engine.cli run --rm lab true`` as the bench
-                   user (Debian's python3 on a compiled copy of this tree; its
-                   supervisor already running, in a user namespace of the user's
-                   with a subordinate range): loopback only, no limits (no
-                   delegated cgroup on this machine, most likely).
+* ``cl-rootless``  ``python3 -m engine.cli run --rm --network none lab true`` as
+                   the bench user (Debian's python3 on a compiled copy of this
+                   tree; its supervisor already running, in a user namespace of
+                   the user's with a subordinate range): no limits (no delegated
+                   cgroup on this machine, most likely).
+* ``cl-rootless-bridge``  the same on the default network: a veth pair to the
+                   bridge in the engine's own network namespace (pasta's).
 * ``cl-root``      ``container-lab run --rm --network none lab true`` as root
                    (the venv's entry point): the same container with cgroup limits.
 * ``podman``       ``podman --runtime crun run --rm --cgroups disabled --network
@@ -47,7 +49,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 USER = "clt-bench"
 SUBID = 600000
-PACKAGES = ("markdown_it", "mdit_py_plugins", "mdurl", "pyroute2")
+PACKAGES = ("markdown_it", "mdit_py_plugins", "mdurl", "pyroute2", "dns")
 
 
 def sh(*args, **kw) -> subprocess.CompletedProcess:
@@ -72,7 +74,7 @@ def setup(base: Path) -> tuple[dict, int, int]:
         os.chown(d, pw.pw_uid, pw.pw_gid)
     src = base / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("engine",):
+    for part in ("engine",):            # (+ pyroute2 and dnspython below, for the bridge)
         shutil.copytree(REPO / part, src / part, ignore=ignore)
     site = next(Path(p) for p in sys.path if p.endswith("site-packages"))
     for name in PACKAGES:
@@ -100,6 +102,11 @@ def main() -> int:
         return 1
     for var in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"):
         os.environ.pop(var, None)
+    # pasta needs /dev/net/tun open to users, as Debian's udev leaves it (some machines keep it 0600).
+    tun = Path("/dev/net/tun")
+    tun_mode = tun.stat().st_mode & 0o777 if tun.exists() else None
+    if tun_mode is not None and tun_mode != 0o666:
+        tun.chmod(0o666)
     base = Path(tempfile.mkdtemp(prefix="clt-bench-rootless-", dir="/tmp"))
     os.chmod(base, 0o755)
     root_env = {**os.environ, "CONTAINER_LAB_ROOT": str(base / "root-engine")}
@@ -115,7 +122,8 @@ def main() -> int:
         subprocess.run([str(REPO / ".venv/bin/container-lab"), "run", "--rm", "--network", "none", "lab", "true"],
                        env=root_env, check=True, capture_output=True)
         commands = {
-            "cl-rootless": lambda: as_user(env, uid, gid, [*cl, "run", "--rm", "lab", "true"]),
+            "cl-rootless": lambda: as_user(env, uid, gid, [*cl, "run", "--rm", "--network", "none", "lab", "true"]),
+            "cl-rootless-bridge": lambda: as_user(env, uid, gid, [*cl, "run", "--rm", "lab", "true"]),
             "cl-root": lambda: subprocess.run([str(REPO / ".venv/bin/container-lab"), "run", "--rm", "--network",
                                                "none", "lab", "true"], env=root_env, capture_output=True),
             "podman": lambda: subprocess.run(
@@ -142,13 +150,13 @@ def main() -> int:
                 if r.returncode == 0:
                     times[name].append(elapsed * 1000)
         base_median = statistics.median(times["cl-rootless"])
-        print(f"{'tool':<12} {'median ms':>10} {'p10':>8} {'p90':>8} {'ratio':>7}   (runs: {args.runs}, load "
+        print(f"{'tool':<19} {'median ms':>10} {'p10':>8} {'p90':>8} {'ratio':>7}   (runs: {args.runs}, load "
               f"{os.getloadavg()[0]:.1f})")
         for name, values in times.items():
             values.sort()
             med = statistics.median(values)
             p10, p90 = values[len(values) // 10], values[(len(values) * 9) // 10]
-            print(f"{name:<12} {med:>10.1f} {p10:>8.1f} {p90:>8.1f} {med / base_median:>7.2f}")
+            print(f"{name:<19} {med:>10.1f} {p10:>8.1f} {p90:>8.1f} {med / base_median:>7.2f}")
         return 0
     finally:
         subprocess.run(["pkill", "-9", "-u", USER], capture_output=True)
@@ -160,6 +168,8 @@ def main() -> int:
             lines = [ln for ln in Path(path).read_text().splitlines(keepends=True) if not ln.startswith(USER + ":")]
             Path(path).write_text("".join(lines))
         shutil.rmtree(base, ignore_errors=True)
+        if tun_mode is not None and tun_mode != 0o666:
+            tun.chmod(tun_mode)
 
 
 if __name__ == "__main__":
