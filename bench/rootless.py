@@ -163,7 +163,7 @@ def main() -> int:
         time.sleep(0.3)
         subprocess.run([sys.executable, "-c", "from engine.client import Client; Client(autostart=False).shutdown()"],
                        env={**root_env, "PYTHONPATH": str(REPO)}, capture_output=True)
-        subprocess.run(["userdel", USER], capture_output=True)
+        subprocess.run(["userdel", "-f", USER], capture_output=True)
         for path in ("/etc/subuid", "/etc/subgid"):
             lines = [ln for ln in Path(path).read_text().splitlines(keepends=True) if not ln.startswith(USER + ":")]
             Path(path).write_text("".join(lines))

@@ -51,7 +51,8 @@ def _remove_user(name: str) -> None:
 
 
 def _remove_user_locked(name: str) -> None:
-    subprocess.run(["userdel", name], capture_output=True)
+    # -f: a process of theirs may linger as a zombie on a machine whose init does not reap.
+    subprocess.run(["userdel", "-f", name], capture_output=True)
     for path in ("/etc/subuid", "/etc/subgid"):
         try:
             lines = Path(path).read_text().splitlines(keepends=True)
@@ -97,6 +98,11 @@ class User:
 
     def close(self) -> None:
         _remove_user(self.name)
+        try:
+            pwd.getpwnam(self.name)
+        except KeyError:
+            return
+        raise AssertionError(f"the test user {self.name} could not be removed")
 
 
 class Rootless:
