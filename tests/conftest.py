@@ -131,6 +131,14 @@ def pure_cgroup_v2() -> bool:
         return False
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Said at the end of every run here, workers or not (under pytest-xdist the
+    workers deselect, and their words do not reach the terminal)."""
+    if not pure_cgroup_v2() and not hasattr(terminalreporter.config, "workerinput"):
+        terminalreporter.write_line("tests marked cgroup_v2 (tests/test_rootless_cgroup_v2.py) were deselected: this "
+                                    "machine is not pure cgroup v2; .ci/cgroup-v2/run-in-vm runs them")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked cgroup_v2 need what only a pure cgroup v2 kernel has (a
     delegated subtree): elsewhere they are deselected -- not skipped, and not
