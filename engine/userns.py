@@ -33,12 +33,14 @@ IDENTITY = [(0, 0, 4294967295)]
 
 
 def id_map(path: str = "/proc/self/uid_map") -> list[tuple[int, int, int]]:
-    """A uid_map or gid_map as (inside, outside, count) lines."""
+    """A uid_map or gid_map as (inside, outside, count) lines; the identity
+    map when it cannot be read or says nothing."""
     try:
         with open(path) as f:
-            return [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+            lines = [tuple(int(x) for x in line.split()) for line in f if len(line.split()) == 3]
     except (OSError, ValueError):
-        return IDENTITY
+        return list(IDENTITY)
+    return lines or list(IDENTITY)
 
 
 _host_uid: int | None = None
@@ -223,16 +225,20 @@ def can_own(uid: int, gid: int) -> bool:
     root; in a user namespace, the ids its maps hold."""
     if in_initial():
         return os.geteuid() == 0
-    return _mapped(uid, "/proc/self/uid_map") and _mapped(gid, "/proc/self/gid_map")
+    return mapped(uid, "/proc/self/uid_map") and mapped(gid, "/proc/self/gid_map")
 
 
 _maps: dict[str, list[tuple[int, int, int]]] = {}
 
 
-def _mapped(n: int, path: str) -> bool:
-    lines = _maps.get(path)
+def mapped(n: int, path: str) -> bool:
+    """Whether the id map at ``path`` holds id ``n`` inside (the maps of this
+    process's own namespace are read once: they never change)."""
+    lines = _maps.get(path) if path.startswith("/proc/self/") else None
     if lines is None:
-        lines = _maps[path] = id_map(path)
+        lines = id_map(path)
+        if path.startswith("/proc/self/"):
+            _maps[path] = lines
     return any(inside <= n < inside + count for inside, _, count in lines)
 
 

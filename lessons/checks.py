@@ -342,18 +342,25 @@ def _removed(view, cursor, args, lang) -> Result:
     return Result("container-removed", False, msg(lang, "saw.not_removed_here", name=name), expected)
 
 
-@check("diff-read", container=Param(STR))
-def _diff_read(view, cursor, args, lang) -> Result:
+def verb_read(check_kind: str, event: str, view, cursor, args, lang) -> Result:
+    """A look the engine records as an event of its own (``diff``, ``stats``)
+    was taken of the container named (any, without one): the keys are
+    ``exp.EVENT.named|any``, ``saw.EVENT`` and ``saw.no_EVENT``."""
     container = args.get("container")
-    expected = msg(lang, "exp.diff.named", name=container) if container else msg(lang, "exp.diff.any")
+    expected = msg(lang, f"exp.{event}.named", name=container) if container else msg(lang, f"exp.{event}.any")
     seen = []
     for e in reversed(view.events(cursor)):
-        if e.get("kind") != "diff":
+        if e.get("kind") != event:
             continue
-        seen.append(msg(lang, "saw.diff", name=e.get("name")))
+        seen.append(msg(lang, f"saw.{event}", name=e.get("name")))
         if container is None or e.get("name") == container:
-            return Result("diff-read", True, seen[-1], expected)
-    return Result("diff-read", False, _join(lang, seen) if seen else msg(lang, "saw.no_diff"), expected)
+            return Result(check_kind, True, seen[-1], expected)
+    return Result(check_kind, False, _join(lang, seen) if seen else msg(lang, f"saw.no_{event}"), expected)
+
+
+@check("diff-read", container=Param(STR))
+def _diff_read(view, cursor, args, lang) -> Result:
+    return verb_read("diff-read", "diff", view, cursor, args, lang)
 
 
 def _pid1_of(view, rec: dict) -> tuple[list[str], bool]:

@@ -16,7 +16,7 @@ import time
 
 from engine import events
 
-from .checks import BOOL, INT, STR, Param, Result, _join, check
+from .checks import BOOL, INT, STR, Param, Result, check, verb_read
 from .i18n import count, msg
 
 STATES = ("R", "S", "D", "Z", "T", "t", "I")
@@ -24,16 +24,7 @@ STATES = ("R", "S", "D", "Z", "T", "t", "I")
 
 @check("stats-read", container=Param(STR))
 def _stats_read(view, cursor, args, lang) -> Result:
-    container = args.get("container")
-    expected = msg(lang, "exp.stats.named", name=container) if container else msg(lang, "exp.stats.any")
-    seen = []
-    for e in reversed(view.events(cursor)):
-        if e.get("kind") != "stats":
-            continue
-        seen.append(msg(lang, "saw.stats", name=e.get("name")))
-        if container is None or e.get("name") == container:
-            return Result("stats-read", True, seen[-1], expected)
-    return Result("stats-read", False, _join(lang, seen) if seen else msg(lang, "saw.no_stats"), expected)
+    return verb_read("stats-read", "stats", view, cursor, args, lang)
 
 
 @check("process-state", container=Param(STR, required=True), state=Param(STR, required=True, choices=STATES),

@@ -116,13 +116,7 @@ class EngineView:
         container whose first process is host PID ``pid`` (None: the host)."""
         proc = "/proc" if pid is None else f"/proc/{pid}/root/proc"
         out = []
-        try:
-            names = os.listdir(proc)
-        except OSError:
-            return []
-        for name in names:
-            if not name.isdigit():
-                continue
+        for name in _pids(proc):
             try:
                 with open(f"{proc}/{name}/cmdline", "rb") as f:
                     raw = f.read()
@@ -140,13 +134,7 @@ class EngineView:
         ``pid``, from ``/proc/N/stat`` (the state after the name in parentheses)."""
         proc = f"/proc/{pid}/root/proc"
         out = []
-        try:
-            names = os.listdir(proc)
-        except OSError:
-            return []
-        for name in names:
-            if not name.isdigit():
-                continue
+        for name in _pids(proc):
             try:
                 with open(f"{proc}/{name}/stat", "rb") as f:
                     raw = f.read().decode("utf-8", "replace")
@@ -158,3 +146,11 @@ class EngineView:
             if fields:
                 out.append((int(name), fields[0], comm))
         return sorted(out)
+
+
+def _pids(proc: str) -> list[str]:
+    """The process directories of the /proc at ``proc`` (none when it cannot be read)."""
+    try:
+        return [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return []

@@ -8,6 +8,7 @@ is left: no supervisor, no cgroup, no container dir.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,6 +96,19 @@ def overlay_mounts() -> list[str]:
     settle()
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if str(ROOT) in line]
+
+
+@pytest.fixture
+def own_containers():
+    """The test's containers removed afterwards, and nothing else (a fixture: ask for it by name)."""
+    def ps():
+        out = cl("ps", "-a", "--format", "json", check=True).stdout
+        return {json.loads(line)["id"] for line in out.splitlines()}
+    before = ps()
+    yield
+    for cid in ps() - before:
+        cl("rm", "-f", cid)
+    settle()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ containers.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -29,18 +28,6 @@ ORPHAN = "(sleep 1 &); exec sleep 300"      # the subshell exits: its sleep is a
 @pytest.fixture(scope="module")
 def view() -> EngineView:
     return EngineView()
-
-
-@pytest.fixture
-def own_containers():
-    def ps():
-        out = cl("ps", "-a", "--format", "json", check=True).stdout
-        return {json.loads(line)["id"] for line in out.splitlines()}
-    before = ps()
-    yield
-    for cid in ps() - before:
-        cl("rm", "-f", cid)
-    settle()
 
 
 def check(view, kind: str, cursor: int, lang: str = "en", **args):

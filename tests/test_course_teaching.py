@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -28,7 +27,7 @@ from lessons.model import CheckSpec
 from lessons.validate import check_course
 from lessons.view import EngineView
 
-from conftest import REPO, cl, needs_root, settle
+from conftest import REPO, cl, needs_root
 
 UNTAUGHT = REPO / "tests" / "fixtures" / "untaught"
 FIXTURE = REPO / "tests" / "fixtures" / "course"
@@ -118,19 +117,6 @@ def test_the_shipped_course_checks_what_it_teaches():
 @pytest.fixture(scope="module")
 def view() -> EngineView:
     return EngineView()
-
-
-@pytest.fixture
-def own_containers():
-    """The test's containers removed afterwards, and nothing else."""
-    def ps():
-        out = cl("ps", "-a", "--format", "json", check=True).stdout
-        return {json.loads(line)["id"] for line in out.splitlines()}
-    before = ps()
-    yield
-    for cid in ps() - before:
-        cl("rm", "-f", cid)
-    settle()
 
 
 def check(view, kind: str, cursor: int, lang: str = "en", **args):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import time
 
+from .. import userns
 from .procfs import _read, _read_bytes
 from .watch import _BUDGET, _FDS, _WATCHED_LOCK, _fd_budget, _Watch
 
@@ -42,7 +43,7 @@ OVERFLOW_UID = 65534       # what the kernel shows for a uid with no mapping
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _BOOT_TIME: list[float] = []
-_IDENTITY = [(0, 0, 4294967295)]         # the initial user namespace's uid_map
+_IDENTITY = userns.IDENTITY              # the initial user namespace's uid_map
 
 
 def _boot_time() -> float:
@@ -56,13 +57,7 @@ def _boot_time() -> float:
 def id_map(pid: int, kind: str = "uid") -> list[tuple[int, int, int]]:
     """/proc/PID/uid_map (or gid_map) as (inside, outside, count) ranges; the
     identity map when the process has no user namespace of its own."""
-    text = _read(f"/proc/{pid}/{kind}_map")
-    ranges = []
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            ranges.append((int(parts[0]), int(parts[1]), int(parts[2])))
-    return ranges or list(_IDENTITY)
+    return userns.id_map(f"/proc/{pid}/{kind}_map")
 
 
 def map_id(host_id: int, ranges: list[tuple[int, int, int]]) -> int:

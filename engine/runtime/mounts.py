@@ -16,6 +16,7 @@ import os
 import stat
 
 from .. import syscalls as sc
+from .. import userns
 
 NS_GET_USERNS = 0xB701          # ioctl: the user namespace that owns a namespace (an fd of it)
 
@@ -212,7 +213,7 @@ class MountStages:
             os.close(dev_fd)
         # gid 5 (tty) owns the terminals, where the user namespace maps it (a
         # rootless engine with the single mapping has no gid 5).
-        tty_gid = ",gid=5" if _gid_mapped(5) else ""
+        tty_gid = ",gid=5" if userns.mapped(5, "/proc/self/gid_map") else ""
         self.mount_in_root("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
                            f"newinstance,ptmxmode=0666,mode=0620{tty_gid}")
         if self.spec.shm_source:          # an IPC namespace shared: its POSIX shared memory too
@@ -259,12 +260,3 @@ class MountStages:
         os.chdir("/")
         os.close(self.root_fd)
         self.root_fd = -1
-
-
-def _gid_mapped(gid: int) -> bool:
-    """Whether this process's user namespace maps ``gid`` (always, in the host's)."""
-    try:
-        with open("/proc/self/gid_map") as f:
-            return any(int(a) <= gid < int(a) + int(c) for a, _, c in (line.split() for line in f if line.strip()))
-    except (OSError, ValueError):
-        return True
